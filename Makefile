@@ -1,0 +1,79 @@
+# luartmp: a scriptable RTMP engine (C core, Lua 5.4 scripts).
+#
+#   make run     install missing Debian packages, build, start the live server on :1935
+#   make test    install missing Debian packages, build, run every test
+#   make asan    build with ASan/UBSan into build-asan/ and run the unit tests under it
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= cc
+PKGS     = lua5.4 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
+
+WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-unused-parameter
+OPT     ?= -O2 -g
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(PKG_CFLAGS) $(CFLAGS) \
+             -DLUARTMP_VERSION=\"$(VERSION)\" -DLUARTMP_SHARE=\"$(PREFIX)/share/luartmp\"
+LIBS     = $(PKG_LIBS) -lev -lm
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+CORE_SRC := $(wildcard core/*.c)
+LUA_SRC  := $(filter-out lua/luartmp.c,$(wildcard lua/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/lua/luartmp.o
+HEADERS  := $(wildcard core/*.h lua/*.h)
+
+BUSTED   = lua5.4 /usr/bin/busted
+
+.PHONY: all run test test-unit asan deps install clean
+
+all: $(BUILD)/luartmp $(BUILD)/rtmp.so
+
+$(BUILD)/obj/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The binding as a Lua module, for the lua5.4 interpreter (busted).
+$(BUILD)/rtmp.so: $(CORE_OBJ) $(LUA_OBJ)
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(LIBS)
+
+# The executable: the same objects plus an embedded interpreter.
+$(BUILD)/luartmp: $(MAIN_OBJ) $(CORE_OBJ) $(LUA_OBJ)
+	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_LIBS) $(LIBS)
+
+deps:
+	@tools/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/luartmp --listen 1935 scripts/live.lua
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@LUARTMP=$(BUILD)/luartmp tools/test.sh
+
+test-unit: all
+	@LUARTMP=$(BUILD)/luartmp tools/test.sh spec/unit
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	@ASAN_OPTIONS=detect_leaks=1 LUARTMP=build-asan/luartmp LUARTMP_ASAN=1 tools/test.sh spec/unit
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/luartmp/scripts \
+	    $(DESTDIR)$(PREFIX)/lib/lua/5.4
+	install -m 755 $(BUILD)/luartmp $(DESTDIR)$(PREFIX)/bin/luartmp
+	install -m 644 $(BUILD)/rtmp.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/rtmp.so
+	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/luartmp/scripts/
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,140 @@
+#include "buf.h"
+#include "error.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+rtmp_buf *rtmp_buf_new(size_t cap)
+{
+    rtmp_buf *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = 0;
+    b->cap = cap;
+    return b;
+}
+
+rtmp_buf *rtmp_buf_copy(const void *p, size_t n)
+{
+    rtmp_buf *b = rtmp_buf_new(n);
+    if (b && n) {
+        memcpy(b->data, p, n);
+        b->len = n;
+    }
+    return b;
+}
+
+rtmp_buf *rtmp_buf_ref(rtmp_buf *b)
+{
+    if (b)
+        b->refs++;
+    return b;
+}
+
+void rtmp_buf_unref(rtmp_buf *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
+{
+    rtmp_buf *b = *bp;
+    if (!b) {
+        b = rtmp_buf_new(extra < 256 ? 256 : extra);
+        if (!b)
+            return NULL;
+        *bp = b;
+        return b->data;
+    }
+    assert(b->refs == 1);
+    if (b->cap - b->len < extra) {
+        size_t cap = b->cap * 2;
+        if (cap < b->len + extra)
+            cap = b->len + extra;
+        rtmp_buf *nb = realloc(b, sizeof *b + cap);
+        if (!nb)
+            return NULL;
+        nb->cap = cap;
+        *bp = b = nb;
+    }
+    return b->data + b->len;
+}
+
+int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n)
+{
+    uint8_t *w = rtmp_buf_grow(bp, n);
+    if (!w)
+        return RTMP_ERR_NOMEM;
+    if (n)
+        memcpy(w, p, n);
+    (*bp)->len += n;
+    return 0;
+}
+
+int rtmp_outq_push(rtmp_outq *q, rtmp_buf *buf, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        rtmp_seg *s = malloc(cap * sizeof *s);
+        if (!s)
+            return RTMP_ERR_NOMEM;
+        for (size_t i = 0; i < q->count; i++)
+            s[i] = q->segs[(q->head + i) % q->cap];
+        free(q->segs);
+        q->segs = s;
+        q->cap = cap;
+        q->head = 0;
+    }
+    rtmp_seg *s = &q->segs[(q->head + q->count) % q->cap];
+    s->buf = rtmp_buf_ref(buf);
+    s->off = off;
+    s->len = len;
+    q->count++;
+    q->bytes += len;
+    return 0;
+}
+
+int rtmp_outq_iov(const rtmp_outq *q, struct iovec *iov, int max)
+{
+    int n = 0;
+    for (size_t i = 0; i < q->count && n < max; i++, n++) {
+        const rtmp_seg *s = &q->segs[(q->head + i) % q->cap];
+        iov[n].iov_base = s->buf->data + s->off;
+        iov[n].iov_len = s->len;
+    }
+    return n;
+}
+
+void rtmp_outq_consume(rtmp_outq *q, size_t n)
+{
+    assert(n <= q->bytes);
+    q->bytes -= n;
+    while (n > 0) {
+        rtmp_seg *s = &q->segs[q->head];
+        if (n < s->len) {
+            s->off += n;
+            s->len -= n;
+            return;
+        }
+        n -= s->len;
+        rtmp_buf_unref(s->buf);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+}
+
+void rtmp_outq_clear(rtmp_outq *q)
+{
+    while (q->count > 0) {
+        rtmp_buf_unref(q->segs[q->head].buf);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+    free(q->segs);
+    *q = (rtmp_outq){0};
+}

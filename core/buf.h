@@ -1,0 +1,81 @@
+/*
+ * buf.h: refcounted byte buffers and the output queue built from them.
+ *
+ * A buffer is growable while it has one owner (refs == 1); once shared
+ * (one chunked media message queued to many players) it is read-only.
+ */
+#ifndef RTMP_BUF_H
+#define RTMP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+typedef struct rtmp_buf {
+    uint32_t refs;
+    size_t   len;   /* bytes used, data[0 .. len) */
+    size_t   cap;   /* bytes allocated for data */
+    uint8_t  data[];
+} rtmp_buf;
+
+/* New buffer with refs = 1, len = 0 and room for cap bytes; NULL on OOM. */
+rtmp_buf *rtmp_buf_new(size_t cap);
+
+/* New buffer holding a copy of p[0 .. n); NULL on OOM. */
+rtmp_buf *rtmp_buf_copy(const void *p, size_t n);
+
+/* Take one more reference; returns b.  b may be NULL. */
+rtmp_buf *rtmp_buf_ref(rtmp_buf *b);
+
+/* Drop one reference, freeing at zero.  b may be NULL. */
+void rtmp_buf_unref(rtmp_buf *b);
+
+/* Ensure room for extra more bytes in *bp (creating it when *bp is NULL)
+ * and return a pointer to data + len, where the caller writes and then
+ * adds to len.  *bp must have refs == 1.  NULL on OOM (*bp unchanged). */
+uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra);
+
+/* Append n bytes; 0 or RTMP_ERR_NOMEM. */
+int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n);
+
+/* Big-endian and little-endian writers over a raw pointer. */
+static inline void rtmp_put_be16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void rtmp_put_be24(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 16); p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)v; }
+static inline void rtmp_put_be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+static inline void rtmp_put_le32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
+static inline uint32_t rtmp_get_be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+static inline uint32_t rtmp_get_be24(const uint8_t *p) { return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]; }
+static inline uint32_t rtmp_get_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static inline uint32_t rtmp_get_le32(const uint8_t *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
+
+/*
+ * The output queue: an ordered list of (buffer, offset, length) segments.
+ * Bytes are counted so the owner can bound it.  Invariant: bytes is the
+ * sum of the len of the live segments; segs[head .. head+count) (mod cap)
+ * are live.
+ */
+typedef struct rtmp_seg {
+    rtmp_buf *buf;
+    size_t    off, len;
+} rtmp_seg;
+
+typedef struct rtmp_outq {
+    rtmp_seg *segs;
+    size_t    head, count, cap;
+    size_t    bytes;
+} rtmp_outq;
+
+/* Append a segment referencing buf[off .. off+len); takes a new reference
+ * on buf.  0 or RTMP_ERR_NOMEM.  len == 0 is a no-op. */
+int rtmp_outq_push(rtmp_outq *q, rtmp_buf *buf, size_t off, size_t len);
+
+/* Fill up to max iovecs from the front of the queue; returns how many. */
+int rtmp_outq_iov(const rtmp_outq *q, struct iovec *iov, int max);
+
+/* Drop n bytes from the front (n <= q->bytes). */
+void rtmp_outq_consume(rtmp_outq *q, size_t n);
+
+/* Release every segment and the segment array. */
+void rtmp_outq_clear(rtmp_outq *q);
+
+#endif

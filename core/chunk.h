@@ -1,0 +1,134 @@
+/*
+ * chunk.h: the RTMP chunk layer, sans I/O.
+ *
+ * The reader is an incremental push parser: bytes in, whole messages out
+ * through a callback.  The writer turns one message into chunks appended
+ * to a buffer, compressing headers against the previous message on the
+ * same chunk stream the way real peers do.
+ */
+#ifndef RTMP_CHUNK_H
+#define RTMP_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+#define RTMP_DEFAULT_CHUNK_SIZE 128
+#define RTMP_MIN_CSID 2
+#define RTMP_MAX_CSID 65599
+#define RTMP_FMT_AUTO 0xFF
+
+/* Message types. */
+enum {
+    RTMP_MSG_SET_CHUNK_SIZE = 1,
+    RTMP_MSG_ABORT = 2,
+    RTMP_MSG_ACK = 3,
+    RTMP_MSG_USER_CONTROL = 4,
+    RTMP_MSG_WINDOW_ACK_SIZE = 5,
+    RTMP_MSG_SET_PEER_BANDWIDTH = 6,
+    RTMP_MSG_AUDIO = 8,
+    RTMP_MSG_VIDEO = 9,
+    RTMP_MSG_AMF3_DATA = 15,
+    RTMP_MSG_AMF3_SHARED_OBJECT = 16,
+    RTMP_MSG_AMF3_COMMAND = 17,
+    RTMP_MSG_AMF0_DATA = 18,
+    RTMP_MSG_AMF0_SHARED_OBJECT = 19,
+    RTMP_MSG_AMF0_COMMAND = 20,
+    RTMP_MSG_AGGREGATE = 22,
+};
+
+/* One message header.  The reader fills every field (fmt is the fmt of
+ * the message's first chunk); the writer reads every field, and fmt is
+ * RTMP_FMT_AUTO or the fmt to force on the first chunk. */
+typedef struct rtmp_msg_hdr {
+    uint32_t csid;
+    uint32_t timestamp;  /* absolute, modulo 2^32 */
+    uint32_t length;
+    uint32_t stream_id;  /* message stream id */
+    uint8_t  type;
+    uint8_t  fmt;
+} rtmp_msg_hdr;
+
+/* How a fmt 3 chunk is read after a header that had an extended timestamp. */
+enum {
+    RTMP_EXT_TS_DETECT = 0,  /* take the 4 bytes only if they repeat the
+                                extended timestamp (default, tolerant) */
+    RTMP_EXT_TS_SPEC,        /* always present, as the spec says */
+    RTMP_EXT_TS_NEVER,       /* never present (some encoders omit it) */
+};
+
+/* Receive-side limits and tolerances; all checked before allocating. */
+typedef struct rtmp_reader_config {
+    uint32_t max_message;       /* longest message accepted (bytes) */
+    uint32_t max_chunk_streams; /* distinct csids alive at once */
+    uint32_t min_chunk_size;    /* range accepted by rtmp_reader_set_chunk_size */
+    uint32_t max_chunk_size;
+    int      ext_ts_fmt3;       /* RTMP_EXT_TS_* */
+    int      accept_fresh_fmt;  /* a new csid may start with fmt 1-3 (fields
+                                   it lacks are zero) instead of failing
+                                   with RTMP_ERR_FRESH_CSID */
+} rtmp_reader_config;
+
+/* Defaults: 1 MiB messages, 64 chunk streams, chunk size 1..16 MiB... see chunk.c. */
+void rtmp_reader_config_default(rtmp_reader_config *cfg);
+
+/* Called once per complete message.  payload is valid only until the
+ * callback returns.  Return 0 to go on, or a negative code to make
+ * rtmp_reader_feed stop and return it.  The callback may call
+ * rtmp_reader_set_chunk_size and rtmp_reader_abort; they take effect at
+ * the next byte of input. */
+typedef int (*rtmp_reader_cb)(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload);
+
+typedef struct rtmp_reader rtmp_reader;
+
+/* New reader at chunk size 128; NULL on OOM.  cfg is copied. */
+rtmp_reader *rtmp_reader_new(const rtmp_reader_config *cfg, rtmp_reader_cb cb, void *ud);
+void rtmp_reader_free(rtmp_reader *r);
+
+/* Parse len bytes.  Returns len when all were consumed, or a negative
+ * RTMP_ERR_* (the reader is then unusable).  Partial headers and payloads
+ * are kept between calls; memory held never exceeds the bytes received
+ * for incomplete messages plus a small constant per chunk stream. */
+ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
+
+/* Change the incoming chunk size; RTMP_ERR_CHUNK_SIZE when outside the
+ * configured range (the size is then unchanged). */
+int rtmp_reader_set_chunk_size(rtmp_reader *r, uint32_t size);
+uint32_t rtmp_reader_chunk_size(const rtmp_reader *r);
+
+/* Discard the partial message on csid (Abort message).  0 even when there is none. */
+int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
+
+/* Bytes currently held for partial messages (for accounting/tests). */
+size_t rtmp_reader_buffered(const rtmp_reader *r);
+
+typedef struct rtmp_writer rtmp_writer;
+
+/* New writer at chunk size 128; NULL on OOM. */
+rtmp_writer *rtmp_writer_new(void);
+void rtmp_writer_free(rtmp_writer *w);
+
+/* Outgoing chunk size (1 .. 0x7FFFFFFF); RTMP_ERR_CHUNK_SIZE otherwise. */
+int rtmp_writer_set_chunk_size(rtmp_writer *w, uint32_t size);
+uint32_t rtmp_writer_chunk_size(const rtmp_writer *w);
+
+/* Append the chunks of one message (h->length bytes of payload) to *out.
+ * The first chunk's fmt is chosen against the previous message on
+ * h->csid (0 new stream or stream id changed or time went back; 1 same
+ * stream; 2 same stream, type and length; 3 same delta too) unless h->fmt
+ * forces one.  Continuation chunks are fmt 3 and repeat the extended
+ * timestamp when the first chunk had one.  0 or RTMP_ERR_NOMEM/INVAL. */
+int rtmp_writer_write(rtmp_writer *w, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out);
+
+/* Chunk one message with a fmt 0 first chunk at the given chunk size,
+ * independent of any writer: the bytes are the same for every connection
+ * with that chunk size, so they can be shared.  0 or RTMP_ERR_NOMEM. */
+int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out);
+
+/* Record in w that a message with header h was sent on h->csid by other
+ * means (rtmp_chunk_write_fmt0), so the next compressed header is right. */
+int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h);
+
+#endif

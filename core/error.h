@@ -1,0 +1,49 @@
+/*
+ * error.h: the one table of luartmp error codes.
+ *
+ * Every fallible core function returns a value >= 0 on success or a
+ * negative RTMP_ERR_* code.  The list below generates the enum, the
+ * names ("RTMP_ERR_MSG_TOO_LONG") and the human messages.
+ */
+#ifndef RTMP_ERROR_H
+#define RTMP_ERROR_H
+
+#define RTMP_ERRORS(X)                                                        \
+    X(NOMEM,          "out of memory")                                        \
+    X(INVAL,          "invalid argument")                                     \
+    X(CLOSED,         "closed")                                               \
+    X(TIMEOUT,        "timeout")                                              \
+    X(IO,             "input/output error")                                   \
+    X(QUEUE_FULL,     "output queue full")                                    \
+    X(HS_VERSION,     "unsupported handshake version")                        \
+    X(HS_DIGEST,      "handshake digest mismatch")                            \
+    X(CHUNK_SIZE,     "chunk size out of range")                              \
+    X(MSG_TOO_LONG,   "message longer than the limit")                        \
+    X(TOO_MANY_CSID,  "too many chunk streams")                               \
+    X(FRESH_CSID,     "new chunk stream does not start with a fmt 0 header")  \
+    X(LENGTH_CHANGED, "message length changed in the middle of a message")    \
+    X(CONTROL,        "malformed protocol control message")                   \
+    X(AMF_TRUNCATED,  "AMF value truncated")                                  \
+    X(AMF_MARKER,     "unknown or unsupported AMF marker")                    \
+    X(AMF_DEPTH,      "AMF nesting too deep")                                 \
+    X(AMF_REFERENCE,  "AMF reference out of range")                           \
+    X(AMF_TYPE,       "AMF value of the wrong type")                          \
+    X(STOP,           "stopped by callback")
+
+enum {
+    RTMP_OK = 0,
+#define RTMP_X_ENUM(name, msg) RTMP_ERR_##name,
+    RTMP_ERR_BASE_ = -1000,
+    RTMP_ERRORS(RTMP_X_ENUM)
+#undef RTMP_X_ENUM
+    RTMP_ERR_END_
+};
+
+/* Human-readable message for an error code ("message longer than the limit").
+ * Unknown codes give "unknown error". */
+const char *rtmp_strerror(int err);
+
+/* Short stable name for an error code, without prefix ("MSG_TOO_LONG"). */
+const char *rtmp_errname(int err);
+
+#endif

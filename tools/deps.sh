@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages luartmp needs to build and test, if missing.
+# As root: apt-get installs them.  Otherwise: print the command and fail.
+set -e
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libev-dev libssl-dev lua-busted
+ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+gstreamer1.0-plugins-bad gstreamer1.0-libav nginx-light libnginx-mod-rtmp tshark"
+
+missing=""
+for p in $PKGS; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"ok installed") ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "luartmp: missing Debian packages:$missing" >&2
+    echo "luartmp: run as root:  apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "luartmp: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
