@@ -39,4 +39,8 @@ void rtmp_l_push_undefined(lua_State *L);
 
 #define RTMP_DEFAULT_AMF_DEPTH 32
 
+/* [-0, +1, e] Format the values from stack index first to the top the way
+ * string.format does (a single value is converted with tostring). */
+void rtmp_l_format(lua_State *L, int first);
+
 #endif

@@ -1,0 +1,768 @@
+/*
+ * net.c: sockets and libev.  Nothing else in luartmp includes either.
+ */
+#include "net.h"
+#include "error.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+#define MAX_IOV 64
+#define MAX_LISTEN_FDS 8
+#define ACCEPTS_PER_WAKEUP 64
+
+struct rtmp_net {
+    struct ev_loop *loop;
+    ev_prepare      prepare;     /* flushes output and closes connections */
+    ev_signal       sigint, sigterm;
+    ev_timer        run_timer;   /* rtmp_net_run's timeout */
+    int             stopped;
+    unsigned long   next_id;
+    rtmp_conn      *conns;       /* every open connection */
+    rtmp_conn      *dirty;       /* connections with output to flush */
+    rtmp_conn      *closing;     /* connections to close at the safe point */
+    rtmp_listener  *listeners;
+    rtmp_timer     *timers;
+    uint8_t         rbuf[READ_BUF_SIZE]; /* shared by every connection's reads */
+};
+
+struct rtmp_conn {
+    rtmp_net         *net;
+    rtmp_conn        *prev, *next;      /* net->conns */
+    rtmp_conn        *next_dirty;       /* valid while dirty */
+    rtmp_conn        *next_closing;     /* valid while closing */
+    int               fd;
+    int               dirty, closing, connecting;
+    ev_io             rio, wio;
+    ev_timer          deadline;
+    rtmp_session     *s;
+    rtmp_conn_handler h;
+    void             *ud;
+    rtmp_conn_config  cfg;
+    unsigned long     id;
+    double            started, last_active;
+    uint64_t          written;
+    char              peer[64];
+    char              reason[256];
+};
+
+struct rtmp_listener {
+    rtmp_net         *net;
+    rtmp_listener    *next;
+    int               nfds;
+    ev_io             io[MAX_LISTEN_FDS];
+    rtmp_conn_config  cfg;
+    rtmp_conn_handler h;
+    void             *ud;
+    int               port;
+};
+
+struct rtmp_timer {
+    rtmp_net      *net;
+    rtmp_timer    *prev, *next;
+    ev_timer       w;
+    rtmp_timer_cb  cb;
+    void          *ud;
+};
+
+void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
+{
+    memset(cfg, 0, sizeof *cfg);
+    rtmp_session_config_default(&cfg->session, role);
+    cfg->handshake_timeout = 10;
+    cfg->idle_timeout = 60;
+    cfg->max_output = 16 * 1024 * 1024;
+}
+
+/* ---- connections ---- */
+
+static void process_pending(rtmp_net *n);
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    process_pending(w->data);
+}
+
+static void conn_log(rtmp_conn *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void conn_log(rtmp_conn *c, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rtmp_logv(level, c->id, c->peer, fmt, ap);
+    va_end(ap);
+}
+
+void rtmp_conn_close(rtmp_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    snprintf(c->reason, sizeof c->reason, "%s", reason ? reason : "closed");
+    ev_io_stop(c->net->loop, &c->rio);
+    c->next_closing = c->net->closing;
+    c->net->closing = c;
+}
+
+static void close_for_error(rtmp_conn *c, int err)
+{
+    char reason[200];
+    if (err == RTMP_ERR_STOP)  /* a handler already closed it */
+        return;
+    snprintf(reason, sizeof reason, "%s%s", rtmp_session_ready(c->s) ? "" : "handshake: ", rtmp_strerror(err));
+    rtmp_conn_close(c, reason);
+}
+
+/* Write as much queued output as the socket takes now. */
+static void flush(rtmp_conn *c)
+{
+    rtmp_outq *q = rtmp_session_output(c->s);
+    struct iovec iov[MAX_IOV];
+    while (q->bytes > 0) {
+        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
+        ssize_t w = writev(c->fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ev_io_start(c->net->loop, &c->wio);
+                return;
+            }
+            char reason[128];
+            snprintf(reason, sizeof reason, "write: %s", strerror(errno));
+            rtmp_outq_consume(q, q->bytes); /* nothing more can be sent */
+            rtmp_conn_close(c, reason);
+            return;
+        }
+        rtmp_outq_consume(q, (size_t)w);
+        c->written += (uint64_t)w;
+        c->last_active = ev_now(c->net->loop);
+    }
+    ev_io_stop(c->net->loop, &c->wio);
+}
+
+static void conn_free(rtmp_conn *c)
+{
+    rtmp_net *n = c->net;
+    ev_io_stop(n->loop, &c->rio);
+    ev_io_stop(n->loop, &c->wio);
+    ev_timer_stop(n->loop, &c->deadline);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->fd >= 0)
+        close(c->fd);
+    rtmp_session_free(c->s);
+    free(c);
+}
+
+static void process_pending(rtmp_net *n)
+{
+    while (n->dirty || n->closing) {
+        while (n->dirty) {
+            rtmp_conn *c = n->dirty;
+            n->dirty = c->next_dirty;
+            c->dirty = 0;
+            if (!c->connecting && c->fd >= 0)
+                flush(c);
+        }
+        if (n->closing) {
+            rtmp_conn *c = n->closing;
+            n->closing = c->next_closing;
+            if (!c->connecting && c->fd >= 0)
+                flush(c); /* best effort: what the socket takes now */
+            if (c->dirty) { /* unlink from the dirty list */
+                rtmp_conn **pp = &n->dirty;
+                while (*pp != c)
+                    pp = &(*pp)->next_dirty;
+                *pp = c->next_dirty;
+            }
+            conn_log(c, RTMP_LOG_INFO, "close: %s (in %llu bytes, out %llu bytes)", c->reason,
+                     (unsigned long long)rtmp_conn_bytes_in(c), (unsigned long long)c->written);
+            if (c->h.close)
+                c->h.close(c, c->ud, c->reason);
+            conn_free(c);
+        }
+    }
+}
+
+int rtmp_conn_output(rtmp_conn *c)
+{
+    if (c->closing)
+        return RTMP_ERR_CLOSED;
+    if (rtmp_session_pending(c->s) > c->cfg.max_output) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
+        rtmp_conn_close(c, reason);
+        return RTMP_ERR_QUEUE_FULL;
+    }
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = c->net->dirty;
+        c->net->dirty = c;
+    }
+    return 0;
+}
+
+static int on_ready(void *ud)
+{
+    rtmp_conn *c = ud;
+    static const char *const kinds[] = { "unknown", "plain", "digest layout 1", "digest layout 2" };
+    rtmp_session_info info;
+    rtmp_session_get_info(c->s, &info);
+    conn_log(c, RTMP_LOG_DEBUG, "handshake done (peer: %s)",
+             info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? kinds[info.hs_peer_kind] : "?");
+    if (c->h.ready && c->h.ready(c, c->ud) < 0)
+        return RTMP_ERR_STOP;
+    return c->closing ? RTMP_ERR_STOP : 0;
+}
+
+static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+{
+    rtmp_conn *c = ud;
+    if (c->closing)
+        return RTMP_ERR_STOP;
+    if (c->h.message && c->h.message(c, c->ud, h, payload, applied) < 0)
+        return RTMP_ERR_STOP;
+    return c->closing ? RTMP_ERR_STOP : 0;
+}
+
+static void arm_deadline(rtmp_conn *c)
+{
+    double now = ev_now(c->net->loop), next = 0;
+    if (!rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0)
+        next = c->started + c->cfg.handshake_timeout;
+    if (c->cfg.idle_timeout > 0) {
+        double idle = c->last_active + c->cfg.idle_timeout;
+        if (next == 0 || idle < next)
+            next = idle;
+    }
+    ev_timer_stop(c->net->loop, &c->deadline);
+    if (next > 0) {
+        ev_timer_set(&c->deadline, next > now ? next - now : 0.001, 0);
+        ev_timer_start(c->net->loop, &c->deadline);
+    }
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_conn *c = w->data;
+    double now = ev_now(loop);
+    if (c->closing)
+        return;
+    if (!rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
+        && now >= c->started + c->cfg.handshake_timeout) {
+        rtmp_conn_close(c, "handshake timeout");
+        return;
+    }
+    if (c->cfg.idle_timeout > 0 && now >= c->last_active + c->cfg.idle_timeout) {
+        rtmp_conn_close(c, "idle timeout");
+        return;
+    }
+    arm_deadline(c);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_conn *c = w->data;
+    rtmp_net *n = c->net;
+    ssize_t got = read(c->fd, n->rbuf, sizeof n->rbuf);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        char reason[128];
+        snprintf(reason, sizeof reason, "read: %s", strerror(errno));
+        rtmp_conn_close(c, reason);
+        return;
+    }
+    if (got == 0) {
+        rtmp_conn_close(c, "peer closed the connection");
+        return;
+    }
+    c->last_active = ev_now(loop);
+    int was_ready = rtmp_session_ready(c->s);
+    ssize_t rc = rtmp_session_feed(c->s, n->rbuf, (size_t)got);
+    if (rc < 0)
+        close_for_error(c, (int)rc);
+    if (rtmp_session_pending(c->s))
+        rtmp_conn_output(c);
+    if (!was_ready && rtmp_session_ready(c->s))
+        arm_deadline(c);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_conn *c = w->data;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            char reason[128];
+            snprintf(reason, sizeof reason, "connect: %s", strerror(err));
+            ev_io_stop(loop, w);
+            c->connecting = 0;
+            close(c->fd);
+            c->fd = -1;
+            rtmp_conn_close(c, reason);
+            return;
+        }
+        c->connecting = 0;
+        ev_io_stop(loop, w);
+        ev_io_start(loop, &c->rio);
+        conn_log(c, RTMP_LOG_DEBUG, "connected");
+        if (rtmp_session_start(c->s) < 0) {
+            rtmp_conn_close(c, "handshake: out of memory");
+            return;
+        }
+        rtmp_conn_output(c);
+        return;
+    }
+    flush(c);
+}
+
+static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, const rtmp_conn_handler *h, void *ud)
+{
+    rtmp_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    static const rtmp_session_handler sh = { on_ready, on_message };
+    c->s = rtmp_session_new(&cfg->session, &sh, c);
+    if (!c->s) {
+        free(c);
+        return NULL;
+    }
+    c->net = n;
+    c->fd = fd;
+    c->cfg = *cfg;
+    c->h = *h;
+    c->ud = ud;
+    c->id = ++n->next_id;
+    c->started = c->last_active = ev_now(n->loop);
+    ev_io_init(&c->rio, read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+    ev_init(&c->deadline, deadline_cb);
+    c->rio.data = c->wio.data = c->deadline.data = c;
+    c->next = n->conns;
+    if (n->conns)
+        n->conns->prev = c;
+    n->conns = c;
+    arm_deadline(c);
+    return c;
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(out, len, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(out, len, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, len, "?");
+    }
+}
+
+static void tune_socket(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_listener *l = w->data;
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                rtmp_log(RTMP_LOG_WARN, 0, NULL, "accept: %s", strerror(errno));
+            return;
+        }
+        tune_socket(fd);
+        rtmp_conn *c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
+        if (!c) {
+            rtmp_log(RTMP_LOG_ERROR, 0, NULL, "accept: out of memory");
+            close(fd);
+            continue;
+        }
+        format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+        conn_log(c, RTMP_LOG_DEBUG, "accepted");
+        ev_io_start(loop, &c->rio);
+        if (c->h.open)
+            c->h.open(c, c->ud);
+    }
+}
+
+/* ---- accessors ---- */
+
+rtmp_session *rtmp_conn_session(rtmp_conn *c) { return c->s; }
+unsigned long rtmp_conn_id(const rtmp_conn *c) { return c->id; }
+const char *rtmp_conn_peer(const rtmp_conn *c) { return c->peer; }
+uint64_t rtmp_conn_bytes_written(const rtmp_conn *c) { return c->written; }
+int rtmp_conn_closing(const rtmp_conn *c) { return c->closing; }
+void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
+rtmp_net *rtmp_conn_net(rtmp_conn *c) { return c->net; }
+const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cfg; }
+
+uint64_t rtmp_conn_bytes_in(const rtmp_conn *c)
+{
+    rtmp_session_info info;
+    rtmp_session_get_info(c->s, &info);
+    return info.bytes_in;
+}
+
+/* ---- listening and connecting ---- */
+
+/* Split "host:port", "[v6]:port", "*:port" or "port" into host (NULL for
+ * any) and port.  0 or -1. */
+static int split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen, int *any)
+{
+    const char *colon;
+    *any = 0;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= hostlen)
+            return -1;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = 0;
+        colon = end + 1;
+    } else if ((colon = strrchr(addr, ':')) != NULL) {
+        if ((size_t)(colon - addr) >= hostlen)
+            return -1;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = 0;
+        if (strcmp(host, "*") == 0 || host[0] == 0)
+            *any = 1;
+    } else {
+        *any = 1;
+        colon = addr - 1;
+    }
+    if (strlen(colon + 1) == 0 || strlen(colon + 1) >= portlen)
+        return -1;
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        goto fail;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0)
+        goto fail;
+    return fd;
+fail:;
+    char where[80];
+    format_addr(ai->ai_addr, where, sizeof where);
+    snprintf(err, errlen, "listen %s: %s", where, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
+                               const rtmp_conn_handler *h, void *ud, char *err, size_t errlen)
+{
+    char host[256], port[32];
+    int any;
+    if (split_addr(addr, host, sizeof host, port, sizeof port, &any) < 0) {
+        snprintf(err, errlen, "bad listen address '%s' (want PORT, HOST:PORT or [V6]:PORT)", addr);
+        return NULL;
+    }
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res;
+    int gai = getaddrinfo(any ? NULL : host, port, &hints, &res);
+    if (gai) {
+        snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(gai));
+        return NULL;
+    }
+    rtmp_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char firsterr[256] = "", scratch[256];
+    for (struct addrinfo *ai = res; ai && l->nfds < MAX_LISTEN_FDS; ai = ai->ai_next) {
+        int fd = listen_one(ai, firsterr[0] ? scratch : firsterr, sizeof firsterr);
+        if (fd < 0)
+            continue;
+        ev_io_init(&l->io[l->nfds], accept_cb, fd, EV_READ);
+        l->io[l->nfds].data = l;
+        l->nfds++;
+    }
+    freeaddrinfo(res);
+    if (l->nfds == 0) {
+        snprintf(err, errlen, "%s", firsterr[0] ? firsterr : "no address to listen on");
+        free(l);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(l->io[0].fd, (struct sockaddr *)&ss, &sl) == 0)
+        l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    l->net = n;
+    l->cfg = *cfg;
+    l->h = *h;
+    l->ud = ud;
+    for (int i = 0; i < l->nfds; i++) {
+        ev_io_start(n->loop, &l->io[i]);
+        char where[80];
+        struct sockaddr_storage s2;
+        socklen_t l2 = sizeof s2;
+        getsockname(l->io[i].fd, (struct sockaddr *)&s2, &l2);
+        format_addr((struct sockaddr *)&s2, where, sizeof where);
+        rtmp_log(RTMP_LOG_INFO, 0, NULL, "listening on %s", where);
+    }
+    l->next = n->listeners;
+    n->listeners = l;
+    return l;
+}
+
+void rtmp_listener_close(rtmp_listener *l)
+{
+    rtmp_net *n = l->net;
+    for (rtmp_listener **pp = &n->listeners; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    for (int i = 0; i < l->nfds; i++) {
+        ev_io_stop(n->loop, &l->io[i]);
+        close(l->io[i].fd);
+    }
+    free(l);
+}
+
+int rtmp_listener_port(const rtmp_listener *l) { return l->port; }
+
+rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, const rtmp_conn_config *cfg,
+                            const rtmp_conn_handler *h, void *ud, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai) {
+        snprintf(err, errlen, "resolve %s: %s", host, gai_strerror(gai));
+        return NULL;
+    }
+    int fd = -1, rc = -1;
+    struct addrinfo *ai;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc == 0 || errno == EINPROGRESS)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "connect %s:%s: %s", host, port, strerror(errno));
+        freeaddrinfo(res);
+        return NULL;
+    }
+    tune_socket(fd);
+    rtmp_conn *c = conn_new(n, fd, cfg, h, ud);
+    if (!c) {
+        close(fd);
+        freeaddrinfo(res);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    format_addr(ai->ai_addr, c->peer, sizeof c->peer);
+    freeaddrinfo(res);
+    c->connecting = 1;
+    ev_io_start(n->loop, &c->wio); /* writable = connected (or failed) */
+    if (c->h.open)
+        c->h.open(c, c->ud);
+    return c;
+}
+
+/* ---- the loop ---- */
+
+static void run_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ONE);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    rtmp_net *n = w->data;
+    rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: shutting down", w->signum);
+    rtmp_net_shutdown(n, "shutdown");
+    for (rtmp_timer *t = n->timers; t; t = t->next)
+        ev_timer_stop(loop, &t->w);
+    n->stopped = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+rtmp_net *rtmp_net_new(void)
+{
+    rtmp_net *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->loop = ev_default_loop(EVFLAG_AUTO);
+    if (!n->loop) {
+        free(n);
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ev_prepare_init(&n->prepare, prepare_cb);
+    n->prepare.data = n;
+    ev_prepare_start(n->loop, &n->prepare);
+    ev_unref(n->loop); /* the prepare watcher alone does not keep the loop running */
+    ev_init(&n->run_timer, run_timeout_cb);
+    return n;
+}
+
+void rtmp_net_handle_signals(rtmp_net *n)
+{
+    ev_signal_init(&n->sigint, signal_cb, SIGINT);
+    ev_signal_init(&n->sigterm, signal_cb, SIGTERM);
+    n->sigint.data = n->sigterm.data = n;
+    ev_signal_start(n->loop, &n->sigint);
+    ev_signal_start(n->loop, &n->sigterm);
+    ev_unref(n->loop);
+    ev_unref(n->loop);
+}
+
+void rtmp_net_shutdown(rtmp_net *n, const char *reason)
+{
+    while (n->listeners)
+        rtmp_listener_close(n->listeners);
+    for (rtmp_conn *c = n->conns; c; c = c->next)
+        rtmp_conn_close(c, reason);
+    process_pending(n);
+}
+
+void rtmp_net_free(rtmp_net *n)
+{
+    if (!n)
+        return;
+    rtmp_net_shutdown(n, "shutdown");
+    while (n->timers)
+        rtmp_timer_free(n->timers);
+    if (ev_is_active(&n->sigint)) {
+        ev_ref(n->loop);
+        ev_ref(n->loop);
+        ev_signal_stop(n->loop, &n->sigint);
+        ev_signal_stop(n->loop, &n->sigterm);
+    }
+    ev_ref(n->loop);
+    ev_prepare_stop(n->loop, &n->prepare);
+    ev_timer_stop(n->loop, &n->run_timer);
+    free(n);
+}
+
+int rtmp_net_run(rtmp_net *n, double timeout)
+{
+    n->stopped = 0;
+    if (timeout > 0) {
+        ev_timer_set(&n->run_timer, timeout, 0);
+        ev_timer_start(n->loop, &n->run_timer);
+    }
+    process_pending(n); /* output queued outside the loop */
+    ev_run(n->loop, 0);
+    ev_timer_stop(n->loop, &n->run_timer);
+    process_pending(n);
+    return n->stopped;
+}
+
+void rtmp_net_stop(rtmp_net *n)
+{
+    n->stopped = 1;
+    ev_break(n->loop, EVBREAK_ALL);
+}
+
+double rtmp_net_now(rtmp_net *n)
+{
+    return ev_now(n->loop);
+}
+
+/* ---- timers ---- */
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_timer *t = w->data;
+    t->cb(t, t->ud);
+}
+
+rtmp_timer *rtmp_timer_new(rtmp_net *n, rtmp_timer_cb cb, void *ud)
+{
+    rtmp_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->net = n;
+    t->cb = cb;
+    t->ud = ud;
+    ev_init(&t->w, timer_cb);
+    t->w.data = t;
+    t->next = n->timers;
+    if (n->timers)
+        n->timers->prev = t;
+    n->timers = t;
+    return t;
+}
+
+void rtmp_timer_start(rtmp_timer *t, double after, double repeat)
+{
+    ev_timer_stop(t->net->loop, &t->w);
+    ev_timer_set(&t->w, after, repeat);
+    ev_timer_start(t->net->loop, &t->w);
+}
+
+void rtmp_timer_stop(rtmp_timer *t)
+{
+    ev_timer_stop(t->net->loop, &t->w);
+}
+
+int rtmp_timer_active(const rtmp_timer *t)
+{
+    return ev_is_active(&t->w);
+}
+
+void rtmp_timer_free(rtmp_timer *t)
+{
+    rtmp_net *n = t->net;
+    ev_timer_stop(n->loop, &t->w);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        n->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    free(t);
+}

@@ -1,0 +1,105 @@
+/*
+ * net.h: the network layer, the only part of luartmp that touches
+ * sockets and libev.
+ *
+ * Listeners accept connections; each connection owns an rtmp_session and
+ * feeds it what it reads (into one read buffer shared by all
+ * connections).  Output is flushed once per loop iteration with one
+ * writev per connection; the write watcher is armed only on EAGAIN.
+ * Connections are closed at a safe point, never inside the callback that
+ * is parsing them.
+ */
+#ifndef RTMP_NET_H
+#define RTMP_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+
+typedef struct rtmp_net rtmp_net;
+typedef struct rtmp_conn rtmp_conn;
+typedef struct rtmp_listener rtmp_listener;
+typedef struct rtmp_timer rtmp_timer;
+
+/* What a connection tells its owner.  Each may be NULL. */
+typedef struct rtmp_conn_handler {
+    void (*open)(rtmp_conn *c, void *ud);       /* accepted / connected (before the handshake) */
+    int  (*ready)(rtmp_conn *c, void *ud);      /* handshake complete; < 0 stops reading */
+    int  (*message)(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
+    void (*close)(rtmp_conn *c, void *ud, const char *reason); /* last call; c is freed after it */
+} rtmp_conn_handler;
+
+typedef struct rtmp_conn_config {
+    rtmp_session_config session;
+    double   handshake_timeout;  /* seconds from accept/connect to handshake done (absolute) */
+    double   idle_timeout;       /* seconds without any byte in or out; 0 = none */
+    size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
+} rtmp_conn_config;
+
+void rtmp_conn_config_default(rtmp_conn_config *cfg, int role);
+
+/* The loop.  One per process is the usual case (uses libev's default loop). */
+rtmp_net *rtmp_net_new(void);
+void rtmp_net_free(rtmp_net *n);
+
+/* Run the loop until nothing is active, rtmp_net_stop is called, or
+ * (timeout > 0) timeout seconds have passed.  Returns 1 when stopped by
+ * rtmp_net_stop or a signal, 0 otherwise. */
+int rtmp_net_run(rtmp_net *n, double timeout);
+void rtmp_net_stop(rtmp_net *n);
+
+/* Catch SIGINT and SIGTERM: close every listener and connection (reason
+ * "shutdown"), stop every timer, and make rtmp_net_run return. */
+void rtmp_net_handle_signals(rtmp_net *n);
+
+/* Close everything now (listeners, connections with reason, timers stay). */
+void rtmp_net_shutdown(rtmp_net *n, const char *reason);
+
+/* Seconds since an arbitrary epoch, as the loop sees it. */
+double rtmp_net_now(rtmp_net *n);
+
+/* Listen on addr ("1935", "127.0.0.1:1935", "[::1]:1935", "*:1935"; a bare
+ * port listens on IPv4 and IPv6).  Returns NULL and writes a message into
+ * err on failure. */
+rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
+                               const rtmp_conn_handler *h, void *ud, char *err, size_t errlen);
+void rtmp_listener_close(rtmp_listener *l);
+/* Local port the listener is bound to (useful with port 0). */
+int rtmp_listener_port(const rtmp_listener *l);
+
+/* Connect to host:port (numeric or resolvable; resolution blocks).
+ * The handshake starts once TCP connects.  NULL and err on failure. */
+rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, const rtmp_conn_config *cfg,
+                            const rtmp_conn_handler *h, void *ud, char *err, size_t errlen);
+
+/* Connection accessors. */
+rtmp_session *rtmp_conn_session(rtmp_conn *c);
+unsigned long rtmp_conn_id(const rtmp_conn *c);
+const char *rtmp_conn_peer(const rtmp_conn *c);   /* "127.0.0.1:5555", "[::1]:5555" */
+uint64_t rtmp_conn_bytes_written(const rtmp_conn *c);
+uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);
+int rtmp_conn_closing(const rtmp_conn *c);
+void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
+rtmp_net *rtmp_conn_net(rtmp_conn *c);
+const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);
+
+/* Tell the loop the session has new output; it is written before the
+ * loop next waits.  Returns RTMP_ERR_QUEUE_FULL (and closes the
+ * connection) when more than max_output bytes are waiting. */
+int rtmp_conn_output(rtmp_conn *c);
+
+/* Close at the next safe point: pending output is written if the socket
+ * takes it at once, then the close handler runs with reason.  Later calls
+ * keep the first reason. */
+void rtmp_conn_close(rtmp_conn *c, const char *reason);
+
+/* Timers. */
+typedef void (*rtmp_timer_cb)(rtmp_timer *t, void *ud);
+rtmp_timer *rtmp_timer_new(rtmp_net *n, rtmp_timer_cb cb, void *ud);
+void rtmp_timer_start(rtmp_timer *t, double after, double repeat);
+void rtmp_timer_stop(rtmp_timer *t);
+int rtmp_timer_active(const rtmp_timer *t);
+void rtmp_timer_free(rtmp_timer *t);
+
+#endif

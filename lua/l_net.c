@@ -1,0 +1,1637 @@
+/*
+ * l_net.c: servers, connections, messages, groups and timers.
+ *
+ * Network objects (servers, connections) are boxes pointing at C-owned
+ * state; C clears the pointer when the object closes, and methods on a
+ * closed object return nil, "closed".  Timers and groups are Lua-owned.
+ * Every call from C into Lua runs under lua_pcall with a traceback; an
+ * error closes only the connection it came from.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "l_rtmp.h"
+#include "../core/chunk.h"
+#include "../core/control.h"
+#include "../core/error.h"
+#include "../core/log.h"
+#include "../core/net.h"
+
+#define STATE_KEY "rtmp.state"
+#define CONN_MT "rtmp.conn"
+#define SERVER_MT "rtmp.server"
+#define MSG_MT "rtmp.msg"
+#define GROUP_MT "rtmp.group"
+#define TIMER_MT "rtmp.timer"
+#define BUFSLOT_MT "rtmp.bufslot"  /* owns a buffer being filled by code that may raise */
+
+/* Per Lua state: the loop. */
+typedef struct lstate {
+    lua_State *L;      /* main thread */
+    rtmp_net  *net;
+} lstate;
+
+/* A connection as the binding sees it.  refs counts the box (until its
+ * __gc), the open connection, and each group membership; freed at 0. */
+typedef struct lconn {
+    lstate        *st;
+    rtmp_conn     *c;       /* NULL once closed */
+    int            boxref;  /* registry ref keeping the box alive while open */
+    int            refs;
+    int            role;
+    unsigned long  id;
+    char           peer[64];
+} lconn;
+
+typedef struct lserver {
+    lstate        *st;
+    rtmp_listener *l;       /* NULL once closed */
+    int            handlers; /* registry ref to the handlers table */
+} lserver;
+
+/* A message: header, what the engine did about it, and the payload. */
+typedef struct lmsg {
+    rtmp_msg_hdr h;
+    unsigned     applied;
+    rtmp_buf    *payload;
+} lmsg;
+
+typedef struct lmember {
+    lconn   *lc;
+    uint32_t stream_id;
+} lmember;
+
+typedef struct lgroup {
+    lmember *m;
+    size_t   n, cap;
+} lgroup;
+
+typedef struct ltimer {
+    lstate     *st;
+    rtmp_timer *t;
+    int         selfref;    /* registry ref to the box while active */
+    double      repeat;
+} ltimer;
+
+static lstate *get_state(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+    lstate *st = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return st;
+}
+
+/* ---- calling into Lua ---- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL && !lua_isnoneornil(L, 1))
+        msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+/* Call the function below nargs arguments on top of the stack.  On error
+ * log it with the traceback and, if lc is open, close it.  Returns 0 or -1.
+ * [-(nargs+1), +0, -] */
+static int pcall_handler(lua_State *L, lconn *lc, int nargs, const char *what)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, 0, base);
+    if (rc == LUA_OK) {
+        lua_remove(L, base);
+        return 0;
+    }
+    const char *err = lua_tostring(L, -1);
+    if (!err)
+        err = "(error object is not a string)";
+    if (lc && lc->c) {
+        rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "script error in %s: %s", what, err);
+        /* The reason is the first line: the error itself, without the traceback. */
+        char reason[200];
+        size_t n = strcspn(err, "\n");
+        snprintf(reason, sizeof reason, "script error: %.*s", (int)(n > 180 ? 180 : n), err);
+        rtmp_conn_close(lc->c, reason);
+    } else {
+        rtmp_log(RTMP_LOG_ERROR, lc ? lc->id : 0, lc ? lc->peer : NULL, "script error in %s: %s", what, err);
+    }
+    lua_pop(L, 2);
+    return -1;
+}
+
+/* ---- connections ---- */
+
+static void lconn_release(lconn *lc)
+{
+    if (--lc->refs == 0)
+        free(lc);
+}
+
+/* [-0, +1, -] push the box of an open connection. */
+static void push_box(lua_State *L, lconn *lc)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lc->boxref);
+}
+
+/* [-0, +1, -] push handler `name` of lc (from the box's handlers table), or nil. */
+static int push_handler(lua_State *L, lconn *lc, const char *name)
+{
+    push_box(L, lc);
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    int t = lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return t;
+}
+
+/* [-0, +1, m] a new box for lc, with a fields table and the handlers
+ * table at index handlers_idx (absolute). */
+static void new_box(lua_State *L, lconn *lc, int handlers_idx)
+{
+    lconn **box = lua_newuserdatauv(L, sizeof *box, 2);
+    *box = lc;
+    luaL_setmetatable(L, CONN_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, handlers_idx);
+    lua_setiuservalue(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lc->boxref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static lconn *lconn_new(lstate *st, rtmp_conn *c, int role)
+{
+    lconn *lc = calloc(1, sizeof *lc);
+    if (!lc)
+        return NULL;
+    lc->st = st;
+    lc->c = c;
+    lc->refs = 2; /* the box and the open connection */
+    lc->role = role;
+    lc->id = rtmp_conn_id(c);
+    lc->boxref = LUA_NOREF;
+    snprintf(lc->peer, sizeof lc->peer, "%s", rtmp_conn_peer(c));
+    return lc;
+}
+
+static void h_open(rtmp_conn *c, void *ud)
+{
+    lserver *srv = ud; /* servers only: clients set their lconn at connect */
+    lua_State *L = srv->st->L;
+    lconn *lc = lconn_new(srv->st, c, RTMP_ROLE_SERVER);
+    if (!lc) {
+        rtmp_conn_close(c, "out of memory");
+        return;
+    }
+    rtmp_conn_set_ud(c, lc);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->handlers);
+    new_box(L, lc, lua_gettop(L));
+    lua_pop(L, 2);
+    if (push_handler(L, lc, "on_open") == LUA_TFUNCTION) {
+        push_box(L, lc);
+        pcall_handler(L, lc, 1, "on_open");
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+static int h_ready(rtmp_conn *c, void *ud)
+{
+    lconn *lc = ud;
+    lua_State *L = lc->st->L;
+    if (push_handler(L, lc, "on_handshake") == LUA_TFUNCTION) {
+        push_box(L, lc);
+        return pcall_handler(L, lc, 1, "on_handshake");
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void h_close(rtmp_conn *c, void *ud, const char *reason)
+{
+    lconn *lc = ud;
+    if (!lc)
+        return;
+    lc->c = NULL; /* closed: methods now return nil, "closed" */
+    lua_State *L = lc->st->L;
+    if (!L) /* the Lua state is closing: no more calls into it */
+        goto done;
+    if (push_handler(L, lc, "on_close") == LUA_TFUNCTION) {
+        push_box(L, lc);
+        lua_pushstring(L, reason);
+        pcall_handler(L, lc, 2, "on_close");
+    } else {
+        lua_pop(L, 1);
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, lc->boxref);
+done:
+    lc->boxref = LUA_NOREF;
+    lconn_release(lc);
+}
+
+/* ---- messages ---- */
+
+static int is_media(uint8_t type)
+{
+    return type == RTMP_MSG_AUDIO || type == RTMP_MSG_VIDEO || type == RTMP_MSG_AGGREGATE;
+}
+
+/* [-0, +0, m] set the decoded fields of a control message into the table on top. */
+static void decode_control(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p)
+{
+    rtmp_control c;
+    int rc = rtmp_control_parse(h, p, &c);
+    if (rc < 0) {
+        lua_pushstring(L, rtmp_strerror(rc));
+        lua_setfield(L, -2, "decode_error");
+        return;
+    }
+    switch (h->type) {
+    case RTMP_MSG_SET_CHUNK_SIZE:
+        lua_pushinteger(L, c.value);
+        lua_setfield(L, -2, "chunk_size");
+        break;
+    case RTMP_MSG_ABORT:
+        lua_pushinteger(L, c.value);
+        lua_setfield(L, -2, "abort_csid");
+        break;
+    case RTMP_MSG_ACK:
+        lua_pushinteger(L, c.value);
+        lua_setfield(L, -2, "sequence");
+        break;
+    case RTMP_MSG_WINDOW_ACK_SIZE:
+        lua_pushinteger(L, c.value);
+        lua_setfield(L, -2, "window");
+        break;
+    case RTMP_MSG_SET_PEER_BANDWIDTH:
+        lua_pushinteger(L, c.value);
+        lua_setfield(L, -2, "window");
+        if (c.limit >= 0) {
+            lua_pushinteger(L, c.limit);
+            lua_setfield(L, -2, "limit");
+        }
+        break;
+    case RTMP_MSG_USER_CONTROL: {
+        lua_pushinteger(L, c.event);
+        lua_setfield(L, -2, "event");
+        const char *name = rtmp_uc_name(c.event);
+        if (name) {
+            lua_pushstring(L, name);
+            lua_setfield(L, -2, "event_name");
+        }
+        if (c.nfields >= 1) {
+            lua_pushinteger(L, c.value);
+            lua_setfield(L, -2, c.event == RTMP_UC_PING_REQUEST || c.event == RTMP_UC_PING_RESPONSE
+                                    ? "timestamp" : "stream_id");
+        }
+        if (c.event == RTMP_UC_SET_BUFFER_LENGTH && c.nfields >= 2) {
+            lua_pushinteger(L, c.value2);
+            lua_setfield(L, -2, "buffer_length");
+        }
+        break;
+    }
+    }
+}
+
+/* [-0, +0, m] decode AMF values into fields values/name/txn/args of the table on top. */
+static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p)
+{
+    size_t off = (h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA) && h->length > 0 ? 1 : 0;
+    int rc = rtmp_l_amf0_push_values(L, p + off, h->length - off, RTMP_DEFAULT_AMF_DEPTH);
+    if (rc < 0) {
+        lua_pushstring(L, rtmp_strerror(rc));
+        lua_setfield(L, -2, "decode_error");
+        return;
+    }
+    int values = lua_gettop(L);
+    lua_pushvalue(L, values);
+    lua_setfield(L, -3, "values");
+    if (lua_geti(L, values, 1) == LUA_TSTRING)
+        lua_setfield(L, -3, "name");
+    else
+        lua_pop(L, 1);
+    if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF3_COMMAND) {
+        lua_geti(L, values, 2);
+        lua_setfield(L, -3, "txn");
+        lua_getfield(L, values, "n");
+        lua_Integer n = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_createtable(L, n > 2 ? (int)(n - 2) : 0, 1);
+        for (lua_Integer i = 3; i <= n; i++) {
+            lua_geti(L, values, i);
+            lua_seti(L, -2, i - 2);
+        }
+        lua_pushinteger(L, n > 2 ? n - 2 : 0);
+        lua_setfield(L, -2, "n");
+        lua_setfield(L, -3, "args");
+    }
+    lua_pop(L, 1);
+}
+
+/* [-0, +1, m] a message object; payload is copied once into a buffer
+ * (media is then forwarded from that buffer without further copies). */
+static lmsg *push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+{
+    lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
+    m->h = *h;
+    m->applied = applied;
+    m->payload = NULL;
+    luaL_setmetatable(L, MSG_MT);
+    m->payload = rtmp_buf_copy(payload, h->length);
+    if (!m->payload)
+        luaL_error(L, "out of memory");
+    if (!is_media(h->type)) {
+        lua_newtable(L);
+        if (rtmp_is_control(h->type))
+            decode_control(L, h, payload);
+        else if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF0_DATA
+                 || h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA)
+            decode_amf(L, h, payload);
+        lua_setiuservalue(L, -2, 1);
+    }
+    return m;
+}
+
+static int msg_pushmsg(lua_State *L)
+{
+    const rtmp_msg_hdr *h = lua_touserdata(L, 1);
+    const uint8_t *payload = lua_touserdata(L, 2);
+    unsigned applied = (unsigned)lua_tointeger(L, 3);
+    push_msg(L, h, payload, applied);
+    return 1;
+}
+
+static int h_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+{
+    lconn *lc = ud;
+    lua_State *L = lc->st->L;
+    if (push_handler(L, lc, "on_message") != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    push_box(L, lc);
+    /* Build the message under pcall: decoding allocates. */
+    lua_pushcfunction(L, msg_pushmsg);
+    lua_pushlightuserdata(L, (void *)h);
+    lua_pushlightuserdata(L, (void *)payload);
+    lua_pushinteger(L, applied);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "message: %s", lua_tostring(L, -1));
+        lua_pop(L, 3);
+        rtmp_conn_close(c, "out of memory");
+        return RTMP_ERR_NOMEM;
+    }
+    return pcall_handler(L, lc, 2, "on_message");
+}
+
+static lmsg *check_msg(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, MSG_MT);
+}
+
+static uint8_t payload_byte(const lmsg *m, size_t i)
+{
+    return m->payload && m->payload->len > i ? m->payload->data[i] : 0;
+}
+
+/* Video: legacy frame type in the high nibble; enhanced RTMP sets bit 7
+ * and keeps the frame type in bits 4-6. */
+static int video_frame_type(const lmsg *m)
+{
+    uint8_t b = payload_byte(m, 0);
+    return (b & 0x80) ? (b >> 4) & 7 : b >> 4;
+}
+
+static int msg_is_sequence_header(const lmsg *m)
+{
+    uint8_t b = payload_byte(m, 0);
+    if (!m->payload || m->payload->len < 2)
+        return 0;
+    if (m->h.type == RTMP_MSG_VIDEO) {
+        if (b & 0x80)
+            return (b & 0x0F) == 0; /* PacketTypeSequenceStart */
+        return ((b & 0x0F) == 7 || (b & 0x0F) == 12) && payload_byte(m, 1) == 0;
+    }
+    if (m->h.type == RTMP_MSG_AUDIO)
+        return (b >> 4) == 10 && payload_byte(m, 1) == 0;
+    return 0;
+}
+
+static int msg_index(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    const char *k = lua_tostring(L, 2);
+    if (k) {
+        if (!strcmp(k, "type")) { lua_pushinteger(L, m->h.type); return 1; }
+        if (!strcmp(k, "type_name")) { lua_pushstring(L, rtmp_msg_type_name(m->h.type)); return 1; }
+        if (!strcmp(k, "csid")) { lua_pushinteger(L, m->h.csid); return 1; }
+        if (!strcmp(k, "fmt")) { lua_pushinteger(L, m->h.fmt); return 1; }
+        if (!strcmp(k, "stream")) { lua_pushinteger(L, m->h.stream_id); return 1; }
+        if (!strcmp(k, "timestamp")) { lua_pushinteger(L, m->h.timestamp); return 1; }
+        if (!strcmp(k, "length")) { lua_pushinteger(L, m->h.length); return 1; }
+        if (!strcmp(k, "payload")) {
+            lua_pushlstring(L, m->payload ? (const char *)m->payload->data : "", m->payload ? m->payload->len : 0);
+            return 1;
+        }
+        if (!strcmp(k, "applied")) {
+            if (!m->applied)
+                return 0;
+            lua_newtable(L);
+            for (unsigned bit = 1; bit <= RTMP_AUTO_ALL; bit <<= 1)
+                if (m->applied & bit) {
+                    lua_pushboolean(L, 1);
+                    lua_setfield(L, -2, rtmp_auto_name(bit));
+                }
+            return 1;
+        }
+        if (!strcmp(k, "keyframe")) {
+            lua_pushboolean(L, m->h.type == RTMP_MSG_VIDEO && video_frame_type(m) == 1);
+            return 1;
+        }
+        if (!strcmp(k, "sequence_header")) {
+            lua_pushboolean(L, msg_is_sequence_header(m));
+            return 1;
+        }
+        if (!strcmp(k, "codec")) {
+            uint8_t b = payload_byte(m, 0);
+            if (m->h.type == RTMP_MSG_VIDEO && (b & 0x80) && m->payload->len >= 5)
+                lua_pushlstring(L, (const char *)m->payload->data + 1, 4);
+            else if (m->h.type == RTMP_MSG_VIDEO)
+                lua_pushinteger(L, b & 0x0F);
+            else if (m->h.type == RTMP_MSG_AUDIO)
+                lua_pushinteger(L, b >> 4);
+            else
+                return 0;
+            return 1;
+        }
+    }
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+        return 0;
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+static int msg_newindex(lua_State *L)
+{
+    check_msg(L, 1);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 1);
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_settable(L, -3);
+    return 0;
+}
+
+static int msg_gc(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    rtmp_buf_unref(m->payload);
+    m->payload = NULL;
+    return 0;
+}
+
+static int msg_tostring(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    lua_pushfstring(L, "rtmp.msg(%s csid=%d stream=%d ts=%d len=%d)", rtmp_msg_type_name(m->h.type),
+                    (int)m->h.csid, (int)m->h.stream_id, (int)m->h.timestamp, (int)m->h.length);
+    return 1;
+}
+
+/* rtmp.message{ type=, csid=, stream=, timestamp= } (payload) -> msg:
+ * build a message to send or forward (tests, tools, caches). */
+static int l_message(lua_State *L);
+
+/* ---- sending ---- */
+
+static lconn *check_lconn(lua_State *L, int idx)
+{
+    lconn **box = luaL_checkudata(L, idx, CONN_MT);
+    if (!*box)
+        luaL_argerror(L, idx, "connection object already finalized");
+    return *box;
+}
+
+/* Returns the open conn, or pushes nil, "closed" and returns NULL. */
+static rtmp_conn *open_conn(lua_State *L, lconn *lc)
+{
+    if (lc && lc->c && !rtmp_conn_closing(lc->c))
+        return lc->c;
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return NULL;
+}
+
+/* After queuing: tell the loop; results for Lua. */
+static int sent(lua_State *L, rtmp_conn *c, int rc)
+{
+    if (rc >= 0)
+        rc = rtmp_conn_output(c);
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, rtmp_strerror(rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int type_from_value(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *name = lua_tostring(L, idx);
+        for (int t = 1; t < 32; t++)
+            if (strcmp(rtmp_msg_type_name((unsigned)t), name) == 0)
+                return t;
+        return luaL_error(L, "unknown message type '%s'", name);
+    }
+    lua_Integer t = luaL_checkinteger(L, idx);
+    if (t < 0 || t > 255)
+        return luaL_error(L, "message type %d out of range", (int)t);
+    return (int)t;
+}
+
+static uint32_t opt_field_u32(lua_State *L, int t, const char *k, uint32_t def)
+{
+    uint32_t v = def;
+    if (t && lua_getfield(L, t, k) != LUA_TNIL) {
+        lua_Integer i = luaL_checkinteger(L, -1);
+        if (i < 0 || i > 0xFFFFFFFFLL)
+            luaL_error(L, "field '%s' out of range", k);
+        v = (uint32_t)i;
+    }
+    if (t)
+        lua_pop(L, 1);
+    return v;
+}
+
+static int default_csid(uint8_t type)
+{
+    switch (type) {
+    case RTMP_MSG_SET_CHUNK_SIZE: case RTMP_MSG_ABORT: case RTMP_MSG_ACK:
+    case RTMP_MSG_USER_CONTROL: case RTMP_MSG_WINDOW_ACK_SIZE: case RTMP_MSG_SET_PEER_BANDWIDTH:
+        return 2;
+    case RTMP_MSG_AUDIO: return 6;
+    case RTMP_MSG_VIDEO: case RTMP_MSG_AGGREGATE: return 7;
+    case RTMP_MSG_AMF0_DATA: case RTMP_MSG_AMF3_DATA: return 5;
+    default: return 3;
+    }
+}
+
+/* Fill h from the optional header table at index t (0 = none) over defaults. */
+static void read_hdr(lua_State *L, int t, rtmp_msg_hdr *h)
+{
+    if (t && !lua_istable(L, t))
+        luaL_typeerror(L, t, "table or nil");
+    if (t && lua_getfield(L, t, "type") != LUA_TNIL)
+        h->type = (uint8_t)type_from_value(L, lua_gettop(L));
+    if (t)
+        lua_pop(L, 1);
+    h->csid = opt_field_u32(L, t, "csid", h->csid ? h->csid : (uint32_t)default_csid(h->type));
+    h->stream_id = opt_field_u32(L, t, "stream", h->stream_id);
+    h->timestamp = opt_field_u32(L, t, "timestamp", h->timestamp);
+    uint32_t fmt = opt_field_u32(L, t, "fmt", RTMP_FMT_AUTO);
+    if (h->csid < RTMP_MIN_CSID || h->csid > RTMP_MAX_CSID)
+        luaL_error(L, "csid %d out of range 2..65599", (int)h->csid);
+    if (fmt != RTMP_FMT_AUTO && fmt > 3)
+        luaL_error(L, "fmt %d out of range 0..3", (int)fmt);
+    h->fmt = (uint8_t)fmt;
+}
+
+/* conn:send(hdr, payload): payload is a string or a message (whose header
+ * fills what hdr leaves out). */
+static int conn_send(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    int t = lua_isnoneornil(L, 2) ? 0 : 2;
+    rtmp_msg_hdr h = { 0 };
+    const uint8_t *p;
+    size_t len;
+    lmsg *m = luaL_testudata(L, 3, MSG_MT);
+    if (m) {
+        h = m->h;
+        h.csid = 0;
+        p = m->payload ? m->payload->data : NULL;
+        len = m->payload ? m->payload->len : 0;
+    } else {
+        p = (const uint8_t *)luaL_checklstring(L, 3, &len);
+        if (!t)
+            return luaL_argerror(L, 2, "header table expected for a string payload");
+        lua_getfield(L, t, "type");
+        if (lua_isnil(L, -1))
+            return luaL_argerror(L, 2, "header needs a type");
+        lua_pop(L, 1);
+    }
+    read_hdr(L, t, &h);
+    if (len > 0xFFFFFF)
+        return luaL_argerror(L, 3, "payload longer than 16777215 bytes");
+    h.length = (uint32_t)len;
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c)
+        return 2;
+    return sent(L, c, rtmp_session_send(rtmp_conn_session(c), &h, p));
+}
+
+/* conn:command(hdr, name, txn, ...) and conn:data(hdr, ...): AMF0. */
+static int send_amf(lua_State *L, uint8_t type)
+{
+    lconn *lc = check_lconn(L, 1);
+    int t = lua_isnoneornil(L, 2) ? 0 : 2;
+    rtmp_msg_hdr h = { .type = type };
+    read_hdr(L, t, &h);
+    int top = lua_gettop(L);
+    if (type == RTMP_MSG_AMF0_COMMAND) {
+        luaL_checkstring(L, 3);
+        luaL_checknumber(L, 4);
+    }
+    rtmp_buf *out = NULL;
+    if (top >= 3) {
+        /* Encode into a buffer owned by a to-be-closed slot so an
+         * encoding error (it raises) does not leak it. */
+        rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+        *slot = NULL;
+        luaL_setmetatable(L, BUFSLOT_MT);
+        rtmp_l_amf0_encode_values(L, 3, top, slot, RTMP_DEFAULT_AMF_DEPTH);
+        out = *slot;
+        *slot = NULL;
+        lua_pop(L, 1);
+    }
+    h.length = out ? (uint32_t)out->len : 0;
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c) {
+        rtmp_buf_unref(out);
+        return 2;
+    }
+    int rc = h.length > 0xFFFFFF ? RTMP_ERR_INVAL
+                                  : rtmp_session_send(rtmp_conn_session(c), &h, out ? out->data : NULL);
+    rtmp_buf_unref(out);
+    return sent(L, c, rc);
+}
+
+static int conn_command(lua_State *L) { return send_amf(L, RTMP_MSG_AMF0_COMMAND); }
+static int conn_data(lua_State *L) { return send_amf(L, RTMP_MSG_AMF0_DATA); }
+
+static uint32_t check_u32(lua_State *L, int idx)
+{
+    lua_Integer v = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, v >= 0 && v <= 0xFFFFFFFFLL, idx, "out of range 0..2^32-1");
+    return (uint32_t)v;
+}
+
+static int conn_set_chunk_size(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    uint32_t size = check_u32(L, 2);
+    luaL_argcheck(L, size >= 1 && size <= 0x7FFFFFFF, 2, "chunk size out of range 1..2^31-1");
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_set_chunk_size(rtmp_conn_session(c), size)) : 2;
+}
+
+static int conn_window_ack_size(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    uint32_t size = check_u32(L, 2);
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_send_window(rtmp_conn_session(c), size)) : 2;
+}
+
+/* conn:peer_bandwidth(window, limit): limit 0/1/2, "hard"/"soft"/"dynamic",
+ * or false to leave the limit-type byte out (a real peer's quirk). */
+static int conn_peer_bandwidth(lua_State *L)
+{
+    static const char *const limits[] = { "hard", "soft", "dynamic", NULL };
+    lconn *lc = check_lconn(L, 1);
+    uint32_t size = check_u32(L, 2);
+    int limit;
+    if (lua_isboolean(L, 3) && !lua_toboolean(L, 3))
+        limit = -1;
+    else if (lua_type(L, 3) == LUA_TSTRING)
+        limit = luaL_checkoption(L, 3, NULL, limits);
+    else
+        limit = (int)luaL_optinteger(L, 3, 2);
+    luaL_argcheck(L, limit >= -1 && limit <= 255, 3, "limit type out of range");
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_send_peer_bandwidth(rtmp_conn_session(c), size, limit)) : 2;
+}
+
+/* conn:user_control(event, [v1, [v2]]): event is a number or a name
+ * ("stream_begin", "stream_eof", "set_buffer_length", "ping_request", ...). */
+static int conn_user_control(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    int event;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        event = rtmp_uc_event(lua_tostring(L, 2));
+        if (event < 0)
+            return luaL_argerror(L, 2, "unknown user control event");
+    } else {
+        lua_Integer e = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, e >= 0 && e <= 0xFFFF, 2, "event out of range");
+        event = (int)e;
+    }
+    int nfields = lua_isnoneornil(L, 3) ? 0 : lua_isnoneornil(L, 4) ? 1 : 2;
+    uint32_t v1 = nfields >= 1 ? check_u32(L, 3) : 0;
+    uint32_t v2 = nfields >= 2 ? check_u32(L, 4) : 0;
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_send_user_control(rtmp_conn_session(c), (uint16_t)event, nfields, v1, v2))
+             : 2;
+}
+
+static int conn_ack(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    uint32_t seq = check_u32(L, 2);
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_send_ack(rtmp_conn_session(c), seq)) : 2;
+}
+
+/* conn:raw(bytes): queue bytes exactly as given, no chunking. */
+static int conn_raw(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    size_t len;
+    const char *p = luaL_checklstring(L, 2, &len);
+    rtmp_conn *c = open_conn(L, lc);
+    return c ? sent(L, c, rtmp_session_send_raw(rtmp_conn_session(c), (const uint8_t *)p, len)) : 2;
+}
+
+static int conn_close(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    const char *reason = luaL_optstring(L, 2, "closed by script");
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c)
+        return 2;
+    rtmp_conn_close(c, reason);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:auto(name [, on]) -> on: read or switch one automatic behaviour. */
+static int conn_auto(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    unsigned bit = rtmp_auto_bit(name);
+    if (!bit)
+        return luaL_argerror(L, 2, "expected ack, ping, chunk_size, abort, window or bandwidth");
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c)
+        return 2;
+    rtmp_session *s = rtmp_conn_session(c);
+    unsigned autos = rtmp_session_autos(s);
+    if (!lua_isnoneornil(L, 3)) {
+        autos = lua_toboolean(L, 3) ? autos | bit : autos & ~bit;
+        rtmp_session_set_autos(s, autos);
+    }
+    lua_pushboolean(L, (autos & bit) != 0);
+    return 1;
+}
+
+static int conn_log(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    int level = rtmp_log_parse_level(luaL_checkstring(L, 2));
+    if (level < 0)
+        return luaL_argerror(L, 2, "expected error, warn, info, debug or trace");
+    if (!rtmp_log_enabled(level))
+        return 0;
+    rtmp_l_format(L, 3);
+    rtmp_log(level, lc->id, lc->peer, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static const luaL_Reg conn_methods[] = {
+    { "send", conn_send },
+    { "command", conn_command },
+    { "data", conn_data },
+    { "set_chunk_size", conn_set_chunk_size },
+    { "window_ack_size", conn_window_ack_size },
+    { "peer_bandwidth", conn_peer_bandwidth },
+    { "user_control", conn_user_control },
+    { "ack", conn_ack },
+    { "raw", conn_raw },
+    { "close", conn_close },
+    { "auto", conn_auto },
+    { "log", conn_log },
+    { NULL, NULL },
+};
+
+static int conn_index(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    const char *k = lua_tostring(L, 2);
+    if (k) {
+        if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+            return 1; /* a method */
+        lua_pop(L, 1);
+        if (!strcmp(k, "id")) { lua_pushinteger(L, (lua_Integer)lc->id); return 1; }
+        if (!strcmp(k, "peer")) { lua_pushstring(L, lc->peer); return 1; }
+        if (!strcmp(k, "role")) { lua_pushstring(L, lc->role == RTMP_ROLE_CLIENT ? "client" : "server"); return 1; }
+        if (!strcmp(k, "closed")) { lua_pushboolean(L, !lc->c || rtmp_conn_closing(lc->c)); return 1; }
+        if (lc->c) {
+            rtmp_session *s = rtmp_conn_session(lc->c);
+            rtmp_session_info info;
+            rtmp_session_get_info(s, &info);
+            static const char *const kinds[] = { "unknown", "plain", "digest1", "digest2" };
+            if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)info.bytes_in); return 1; }
+            if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
+            if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_session_pending(s)); return 1; }
+            if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(s)); return 1; }
+            if (!strcmp(k, "in_chunk_size")) { lua_pushinteger(L, info.in_chunk_size); return 1; }
+            if (!strcmp(k, "out_chunk_size")) { lua_pushinteger(L, info.out_chunk_size); return 1; }
+            if (!strcmp(k, "ack_window")) { lua_pushinteger(L, info.ack_window); return 1; }
+            if (!strcmp(k, "last_ack_sent")) { lua_pushinteger(L, info.last_ack_sent); return 1; }
+            if (!strcmp(k, "peer_ack")) { lua_pushinteger(L, info.peer_ack); return 1; }
+            if (!strcmp(k, "window_sent")) { lua_pushinteger(L, info.window_sent); return 1; }
+            if (!strcmp(k, "peer_bandwidth")) { lua_pushinteger(L, info.peer_bandwidth); return 1; }
+            if (!strcmp(k, "peer_bandwidth_limit")) {
+                if (info.peer_bandwidth_limit < 0)
+                    return 0;
+                lua_pushinteger(L, info.peer_bandwidth_limit);
+                return 1;
+            }
+            if (!strcmp(k, "handshake")) {
+                lua_pushstring(L, kinds[info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? info.hs_peer_kind : 0]);
+                return 1;
+            }
+        }
+    }
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+static int conn_newindex(lua_State *L)
+{
+    check_lconn(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_settable(L, -3);
+    return 0;
+}
+
+static int conn_gc(lua_State *L)
+{
+    lconn **box = luaL_checkudata(L, 1, CONN_MT);
+    if (*box) {
+        lconn_release(*box);
+        *box = NULL;
+    }
+    return 0;
+}
+
+static int conn_eq(lua_State *L)
+{
+    lconn **a = luaL_testudata(L, 1, CONN_MT), **b = luaL_testudata(L, 2, CONN_MT);
+    lua_pushboolean(L, a && b && *a == *b);
+    return 1;
+}
+
+static int conn_tostring(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    lua_pushfstring(L, "rtmp.conn(%d %s%s)", (int)lc->id, lc->peer, lc->c ? "" : " closed");
+    return 1;
+}
+
+/* ---- configuration from Lua tables ---- */
+
+static double opt_number(lua_State *L, int t, const char *k, double def)
+{
+    double v = def;
+    if (lua_getfield(L, t, k) != LUA_TNIL)
+        v = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Read connection settings from table t (missing fields: rtmp.options,
+ * then built-in defaults). */
+static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int role)
+{
+    rtmp_conn_config_default(cfg, role);
+    /* rtmp.options (set by the luartmp command line) come first, t overrides */
+    int opts = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+    if (lua_istable(L, -1))
+        opts = lua_gettop(L);
+    for (int pass = 0; pass < 2; pass++) {
+        int src = pass == 0 ? opts : t;
+        if (!src)
+            continue;
+        cfg->handshake_timeout = opt_number(L, src, "handshake_timeout", cfg->handshake_timeout);
+        cfg->idle_timeout = opt_number(L, src, "idle_timeout", cfg->idle_timeout);
+        cfg->max_output = (size_t)opt_number(L, src, "max_output", (double)cfg->max_output);
+        rtmp_reader_config *r = &cfg->session.reader;
+        r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
+        r->max_chunk_streams = (uint32_t)opt_number(L, src, "max_chunk_streams", r->max_chunk_streams);
+        r->min_chunk_size = (uint32_t)opt_number(L, src, "min_chunk_size", r->min_chunk_size);
+        r->max_chunk_size = (uint32_t)opt_number(L, src, "max_chunk_size", r->max_chunk_size);
+        cfg->session.ack_window = (uint32_t)opt_number(L, src, "ack_window", cfg->session.ack_window);
+        if (lua_getfield(L, src, "ext_ts_fmt3") == LUA_TSTRING) {
+            static const char *const modes[] = { "detect", "spec", "never", NULL };
+            r->ext_ts_fmt3 = luaL_checkoption(L, -1, NULL, modes);
+        }
+        lua_pop(L, 1);
+        if (lua_getfield(L, src, "accept_fresh_fmt") != LUA_TNIL)
+            r->accept_fresh_fmt = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (lua_getfield(L, src, "plain_handshake") != LUA_TNIL)
+            cfg->session.hs_flags = lua_toboolean(L, -1) ? RTMP_HS_FLAG_PLAIN : 0;
+        lua_pop(L, 1);
+        /* auto = { ack = false, ping = false, ... } */
+        if (lua_getfield(L, src, "auto") == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+                unsigned bit = rtmp_auto_bit(name);
+                if (!bit)
+                    luaL_error(L, "unknown automatic behaviour '%s'", name);
+                if (lua_toboolean(L, -1))
+                    cfg->session.autos |= bit;
+                else
+                    cfg->session.autos &= ~bit;
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- servers ---- */
+
+static const rtmp_conn_handler server_handler = { h_open, h_ready, h_message, h_close };
+
+/* rtmp.listen{ listen = "ADDR" | {"ADDR", ...}, on_open, on_handshake,
+ *              on_message, on_close, <settings> } -> server | nil, err */
+static int l_listen(lua_State *L)
+{
+    lstate *st = get_state(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    rtmp_conn_config cfg;
+    read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
+
+    /* collect addresses: opts.listen, else rtmp.options.listen, else "1935" */
+    lua_getfield(L, 1, "listen");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+        lua_getfield(L, -1, "listen");
+        lua_remove(L, -2);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "1935");
+    }
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_createtable(L, 1, 0);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+    }
+    int addrs = lua_gettop(L);
+
+    lserver *srv = lua_newuserdatauv(L, sizeof *srv, 1);
+    srv->st = st;
+    srv->l = NULL;
+    srv->handlers = LUA_NOREF;
+    luaL_setmetatable(L, SERVER_MT);
+    lua_pushvalue(L, 1);
+    srv->handlers = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    lua_Integer n = luaL_len(L, addrs);
+    if (n != 1)
+        return luaL_error(L, "one listen address per rtmp.listen call (got %d)", (int)n);
+    lua_geti(L, addrs, 1);
+    const char *addr = luaL_checkstring(L, -1);
+    char err[300];
+    srv->l = rtmp_net_listen(st->net, addr, &cfg, &server_handler, srv, err, sizeof err);
+    lua_pop(L, 1);
+    if (!srv->l) {
+        luaL_unref(L, LUA_REGISTRYINDEX, srv->handlers);
+        srv->handlers = LUA_NOREF;
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    /* keep the server reachable while it listens */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, srv);
+    return 1;
+}
+
+static int server_close(lua_State *L)
+{
+    lserver *srv = luaL_checkudata(L, 1, SERVER_MT);
+    if (srv->l) {
+        rtmp_listener_close(srv->l);
+        srv->l = NULL;
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, srv);
+    }
+    /* the handlers stay referenced while connections may use them; they
+     * hold their own reference through their boxes */
+    if (srv->handlers != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, srv->handlers);
+        srv->handlers = LUA_NOREF;
+    }
+    return 0;
+}
+
+static int server_index(lua_State *L)
+{
+    lserver *srv = luaL_checkudata(L, 1, SERVER_MT);
+    const char *k = luaL_checkstring(L, 2);
+    if (!strcmp(k, "port")) {
+        if (!srv->l)
+            return 0;
+        lua_pushinteger(L, rtmp_listener_port(srv->l));
+        return 1;
+    }
+    if (!strcmp(k, "close")) {
+        lua_pushcfunction(L, server_close);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- clients ---- */
+
+static void c_open(rtmp_conn *c, void *ud) { (void)c; (void)ud; }
+
+static const rtmp_conn_handler client_handler = { c_open, h_ready, h_message, h_close };
+
+/* rtmp.parse_url("rtmp://host[:port]/app[/instance...]") ->
+ *   { host=, port=, app=, path=, tc_url= } or nil, err.
+ * app is the first path segment; path is the rest (the stream name when
+ * there are two segments: FFmpeg's convention). */
+static int l_parse_url(lua_State *L)
+{
+    size_t len;
+    const char *url = luaL_checklstring(L, 1, &len);
+    if (strncmp(url, "rtmp://", 7) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "not an rtmp:// URL: %s", url);
+        return 2;
+    }
+    const char *host = url + 7, *slash = strchr(host, '/');
+    const char *hend = slash ? slash : url + len;
+    const char *port = NULL;
+    const char *hstart = host, *hstop = hend;
+    if (*host == '[') {
+        const char *rb = memchr(host, ']', (size_t)(hend - host));
+        if (!rb) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "bad IPv6 host in URL");
+            return 2;
+        }
+        hstart = host + 1;
+        hstop = rb;
+        if (rb + 1 < hend && rb[1] == ':')
+            port = rb + 2;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(hend - host));
+        if (colon) {
+            hstop = colon;
+            port = colon + 1;
+        }
+    }
+    if (hstop == hstart) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "no host in URL");
+        return 2;
+    }
+    lua_newtable(L);
+    lua_pushlstring(L, hstart, (size_t)(hstop - hstart));
+    lua_setfield(L, -2, "host");
+    if (port)
+        lua_pushlstring(L, port, (size_t)(hend - port));
+    else
+        lua_pushliteral(L, "1935");
+    lua_setfield(L, -2, "port");
+    const char *path = slash ? slash + 1 : "";
+    const char *seg = strchr(path, '/');
+    const char *q = strchr(path, '?');
+    if (q && (!seg || q < seg))
+        seg = NULL; /* app?query: the query belongs to the app */
+    lua_pushlstring(L, path, seg ? (size_t)(seg - path) : strlen(path));
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, seg ? seg + 1 : "");
+    lua_setfield(L, -2, "path");
+    /* tcUrl: scheme, authority and app */
+    size_t tclen = (size_t)((seg ? seg : path + strlen(path)) - url);
+    lua_pushlstring(L, url, tclen);
+    lua_setfield(L, -2, "tc_url");
+    return 1;
+}
+
+/* rtmp.connect(url, handlers) -> conn | nil, err.  The handshake runs in
+ * the loop; handlers.on_handshake(conn) follows, then on_message for
+ * every message, and on_close(conn, reason) at the end. */
+static int l_connect(lua_State *L)
+{
+    lstate *st = get_state(L);
+    luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushcfunction(L, l_parse_url);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    if (lua_isnil(L, -2))
+        return 2;
+    lua_pop(L, 1);
+    int u = lua_gettop(L);
+    lua_getfield(L, u, "host");
+    lua_getfield(L, u, "port");
+    rtmp_conn_config cfg;
+    read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
+    char err[300];
+    rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, &client_handler,
+                                    NULL, err, sizeof err);
+    if (!c) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lconn *lc = lconn_new(st, c, RTMP_ROLE_CLIENT);
+    if (!lc) {
+        rtmp_conn_close(c, "out of memory");
+        return luaL_error(L, "out of memory");
+    }
+    rtmp_conn_set_ud(c, lc);
+    new_box(L, lc, 2);
+    /* remember the URL parts in the connection's fields */
+    lua_getiuservalue(L, -1, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "url");
+    lua_getfield(L, u, "app");
+    lua_setfield(L, -2, "app");
+    lua_getfield(L, u, "path");
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, u, "tc_url");
+    lua_setfield(L, -2, "tc_url");
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* ---- messages built by scripts ---- */
+
+static int l_message(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t len = 0;
+    const char *p = luaL_optlstring(L, 2, "", &len);
+    rtmp_msg_hdr h = { 0 };
+    lua_getfield(L, 1, "type");
+    if (lua_isnil(L, -1))
+        return luaL_argerror(L, 1, "message needs a type");
+    lua_pop(L, 1);
+    read_hdr(L, 1, &h);
+    if (len > 0xFFFFFF)
+        return luaL_argerror(L, 2, "payload longer than 16777215 bytes");
+    h.length = (uint32_t)len;
+    lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
+    m->h = h;
+    m->applied = 0;
+    m->payload = NULL;
+    luaL_setmetatable(L, MSG_MT);
+    m->payload = rtmp_buf_copy(p, len);
+    if (!m->payload)
+        return luaL_error(L, "out of memory");
+    return 1;
+}
+
+/* ---- groups: fan-out without copying per member ---- */
+
+static lgroup *check_group(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, GROUP_MT);
+}
+
+static int l_group(lua_State *L)
+{
+    lgroup *g = lua_newuserdatauv(L, sizeof *g, 0);
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, GROUP_MT);
+    return 1;
+}
+
+static void group_drop(lgroup *g, size_t i)
+{
+    lconn_release(g->m[i].lc);
+    g->m[i] = g->m[--g->n];
+}
+
+/* Remove members whose connection has closed. */
+static void group_prune(lgroup *g)
+{
+    for (size_t i = 0; i < g->n;)
+        if (!g->m[i].lc->c)
+            group_drop(g, i);
+        else
+            i++;
+}
+
+/* g:add(conn, stream_id): (re)join with the message stream id media goes out on. */
+static int group_add(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    lconn *lc = check_lconn(L, 2);
+    uint32_t sid = (uint32_t)luaL_optinteger(L, 3, 1);
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].lc == lc) {
+            g->m[i].stream_id = sid;
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    if (!lc->c) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 8;
+        lmember *m = realloc(g->m, cap * sizeof *m);
+        if (!m)
+            return luaL_error(L, "out of memory");
+        g->m = m;
+        g->cap = cap;
+    }
+    g->m[g->n].lc = lc;
+    g->m[g->n].stream_id = sid;
+    g->n++;
+    lc->refs++;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int group_remove(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    lconn *lc = check_lconn(L, 2);
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].lc == lc) {
+            group_drop(g, i);
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int group_has(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    lconn *lc = check_lconn(L, 2);
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].lc == lc) {
+            lua_pushboolean(L, lc->c != NULL);
+            return 1;
+        }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int group_len(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    group_prune(g);
+    lua_pushinteger(L, (lua_Integer)g->n);
+    return 1;
+}
+
+/* g:members() -> array of the open connections. */
+static int group_members(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    group_prune(g);
+    lua_createtable(L, (int)g->n, 0);
+    for (size_t i = 0; i < g->n; i++) {
+        push_box(L, g->m[i].lc);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int group_clear(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    while (g->n)
+        group_drop(g, g->n - 1);
+    return 0;
+}
+
+#define GROUP_CACHE 8
+
+/* g:send(msg [, hdr]) -> members reached.  The message is chunked once
+ * per distinct (outgoing chunk size, stream id) among the members, with a
+ * fmt 0 first chunk, and the same bytes are queued to each of them. */
+static int group_send(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    lmsg *m = check_msg(L, 2);
+    rtmp_msg_hdr h = m->h;
+    h.csid = 0;
+    read_hdr(L, lua_isnoneornil(L, 3) ? 0 : 3, &h);
+    h.fmt = RTMP_FMT_AUTO;
+    h.length = m->payload ? (uint32_t)m->payload->len : 0;
+
+    struct { uint32_t chunk_size, stream_id; rtmp_buf *buf; } cache[GROUP_CACHE];
+    int ncache = 0, reached = 0;
+    rtmp_buf *scratch = NULL;
+    for (size_t i = 0; i < g->n;) {
+        lconn *lc = g->m[i].lc;
+        if (!lc->c) {
+            group_drop(g, i);
+            continue;
+        }
+        i++;
+        rtmp_session *s = rtmp_conn_session(lc->c);
+        if (rtmp_conn_closing(lc->c) || !rtmp_session_ready(s))
+            continue;
+        h.stream_id = g->m[i - 1].stream_id;
+        uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
+        rtmp_buf *buf = NULL;
+        for (int k = 0; k < ncache; k++)
+            if (cache[k].chunk_size == cs && cache[k].stream_id == h.stream_id)
+                buf = cache[k].buf;
+        if (!buf) {
+            int rc = rtmp_chunk_write_fmt0(cs, &h, m->payload ? m->payload->data : NULL, &scratch);
+            if (rc < 0)
+                continue;
+            buf = scratch;
+            scratch = NULL;
+            if (ncache < GROUP_CACHE) {
+                cache[ncache].chunk_size = cs;
+                cache[ncache].stream_id = h.stream_id;
+                cache[ncache].buf = buf;
+                ncache++;
+            } else {
+                scratch = buf; /* reused below, then released */
+            }
+        }
+        if (rtmp_session_send_chunked(s, &h, buf) >= 0 && rtmp_conn_output(lc->c) >= 0)
+            reached++;
+        if (buf == scratch) {
+            rtmp_buf_unref(scratch);
+            scratch = NULL;
+        }
+    }
+    for (int k = 0; k < ncache; k++)
+        rtmp_buf_unref(cache[k].buf);
+    lua_pushinteger(L, reached);
+    return 1;
+}
+
+static int group_gc(lua_State *L)
+{
+    lgroup *g = check_group(L, 1);
+    while (g->n)
+        group_drop(g, g->n - 1);
+    free(g->m);
+    g->m = NULL;
+    g->cap = 0;
+    return 0;
+}
+
+/* ---- timers ---- */
+
+static void timer_fire(rtmp_timer *t, void *ud)
+{
+    ltimer *lt = ud;
+    lua_State *L = lt->st->L;
+    int ref = lt->selfref;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);      /* the timer box */
+    lua_getiuservalue(L, -1, 1);                 /* its function */
+    lua_insert(L, -2);
+    if (lt->repeat <= 0) {                       /* one-shot: no longer active */
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        lt->selfref = LUA_NOREF;
+    }
+    pcall_handler(L, NULL, 1, "timer");
+}
+
+/* rtmp.timer(after, fn [, repeat]) -> timer: fn(timer) runs after `after`
+ * seconds, then every `repeat` seconds if given.  timer:stop() cancels. */
+static int l_timer(lua_State *L)
+{
+    lstate *st = get_state(L);
+    double after = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    double repeat = luaL_optnumber(L, 3, 0);
+    luaL_argcheck(L, after >= 0, 1, "negative delay");
+    luaL_argcheck(L, repeat >= 0, 3, "negative interval");
+    ltimer *lt = lua_newuserdatauv(L, sizeof *lt, 1);
+    lt->st = st;
+    lt->selfref = LUA_NOREF;
+    lt->repeat = repeat;
+    lt->t = NULL;
+    luaL_setmetatable(L, TIMER_MT);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 1);
+    lt->t = rtmp_timer_new(st->net, timer_fire, lt);
+    if (!lt->t)
+        return luaL_error(L, "out of memory");
+    rtmp_timer_start(lt->t, after, repeat);
+    lua_pushvalue(L, -1);
+    lt->selfref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+static int timer_stop(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
+    if (lt->t)
+        rtmp_timer_stop(lt->t);
+    if (lt->selfref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, lt->selfref);
+        lt->selfref = LUA_NOREF;
+    }
+    return 0;
+}
+
+static int timer_active(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
+    lua_pushboolean(L, lt->t && rtmp_timer_active(lt->t));
+    return 1;
+}
+
+static int timer_gc(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, TIMER_MT);
+    if (lt->t) {
+        rtmp_timer_free(lt->t);
+        lt->t = NULL;
+    }
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+/* rtmp.run([seconds]) -> stopped: run the loop until nothing is left to
+ * do, rtmp.stop(), a signal, or `seconds` have passed. */
+static int l_run(lua_State *L)
+{
+    lstate *st = get_state(L);
+    double timeout = luaL_optnumber(L, 1, 0);
+    lua_pushboolean(L, rtmp_net_run(st->net, timeout));
+    return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+    rtmp_net_stop(get_state(L)->net);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, rtmp_net_now(get_state(L)->net));
+    return 1;
+}
+
+/* rtmp.shutdown([reason]): close every server and connection now. */
+static int l_shutdown(lua_State *L)
+{
+    rtmp_net_shutdown(get_state(L)->net, luaL_optstring(L, 1, "shutdown"));
+    return 0;
+}
+
+/* rtmp.handle_signals(): SIGINT/SIGTERM close everything and end rtmp.run. */
+static int l_handle_signals(lua_State *L)
+{
+    rtmp_net_handle_signals(get_state(L)->net);
+    return 0;
+}
+
+static int bufslot_gc(lua_State *L)
+{
+    rtmp_buf **slot = lua_touserdata(L, 1);
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 0;
+}
+
+static int state_gc(lua_State *L)
+{
+    lstate *st = lua_touserdata(L, 1);
+    st->L = NULL;
+    if (st->net) {
+        rtmp_net_free(st->net);
+        st->net = NULL;
+    }
+    return 0;
+}
+
+static const luaL_Reg net_funcs[] = {
+    { "listen", l_listen },
+    { "connect", l_connect },
+    { "parse_url", l_parse_url },
+    { "message", l_message },
+    { "group", l_group },
+    { "timer", l_timer },
+    { "run", l_run },
+    { "stop", l_stop },
+    { "now", l_now },
+    { "shutdown", l_shutdown },
+    { "handle_signals", l_handle_signals },
+    { NULL, NULL },
+};
+
+static const luaL_Reg msg_meta[] = {
+    { "__index", msg_index }, { "__newindex", msg_newindex }, { "__gc", msg_gc },
+    { "__tostring", msg_tostring }, { NULL, NULL },
+};
+
+static const luaL_Reg group_methods[] = {
+    { "add", group_add }, { "remove", group_remove }, { "has", group_has },
+    { "count", group_len }, { "members", group_members }, { "clear", group_clear },
+    { "send", group_send }, { NULL, NULL },
+};
+
+static const luaL_Reg timer_methods[] = {
+    { "stop", timer_stop }, { "active", timer_active }, { NULL, NULL },
+};
+
+void rtmp_l_open_net(lua_State *L)
+{
+    /* the loop, freed when the Lua state closes */
+    lstate *st = lua_newuserdatauv(L, sizeof *st, 0);
+    st->L = L;
+    st->net = rtmp_net_new();
+    if (!st->net)
+        luaL_error(L, "cannot create the event loop");
+    lua_newtable(L);
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+
+    /* rtmp.options is shared with the registry so C can read it */
+    lua_getfield(L, -1, "options");
+    lua_setfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+
+    luaL_newmetatable(L, CONN_MT);
+    luaL_newlib(L, conn_methods);
+    lua_pushcclosure(L, conn_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, conn_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, conn_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, conn_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pushcfunction(L, conn_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, SERVER_MT);
+    lua_pushcfunction(L, server_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, server_close);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, MSG_MT);
+    luaL_setfuncs(L, msg_meta, 0);
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, GROUP_MT);
+    luaL_newlib(L, group_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, group_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, group_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, BUFSLOT_MT);
+    lua_pushcfunction(L, bufslot_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, TIMER_MT);
+    luaL_newlib(L, timer_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, timer_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_setfuncs(L, net_funcs, 0);
+}

@@ -1,0 +1,274 @@
+/*
+ * luartmp.c: the executable.  A Lua 5.4 interpreter with the rtmp module
+ * built in: it runs a script (the live server by default), then the event
+ * loop until nothing is left to do or SIGINT/SIGTERM arrives.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "../core/log.h"
+
+#ifndef LUARTMP_VERSION
+#define LUARTMP_VERSION "0.0.0"
+#endif
+#ifndef LUARTMP_SHARE
+#define LUARTMP_SHARE "/usr/local/share/luartmp"
+#endif
+
+int luaopen_rtmp(lua_State *L);
+
+static const char usage[] =
+    "usage: luartmp [options] [script.lua [args...]]\n"
+    "\n"
+    "Runs script.lua (default: the live server, scripts/live.lua) with the\n"
+    "rtmp module available, then the event loop until nothing is left to do\n"
+    "or SIGINT/SIGTERM.  A script given as a bare name (\"live\") is looked up\n"
+    "in the scripts directory.\n"
+    "\n"
+    "options:\n"
+    "  -l, --listen ADDR            where servers listen: PORT, HOST:PORT or [V6]:PORT\n"
+    "                               (repeatable; default 1935 on IPv4 and IPv6)\n"
+    "  --log-level LEVEL            error, warn, info (default), debug or trace\n"
+    "  --handshake-timeout SECONDS  close connections that have not completed the\n"
+    "                               handshake this long after connecting (default 10)\n"
+    "  --idle-timeout SECONDS       close connections idle this long (default 60; 0 = never)\n"
+    "  -h, --help                   this help\n"
+    "  -v, --version                print the version\n";
+
+static int fail_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "luartmp: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'luartmp --help'.\n");
+    return 2;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The project root: the directory holding scripts/ and lua/.  In a build
+ * tree the executable sits in <root>/build/; installed, it is LUARTMP_SHARE.
+ * LUARTMP_ROOT overrides both. */
+static void find_root(char *root, size_t len)
+{
+    const char *env = getenv("LUARTMP_ROOT");
+    if (env && *env) {
+        snprintf(root, len, "%s", env);
+        return;
+    }
+    char exe[PATH_MAX - 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            char probe[PATH_MAX + 64];
+            snprintf(probe, sizeof probe, "%s/../scripts/live.lua", exe);
+            if (access(probe, R_OK) == 0) {
+                snprintf(root, len, "%s/..", exe);
+                return;
+            }
+        }
+    }
+    snprintf(root, len, "%s", LUARTMP_SHARE);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* [-0, +0, e] prepend the project's Lua directories to package.path */
+static void set_paths(lua_State *L, const char *root)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/scripts/?.lua;%s", root, root, root,
+                    lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+    /* make require "rtmp" find the built-in module */
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_rtmp);
+    lua_setfield(L, -2, "rtmp");
+    lua_pop(L, 2);
+}
+
+int main(int argc, char **argv)
+{
+    double hs_timeout = -1, idle_timeout = -1;
+    const char *log_level = NULL;
+    const char *listen[16];
+    int nlisten = 0, i;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || strcmp(a, "-") == 0)
+            break;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        char name[64];
+        if (eq && a[1] == '-' && (size_t)(eq - a) < sizeof name) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            val = eq + 1;
+            a = name;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+            printf("luartmp %s (%s)\n", LUARTMP_VERSION, LUA_RELEASE);
+            return 0;
+        }
+        int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
+                 || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0;
+        if (!takes)
+            return fail_usage("unknown option '%s'", argv[i]);
+        if (!val) {
+            if (i + 1 >= argc)
+                return fail_usage("option '%s' needs a value", a);
+            val = argv[++i];
+        }
+        if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
+            if (nlisten == (int)(sizeof listen / sizeof listen[0]))
+                return fail_usage("too many --listen options (at most 16)%s", "");
+            listen[nlisten++] = val;
+        } else if (strcmp(a, "--log-level") == 0) {
+            if (rtmp_log_parse_level(val) < 0)
+                return fail_usage("bad log level '%s' (want error, warn, info, debug or trace)", val);
+            log_level = val;
+        } else if (strcmp(a, "--handshake-timeout") == 0) {
+            if (parse_seconds(val, &hs_timeout) < 0)
+                return fail_usage("bad --handshake-timeout '%s' (want seconds >= 0)", val);
+        } else if (strcmp(a, "--idle-timeout") == 0) {
+            if (parse_seconds(val, &idle_timeout) < 0)
+                return fail_usage("bad --idle-timeout '%s' (want seconds >= 0)", val);
+        }
+    }
+    if (log_level)
+        rtmp_log_level = rtmp_log_parse_level(log_level);
+
+    char root[PATH_MAX];
+    find_root(root, sizeof root);
+
+    /* the script: a path, or a bare name looked up in <root>/scripts */
+    char script[PATH_MAX + 64];
+    int script_idx = i < argc ? i : -1;
+    if (script_idx < 0)
+        snprintf(script, sizeof script, "%s/scripts/live.lua", root);
+    else if (access(argv[script_idx], R_OK) == 0 || strchr(argv[script_idx], '/'))
+        snprintf(script, sizeof script, "%s", argv[script_idx]);
+    else
+        snprintf(script, sizeof script, "%s/scripts/%s.lua", root, argv[script_idx]);
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "luartmp: cannot create a Lua state\n");
+        return 1;
+    }
+    luaL_openlibs(L);
+    set_paths(L, root);
+
+    /* arg, as lua(1) builds it: arg[0] the script, arg[1..] its arguments */
+    lua_createtable(L, argc, 1);
+    int first = script_idx < 0 ? argc : script_idx;
+    for (int k = 0; k < argc; k++) {
+        lua_pushstring(L, k == first ? script : argv[k]);
+        lua_rawseti(L, -2, k - first);
+    }
+    if (script_idx < 0) {
+        lua_pushstring(L, script);
+        lua_rawseti(L, -2, 0);
+    }
+    lua_setglobal(L, "arg");
+
+    /* rtmp.options from the command line */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "rtmp");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    lua_getfield(L, -1, "options");
+    if (nlisten == 1) {
+        lua_pushstring(L, listen[0]);
+        lua_setfield(L, -2, "listen");
+    } else if (nlisten > 1) {
+        lua_createtable(L, nlisten, 0);
+        for (int k = 0; k < nlisten; k++) {
+            lua_pushstring(L, listen[k]);
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -2, "listen");
+    }
+    if (hs_timeout >= 0) {
+        lua_pushnumber(L, hs_timeout);
+        lua_setfield(L, -2, "handshake_timeout");
+    }
+    if (idle_timeout >= 0) {
+        lua_pushnumber(L, idle_timeout);
+        lua_setfield(L, -2, "idle_timeout");
+    }
+    lua_pushstring(L, root);
+    lua_setfield(L, -2, "root");
+    lua_pop(L, 1);
+    int rtmp_idx = lua_gettop(L);
+
+    /* run the script with its arguments */
+    lua_pushcfunction(L, traceback);
+    int status = luaL_loadfile(L, script);
+    if (status != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    int nargs = 0;
+    if (script_idx >= 0)
+        for (int k = script_idx + 1; k < argc; k++, nargs++)
+            lua_pushstring(L, argv[k]);
+    if (lua_pcall(L, nargs, 0, rtmp_idx + 1) != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+
+    /* then the loop, until nothing is left or a signal stops it */
+    lua_getfield(L, rtmp_idx, "handle_signals");
+    lua_call(L, 0, 0);
+    lua_getfield(L, rtmp_idx, "run");
+    if (lua_pcall(L, 0, 0, rtmp_idx + 1) != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    lua_close(L);
+    return 0;
+}
