@@ -1,0 +1,368 @@
+-- live.lua: the default luartmp script, a live server.
+--
+-- One publisher per stream name, any number of players.  Players that
+-- join late get the cached metadata and sequence headers, then the media
+-- from the last keyframe.  Media is handed to a C group that chunks each
+-- message once and queues the same bytes to every player: Lua runs once
+-- per published message, never once per player.
+--
+-- Run it:      luartmp [--listen 1935] scripts/live.lua
+-- Reuse it:    local live = require "live"
+--              live.hooks.on_publish = function(conn, app, name) ... end
+--              live.start{ listen = "1935", takeover = true }
+--
+-- Every command handler is in live.commands and can be replaced; hooks
+-- (on_connect, on_publish, on_play, on_close) accept or refuse.
+
+local rtmp = require "rtmp"
+
+local null = rtmp.null
+local log = rtmp.log
+
+local M = {
+    config = {
+        chunk_size = 4096,        -- our outgoing chunk size, announced after connect
+        window = 2500000,         -- Window Acknowledgement Size we announce
+        peer_bandwidth = 2500000, -- Set Peer Bandwidth we announce (limit type dynamic)
+        takeover = false,         -- a second publisher of a name replaces the first (else BadName)
+        gop_max_bytes = 32 * 1024 * 1024, -- stop caching a GOP past this size
+    },
+    hooks = {},     -- on_connect(conn, msg), on_publish(conn, app, name), on_play(conn, app, name),
+                    -- on_close(conn, reason): return false, "reason" to refuse
+    commands = {},  -- command name -> function(conn, msg)
+    streams = {},   -- "app/name" -> stream
+}
+
+local commands, hooks, config, streams = M.commands, M.hooks, M.config, M.streams
+
+-- ---- replies ----
+
+local function status(level, code, description, extra)
+    local info = { level = level, code = code, description = description }
+    for k, v in pairs(extra or {}) do info[k] = v end
+    return info
+end
+
+local function on_status(conn, sid, level, code, description, extra)
+    return conn:command({ stream = sid, csid = 5 }, "onStatus", 0, null, status(level, code, description, extra))
+end
+
+local function result(conn, msg, ...)
+    return conn:command({ stream = msg.stream }, "_result", msg.txn, ...)
+end
+
+local function call_error(conn, msg, code, description)
+    if msg.txn and msg.txn > 0 then
+        return conn:command({ stream = msg.stream }, "_error", msg.txn, null, status("error", code, description))
+    end
+end
+
+-- A stream name without its query string ("key?token=..." -> "key").
+local function stream_name(s)
+    if type(s) ~= "string" then return nil end
+    return (s:match("^([^?]*)"))
+end
+
+-- ---- streams ----
+
+local function get_stream(app, name, create)
+    local key = app .. "/" .. name
+    local s = streams[key]
+    if not s and create then
+        s = { key = key, app = app, name = name, players = rtmp.group(), gop = {}, gop_bytes = 0 }
+        streams[key] = s
+    end
+    return s
+end
+
+local function forget_if_unused(s)
+    if not s.publisher and s.players:count() == 0 then
+        streams[s.key] = nil
+    end
+end
+
+local function clear_cache(s)
+    s.metadata, s.video_header, s.audio_header = nil, nil, nil
+    s.gop, s.gop_bytes = {}, 0
+end
+
+-- Send what a player needs to start decoding: metadata, sequence headers,
+-- and the current GOP from its keyframe on.
+local function send_cache(s, conn, sid)
+    if s.metadata then conn:send({ stream = sid }, s.metadata) end
+    if s.video_header then conn:send({ stream = sid }, s.video_header) end
+    if s.audio_header then conn:send({ stream = sid }, s.audio_header) end
+    for i = 1, #s.gop do conn:send({ stream = sid }, s.gop[i]) end
+end
+
+local function unpublish(conn, sid, s)
+    conn.streams[sid] = nil
+    if s.publisher ~= conn then return end
+    s.publisher, s.publisher_sid = nil, nil
+    log.info("unpublish %s", s.key)
+    for _, p in ipairs(s.players:members()) do
+        local psid = p.playing and p.playing[s.key]
+        if psid then
+            p:user_control("stream_eof", psid)
+            on_status(p, psid, "status", "NetStream.Play.UnpublishNotify", s.name .. " is now unpublished.")
+        end
+    end
+    clear_cache(s)
+    forget_if_unused(s)
+end
+
+local function stop_playing(conn, sid, s)
+    conn.streams[sid] = nil
+    conn.playing[s.key] = nil
+    s.players:remove(conn)
+    forget_if_unused(s)
+end
+
+-- Leave whatever conn does on stream id sid.
+local function close_stream(conn, sid)
+    local entry = conn.streams and conn.streams[sid]
+    if type(entry) ~= "table" then return end
+    if entry.role == "publish" then
+        unpublish(conn, sid, entry.stream)
+    else
+        stop_playing(conn, sid, entry.stream)
+    end
+end
+
+-- ---- commands ----
+
+function commands.connect(conn, msg)
+    local obj = msg.args[1]
+    local app = type(obj) == "table" and obj.app or ""
+    app = stream_name(app) or ""
+    app = app:gsub("/+$", "")
+    if hooks.on_connect then
+        local ok, err = hooks.on_connect(conn, msg, app)
+        if ok == false then
+            conn:command(nil, "_error", msg.txn, null,
+                status("error", "NetConnection.Connect.Rejected", err or "Connection rejected."))
+            conn:close("connect rejected: " .. tostring(err))
+            return
+        end
+    end
+    conn.app = app
+    conn.streams = conn.streams or {}  -- stream id -> true (created) or { role =, stream = }
+    conn.playing = conn.playing or {}  -- "app/name" -> stream id it plays on
+    conn.next_sid = conn.next_sid or 1
+    conn:window_ack_size(config.window)
+    conn:peer_bandwidth(config.peer_bandwidth, "dynamic")
+    conn:set_chunk_size(config.chunk_size)
+    local encoding = type(obj) == "table" and tonumber(obj.objectEncoding) or 0
+    conn:command(nil, "_result", msg.txn,
+        { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 },
+        status("status", "NetConnection.Connect.Success", "Connection succeeded.", { objectEncoding = encoding }))
+    conn:log("info", "connect app=%s", app)
+end
+
+function commands.createStream(conn, msg)
+    if not conn.app then return call_error(conn, msg, "NetConnection.Call.Failed", "connect first") end
+    local sid = conn.next_sid
+    conn.next_sid = sid + 1
+    conn.streams[sid] = true -- created, not yet publishing or playing
+    result(conn, msg, null, sid)
+end
+
+function commands.releaseStream(conn, msg)
+    result(conn, msg, null)
+end
+
+function commands.FCPublish(conn, msg)
+    local name = stream_name(msg.args[2]) or ""
+    conn:command(nil, "onFCPublish", 0, null, status("status", "NetStream.Publish.Start", name))
+end
+
+function commands.FCUnpublish(conn, msg)
+    local name = stream_name(msg.args[2]) or ""
+    conn:command(nil, "onFCUnpublish", 0, null, status("status", "NetStream.Unpublish.Success", name))
+end
+
+function commands.publish(conn, msg)
+    local sid = msg.stream
+    local name = stream_name(msg.args[2])
+    if not conn.app or not name or name == "" then
+        return on_status(conn, sid, "error", "NetStream.Publish.BadName", "No stream name.")
+    end
+    if hooks.on_publish then
+        local ok, err = hooks.on_publish(conn, conn.app, name)
+        if ok == false then
+            return on_status(conn, sid, "error", "NetStream.Publish.Denied", err or "Publish denied.")
+        end
+    end
+    local s = get_stream(conn.app, name, true)
+    if s.publisher and s.publisher ~= conn then
+        if not config.takeover then
+            conn:log("info", "publish %s refused: already publishing", s.key)
+            return on_status(conn, sid, "error", "NetStream.Publish.BadName", s.name .. " is already publishing.")
+        end
+        local old = s.publisher
+        unpublish(old, s.publisher_sid, s)
+        old:close("replaced by a new publisher of " .. s.key)
+        s = get_stream(conn.app, name, true)
+    end
+    s.publisher, s.publisher_sid = conn, sid
+    conn.streams[sid] = { role = "publish", stream = s }
+    conn:user_control("stream_begin", sid)
+    on_status(conn, sid, "status", "NetStream.Publish.Start", name .. " is now published.", { details = name })
+    conn:log("info", "publish %s", s.key)
+    -- players already waiting for this name
+    for _, p in ipairs(s.players:members()) do
+        local psid = p.playing[s.key]
+        p:user_control("stream_begin", psid)
+        on_status(p, psid, "status", "NetStream.Play.PublishNotify", name .. " is now published.")
+    end
+end
+
+function commands.play(conn, msg)
+    local sid = msg.stream
+    local name = stream_name(msg.args[2])
+    if not conn.app or not name or name == "" then
+        return on_status(conn, sid, "error", "NetStream.Play.StreamNotFound", "No stream name.")
+    end
+    if hooks.on_play then
+        local ok, err = hooks.on_play(conn, conn.app, name)
+        if ok == false then
+            return on_status(conn, sid, "error", "NetStream.Play.Failed", err or "Play denied.")
+        end
+    end
+    local s = get_stream(conn.app, name, true)
+    conn.streams[sid] = { role = "play", stream = s }
+    conn.playing[s.key] = sid
+    conn:user_control("stream_begin", sid)
+    on_status(conn, sid, "status", "NetStream.Play.Reset", "Playing and resetting " .. name .. ".", { details = name })
+    on_status(conn, sid, "status", "NetStream.Play.Start", "Started playing " .. name .. ".", { details = name })
+    conn:data({ stream = sid }, "|RtmpSampleAccess", true, true)
+    send_cache(s, conn, sid)
+    s.players:add(conn, sid)
+    conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
+end
+
+function commands.deleteStream(conn, msg)
+    local sid = tonumber(msg.args[2])
+    if sid then close_stream(conn, math.tointeger(sid) or sid) end
+end
+
+function commands.closeStream(conn, msg)
+    close_stream(conn, msg.stream)
+end
+
+function commands.getStreamLength(conn, msg)
+    result(conn, msg, null, 0)
+end
+
+-- Live streams cannot pause or seek; acknowledge so clients go on.
+function commands.pause(conn, msg)
+    local paused = msg.args[2]
+    on_status(conn, msg.stream, "status", paused and "NetStream.Pause.Notify" or "NetStream.Unpause.Notify",
+        paused and "Paused live stream." or "Unpaused live stream.")
+end
+
+local function ignore() end
+commands.receiveAudio = ignore
+commands.receiveVideo = ignore
+commands.FCSubscribe = ignore
+commands.FCUnsubscribe = ignore
+commands._checkbw = ignore
+
+-- ---- media and data from publishers ----
+
+local function publishing(conn, msg)
+    local entry = conn.streams and conn.streams[msg.stream]
+    if type(entry) == "table" and entry.role == "publish" then return entry.stream end
+end
+
+local function on_data(conn, msg)
+    local s = publishing(conn, msg)
+    if not s or not msg.values then return end
+    local values = msg.values
+    local first = 1
+    if values[1] == "@setDataFrame" then first = 2 end
+    if values[first] ~= "onMetaData" then
+        s.players:send(msg)
+        return
+    end
+    -- Cache the metadata as players must see it: without @setDataFrame.
+    local payload = rtmp.amf0.encode(table.unpack(values, first, values.n))
+    s.metadata = rtmp.message({ type = "data", timestamp = 0 }, payload)
+    s.players:send(s.metadata)
+end
+
+local function on_media(conn, msg)
+    local s = publishing(conn, msg)
+    if not s then return end
+    if msg.sequence_header then
+        if msg.type == 9 then s.video_header = msg else s.audio_header = msg end
+    elseif msg.type == 9 and msg.keyframe then
+        s.gop, s.gop_bytes = { msg }, msg.length
+    elseif #s.gop > 0 then
+        if s.gop_bytes + msg.length <= config.gop_max_bytes then
+            s.gop[#s.gop + 1] = msg
+            s.gop_bytes = s.gop_bytes + msg.length
+        end
+    end
+    s.players:send(msg)
+end
+
+-- ---- dispatch ----
+
+function M.on_message(conn, msg)
+    local kind = msg.type_name
+    if kind == "audio" or kind == "video" or kind == "aggregate" then
+        return on_media(conn, msg)
+    elseif kind == "command" or kind == "command3" then
+        if msg.decode_error then
+            conn:log("warn", "undecodable command: %s", msg.decode_error)
+            return
+        end
+        local handler = commands[msg.name]
+        if handler then
+            return handler(conn, msg)
+        end
+        conn:log("debug", "no handler for command %s", tostring(msg.name))
+        return call_error(conn, msg, "NetConnection.Call.Failed", "Method not found (" .. tostring(msg.name) .. ").")
+    elseif kind == "data" or kind == "data3" then
+        return on_data(conn, msg)
+    end
+    -- protocol control: the engine already applied its defaults
+end
+
+function M.on_close(conn, reason)
+    if conn.streams then
+        local sids = {}
+        for sid in pairs(conn.streams) do sids[#sids + 1] = sid end
+        for _, sid in ipairs(sids) do close_stream(conn, sid) end
+    end
+    if hooks.on_close then hooks.on_close(conn, reason) end
+end
+
+-- Start listening.  opts: listen address (default: --listen, else 1935),
+-- takeover, and any rtmp.listen setting.
+function M.start(opts)
+    opts = opts or {}
+    for k, v in pairs(opts) do
+        if config[k] ~= nil then config[k] = v end
+    end
+    local addrs = opts.listen or rtmp.options.listen or "1935"
+    if type(addrs) ~= "table" then addrs = { addrs } end
+    local servers = {}
+    for _, addr in ipairs(addrs) do
+        local settings = {}
+        for k, v in pairs(opts) do settings[k] = v end
+        settings.listen = addr
+        settings.on_message = M.on_message
+        settings.on_close = M.on_close
+        local srv, err = rtmp.listen(settings)
+        if not srv then error(err, 2) end
+        servers[#servers + 1] = srv
+    end
+    return servers
+end
+
+if ... ~= "live" then -- run as the main script, not required as a module
+    M.start()
+end
+return M
