@@ -23,6 +23,7 @@
 #define MSG_MT "rtmp.msg"
 #define GROUP_MT "rtmp.group"
 #define TIMER_MT "rtmp.timer"
+#define SESSION_MT "rtmp.session"
 #define BUFSLOT_MT "rtmp.bufslot"  /* owns a buffer being filled by code that may raise */
 
 /* Per Lua state: the loop. */
@@ -338,7 +339,7 @@ static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p)
 
 /* [-0, +1, m] a message object; payload is copied once into a buffer
  * (media is then forwarded from that buffer without further copies). */
-static lmsg *push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+void rtmp_l_push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
     lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
     m->h = *h;
@@ -357,7 +358,6 @@ static lmsg *push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payloa
             decode_amf(L, h, payload);
         lua_setiuservalue(L, -2, 1);
     }
-    return m;
 }
 
 static int msg_pushmsg(lua_State *L)
@@ -365,7 +365,7 @@ static int msg_pushmsg(lua_State *L)
     const rtmp_msg_hdr *h = lua_touserdata(L, 1);
     const uint8_t *payload = lua_touserdata(L, 2);
     unsigned applied = (unsigned)lua_tointeger(L, 3);
-    push_msg(L, h, payload, applied);
+    rtmp_l_push_msg(L, h, payload, applied);
     return 1;
 }
 
@@ -535,10 +535,33 @@ static rtmp_conn *open_conn(lua_State *L, lconn *lc)
     return NULL;
 }
 
-/* After queuing: tell the loop; results for Lua. */
+/* A Lua-owned session with no socket (rtmp.session): the same sending
+ * methods as a connection, plus feed and output. */
+typedef struct lsession {
+    rtmp_session *s;
+    lua_State    *L;      /* during feed: where messages go */
+    int           out;    /* during feed: stack index of the message array */
+    int           err;    /* during feed: a Lua error raised in the callback */
+} lsession;
+
+/* The session behind a connection or a session object at idx; for a
+ * connection also *cp.  Pushes nil, "closed" and returns NULL when the
+ * connection is closed. */
+static rtmp_session *target(lua_State *L, int idx, rtmp_conn **cp)
+{
+    lsession *ls = luaL_testudata(L, idx, SESSION_MT);
+    *cp = NULL;
+    if (ls)
+        return ls->s;
+    rtmp_conn *c = open_conn(L, check_lconn(L, idx));
+    *cp = c;
+    return c ? rtmp_conn_session(c) : NULL;
+}
+
+/* After queuing: tell the loop (connections only); results for Lua. */
 static int sent(lua_State *L, rtmp_conn *c, int rc)
 {
-    if (rc >= 0)
+    if (rc >= 0 && c)
         rc = rtmp_conn_output(c);
     if (rc < 0) {
         lua_pushnil(L);
@@ -615,7 +638,6 @@ static void read_hdr(lua_State *L, int t, rtmp_msg_hdr *h)
  * fills what hdr leaves out). */
 static int conn_send(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     int t = lua_isnoneornil(L, 2) ? 0 : 2;
     rtmp_msg_hdr h = { 0 };
     const uint8_t *p;
@@ -639,16 +661,14 @@ static int conn_send(lua_State *L)
     if (len > 0xFFFFFF)
         return luaL_argerror(L, 3, "payload longer than 16777215 bytes");
     h.length = (uint32_t)len;
-    rtmp_conn *c = open_conn(L, lc);
-    if (!c)
-        return 2;
-    return sent(L, c, rtmp_session_send(rtmp_conn_session(c), &h, p));
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send(ss, &h, p)) : 2;
 }
 
 /* conn:command(hdr, name, txn, ...) and conn:data(hdr, ...): AMF0. */
 static int send_amf(lua_State *L, uint8_t type)
 {
-    lconn *lc = check_lconn(L, 1);
     int t = lua_isnoneornil(L, 2) ? 0 : 2;
     rtmp_msg_hdr h = { .type = type };
     read_hdr(L, t, &h);
@@ -670,13 +690,13 @@ static int send_amf(lua_State *L, uint8_t type)
         lua_pop(L, 1);
     }
     h.length = out ? (uint32_t)out->len : 0;
-    rtmp_conn *c = open_conn(L, lc);
-    if (!c) {
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    if (!ss) {
         rtmp_buf_unref(out);
         return 2;
     }
-    int rc = h.length > 0xFFFFFF ? RTMP_ERR_INVAL
-                                  : rtmp_session_send(rtmp_conn_session(c), &h, out ? out->data : NULL);
+    int rc = h.length > 0xFFFFFF ? RTMP_ERR_INVAL : rtmp_session_send(ss, &h, out ? out->data : NULL);
     rtmp_buf_unref(out);
     return sent(L, c, rc);
 }
@@ -693,19 +713,19 @@ static uint32_t check_u32(lua_State *L, int idx)
 
 static int conn_set_chunk_size(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     uint32_t size = check_u32(L, 2);
     luaL_argcheck(L, size >= 1 && size <= 0x7FFFFFFF, 2, "chunk size out of range 1..2^31-1");
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_set_chunk_size(rtmp_conn_session(c), size)) : 2;
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_set_chunk_size(ss, size)) : 2;
 }
 
 static int conn_window_ack_size(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     uint32_t size = check_u32(L, 2);
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_send_window(rtmp_conn_session(c), size)) : 2;
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send_window(ss, size)) : 2;
 }
 
 /* conn:peer_bandwidth(window, limit): limit 0/1/2, "hard"/"soft"/"dynamic",
@@ -713,7 +733,6 @@ static int conn_window_ack_size(lua_State *L)
 static int conn_peer_bandwidth(lua_State *L)
 {
     static const char *const limits[] = { "hard", "soft", "dynamic", NULL };
-    lconn *lc = check_lconn(L, 1);
     uint32_t size = check_u32(L, 2);
     int limit;
     if (lua_isboolean(L, 3) && !lua_toboolean(L, 3))
@@ -723,15 +742,15 @@ static int conn_peer_bandwidth(lua_State *L)
     else
         limit = (int)luaL_optinteger(L, 3, 2);
     luaL_argcheck(L, limit >= -1 && limit <= 255, 3, "limit type out of range");
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_send_peer_bandwidth(rtmp_conn_session(c), size, limit)) : 2;
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send_peer_bandwidth(ss, size, limit)) : 2;
 }
 
 /* conn:user_control(event, [v1, [v2]]): event is a number or a name
  * ("stream_begin", "stream_eof", "set_buffer_length", "ping_request", ...). */
 static int conn_user_control(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     int event;
     if (lua_type(L, 2) == LUA_TSTRING) {
         event = rtmp_uc_event(lua_tostring(L, 2));
@@ -745,27 +764,28 @@ static int conn_user_control(lua_State *L)
     int nfields = lua_isnoneornil(L, 3) ? 0 : lua_isnoneornil(L, 4) ? 1 : 2;
     uint32_t v1 = nfields >= 1 ? check_u32(L, 3) : 0;
     uint32_t v2 = nfields >= 2 ? check_u32(L, 4) : 0;
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_send_user_control(rtmp_conn_session(c), (uint16_t)event, nfields, v1, v2))
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send_user_control(ss, (uint16_t)event, nfields, v1, v2))
              : 2;
 }
 
 static int conn_ack(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     uint32_t seq = check_u32(L, 2);
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_send_ack(rtmp_conn_session(c), seq)) : 2;
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send_ack(ss, seq)) : 2;
 }
 
 /* conn:raw(bytes): queue bytes exactly as given, no chunking. */
 static int conn_raw(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     size_t len;
     const char *p = luaL_checklstring(L, 2, &len);
-    rtmp_conn *c = open_conn(L, lc);
-    return c ? sent(L, c, rtmp_session_send_raw(rtmp_conn_session(c), (const uint8_t *)p, len)) : 2;
+    rtmp_conn *c;
+    rtmp_session *ss = target(L, 1, &c);
+    return ss ? sent(L, c, rtmp_session_send_raw(ss, (const uint8_t *)p, len)) : 2;
 }
 
 static int conn_close(lua_State *L)
@@ -783,15 +803,14 @@ static int conn_close(lua_State *L)
 /* conn:auto(name [, on]) -> on: read or switch one automatic behaviour. */
 static int conn_auto(lua_State *L)
 {
-    lconn *lc = check_lconn(L, 1);
     const char *name = luaL_checkstring(L, 2);
     unsigned bit = rtmp_auto_bit(name);
     if (!bit)
         return luaL_argerror(L, 2, "expected ack, ping, chunk_size, abort, window or bandwidth");
-    rtmp_conn *c = open_conn(L, lc);
-    if (!c)
+    rtmp_conn *c;
+    rtmp_session *s = target(L, 1, &c);
+    if (!s)
         return 2;
-    rtmp_session *s = rtmp_conn_session(c);
     unsigned autos = rtmp_session_autos(s);
     if (!lua_isnoneornil(L, 3)) {
         autos = lua_toboolean(L, 3) ? autos | bit : autos & ~bit;
@@ -923,7 +942,7 @@ static double opt_number(lua_State *L, int t, const char *k, double def)
 
 /* Read connection settings from table t (missing fields: rtmp.options,
  * then built-in defaults). */
-static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int role)
+void rtmp_l_read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int role)
 {
     rtmp_conn_config_default(cfg, role);
     /* rtmp.options (set by the luartmp command line) come first, t overrides */
@@ -986,7 +1005,7 @@ static int l_listen(lua_State *L)
     lstate *st = get_state(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     rtmp_conn_config cfg;
-    read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
+    rtmp_l_read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
 
     /* collect addresses: opts.listen, else rtmp.options.listen, else "1935" */
     lua_getfield(L, 1, "listen");
@@ -1159,7 +1178,7 @@ static int l_connect(lua_State *L)
     lua_getfield(L, u, "host");
     lua_getfield(L, u, "port");
     rtmp_conn_config cfg;
-    read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
+    rtmp_l_read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
     char err[300];
     rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, &client_handler,
                                     NULL, err, sizeof err);
@@ -1539,7 +1558,143 @@ static int state_gc(lua_State *L)
     return 0;
 }
 
+/* ---- sessions without sockets ---- */
+
+static int ls_ready(void *ud) { (void)ud; return 0; }
+
+static int ls_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+{
+    lsession *ls = ud;
+    lua_State *L = ls->L;
+    rtmp_l_push_msg(L, h, payload, applied);
+    lua_rawseti(L, ls->out, (lua_Integer)luaL_len(L, ls->out) + 1);
+    return 0;
+}
+
+/* rtmp.session{ role = "server"|"client", <settings as rtmp.listen> } ->
+ * a protocol session with no socket and no clock: bytes in with
+ * s:feed(bytes) -> array of messages (or nil, message, code), bytes out with
+ * s:output() -> string.  The sending methods of a connection work on it. */
+static int l_session(lua_State *L)
+{
+    static const char *const roles[] = { "server", "client", NULL };
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "role");
+    int role = luaL_checkoption(L, -1, "server", roles);
+    lua_pop(L, 1);
+    rtmp_conn_config cfg;
+    rtmp_l_read_conn_config(L, 1, &cfg, role);
+    lsession *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+    memset(ls, 0, sizeof *ls);
+    luaL_setmetatable(L, SESSION_MT);
+    static const rtmp_session_handler sh = { ls_ready, ls_message };
+    ls->s = rtmp_session_new(&cfg.session, &sh, ls);
+    if (!ls->s)
+        return luaL_error(L, "out of memory");
+    if (rtmp_session_start(ls->s) < 0)
+        return luaL_error(L, "out of memory");
+    return 1;
+}
+
+static lsession *check_session(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (!ls->s)
+        luaL_argerror(L, 1, "session already freed");
+    return ls;
+}
+
+static int session_feed(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    size_t len;
+    const char *p = luaL_checklstring(L, 2, &len);
+    lua_newtable(L);
+    ls->L = L;
+    ls->out = lua_gettop(L);
+    ssize_t rc = rtmp_session_feed(ls->s, (const uint8_t *)p, len);
+    ls->L = NULL;
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, rtmp_strerror((int)rc));
+        lua_pushstring(L, rtmp_errname((int)rc));
+        return 3;
+    }
+    return 1;
+}
+
+static int session_output(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    rtmp_outq *q = rtmp_session_output(ls->s);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    struct iovec iov[16];
+    while (q->bytes > 0) {
+        int n = rtmp_outq_iov(q, iov, 16);
+        size_t total = 0;
+        for (int i = 0; i < n; i++) {
+            luaL_addlstring(&b, iov[i].iov_base, iov[i].iov_len);
+            total += iov[i].iov_len;
+        }
+        rtmp_outq_consume(q, total);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int session_index(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+        return 1;
+    rtmp_session_info info;
+    rtmp_session_get_info(ls->s, &info);
+    if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(ls->s)); return 1; }
+    if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)info.bytes_in); return 1; }
+    if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)info.bytes_out); return 1; }
+    if (!strcmp(k, "in_chunk_size")) { lua_pushinteger(L, info.in_chunk_size); return 1; }
+    if (!strcmp(k, "out_chunk_size")) { lua_pushinteger(L, info.out_chunk_size); return 1; }
+    if (!strcmp(k, "ack_window")) { lua_pushinteger(L, info.ack_window); return 1; }
+    if (!strcmp(k, "last_ack_sent")) { lua_pushinteger(L, info.last_ack_sent); return 1; }
+    if (!strcmp(k, "peer_ack")) { lua_pushinteger(L, info.peer_ack); return 1; }
+    if (!strcmp(k, "peer_bandwidth")) { lua_pushinteger(L, info.peer_bandwidth); return 1; }
+    if (!strcmp(k, "peer_bandwidth_limit")) {
+        if (info.peer_bandwidth_limit < 0)
+            return 0;
+        lua_pushinteger(L, info.peer_bandwidth_limit);
+        return 1;
+    }
+    return 0;
+}
+
+static int session_gc(lua_State *L)
+{
+    lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    rtmp_session_free(ls->s);
+    ls->s = NULL;
+    return 0;
+}
+
+static const luaL_Reg session_methods[] = {
+    { "feed", session_feed },
+    { "output", session_output },
+    { "send", conn_send },
+    { "command", conn_command },
+    { "data", conn_data },
+    { "set_chunk_size", conn_set_chunk_size },
+    { "window_ack_size", conn_window_ack_size },
+    { "peer_bandwidth", conn_peer_bandwidth },
+    { "user_control", conn_user_control },
+    { "ack", conn_ack },
+    { "raw", conn_raw },
+    { "auto", conn_auto },
+    { NULL, NULL },
+};
+
 static const luaL_Reg net_funcs[] = {
+    { "session", l_session },
     { "listen", l_listen },
     { "connect", l_connect },
     { "parse_url", l_parse_url },
@@ -1619,6 +1774,16 @@ void rtmp_l_open_net(lua_State *L)
     lua_setfield(L, -2, "__len");
     lua_pushcfunction(L, group_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, SESSION_MT);
+    luaL_newlib(L, session_methods);
+    lua_pushcclosure(L, session_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, session_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, session_gc);
+    lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
 
     luaL_newmetatable(L, BUFSLOT_MT);

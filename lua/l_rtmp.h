@@ -20,6 +20,19 @@ void rtmp_l_open_handshake(lua_State *L); /* rtmp.handshake (Lua-owned, for test
 void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run, rtmp.timer, rtmp.group, ... */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
 
+/* Messages and settings (l_net.c). */
+struct rtmp_msg_hdr;
+struct rtmp_conn_config;
+
+/* [-0, +1, m] push a message object ("rtmp.msg"): the header, the
+ * RTMP_AUTO_* bits the engine applied, a copy of the payload, and the
+ * decoded body of commands, data and control messages. */
+void rtmp_l_push_msg(lua_State *L, const struct rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
+
+/* [-0, +0, e] fill cfg from the settings table at index t (0: none) over
+ * rtmp.options and the built-in defaults for role. */
+void rtmp_l_read_conn_config(lua_State *L, int t, struct rtmp_conn_config *cfg, int role);
+
 /* AMF0 <-> Lua (l_amf0.c). */
 
 /* Decode every AMF0 value in p[0 .. len) and push one array table
