@@ -22,8 +22,9 @@ struct rtmp_session {
     rtmp_buf  *held;
 
     unsigned  autos;
-    uint64_t  bytes_in, bytes_out;
-    uint64_t  acked_at;       /* bytes_in when we last acknowledged */
+    uint64_t  bytes_in, bytes_out; /* every byte, handshake included */
+    uint64_t  received;       /* bytes after the handshake: the ack sequence number */
+    uint64_t  acked_at;       /* received when we last acknowledged */
     uint32_t  ack_window;
     uint32_t  last_ack_sent, peer_ack, window_sent, peer_bandwidth;
     int       peer_bandwidth_limit;
@@ -69,6 +70,7 @@ rtmp_session *rtmp_session_new(const rtmp_session_config *cfg, const rtmp_sessio
     s->ud = ud;
     s->autos = cfg->autos;
     s->ack_window = cfg->ack_window;
+    s->received = s->acked_at = cfg->bytes_in_start;
     s->peer_bandwidth_limit = -1;
     s->hs = rtmp_handshake_new(cfg->role, cfg->hs_flags);
     s->reader = rtmp_reader_new(&cfg->reader, on_chunk_message, s);
@@ -144,10 +146,10 @@ static int maybe_ack(rtmp_session *s)
 {
     if (!(s->autos & RTMP_AUTO_ACK) || s->ack_window == 0 || s->hs)
         return 0;
-    if (s->bytes_in - s->acked_at < s->ack_window)
+    if (s->received - s->acked_at < s->ack_window)
         return 0;
-    s->acked_at = s->bytes_in;
-    return rtmp_session_send_ack(s, (uint32_t)s->bytes_in);
+    s->acked_at = s->received;
+    return rtmp_session_send_ack(s, (uint32_t)s->received);
 }
 
 static int apply_control(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned *applied)
@@ -236,8 +238,8 @@ ssize_t rtmp_session_feed(rtmp_session *s, const uint8_t *in, size_t len)
         while (off < len) {
             size_t step = len - off;
             if (s->ack_window && (s->autos & RTMP_AUTO_ACK)) {
-                uint64_t room = s->acked_at + s->ack_window > s->bytes_in
-                              ? s->acked_at + s->ack_window - s->bytes_in : 1;
+                uint64_t room = s->acked_at + s->ack_window > s->received
+                              ? s->acked_at + s->ack_window - s->received : 1;
                 if (room < step)
                     step = (size_t)room;
             }
@@ -246,6 +248,7 @@ ssize_t rtmp_session_feed(rtmp_session *s, const uint8_t *in, size_t len)
                 return s->error = (int)n;
             off += step;
             s->bytes_in += step;
+            s->received += step;
             int rc = maybe_ack(s);
             if (rc < 0)
                 return s->error = rc;
@@ -362,6 +365,7 @@ void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info)
 {
     info->bytes_in = s->bytes_in;
     info->bytes_out = s->bytes_out;
+    info->received = s->received;
     info->in_chunk_size = rtmp_reader_chunk_size(s->reader);
     info->out_chunk_size = rtmp_writer_chunk_size(s->writer);
     info->ack_window = s->ack_window;

@@ -43,6 +43,9 @@ typedef struct rtmp_session_config {
     unsigned           hs_flags;    /* RTMP_HS_FLAG_* */
     unsigned           autos;       /* RTMP_AUTO_* bits on at start */
     uint32_t           ack_window;  /* window used before the peer sends one */
+    uint64_t           bytes_in_start; /* initial count of bytes received after the
+                                          handshake, the acknowledgement sequence
+                                          (resuming a session; tests of the 2^32 wrap) */
     rtmp_reader_config reader;
 } rtmp_session_config;
 
@@ -110,6 +113,7 @@ void rtmp_session_set_autos(rtmp_session *s, unsigned autos);
 /* State the script can see. */
 typedef struct rtmp_session_info {
     uint64_t bytes_in, bytes_out;    /* all bytes, handshake included */
+    uint64_t received;               /* bytes received after the handshake (acks count these) */
     uint32_t in_chunk_size, out_chunk_size;
     uint32_t ack_window;             /* we acknowledge every ack_window bytes */
     uint32_t last_ack_sent;          /* sequence number of our last Acknowledgement */

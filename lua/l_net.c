@@ -963,6 +963,7 @@ void rtmp_l_read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         r->min_chunk_size = (uint32_t)opt_number(L, src, "min_chunk_size", r->min_chunk_size);
         r->max_chunk_size = (uint32_t)opt_number(L, src, "max_chunk_size", r->max_chunk_size);
         cfg->session.ack_window = (uint32_t)opt_number(L, src, "ack_window", cfg->session.ack_window);
+        cfg->session.bytes_in_start = (uint64_t)opt_number(L, src, "bytes_in_start", (double)cfg->session.bytes_in_start);
         if (lua_getfield(L, src, "ext_ts_fmt3") == LUA_TSTRING) {
             static const char *const modes[] = { "detect", "spec", "never", NULL };
             r->ext_ts_fmt3 = luaL_checkoption(L, -1, NULL, modes);
