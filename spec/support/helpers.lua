@@ -1,0 +1,573 @@
+-- Helpers for the integration specs (spec/interop, spec/badinput).
+--
+-- busted 2 has no sockets and no async: everything here works through
+-- processes (sh, coreutils, the real peers) and polling with deadlines.
+-- Every process a test starts is registered; `H.cleanup()` (run it in
+-- after_each) stops whatever is still running, also when the test failed.
+--
+--   local H = require "support.helpers"
+--
+-- Paths are relative to the repository root (tools/test.sh runs there).
+
+local system = require "system"
+
+local H = {}
+
+local fmt = string.format
+
+--- The luartmp executable under test: $LUARTMP, else build/luartmp.
+H.luartmp = os.getenv("LUARTMP") or "build/luartmp"
+
+--- True when the specs run inside an ASan/UBSan build (LUARTMP_ASAN=1).
+H.asan = os.getenv("LUARTMP_ASAN") == "1"
+
+--- The FLV fixture's shape: what every comparison is measured against.
+H.FIXTURE = {
+  seconds = 8, fps = 25, gop = 50, width = 320, height = 240,
+  frames = 200,                 -- seconds * fps
+  video_codec = "h264", audio_codec = "aac",
+}
+
+---------------------------------------------------------------------------
+-- Small utilities
+---------------------------------------------------------------------------
+
+--- Quote a string for sh: 'it''s' -> 'it'\''s'.
+function H.shquote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = H.shquote
+
+--- Sleep for `seconds` (fractions allowed), without a subprocess.
+function H.sleep(seconds)
+  system.sleep(seconds)
+end
+
+--- Monotonic clock in seconds (for deadlines and elapsed times).
+function H.now()
+  return system.monotime()
+end
+
+--- Read a whole file; nil when it does not exist.
+function H.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Write `data` to `path` (binary), replacing it.
+function H.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+end
+
+--- Size of a file in bytes, or nil when missing.
+function H.file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+--- Run a shell command, wait for it; returns its exit code (number).
+function H.exec(cmd)
+  local ok, how, code = os.execute(cmd)
+  if how == "signal" then return 128 + code end
+  return code or (ok and 0 or 1)
+end
+
+--- Run `cmd` under coreutils `timeout` (SIGTERM after `timeout` seconds,
+--- SIGKILL 2 s later). Returns exit code (124 on timeout) and the combined
+--- stdout+stderr text.
+function H.run(cmd, timeout)
+  timeout = timeout or 30
+  local p = assert(io.popen(fmt("timeout -k 2 %s sh -c %s 2>&1 </dev/null", timeout, q(cmd)), "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  if how == "signal" then code = 128 + code end
+  return code, out
+end
+
+--- Poll `fn` until it returns a truthy value or `timeout` seconds pass.
+--- Returns fn's value, or nil on timeout.
+function H.wait_until(fn, timeout, interval)
+  local deadline = H.now() + (timeout or 10)
+  interval = interval or 0.05
+  while true do
+    local v = fn()
+    if v then return v end
+    if H.now() >= deadline then return nil end
+    H.sleep(interval)
+  end
+end
+
+--- Occurrences of the plain string `needle` in `text`.
+function H.count_plain(text, needle)
+  local n, i = 0, 1
+  while true do
+    local s, e = text:find(needle, i, true)
+    if not s then return n end
+    n, i = n + 1, e + 1
+  end
+end
+
+--- mkdir -p
+function H.mkdir(path)
+  assert(H.exec("mkdir -p " .. q(path)) == 0, "mkdir failed: " .. path)
+  return path
+end
+
+local run_dir
+--- The per-run temporary directory, build/test-tmp/run-<time>-<random>
+--- (created on first use; left in place afterwards for post-mortems).
+function H.tmpdir()
+  if not run_dir then
+    run_dir = fmt("build/test-tmp/run-%s-%05d", os.date("%Y%m%d-%H%M%S"), math.random(0, 99999))
+    H.mkdir(run_dir)
+  end
+  return run_dir
+end
+
+local name_seq = 0
+--- A fresh path in the run directory: <tmpdir>/<n>-<name>.
+function H.tmpname(name)
+  name_seq = name_seq + 1
+  return fmt("%s/%03d-%s", H.tmpdir(), name_seq, name)
+end
+
+---------------------------------------------------------------------------
+-- TCP ports (through /proc/net/tcp and tcp6: no sockets in busted)
+---------------------------------------------------------------------------
+
+-- Local ports in /proc/net/tcp{,6}: returns { [port] = state_hex } with
+-- every socket; a port in state "0A" is listening.
+local function proc_net_ports()
+  local ports = {}
+  for _, file in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
+    local text = H.read_file(file) or ""
+    for lport, st in text:gmatch("\n%s*%d+: %x+:(%x+) %x+:%x+ (%x%x)") do
+      local port = tonumber(lport, 16)
+      if st == "0A" or not ports[port] then ports[port] = st end
+    end
+  end
+  return ports
+end
+
+local handed_out = {}
+--- A TCP port on 127.0.0.1 that no socket uses now (any state), chosen at
+--- random below the kernel's ephemeral range and never returned twice in
+--- one run.
+function H.free_port()
+  local used = proc_net_ports()
+  for _ = 1, 1000 do
+    local port = math.random(20000, 32000)
+    if not used[port] and not handed_out[port] then
+      handed_out[port] = true
+      return port
+    end
+  end
+  error("no free TCP port found")
+end
+
+--- True when some socket listens on `port` (IPv4 or IPv6).
+function H.port_listening(port)
+  return proc_net_ports()[port] == "0A"
+end
+
+--- Wait until `port` accepts connections (a listening socket exists), at
+--- most `timeout` seconds. If `proc` is given and exits first, stop early.
+--- Returns true, or false and a reason.
+function H.wait_port(port, timeout, proc)
+  local ok = H.wait_until(function()
+    if H.port_listening(port) then return true end
+    if proc and H.exited(proc) then return "exited" end
+  end, timeout or 10)
+  if ok == true then return true end
+  if ok == "exited" then
+    return false, fmt("%s exited (status %s) before listening on %d: %s", proc.name,
+      tostring(H.exited(proc)), port, H.read_file(proc.err) or "")
+  end
+  return false, fmt("nothing listens on port %d after %ss", port, timeout or 10)
+end
+
+---------------------------------------------------------------------------
+-- Background processes
+---------------------------------------------------------------------------
+
+local procs = {}
+
+--- Start `cmd` (a shell command line) in the background, stdout and stderr
+--- to files in the run directory, stdin from /dev/null. A wrapper shell
+--- waits for it and records its exit status, so `H.exited` can report it.
+--- Returns a process object { name, pid, out, err, rcfile, started }.
+--- opts: name (for file names and messages), out/err (paths).
+function H.spawn(cmd, opts)
+  opts = opts or {}
+  local name = opts.name or cmd:match("^%S+"):match("[^/]+$")
+  local base = H.tmpname(name:gsub("[^%w%-_.]", "_"))
+  local p = {
+    name = name, cmd = cmd,
+    out = opts.out or (base .. ".out"), err = opts.err or (base .. ".err"),
+    rcfile = base .. ".rc", pidfile = base .. ".pid",
+  }
+  local wrapper = fmt("%s >%s 2>%s </dev/null & echo $! >%s.tmp && mv %s.tmp %s; wait $!; echo $? >%s",
+    cmd, q(p.out), q(p.err), q(p.pidfile), q(p.pidfile), q(p.pidfile), q(p.rcfile))
+  assert(H.exec(fmt("sh -c %s >/dev/null 2>&1 </dev/null &", q(wrapper))) == 0)
+  local pid = H.wait_until(function()
+    local s = H.read_file(p.pidfile)
+    return s and tonumber(s:match("%d+"))
+  end, 10)
+  assert(pid, "could not start: " .. cmd)
+  p.pid = pid
+  p.started = H.now()
+  procs[#procs + 1] = p
+  return p
+end
+
+--- The exit status of a spawned process (128+N when killed by signal N),
+--- or nil while it runs.
+function H.exited(p)
+  local s = H.read_file(p.rcfile)
+  return s and tonumber(s:match("%d+"))
+end
+
+--- Wait at most `timeout` seconds for a spawned process to end; returns its
+--- exit status, or nil if it is still running.
+function H.wait_exit(p, timeout)
+  return H.wait_until(function() return H.exited(p) end, timeout or 10)
+end
+
+--- Send a signal ("TERM", "KILL", "INT", ...) to a spawned process.
+function H.signal(p, sig)
+  if not H.exited(p) then
+    H.exec(fmt("kill -%s %d 2>/dev/null", sig, p.pid))
+  end
+end
+
+--- Stop a spawned process: SIGTERM, then SIGKILL after `grace` seconds
+--- (default 5). Returns its exit status (143 for an unhandled SIGTERM,
+--- 137 for SIGKILL).
+function H.kill(p, grace)
+  local rc = H.exited(p)
+  if rc then return rc end
+  H.signal(p, "TERM")
+  rc = H.wait_exit(p, grace or 5)
+  if rc then return rc end
+  H.signal(p, "KILL")
+  return H.wait_exit(p, 5) or 137
+end
+
+--- Stop every process started since the last cleanup (newest first).
+--- Call from after_each so a failing test leaves nothing behind.
+function H.cleanup()
+  local list = procs
+  procs = {}
+  for i = #list, 1, -1 do
+    H.kill(list[i], 3)
+  end
+end
+
+--- stdout and stderr of a spawned process, as text.
+function H.output(p)
+  return (H.read_file(p.out) or "") .. (H.read_file(p.err) or "")
+end
+
+---------------------------------------------------------------------------
+-- Media: the FLV fixture and ffprobe
+---------------------------------------------------------------------------
+
+--- Decode `file` fully with ffprobe. Returns
+--- { video = { codec, width, height, frames }, audio = { codec, frames } }
+--- (a missing stream is nil), or nil and ffprobe's output.
+--- `frames` is ffprobe's nb_read_frames: frames actually decoded.
+function H.probe(file)
+  local rc, out = H.run("ffprobe -v error -count_frames " ..
+    "-show_entries stream=codec_type,codec_name,width,height,nb_read_frames -of compact " .. q(file), 60)
+  local info = {}
+  for line in out:gmatch("[^\n]+") do
+    if line:match("^stream|") then
+      local s = {}
+      for k, v in line:gmatch("|([%w_]+)=([^|]*)") do s[k] = v end
+      local t = { codec = s.codec_name, frames = tonumber(s.nb_read_frames),
+                  width = tonumber(s.width), height = tonumber(s.height) }
+      if s.codec_type == "video" and not info.video then info.video = t end
+      if s.codec_type == "audio" and not info.audio then info.audio = t end
+    end
+  end
+  if rc ~= 0 and not info.video and not info.audio then return nil, out end
+  info.log = out
+  return info
+end
+
+--- Flags of the first video packet of `file` ("K_" for a keyframe), or nil.
+function H.first_video_flags(file)
+  local _, out = H.run("ffprobe -v error -select_streams v:0 -show_entries packet=flags " ..
+    "-read_intervals %+#1 -of compact " .. q(file), 30)
+  return out:match("packet|flags=(%S+)")
+end
+
+local fixture
+--- The H.264/AAC FLV fixture (testsrc2 320x240 at 25 fps, 2 s GOP, sine
+--- audio, 8 s), generated with ffmpeg once and cached in build/test-tmp;
+--- checked with ffprobe once per run. Returns its path.
+function H.fixture_flv()
+  if fixture then return fixture end
+  local F = H.FIXTURE
+  local path = fmt("build/test-tmp/fixture-h264-aac-%dx%d-%dfps-g%d-%ds.flv",
+    F.width, F.height, F.fps, F.gop, F.seconds)
+  H.mkdir("build/test-tmp")
+  if not H.file_size(path) then
+    local tmp = path .. ".tmp" .. math.random(1e6)
+    local rc, out = H.run(fmt("ffmpeg -nostdin -v error -y " ..
+      "-f lavfi -i testsrc2=size=%dx%d:rate=%d -f lavfi -i sine=frequency=440:sample_rate=44100 " ..
+      "-t %d -c:v libx264 -preset veryfast -g %d -keyint_min %d -sc_threshold 0 -pix_fmt yuv420p " ..
+      "-c:a aac -b:a 64k -f flv %s && mv %s %s",
+      F.width, F.height, F.fps, F.seconds, F.gop, F.gop, q(tmp), q(tmp), q(path)), 120)
+    assert(rc == 0, "ffmpeg could not make the fixture: " .. out)
+  end
+  local info = assert(H.probe(path))
+  assert(info.video and info.video.frames == F.frames and info.audio and info.audio.codec == "aac",
+    "bad fixture " .. path .. ": " .. (info.log or ""))
+  fixture = path
+  return path
+end
+
+---------------------------------------------------------------------------
+-- Servers under test: nginx-rtmp and luartmp
+---------------------------------------------------------------------------
+
+--- Start nginx with the RTMP module on a free port (application "live",
+--- chunk size 4096), config and logs in a fresh directory. Returns
+--- { name = "nginx-rtmp", port, dir, proc, url(path), log(), stop() }.
+--- stop() sends SIGTERM and returns exit status and the error log.
+function H.nginx_start()
+  local port = H.free_port()
+  local dir = H.mkdir(H.tmpname("nginx"))
+  local pwd = io.popen("pwd")
+  local cwd = pwd:read("l")
+  pwd:close()
+  local adir = cwd .. "/" .. dir
+  local conf = adir .. "/nginx.conf"
+  H.write_file(conf, table.concat({
+    "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;",
+    "daemon off;",
+    "master_process off;",
+    "worker_processes 1;",
+    fmt("error_log %s/error.log info;", adir),
+    fmt("pid %s/nginx.pid;", adir),
+    "events {}",
+    "rtmp {",
+    "  server {",
+    fmt("    listen 127.0.0.1:%d;", port),
+    "    chunk_size 4096;",
+    "    application live { live on; }",
+    "  }",
+    "}", "" }, "\n"))
+  local proc = H.spawn(fmt("nginx -c %s -p %s/", q(conf), q(adir)), { name = "nginx" })
+  local ok, why = H.wait_port(port, 10, proc)
+  assert(ok, why)
+  local srv = { name = "nginx-rtmp", port = port, dir = dir, proc = proc }
+  function srv.url(path) return fmt("rtmp://127.0.0.1:%d/%s", port, path or "live") end
+  function srv.log() return H.read_file(adir .. "/error.log") or "" end
+  -- How many times the log shows `event` ("play", "publish") of stream `name`.
+  function srv.count(event, name)
+    return H.count_plain(srv.log(), fmt("%s: name='%s'", event, name))
+  end
+  function srv.stop()
+    local rc = H.kill(proc, 5)
+    return rc, srv.log()
+  end
+  srv.alive = function() return not H.exited(proc) end
+  return srv
+end
+
+--- Start `$LUARTMP --listen 127.0.0.1:PORT --log-level debug SCRIPT ARGS`
+--- (opts: script [scripts/live.lua], args {}, log_level, handshake_timeout,
+--- idle_timeout, extra {options}), logs (stderr) to a file; waits for the
+--- port. Returns { name = "luartmp", port, proc, url(path), log(), stop() }.
+--- stop() sends SIGTERM and returns the exit status (0 = graceful) and the
+--- log text.
+function H.luartmp_start(opts)
+  opts = opts or {}
+  assert(H.file_size(H.luartmp), "the luartmp executable is missing: " .. H.luartmp ..
+    " (run make, or set LUARTMP)")
+  local port = H.free_port()
+  local cmd = { q(H.luartmp), "--listen", "127.0.0.1:" .. port,
+                "--log-level", opts.log_level or "debug" }
+  if opts.handshake_timeout then
+    cmd[#cmd + 1] = "--handshake-timeout " .. opts.handshake_timeout
+  end
+  if opts.idle_timeout then cmd[#cmd + 1] = "--idle-timeout " .. opts.idle_timeout end
+  for _, o in ipairs(opts.extra or {}) do cmd[#cmd + 1] = q(o) end
+  cmd[#cmd + 1] = q(opts.script or "scripts/live.lua")
+  for _, a in ipairs(opts.args or {}) do cmd[#cmd + 1] = q(a) end
+  local proc = H.spawn(table.concat(cmd, " "), { name = "luartmp" })
+  local ok, why = H.wait_port(port, 10, proc)
+  assert(ok, why)
+  local srv = { name = "luartmp", port = port, proc = proc }
+  function srv.url(path) return fmt("rtmp://127.0.0.1:%d/%s", port, path or "live") end
+  function srv.log() return H.read_file(proc.err) or "" end
+  -- How many times the log shows `event` ("play", "publish") of stream
+  -- `name` (scripts/live.lua logs "play APP/NAME").
+  function srv.count(event, name)
+    return H.count_plain(srv.log(), fmt(" %s live/%s", event, name))
+  end
+  function srv.stop()
+    local rc = H.kill(proc, 10)
+    return rc, srv.log()
+  end
+  srv.alive = function() return not H.exited(proc) end
+  return srv
+end
+
+--- Start the server named `kind` ("nginx-rtmp" or "luartmp").
+function H.server_start(kind, opts)
+  if kind == "nginx-rtmp" then return H.nginx_start(opts) end
+  return H.luartmp_start(opts)
+end
+
+---------------------------------------------------------------------------
+-- Peers
+---------------------------------------------------------------------------
+
+--- Start ffmpeg publishing the fixture in real time to `url` (-re, -c copy).
+function H.ffmpeg_publish(url, file)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re -i %s -c copy -f flv %s",
+    q(file or H.fixture_flv()), q(url)), { name = "ffmpeg-publish" })
+end
+
+--- Start ffmpeg recording `url` into `out` (-c copy). It ends by itself
+--- `rw_timeout` seconds (default 4) after the media stops, which closes
+--- the FLV properly; a player started before the publisher must therefore
+--- see it start within that time.
+function H.ffmpeg_play(url, out, rw_timeout)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -rw_timeout %d -i %s -c copy -f flv -y %s",
+    math.floor((rw_timeout or 4) * 1e6), q(url), q(out)), { name = "ffmpeg-play" })
+end
+
+--- Start rtmpdump recording the live stream `url` into `out`.
+function H.rtmpdump_play(url, out)
+  return H.spawn(fmt("rtmpdump -r %s -v -o %s", q(url), q(out)), { name = "rtmpdump" })
+end
+
+--- Start GStreamer (rtmp2src ! flvdemux ! h264parse ! avdec_h264 !
+--- fakesink): every decoded video frame is one "chain" line in its stdout;
+--- count them with H.gst_frames(proc).
+function H.gst_play(url)
+  return H.spawn(fmt("gst-launch-1.0 rtmp2src location=%s ! flvdemux name=d d.video ! queue ! " ..
+    "h264parse ! avdec_h264 ! fakesink silent=false sync=false -v", q(url)), { name = "gst" })
+end
+
+--- Decoded video frames a H.gst_play process printed so far.
+function H.gst_frames(p)
+  local n = 0
+  for _ in (H.read_file(p.out) or ""):gmatch("fakesink0: last%-message = chain") do n = n + 1 end
+  return n
+end
+
+--- Wait until a file stops growing: its size unchanged for `quiet` seconds
+--- (default 1.5), at most `timeout` seconds. Returns the final size.
+function H.wait_quiet(path, quiet, timeout)
+  quiet = quiet or 1.5
+  local last, since = -1, H.now()
+  H.wait_until(function()
+    local n = H.file_size(path) or 0
+    if n ~= last then last, since = n, H.now() end
+    return H.now() - since >= quiet
+  end, timeout or 20, 0.1)
+  return last
+end
+
+---------------------------------------------------------------------------
+-- tshark
+---------------------------------------------------------------------------
+
+--- Start a capture on `lo` of `tcp port PORT` into a pcapng in the run
+--- directory; returns once tshark says "Capturing on". Returns
+--- { proc, file, port, stop() }; stop() ends it cleanly (SIGTERM) and
+--- waits for the file to be complete.
+function H.tshark_start(port)
+  local file = H.tmpname(fmt("capture-%d.pcapng", port))
+  local proc = H.spawn(fmt("tshark -i lo -f %s -w %s", q("tcp port " .. port), q(file)),
+    { name = "tshark" })
+  local ok = H.wait_until(function()
+    return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
+  end, 20)
+  assert(ok and not H.exited(proc), "tshark did not start: " .. H.output(proc))
+  local cap = { proc = proc, file = file, port = port }
+  function cap.stop()
+    -- tshark and its dumpcap child flush and close the file on SIGTERM.
+    local rc = H.kill(proc, 10)
+    return rc
+  end
+  return cap
+end
+
+--- Decode a capture as RTMP (tcp.port==PORT as rtmpt). Returns
+--- { frames (packets decoded as RTMP), malformed (malformed packets or
+--- expert errors), strings (set of every AMF string seen), types (set of
+--- RTMP message type ids), errors (the offending packets' summary lines) }.
+function H.tshark_decode(file, port)
+  local base = fmt("tshark -r %s -d tcp.port==%d,rtmpt ", q(file), port)
+  local res = { strings = {}, types = {}, frames = 0, malformed = 0 }
+  local _, bad = H.run(base .. "-Y '_ws.malformed || _ws.expert.severity == error' 2>/dev/null", 60)
+  res.errors = {}
+  for line in bad:gmatch("[^\n]+") do
+    res.errors[#res.errors + 1] = line
+  end
+  res.malformed = #res.errors
+  local rc, out = H.run(base .. "-Y rtmpt -T fields -E separator=/t -e rtmpt.header.typeid " ..
+    "-e amf.string 2>/dev/null", 60)
+  assert(rc == 0, "tshark -r failed: " .. out)
+  for line in out:gmatch("[^\n]+") do
+    res.frames = res.frames + 1
+    local types, strings = line:match("^([^\t]*)\t?(.*)$")
+    for t in (types or ""):gmatch("[^,]+") do res.types[tonumber(t)] = true end
+    -- AMF strings may contain commas (flashVer "LNX 9,0,124,2"); keys and
+    -- command names do not, which is all the specs look for.
+    for s in (strings or ""):gmatch("[^,]+") do res.strings[s] = true end
+  end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- Raw bytes to a server (bash's /dev/tcp: no netcat needed)
+---------------------------------------------------------------------------
+
+--- Send the bytes in `data` to 127.0.0.1:`port` and read what the server
+--- sends back until it closes the connection or `wait` seconds pass
+--- (default 3). Our side stays open (and silent) after sending: only the
+--- server can end the exchange early. Returns { bytes (number
+--- received), closed (the server closed within the time), elapsed, out }.
+function H.raw_send(port, data, opts)
+  opts = opts or {}
+  local wait = opts.wait or 3
+  local infile = H.tmpname("raw.in")
+  local outfile = H.tmpname("raw.out")
+  H.write_file(infile, data)
+  -- The reader (timeout cat) runs in the background; the writer sends the
+  -- file, then keeps the socket open; `wait` for the reader gives the
+  -- server's close (cat ends by EOF: status 0) or our timeout (124).
+  local script = fmt([[
+exec 3<>/dev/tcp/127.0.0.1/%d || exit 99
+timeout %s cat <&3 >%s & r=$!
+cat %s >&3
+wait $r; echo "rc=$?"]], port, wait, q(outfile), q(infile))
+  local t0 = H.now()
+  local rc, out = H.run("bash -c " .. q(script), wait + 10)
+  local elapsed = H.now() - t0
+  local cat_rc = tonumber(out:match("rc=(%d+)"))
+  return {
+    rc = rc, out = out, elapsed = elapsed,
+    connected = rc ~= 99 and cat_rc ~= nil,
+    closed = cat_rc == 0,
+    bytes = H.file_size(outfile) or 0,
+    received = H.read_file(outfile) or "",
+  }
+end
+
+return H
