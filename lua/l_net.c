@@ -291,7 +291,7 @@ static void decode_control(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p
         if (c.nfields >= 1) {
             lua_pushinteger(L, c.value);
             lua_setfield(L, -2, c.event == RTMP_UC_PING_REQUEST || c.event == RTMP_UC_PING_RESPONSE
-                                    ? "timestamp" : "stream_id");
+                                    ? "ping_time" : "stream_id");
         }
         if (c.event == RTMP_UC_SET_BUFFER_LENGTH && c.nfields >= 2) {
             lua_pushinteger(L, c.value2);
@@ -728,7 +728,7 @@ static int conn_window_ack_size(lua_State *L)
     return ss ? sent(L, c, rtmp_session_send_window(ss, size)) : 2;
 }
 
-/* conn:peer_bandwidth(window, limit): limit 0/1/2, "hard"/"soft"/"dynamic",
+/* conn:set_peer_bandwidth(window, limit): limit 0/1/2, "hard"/"soft"/"dynamic",
  * or false to leave the limit-type byte out (a real peer's quirk). */
 static int conn_peer_bandwidth(lua_State *L)
 {
@@ -838,8 +838,8 @@ static const luaL_Reg conn_methods[] = {
     { "command", conn_command },
     { "data", conn_data },
     { "set_chunk_size", conn_set_chunk_size },
-    { "window_ack_size", conn_window_ack_size },
-    { "peer_bandwidth", conn_peer_bandwidth },
+    { "set_window_ack_size", conn_window_ack_size },
+    { "set_peer_bandwidth", conn_peer_bandwidth },
     { "user_control", conn_user_control },
     { "ack", conn_ack },
     { "raw", conn_raw },
@@ -1685,8 +1685,8 @@ static const luaL_Reg session_methods[] = {
     { "command", conn_command },
     { "data", conn_data },
     { "set_chunk_size", conn_set_chunk_size },
-    { "window_ack_size", conn_window_ack_size },
-    { "peer_bandwidth", conn_peer_bandwidth },
+    { "set_window_ack_size", conn_window_ack_size },
+    { "set_peer_bandwidth", conn_peer_bandwidth },
     { "user_control", conn_user_control },
     { "ack", conn_ack },
     { "raw", conn_raw },

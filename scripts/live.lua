@@ -149,8 +149,8 @@ function commands.connect(conn, msg)
     conn.streams = conn.streams or {}  -- stream id -> true (created) or { role =, stream = }
     conn.playing = conn.playing or {}  -- "app/name" -> stream id it plays on
     conn.next_sid = conn.next_sid or 1
-    conn:window_ack_size(config.window)
-    conn:peer_bandwidth(config.peer_bandwidth, "dynamic")
+    conn:set_window_ack_size(config.window)
+    conn:set_peer_bandwidth(config.peer_bandwidth, "dynamic")
     conn:set_chunk_size(config.chunk_size)
     local encoding = type(obj) == "table" and tonumber(obj.objectEncoding) or 0
     conn:command(nil, "_result", msg.txn,
