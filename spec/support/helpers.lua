@@ -538,36 +538,93 @@ end
 -- Raw bytes to a server (bash's /dev/tcp: no netcat needed)
 ---------------------------------------------------------------------------
 
---- Send the bytes in `data` to 127.0.0.1:`port` and read what the server
---- sends back until it closes the connection or `wait` seconds pass
---- (default 3). Our side stays open (and silent) after sending: only the
---- server can end the exchange early. Returns { bytes (number
---- received), closed (the server closed within the time), elapsed, out }.
+--- A plain (version 3, non-digest) C0+C1: C1 is time 0, four zero bytes,
+--- then 1528 pseudo-random bytes.
+function H.plain_c0c1()
+  local t = { "\3", string.pack(">I4I4", 0, 0) }
+  for i = 1, 1528 // 8 do t[#t + 1] = string.pack("<I8", (i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) end
+  return table.concat(t)
+end
+
+--- Send raw bytes to 127.0.0.1:`port` and read what the server sends back
+--- until it closes the connection or `wait` seconds pass (default 3). Our
+--- side stays open (and silent) after sending, so only the server can end
+--- the exchange early.
+--- opts.handshake = true first runs a plain handshake (C0+C1, read S0+S1,
+--- send C2 = S1, read S2), then sends `data`.
+--- Returns { connected, closed (the server closed within the time),
+--- elapsed (seconds from connecting to the end), lport (our local port, to
+--- find the connection in the server's log), bytes and received (what came
+--- back after the handshake), handshake_ok }.
 function H.raw_send(port, data, opts)
   opts = opts or {}
   local wait = opts.wait or 3
   local infile = H.tmpname("raw.in")
   local outfile = H.tmpname("raw.out")
+  local hsdir = H.tmpname("raw.hs")
   H.write_file(infile, data)
-  -- The reader (timeout cat) runs in the background; the writer sends the
-  -- file, then keeps the socket open; `wait` for the reader gives the
-  -- server's close (cat ends by EOF: status 0) or our timeout (124).
-  local script = fmt([[
-exec 3<>/dev/tcp/127.0.0.1/%d || exit 99
-timeout %s cat <&3 >%s & r=$!
+  local hs = ""
+  if opts.handshake then
+    H.write_file(hsdir .. ".c0c1", H.plain_c0c1())
+    -- head -c reads no more than asked, so S2 and what follows stay unread.
+    hs = string.format([[
 cat %s >&3
-wait $r; echo "rc=$?"]], port, wait, q(outfile), q(infile))
+head -c 1537 <&3 >%s.s0s1
+[ "$(wc -c <%s.s0s1)" -eq 1537 ] || { echo "hs=short"; exit 98; }
+tail -c 1536 %s.s0s1 >&3
+head -c 1536 <&3 >%s.s2
+[ "$(wc -c <%s.s2)" -eq 1536 ] || { echo "hs=short"; exit 98; }
+echo "hs=ok"
+]], q(hsdir .. ".c0c1"), q(hsdir), q(hsdir), q(hsdir), q(hsdir), q(hsdir))
+  end
+  -- Our local port: the inode of fd 3, looked up in /proc/net/tcp.
+  -- The reader (timeout cat) runs in the background while the writer sends
+  -- the file; then the shell waits for the reader, keeping fd 3 open: cat
+  -- ends with status 0 when the server closes, 124 when `wait` runs out.
+  local script = string.format([[
+exec 3<>/dev/tcp/127.0.0.1/%d || exit 99
+ino=$(readlink /proc/$$/fd/3); ino=${ino#socket:[}; ino=${ino%%]}
+echo "lport=$(awk -v i="$ino" '$10 == i { split($2, a, ":"); print a[2] }' /proc/net/tcp)"
+%s
+timeout %s cat <&3 >%s & r=$!
+cat %s >&3 2>/dev/null
+wait $r; echo "rc=$?"]], port, hs, wait, q(outfile), q(infile))
   local t0 = H.now()
-  local rc, out = H.run("bash -c " .. q(script), wait + 10)
+  local rc, out = H.run("bash -c " .. q(script), wait + 20)
   local elapsed = H.now() - t0
   local cat_rc = tonumber(out:match("rc=(%d+)"))
+  local lport = out:match("lport=(%x+)")
   return {
     rc = rc, out = out, elapsed = elapsed,
-    connected = rc ~= 99 and cat_rc ~= nil,
+    connected = rc ~= 99,
+    handshake_ok = out:find("hs=ok", 1, true) ~= nil,
     closed = cat_rc == 0,
+    lport = lport and tonumber(lport, 16),
     bytes = H.file_size(outfile) or 0,
     received = H.read_file(outfile) or "",
   }
+end
+
+--- One RTMP chunk with a type 0 header on chunk stream `csid` (2..63):
+--- timestamp, declared message length `length`, message type, message
+--- stream id, followed by `body` (which may be shorter than declared).
+function H.chunk_fmt0(csid, timestamp, length, mtype, stream, body)
+  return string.pack(">B I3 I3 B <I4", csid, timestamp, length, mtype, stream) .. (body or "")
+end
+
+--- AMF0 encoding of a few values (string, number, boolean, nil as null),
+--- enough to build commands by hand, independent of the code under test.
+function H.amf0(...)
+  local t = {}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "string" then t[#t + 1] = string.pack(">B s2", 2, v)
+    elseif type(v) == "number" then t[#t + 1] = string.pack(">B d", 0, v)
+    elseif type(v) == "boolean" then t[#t + 1] = string.pack(">B B", 1, v and 1 or 0)
+    elseif v == nil then t[#t + 1] = "\5"
+    else error("H.amf0: unsupported value " .. type(v), 2) end
+  end
+  return table.concat(t)
 end
 
 return H
