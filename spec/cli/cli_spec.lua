@@ -1,0 +1,90 @@
+-- The luartmp command line: options, scripts, exit codes.
+local H = require "support.helpers"
+local q = H.shquote
+
+local function run(args, timeout)
+  return H.run(q(H.luartmp) .. " " .. args, timeout or 10)
+end
+
+describe("luartmp command line", function()
+  after_each(H.cleanup)
+
+  it("prints help and version and exits 0", function()
+    local rc, out = run("--help")
+    assert.are.equal(0, rc)
+    assert.truthy(out:find("usage: luartmp", 1, true))
+    assert.truthy(out:find("--listen", 1, true))
+    rc, out = run("--version")
+    assert.are.equal(0, rc)
+    assert.truthy(out:match("^luartmp %d+%.%d+%.%d+"))
+  end)
+
+  it("rejects unknown options and bad values with a message and exit 2", function()
+    local rc, out = run("--bogus")
+    assert.are.equal(2, rc)
+    assert.truthy(out:find("unknown option '--bogus'", 1, true))
+    rc, out = run("--log-level loud")
+    assert.are.equal(2, rc)
+    assert.truthy(out:find("bad log level 'loud'", 1, true))
+    rc, out = run("--handshake-timeout soon")
+    assert.are.equal(2, rc)
+    rc, out = run("--listen")
+    assert.are.equal(2, rc)
+    assert.truthy(out:find("needs a value", 1, true))
+  end)
+
+  it("runs a script with its arguments and exits 0 when nothing is left to do", function()
+    local script = H.tmpname("args") .. ".lua"
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      print(arg[0]:match("[^/]+$"), table.concat({ ... }, ","), arg[1], rtmp.version)
+      rtmp.timer(0.05, function() print("timer fired") end)
+    ]])
+    local rc, out = run(q(script) .. " one two")
+    assert.are.equal(0, rc)
+    assert.truthy(out:find("args.lua\tone,two\tone\t", 1, true), out)
+    assert.truthy(out:find("timer fired", 1, true))
+  end)
+
+  it("reports a failing script with its traceback and exits 1", function()
+    local script = H.tmpname("fails") .. ".lua"
+    H.write_file(script, "local function f() error('broken on purpose') end\nf()\n")
+    local rc, out = run(q(script))
+    assert.are.equal(1, rc)
+    assert.truthy(out:find("broken on purpose", 1, true))
+    assert.truthy(out:find("stack traceback", 1, true))
+    rc, out = run(q(H.tmpname("missing") .. ".lua"))
+    assert.are.equal(1, rc)
+    assert.truthy(out:find("cannot open", 1, true))
+  end)
+
+  it("fails clearly when the live server cannot listen", function()
+    local rc, out = run("--listen 127.0.0.1:notaport scripts/live.lua")
+    assert.are.equal(1, rc)
+    assert.truthy(out:find("127.0.0.1:notaport", 1, true), out)
+    -- a port already taken
+    local srv = H.luartmp_start()
+    rc, out = run("--listen 127.0.0.1:" .. srv.port .. " scripts/live.lua")
+    assert.are.equal(1, rc)
+    assert.truthy(out:find("Address already in use", 1, true), out)
+  end)
+
+  it("listens on IPv4 and IPv6 for a bare port, and shuts down on SIGTERM with exit 0", function()
+    local port = H.free_port()
+    local p = H.spawn(q(H.luartmp) .. " --listen " .. port .. " scripts/live.lua", { name = "luartmp-any" })
+    assert(H.wait_port(port, 10, p))
+    local log = H.wait_until(function()
+      local s = H.read_file(p.err) or ""
+      return s:find("listening on [::]:" .. port, 1, true) and s
+    end, 5)
+    assert.truthy(log, "an IPv6 listener")
+    assert.truthy(log:find("listening on 0.0.0.0:" .. port, 1, true))
+    -- a publisher over IPv6 loopback
+    local rc = H.run(string.format("ffmpeg -nostdin -v error -i %s -t 1 -c copy -f flv rtmp://[::1]:%d/live/v6",
+      H.fixture_flv(), port), 20)
+    assert.are.equal(0, rc)
+    assert.truthy((H.read_file(p.err) or ""):find("peer=[::1]:", 1, true))
+    assert.are.equal(0, H.kill(p, 5))
+    assert.truthy(H.read_file(p.err):find("shutting down", 1, true))
+  end)
+end)
