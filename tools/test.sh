@@ -17,6 +17,12 @@ cd "$(dirname "$0")/.." || exit 1
 
 LUARTMP=${LUARTMP:-build/luartmp}
 LUARTMP_ASAN=${LUARTMP_ASAN:-0}
+# An ASan build's module cannot be loaded into lua5.4 (the ASan runtime must
+# come first): when $LUARTMP links libasan, run busted inside it anyway.
+if [ "$LUARTMP_ASAN" != 1 ] && [ -x "$LUARTMP" ] && ldd "$LUARTMP" 2>/dev/null | grep -q libasan; then
+    echo "test.sh: $LUARTMP is an ASan build: running busted inside it (LUARTMP_ASAN=1)" >&2
+    LUARTMP_ASAN=1
+fi
 export LUARTMP LUARTMP_ASAN
 builddir=$(dirname "$LUARTMP")
 
@@ -59,10 +65,12 @@ rc=$(cat "$log.rc" 2>/dev/null || echo 1)
 pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
 last=$(tail -n 1 "$log")
 summary=$(grep -E "$pattern" "$log" | tail -n 1)
+# A sanitizer report from the busted process itself (ASan mode), if any.
+sanitizer=$(grep -E -m 1 '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log")
 rm -f "$log" "$log.rc"
 
 if [ -z "$summary" ]; then
-    echo "test.sh: busted ended without a summary (exit status $rc)" >&2
+    echo "test.sh: busted ended without a summary (exit status $rc)${sanitizer:+: $sanitizer}" >&2
     echo "0 passed, 1 failed"
     exit 1
 fi
@@ -72,7 +80,7 @@ skipped=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
 if [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
     # Something went wrong after the specs ran (a sanitizer report at exit,
     # a crash, a leaked process writing late): count it as one failure.
-    echo "test.sh: busted exited with status $rc after its summary; see the output above" >&2
+    echo "test.sh: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see the output above" >&2
     failed=$((failed + 1))
 fi
 line="$passed passed, $failed failed"
