@@ -1,4 +1,1034 @@
-/* Placeholder: filled in by the amf0 part of the binding. */
-#include "l_rtmp.h"
+/*
+ * l_amf0.c: AMF0 <-> Lua, rtmp.amf0, rtmp.null and rtmp.undefined.
+ *
+ * The mapping
+ *
+ *   AMF0                  Lua (decode)                      encode from
+ *   number                float                             any number
+ *   boolean               boolean                           boolean
+ *   string, long string   string                            string (long string
+ *                                                           above 65535 bytes)
+ *   null                  rtmp.null                         rtmp.null or nil
+ *   undefined             rtmp.undefined                    rtmp.undefined
+ *   unsupported           rtmp.amf0.unsupported             the same
+ *   object                table, metatable                  such a table, or a
+ *                         { __amf = "object", __keys? }     plain table that is
+ *                                                           not a sequence
+ *   ECMA array            table, metatable { __amf = "ecma", __keys?,
+ *                         __count?, __noend? }
+ *   strict array          table 1..n plus field n,          such a table, or a
+ *                         metatable { __amf = "array" }     plain sequence 1..#t
+ *                                                           with #t > 0
+ *   date                  table { time = ms, tz = int },
+ *                         metatable { __amf = "date" }
+ *   typed object          table, metatable { __amf = "typed",
+ *                         __class = name, __keys? }
+ *   reference             the referenced table itself
+ *
+ * Key order.  __keys lists the keys in the order they came; a decoded
+ * table whose keys came in sorted order (byte-wise) shares one metatable
+ * without __keys.  Encoding writes the keys of __keys first (skipping
+ * those whose value is now nil), then every other key sorted byte-wise,
+ * so output is deterministic and decode-then-encode gives the same bytes.
+ * Number keys are written as their string form; other key types raise.
+ * An empty plain table is an empty object.
+ *
+ * ECMA arrays.  The declared count is a hint; __count keeps it when it
+ * differs from the entries present, __noend marks an array that ended
+ * with the input instead of an end marker (accepted only there).
+ *
+ * Strict arrays.  Encoding writes elements 1..t.n (or 1..#t without n);
+ * nil elements become null.
+ *
+ * References.  Objects, typed objects, ECMA and strict arrays enter one
+ * reference table per decode call, in the order they begin.  A reference
+ * decodes as that same Lua table (possibly an enclosing one), and the
+ * container it sat in records it in __refs[key or index], so re-encoding
+ * writes a reference there again.  Elsewhere a table met twice is written
+ * out twice (FFmpeg and librtmp do not read references), and a cycle
+ * raises.
+ *
+ * Nesting.  Objects and arrays nest at most max_depth levels (default
+ * RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF0_MAX_DEPTH): a top-level
+ * object is level 1.  Deeper input fails with AMF_DEPTH; deeper tables
+ * raise when encoded.
+ *
+ * Functions: rtmp.amf0.encode(...) -> string; rtmp.amf0.decode(s
+ * [, max_depth]) -> { values..., n = count } or nil, message, code;
+ * constructors object{ {k, v}, ... }, ecma{ {k, v}, ... }, array{ ... },
+ * date(ms [, tz]), typed(class, { {k, v}, ... }); type(v).
+ */
+#include <stdlib.h>
+#include <string.h>
 
-void rtmp_l_open_amf0(lua_State *L) { (void)L; }
+#include "l_rtmp.h"
+#include "../core/amf0.h"
+#include "../core/error.h"
+
+#define SLOT_MT "rtmp.amf0.buf"
+
+/* Registry keys (their addresses). */
+static const char null_key = 'n', undefined_key = 'u', unsupported_key = 'x';
+static const char object_mt_key = 'o', ecma_mt_key = 'e', array_mt_key = 'a', date_mt_key = 'd';
+
+/* Table kinds, in the order of kind_names; the first four may share a
+ * metatable. */
+enum { K_OBJECT, K_ECMA, K_ARRAY, K_DATE, K_TYPED };
+static const char *const kind_names[] = { "object", "ecma", "array", "date", "typed", NULL };
+
+/* Sentinels */
+
+static int sentinel_tostring(lua_State *L)
+{
+    luaL_getmetafield(L, 1, "__name");
+    return 1;
+}
+
+/* [-0, +1, m] the sentinel stored under key, created on first use. */
+static void push_sentinel(lua_State *L, const char *key, const char *name)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 0, 0);
+    if (luaL_newmetatable(L, name)) {
+        lua_pushcfunction(L, sentinel_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void rtmp_l_push_null(lua_State *L) { push_sentinel(L, &null_key, "rtmp.null"); }
+void rtmp_l_push_undefined(lua_State *L) { push_sentinel(L, &undefined_key, "rtmp.undefined"); }
+static void push_unsupported(lua_State *L) { push_sentinel(L, &unsupported_key, "rtmp.amf0.unsupported"); }
+
+/* [-0, +0, m] which sentinel the value at idx is: the AMF0 marker, or -1. */
+static int sentinel_marker(lua_State *L, int idx)
+{
+    static const struct { void (*push)(lua_State *); int marker; } s[] = {
+        { rtmp_l_push_null, RTMP_AMF0_NULL },
+        { rtmp_l_push_undefined, RTMP_AMF0_UNDEFINED },
+        { push_unsupported, RTMP_AMF0_UNSUPPORTED },
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        s[i].push(L);
+        int eq = lua_rawequal(L, idx, -1);
+        lua_pop(L, 1);
+        if (eq)
+            return s[i].marker;
+    }
+    return -1;
+}
+
+/* [-0, +1, m] the metatable shared by tables of one kind that need no
+ * per-table fields. */
+static void push_shared_mt(lua_State *L, int kind)
+{
+    static const char *const keys[] = { &object_mt_key, &ecma_mt_key, &array_mt_key, &date_mt_key };
+    const char *key = keys[kind];
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, kind_names[kind]);
+    lua_setfield(L, -2, "__amf");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Byte-wise order of keys, shorter first on a common prefix. */
+static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    if (c)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* Decoding */
+
+typedef struct dec {
+    lua_State *L;
+    rtmp_amf0_reader r;
+    int refs;      /* stack index of the reference table (1-based) */
+    int was_ref;   /* the value just pushed came from a reference */
+} dec;
+
+static int dec_value(dec *d, int depth);
+
+/* [-0, +0, m] record that entry `key` (at stack index k) of the container
+ * came from a reference, in the __refs table at stack index slot. */
+static void mark_ref(lua_State *L, int slot, int k)
+{
+    if (lua_isnil(L, slot)) {
+        lua_newtable(L);
+        lua_replace(L, slot);
+    }
+    lua_pushvalue(L, k);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, slot);
+}
+
+/* The properties of the object, typed object or ECMA array on top of the
+ * stack, through its end; then its metatable.  0 or an error. */
+static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char *cls, size_t clen)
+{
+    lua_State *L = d->L;
+    int t = lua_gettop(L), keys = t + 1, refs = t + 2;
+    lua_newtable(L);
+    lua_pushnil(L);
+    lua_Integer nkeys = 0;
+    int sorted = 1, noend = 0;
+    const char *prev = NULL;
+    size_t prevn = 0;
+    for (;;) {
+        if (kind == K_ECMA && rtmp_amf0_ecma_end_missing(&d->r)) {
+            noend = 1;
+            break;
+        }
+        const char *k;
+        size_t kn;
+        int rc = rtmp_amf0_read_key(&d->r, &k, &kn);
+        if (rc < 0)
+            return rc;
+        if (rc == RTMP_AMF0_END)
+            break;
+        if (prev && key_cmp(prev, prevn, k, kn) >= 0)
+            sorted = 0;
+        prev = k;
+        prevn = kn;
+        lua_pushlstring(L, k, kn);
+        if ((rc = dec_value(d, depth)) < 0)
+            return rc;
+        if (d->was_ref)
+            mark_ref(L, refs, t + 3);
+        lua_pushvalue(L, t + 3);
+        lua_rawseti(L, keys, ++nkeys);
+        lua_rawset(L, t);
+    }
+    int count_differs = kind == K_ECMA && (lua_Integer)declared != nkeys;
+    if (sorted && lua_isnil(L, refs) && kind != K_TYPED && !count_differs && !noend) {
+        push_shared_mt(L, kind);
+    } else {
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, kind_names[kind]);
+        lua_setfield(L, -2, "__amf");
+        if (!sorted) {
+            lua_pushvalue(L, keys);
+            lua_setfield(L, -2, "__keys");
+        }
+        if (!lua_isnil(L, refs)) {
+            lua_pushvalue(L, refs);
+            lua_setfield(L, -2, "__refs");
+        }
+        if (kind == K_TYPED) {
+            lua_pushlstring(L, cls, clen);
+            lua_setfield(L, -2, "__class");
+        }
+        if (count_differs) {
+            lua_pushinteger(L, declared);
+            lua_setfield(L, -2, "__count");
+        }
+        if (noend) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "__noend");
+        }
+    }
+    lua_setmetatable(L, t);
+    lua_settop(L, t);
+    return 0;
+}
+
+/* The elements of the strict array on top of the stack. */
+static int dec_elements(dec *d, int depth, uint32_t count)
+{
+    lua_State *L = d->L;
+    int t = lua_gettop(L), refs = t + 1;
+    lua_pushnil(L);
+    for (uint32_t i = 1; i <= count; i++) {
+        int rc = dec_value(d, depth);
+        if (rc < 0)
+            return rc;
+        if (d->was_ref) {
+            lua_pushinteger(L, i);
+            mark_ref(L, refs, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+        lua_rawseti(L, t, i);
+    }
+    lua_pushinteger(L, count);
+    lua_setfield(L, t, "n");
+    if (lua_isnil(L, refs)) {
+        push_shared_mt(L, K_ARRAY);
+    } else {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, kind_names[K_ARRAY]);
+        lua_setfield(L, -2, "__amf");
+        lua_pushvalue(L, refs);
+        lua_setfield(L, -2, "__refs");
+    }
+    lua_setmetatable(L, t);
+    lua_settop(L, t);
+    return 0;
+}
+
+/* [-0, +1, m] decode one value and push it; on error push nothing (the
+ * caller resets the stack) and return the code.  depth: how many more
+ * containers may open. */
+static int dec_value(dec *d, int depth)
+{
+    lua_State *L = d->L;
+    int m = rtmp_amf0_peek_marker(&d->r), rc = 0, b;
+    double v;
+    const char *s;
+    size_t n;
+    int16_t tz;
+    uint16_t ref;
+    uint32_t count;
+
+    luaL_checkstack(L, 8, "AMF0 nesting");
+    switch (m) {
+    case RTMP_AMF0_NUMBER:
+        if ((rc = rtmp_amf0_read_number(&d->r, &v)) == 0)
+            lua_pushnumber(L, v);
+        break;
+    case RTMP_AMF0_BOOLEAN:
+        if ((rc = rtmp_amf0_read_boolean(&d->r, &b)) == 0)
+            lua_pushboolean(L, b);
+        break;
+    case RTMP_AMF0_STRING:
+    case RTMP_AMF0_LONG_STRING:
+        if ((rc = rtmp_amf0_read_string(&d->r, &s, &n)) >= 0)
+            lua_pushlstring(L, s, n);
+        break;
+    case RTMP_AMF0_NULL:
+    case RTMP_AMF0_UNDEFINED:
+    case RTMP_AMF0_UNSUPPORTED:
+        if ((rc = rtmp_amf0_read_marker(&d->r)) < 0)
+            break;
+        if (m == RTMP_AMF0_NULL)
+            rtmp_l_push_null(L);
+        else if (m == RTMP_AMF0_UNDEFINED)
+            rtmp_l_push_undefined(L);
+        else
+            push_unsupported(L);
+        break;
+    case RTMP_AMF0_DATE:
+        if ((rc = rtmp_amf0_read_date(&d->r, &v, &tz)) < 0)
+            break;
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, v);
+        lua_setfield(L, -2, "time");
+        lua_pushinteger(L, tz);
+        lua_setfield(L, -2, "tz");
+        push_shared_mt(L, K_DATE);
+        lua_setmetatable(L, -2);
+        break;
+    case RTMP_AMF0_REFERENCE:
+        if ((rc = rtmp_amf0_read_reference(&d->r, &ref)) == 0)
+            lua_rawgeti(L, d->refs, (lua_Integer)ref + 1);
+        break;
+    case RTMP_AMF0_OBJECT:
+    case RTMP_AMF0_TYPED_OBJECT:
+    case RTMP_AMF0_ECMA_ARRAY:
+    case RTMP_AMF0_STRICT_ARRAY:
+        if (depth <= 0)
+            return RTMP_ERR_AMF_DEPTH;
+        count = 0;
+        s = NULL;
+        n = 0;
+        if (m == RTMP_AMF0_OBJECT)
+            rc = rtmp_amf0_read_object_start(&d->r);
+        else if (m == RTMP_AMF0_TYPED_OBJECT)
+            rc = rtmp_amf0_read_typed_object_start(&d->r, &s, &n);
+        else if (m == RTMP_AMF0_ECMA_ARRAY)
+            rc = rtmp_amf0_read_ecma_start(&d->r, &count);
+        else
+            rc = rtmp_amf0_read_strict_array_start(&d->r, &count);
+        if (rc < 0)
+            break;
+        /* Counts are the peer's word: preallocate a little, let the
+         * table grow with what actually arrives. */
+        if (m == RTMP_AMF0_STRICT_ARRAY)
+            lua_createtable(L, count < 1024 ? (int)count : 1024, 1);
+        else
+            lua_createtable(L, 0, count < 16 ? (int)count : 16);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, d->refs, d->r.nrefs);
+        if (m == RTMP_AMF0_STRICT_ARRAY)
+            rc = dec_elements(d, depth - 1, count);
+        else
+            rc = dec_props(d, depth - 1,
+                           m == RTMP_AMF0_OBJECT ? K_OBJECT : m == RTMP_AMF0_ECMA_ARRAY ? K_ECMA : K_TYPED,
+                           count, s, n);
+        break;
+    default:
+        return m < 0 ? m : RTMP_ERR_AMF_MARKER;
+    }
+    d->was_ref = m == RTMP_AMF0_REFERENCE;
+    return rc < 0 ? rc : 0;
+}
+
+/* [-0, +1, m] decode all of p[0 .. len) into one table; on error push
+ * nothing, store the failing offset in *off and return the code. */
+static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth, size_t *off)
+{
+    int base = lua_gettop(L);
+    dec d = { .L = L, .refs = base + 2 };
+    if (max_depth > RTMP_AMF0_MAX_DEPTH)
+        max_depth = RTMP_AMF0_MAX_DEPTH;
+    rtmp_amf0_reader_init(&d.r, p, len);
+    luaL_checkstack(L, 4, NULL);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    while (rtmp_amf0_remaining(&d.r) > 0) {
+        int rc = dec_value(&d, max_depth);
+        if (rc < 0) {
+            *off = rtmp_amf0_offset(&d.r);
+            lua_settop(L, base);
+            return rc;
+        }
+        lua_rawseti(L, base + 1, ++n);
+    }
+    lua_pop(L, 1);
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    return 0;
+}
+
+int rtmp_l_amf0_push_values(lua_State *L, const uint8_t *p, size_t len, int max_depth)
+{
+    size_t off;
+    return decode_all(L, p, len, max_depth, &off);
+}
+
+/* Encoding */
+
+typedef struct enc {
+    lua_State *L;
+    rtmp_buf **out;
+    int max_depth;
+    int visiting;    /* stack index: table -> true while it is being written */
+    int index;       /* stack index: table -> its reference index */
+    uint32_t nrefs;  /* complex values written so far */
+} enc;
+
+static void enc_value(enc *e, int idx, int depth, int as_ref);
+
+static void enc_check(enc *e, int rc, const char *what)
+{
+    if (rc == RTMP_ERR_NOMEM)
+        luaL_error(e->L, "not enough memory");
+    if (rc < 0)
+        luaL_error(e->L, "cannot encode %s as AMF0", what);
+}
+
+/* [-0, +0, -] the string field f of the metatable of t, or NULL. */
+static const char *meta_string(lua_State *L, int t, const char *f, size_t *len)
+{
+    const char *s = NULL;
+    if (luaL_getmetafield(L, t, f) != LUA_TNIL) {
+        if (lua_type(L, -1) == LUA_TSTRING)
+            s = lua_tolstring(L, -1, len);  /* kept alive by the metatable */
+        lua_pop(L, 1);
+    }
+    return s;
+}
+
+/* [-0, +0, -] whether the plain table t is a sequence 1..n with n > 0;
+ * *n gets its length. */
+static int is_sequence(lua_State *L, int t, lua_Integer *n)
+{
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k > max)
+            max = k;
+        count++;
+    }
+    *n = count;
+    return count > 0 && max == count;
+}
+
+/* [-0, +0, -] the AMF0 kind of table t. */
+static int table_kind(lua_State *L, int t)
+{
+    const char *k = meta_string(L, t, "__amf", NULL);
+    if (k)
+        for (int i = 0; kind_names[i]; i++)
+            if (strcmp(k, kind_names[i]) == 0)
+                return i;
+    lua_Integer n;
+    return is_sequence(L, t, &n) ? K_ARRAY : K_OBJECT;
+}
+
+/* [-0, +0, -] whether the __refs table at stack index refs (0: none)
+ * marks the key at stack index k as a reference. */
+static int ref_marked(lua_State *L, int refs, int k)
+{
+    if (!refs)
+        return 0;
+    lua_pushvalue(L, k);
+    int marked = lua_rawget(L, refs) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return marked;
+}
+
+typedef struct other_key {
+    const char *s;
+    size_t len;
+    lua_Integer i;  /* position in the anchor table of (key, string) pairs */
+} other_key;
+
+static int other_cmp(const void *a, const void *b)
+{
+    const other_key *x = a, *y = b;
+    return key_cmp(x->s, x->len, y->s, y->len);
+}
+
+/* One property: the key string at stack index k, the value at v. */
+static void enc_prop(enc *e, int k, int v, int depth, int refs)
+{
+    size_t kn;
+    const char *ks = lua_tolstring(e->L, k, &kn);
+    int rc = rtmp_amf0_write_key(e->out, ks, kn);
+    if (rc == RTMP_ERR_INVAL)
+        luaL_error(e->L, "cannot encode a key longer than 65535 bytes as AMF0");
+    enc_check(e, rc, "a key");
+    enc_value(e, v, depth, ref_marked(e->L, refs, k));
+}
+
+/* The properties of object-like table t and its end marker. */
+static void enc_props(enc *e, int t, int depth, int kind)
+{
+    lua_State *L = e->L;
+    luaL_checkstack(L, 12, "AMF0 nesting");
+    int base = lua_gettop(L);
+    int keys = base + 1, refs = base + 2, seen = base + 3, others = base + 4;
+    if (!lua_getmetatable(L, t))
+        lua_pushnil(L);
+    int mt = lua_gettop(L);
+    if (lua_istable(L, mt)) {
+        lua_getfield(L, mt, "__keys");
+        lua_getfield(L, mt, "__refs");
+    } else {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    }
+    lua_remove(L, mt);
+    if (!lua_istable(L, refs))
+        refs = 0;
+    lua_newtable(L);  /* seen */
+    lua_newtable(L);  /* others: original key, key string, ... */
+
+    size_t count_pos = 0;
+    if (kind == K_ECMA) {
+        count_pos = (*e->out ? (*e->out)->len : 0) + 1;
+        enc_check(e, rtmp_amf0_write_ecma_start(e->out, 0), "an ECMA array");
+    } else if (kind == K_TYPED) {
+        size_t cn;
+        const char *cls = meta_string(L, t, "__class", &cn);
+        if (!cls)
+            luaL_error(L, "typed object without a string __class");
+        int rc = rtmp_amf0_write_typed_object_start(e->out, cls, cn);
+        if (rc == RTMP_ERR_INVAL)
+            luaL_error(L, "cannot encode a class name longer than 65535 bytes as AMF0");
+        enc_check(e, rc, "a typed object");
+    } else {
+        enc_check(e, rtmp_amf0_write_object_start(e->out), "an object");
+    }
+
+    lua_Integer written = 0;
+    if (lua_istable(L, keys)) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, keys);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, keys, i) != LUA_TSTRING)
+                luaL_error(L, "__keys entry %d is not a string", (int)i);
+            int k = lua_gettop(L);
+            lua_pushvalue(L, k);
+            if (lua_rawget(L, seen) != LUA_TNIL || (lua_pushvalue(L, k), lua_rawget(L, t)) == LUA_TNIL) {
+                lua_settop(L, k - 1);
+                continue;
+            }
+            /* stack: k, nil (seen), value */
+            lua_pushvalue(L, k);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            enc_prop(e, k, k + 2, depth, refs);
+            written++;
+            lua_settop(L, k - 1);
+        }
+    }
+
+    /* Every other key, as a string, sorted. */
+    lua_Integer nothers = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int kt = lua_type(L, -1);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
+            luaL_error(L, "cannot encode a %s key as AMF0", luaL_typename(L, -1));
+        lua_pushvalue(L, -1);
+        lua_tolstring(L, -1, NULL);  /* numbers become their string form */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, others, ++nothers);
+        lua_rawseti(L, others, ++nothers);
+    }
+    if (nothers > 0) {
+        size_t count = (size_t)nothers / 2;
+        other_key *ok = lua_newuserdatauv(L, count * sizeof *ok, 0);
+        for (size_t i = 0; i < count; i++) {
+            lua_rawgeti(L, others, (lua_Integer)(2 * i + 2));
+            ok[i].s = lua_tolstring(L, -1, &ok[i].len);  /* anchored in others */
+            ok[i].i = (lua_Integer)(2 * i + 1);
+            lua_pop(L, 1);
+        }
+        qsort(ok, count, sizeof *ok, other_cmp);
+        for (size_t i = 0; i < count; i++) {
+            lua_rawgeti(L, others, ok[i].i + 1);
+            int k = lua_gettop(L);
+            lua_pushvalue(L, k);
+            if (lua_rawget(L, seen) != LUA_TNIL) {  /* 1 and "1" */
+                lua_settop(L, k - 1);
+                continue;
+            }
+            lua_pushvalue(L, k);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_rawgeti(L, others, ok[i].i);
+            lua_rawget(L, t);
+            enc_prop(e, k, k + 2, depth, refs);
+            written++;
+            lua_settop(L, k - 1);
+        }
+    }
+
+    int noend = 0;
+    if (kind == K_ECMA) {
+        lua_Integer declared = written;
+        if (luaL_getmetafield(L, t, "__count") != LUA_TNIL) {
+            int isnum;
+            declared = lua_tointegerx(L, -1, &isnum);
+            if (!isnum || declared < 0 || declared > 0xFFFFFFFFLL)
+                luaL_error(L, "__count is not an integer in 0 .. 2^32-1");
+            lua_pop(L, 1);
+        }
+        rtmp_put_be32((*e->out)->data + count_pos, (uint32_t)declared);
+        if (luaL_getmetafield(L, t, "__noend") != LUA_TNIL) {
+            noend = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    if (!noend)
+        enc_check(e, rtmp_amf0_write_object_end(e->out), "an object end");
+    lua_settop(L, base);
+}
+
+/* The elements of array table t. */
+static void enc_elements(enc *e, int t, int depth)
+{
+    lua_State *L = e->L;
+    luaL_checkstack(L, 6, "AMF0 nesting");
+    int base = lua_gettop(L), refs = 0;
+    lua_Integer n;
+    if (luaL_getmetafield(L, t, "__amf") != LUA_TNIL) {
+        lua_pop(L, 1);
+        if (luaL_getmetafield(L, t, "__refs") != LUA_TNIL) {
+            if (lua_istable(L, -1))
+                refs = lua_gettop(L);
+            else
+                lua_pop(L, 1);
+        }
+        int isnum = 0;
+        lua_pushliteral(L, "n");
+        lua_rawget(L, t);
+        n = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum)
+            n = (lua_Integer)lua_rawlen(L, t);
+        if (n < 0)
+            luaL_error(L, "array field n is negative");
+    } else {
+        is_sequence(L, t, &n);
+    }
+    if (n > 0xFFFFFFFFLL)
+        luaL_error(L, "cannot encode an array longer than 2^32-1 as AMF0");
+    enc_check(e, rtmp_amf0_write_strict_array_start(e->out, (uint32_t)n), "an array");
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, t, i);
+        int marked = 0;
+        if (refs) {
+            lua_pushinteger(L, i);
+            marked = ref_marked(L, refs, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+        enc_value(e, lua_gettop(L), depth, marked);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, base);
+}
+
+static void enc_table(enc *e, int t, int depth, int as_ref)
+{
+    lua_State *L = e->L;
+    int kind = table_kind(L, t);
+    if (kind == K_DATE) {
+        lua_getfield(L, t, "time");
+        int isnum;
+        double ms = lua_tonumberx(L, -1, &isnum);
+        if (!isnum)
+            luaL_error(L, "date without a number field time");
+        lua_getfield(L, t, "tz");
+        lua_Integer tz = lua_isnil(L, -1) ? 0 : lua_tointegerx(L, -1, &isnum);
+        if (!isnum || tz < -32768 || tz > 32767)
+            luaL_error(L, "date field tz is not an integer in -32768 .. 32767");
+        lua_pop(L, 2);
+        enc_check(e, rtmp_amf0_write_date(e->out, ms, (int16_t)tz), "a date");
+        return;
+    }
+
+    luaL_checkstack(L, 4, "AMF0 nesting");
+    lua_pushvalue(L, t);
+    int has_index = lua_rawget(L, e->index) != LUA_TNIL;
+    lua_Integer ix = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (has_index && as_ref) {
+        enc_check(e, rtmp_amf0_write_reference(e->out, (uint16_t)ix), "a reference");
+        return;
+    }
+    lua_pushvalue(L, t);
+    if (lua_rawget(L, e->visiting) != LUA_TNIL)
+        luaL_error(L, "cannot encode a cycle as AMF0");
+    lua_pop(L, 1);
+    if (depth >= e->max_depth)
+        luaL_error(L, "cannot encode tables nested deeper than %d as AMF0", e->max_depth);
+
+    lua_pushvalue(L, t);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, e->visiting);
+    if (!has_index && e->nrefs <= 0xFFFF) {
+        lua_pushvalue(L, t);
+        lua_pushinteger(L, e->nrefs);
+        lua_rawset(L, e->index);
+    }
+    e->nrefs++;
+
+    if (kind == K_ARRAY)
+        enc_elements(e, t, depth + 1);
+    else
+        enc_props(e, t, depth + 1, kind);
+
+    lua_pushvalue(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, e->visiting);
+}
+
+/* Encode the value at absolute index idx, inside depth containers. */
+static void enc_value(enc *e, int idx, int depth, int as_ref)
+{
+    lua_State *L = e->L;
+    int rc;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        rc = rtmp_amf0_write_null(e->out);
+        break;
+    case LUA_TBOOLEAN:
+        rc = rtmp_amf0_write_boolean(e->out, lua_toboolean(L, idx));
+        break;
+    case LUA_TNUMBER:
+        rc = rtmp_amf0_write_number(e->out, (double)lua_tonumber(L, idx));
+        break;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        rc = rtmp_amf0_write_string(e->out, s, len);
+        break;
+    }
+    case LUA_TUSERDATA: {
+        int m = sentinel_marker(L, idx);
+        if (m == RTMP_AMF0_NULL)
+            rc = rtmp_amf0_write_null(e->out);
+        else if (m == RTMP_AMF0_UNDEFINED)
+            rc = rtmp_amf0_write_undefined(e->out);
+        else if (m == RTMP_AMF0_UNSUPPORTED)
+            rc = rtmp_amf0_write_unsupported(e->out);
+        else
+            return (void)luaL_error(L, "cannot encode a userdata as AMF0");
+        break;
+    }
+    case LUA_TTABLE:
+        enc_table(e, idx, depth, as_ref);
+        return;
+    default:
+        return (void)luaL_error(L, "cannot encode a %s as AMF0", luaL_typename(L, idx));
+    }
+    enc_check(e, rc, "a value");
+}
+
+void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out, int max_depth)
+{
+    luaL_checkstack(L, 4, NULL);
+    enc e = { .L = L, .out = out, .max_depth = max_depth };
+    if (e.max_depth > RTMP_AMF0_MAX_DEPTH)
+        e.max_depth = RTMP_AMF0_MAX_DEPTH;
+    lua_newtable(L);
+    e.visiting = lua_gettop(L);
+    lua_newtable(L);
+    e.index = lua_gettop(L);
+    for (int i = first; i <= last; i++)
+        enc_value(&e, i, 0, 0);
+    lua_pop(L, 2);
+}
+
+/* The Lua functions */
+
+static int slot_gc(lua_State *L)
+{
+    rtmp_buf **slot = luaL_checkudata(L, 1, SLOT_MT);
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 0;
+}
+
+/* rtmp.amf0.encode(...) -> string */
+static int l_encode(lua_State *L)
+{
+    int n = lua_gettop(L);
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = NULL;
+    luaL_setmetatable(L, SLOT_MT);
+    rtmp_l_amf0_encode_values(L, 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
+    if (*slot)
+        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
+    else
+        lua_pushliteral(L, "");
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 1;
+}
+
+/* rtmp.amf0.decode(s [, max_depth]) -> values | nil, message, code */
+static int l_decode(lua_State *L)
+{
+    size_t len, off = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
+    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    int rc = decode_all(L, (const uint8_t *)s, len, (int)depth, &off);
+    if (rc == 0)
+        return 1;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
+    lua_pushstring(L, rtmp_errname(rc));
+    return 3;
+}
+
+/* [-0, +1, e] a new table of kind with the pairs { {k, v}, ... } of the
+ * table at arg (and its string-keyed fields); metatable with __keys. */
+static void make_props(lua_State *L, int arg, int kind)
+{
+    lua_newtable(L);
+    int t = lua_gettop(L);
+    lua_newtable(L);
+    int keys = t + 1;
+    lua_Integer nkeys = 0, n = 0;
+    if (!lua_isnoneornil(L, arg)) {
+        luaL_checktype(L, arg, LUA_TTABLE);
+        n = (lua_Integer)lua_rawlen(L, arg);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, arg, i) != LUA_TTABLE)
+                luaL_error(L, "bad entry %d (a {key, value} pair expected)", (int)i);
+            if (lua_rawgeti(L, -1, 1) != LUA_TSTRING)
+                luaL_error(L, "bad entry %d (string key expected)", (int)i);
+            lua_rawgeti(L, -2, 2);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                rtmp_l_push_null(L);
+            }
+            lua_pushvalue(L, -2);
+            if (lua_rawget(L, t) == LUA_TNIL) {
+                lua_pushvalue(L, -3);
+                lua_rawseti(L, keys, ++nkeys);
+            }
+            lua_pop(L, 1);
+            lua_rawset(L, t);
+            lua_pop(L, 1);
+        }
+        lua_pushnil(L);
+        while (lua_next(L, arg)) {
+            if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n) {
+                lua_pop(L, 1);
+                continue;
+            }
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "bad field (string key expected, got %s)", luaL_typename(L, -2));
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, t);
+        }
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, kind_names[kind]);
+    lua_setfield(L, -2, "__amf");
+    lua_pushvalue(L, keys);
+    lua_setfield(L, -2, "__keys");
+    lua_remove(L, keys);
+    lua_setmetatable(L, t);
+}
+
+/* rtmp.amf0.object{ {k, v}, ... } */
+static int l_object(lua_State *L)
+{
+    make_props(L, 1, K_OBJECT);
+    return 1;
+}
+
+/* rtmp.amf0.ecma{ {k, v}, ... } */
+static int l_ecma(lua_State *L)
+{
+    make_props(L, 1, K_ECMA);
+    return 1;
+}
+
+/* rtmp.amf0.typed(class, { {k, v}, ... }) */
+static int l_typed(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    make_props(L, 2, K_TYPED);
+    lua_getmetatable(L, -1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "__class");
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* rtmp.amf0.array{ v1, v2, ... [, n = count] } */
+static int l_array(lua_State *L)
+{
+    lua_Integer n = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        int isnum;
+        lua_getfield(L, 1, "n");
+        n = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum)
+            n = (lua_Integer)lua_rawlen(L, 1);
+        luaL_argcheck(L, n >= 0 && n <= 0xFFFFFFFFLL, 1, "bad field n");
+    }
+    lua_createtable(L, n < 0x10000 ? (int)n : 0, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) == LUA_TNIL) {
+            lua_pop(L, 1);
+            rtmp_l_push_null(L);
+        }
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    push_shared_mt(L, K_ARRAY);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* rtmp.amf0.date(ms [, tz]) */
+static int l_date(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    lua_Integer tz = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, tz >= -32768 && tz <= 32767, 2, "out of range -32768 .. 32767");
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, ms);
+    lua_setfield(L, -2, "time");
+    lua_pushinteger(L, tz);
+    lua_setfield(L, -2, "tz");
+    push_shared_mt(L, K_DATE);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* rtmp.amf0.type(v) -> "number", ..., or nil for values with no AMF0 form */
+static int l_type(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    switch (lua_type(L, 1)) {
+    case LUA_TNIL:
+        lua_pushliteral(L, "null");
+        break;
+    case LUA_TBOOLEAN:
+        lua_pushliteral(L, "boolean");
+        break;
+    case LUA_TNUMBER:
+        lua_pushliteral(L, "number");
+        break;
+    case LUA_TSTRING:
+        lua_pushliteral(L, "string");
+        break;
+    case LUA_TTABLE:
+        lua_pushstring(L, kind_names[table_kind(L, 1)]);
+        break;
+    case LUA_TUSERDATA:
+        switch (sentinel_marker(L, 1)) {
+        case RTMP_AMF0_NULL: lua_pushliteral(L, "null"); break;
+        case RTMP_AMF0_UNDEFINED: lua_pushliteral(L, "undefined"); break;
+        case RTMP_AMF0_UNSUPPORTED: lua_pushliteral(L, "unsupported"); break;
+        default: luaL_pushfail(L); break;
+        }
+        break;
+    default:
+        luaL_pushfail(L);
+        break;
+    }
+    return 1;
+}
+
+static const luaL_Reg amf0_funcs[] = {
+    { "encode", l_encode },
+    { "decode", l_decode },
+    { "object", l_object },
+    { "ecma", l_ecma },
+    { "array", l_array },
+    { "date", l_date },
+    { "typed", l_typed },
+    { "type", l_type },
+    { NULL, NULL },
+};
+
+void rtmp_l_open_amf0(lua_State *L)
+{
+    if (luaL_newmetatable(L, SLOT_MT)) {
+        lua_pushcfunction(L, slot_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    for (int k = K_OBJECT; k < K_TYPED; k++) {
+        push_shared_mt(L, k);
+        lua_pop(L, 1);
+    }
+
+    luaL_newlib(L, amf0_funcs);
+    push_unsupported(L);
+    lua_setfield(L, -2, "unsupported");
+    lua_setfield(L, -2, "amf0");
+    rtmp_l_push_null(L);
+    lua_setfield(L, -2, "null");
+    rtmp_l_push_undefined(L);
+    lua_setfield(L, -2, "undefined");
+}
