@@ -71,7 +71,13 @@ typedef struct rtmp_reader_config {
                                    with RTMP_ERR_FRESH_CSID */
 } rtmp_reader_config;
 
-/* Defaults: 1 MiB messages, 64 chunk streams, chunk size 1..16 MiB... see chunk.c. */
+#define RTMP_DEFAULT_MAX_MESSAGE       (8u << 20)
+#define RTMP_DEFAULT_MAX_CHUNK_STREAMS 64u
+
+/* Defaults: max_message 8 MiB (nginx-rtmp's 1 MiB cuts keyframes of
+ * high-bitrate streams), max_chunk_streams 64, chunk size 1 .. 0x7FFFFFFF
+ * (the spec's range: memory follows the bytes received, so a huge chunk
+ * size costs nothing), ext_ts_fmt3 RTMP_EXT_TS_DETECT, accept_fresh_fmt 0. */
 void rtmp_reader_config_default(rtmp_reader_config *cfg);
 
 /* Called once per complete message.  payload is valid only until the
@@ -83,12 +89,25 @@ typedef int (*rtmp_reader_cb)(void *ud, const rtmp_msg_hdr *h, const uint8_t *pa
 
 typedef struct rtmp_reader rtmp_reader;
 
-/* New reader at chunk size 128; NULL on OOM.  cfg is copied. */
+/* New reader at chunk size 128; NULL on OOM.  cfg is copied (NULL: the
+ * defaults).
+ *
+ * Reading rules, where peers differ: the fmt 3 chunk that begins a new
+ * message repeats the previous delta (after a fmt 0 header the delta is
+ * that header's timestamp, spec 5.3.1.2.4).  A fmt 0/1 header arriving
+ * while a message is being reassembled on its csid fails with
+ * RTMP_ERR_LENGTH_CHANGED if its length differs; otherwise (and for fmt 2)
+ * its fields are ignored and the chunk continues the message.  With
+ * RTMP_EXT_TS_DETECT a fmt 3 chunk after an extended header waits for 4
+ * bytes to compare them, so the last message of a stream whose peer omits
+ * the field is delivered only when 4 more bytes arrive. */
 rtmp_reader *rtmp_reader_new(const rtmp_reader_config *cfg, rtmp_reader_cb cb, void *ud);
 void rtmp_reader_free(rtmp_reader *r);
 
 /* Parse len bytes.  Returns len when all were consumed, or a negative
- * RTMP_ERR_* (the reader is then unusable).  Partial headers and payloads
+ * RTMP_ERR_* (the reader is then unusable and returns it again):
+ * FRESH_CSID, TOO_MANY_CSID, MSG_TOO_LONG, LENGTH_CHANGED, NOMEM, or what
+ * the callback returned.  The callback must not call feed.  Partial headers and payloads
  * are kept between calls; memory held never exceeds the bytes received
  * for incomplete messages plus a small constant per chunk stream. */
 ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
@@ -98,10 +117,16 @@ ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
 int rtmp_reader_set_chunk_size(rtmp_reader *r, uint32_t size);
 uint32_t rtmp_reader_chunk_size(const rtmp_reader *r);
 
-/* Discard the partial message on csid (Abort message).  0 even when there is none. */
+/* Discard the partial message on csid (Abort message).  0 even when there
+ * is none.  Called outside the callback while a chunk of that message is
+ * arriving, the rest of that chunk is skipped. */
 int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
 
-/* Bytes currently held for partial messages (for accounting/tests). */
+/* Bytes currently allocated for partial messages (for accounting/tests).
+ * A message's buffer grows with the bytes received (geometrically from
+ * 256 bytes, never past the declared length) and is freed when the
+ * message is delivered or aborted, so this is 0 between messages and at
+ * most max(256, 2 * received) per partial message. */
 size_t rtmp_reader_buffered(const rtmp_reader *r);
 
 typedef struct rtmp_writer rtmp_writer;
@@ -119,16 +144,23 @@ uint32_t rtmp_writer_chunk_size(const rtmp_writer *w);
  * h->csid (0 new stream or stream id changed or time went back; 1 same
  * stream; 2 same stream, type and length; 3 same delta too) unless h->fmt
  * forces one.  Continuation chunks are fmt 3 and repeat the extended
- * timestamp when the first chunk had one.  0 or RTMP_ERR_NOMEM/INVAL. */
+ * timestamp when the first chunk had one.  Never fmt 3 right after a fmt 0
+ * (readers disagree about that delta).  A forced fmt is written as asked;
+ * the writer then assumes what a reader would infer from it (a forced fmt 3
+ * means the previous delta, whatever h->timestamp says).  payload may be
+ * NULL when h->length is 0.  0, RTMP_ERR_NOMEM, or RTMP_ERR_INVAL (csid
+ * outside 2..65599, fmt not 0..3 or AUTO). */
 int rtmp_writer_write(rtmp_writer *w, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out);
 
 /* Chunk one message with a fmt 0 first chunk at the given chunk size,
  * independent of any writer: the bytes are the same for every connection
- * with that chunk size, so they can be shared.  0 or RTMP_ERR_NOMEM. */
+ * with that chunk size, so they can be shared.  0, RTMP_ERR_NOMEM, or
+ * RTMP_ERR_INVAL (bad csid or chunk size). */
 int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out);
 
 /* Record in w that a message with header h was sent on h->csid by other
- * means (rtmp_chunk_write_fmt0), so the next compressed header is right. */
+ * means (rtmp_chunk_write_fmt0), so the next compressed header is right.
+ * 0, RTMP_ERR_NOMEM or RTMP_ERR_INVAL (bad csid). */
 int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h);
 
 #endif
