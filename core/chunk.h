@@ -62,7 +62,8 @@ enum {
 /* Receive-side limits and tolerances; all checked before allocating. */
 typedef struct rtmp_reader_config {
     uint32_t max_message;       /* longest message accepted (bytes) */
-    uint32_t max_chunk_streams; /* distinct csids alive at once */
+    uint32_t max_chunk_streams; /* distinct csids seen (each keeps its header
+                                   state for decompression, so none retires) */
     uint32_t min_chunk_size;    /* range accepted by rtmp_reader_set_chunk_size */
     uint32_t max_chunk_size;
     int      ext_ts_fmt3;       /* RTMP_EXT_TS_* */
@@ -107,9 +108,10 @@ void rtmp_reader_free(rtmp_reader *r);
 /* Parse len bytes.  Returns len when all were consumed, or a negative
  * RTMP_ERR_* (the reader is then unusable and returns it again):
  * FRESH_CSID, TOO_MANY_CSID, MSG_TOO_LONG, LENGTH_CHANGED, NOMEM, or what
- * the callback returned.  The callback must not call feed.  Partial headers and payloads
- * are kept between calls; memory held never exceeds the bytes received
- * for incomplete messages plus a small constant per chunk stream. */
+ * the callback returned.  The callback must not call feed.  Partial
+ * headers and payloads are kept between calls; memory held follows the
+ * bytes received (see rtmp_reader_buffered) plus a small constant per
+ * chunk stream, whatever length or chunk size the peer declares. */
 ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
 
 /* Change the incoming chunk size; RTMP_ERR_CHUNK_SIZE when outside the
