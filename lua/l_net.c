@@ -551,8 +551,13 @@ static rtmp_session *target(lua_State *L, int idx, rtmp_conn **cp)
 {
     lsession *ls = luaL_testudata(L, idx, SESSION_MT);
     *cp = NULL;
-    if (ls)
+    if (ls) {
+        if (!ls->s) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "closed");
+        }
         return ls->s;
+    }
     rtmp_conn *c = open_conn(L, check_lconn(L, idx));
     *cp = c;
     return c ? rtmp_conn_session(c) : NULL;
@@ -1601,7 +1606,7 @@ static lsession *check_session(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
     if (!ls->s)
-        luaL_argerror(L, 1, "session already freed");
+        luaL_argerror(L, 1, "session already closed");
     return ls;
 }
 
@@ -1646,10 +1651,10 @@ static int session_output(lua_State *L)
 
 static int session_index(lua_State *L)
 {
-    lsession *ls = check_session(L);
     const char *k = luaL_checkstring(L, 2);
     if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
-        return 1;
+        return 1; /* a method: it reports "closed" itself */
+    lsession *ls = check_session(L);
     rtmp_session_info info;
     rtmp_session_get_info(ls->s, &info);
     if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(ls->s)); return 1; }
@@ -1681,6 +1686,7 @@ static int session_gc(lua_State *L)
 static const luaL_Reg session_methods[] = {
     { "feed", session_feed },
     { "output", session_output },
+    { "close", session_gc },
     { "send", conn_send },
     { "command", conn_command },
     { "data", conn_data },
