@@ -55,7 +55,8 @@ struct rtmp_conn {
     rtmp_conn_config  cfg;
     unsigned long     id;
     double            started, last_active;
-    uint64_t          written;
+    uint64_t          nread, written;
+    int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
     char              reason[256];
 };
@@ -106,15 +107,26 @@ static void conn_log(rtmp_conn *c, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-void rtmp_conn_close(rtmp_conn *c, const char *reason)
+static void close_at(rtmp_conn *c, const char *reason, int level)
 {
     if (c->closing)
         return;
     c->closing = 1;
+    c->close_level = level;
     snprintf(c->reason, sizeof c->reason, "%s", reason ? reason : "closed");
     ev_io_stop(c->net->loop, &c->rio);
     c->next_closing = c->net->closing;
     c->net->closing = c;
+}
+
+void rtmp_conn_close(rtmp_conn *c, const char *reason)
+{
+    close_at(c, reason, RTMP_LOG_INFO);
+}
+
+void rtmp_conn_fail(rtmp_conn *c, const char *reason)
+{
+    close_at(c, reason, RTMP_LOG_WARN);
 }
 
 static void close_for_error(rtmp_conn *c, int err)
@@ -123,7 +135,7 @@ static void close_for_error(rtmp_conn *c, int err)
     if (err == RTMP_ERR_STOP)  /* a handler already closed it */
         return;
     snprintf(reason, sizeof reason, "%s%s", rtmp_session_ready(c->s) ? "" : "handshake: ", rtmp_strerror(err));
-    rtmp_conn_close(c, reason);
+    rtmp_conn_fail(c, reason);
 }
 
 /* Write as much queued output as the socket takes now. */
@@ -144,7 +156,7 @@ static void flush(rtmp_conn *c)
             char reason[128];
             snprintf(reason, sizeof reason, "write: %s", strerror(errno));
             rtmp_outq_consume(q, q->bytes); /* nothing more can be sent */
-            rtmp_conn_close(c, reason);
+            rtmp_conn_fail(c, reason);
             return;
         }
         rtmp_outq_consume(q, (size_t)w);
@@ -193,8 +205,8 @@ static void process_pending(rtmp_net *n)
                     pp = &(*pp)->next_dirty;
                 *pp = c->next_dirty;
             }
-            conn_log(c, RTMP_LOG_INFO, "close: %s (in %llu bytes, out %llu bytes)", c->reason,
-                     (unsigned long long)rtmp_conn_bytes_in(c), (unsigned long long)c->written);
+            conn_log(c, c->close_level, "close: %s (in %llu bytes, out %llu bytes)", c->reason,
+                     (unsigned long long)c->nread, (unsigned long long)c->written);
             if (c->h.close)
                 c->h.close(c, c->ud, c->reason);
             conn_free(c);
@@ -209,7 +221,7 @@ int rtmp_conn_output(rtmp_conn *c)
     if (rtmp_session_pending(c->s) > c->cfg.max_output) {
         char reason[128];
         snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
-        rtmp_conn_close(c, reason);
+        rtmp_conn_fail(c, reason);
         return RTMP_ERR_QUEUE_FULL;
     }
     if (!c->dirty) {
@@ -268,11 +280,11 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     if (!rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
         && now >= c->started + c->cfg.handshake_timeout) {
-        rtmp_conn_close(c, "handshake timeout");
+        rtmp_conn_fail(c, "handshake timeout");
         return;
     }
     if (c->cfg.idle_timeout > 0 && now >= c->last_active + c->cfg.idle_timeout) {
-        rtmp_conn_close(c, "idle timeout");
+        rtmp_conn_fail(c, "idle timeout");
         return;
     }
     arm_deadline(c);
@@ -288,7 +300,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         char reason[128];
         snprintf(reason, sizeof reason, "read: %s", strerror(errno));
-        rtmp_conn_close(c, reason);
+        rtmp_conn_fail(c, reason);
         return;
     }
     if (got == 0) {
@@ -296,6 +308,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     c->last_active = ev_now(loop);
+    c->nread += (uint64_t)got;
     int was_ready = rtmp_session_ready(c->s);
     ssize_t rc = rtmp_session_feed(c->s, n->rbuf, (size_t)got);
     if (rc < 0)
@@ -320,7 +333,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
             c->connecting = 0;
             close(c->fd);
             c->fd = -1;
-            rtmp_conn_close(c, reason);
+            rtmp_conn_fail(c, reason);
             return;
         }
         c->connecting = 0;
@@ -430,12 +443,7 @@ void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
 rtmp_net *rtmp_conn_net(rtmp_conn *c) { return c->net; }
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cfg; }
 
-uint64_t rtmp_conn_bytes_in(const rtmp_conn *c)
-{
-    rtmp_session_info info;
-    rtmp_session_get_info(c->s, &info);
-    return info.bytes_in;
-}
+uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }
 
 /* ---- listening and connecting ---- */
 

@@ -77,8 +77,8 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
 rtmp_session *rtmp_conn_session(rtmp_conn *c);
 unsigned long rtmp_conn_id(const rtmp_conn *c);
 const char *rtmp_conn_peer(const rtmp_conn *c);   /* "127.0.0.1:5555", "[::1]:5555" */
-uint64_t rtmp_conn_bytes_written(const rtmp_conn *c);
-uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);
+uint64_t rtmp_conn_bytes_written(const rtmp_conn *c); /* bytes the socket took */
+uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the socket */
 int rtmp_conn_closing(const rtmp_conn *c);
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
 rtmp_net *rtmp_conn_net(rtmp_conn *c);
@@ -93,6 +93,9 @@ int rtmp_conn_output(rtmp_conn *c);
  * takes it at once, then the close handler runs with reason.  Later calls
  * keep the first reason. */
 void rtmp_conn_close(rtmp_conn *c, const char *reason);
+
+/* The same, for a failure: the close line is logged as a warning. */
+void rtmp_conn_fail(rtmp_conn *c, const char *reason);
 
 /* Timers. */
 typedef void (*rtmp_timer_cb)(rtmp_timer *t, void *ud);

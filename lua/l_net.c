@@ -115,7 +115,7 @@ static int pcall_handler(lua_State *L, lconn *lc, int nargs, const char *what)
         char reason[200];
         size_t n = strcspn(err, "\n");
         snprintf(reason, sizeof reason, "script error: %.*s", (int)(n > 180 ? 180 : n), err);
-        rtmp_conn_close(lc->c, reason);
+        rtmp_conn_fail(lc->c, reason);
     } else {
         rtmp_log(RTMP_LOG_ERROR, lc ? lc->id : 0, lc ? lc->peer : NULL, "script error in %s: %s", what, err);
     }
@@ -386,7 +386,7 @@ static int h_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "message: %s", lua_tostring(L, -1));
         lua_pop(L, 3);
-        rtmp_conn_close(c, "out of memory");
+        rtmp_conn_fail(c, "out of memory");
         return RTMP_ERR_NOMEM;
     }
     return pcall_handler(L, lc, 2, "on_message");
@@ -871,7 +871,7 @@ static int conn_index(lua_State *L)
             rtmp_session_info info;
             rtmp_session_get_info(s, &info);
             static const char *const kinds[] = { "unknown", "plain", "digest1", "digest2" };
-            if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)info.bytes_in); return 1; }
+            if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
             if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_session_pending(s)); return 1; }
             if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(s)); return 1; }
