@@ -558,6 +558,16 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
     return l;
 }
 
+/* Stop accepting and close the sockets; the struct stays for its owner. */
+static void listener_stop(rtmp_listener *l)
+{
+    for (int i = 0; i < l->nfds; i++) {
+        ev_io_stop(l->net->loop, &l->io[i]);
+        close(l->io[i].fd);
+    }
+    l->nfds = 0;
+}
+
 void rtmp_listener_close(rtmp_listener *l)
 {
     rtmp_net *n = l->net;
@@ -566,10 +576,7 @@ void rtmp_listener_close(rtmp_listener *l)
             *pp = l->next;
             break;
         }
-    for (int i = 0; i < l->nfds; i++) {
-        ev_io_stop(n->loop, &l->io[i]);
-        close(l->io[i].fd);
-    }
+    listener_stop(l);
     free(l);
 }
 
@@ -669,8 +676,8 @@ void rtmp_net_handle_signals(rtmp_net *n)
 
 void rtmp_net_shutdown(rtmp_net *n, const char *reason)
 {
-    while (n->listeners)
-        rtmp_listener_close(n->listeners);
+    for (rtmp_listener *l = n->listeners; l; l = l->next)
+        listener_stop(l); /* their owners still hold them: stopped, not freed */
     for (rtmp_conn *c = n->conns; c; c = c->next)
         rtmp_conn_close(c, reason);
     process_pending(n);
@@ -681,6 +688,8 @@ void rtmp_net_free(rtmp_net *n)
     if (!n)
         return;
     rtmp_net_shutdown(n, "shutdown");
+    while (n->listeners)
+        rtmp_listener_close(n->listeners);
     while (n->timers)
         rtmp_timer_free(n->timers);
     if (ev_is_active(&n->sigint)) {

@@ -53,7 +53,8 @@ void rtmp_net_stop(rtmp_net *n);
  * "shutdown"), stop every timer, and make rtmp_net_run return. */
 void rtmp_net_handle_signals(rtmp_net *n);
 
-/* Close everything now (listeners, connections with reason, timers stay). */
+/* Close everything now: listeners stop accepting (their owners still close
+ * them), connections close with reason; timers stay. */
 void rtmp_net_shutdown(rtmp_net *n, const char *reason);
 
 /* Seconds since an arbitrary epoch, as the loop sees it. */
