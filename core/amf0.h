@@ -52,6 +52,8 @@ enum {
 /* Hard ceiling on any nesting bound passed to this module: deeper
  * requests are clamped to it, so recursion stays shallow. */
 #define RTMP_AMF0_MAX_DEPTH 512
+/* Default nesting limit for values from peers (GStreamer and FFmpeg use 16). */
+#define RTMP_AMF0_DEFAULT_DEPTH 32
 
 /* rtmp_amf0_read_key results. */
 #define RTMP_AMF0_END 0  /* the end marker 00 00 09 was read */

@@ -1,4 +1,5 @@
 #include "session.h"
+#include "amf0.h"
 #include "error.h"
 
 #include <stdlib.h>
@@ -55,6 +56,7 @@ void rtmp_session_config_default(rtmp_session_config *cfg, int role)
     cfg->role = role;
     cfg->autos = RTMP_AUTO_ALL;
     cfg->ack_window = RTMP_DEFAULT_ACK_WINDOW;
+    cfg->max_amf_depth = RTMP_AMF0_DEFAULT_DEPTH;
     rtmp_reader_config_default(&cfg->reader);
 }
 

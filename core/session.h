@@ -47,6 +47,8 @@ typedef struct rtmp_session_config {
                                           handshake, the acknowledgement sequence
                                           (resuming a session; tests of the 2^32 wrap) */
     rtmp_reader_config reader;
+    int                max_amf_depth; /* nesting accepted in AMF values from the peer
+                                         (decoded by the binding) */
 } rtmp_session_config;
 
 void rtmp_session_config_default(rtmp_session_config *cfg, int role);

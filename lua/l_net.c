@@ -303,10 +303,10 @@ static void decode_control(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p
 }
 
 /* [-0, +0, m] decode AMF values into fields values/name/txn/args of the table on top. */
-static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p)
+static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
 {
     size_t off = (h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA) && h->length > 0 ? 1 : 0;
-    int rc = rtmp_l_amf0_push_values(L, p + off, h->length - off, RTMP_DEFAULT_AMF_DEPTH);
+    int rc = rtmp_l_amf0_push_values(L, p + off, h->length - off, max_depth);
     if (rc < 0) {
         lua_pushstring(L, rtmp_strerror(rc));
         lua_setfield(L, -2, "decode_error");
@@ -339,7 +339,8 @@ static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p)
 
 /* [-0, +1, m] a message object; payload is copied once into a buffer
  * (media is then forwarded from that buffer without further copies). */
-void rtmp_l_push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
+static void push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied,
+                     int max_depth)
 {
     lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
     m->h = *h;
@@ -355,7 +356,7 @@ void rtmp_l_push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload
             decode_control(L, h, payload);
         else if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF0_DATA
                  || h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA)
-            decode_amf(L, h, payload);
+            decode_amf(L, h, payload, max_depth);
         lua_setiuservalue(L, -2, 1);
     }
 }
@@ -365,7 +366,7 @@ static int msg_pushmsg(lua_State *L)
     const rtmp_msg_hdr *h = lua_touserdata(L, 1);
     const uint8_t *payload = lua_touserdata(L, 2);
     unsigned applied = (unsigned)lua_tointeger(L, 3);
-    rtmp_l_push_msg(L, h, payload, applied);
+    push_msg(L, h, payload, applied, (int)lua_tointeger(L, 4));
     return 1;
 }
 
@@ -383,7 +384,8 @@ static int h_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_
     lua_pushlightuserdata(L, (void *)h);
     lua_pushlightuserdata(L, (void *)payload);
     lua_pushinteger(L, applied);
-    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    lua_pushinteger(L, rtmp_conn_get_config(c)->session.max_amf_depth);
+    if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
         rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "message: %s", lua_tostring(L, -1));
         lua_pop(L, 3);
         rtmp_conn_fail(c, "out of memory");
@@ -541,7 +543,7 @@ typedef struct lsession {
     rtmp_session *s;
     lua_State    *L;      /* during feed: where messages go */
     int           out;    /* during feed: stack index of the message array */
-    int           err;    /* during feed: a Lua error raised in the callback */
+    int           max_amf_depth;
 } lsession;
 
 /* The session behind a connection or a session object at idx; for a
@@ -947,7 +949,7 @@ static double opt_number(lua_State *L, int t, const char *k, double def)
 
 /* Read connection settings from table t (missing fields: rtmp.options,
  * then built-in defaults). */
-void rtmp_l_read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int role)
+static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int role)
 {
     rtmp_conn_config_default(cfg, role);
     /* rtmp.options (set by the luartmp command line) come first, t overrides */
@@ -968,6 +970,9 @@ void rtmp_l_read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         r->min_chunk_size = (uint32_t)opt_number(L, src, "min_chunk_size", r->min_chunk_size);
         r->max_chunk_size = (uint32_t)opt_number(L, src, "max_chunk_size", r->max_chunk_size);
         cfg->session.ack_window = (uint32_t)opt_number(L, src, "ack_window", cfg->session.ack_window);
+        cfg->session.max_amf_depth = (int)opt_number(L, src, "max_amf_depth", cfg->session.max_amf_depth);
+        if (cfg->session.max_amf_depth < 1 || cfg->session.max_amf_depth > RTMP_AMF0_MAX_DEPTH)
+            luaL_error(L, "max_amf_depth out of range 1..%d", RTMP_AMF0_MAX_DEPTH);
         cfg->session.bytes_in_start = (uint64_t)opt_number(L, src, "bytes_in_start", (double)cfg->session.bytes_in_start);
         if (lua_getfield(L, src, "ext_ts_fmt3") == LUA_TSTRING) {
             static const char *const modes[] = { "detect", "spec", "never", NULL };
@@ -1011,7 +1016,7 @@ static int l_listen(lua_State *L)
     lstate *st = get_state(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     rtmp_conn_config cfg;
-    rtmp_l_read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
+    read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
 
     /* collect addresses: opts.listen, else rtmp.options.listen, else "1935" */
     lua_getfield(L, 1, "listen");
@@ -1184,7 +1189,7 @@ static int l_connect(lua_State *L)
     lua_getfield(L, u, "host");
     lua_getfield(L, u, "port");
     rtmp_conn_config cfg;
-    rtmp_l_read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
+    read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
     char err[300];
     rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, &client_handler,
                                     NULL, err, sizeof err);
@@ -1572,7 +1577,7 @@ static int ls_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
 {
     lsession *ls = ud;
     lua_State *L = ls->L;
-    rtmp_l_push_msg(L, h, payload, applied);
+    push_msg(L, h, payload, applied, ls->max_amf_depth);
     lua_rawseti(L, ls->out, (lua_Integer)luaL_len(L, ls->out) + 1);
     return 0;
 }
@@ -1589,11 +1594,12 @@ static int l_session(lua_State *L)
     int role = luaL_checkoption(L, -1, "server", roles);
     lua_pop(L, 1);
     rtmp_conn_config cfg;
-    rtmp_l_read_conn_config(L, 1, &cfg, role);
+    read_conn_config(L, 1, &cfg, role);
     lsession *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     memset(ls, 0, sizeof *ls);
     luaL_setmetatable(L, SESSION_MT);
     static const rtmp_session_handler sh = { ls_ready, ls_message };
+    ls->max_amf_depth = cfg.session.max_amf_depth;
     ls->s = rtmp_session_new(&cfg.session, &sh, ls);
     if (!ls->s)
         return luaL_error(L, "out of memory");

@@ -11,6 +11,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "../core/amf0.h"
 #include "../core/buf.h"
 
 /* Parts of the module; luaopen_rtmp calls each. */
@@ -20,18 +21,7 @@ void rtmp_l_open_handshake(lua_State *L); /* rtmp.handshake (Lua-owned, for test
 void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run, rtmp.timer, rtmp.group, ... */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
 
-/* Messages and settings (l_net.c). */
-struct rtmp_msg_hdr;
-struct rtmp_conn_config;
 
-/* [-0, +1, m] push a message object ("rtmp.msg"): the header, the
- * RTMP_AUTO_* bits the engine applied, a copy of the payload, and the
- * decoded body of commands, data and control messages. */
-void rtmp_l_push_msg(lua_State *L, const struct rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
-
-/* [-0, +0, e] fill cfg from the settings table at index t (0: none) over
- * rtmp.options and the built-in defaults for role. */
-void rtmp_l_read_conn_config(lua_State *L, int t, struct rtmp_conn_config *cfg, int role);
 
 /* AMF0 <-> Lua (l_amf0.c). */
 
@@ -50,7 +40,7 @@ void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out
 void rtmp_l_push_null(lua_State *L);
 void rtmp_l_push_undefined(lua_State *L);
 
-#define RTMP_DEFAULT_AMF_DEPTH 32
+#define RTMP_DEFAULT_AMF_DEPTH RTMP_AMF0_DEFAULT_DEPTH
 
 /* [-0, +1, e] Format the values from stack index first to the top the way
  * string.format does (a single value is converted with tostring). */

@@ -148,6 +148,19 @@ describe("session defaults", function()
     assert.are.equal("", s:output())
   end)
 
+  it("decodes commands within the configured AMF nesting depth, and reports deeper ones", function()
+    local nested = rtmp.amf0.encode("deep", 0, { a = { b = { c = 1 } } }) -- three levels
+    local s = handshaken{ max_amf_depth = 3 }
+    local msgs = assert(s:feed(chunk0(3, 0, 20, 0, nested)))
+    assert.are.equal("deep", msgs[1].name)
+    assert.are.equal(1, msgs[1].args[1].a.b.c)
+    s = handshaken{ max_amf_depth = 2 }
+    msgs = assert(s:feed(chunk0(3, 0, 20, 0, nested)))
+    assert.are.equal(1, #msgs, "the message is still delivered")
+    assert.is_nil(msgs[1].values)
+    assert.truthy(msgs[1].decode_error:find("nesting", 1, true))
+  end)
+
   it("sends control messages on csid 2 and switches its own chunk size after Set Chunk Size", function()
     local s = handshaken()
     assert(s:set_chunk_size(4096))
