@@ -1722,11 +1722,6 @@ static const luaL_Reg net_funcs[] = {
     { NULL, NULL },
 };
 
-static const luaL_Reg msg_meta[] = {
-    { "__index", msg_index }, { "__newindex", msg_newindex }, { "__gc", msg_gc },
-    { "__tostring", msg_tostring }, { NULL, NULL },
-};
-
 static const luaL_Reg group_methods[] = {
     { "add", group_add }, { "remove", group_remove }, { "has", group_has },
     { "count", group_len }, { "members", group_members }, { "clear", group_clear },
@@ -1755,61 +1750,40 @@ void rtmp_l_open_net(lua_State *L)
     lua_getfield(L, -1, "options");
     lua_setfield(L, LUA_REGISTRYINDEX, "rtmp.options");
 
-    luaL_newmetatable(L, CONN_MT);
-    luaL_newlib(L, conn_methods);
-    lua_pushcclosure(L, conn_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, conn_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, conn_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, conn_eq);
-    lua_setfield(L, -2, "__eq");
-    lua_pushcfunction(L, conn_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, SERVER_MT);
-    lua_pushcfunction(L, server_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, server_close);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, MSG_MT);
-    luaL_setfuncs(L, msg_meta, 0);
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, GROUP_MT);
-    luaL_newlib(L, group_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, group_len);
-    lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, group_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, SESSION_MT);
-    luaL_newlib(L, session_methods);
-    lua_pushcclosure(L, session_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, BUFSLOT_MT);
-    lua_pushcfunction(L, bufslot_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, TIMER_MT);
-    luaL_newlib(L, timer_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, timer_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    /* metatables: name, methods (the __index table, or the closure's
+     * upvalue when a C __index also serves fields), metamethods */
+    static const struct {
+        const char *name;
+        const luaL_Reg *methods;
+        lua_CFunction index;
+        luaL_Reg meta[5];
+    } metas[] = {
+        { CONN_MT, conn_methods, conn_index,
+          { { "__newindex", conn_newindex }, { "__gc", conn_gc }, { "__eq", conn_eq },
+            { "__tostring", conn_tostring }, { NULL, NULL } } },
+        { SERVER_MT, NULL, server_index, { { "__close", server_close }, { NULL, NULL } } },
+        { MSG_MT, NULL, msg_index,
+          { { "__newindex", msg_newindex }, { "__gc", msg_gc }, { "__tostring", msg_tostring },
+            { NULL, NULL } } },
+        { GROUP_MT, group_methods, NULL, { { "__len", group_len }, { "__gc", group_gc }, { NULL, NULL } } },
+        { SESSION_MT, session_methods, session_index,
+          { { "__gc", session_gc }, { "__close", session_gc }, { NULL, NULL } } },
+        { BUFSLOT_MT, NULL, NULL, { { "__gc", bufslot_gc }, { NULL, NULL } } },
+        { TIMER_MT, timer_methods, NULL, { { "__gc", timer_gc }, { NULL, NULL } } },
+    };
+    for (size_t i = 0; i < sizeof metas / sizeof metas[0]; i++) {
+        luaL_newmetatable(L, metas[i].name);
+        if (metas[i].methods) {
+            lua_newtable(L);
+            luaL_setfuncs(L, metas[i].methods, 0);
+        }
+        if (metas[i].index)
+            lua_pushcclosure(L, metas[i].index, metas[i].methods ? 1 : 0);
+        if (metas[i].methods || metas[i].index)
+            lua_setfield(L, -2, "__index");
+        luaL_setfuncs(L, metas[i].meta, 0);
+        lua_pop(L, 1);
+    }
 
     luaL_setfuncs(L, net_funcs, 0);
 }

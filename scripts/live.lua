@@ -181,18 +181,28 @@ function commands.FCUnpublish(conn, msg)
     conn:command(nil, "onFCUnpublish", 0, null, status("status", "NetStream.Unpublish.Success", name))
 end
 
-function commands.publish(conn, msg)
-    local sid = msg.stream
+-- The stream name of a publish or play, once the hook agrees; else the
+-- refusal has been sent and nil is returned.
+local function admit(conn, msg, hook, nameless_code, denied_code)
     local name = stream_name(msg.args[2])
     if not conn.app or not name or name == "" then
-        return on_status(conn, sid, "error", "NetStream.Publish.BadName", "No stream name.")
+        on_status(conn, msg.stream, "error", nameless_code, "No stream name.")
+        return nil
     end
-    if hooks.on_publish then
-        local ok, err = hooks.on_publish(conn, conn.app, name)
+    if hook then
+        local ok, err = hook(conn, conn.app, name)
         if ok == false then
-            return on_status(conn, sid, "error", "NetStream.Publish.Denied", err or "Publish denied.")
+            on_status(conn, msg.stream, "error", denied_code, err or "Denied.")
+            return nil
         end
     end
+    return name
+end
+
+function commands.publish(conn, msg)
+    local sid = msg.stream
+    local name = admit(conn, msg, hooks.on_publish, "NetStream.Publish.BadName", "NetStream.Publish.Denied")
+    if not name then return end
     local s = get_stream(conn.app, name, true)
     if s.publisher and s.publisher ~= conn then
         if not config.takeover then
@@ -219,16 +229,8 @@ end
 
 function commands.play(conn, msg)
     local sid = msg.stream
-    local name = stream_name(msg.args[2])
-    if not conn.app or not name or name == "" then
-        return on_status(conn, sid, "error", "NetStream.Play.StreamNotFound", "No stream name.")
-    end
-    if hooks.on_play then
-        local ok, err = hooks.on_play(conn, conn.app, name)
-        if ok == false then
-            return on_status(conn, sid, "error", "NetStream.Play.Failed", err or "Play denied.")
-        end
-    end
+    local name = admit(conn, msg, hooks.on_play, "NetStream.Play.StreamNotFound", "NetStream.Play.Failed")
+    if not name then return end
     local s = get_stream(conn.app, name, true)
     conn.streams[sid] = { role = "play", stream = s }
     conn.playing[s.key] = sid
