@@ -122,19 +122,38 @@ function H.mkdir(path)
 end
 
 local run_dir
---- The per-run temporary directory, build/test-tmp/run-<time>-<random>
---- (created on first use; left in place afterwards for post-mortems).
+--- The per-run temporary directory, build/test-tmp/run-<pid>-<start time>
+--- (created on first use; left in place afterwards for post-mortems; only
+--- the 5 most recent run directories are kept).
 function H.tmpdir()
   if not run_dir then
-    run_dir = fmt("build/test-tmp/run-%s-%05d", os.date("%Y%m%d-%H%M%S"), math.random(0, 99999))
+    H.exec("ls -dt build/test-tmp/run-* 2>/dev/null | tail -n +5 | xargs -r rm -rf")
+    -- busted reloads this module for every spec file (insulation), so the
+    -- run is named after the process: its pid and start time (field 22 of
+    -- /proc/self/stat, the 20th after the command name).
+    local stat = H.read_file("/proc/self/stat") or ""
+    local fields = {}
+    for w in (stat:match("%) (.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = w end
+    run_dir = fmt("build/test-tmp/run-%s-%s", stat:match("^(%d+)") or "0",
+      fields[20] or tostring(math.random(1e9)))
     H.mkdir(run_dir)
   end
   return run_dir
 end
 
-local name_seq = 0
---- A fresh path in the run directory: <tmpdir>/<n>-<name>.
+local name_seq
+--- A fresh path in the run directory: <tmpdir>/<n>-<name>, n counting up
+--- across the spec files of the run.
 function H.tmpname(name)
+  if not name_seq then
+    name_seq = 0
+    local p = io.popen("ls " .. q(H.tmpdir()))
+    for entry in p:lines() do
+      local n = tonumber(entry:match("^(%d+)%-"))
+      if n and n > name_seq then name_seq = n end
+    end
+    p:close()
+  end
   name_seq = name_seq + 1
   return fmt("%s/%03d-%s", H.tmpdir(), name_seq, name)
 end
