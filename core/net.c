@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct rtmp_conn {
     int               dirty, closing, connecting;
     ev_io             rio, wio;
     ev_timer          deadline;
+    ev_timer          merge;            /* write-merging window (media only) */
     rtmp_session     *s;
     rtmp_conn_handler h;
     void             *ud;
@@ -172,6 +174,7 @@ static void conn_free(rtmp_conn *c)
     ev_io_stop(n->loop, &c->rio);
     ev_io_stop(n->loop, &c->wio);
     ev_timer_stop(n->loop, &c->deadline);
+    ev_timer_stop(n->loop, &c->merge);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -214,7 +217,7 @@ static void process_pending(rtmp_net *n)
     }
 }
 
-int rtmp_conn_output(rtmp_conn *c)
+static int check_output_bound(rtmp_conn *c)
 {
     if (c->closing)
         return RTMP_ERR_CLOSED;
@@ -224,6 +227,34 @@ int rtmp_conn_output(rtmp_conn *c)
         rtmp_conn_fail(c, reason);
         return RTMP_ERR_QUEUE_FULL;
     }
+    return 0;
+}
+
+int rtmp_conn_output_media(rtmp_conn *c)
+{
+    int rc = check_output_bound(c);
+    if (rc < 0)
+        return rc;
+    if (c->cfg.merge_window <= 0)
+        return rtmp_conn_output(c);
+    if (!c->dirty && !ev_is_active(&c->merge)) {
+        ev_timer_set(&c->merge, c->cfg.merge_window, 0);
+        ev_timer_start(c->net->loop, &c->merge);
+    }
+    return 0;
+}
+
+static void merge_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_conn_output(w->data);
+}
+
+int rtmp_conn_output(rtmp_conn *c)
+{
+    int rc = check_output_bound(c);
+    if (rc < 0)
+        return rc;
+    ev_timer_stop(c->net->loop, &c->merge); /* everything goes out now */
     if (!c->dirty) {
         c->dirty = 1;
         c->next_dirty = c->net->dirty;
@@ -371,7 +402,8 @@ static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, con
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
     ev_init(&c->deadline, deadline_cb);
-    c->rio.data = c->wio.data = c->deadline.data = c;
+    ev_init(&c->merge, merge_cb);
+    c->rio.data = c->wio.data = c->deadline.data = c->merge.data = c;
     c->next = n->conns;
     if (n->conns)
         n->conns->prev = c;
@@ -610,6 +642,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         return NULL;
     }
     tune_socket(fd);
+    ev_now_update(n->loop); /* deadlines count from now, also when called outside the loop */
     rtmp_conn *c = conn_new(n, fd, cfg, h, ud);
     if (!c) {
         close(fd);
@@ -630,6 +663,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
 
 static void run_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    ev_ref(loop); /* balance the unref in rtmp_net_run: the timer has stopped */
     ev_break(loop, EVBREAK_ONE);
 }
 
@@ -655,6 +689,12 @@ rtmp_net *rtmp_net_new(void)
         return NULL;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* a server holds many sockets: use all the descriptors we may */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     ev_prepare_init(&n->prepare, prepare_cb);
     n->prepare.data = n;
     ev_prepare_start(n->loop, &n->prepare);
@@ -708,12 +748,17 @@ int rtmp_net_run(rtmp_net *n, double timeout)
 {
     n->stopped = 0;
     if (timeout > 0) {
+        ev_now_update(n->loop);
         ev_timer_set(&n->run_timer, timeout, 0);
         ev_timer_start(n->loop, &n->run_timer);
+        ev_unref(n->loop); /* the timeout alone does not keep the loop running */
     }
     process_pending(n); /* output queued outside the loop */
     ev_run(n->loop, 0);
-    ev_timer_stop(n->loop, &n->run_timer);
+    if (ev_is_active(&n->run_timer)) {
+        ev_ref(n->loop);
+        ev_timer_stop(n->loop, &n->run_timer);
+    }
     process_pending(n);
     return n->stopped;
 }
@@ -726,6 +771,7 @@ void rtmp_net_stop(rtmp_net *n)
 
 double rtmp_net_now(rtmp_net *n)
 {
+    ev_now_update(n->loop); /* the cached loop time is stale outside callbacks */
     return ev_now(n->loop);
 }
 
@@ -756,6 +802,7 @@ rtmp_timer *rtmp_timer_new(rtmp_net *n, rtmp_timer_cb cb, void *ud)
 
 void rtmp_timer_start(rtmp_timer *t, double after, double repeat)
 {
+    ev_now_update(t->net->loop); /* `after` counts from now, not from the last loop wakeup */
     ev_timer_stop(t->net->loop, &t->w);
     ev_timer_set(&t->w, after, repeat);
     ev_timer_start(t->net->loop, &t->w);

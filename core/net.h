@@ -35,6 +35,8 @@ typedef struct rtmp_conn_config {
     double   handshake_timeout;  /* seconds from accept/connect to handshake done (absolute) */
     double   idle_timeout;       /* seconds without any byte in or out; 0 = none */
     size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
+    double   merge_window;       /* seconds media output may wait to be written together with
+                                    what follows (rtmp_conn_output_media); 0 = at once */
 } rtmp_conn_config;
 
 void rtmp_conn_config_default(rtmp_conn_config *cfg, int role);
@@ -89,6 +91,12 @@ const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);
  * loop next waits.  Returns RTMP_ERR_QUEUE_FULL (and closes the
  * connection) when more than max_output bytes are waiting. */
 int rtmp_conn_output(rtmp_conn *c);
+
+/* The same for media fanned out to players: with a merge window, the
+ * write waits up to merge_window seconds so that many messages go out in
+ * one writev (fewer system calls per byte, at the cost of latency).
+ * Anything queued with rtmp_conn_output meanwhile flushes it all. */
+int rtmp_conn_output_media(rtmp_conn *c);
 
 /* Close at the next safe point: pending output is written if the socket
  * takes it at once, then the close handler runs with reason.  Later calls

@@ -964,6 +964,7 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->handshake_timeout = opt_number(L, src, "handshake_timeout", cfg->handshake_timeout);
         cfg->idle_timeout = opt_number(L, src, "idle_timeout", cfg->idle_timeout);
         cfg->max_output = (size_t)opt_number(L, src, "max_output", (double)cfg->max_output);
+        cfg->merge_window = opt_number(L, src, "merge_window", cfg->merge_window);
         rtmp_reader_config *r = &cfg->session.reader;
         r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
         r->max_chunk_streams = (uint32_t)opt_number(L, src, "max_chunk_streams", r->max_chunk_streams);
@@ -1415,7 +1416,7 @@ static int group_send(lua_State *L)
                 scratch = buf; /* reused below, then released */
             }
         }
-        if (rtmp_session_send_chunked(s, &h, buf) >= 0 && rtmp_conn_output(lc->c) >= 0)
+        if (rtmp_session_send_chunked(s, &h, buf) >= 0 && rtmp_conn_output_media(lc->c) >= 0)
             reached++;
         if (buf == scratch) {
             rtmp_buf_unref(scratch);

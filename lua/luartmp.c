@@ -40,6 +40,8 @@ static const char usage[] =
     "  --handshake-timeout SECONDS  close connections that have not completed the\n"
     "                               handshake this long after connecting (default 10)\n"
     "  --idle-timeout SECONDS       close connections idle this long (default 60; 0 = never)\n"
+    "  --merge-window SECONDS       let media fanned out to players wait up to this long to be\n"
+    "                               written together (fewer system calls; default 0 = at once)\n"
     "  -h, --help                   this help\n"
     "  -v, --version                print the version\n";
 
@@ -117,7 +119,7 @@ static void set_paths(lua_State *L, const char *root)
 
 int main(int argc, char **argv)
 {
-    double hs_timeout = -1, idle_timeout = -1;
+    double hs_timeout = -1, idle_timeout = -1, merge_window = -1;
     const char *log_level = NULL;
     const char *listen[16];
     int nlisten = 0, i;
@@ -148,7 +150,8 @@ int main(int argc, char **argv)
             return 0;
         }
         int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
-                 || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0;
+                 || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
+                 || strcmp(a, "--merge-window") == 0;
         if (!takes)
             return fail_usage("unknown option '%s'", argv[i]);
         if (!val) {
@@ -170,6 +173,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0) {
             if (parse_seconds(val, &idle_timeout) < 0)
                 return fail_usage("bad --idle-timeout '%s' (want seconds >= 0)", val);
+        } else if (strcmp(a, "--merge-window") == 0) {
+            if (parse_seconds(val, &merge_window) < 0 || merge_window > 5)
+                return fail_usage("bad --merge-window '%s' (want seconds, 0 to 5)", val);
         }
     }
     if (log_level)
@@ -236,6 +242,10 @@ int main(int argc, char **argv)
     if (idle_timeout >= 0) {
         lua_pushnumber(L, idle_timeout);
         lua_setfield(L, -2, "idle_timeout");
+    }
+    if (merge_window >= 0) {
+        lua_pushnumber(L, merge_window);
+        lua_setfield(L, -2, "merge_window");
     }
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
