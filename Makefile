@@ -3,6 +3,8 @@
 #   make run     install missing Debian packages, build, start the live server on :1935
 #   make test    install missing Debian packages, build, run every test
 #   make asan    build with ASan/UBSan into build-asan/ and run the unit tests under it
+#   make bench   build the loader and micro-benchmarks, run the suite against nginx-rtmp,
+#                write docs/BENCHMARKS.md (BENCH_ARGS=--quick for a short run)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -33,7 +35,7 @@ HEADERS  := $(wildcard core/*.h lua/*.h)
 
 BUSTED   = lua5.4 /usr/bin/busted
 
-.PHONY: all run test test-unit asan deps install clean
+.PHONY: all run test test-unit asan bench bench-build deps install clean
 
 all: $(BUILD)/luartmp $(BUILD)/rtmp.so
 
@@ -48,6 +50,25 @@ $(BUILD)/rtmp.so: $(CORE_OBJ) $(LUA_OBJ)
 # The executable: the same objects plus an embedded interpreter.
 $(BUILD)/luartmp: $(MAIN_OBJ) $(CORE_OBJ) $(LUA_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_LIBS) $(LIBS)
+
+# Benchmarks: tools built from bench/ with the sans-I/O core (no net.c).
+SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o,$(CORE_OBJ))
+LOADER_SRC   := $(wildcard bench/loader*.c)
+
+$(BUILD)/bench/rtmp-loader: $(LOADER_SRC) $(SANS_IO_OBJ) $(wildcard bench/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icore -o $@ $(LOADER_SRC) $(SANS_IO_OBJ) $(LIBS)
+
+$(BUILD)/bench/micro: bench/micro.c $(SANS_IO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icore -o $@ bench/micro.c $(SANS_IO_OBJ) $(LIBS) \
+	    -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc,--wrap=free
+
+bench-build: all $(BUILD)/bench/rtmp-loader $(BUILD)/bench/micro
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-build
+	lua5.4 bench/run.lua $(BENCH_ARGS)
 
 deps:
 	@tools/deps.sh

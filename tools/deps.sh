@@ -2,7 +2,7 @@
 # Install the Debian packages luartmp needs to build and test, if missing.
 # As root: apt-get installs them.  Otherwise: print the command and fail.
 set -e
-PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libev-dev libssl-dev lua-busted
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libev-dev libssl-dev lua-busted lua-dkjson
 ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-libav nginx-light libnginx-mod-rtmp tshark"
 

@@ -1,0 +1,423 @@
+-- bench/run.lua: the benchmark suite behind `make bench`.
+--
+-- Starts luartmp's live server and nginx-rtmp (worker_processes 1,
+-- chunk_size 4096) one at a time on loopback, drives each with the same
+-- loader (build/bench/rtmp-loader) and the same source FLV, alternating
+-- the two servers over repeated runs, and writes medians and ratios into
+-- the generated section of docs/BENCHMARKS.md.
+--
+--   lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...]
+--
+-- --quick runs one repeat of a reduced suite (a smoke test of the
+-- machinery); names for --only: fanout, merge, latency, setup, idle,
+-- ingest, micro.
+local json = require "dkjson"
+
+local fmt = string.format
+local ROOT = "."
+local BUILD = "build/bench"
+local LOADER = BUILD .. "/rtmp-loader"
+local MICRO = BUILD .. "/micro"
+local LUARTMP = "build/luartmp"
+local DOC = "docs/BENCHMARKS.md"
+
+local opts = { repeats = 3, quick = false, only = nil }
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    if a == "--quick" then opts.quick = true; opts.repeats = 1
+    elseif a == "--repeats" then i = i + 1; opts.repeats = assert(tonumber(arg[i]), "--repeats N")
+    elseif a == "--only" then
+      i = i + 1
+      opts.only = {}
+      for name in arg[i]:gmatch("[^,]+") do opts.only[name] = true end
+    else
+      io.stderr:write("usage: lua5.4 bench/run.lua [--quick] [--repeats N] [--only a,b]\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+end
+
+local function log(...) io.stderr:write(fmt(...), "\n") end
+
+local function sh(cmd)
+  local ok, _, code = os.execute(cmd)
+  return ok and 0 or code
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+local function sleep(s) sh(fmt("sleep %.3f", s)) end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local tmp = capture("mktemp -d /tmp/luartmp-bench.XXXXXX")
+
+-- Local TCP ports in use (from /proc/net/tcp{,6}): { [port] = listening }.
+local function ports_in_use()
+  local used = {}
+  for _, f in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
+    for line in (read_file(f) or ""):gmatch("[^\n]+") do
+      local port, state = line:match("^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+(%x+)")
+      if port then
+        local p = tonumber(port, 16)
+        used[p] = used[p] or state == "0A"
+      end
+    end
+  end
+  return used
+end
+
+local function free_port()
+  local used = ports_in_use()
+  for _ = 1, 200 do
+    local port = math.random(20000, 60000)
+    if used[port] == nil then return port end
+  end
+  error("no free port")
+end
+
+local function wait_port(port, timeout)
+  for _ = 1, timeout * 20 do
+    if ports_in_use()[port] then return true end
+    sleep(0.05)
+  end
+  return false
+end
+
+-- ---- the source: H.264/AAC at ~2.5 Mbit/s, 2 s GOP, made offline ----
+
+local SOURCE = BUILD .. "/source.flv"
+local SOURCE_CMD = "ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 "
+  .. "-f lavfi -i sine=frequency=440:sample_rate=48000 -t 30 "
+  .. "-c:v libx264 -preset veryfast -b:v 2300k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 "
+  .. "-sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 128k -y " .. SOURCE
+
+local function make_source()
+  if read_file(SOURCE) then return end
+  log("generating %s", SOURCE)
+  assert(sh(SOURCE_CMD) == 0, "ffmpeg could not make the source")
+end
+
+-- ---- servers ----
+
+local function start_nginx(port)
+  local dir = fmt("%s/nginx-%d", tmp, port)
+  sh("mkdir -p " .. dir)
+  write_file(dir .. "/nginx.conf", table.concat({
+    "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;",
+    "daemon off;", "master_process off;", "worker_processes 1;",
+    "worker_rlimit_nofile 200000;",
+    fmt("error_log %s/error.log warn;", dir), fmt("pid %s/nginx.pid;", dir),
+    "events { worker_connections 20000; }",
+    "rtmp { server {",
+    fmt("  listen 127.0.0.1:%d;", port),
+    "  chunk_size 4096;",
+    "  application live { live on; }",
+    "} }", "" }, "\n"))
+  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; nginx -c %s/nginx.conf -p %s/ >%s/out.log 2>&1 & echo $!'",
+    dir, dir, dir))
+  return tonumber(pid), "nginx -c nginx.conf  (worker_processes 1, chunk_size 4096, live on)"
+end
+
+local function start_luartmp(port, extra)
+  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; %s --listen 127.0.0.1:%d --log-level error %s scripts/live.lua >%s/luartmp-%d.log 2>&1 & echo $!'",
+    LUARTMP, port, extra or "", tmp, port))
+  return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level error %s scripts/live.lua", extra or "")
+end
+
+local SERVERS = {
+  { name = "luartmp", start = function(port) return start_luartmp(port) end },
+  { name = "nginx-rtmp", start = start_nginx },
+}
+
+local function stop(pid)
+  sh(fmt("kill -TERM %d 2>/dev/null", pid))
+  for _ = 1, 50 do
+    if sh(fmt("kill -0 %d 2>/dev/null", pid)) ~= 0 then return end
+    sleep(0.1)
+  end
+  sh(fmt("kill -KILL %d 2>/dev/null", pid))
+end
+
+-- Run the loader against a fresh server; returns its JSON result.
+local commands = {}
+local function run_loader(server, loader_args, start)
+  local port = free_port()
+  local pid, server_cmd = (start or server.start)(port)
+  assert(wait_port(port, 10), server.name .. " did not listen")
+  local url = fmt("rtmp://127.0.0.1:%d/live/bench", port)
+  local cmd = fmt("%s --url %s --server-pid %d --json %s", LOADER, url, pid, loader_args)
+  commands[#commands + 1] = { server = server.name, server_cmd = server_cmd, loader = cmd:gsub("%d%d%d%d%d/", "PORT/", 1) }
+  log("[%s] %s", server.name, cmd)
+  local out = capture("ulimit -n 200000 2>/dev/null; " .. cmd .. " 2>" .. tmp .. "/loader.err")
+  stop(pid)
+  local res = json.decode(out:match("{.*}") or "")
+  if not res then
+    log("loader output unusable:\n%s\n%s", out, read_file(tmp .. "/loader.err") or "")
+    return nil
+  end
+  return res
+end
+
+local function median(list)
+  local t = {}
+  for _, v in ipairs(list) do if type(v) == "number" then t[#t + 1] = v end end
+  if #t == 0 then return nil end
+  table.sort(t)
+  local m = (#t + 1) // 2
+  if #t % 2 == 1 then return t[m] end
+  return (t[m] + t[m + 1]) / 2
+end
+
+-- Run `loader_args` on both servers `repeats` times, alternating the
+-- order, and return { [server] = { results... } }.
+local function compare(loader_args, starts)
+  local results = { luartmp = {}, ["nginx-rtmp"] = {} }
+  for r = 1, opts.repeats do
+    local order = (r % 2 == 1) and { 1, 2 } or { 2, 1 }
+    for _, i in ipairs(order) do
+      local s = SERVERS[i]
+      local res = run_loader(s, loader_args, starts and starts[s.name])
+      if res then table.insert(results[s.name], res) end
+    end
+  end
+  return results
+end
+
+local function field(res, path)
+  local v = res
+  for k in path:gmatch("[^.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[k]
+  end
+  return v
+end
+
+local function med(results, path, f)
+  local vals = {}
+  for _, res in ipairs(results) do
+    local v = field(res, path)
+    if f and v then v = f(res, v) end
+    vals[#vals + 1] = v
+  end
+  return median(vals)
+end
+
+local function num(v, digits)
+  if v == nil then return "n/a" end
+  return fmt("%." .. (digits or 2) .. "f", v)
+end
+
+local function ratio(a, b)
+  if not a or not b or b == 0 then return "n/a" end
+  return fmt("%.2fx", a / b)
+end
+
+-- ---- the suite ----
+
+local sections = {}
+local function section(title, header, rows, note)
+  local out = { "### " .. title, "" }
+  if note then out[#out + 1] = note; out[#out + 1] = "" end
+  out[#out + 1] = "| " .. table.concat(header, " | ") .. " |"
+  out[#out + 1] = "|" .. string.rep("---|", #header)
+  for _, r in ipairs(rows) do out[#out + 1] = "| " .. table.concat(r, " | ") .. " |" end
+  out[#out + 1] = ""
+  sections[#sections + 1] = table.concat(out, "\n")
+end
+
+local function want(name) return not opts.only or opts.only[name] end
+
+local WINDOW = opts.quick and 5 or 10
+
+local function cpu_per_gb(res) return res.bytes > 0 and res.cpu_seconds / (res.bytes / 1e9) or nil end
+local function rss_per_player(res)
+  return res.players > 0 and (res.rss_kb - res.rss_before_kb) / res.players or nil
+end
+
+local fanout_cache = {}
+local function fanout(n, starts, key)
+  key = key or tostring(n)
+  if not fanout_cache[key] then
+    fanout_cache[key] = compare(fmt("--flv %s --players %d --duration %d", SOURCE, n, WINDOW), starts)
+  end
+  return fanout_cache[key]
+end
+
+if want("fanout") then
+  local rows = {}
+  for _, n in ipairs(opts.quick and { 100, 1000 } or { 100, 500, 1000, 2000 }) do
+    local r = fanout(n)
+    local L, N = r.luartmp, r["nginx-rtmp"]
+    local lc, nc = med(L, "cpu_seconds", cpu_per_gb), med(N, "cpu_seconds", cpu_per_gb)
+    local lr, nr = med(L, "rss_kb", rss_per_player), med(N, "rss_kb", rss_per_player)
+    rows[#rows + 1] = { tostring(n), num(lc), num(nc), ratio(lc, nc), num(lr, 1), num(nr, 1), ratio(lr, nr),
+      num(med(L, "behind"), 0), num(med(N, "behind"), 0) }
+  end
+  section("Fan-out: one publisher, N players",
+    { "N", "luartmp CPU s/GB", "nginx CPU s/GB", "ratio", "luartmp KB RSS/player", "nginx KB RSS/player",
+      "ratio", "luartmp behind", "nginx behind" }, rows,
+    "Server CPU-seconds (user+system) per GB delivered to players in the measurement window; RSS growth from before the first player to the end, per player; players behind = lag over 1 s or under 95 % of the messages.")
+end
+
+if want("merge") then
+  local rows = {}
+  for _, w in ipairs(opts.quick and { 0.3 } or { 0.1, 0.3 }) do
+    local n = 1000
+    local starts = { luartmp = function(port) return start_luartmp(port, fmt("--merge-window %.1f", w)) end }
+    local r = fanout(n, starts, "merge" .. w)
+    local L, N = r.luartmp, r["nginx-rtmp"]
+    local lc, nc = med(L, "cpu_seconds", cpu_per_gb), med(N, "cpu_seconds", cpu_per_gb)
+    rows[#rows + 1] = { tostring(n), fmt("%.0f ms", w * 1000), num(lc), num(nc), ratio(lc, nc),
+      num(med(L, "latency_ms.p99"), 1), num(med(L, "behind"), 0) }
+  end
+  section("Fan-out with a write-merging window (luartmp --merge-window; nginx-rtmp as it is)",
+    { "N", "window", "luartmp CPU s/GB", "nginx CPU s/GB", "ratio", "luartmp latency p99 ms", "luartmp behind" }, rows)
+end
+
+if want("latency") then
+  local rows = {}
+  for _, n in ipairs(opts.quick and { 1, 100 } or { 1, 100, 1000 }) do
+    local r = fanout(n)
+    local L, N = r.luartmp, r["nginx-rtmp"]
+    for _, p in ipairs{ "p50", "p99", "max" } do
+      local l, x = med(L, "latency_ms." .. p), med(N, "latency_ms." .. p)
+      rows[#rows + 1] = { tostring(n), p, num(l, 2), num(x, 2), ratio(l, x) }
+    end
+  end
+  section("End-to-end latency, publisher write to player read (ms)",
+    { "N", "", "luartmp", "nginx-rtmp", "ratio" }, rows)
+end
+
+if want("setup") then
+  local cycles = opts.quick and 2000 or 100000
+  local r = compare(fmt("--flv %s --cycles %d --concurrency 8", SOURCE, cycles))
+  local L, N = r.luartmp, r["nginx-rtmp"]
+  local rows = {}
+  for _, m in ipairs{ { "connect to play onStatus p50 (ms)", "setup_status_ms.p50" },
+                      { "connect to play onStatus p99 (ms)", "setup_status_ms.p99" },
+                      { "connect to first media p50 (ms)", "setup_media_ms.p50" },
+                      { "connect to first media p99 (ms)", "setup_media_ms.p99" },
+                      { "setups per second", "setups_per_s" } } do
+    local l, x = med(L, m[2]), med(N, m[2])
+    rows[#rows + 1] = { m[1], num(l, 2), num(x, 2), ratio(l, x) }
+  end
+  local drift = function(res) return res.rss_kb - res.rss_before_kb end
+  local ld, nd = med(L, "rss_kb", function(res) return drift(res) end), med(N, "rss_kb", function(res) return drift(res) end)
+  rows[#rows + 1] = { fmt("RSS drift over %d cycles (KB)", cycles), num(ld, 0), num(nd, 0), ratio(ld, nd) }
+  section(fmt("Connection setup (%d connect/play/close cycles, 8 at a time, while one publisher streams)", cycles),
+    { "measure", "luartmp", "nginx-rtmp", "ratio" }, rows)
+end
+
+if want("idle") then
+  local n = opts.quick and 1000 or 5000
+  local rows = {}
+  for _, stage in ipairs{ "tcp", "connect", "play" } do
+    local r = compare(fmt("--idle %d --stage %s --duration 3", n, stage))
+    local l, x = med(r.luartmp, "rss_kb", rss_per_player), med(r["nginx-rtmp"], "rss_kb", rss_per_player)
+    rows[#rows + 1] = { stage, num(l, 2), num(x, 2), ratio(l, x) }
+  end
+  section(fmt("Memory per idle connection, N = %d (KB of server RSS each)", n),
+    { "stage", "luartmp", "nginx-rtmp", "ratio" }, rows,
+    "tcp: connected only; connect: after connect's _result; play: playing a stream nobody publishes.")
+end
+
+if want("ingest") then
+  local rows = {}
+  for _, m in ipairs(opts.quick and { 50 } or { 50, 200 }) do
+    local r = compare(fmt("--flv %s --publishers %d --duration %d", SOURCE, m, WINDOW))
+    local L, N = r.luartmp, r["nginx-rtmp"]
+    local per = function(res) return res.cpu_seconds / (res.window_s > 0 and res.window_s or 1) * 100 end
+    local l, x = med(L, "cpu_seconds", per), med(N, "cpu_seconds", per)
+    local lr, nr = med(L, "rss_kb", function(res) return (res.rss_kb - res.rss_before_kb) / m end),
+                   med(N, "rss_kb", function(res) return (res.rss_kb - res.rss_before_kb) / m end)
+    rows[#rows + 1] = { tostring(m), num(l, 1), num(x, 1), ratio(l, x), num(lr, 0), num(nr, 0), ratio(lr, nr) }
+  end
+  section("Ingest: M publishers, no players",
+    { "M", "luartmp CPU %", "nginx CPU %", "ratio", "luartmp KB RSS/publisher", "nginx KB RSS/publisher", "ratio" }, rows)
+end
+
+if want("micro") and read_file(MICRO) then
+  local out = capture(MICRO .. " 2>/dev/null")
+  local res = json.decode(out:match("{.*}") or "")
+  if res and res.chunk then
+    local rows = {}
+    for _, c in ipairs(res.chunk) do
+      rows[#rows + 1] = { tostring(c.chunk_size), num(c.reader_mb_s, 0), num(c.memcpy_mb_s, 0),
+        num(c.ratio, 2), num(c.allocs_per_msg, 3), num(c.writer_mb_s, 0) }
+    end
+    section("Chunk layer (bench/micro.c, one core)",
+      { "chunk size", "reader MB/s", "memcpy MB/s", "reader/memcpy", "allocations/message", "fmt0 writer MB/s" }, rows)
+    commands[#commands + 1] = { server = "-", server_cmd = "-", loader = MICRO }
+  end
+  local lua_out = capture(LUARTMP .. " bench/lua_call.lua 2>/dev/null")
+  local lres = json.decode(lua_out:match("{.*}") or "")
+  if lres and lres.lua_call then
+    local c = lres.lua_call
+    section("The Lua side of a command message (microseconds per message)",
+      { "rtmp.session (chunks + message object + AMF to Lua)", "rtmp.reader (chunks to Lua tables)", "C reader only" },
+      { { num(c.session_us_per_msg, 3), num(c.reader_us_per_msg, 3), num(c.c_reader_us_per_msg, 3) } })
+    commands[#commands + 1] = { server = "-", server_cmd = "-", loader = LUARTMP .. " bench/lua_call.lua" }
+  end
+end
+
+-- ---- the report ----
+
+local function machine()
+  local cpu = capture("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):gsub("^%s+", "")
+  return table.concat({
+    fmt("- Date: %s", os.date("!%Y-%m-%d %H:%M UTC")),
+    fmt("- CPU: %s, %s cores; memory %s", cpu, capture("nproc"), capture("free -h | awk '/Mem:/{print $2}'")),
+    fmt("- Kernel: %s", capture("uname -sr")),
+    fmt("- luartmp %s; %s; libnginx-mod-rtmp %s", capture(LUARTMP .. " --version"),
+      capture("nginx -v"):gsub("nginx version: ", ""),
+      capture("dpkg-query -W -f='${Version}' libnginx-mod-rtmp")),
+    fmt("- Source: %s", SOURCE_CMD),
+    fmt("- Repeats: %d per measurement, servers alternated, medians shown%s", opts.repeats,
+      opts.quick and " (--quick: a reduced suite)" or ""),
+  }, "\n")
+end
+
+local function command_list()
+  local seen, out = {}, {}
+  for _, c in ipairs(commands) do
+    local line = fmt("- `%s`  (server: `%s`)", c.loader, c.server_cmd)
+    if not seen[line] then seen[line] = true; out[#out + 1] = line end
+  end
+  return table.concat(out, "\n")
+end
+
+local generated = table.concat({
+  "<!-- bench:begin (generated by `make bench`; edit outside these markers) -->",
+  "## Latest run", "", machine(), "",
+  table.concat(sections, "\n"),
+  "### Commands", "", command_list(), "",
+  "<!-- bench:end -->",
+}, "\n")
+
+local doc = read_file(DOC) or "# Benchmarks\n\n<!-- bench:begin -->\n<!-- bench:end -->\n"
+local before, after = doc:match("^(.-)<!%-%- bench:begin.-<!%-%- bench:end %-%->(.*)$")
+if not before then before, after = doc .. "\n", "" end
+write_file(DOC, before .. generated .. after)
+sh("rm -rf " .. tmp)
+log("wrote %s", DOC)
