@@ -10,7 +10,7 @@
 --
 -- --quick runs one repeat of a reduced suite (a smoke test of the
 -- machinery); names for --only: fanout, merge, latency, setup, idle,
--- ingest, micro.
+-- ingest, hook, micro.
 local json = require "dkjson"
 
 local fmt = string.format
@@ -139,10 +139,11 @@ local function start_nginx(port)
   return tonumber(pid), "nginx -c nginx.conf  (worker_processes 1, chunk_size 4096, live on)"
 end
 
-local function start_luartmp(port, extra)
-  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; %s --listen 127.0.0.1:%d --log-level error %s scripts/live.lua >%s/luartmp-%d.log 2>&1 & echo $!'",
-    LUARTMP, port, extra or "", tmp, port))
-  return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level error %s scripts/live.lua", extra or "")
+local function start_luartmp(port, extra, script)
+  script = script or "scripts/live.lua"
+  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; %s --listen 127.0.0.1:%d --log-level error %s %s >%s/luartmp-%d.log 2>&1 & echo $!'",
+    LUARTMP, port, extra or "", script, tmp, port))
+  return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level error %s %s", extra or "", script)
 end
 
 local SERVERS = {
@@ -355,6 +356,29 @@ if want("ingest") then
   end
   section("Ingest: M publishers, no players",
     { "M", "luartmp CPU %", "nginx CPU %", "ratio", "luartmp KB RSS/publisher", "nginx KB RSS/publisher", "ratio" }, rows)
+end
+
+if want("hook") then
+  -- luartmp alone, with and without a Lua hook on every published media
+  -- message (bench/hook.lua), alternated
+  local n = opts.quick and 100 or 1000
+  local args = fmt("--flv %s --players %d --duration %d", SOURCE, n, WINDOW)
+  local runs = { plain = {}, hook = {} }
+  local variant = {
+    plain = { name = "luartmp", start = function(port) return start_luartmp(port) end },
+    hook = { name = "luartmp", start = function(port) return start_luartmp(port, "", "bench/hook.lua") end },
+  }
+  for r = 1, opts.repeats do
+    for _, v in ipairs((r % 2 == 1) and { "plain", "hook" } or { "hook", "plain" }) do
+      local res = run_loader(variant[v], args)
+      if res then table.insert(runs[v], res) end
+    end
+  end
+  local p, h = med(runs.plain, "cpu_seconds", cpu_per_gb), med(runs.hook, "cpu_seconds", cpu_per_gb)
+  section(fmt("A Lua hook on every published media message (N = %d players)", n),
+    { "live.lua", "live.lua + on_media hook", "extra CPU" },
+    { { num(p) .. " CPU s/GB", num(h) .. " CPU s/GB", (p and h) and fmt("%+.1f %%", (h / p - 1) * 100) or "n/a" } },
+    "The hook runs once per published message (about 75 a second here), never per player.")
 end
 
 if want("micro") and read_file(MICRO) then

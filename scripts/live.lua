@@ -28,7 +28,9 @@ local M = {
         gop_max_bytes = 32 * 1024 * 1024, -- stop caching a GOP past this size
     },
     hooks = {},     -- on_connect(conn, msg), on_publish(conn, app, name), on_play(conn, app, name),
-                    -- on_close(conn, reason): return false, "reason" to refuse
+                    -- on_close(conn, reason): return false, "reason" to refuse;
+                    -- on_media(conn, msg, stream): each published audio/video message
+                    -- before it is cached and fanned out; return false to drop it
     commands = {},  -- command name -> function(conn, msg)
     streams = {},   -- "app/name" -> stream
 }
@@ -296,6 +298,7 @@ end
 local function on_media(conn, msg)
     local s = publishing(conn, msg)
     if not s then return end
+    if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
     if msg.sequence_header then
         if msg.type == 9 then s.video_header = msg else s.audio_header = msg end
     elseif msg.type == 9 and msg.keyframe then
