@@ -20,6 +20,7 @@
 #define EXT_TS          0xFFFFFFu    /* 3-byte timestamp field: extended follows */
 #define CHUNK_SIZE_MAX  0x7FFFFFFFu  /* 31 bits */
 #define MIN_BUF         256          /* first allocation for a partial message */
+#define SPARE_MAX       (64 * 1024)  /* largest buffer kept for the next message */
 
 static const uint8_t msg_hdr_len[4] = { 11, 7, 3, 0 };
 
@@ -85,7 +86,8 @@ typedef struct rstream {
     uint8_t  busy;       /* a message is being reassembled */
     /* Invariant: busy implies received < length; data[0 .. received) is
      * the payload so far; data is NULL (cap 0) unless busy, and
-     * cap <= max(MIN_BUF, 2 * received) capped by length. */
+     * cap <= max(MIN_BUF, 2 * received, SPARE_MAX) capped by length when
+     * it grew here (a reused spare may exceed length, up to SPARE_MAX). */
     uint32_t received;
     size_t   cap;
     uint8_t *data;
@@ -116,6 +118,11 @@ struct rtmp_reader {
     rstream *st;
     uint32_t nst, capst, last;
     size_t   buffered;             /* sum of cap over all streams */
+
+    /* One payload buffer kept between messages (at most SPARE_MAX), so a
+     * steady stream of messages allocates nothing. */
+    uint8_t *spare;
+    size_t   spare_cap;
 };
 
 rtmp_reader *rtmp_reader_new(const rtmp_reader_config *cfg, rtmp_reader_cb cb, void *ud)
@@ -141,6 +148,7 @@ void rtmp_reader_free(rtmp_reader *r)
     for (uint32_t i = 0; i < r->nst; i++)
         free(r->st[i].data);
     free(r->st);
+    free(r->spare);
     free(r);
 }
 
@@ -175,10 +183,18 @@ static long find_stream(rtmp_reader *r, uint32_t csid)
     return -1;
 }
 
+/* Release s's buffer: kept as the reader's spare when it is the largest
+ * one up to SPARE_MAX, freed otherwise. */
 static void drop_buffer(rtmp_reader *r, rstream *s)
 {
     r->buffered -= s->cap;
-    free(s->data);
+    if (s->data && s->cap <= SPARE_MAX && s->cap > r->spare_cap) {
+        free(r->spare);
+        r->spare = s->data;
+        r->spare_cap = s->cap;
+    } else {
+        free(s->data);
+    }
     s->data = NULL;
     s->cap = 0;
 }
@@ -218,6 +234,13 @@ static int deliver(rtmp_reader *r, rstream *s, const uint8_t *payload)
 static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
 {
     size_t need = (size_t)s->received + n;
+    if (!s->data && r->spare) { /* start the message in the spare buffer */
+        s->data = r->spare;
+        s->cap = r->spare_cap;
+        r->buffered += s->cap;
+        r->spare = NULL;
+        r->spare_cap = 0;
+    }
     if (need > s->cap) {
         size_t cap = s->cap * 2;
         if (cap < MIN_BUF)

@@ -111,7 +111,8 @@ void rtmp_reader_free(rtmp_reader *r);
  * the callback returned.  The callback must not call feed.  Partial
  * headers and payloads are kept between calls; memory held follows the
  * bytes received (see rtmp_reader_buffered) plus a small constant per
- * chunk stream, whatever length or chunk size the peer declares. */
+ * chunk stream and one spare buffer of at most 64 KiB, whatever length
+ * or chunk size the peer declares. */
 ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
 
 /* Change the incoming chunk size; RTMP_ERR_CHUNK_SIZE when outside the
@@ -126,9 +127,13 @@ int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
 
 /* Bytes currently allocated for partial messages (for accounting/tests).
  * A message's buffer grows with the bytes received (geometrically from
- * 256 bytes, never past the declared length) and is freed when the
+ * 256 bytes, never past the declared length) and is released when the
  * message is delivered or aborted, so this is 0 between messages and at
- * most max(256, 2 * received) per partial message. */
+ * most max(256, 2 * received) per partial message, except that the
+ * reader keeps one released buffer of at most 64 KiB (not counted here
+ * while idle) and starts the next message in it: a steady stream of
+ * messages then allocates nothing, and a hostile peer can make a reader
+ * hold at most 64 KiB more than the bytes it sent. */
 size_t rtmp_reader_buffered(const rtmp_reader *r);
 
 typedef struct rtmp_writer rtmp_writer;

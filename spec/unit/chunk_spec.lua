@@ -378,6 +378,28 @@ describe("chunk reader", function()
       assert.equal(0, r2:buffered())
     end)
 
+    it("reuses one spare buffer of at most 64 KiB between messages", function()
+      local r = rtmp.reader{ max_message = 32 * MiB }
+      assert(r:set_chunk_size(0x7FFFFFFF))
+      -- a 60000-byte message leaves its buffer as the spare, not counted while idle
+      assert.same({}, assert(r:feed(h0(6, 0, 60000, 9, 1) .. data(60000 - 1))))
+      assert.equal(1, #assert(r:feed("x")))
+      assert.equal(0, r:buffered())
+      -- the next message starts in it: a hostile declaration holds at most 64 KiB more
+      assert.same({}, assert(r:feed(h0(6, 0, 16 * MiB - 1, 9, 1) .. data(100))))
+      assert.equal(60000, r:buffered())
+      -- past the spare, growth follows the bytes again
+      for _ = 1, 100 do assert(r:feed(data(1000))) end
+      assert.is_true(r:buffered() <= 2 * 100100 + 64 * 1024, "buffered " .. r:buffered())
+      -- a buffer over 64 KiB is not kept
+      local r2 = rtmp.reader{ max_message = 32 * MiB }
+      assert(r2:set_chunk_size(0x7FFFFFFF))
+      assert(r2:feed(h0(6, 0, 200000, 9, 1) .. data(199999)))
+      assert.equal(1, #assert(r2:feed("x")))
+      assert.same({}, assert(r2:feed(h0(6, 0, 16 * MiB - 1, 9, 1) .. data(100))))
+      assert.is_true(r2:buffered() <= 256, "buffered " .. r2:buffered())
+    end)
+
     it("limits the number of chunk streams", function()
       local bytes = h0(3, 0, 1, 8, 1) .. "a" .. h0(4, 0, 1, 8, 1) .. "b" .. h0(5, 0, 1, 8, 1) .. "c"
         .. h2(3, 1) .. "d" .. h0(6, 0, 1, 8, 1) .. "e"
