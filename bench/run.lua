@@ -168,13 +168,15 @@ local function run_loader(server, loader_args, start)
   assert(wait_port(port, 10), server.name .. " did not listen")
   local url = fmt("rtmp://127.0.0.1:%d/live/bench", port)
   local cmd = fmt("%s --url %s --server-pid %d --json %s", LOADER, url, pid, loader_args)
-  commands[#commands + 1] = { server = server.name, server_cmd = server_cmd, loader = cmd:gsub("%d%d%d%d%d/", "PORT/", 1) }
+  local shown = cmd:gsub("127%.0%.0%.1:%d+/", "127.0.0.1:PORT/"):gsub("%-%-server%-pid %d+", "--server-pid PID")
+  commands[#commands + 1] = { server = server.name, server_cmd = server_cmd, loader = shown }
   log("[%s] %s", server.name, cmd)
   local out = capture("ulimit -n 200000 2>/dev/null; " .. cmd .. " 2>" .. tmp .. "/loader.err")
   stop(pid)
   local res = json.decode(out:match("{.*}") or "")
   if not res then
     log("loader output unusable:\n%s\n%s", out, read_file(tmp .. "/loader.err") or "")
+    failures = failures + 1
     return nil
   end
   return res
@@ -235,6 +237,9 @@ local function ratio(a, b)
 end
 
 -- ---- the suite ----
+
+make_source()
+local failures = 0
 
 local sections = {}
 local function section(title, header, rows, note)
@@ -445,3 +450,7 @@ if not before then before, after = doc .. "\n", "" end
 write_file(DOC, before .. generated .. after)
 sh("rm -rf " .. tmp)
 log("wrote %s", DOC)
+if failures > 0 then
+  log("%d loader run(s) failed: see above", failures)
+  os.exit(1)
+end
