@@ -54,6 +54,7 @@ static const char usage_text[] =
     "  --stage tcp|connect|play   where idle connections hold (default play)\n"
     "  --timeout S         stop the whole run after S seconds (default: computed per mode)\n"
     "  --quickack          set TCP_QUICKACK after every read (no delayed ACKs from the loader)\n"
+    "  --threads T         fanout: spread the players over T threads (default 1)\n"
     "  --json              print the results as one JSON object on stdout\n"
     "  -h, --help          this help\n";
 
@@ -92,7 +93,7 @@ static int int_arg(const char *opt, const char *s, int min)
 static void parse_options(loader_opts *o, int argc, char **argv)
 {
     enum { O_URL = 256, O_FLV, O_PLAYERS, O_RAMP, O_DURATION, O_WARMUP, O_PID, O_PUBLISHERS,
-           O_CYCLES, O_CONCURRENCY, O_IDLE, O_STAGE, O_TIMEOUT, O_JSON, O_QUICKACK };
+           O_CYCLES, O_CONCURRENCY, O_IDLE, O_STAGE, O_TIMEOUT, O_JSON, O_QUICKACK, O_THREADS };
     static const struct option longopts[] = {
         { "url", required_argument, NULL, O_URL },
         { "flv", required_argument, NULL, O_FLV },
@@ -109,6 +110,7 @@ static void parse_options(loader_opts *o, int argc, char **argv)
         { "timeout", required_argument, NULL, O_TIMEOUT },
         { "json", no_argument, NULL, O_JSON },
         { "quickack", no_argument, NULL, O_QUICKACK },
+        { "threads", required_argument, NULL, O_THREADS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -119,6 +121,7 @@ static void parse_options(loader_opts *o, int argc, char **argv)
     o->concurrency = 1;
     o->stage = LOADER_STAGE_PLAY;
     o->players = -1;
+    o->threads = 1;
     int ch, modes = 0;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -146,6 +149,7 @@ static void parse_options(loader_opts *o, int argc, char **argv)
         case O_TIMEOUT: o->timeout = num_arg("timeout", optarg, 0.001); break;
         case O_JSON: o->json = 1; break;
         case O_QUICKACK: o->quickack = 1; break;
+        case O_THREADS: o->threads = int_arg("threads", optarg, 1); break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); exit(2);
         }
@@ -167,6 +171,12 @@ static void parse_options(loader_opts *o, int argc, char **argv)
     }
     if (o->players < 0)
         o->players = 0;
+    if (o->threads > 64)
+        die("%s", "--threads: at most 64");
+    if (o->threads > 1 && o->mode != LOADER_FANOUT) {
+        fprintf(stderr, "rtmp-loader: --threads applies to fanout players only; one thread here\n");
+        o->threads = 1;
+    }
 }
 
 /* rtmp://HOST[:PORT]/APP[/STREAM]; HOST may be [v6]. */
@@ -257,7 +267,9 @@ static void finish(loader_bench *b)
         return;
     }
     b->phase = PH_DONE;
-    b->t_window = b->t_window_end = loader_now();
+    b->t_window_end = loader_now();
+    b->t_window = b->t_window_end;
+    atomic_store(&b->window_over, 1);
     ev_break(b->loop, EVBREAK_ALL);
 }
 
@@ -268,16 +280,16 @@ static void fatal(loader_bench *b, const char *why)
     finish(b);
 }
 
-static void add_reason(loader_bench *b, const char *reason)
+static void add_reason(loader_reason *reasons, int *n, const char *reason, int count)
 {
-    for (int i = 0; i < b->nreasons; i++)
-        if (strcmp(b->reasons[i].text, reason) == 0) {
-            b->reasons[i].count++;
+    for (int i = 0; i < *n; i++)
+        if (strcmp(reasons[i].text, reason) == 0) {
+            reasons[i].count += count;
             return;
         }
-    if (b->nreasons < LOADER_MAX_REASONS) {
-        snprintf(b->reasons[b->nreasons].text, sizeof b->reasons[0].text, "%s", reason);
-        b->reasons[b->nreasons++].count = 1;
+    if (*n < LOADER_MAX_REASONS) {
+        snprintf(reasons[*n].text, sizeof reasons[0].text, "%s", reason);
+        reasons[(*n)++].count = count;
     }
 }
 
@@ -315,12 +327,23 @@ static void ingest_warm(struct ev_loop *loop, ev_timer *w, int revents)
     window_begin(w->data);
 }
 
+/* Main thread: is every ramp connection where it should be? */
 static void check_ramp_done(loader_bench *b)
 {
-    int total = ramp_total(b);
-    if (b->phase != PH_RAMP || b->launched < total || b->reached + b->failed_early < total)
+    if (b->phase != PH_RAMP)
         return;
-    if (total > 0 && b->reached == 0) {
+    int total = ramp_total(b), launched = 0, reached = 0, failed = 0, video = 0, lost = 0;
+    for (int i = 0; i < b->nworkers; i++) {
+        loader_worker *w = &b->workers[i];
+        launched += atomic_load(&w->launched);
+        reached += atomic_load(&w->reached);
+        failed += atomic_load(&w->failed_early);
+        video += atomic_load(&w->video);
+        lost += atomic_load(&w->lost);
+    }
+    if (launched < total || reached + failed < total)
+        return;
+    if (total > 0 && reached == 0) {
         fatal(b, "no connection reached its stage");
         return;
     }
@@ -329,12 +352,9 @@ static void check_ramp_done(loader_bench *b)
     /* Fanout: players count as started once they get video (a server may
      * hold video back until the next keyframe); give them one setup
      * timeout for it. */
-    if (b->o.mode == LOADER_FANOUT && b->flv.has_video && loader_now() - b->t_ramp_done < SETUP_TIMEOUT)
-        for (int i = 0; i < b->nplayers; i++) {
-            const loader_conn *c = b->players[i];
-            if (c && c->reached && !c->got_video && c->state != LOADER_ST_CLOSED)
-                return;
-        }
+    if (b->o.mode == LOADER_FANOUT && b->flv.has_video && video + lost < reached
+        && loader_now() - b->t_ramp_done < SETUP_TIMEOUT)
+        return;
     if (b->o.mode == LOADER_INGEST) {
         b->phase = PH_WARMUP;
         phase_timer(b, b->o.warmup, ingest_warm);
@@ -343,16 +363,18 @@ static void check_ramp_done(loader_bench *b)
     }
 }
 
-static void launch_one(loader_bench *b)
+/* Worker thread: open ramp connection i. */
+static void launch_one(loader_worker *w, int i)
 {
-    int i = b->launched++;
+    loader_bench *b = w->b;
     loader_conn *c;
+    atomic_fetch_add(&w->launched, 1);
     if (b->o.mode == LOADER_INGEST) {
-        c = loader_conn_start(b, LOADER_PUBLISHER, i, b->pub_names[i], LOADER_ST_ACTIVE, 1);
+        c = loader_conn_start(w, LOADER_PUBLISHER, i, b->pub_names[i], LOADER_ST_ACTIVE, 1);
         b->pubs[i] = c;
     } else {
         int stop = b->o.mode == LOADER_IDLE ? b->o.stage : LOADER_STAGE_PLAY;
-        c = loader_conn_start(b, LOADER_PLAYER, i, b->stream, stop, 1);
+        c = loader_conn_start(w, LOADER_PLAYER, i, b->stream, stop, 1);
         b->players[i] = c;
     }
     if (!c)
@@ -363,7 +385,8 @@ static void ramp_begin(loader_bench *b)
 {
     b->phase = PH_RAMP;
     b->t_ramp = loader_now();
-    check_ramp_done(b);   /* nothing to open */
+    atomic_store(&b->ramp_on, 1);   /* publishes t_ramp to the workers */
+    check_ramp_done(b);             /* nothing to open */
 }
 
 static void warmup_done(struct ev_loop *loop, ev_timer *w, int revents)
@@ -392,7 +415,7 @@ static void window_begin(loader_bench *b)
 {
     b->phase = PH_WINDOW;
     b->t_window = loader_now();
-    b->in_window = 1;
+    atomic_store(&b->in_window, 1);
     if (b->o.server_pid)
         b->cpu0 = loader_proc_cpu(b->o.server_pid);
     b->self_cpu0 = loader_self_cpu();
@@ -407,13 +430,15 @@ static void window_end(loader_bench *b)
     if (b->phase != PH_WINDOW)
         return;
     b->t_window_end = loader_now();
-    b->in_window = 0;
+    atomic_store(&b->in_window, 0);
+    atomic_store(&b->window_over, 1);
     if (b->o.server_pid) {
         b->cpu1 = loader_proc_cpu(b->o.server_pid);
         b->rss_after = loader_proc_rss_kb(b->o.server_pid);
     }
     b->self_cpu1 = loader_self_cpu();
-    /* The publishers' backlog is read now, while they are open. */
+    /* The publishers' backlog is read now, while they are open (they all
+     * live in the main thread). */
     for (int i = 0; i < b->npubs; i++) {
         loader_conn *c = b->pubs[i];
         if (c && c->pub && c->reached)
@@ -423,7 +448,8 @@ static void window_end(loader_bench *b)
     ev_break(b->loop, EVBREAK_ALL);
 }
 
-/* Cycles mode: keep --concurrency cycles in flight until --cycles are done. */
+/* Cycles mode (main thread only): keep --concurrency cycles in flight
+ * until --cycles are done. */
 static void cycles_fill(loader_bench *b)
 {
     if (b->filling)
@@ -432,18 +458,19 @@ static void cycles_fill(loader_bench *b)
     while (b->phase == PH_WINDOW && b->inflight < b->o.concurrency && b->launched < b->o.cycles) {
         b->launched++;
         b->inflight++;
-        loader_conn_start(b, LOADER_PLAYER, b->launched - 1, b->stream, LOADER_STAGE_PLAY, 0);
+        loader_conn_start(&b->workers[0], LOADER_PLAYER, b->launched - 1, b->stream, LOADER_STAGE_PLAY, 0);
     }
     b->filling = 0;
     if (b->phase == PH_WINDOW && b->completed >= b->o.cycles)
         window_end(b);
 }
 
-/* ---- events from connections ---- */
+/* ---- events from connections (in their worker's thread) ---- */
 
 void loader_on_reached(loader_conn *c)
 {
     loader_bench *b = c->b;
+    loader_worker *w = c->w;
     if (c->role == LOADER_PUBLISHER && b->o.mode != LOADER_INGEST) {
         /* the one publisher of fanout/cycles: warm up, then players */
         b->publishing = 1;
@@ -454,19 +481,17 @@ void loader_on_reached(loader_conn *c)
         return;
     }
     if (c->role == LOADER_PUBLISHER)
-        b->publishing++;
+        b->publishing++;   /* ingest: main thread */
     if (c->stop_at == LOADER_ST_ACTIVE)   /* play or publish start */
-        loader_samples_add(&b->setup_status, (c->t_status - c->t_start) * 1000.0);
-    if (is_ramp_conn(c)) {
-        b->reached++;
-        check_ramp_done(b);
-    }
+        loader_samples_add(&w->setup_status, (c->t_status - c->t_start) * 1000.0);
+    if (is_ramp_conn(c))
+        atomic_fetch_add(&w->reached, 1);
 }
 
 void loader_on_media(loader_conn *c)
 {
     loader_bench *b = c->b;
-    loader_samples_add(&b->setup_media, (c->t_media - c->t_start) * 1000.0);
+    loader_samples_add(&c->w->setup_media, (c->t_media - c->t_start) * 1000.0);
     if (b->o.mode == LOADER_CYCLES) {
         b->cycles_ok++;
         c->dead = 1;   /* done: closed once the read callback returns */
@@ -475,17 +500,18 @@ void loader_on_media(loader_conn *c)
 
 void loader_on_video(loader_conn *c)
 {
-    if (c->b->phase == PH_RAMP && c->role == LOADER_PLAYER)
-        check_ramp_done(c->b);
+    if (c->b->o.mode == LOADER_FANOUT && c->reached)
+        atomic_fetch_add(&c->w->video, 1);
 }
 
 void loader_on_fail(loader_conn *c, const char *reason)
 {
     loader_bench *b = c->b;
+    loader_worker *w = c->w;
     char text[192];
-    b->errors++;
+    w->errors++;
     snprintf(text, sizeof text, "%s: %s", c->role == LOADER_PUBLISHER ? "publisher" : "player", reason);
-    add_reason(b, text);
+    add_reason(w->reasons, &w->nreasons, text, 1);
     if (c->role == LOADER_PUBLISHER && b->o.mode != LOADER_INGEST) {
         b->publishing = 0;
         /* Without it nothing can be measured, except in an ongoing fanout window. */
@@ -496,15 +522,15 @@ void loader_on_fail(loader_conn *c, const char *reason)
         }
         return;
     }
-    if (is_ramp_conn(c) && !c->reached) {
-        b->failed_early++;
-        check_ramp_done(b);
-    }
+    if (is_ramp_conn(c) && !c->reached)
+        atomic_fetch_add(&w->failed_early, 1);
 }
 
 void loader_on_closed(loader_conn *c)
 {
     loader_bench *b = c->b;
+    if (b->o.mode == LOADER_FANOUT && c->role == LOADER_PLAYER && c->reached && !c->got_video)
+        atomic_fetch_add(&c->w->lost, 1);
     if (b->o.mode == LOADER_CYCLES && c->role == LOADER_PLAYER) {
         b->inflight--;
         b->completed++;
@@ -512,27 +538,26 @@ void loader_on_closed(loader_conn *c)
     }
 }
 
-/* ---- timers ---- */
+/* ---- workers ---- */
 
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* A worker's periodic work: open its share of the ramp, fail connections
+ * stuck before their stage. */
+static void worker_tick(loader_worker *w)
 {
-    (void)loop;
-    (void)revents;
-    loader_bench *b = w->data;
+    loader_bench *b = w->b;
     double now = loader_now();
-    if (b->phase == PH_RAMP) {
+    if (atomic_load(&b->ramp_on) && !atomic_load(&b->window_over)) {
         int total = ramp_total(b);
         double due = floor(b->o.ramp * (now - b->t_ramp)) + 1;
         int target = due < total ? (int)due : total;
-        while (b->launched < target && b->phase == PH_RAMP)
-            launch_one(b);
-        if (b->t_ramp_done > 0)
-            check_ramp_done(b);   /* waiting for video, or its timeout */
+        while (w->next < target) {
+            launch_one(w, w->next);
+            w->next += b->nworkers;
+        }
     }
-    /* Connections stuck before their stage. */
-    if (now - b->last_scan >= 0.1) {
-        b->last_scan = now;
-        loader_conn *c = b->live, *next;
+    if (now - w->last_scan >= 0.1) {
+        w->last_scan = now;
+        loader_conn *c = w->live, *next;
         for (; c; c = next) {
             next = c->next;
             int waiting = !c->reached
@@ -544,6 +569,88 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             }
         }
     }
+}
+
+static void worker_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    worker_tick(t->data);
+}
+
+static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)a;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *worker_main(void *arg)
+{
+    loader_worker *w = arg;
+    ev_run(w->loop, 0);
+    return NULL;
+}
+
+static void worker_init(loader_bench *b, loader_worker *w, int id)
+{
+    w->b = b;
+    w->id = id;
+    w->next = id;
+    w->rbuf_size = READ_BUFFER;
+    w->rbuf = malloc(w->rbuf_size);
+    if (!w->rbuf || loader_hist_init(&w->latency) < 0)
+        no_memory();
+    w->loop = id == 0 ? b->loop : ev_loop_new(EVFLAG_AUTO);
+    if (!w->loop)
+        die("%s", "cannot start a libev loop");
+    if (id > 0) {
+        ev_timer_init(&w->tick, worker_tick_cb, 0.01, 0.01);
+        w->tick.data = w;
+        ev_timer_start(w->loop, &w->tick);
+        ev_async_init(&w->stop, worker_stop_cb);
+        ev_async_start(w->loop, &w->stop);
+    }
+}
+
+/* Start the threads of workers 1 .. n-1, with every signal blocked (the
+ * main thread takes SIGINT/SIGTERM). */
+static void workers_start(loader_bench *b)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 1; i < b->nworkers; i++) {
+        loader_worker *w = &b->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0)
+            die("cannot start a thread: %s", strerror(rc));
+        w->threaded = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void workers_stop(loader_bench *b)
+{
+    for (int i = 1; i < b->nworkers; i++) {
+        loader_worker *w = &b->workers[i];
+        if (!w->threaded)
+            continue;
+        ev_async_send(w->loop, &w->stop);
+        pthread_join(w->thread, NULL);
+        w->threaded = 0;
+    }
+}
+
+/* ---- timers ---- */
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    loader_bench *b = w->data;
+    worker_tick(&b->workers[0]);
+    check_ramp_done(b);
 }
 
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -591,9 +698,32 @@ typedef struct results {
     double   window_s, setups_per_s, cpu, self_cpu, pub_lag;
 } results;
 
+/* Fold every worker's results into the bench (workers stopped). */
+static void merge_workers(loader_bench *b)
+{
+    for (int i = 0; i < b->nworkers; i++) {
+        loader_worker *w = &b->workers[i];
+        for (size_t k = 0; k < LOADER_HIST_BINS; k++)
+            b->latency.bins[k] += w->latency.bins[k];
+        b->latency.count += w->latency.count;
+        if (w->latency.max_ms > b->latency.max_ms)
+            b->latency.max_ms = w->latency.max_ms;
+        b->unmatched += w->unmatched;
+        b->reads += w->reads;
+        for (size_t k = 0; k < w->setup_status.n; k++)
+            loader_samples_add(&b->setup_status, w->setup_status.v[k]);
+        for (size_t k = 0; k < w->setup_media.n; k++)
+            loader_samples_add(&b->setup_media, w->setup_media.v[k]);
+        b->errors += w->errors;
+        for (int k = 0; k < w->nreasons; k++)
+            add_reason(b->reasons, &b->nreasons, w->reasons[k].text, w->reasons[k].count);
+    }
+}
+
 static void collect(loader_bench *b, results *r)
 {
     memset(r, 0, sizeof *r);
+    merge_workers(b);
     r->window_s = b->t_window_end - b->t_window;
     r->setups_per_s = NAN;
     r->pub_lag = NAN;
@@ -789,9 +919,7 @@ static void setup(loader_bench *b)
         die("no stream name in %s", o->url);
     if (o->mode == LOADER_INGEST && !b->stream[0])
         die("no stream name in %s", o->url);
-    b->rbuf_size = READ_BUFFER;
-    b->rbuf = malloc(b->rbuf_size);
-    if (!b->rbuf || loader_hist_init(&b->latency) < 0)
+    if (loader_hist_init(&b->latency) < 0)
         no_memory();
     if (b->have_flv && o->mode != LOADER_INGEST) {
         b->ring = calloc(1, sizeof *b->ring);
@@ -820,8 +948,10 @@ static void setup(loader_bench *b)
 
 static void teardown(loader_bench *b)
 {
-    while (b->live)
-        loader_conn_close(b->live);   /* kept ones stay in their slots */
+    /* Every worker thread has stopped: their loops are ours now. */
+    for (int i = 0; i < b->nworkers; i++)
+        while (b->workers[i].live)
+            loader_conn_close(b->workers[i].live);   /* kept ones stay in their slots */
     for (int i = 0; i < b->nplayers; i++)
         loader_conn_free(b->players[i]);
     for (int i = 0; i < b->npubs; i++)
@@ -834,7 +964,19 @@ static void teardown(loader_bench *b)
     free(b->pubs);
     rtmp_buf_unref(b->metadata);
     free(b->ring);
-    free(b->rbuf);
+    for (int i = 0; i < b->nworkers; i++) {
+        loader_worker *w = &b->workers[i];
+        if (i > 0) {
+            ev_timer_stop(w->loop, &w->tick);
+            ev_async_stop(w->loop, &w->stop);
+            ev_loop_destroy(w->loop);
+        }
+        free(w->rbuf);
+        loader_hist_free(&w->latency);
+        loader_samples_free(&w->setup_status);
+        loader_samples_free(&w->setup_media);
+    }
+    free(b->workers);
     loader_hist_free(&b->latency);
     loader_samples_free(&b->setup_status);
     loader_samples_free(&b->setup_media);
@@ -859,6 +1001,13 @@ int main(int argc, char **argv)
         die("%s", "cannot start libev");
     b->rss_before = b->rss_after = -1;
     b->cpu0 = b->cpu1 = -1;
+    b->nworkers = b->o.mode == LOADER_FANOUT ? b->o.threads : 1;
+    b->workers = calloc((size_t)b->nworkers, sizeof *b->workers);
+    if (!b->workers)
+        no_memory();
+    for (int i = 0; i < b->nworkers; i++)
+        worker_init(b, &b->workers[i], i);
+    workers_start(b);
 
     ev_timer_init(&b->tick, tick_cb, 0.01, 0.01);
     b->tick.data = b;
@@ -878,7 +1027,7 @@ int main(int argc, char **argv)
 
     if (b->have_flv && b->o.mode != LOADER_INGEST) {
         b->phase = PH_PUBLISHER;
-        b->pubs[0] = loader_conn_start(b, LOADER_PUBLISHER, 0, b->stream, LOADER_ST_ACTIVE, 1);
+        b->pubs[0] = loader_conn_start(&b->workers[0], LOADER_PUBLISHER, 0, b->stream, LOADER_ST_ACTIVE, 1);
         if (!b->pubs[0])
             no_memory();
     } else {
@@ -888,6 +1037,8 @@ int main(int argc, char **argv)
     }
     if (b->phase != PH_DONE)
         ev_run(b->loop, 0);
+    atomic_store(&b->window_over, 1);
+    workers_stop(b);
 
     results r;
     collect(b, &r);

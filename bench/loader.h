@@ -6,13 +6,17 @@
  *   loader_flv.c    the FLV file a publisher sends
  *   loader_stats.c  histograms, percentiles, /proc sampling, JSON output
  *
- * One thread, one libev loop.  Every connection is an rtmp_session in the
- * client role; the loader owns the sockets.  All times come from one clock,
- * CLOCK_MONOTONIC, in seconds (loader_now).
+ * Every connection is an rtmp_session in the client role; the loader owns
+ * the sockets.  One libev loop per worker: worker 0 is the main thread
+ * (publishers, orchestration, every connection outside fanout mode);
+ * fanout players are spread over --threads workers.  All times come from
+ * one clock, CLOCK_MONOTONIC, in seconds (loader_now).
  */
 #ifndef RTMP_LOADER_H
 #define RTMP_LOADER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,9 +62,10 @@ int loader_is_seq_header(uint8_t type, const uint8_t *p, size_t len);
  * one overflow bucket; the exact maximum is kept apart. */
 #define LOADER_HIST_FINE   10000   /* buckets of 10 us: [0, 100 ms) */
 #define LOADER_HIST_COARSE 99900   /* buckets of 1 ms: [100 ms, 100 s) */
+#define LOADER_HIST_BINS   (LOADER_HIST_FINE + LOADER_HIST_COARSE + 1)
 
 typedef struct loader_hist {
-    uint32_t *bins;           /* LOADER_HIST_FINE + LOADER_HIST_COARSE + 1 */
+    uint32_t *bins;           /* LOADER_HIST_BINS */
     uint64_t  count;
     double    max_ms;
 } loader_hist;
@@ -132,24 +137,26 @@ const char *loader_state_name(int state);
 
 /* The publisher's record of recent media sends, for latency matching:
  * a ring of (type, timestamp, time) and a direct-mapped index on
- * (type, timestamp) pointing into it. */
+ * (type, timestamp) pointing into it.  Written by the main thread, read
+ * by every worker: each entry is a small seqlock (key 0 while it is
+ * being rewritten). */
 #define LOADER_RING 16384
 #define LOADER_RING_INDEX 65536
 
 typedef struct loader_send {
-    double   t;
-    uint32_t ts;
-    uint8_t  type;
+    _Atomic uint64_t key;   /* 1 << 40 | type << 32 | timestamp; 0: being written */
+    _Atomic double   t;
 } loader_send;
 
 typedef struct loader_ring {
-    loader_send ring[LOADER_RING];
-    uint32_t    index[LOADER_RING_INDEX];  /* seq + 1, 0 when empty */
-    uint32_t    seq;                       /* sends recorded so far */
+    loader_send      ring[LOADER_RING];
+    _Atomic uint32_t index[LOADER_RING_INDEX];  /* ring slot + 1, 0 when empty */
+    uint32_t         seq;                       /* sends recorded so far (writer only) */
 } loader_ring;
 
 void loader_ring_add(loader_ring *r, uint8_t type, uint32_t ts, double t);
-/* Time the message (type, ts) was sent, or a negative value when unknown. */
+/* Time the message (type, ts) was sent, or a negative value when unknown
+ * (never recorded, or overwritten since). */
 double loader_ring_find(const loader_ring *r, uint8_t type, uint32_t ts);
 
 /* Publisher state (pacing and the write backlog). */
@@ -180,9 +187,48 @@ typedef struct loader_pub {
 
 struct loader_bench;
 
+#define LOADER_MAX_REASONS 8
+
+typedef struct loader_reason {
+    char text[192];
+    int  count;
+} loader_reason;
+
+/* One event loop and the connections it serves.  Its fields belong to its
+ * thread, except the atomic progress counters, which the main thread
+ * polls; the results are read by the main thread once the worker stopped. */
+typedef struct loader_worker {
+    struct loader_bench *b;
+    struct ev_loop *loop;
+    int             id;
+    int             threaded;    /* has its own thread (id > 0) */
+    pthread_t       thread;
+    ev_async        stop;
+    ev_timer        tick;
+    uint8_t        *rbuf;        /* one read buffer for all its connections */
+    size_t          rbuf_size;
+    double          t_read;      /* time of the read being parsed */
+    struct loader_conn *live;    /* its open connections */
+    double          last_scan;   /* last scan for stuck connections */
+    int             next;        /* next ramp index it opens */
+    /* progress of the connections the ramp opens */
+    atomic_int      launched, reached, failed_early;
+    atomic_int      video;       /* fanout players that got video */
+    atomic_int      lost;        /* fanout players closed after play, before video */
+    /* results */
+    loader_hist     latency;
+    uint64_t        unmatched;
+    uint64_t        reads;       /* read() calls that returned bytes, inside the window */
+    loader_samples  setup_status, setup_media;
+    int             errors;
+    loader_reason   reasons[LOADER_MAX_REASONS];
+    int             nreasons;
+} loader_worker;
+
 typedef struct loader_conn {
     ev_io          io;
     struct loader_bench *b;
+    loader_worker *w;
     rtmp_session  *s;
     loader_pub    *pub;          /* publishers only */
     const char    *name;         /* stream name (not owned) */
@@ -208,16 +254,17 @@ typedef struct loader_conn {
     uint64_t       msgs;
     uint32_t       last_ts;      /* latest media timestamp received (any time) */
     int            keep;         /* the struct outlives the close (the bench frees it) */
-    struct loader_conn *prev, *next;  /* the bench's list of open connections */
+    struct loader_conn *prev, *next;  /* the worker's list of open connections */
 } loader_conn;
 
-/* Start a connection: non-blocking connect to the bench's address; it
+/* Start a connection on worker w (from w's thread): non-blocking connect
+ * to the bench's address; it
  * goes on by itself to stop_at (LOADER_STAGE_*) and holds there.  keep:
  * the struct stays after the connection closes, for the bench to read
  * and free with loader_conn_free.  On an immediate failure the
  * connection is failed (loader_on_fail) and closed at once: the result is
  * then NULL, or the closed struct when keep.  NULL also on OOM. */
-loader_conn *loader_conn_start(struct loader_bench *b, int role, int index, const char *name,
+loader_conn *loader_conn_start(loader_worker *w, int role, int index, const char *name,
                                int stop_at, int keep);
 
 /* Close the socket, free the session; not counted as an error.  Frees c
@@ -248,13 +295,12 @@ typedef struct loader_opts {
     pid_t       server_pid;
     int         json;
     int         quickack;        /* TCP_QUICKACK after every read */
+    int         threads;         /* fanout: workers the players are spread over */
     int         mode;
 } loader_opts;
 
-#define LOADER_MAX_REASONS 8
-
 typedef struct loader_bench {
-    struct ev_loop *loop;
+    struct ev_loop *loop;       /* the main thread's (worker 0's) */
     loader_opts     o;
     loader_flv      flv;
     int             have_flv;
@@ -274,17 +320,23 @@ typedef struct loader_bench {
 
     loader_ring    *ring;      /* sends of the (single) fanout publisher */
 
-    /* progress */
+    loader_worker  *workers;   /* workers[0] is the main thread */
+    int             nworkers;
+
+    /* progress (main thread, except the atomics) */
     int             phase;
-    int             launched, reached, failed_early, publishing;
-    int             inflight, completed, filling;  /* cycles */
-    double          t_begin, t_ramp, t_ramp_done, t_window, t_window_end;
-    int             in_window;
+    int             publishing;
+    int             inflight, completed, filling, launched;  /* cycles */
+    double          t_begin, t_ramp, t_ramp_done, t_window_end;
+    atomic_int      ramp_on;      /* workers may open their share (t_ramp is set) */
+    _Atomic double  t_window;     /* window start (set before in_window) */
+    atomic_int      in_window;
+    atomic_int      window_over;  /* players freeze their counters */
     uint64_t        window_published;   /* media messages the publisher(s) queued in the window */
 
-    /* results */
+    /* results, merged from the workers */
     loader_hist     latency;
-    uint64_t        unmatched;
+    uint64_t        unmatched, reads;
     loader_samples  setup_status, setup_media, lags;
     uint64_t        bytes, messages;
     int             behind;
@@ -292,28 +344,23 @@ typedef struct loader_bench {
     double          cpu0, cpu1, self_cpu0, self_cpu1;
     long            rss_before, rss_after;
     int             errors;
-    struct { char text[192]; int count; } reasons[LOADER_MAX_REASONS];
+    loader_reason   reasons[LOADER_MAX_REASONS];
     int             nreasons;
     int             fatal;      /* the run could not measure (publisher failed, ...) */
     int             timed_out;  /* the run deadline fired */
-    double          last_scan;  /* last scan for stuck connections */
 
-    loader_conn    *live;       /* open connections */
-    double          t_read;     /* time of the read being parsed */
-    uint64_t        reads;      /* read() calls that returned bytes, inside the window */
     ev_timer        tick, phase_timer, deadline;
-    uint8_t        *rbuf;       /* one read buffer for every connection */
-    size_t          rbuf_size;
 } loader_bench;
 
 /* Seconds on CLOCK_MONOTONIC. */
 double loader_now(void);
 
-/* Events from connections to the bench (loader.c). */
+/* Events from connections to the bench (loader.c), in the connection's
+ * worker thread. */
 void loader_on_reached(loader_conn *c);      /* reached its stop state */
 void loader_on_media(loader_conn *c);        /* first media message (players) */
 void loader_on_video(loader_conn *c);        /* first video message (players) */
 void loader_on_fail(loader_conn *c, const char *reason); /* first failure of c */
-void loader_on_closed(loader_conn *c);       /* c is about to be freed */
+void loader_on_closed(loader_conn *c);       /* c is closed (and freed after, unless kept) */
 
 #endif

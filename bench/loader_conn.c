@@ -57,21 +57,21 @@ const char *loader_state_name(int state)
 
 /* ---- the live list ---- */
 
-static void list_add(loader_bench *b, loader_conn *c)
+static void list_add(loader_worker *w, loader_conn *c)
 {
     c->prev = NULL;
-    c->next = b->live;
-    if (b->live)
-        b->live->prev = c;
-    b->live = c;
+    c->next = w->live;
+    if (w->live)
+        w->live->prev = c;
+    w->live = c;
 }
 
-static void list_remove(loader_bench *b, loader_conn *c)
+static void list_remove(loader_worker *w, loader_conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
-    else if (b->live == c)
-        b->live = c->next;
+    else if (w->live == c)
+        w->live = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
@@ -97,19 +97,19 @@ void loader_conn_fail(loader_conn *c, const char *fmt, ...)
 
 void loader_conn_close(loader_conn *c)
 {
-    loader_bench *b = c->b;
+    loader_worker *w = c->w;
     if (c->state == LOADER_ST_CLOSED)
         return;
-    ev_io_stop(b->loop, &c->io);
+    ev_io_stop(w->loop, &c->io);
     if (c->pub)
-        ev_timer_stop(b->loop, &c->pub->pace);
+        ev_timer_stop(w->loop, &c->pub->pace);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
     rtmp_session_free(c->s);
     c->s = NULL;
     c->state = LOADER_ST_CLOSED;
-    list_remove(b, c);
+    list_remove(w, c);
     loader_on_closed(c);
     if (!c->keep) {
         free(c->pub);
@@ -128,10 +128,10 @@ static void watch(loader_conn *c, int events)
 {
     if (c->events == events)
         return;
-    ev_io_stop(c->b->loop, &c->io);
+    ev_io_stop(c->w->loop, &c->io);
     ev_io_set(&c->io, c->fd, events);
     if (events)
-        ev_io_start(c->b->loop, &c->io);
+        ev_io_start(c->w->loop, &c->io);
     c->events = events;
 }
 
@@ -180,7 +180,7 @@ static int conn_flush(loader_conn *c)
         rtmp_outq_consume(q, (size_t)w);
         c->written += (uint64_t)w;
         if (c->pub) {
-            if (c->b->in_window)
+            if (atomic_load_explicit(&c->b->in_window, memory_order_relaxed))
                 c->pub->window_bytes += (uint64_t)w;
             pub_written(c);
         }
@@ -376,7 +376,7 @@ static void send_tag(loader_conn *c, const loader_tag *t, uint32_t ts, double no
     p->has_sent = 1;
     p->sent_msgs++;
     p->sent_bytes += t->len;
-    if (b->in_window) {
+    if (atomic_load_explicit(&b->in_window, memory_order_relaxed)) {
         p->window_msgs++;
         b->window_published++;
     }
@@ -419,7 +419,7 @@ static void pace(loader_conn *c)
         return;
     }
     ev_timer_set(&p->pace, due - now > 0 ? due - now : 0, 0);
-    ev_timer_start(b->loop, &p->pace);
+    ev_timer_start(c->w->loop, &p->pace);
 }
 
 static void pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -456,11 +456,12 @@ static void publish_start(loader_conn *c)
 static void on_media(loader_conn *c, const rtmp_msg_hdr *h, const uint8_t *payload)
 {
     loader_bench *b = c->b;
-    if (c->role != LOADER_PLAYER)
-        return;
+    loader_worker *w = c->w;
+    if (c->role != LOADER_PLAYER || atomic_load_explicit(&b->window_over, memory_order_relaxed))
+        return;   /* after the window every counter stays as it was at its end */
     if (!c->got_media) {
         c->got_media = 1;
-        c->t_media = b->t_read;
+        c->t_media = w->t_read;
         c->last_ts = h->timestamp;
         loader_on_media(c);
         if (c->dead)
@@ -474,15 +475,16 @@ static void on_media(loader_conn *c, const rtmp_msg_hdr *h, const uint8_t *paylo
     }
     /* Inside the window: only what was read after it began (the read
      * that started it may carry more messages). */
-    if (!b->in_window || b->t_read < b->t_window)
+    if (!atomic_load_explicit(&b->in_window, memory_order_acquire)
+        || w->t_read < atomic_load_explicit(&b->t_window, memory_order_relaxed))
         return;
     c->msgs++;
     if (b->ring && c->t_status > 0 && !loader_is_seq_header(h->type, payload, h->length)) {
         double t = loader_ring_find(b->ring, h->type, h->timestamp);
         if (t < 0)
-            b->unmatched++;
+            w->unmatched++;
         else if (t >= c->t_status)   /* not a replay of what was sent before we played */
-            loader_hist_add(&b->latency, (b->t_read - t) * 1000.0);
+            loader_hist_add(&w->latency, (w->t_read - t) * 1000.0);
     }
 }
 
@@ -560,7 +562,7 @@ static void on_status(loader_conn *c, const char *code, const char *level)
     const char *want = c->role == LOADER_PUBLISHER ? "NetStream.Publish.Start" : "NetStream.Play.Start";
     if (strcmp(code, want) != 0)
         return;
-    c->t_status = c->b->t_read;
+    c->t_status = c->w->t_read;
     reach(c, LOADER_ST_ACTIVE);
     if (!c->dead && c->role == LOADER_PUBLISHER)
         publish_start(c);
@@ -647,28 +649,29 @@ static void on_connected(loader_conn *c)
 static void on_readable(loader_conn *c)
 {
     loader_bench *b = c->b;
+    loader_worker *w = c->w;
     for (int i = 0; i < 4; i++) {
-        ssize_t n = read(c->fd, b->rbuf, b->rbuf_size);
+        ssize_t n = read(c->fd, w->rbuf, w->rbuf_size);
         if (n > 0) {
-            b->t_read = loader_now();
+            w->t_read = loader_now();
             if (b->o.quickack) {
                 int one = 1;
                 setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
             }
-            if (b->in_window && c->role == LOADER_PLAYER) {
+            if (c->role == LOADER_PLAYER && atomic_load_explicit(&b->in_window, memory_order_relaxed)) {
                 c->bytes += (uint64_t)n;
-                b->reads++;
+                w->reads++;
             }
             if (!c->s)
                 continue;   /* bytes before we spoke: ignore them */
-            ssize_t rc = rtmp_session_feed(c->s, b->rbuf, (size_t)n);
+            ssize_t rc = rtmp_session_feed(c->s, w->rbuf, (size_t)n);
             if (c->dead)
                 return;
             if (rc < 0) {
                 loader_conn_fail(c, "protocol error in %s: %s", loader_state_name(c->state), rtmp_strerror((int)rc));
                 return;
             }
-            if ((size_t)n < b->rbuf_size)
+            if ((size_t)n < w->rbuf_size)
                 break;
         } else if (n == 0) {
             loader_conn_fail(c, "closed by server in %s", loader_state_name(c->state));
@@ -708,12 +711,14 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     loader_conn_reap(c);
 }
 
-loader_conn *loader_conn_start(loader_bench *b, int role, int index, const char *name, int stop_at, int keep)
+loader_conn *loader_conn_start(loader_worker *w, int role, int index, const char *name, int stop_at, int keep)
 {
+    loader_bench *b = w->b;
     loader_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->b = b;
+    c->w = w;
     c->fd = -1;
     c->role = role;
     c->index = index;
@@ -734,7 +739,7 @@ loader_conn *loader_conn_start(loader_bench *b, int role, int index, const char 
         ev_set_priority(&c->pub->pace, EV_MAXPRI);
         ev_set_priority(&c->io, EV_MAXPRI);
     }
-    list_add(b, c);
+    list_add(w, c);
     c->t_start = loader_now();
     c->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {

@@ -19,12 +19,11 @@ double loader_now(void)
 
 /* ---- latency histogram ---- */
 
-#define HIST_BINS (LOADER_HIST_FINE + LOADER_HIST_COARSE + 1)
 
 int loader_hist_init(loader_hist *h)
 {
     memset(h, 0, sizeof *h);
-    h->bins = calloc(HIST_BINS, sizeof *h->bins);
+    h->bins = calloc(LOADER_HIST_BINS, sizeof *h->bins);
     return h->bins ? 0 : -1;
 }
 
@@ -44,9 +43,9 @@ void loader_hist_add(loader_hist *h, double ms)
     else if (ms < 100000.0)
         i = LOADER_HIST_FINE + (size_t)(ms - 100.0);    /* 1 ms steps */
     else
-        i = HIST_BINS - 1;
-    if (i >= HIST_BINS)
-        i = HIST_BINS - 1;
+        i = LOADER_HIST_BINS - 1;
+    if (i >= LOADER_HIST_BINS)
+        i = LOADER_HIST_BINS - 1;
     h->bins[i]++;
     h->count++;
     if (ms > h->max_ms)
@@ -63,14 +62,14 @@ double loader_hist_quantile(const loader_hist *h, double q)
     if (rank < 1)
         rank = 1;
     uint64_t seen = 0;
-    for (size_t i = 0; i < HIST_BINS; i++) {
+    for (size_t i = 0; i < LOADER_HIST_BINS; i++) {
         seen += h->bins[i];
         if (seen < rank)
             continue;
         double mid;
         if (i < LOADER_HIST_FINE)
             mid = ((double)i + 0.5) / 100.0;
-        else if (i < HIST_BINS - 1)
+        else if (i < LOADER_HIST_BINS - 1)
             mid = 100.0 + (double)(i - LOADER_HIST_FINE) + 0.5;
         else
             return h->max_ms;
@@ -133,25 +132,36 @@ static inline uint32_t ring_slot(uint8_t type, uint32_t ts)
     return (k ^ k >> 16) & (LOADER_RING_INDEX - 1);
 }
 
+static inline uint64_t ring_key(uint8_t type, uint32_t ts)
+{
+    return (uint64_t)1 << 40 | (uint64_t)type << 32 | ts;
+}
+
 void loader_ring_add(loader_ring *r, uint8_t type, uint32_t ts, double t)
 {
-    uint32_t seq = r->seq++;
-    loader_send *e = &r->ring[seq % LOADER_RING];
-    e->t = t;
-    e->ts = ts;
-    e->type = type;
-    r->index[ring_slot(type, ts)] = seq + 1;
+    uint32_t slot = r->seq++ % LOADER_RING;
+    loader_send *e = &r->ring[slot];
+    atomic_store_explicit(&e->key, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->t, t, memory_order_relaxed);
+    atomic_store_explicit(&e->key, ring_key(type, ts), memory_order_release);
+    atomic_store_explicit(&r->index[ring_slot(type, ts)], slot + 1, memory_order_relaxed);
 }
 
 double loader_ring_find(const loader_ring *r, uint8_t type, uint32_t ts)
 {
-    uint32_t s = r->index[ring_slot(type, ts)];
-    if (s == 0 || r->seq - (s - 1) > LOADER_RING)
-        return -1;   /* empty, or overwritten in the ring since */
-    const loader_send *e = &r->ring[(s - 1) % LOADER_RING];
-    if (e->ts != ts || e->type != type)
+    uint32_t s = atomic_load_explicit(&r->index[ring_slot(type, ts)], memory_order_relaxed);
+    if (s == 0)
         return -1;
-    return e->t;
+    const loader_send *e = &r->ring[s - 1];
+    uint64_t want = ring_key(type, ts);
+    if (atomic_load_explicit(&e->key, memory_order_acquire) != want)
+        return -1;   /* another message now, or being rewritten */
+    double t = atomic_load_explicit(&e->t, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->key, memory_order_relaxed) != want)
+        return -1;
+    return t;
 }
 
 /* ---- /proc ---- */
