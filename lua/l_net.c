@@ -350,6 +350,11 @@ static void push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload
     m->payload = rtmp_buf_copy(payload, h->length);
     if (!m->payload)
         luaL_error(L, "out of memory");
+    /* The payload lives outside Lua's heap: let the collector pace itself
+     * as if it had been allocated there, or dead messages (and their
+     * payloads) pile up between collections. */
+    if (h->length >= 1024)
+        lua_gc(L, LUA_GCSTEP, (int)(h->length >> 10));
     if (!is_media(h->type)) {
         lua_newtable(L);
         if (rtmp_is_control(h->type))
