@@ -233,7 +233,8 @@ end
 
 local function ratio(a, b)
   if not a or not b or b == 0 then return "n/a" end
-  return fmt("%.2fx", a / b)
+  local r = a / b
+  return fmt(r < 0.1 and "%.3fx" or "%.2fx", r)
 end
 
 -- ---- the suite ----
