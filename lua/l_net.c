@@ -1389,7 +1389,6 @@ static int group_send(lua_State *L)
 
     struct { uint32_t chunk_size, stream_id; rtmp_buf *buf; } cache[GROUP_CACHE];
     int ncache = 0, reached = 0;
-    rtmp_buf *scratch = NULL;
     for (size_t i = 0; i < g->n;) {
         lconn *lc = g->m[i].lc;
         if (!lc->c) {
@@ -1402,31 +1401,27 @@ static int group_send(lua_State *L)
             continue;
         h.stream_id = g->m[i - 1].stream_id;
         uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
-        rtmp_buf *buf = NULL;
-        for (int k = 0; k < ncache; k++)
+        rtmp_buf *buf = NULL, *uncached = NULL;
+        for (int k = 0; k < ncache && !buf; k++)
             if (cache[k].chunk_size == cs && cache[k].stream_id == h.stream_id)
                 buf = cache[k].buf;
         if (!buf) {
-            int rc = rtmp_chunk_write_fmt0(cs, &h, m->payload ? m->payload->data : NULL, &scratch);
-            if (rc < 0)
+            if (rtmp_chunk_write_fmt0(cs, &h, m->payload ? m->payload->data : NULL, &buf) < 0) {
+                rtmp_buf_unref(buf);
                 continue;
-            buf = scratch;
-            scratch = NULL;
+            }
             if (ncache < GROUP_CACHE) {
                 cache[ncache].chunk_size = cs;
                 cache[ncache].stream_id = h.stream_id;
                 cache[ncache].buf = buf;
                 ncache++;
             } else {
-                scratch = buf; /* reused below, then released */
+                uncached = buf; /* more distinct keys than the cache holds */
             }
         }
         if (rtmp_session_send_chunked(s, &h, buf) >= 0 && rtmp_conn_output_media(lc->c) >= 0)
             reached++;
-        if (buf == scratch) {
-            rtmp_buf_unref(scratch);
-            scratch = NULL;
-        }
+        rtmp_buf_unref(uncached);
     }
     for (int k = 0; k < ncache; k++)
         rtmp_buf_unref(cache[k].buf);
