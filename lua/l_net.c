@@ -845,7 +845,9 @@ static int conn_log(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg conn_methods[] = {
+/* Sending and the automatic behaviours: connections and socket-free
+ * sessions share these (see target()). */
+static const luaL_Reg sending_methods[] = {
     { "send", conn_send },
     { "command", conn_command },
     { "data", conn_data },
@@ -855,11 +857,45 @@ static const luaL_Reg conn_methods[] = {
     { "user_control", conn_user_control },
     { "ack", conn_ack },
     { "raw", conn_raw },
-    { "close", conn_close },
     { "auto", conn_auto },
+    { NULL, NULL },
+};
+
+static const luaL_Reg conn_methods[] = {
+    { "close", conn_close },
     { "log", conn_log },
     { NULL, NULL },
 };
+
+/* [-0, +(0|1), -] push the session state field k (the same for a
+ * connection and a socket-free session); returns 1, or 0 when k is not
+ * one (or has no value, like a missing limit type). */
+static int push_session_field(lua_State *L, rtmp_session *s, const char *k)
+{
+    static const char *const kinds[] = { "unknown", "plain", "digest1", "digest2" };
+    rtmp_session_info info;
+    rtmp_session_get_info(s, &info);
+    if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_session_pending(s)); return 1; }
+    if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(s)); return 1; }
+    if (!strcmp(k, "in_chunk_size")) { lua_pushinteger(L, info.in_chunk_size); return 1; }
+    if (!strcmp(k, "out_chunk_size")) { lua_pushinteger(L, info.out_chunk_size); return 1; }
+    if (!strcmp(k, "ack_window")) { lua_pushinteger(L, info.ack_window); return 1; }
+    if (!strcmp(k, "last_ack_sent")) { lua_pushinteger(L, info.last_ack_sent); return 1; }
+    if (!strcmp(k, "peer_ack")) { lua_pushinteger(L, info.peer_ack); return 1; }
+    if (!strcmp(k, "window_sent")) { lua_pushinteger(L, info.window_sent); return 1; }
+    if (!strcmp(k, "peer_bandwidth")) { lua_pushinteger(L, info.peer_bandwidth); return 1; }
+    if (!strcmp(k, "peer_bandwidth_limit")) {
+        if (info.peer_bandwidth_limit < 0)
+            return 0;
+        lua_pushinteger(L, info.peer_bandwidth_limit);
+        return 1;
+    }
+    if (!strcmp(k, "handshake")) {
+        lua_pushstring(L, kinds[info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? info.hs_peer_kind : 0]);
+        return 1;
+    }
+    return 0;
+}
 
 static int conn_index(lua_State *L)
 {
@@ -874,31 +910,11 @@ static int conn_index(lua_State *L)
         if (!strcmp(k, "role")) { lua_pushstring(L, lc->role == RTMP_ROLE_CLIENT ? "client" : "server"); return 1; }
         if (!strcmp(k, "closed")) { lua_pushboolean(L, !lc->c || rtmp_conn_closing(lc->c)); return 1; }
         if (lc->c) {
-            rtmp_session *s = rtmp_conn_session(lc->c);
-            rtmp_session_info info;
-            rtmp_session_get_info(s, &info);
-            static const char *const kinds[] = { "unknown", "plain", "digest1", "digest2" };
+            /* bytes as the socket saw them; the rest from the session */
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
-            if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_session_pending(s)); return 1; }
-            if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(s)); return 1; }
-            if (!strcmp(k, "in_chunk_size")) { lua_pushinteger(L, info.in_chunk_size); return 1; }
-            if (!strcmp(k, "out_chunk_size")) { lua_pushinteger(L, info.out_chunk_size); return 1; }
-            if (!strcmp(k, "ack_window")) { lua_pushinteger(L, info.ack_window); return 1; }
-            if (!strcmp(k, "last_ack_sent")) { lua_pushinteger(L, info.last_ack_sent); return 1; }
-            if (!strcmp(k, "peer_ack")) { lua_pushinteger(L, info.peer_ack); return 1; }
-            if (!strcmp(k, "window_sent")) { lua_pushinteger(L, info.window_sent); return 1; }
-            if (!strcmp(k, "peer_bandwidth")) { lua_pushinteger(L, info.peer_bandwidth); return 1; }
-            if (!strcmp(k, "peer_bandwidth_limit")) {
-                if (info.peer_bandwidth_limit < 0)
-                    return 0;
-                lua_pushinteger(L, info.peer_bandwidth_limit);
+            if (push_session_field(L, rtmp_conn_session(lc->c), k))
                 return 1;
-            }
-            if (!strcmp(k, "handshake")) {
-                lua_pushstring(L, kinds[info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? info.hs_peer_kind : 0]);
-                return 1;
-            }
         }
     }
     lua_getiuservalue(L, 1, 1);
@@ -1662,24 +1678,13 @@ static int session_index(lua_State *L)
     if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
         return 1; /* a method: it reports "closed" itself */
     lsession *ls = check_session(L);
-    rtmp_session_info info;
-    rtmp_session_get_info(ls->s, &info);
-    if (!strcmp(k, "ready")) { lua_pushboolean(L, rtmp_session_ready(ls->s)); return 1; }
-    if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)info.bytes_in); return 1; }
-    if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)info.bytes_out); return 1; }
-    if (!strcmp(k, "in_chunk_size")) { lua_pushinteger(L, info.in_chunk_size); return 1; }
-    if (!strcmp(k, "out_chunk_size")) { lua_pushinteger(L, info.out_chunk_size); return 1; }
-    if (!strcmp(k, "ack_window")) { lua_pushinteger(L, info.ack_window); return 1; }
-    if (!strcmp(k, "last_ack_sent")) { lua_pushinteger(L, info.last_ack_sent); return 1; }
-    if (!strcmp(k, "peer_ack")) { lua_pushinteger(L, info.peer_ack); return 1; }
-    if (!strcmp(k, "peer_bandwidth")) { lua_pushinteger(L, info.peer_bandwidth); return 1; }
-    if (!strcmp(k, "peer_bandwidth_limit")) {
-        if (info.peer_bandwidth_limit < 0)
-            return 0;
-        lua_pushinteger(L, info.peer_bandwidth_limit);
+    if (!strcmp(k, "bytes_in") || !strcmp(k, "bytes_out")) {
+        rtmp_session_info info;
+        rtmp_session_get_info(ls->s, &info);
+        lua_pushinteger(L, (lua_Integer)(k[6] == 'i' ? info.bytes_in : info.bytes_out));
         return 1;
     }
-    return 0;
+    return push_session_field(L, ls->s, k);
 }
 
 static int session_gc(lua_State *L)
@@ -1694,16 +1699,6 @@ static const luaL_Reg session_methods[] = {
     { "feed", session_feed },
     { "output", session_output },
     { "close", session_gc },
-    { "send", conn_send },
-    { "command", conn_command },
-    { "data", conn_data },
-    { "set_chunk_size", conn_set_chunk_size },
-    { "set_window_ack_size", conn_window_ack_size },
-    { "set_peer_bandwidth", conn_peer_bandwidth },
-    { "user_control", conn_user_control },
-    { "ack", conn_ack },
-    { "raw", conn_raw },
-    { "auto", conn_auto },
     { NULL, NULL },
 };
 
@@ -1756,27 +1751,30 @@ void rtmp_l_open_net(lua_State *L)
     static const struct {
         const char *name;
         const luaL_Reg *methods;
+        int sending;            /* also the sending methods */
         lua_CFunction index;
         luaL_Reg meta[5];
     } metas[] = {
-        { CONN_MT, conn_methods, conn_index,
+        { CONN_MT, conn_methods, 1, conn_index,
           { { "__newindex", conn_newindex }, { "__gc", conn_gc }, { "__eq", conn_eq },
             { "__tostring", conn_tostring }, { NULL, NULL } } },
-        { SERVER_MT, NULL, server_index, { { "__close", server_close }, { NULL, NULL } } },
-        { MSG_MT, NULL, msg_index,
+        { SERVER_MT, NULL, 0, server_index, { { "__close", server_close }, { NULL, NULL } } },
+        { MSG_MT, NULL, 0, msg_index,
           { { "__newindex", msg_newindex }, { "__gc", msg_gc }, { "__tostring", msg_tostring },
             { NULL, NULL } } },
-        { GROUP_MT, group_methods, NULL, { { "__len", group_len }, { "__gc", group_gc }, { NULL, NULL } } },
-        { SESSION_MT, session_methods, session_index,
+        { GROUP_MT, group_methods, 0, NULL, { { "__len", group_len }, { "__gc", group_gc }, { NULL, NULL } } },
+        { SESSION_MT, session_methods, 1, session_index,
           { { "__gc", session_gc }, { "__close", session_gc }, { NULL, NULL } } },
-        { BUFSLOT_MT, NULL, NULL, { { "__gc", bufslot_gc }, { NULL, NULL } } },
-        { TIMER_MT, timer_methods, NULL, { { "__gc", timer_gc }, { NULL, NULL } } },
+        { BUFSLOT_MT, NULL, 0, NULL, { { "__gc", bufslot_gc }, { NULL, NULL } } },
+        { TIMER_MT, timer_methods, 0, NULL, { { "__gc", timer_gc }, { NULL, NULL } } },
     };
     for (size_t i = 0; i < sizeof metas / sizeof metas[0]; i++) {
         luaL_newmetatable(L, metas[i].name);
         if (metas[i].methods) {
             lua_newtable(L);
             luaL_setfuncs(L, metas[i].methods, 0);
+            if (metas[i].sending)
+                luaL_setfuncs(L, sending_methods, 0);
         }
         if (metas[i].index)
             lua_pushcclosure(L, metas[i].index, metas[i].methods ? 1 : 0);
