@@ -50,12 +50,28 @@ typedef struct lserver {
     int            handlers; /* registry ref to the handlers table */
 } lserver;
 
-/* A message: header, what the engine did about it, and the payload. */
+/* A message: header, what the engine did about it, and the payload,
+ * inside the userdata itself (Lua's collector sees its size; fan-out
+ * chunks it into shared buffers of its own). */
 typedef struct lmsg {
     rtmp_msg_hdr h;
     unsigned     applied;
-    rtmp_buf    *payload;
+    size_t       len;
+    uint8_t      data[];
 } lmsg;
+
+/* [-0, +1, m] a new message object holding a copy of payload[0 .. len). */
+static lmsg *new_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, size_t len)
+{
+    lmsg *m = lua_newuserdatauv(L, sizeof *m + len, 1);
+    m->h = *h;
+    m->applied = 0;
+    m->len = len;
+    if (len)
+        memcpy(m->data, payload, len);
+    luaL_setmetatable(L, MSG_MT);
+    return m;
+}
 
 typedef struct lmember {
     lconn   *lc;
@@ -342,19 +358,8 @@ static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, in
 static void push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied,
                      int max_depth)
 {
-    lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
-    m->h = *h;
+    lmsg *m = new_msg(L, h, payload, h->length);
     m->applied = applied;
-    m->payload = NULL;
-    luaL_setmetatable(L, MSG_MT);
-    m->payload = rtmp_buf_copy(payload, h->length);
-    if (!m->payload)
-        luaL_error(L, "out of memory");
-    /* The payload lives outside Lua's heap: let the collector pace itself
-     * as if it had been allocated there, or dead messages (and their
-     * payloads) pile up between collections. */
-    if (h->length >= 1024)
-        lua_gc(L, LUA_GCSTEP, (int)(h->length >> 10));
     if (!is_media(h->type)) {
         lua_newtable(L);
         if (rtmp_is_control(h->type))
@@ -406,7 +411,7 @@ static lmsg *check_msg(lua_State *L, int idx)
 
 static uint8_t payload_byte(const lmsg *m, size_t i)
 {
-    return m->payload && m->payload->len > i ? m->payload->data[i] : 0;
+    return m->len > i ? m->data[i] : 0;
 }
 
 /* Video: legacy frame type in the high nibble; enhanced RTMP sets bit 7
@@ -420,7 +425,7 @@ static int video_frame_type(const lmsg *m)
 static int msg_is_sequence_header(const lmsg *m)
 {
     uint8_t b = payload_byte(m, 0);
-    if (!m->payload || m->payload->len < 2)
+    if (m->len < 2)
         return 0;
     if (m->h.type == RTMP_MSG_VIDEO) {
         if (b & 0x80)
@@ -445,7 +450,7 @@ static int msg_index(lua_State *L)
         if (!strcmp(k, "timestamp")) { lua_pushinteger(L, m->h.timestamp); return 1; }
         if (!strcmp(k, "length")) { lua_pushinteger(L, m->h.length); return 1; }
         if (!strcmp(k, "payload")) {
-            lua_pushlstring(L, m->payload ? (const char *)m->payload->data : "", m->payload ? m->payload->len : 0);
+            lua_pushlstring(L, (const char *)m->data, m->len);
             return 1;
         }
         if (!strcmp(k, "applied")) {
@@ -469,8 +474,8 @@ static int msg_index(lua_State *L)
         }
         if (!strcmp(k, "codec")) {
             uint8_t b = payload_byte(m, 0);
-            if (m->h.type == RTMP_MSG_VIDEO && (b & 0x80) && m->payload->len >= 5)
-                lua_pushlstring(L, (const char *)m->payload->data + 1, 4);
+            if (m->h.type == RTMP_MSG_VIDEO && (b & 0x80) && m->len >= 5)
+                lua_pushlstring(L, (const char *)m->data + 1, 4);
             else if (m->h.type == RTMP_MSG_VIDEO)
                 lua_pushinteger(L, b & 0x0F);
             else if (m->h.type == RTMP_MSG_AUDIO)
@@ -499,14 +504,6 @@ static int msg_newindex(lua_State *L)
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_settable(L, -3);
-    return 0;
-}
-
-static int msg_gc(lua_State *L)
-{
-    lmsg *m = check_msg(L, 1);
-    rtmp_buf_unref(m->payload);
-    m->payload = NULL;
     return 0;
 }
 
@@ -658,8 +655,8 @@ static int conn_send(lua_State *L)
     if (m) {
         h = m->h;
         h.csid = 0;
-        p = m->payload ? m->payload->data : NULL;
-        len = m->payload ? m->payload->len : 0;
+        p = m->data;
+        len = m->len;
     } else {
         p = (const uint8_t *)luaL_checklstring(L, 3, &len);
         if (!t)
@@ -1257,14 +1254,7 @@ static int l_message(lua_State *L)
     if (len > 0xFFFFFF)
         return luaL_argerror(L, 2, "payload longer than 16777215 bytes");
     h.length = (uint32_t)len;
-    lmsg *m = lua_newuserdatauv(L, sizeof *m, 1);
-    m->h = h;
-    m->applied = 0;
-    m->payload = NULL;
-    luaL_setmetatable(L, MSG_MT);
-    m->payload = rtmp_buf_copy(p, len);
-    if (!m->payload)
-        return luaL_error(L, "out of memory");
+    new_msg(L, &h, (const uint8_t *)p, len);
     return 1;
 }
 
@@ -1401,7 +1391,7 @@ static int group_send(lua_State *L)
     h.csid = 0;
     read_hdr(L, lua_isnoneornil(L, 3) ? 0 : 3, &h);
     h.fmt = RTMP_FMT_AUTO;
-    h.length = m->payload ? (uint32_t)m->payload->len : 0;
+    h.length = (uint32_t)m->len;
 
     struct { uint32_t chunk_size, stream_id; rtmp_buf *buf; } cache[GROUP_CACHE];
     int ncache = 0, reached = 0;
@@ -1422,7 +1412,7 @@ static int group_send(lua_State *L)
             if (cache[k].chunk_size == cs && cache[k].stream_id == h.stream_id)
                 buf = cache[k].buf;
         if (!buf) {
-            if (rtmp_chunk_write_fmt0(cs, &h, m->payload ? m->payload->data : NULL, &buf) < 0) {
+            if (rtmp_chunk_write_fmt0(cs, &h, m->data, &buf) < 0) {
                 rtmp_buf_unref(buf);
                 continue;
             }
@@ -1760,7 +1750,7 @@ void rtmp_l_open_net(lua_State *L)
             { "__tostring", conn_tostring }, { NULL, NULL } } },
         { SERVER_MT, NULL, 0, server_index, { { "__close", server_close }, { NULL, NULL } } },
         { MSG_MT, NULL, 0, msg_index,
-          { { "__newindex", msg_newindex }, { "__gc", msg_gc }, { "__tostring", msg_tostring },
+          { { "__newindex", msg_newindex }, { "__tostring", msg_tostring },
             { NULL, NULL } } },
         { GROUP_MT, group_methods, 0, NULL, { { "__len", group_len }, { "__gc", group_gc }, { NULL, NULL } } },
         { SESSION_MT, session_methods, 1, session_index,

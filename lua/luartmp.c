@@ -200,6 +200,11 @@ int main(int argc, char **argv)
         return 1;
     }
     luaL_openlibs(L);
+    /* Message objects carry their payload, so the heap is mostly media:
+     * start a cycle when it has grown 20 % past what the last one kept
+     * (Lua's default waits for 100 %), which keeps a server's memory near
+     * its live data (GOP caches) at little CPU cost. */
+    lua_gc(L, LUA_GCINC, 120, 0, 0);
     set_paths(L, root);
 
     /* arg, as lua(1) builds it: arg[0] the script, arg[1..] its arguments */
