@@ -16,16 +16,6 @@ rtmp_buf *rtmp_buf_new(size_t cap)
     return b;
 }
 
-rtmp_buf *rtmp_buf_copy(const void *p, size_t n)
-{
-    rtmp_buf *b = rtmp_buf_new(n);
-    if (b && n) {
-        memcpy(b->data, p, n);
-        b->len = n;
-    }
-    return b;
-}
-
 rtmp_buf *rtmp_buf_ref(rtmp_buf *b)
 {
     if (b)

@@ -21,9 +21,6 @@ typedef struct rtmp_buf {
 /* New buffer with refs = 1, len = 0 and room for cap bytes; NULL on OOM. */
 rtmp_buf *rtmp_buf_new(size_t cap);
 
-/* New buffer holding a copy of p[0 .. n); NULL on OOM. */
-rtmp_buf *rtmp_buf_copy(const void *p, size_t n);
-
 /* Take one more reference; returns b.  b may be NULL. */
 rtmp_buf *rtmp_buf_ref(rtmp_buf *b);
 

@@ -472,7 +472,6 @@ const char *rtmp_conn_peer(const rtmp_conn *c) { return c->peer; }
 uint64_t rtmp_conn_bytes_written(const rtmp_conn *c) { return c->written; }
 int rtmp_conn_closing(const rtmp_conn *c) { return c->closing; }
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
-rtmp_net *rtmp_conn_net(rtmp_conn *c) { return c->net; }
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cfg; }
 
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }

@@ -84,7 +84,6 @@ uint64_t rtmp_conn_bytes_written(const rtmp_conn *c); /* bytes the socket took *
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the socket */
 int rtmp_conn_closing(const rtmp_conn *c);
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
-rtmp_net *rtmp_conn_net(rtmp_conn *c);
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);
 
 /* Tell the loop the session has new output; it is written before the

@@ -1122,9 +1122,7 @@ static int server_index(lua_State *L)
 
 /* ---- clients ---- */
 
-static void c_open(rtmp_conn *c, void *ud) { (void)c; (void)ud; }
-
-static const rtmp_conn_handler client_handler = { c_open, h_ready, h_message, h_close };
+static const rtmp_conn_handler client_handler = { NULL, h_ready, h_message, h_close };
 
 /* rtmp.parse_url("rtmp://host[:port]/app[/instance...]") ->
  *   { host=, port=, app=, path=, tc_url= } or nil, err.
