@@ -32,6 +32,7 @@ struct rtmp_session {
     uint32_t  last_ack_sent, peer_ack, window_sent, peer_bandwidth;
     int       peer_bandwidth_limit;
     int       hs_kind;        /* RTMP_HS_* of the peer, kept after the handshake */
+    int       hs_verified;    /* the peer's C2/S2 answered our C1/S1, kept after it */
 };
 
 static const char *const auto_names[] = { "ack", "ping", "chunk_size", "abort", "window", "bandwidth" };
@@ -141,6 +142,7 @@ int rtmp_session_start(rtmp_session *s)
 static int finish_handshake(rtmp_session *s)
 {
     s->hs_kind = rtmp_handshake_peer_kind(s->hs);
+    s->hs_verified = rtmp_handshake_peer_verified(s->hs);
     rtmp_handshake_free(s->hs);
     s->hs = NULL;
     s->ready = 1;
@@ -391,6 +393,7 @@ void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info)
     info->peer_bandwidth = s->peer_bandwidth;
     info->peer_bandwidth_limit = s->peer_bandwidth_limit;
     info->hs_peer_kind = s->hs ? rtmp_handshake_peer_kind(s->hs) : s->hs_kind;
+    info->hs_peer_verified = s->hs ? rtmp_handshake_peer_verified(s->hs) : s->hs_verified;
 }
 
 rtmp_reader *rtmp_session_reader(rtmp_session *s)

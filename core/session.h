@@ -124,6 +124,7 @@ typedef struct rtmp_session_info {
     uint32_t peer_bandwidth;         /* last Set Peer Bandwidth received (0: none) */
     int      peer_bandwidth_limit;   /* its limit type, -1 when none/missing */
     int      hs_peer_kind;           /* RTMP_HS_* */
+    int      hs_peer_verified;       /* 1: the peer's C2/S2 answered our C1/S1 (rtmp_handshake_peer_verified) */
 } rtmp_session_info;
 
 void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info);

@@ -891,6 +891,7 @@ static int push_session_field(lua_State *L, rtmp_session *s, const char *k)
         lua_pushstring(L, kinds[info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? info.hs_peer_kind : 0]);
         return 1;
     }
+    if (!strcmp(k, "handshake_verified")) { lua_pushboolean(L, info.hs_peer_verified); return 1; }
     return 0;
 }
 
