@@ -28,6 +28,12 @@
     X(AMF_DEPTH,      "AMF nesting too deep")                                 \
     X(AMF_REFERENCE,  "AMF reference out of range")                           \
     X(AMF_TYPE,       "AMF value of the wrong type")                          \
+    X(AGG_TRUNCATED,  "aggregate sub-message runs past the end of the message") \
+    X(AGG_BACKPTR,    "aggregate back pointer does not match the sub-message") \
+    X(AGG_NESTED,     "aggregate message inside an aggregate")                \
+    X(AGG_CONTROL,    "protocol control message inside an aggregate")         \
+    X(SO_TRUNCATED,   "shared object message truncated")                      \
+    X(SO_ENCODING,    "unsupported shared object encoding byte")              \
     X(STOP,           "stopped by callback")
 
 enum {
