@@ -167,6 +167,24 @@ uint32_t rtmp_reader_chunk_size(const rtmp_reader *r)
     return r->chunk_size;
 }
 
+int rtmp_reader_set_ext_ts_fmt3(rtmp_reader *r, int mode)
+{
+    if (mode != RTMP_EXT_TS_DETECT && mode != RTMP_EXT_TS_SPEC && mode != RTMP_EXT_TS_NEVER)
+        return RTMP_ERR_INVAL;
+    r->cfg.ext_ts_fmt3 = mode;
+    return 0;
+}
+
+void rtmp_reader_set_accept_fresh_fmt(rtmp_reader *r, int on)
+{
+    r->cfg.accept_fresh_fmt = on != 0;
+}
+
+const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r)
+{
+    return &r->cfg;
+}
+
 size_t rtmp_reader_buffered(const rtmp_reader *r)
 {
     return r->buffered;
@@ -489,10 +507,14 @@ typedef struct wstream {
     uint8_t  type;
     uint8_t  ext;        /* last message-starting header had an extended timestamp */
     uint8_t  delta_ok;   /* delta came from a fmt 1/2 header: fmt 3 may repeat it */
+    uint8_t  reset;      /* readers may disagree about this stream (Abort,
+                            unfinished message, fmt 0-2 continuation):
+                            the next automatic header is fmt 0 */
 } wstream;
 
 struct rtmp_writer {
     uint32_t chunk_size;
+    int      ext_fmt3;   /* fmt 3 chunks repeat the extended timestamp */
     wstream *st;
     uint32_t n, cap, last;
 };
@@ -500,8 +522,10 @@ struct rtmp_writer {
 rtmp_writer *rtmp_writer_new(void)
 {
     rtmp_writer *w = calloc(1, sizeof *w);
-    if (w)
+    if (w) {
         w->chunk_size = RTMP_DEFAULT_CHUNK_SIZE;
+        w->ext_fmt3 = 1;
+    }
     return w;
 }
 
@@ -524,6 +548,16 @@ int rtmp_writer_set_chunk_size(rtmp_writer *w, uint32_t size)
 uint32_t rtmp_writer_chunk_size(const rtmp_writer *w)
 {
     return w->chunk_size;
+}
+
+void rtmp_writer_set_ext_ts_fmt3(rtmp_writer *w, int on)
+{
+    w->ext_fmt3 = on != 0;
+}
+
+int rtmp_writer_ext_ts_fmt3(const rtmp_writer *w)
+{
+    return w->ext_fmt3;
 }
 
 /* The state of csid, created blank (*fresh = 1) when unknown; NULL on OOM. */
@@ -554,15 +588,16 @@ static wstream *wstream_get(rtmp_writer *w, uint32_t csid, int *fresh)
 }
 
 /* Append one message as chunks: first chunk of the given fmt carrying
- * tsv (timestamp or delta) in its timestamp field, extended when ext;
- * fmt 3 continuations repeat the extended timestamp. */
+ * tsv (timestamp or delta) in its timestamp field, extended when ext (for
+ * fmt 3: the 4 bytes follow the basic header); fmt 3 continuations repeat
+ * tsv in 4 bytes when cext. */
 static int emit(rtmp_buf **out, uint32_t cs, unsigned fmt, const rtmp_msg_hdr *h,
-                uint32_t tsv, int ext, const uint8_t *payload)
+                uint32_t tsv, int ext, int cext, const uint8_t *payload)
 {
     size_t bl = basic_len(h->csid);
-    size_t xl = ext ? 4 : 0;
+    size_t xl = ext ? 4 : 0, cxl = cext ? 4 : 0;
     size_t nchunks = h->length ? (h->length - 1) / cs + 1 : 1;
-    size_t total = bl + msg_hdr_len[fmt] + xl + h->length + (nchunks - 1) * (bl + xl);
+    size_t total = bl + msg_hdr_len[fmt] + xl + h->length + (nchunks - 1) * (bl + cxl);
     uint8_t *start = rtmp_buf_grow(out, total);
     if (!start)
         return RTMP_ERR_NOMEM;
@@ -595,7 +630,7 @@ static int emit(rtmp_buf **out, uint32_t cs, unsigned fmt, const rtmp_msg_hdr *h
         if (done == h->length)
             break;
         p += put_basic(p, 3, h->csid);
-        if (ext) {
+        if (cext) {
             rtmp_put_be32(p, tsv);
             p += 4;
         }
@@ -614,11 +649,74 @@ static void note_fmt0(wstream *s, const rtmp_msg_hdr *h)
     s->length = h->length;
     s->type = h->type;
     s->stream_id = h->stream_id;
+    s->reset = 0;
 }
 
 static int valid_hdr(const rtmp_msg_hdr *h, const uint8_t *payload)
 {
     return h->csid >= RTMP_MIN_CSID && h->csid <= RTMP_MAX_CSID && (payload || h->length == 0);
+}
+
+/* The fmt a reader-compatible writer picks for h's first chunk on s. */
+static unsigned pick_fmt(const wstream *s, const rtmp_msg_hdr *h, int fresh)
+{
+    if (fresh || s->reset || h->stream_id != s->stream_id || h->timestamp < s->timestamp)
+        return 0;
+    if (h->type != s->type || h->length != s->length)
+        return 1;
+    if (!s->delta_ok || h->timestamp - s->timestamp != s->delta)
+        return 2;
+    return 3;
+}
+
+/* What the first header of h in fmt says: the value of its timestamp
+ * field (*tsv) and whether that is extended (*ext; force_ext writes the
+ * extended form even for a small value).  For fmt 3 the value is the
+ * delta the reader repeats and *ext whether the stream's last header was
+ * extended (the 4 bytes the spec puts after a fmt 3 basic header). */
+static void first_header(const wstream *s, const rtmp_msg_hdr *h, unsigned fmt, int force_ext,
+                         uint32_t *tsv, int *ext)
+{
+    switch (fmt) {
+    case 0:
+        *tsv = h->timestamp;
+        break;
+    case 1:
+    case 2:
+        *tsv = h->timestamp - s->timestamp;
+        break;
+    default:
+        *tsv = s->delta;
+        *ext = s->ext;
+        return;
+    }
+    *ext = force_ext || *tsv >= EXT_TS;
+}
+
+/* Record on s what a reader infers from h's first header in fmt. */
+static void commit(wstream *s, const rtmp_msg_hdr *h, unsigned fmt, uint32_t tsv, int ext)
+{
+    switch (fmt) {
+    case 0:
+        note_fmt0(s, h);
+        s->ext = (uint8_t)ext;
+        break;
+    case 1:
+    case 2:
+        s->timestamp = h->timestamp;
+        s->delta = tsv;
+        s->delta_ok = 1;
+        s->ext = (uint8_t)ext;
+        if (fmt == 1) {
+            s->length = h->length;
+            s->type = h->type;
+        }
+        break;
+    default:
+        /* the reader repeats the previous delta whatever h says */
+        s->timestamp += s->delta;
+        break;
+    }
 }
 
 int rtmp_writer_write(rtmp_writer *w, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out)
@@ -629,47 +727,17 @@ int rtmp_writer_write(rtmp_writer *w, const rtmp_msg_hdr *h, const uint8_t *payl
     wstream *s = wstream_get(w, h->csid, &fresh);
     if (!s)
         return RTMP_ERR_NOMEM;
-    uint32_t delta = h->timestamp - s->timestamp;
-    unsigned fmt = h->fmt;
-    if (fmt == RTMP_FMT_AUTO) {
-        if (fresh || h->stream_id != s->stream_id || h->timestamp < s->timestamp)
-            fmt = 0;
-        else if (h->type != s->type || h->length != s->length)
-            fmt = 1;
-        else if (!s->delta_ok || delta != s->delta)
-            fmt = 2;
-        else
-            fmt = 3;
-    }
-    int rc;
-    switch (fmt) {
-    case 0:
-        rc = emit(out, w->chunk_size, 0, h, h->timestamp, h->timestamp >= EXT_TS, payload);
-        if (rc == 0)
-            note_fmt0(s, h);
-        break;
-    case 1:
-    case 2:
-        rc = emit(out, w->chunk_size, fmt, h, delta, delta >= EXT_TS, payload);
-        if (rc == 0) {
-            s->timestamp = h->timestamp;
-            s->delta = delta;
-            s->delta_ok = 1;
-            s->ext = delta >= EXT_TS;
-            if (fmt == 1) {
-                s->length = h->length;
-                s->type = h->type;
-            }
-        }
-        break;
-    default:
-        /* the reader repeats the previous delta whatever h says */
-        rc = emit(out, w->chunk_size, 3, h, s->delta, s->ext, payload);
-        if (rc == 0)
-            s->timestamp += s->delta;
-        break;
-    }
-    if (rc < 0 && fresh)
+    unsigned fmt = h->fmt == RTMP_FMT_AUTO ? pick_fmt(s, h, fresh) : h->fmt;
+    uint32_t tsv;
+    int ext;
+    first_header(s, h, fmt, 0, &tsv, &ext);
+    int cext = ext && w->ext_fmt3;
+    if (fmt == 3)
+        ext = cext;
+    int rc = emit(out, w->chunk_size, fmt, h, tsv, ext, cext, payload);
+    if (rc == 0)
+        commit(s, h, fmt, tsv, ext);
+    else if (fresh)
         w->n--;
     return rc;
 }
@@ -678,7 +746,8 @@ int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint
 {
     if (chunk_size < 1 || chunk_size > CHUNK_SIZE_MAX || !valid_hdr(h, payload))
         return RTMP_ERR_INVAL;
-    return emit(out, chunk_size, 0, h, h->timestamp, h->timestamp >= EXT_TS, payload);
+    int ext = h->timestamp >= EXT_TS;
+    return emit(out, chunk_size, 0, h, h->timestamp, ext, ext, payload);
 }
 
 int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h)
@@ -691,4 +760,121 @@ int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h)
         return RTMP_ERR_NOMEM;
     note_fmt0(s, h);
     return 0;
+}
+
+void rtmp_writer_reset(rtmp_writer *w, uint32_t csid)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->st[i].csid == csid)
+            w->st[i].reset = 1;
+}
+
+/* ---- one message, chunk by chunk ---- */
+
+int rtmp_writer_begin(rtmp_writer *w, const rtmp_msg_hdr *h, rtmp_wmsg *m)
+{
+    (void)w;
+    if (h->csid < RTMP_MIN_CSID || h->csid > RTMP_MAX_CSID || h->length > 0xFFFFFF
+        || (h->fmt > 3 && h->fmt != RTMP_FMT_AUTO))
+        return RTMP_ERR_INVAL;
+    memset(m, 0, sizeof *m);
+    m->h = *h;
+    return 0;
+}
+
+/* Write one chunk header into p (at least 18 bytes); returns its length.
+ * fmt 0-2 carry the fields of m's message, their timestamp field being
+ * tsv (extended when ext); fmt 3 carries tsv in 4 bytes when ext. */
+static size_t put_chunk_header(uint8_t *p, unsigned fmt, const rtmp_msg_hdr *h, uint32_t tsv, int ext)
+{
+    uint8_t *q = p + put_basic(p, fmt, h->csid);
+    if (fmt <= 2) {
+        rtmp_put_be24(q, ext ? EXT_TS : tsv);
+        q += 3;
+    }
+    if (fmt <= 1) {
+        rtmp_put_be24(q, h->length);
+        q[3] = h->type;
+        q += 4;
+    }
+    if (fmt == 0) {
+        rtmp_put_le32(q, h->stream_id);
+        q += 4;
+    }
+    if (ext) {
+        rtmp_put_be32(q, tsv);
+        q += 4;
+    }
+    return (size_t)(q - p);
+}
+
+int rtmp_writer_chunk(rtmp_writer *w, rtmp_wmsg *m, const uint8_t *payload,
+                      const rtmp_chunk_opts *o, rtmp_buf **out)
+{
+    const rtmp_msg_hdr *h = &m->h;
+    if (m->started && m->sent == h->length)
+        return RTMP_ERR_INVAL;          /* already complete */
+    if ((o->fmt > 3 && o->fmt != RTMP_FMT_AUTO) || (!payload && h->length > m->sent))
+        return RTMP_ERR_INVAL;
+    uint32_t size = o->size ? o->size : w->chunk_size;
+    uint32_t k = h->length - m->sent < size ? h->length - m->sent : size;
+    uint8_t hdr[18];
+    size_t hl;
+    int fresh = 0;
+    wstream *s = wstream_get(w, h->csid, &fresh);
+    if (!s)
+        return RTMP_ERR_NOMEM;
+    unsigned fmt;
+    uint32_t tsv;
+    int ext;
+    if (!m->started) {
+        fmt = o->fmt != RTMP_FMT_AUTO ? o->fmt : h->fmt != RTMP_FMT_AUTO ? h->fmt : pick_fmt(s, h, fresh);
+        first_header(s, h, fmt, o->ext > 0 && fmt <= 2, &tsv, &ext);
+        int hdr_ext = ext;             /* what the stream's state records */
+        if (fmt == 3)
+            ext = o->ext >= 0 ? o->ext : ext && w->ext_fmt3;
+        hl = put_chunk_header(hdr, fmt, h, tsv, ext);
+        uint8_t *p = rtmp_buf_grow(out, hl + k);
+        if (!p) {
+            if (fresh)
+                w->n--;
+            return RTMP_ERR_NOMEM;
+        }
+        m->tsv = tsv;
+        m->ext = (uint8_t)hdr_ext;
+        commit(s, h, fmt, tsv, hdr_ext);
+        m->delta = s->delta;
+        m->started = 1;
+        memcpy(p, hdr, hl);
+        if (k)
+            memcpy(p + hl, payload + m->sent, k);
+    } else {
+        fmt = o->fmt != RTMP_FMT_AUTO ? o->fmt : 3;
+        switch (fmt) {
+        case 0:
+            tsv = h->timestamp;
+            ext = o->ext > 0 || tsv >= EXT_TS;
+            break;
+        case 1:
+        case 2:
+            tsv = m->delta;
+            ext = o->ext > 0 || tsv >= EXT_TS;
+            break;
+        default:
+            tsv = m->tsv;
+            ext = o->ext >= 0 ? o->ext : m->ext && w->ext_fmt3;
+            break;
+        }
+        hl = put_chunk_header(hdr, fmt, h, tsv, ext);
+        uint8_t *p = rtmp_buf_grow(out, hl + k);
+        if (!p)
+            return RTMP_ERR_NOMEM;
+        if (fmt != 3)
+            s->reset = 1;   /* readers differ on a header inside a message */
+        memcpy(p, hdr, hl);
+        memcpy(p + hl, payload + m->sent, k);
+    }
+    (*out)->len += hl + k;
+    m->sent += k;
+    return (int)k;
 }

@@ -120,6 +120,15 @@ ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
 int rtmp_reader_set_chunk_size(rtmp_reader *r, uint32_t size);
 uint32_t rtmp_reader_chunk_size(const rtmp_reader *r);
 
+/* Change a receive-side tolerance of a running reader; it applies from
+ * the next chunk header read (a header already being read keeps the rule
+ * it started with).  set_ext_ts_fmt3: RTMP_ERR_INVAL for an unknown mode. */
+int rtmp_reader_set_ext_ts_fmt3(rtmp_reader *r, int mode);
+void rtmp_reader_set_accept_fresh_fmt(rtmp_reader *r, int on);
+
+/* The reader's current configuration (tolerances included). */
+const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r);
+
 /* Discard the partial message on csid (Abort message).  0 even when there
  * is none.  Called outside the callback while a chunk of that message is
  * arriving, the rest of that chunk is skipped. */
@@ -146,6 +155,14 @@ void rtmp_writer_free(rtmp_writer *w);
 int rtmp_writer_set_chunk_size(rtmp_writer *w, uint32_t size);
 uint32_t rtmp_writer_chunk_size(const rtmp_writer *w);
 
+/* Whether fmt 3 chunks repeat the extended timestamp of the header before
+ * them: 1 (the default, as the spec says) or 0 (left out, the quirk of some
+ * encoders).  Applies to every fmt 3 chunk written afterwards by
+ * rtmp_writer_write and rtmp_writer_chunk (continuations, and the first
+ * chunk of a message sent as fmt 3), not to rtmp_chunk_write_fmt0. */
+void rtmp_writer_set_ext_ts_fmt3(rtmp_writer *w, int on);
+int rtmp_writer_ext_ts_fmt3(const rtmp_writer *w);
+
 /* Append the chunks of one message (h->length bytes of payload) to *out.
  * The first chunk's fmt is chosen against the previous message on
  * h->csid (0 new stream or stream id changed or time went back; 1 same
@@ -169,5 +186,54 @@ int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint
  * means (rtmp_chunk_write_fmt0), so the next compressed header is right.
  * 0, RTMP_ERR_NOMEM or RTMP_ERR_INVAL (bad csid). */
 int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h);
+
+/* Make the next automatically chosen header on csid a fmt 0, which every
+ * reader takes the same way: after an Abort, a message left unfinished, or
+ * anything else that may leave the peer's idea of the chunk stream
+ * different from the writer's.  Nothing when csid was never written. */
+void rtmp_writer_reset(rtmp_writer *w, uint32_t csid);
+
+/* One message sent chunk by chunk (rtmp_writer_begin, then
+ * rtmp_writer_chunk until sent == h.length).  Owned by the caller, who
+ * also keeps the payload; other messages, on this csid or others, may be
+ * written between two chunks: what is written is what goes on the wire. */
+typedef struct rtmp_wmsg {
+    rtmp_msg_hdr h;      /* the message; h.fmt: the first chunk's fmt or AUTO */
+    uint32_t sent;       /* payload bytes already written */
+    uint32_t tsv;        /* the first header's timestamp field value (the
+                            timestamp after fmt 0, else the delta) */
+    uint32_t delta;      /* the delta a reader holds after the first header */
+    uint8_t  ext;        /* that header was extended (fmt 3: the stream's last was) */
+    uint8_t  started;    /* the first chunk was written */
+} rtmp_wmsg;
+
+/* What one chunk looks like.  size: payload bytes (0: the writer's chunk
+ * size at the time of the call; the last chunk takes what is left).
+ * fmt: RTMP_FMT_AUTO (first chunk: h.fmt or chosen as rtmp_writer_write
+ * does; later chunks: 3), or 0-3.  ext: -1 default, 1 write the extended
+ * timestamp (fmt 0-2: the extended form even for a small value; fmt 3:
+ * the 4 bytes), 0 leave the 4 bytes out of a fmt 3 chunk (no effect on
+ * fmt 0-2, whose extended form follows the value). */
+typedef struct rtmp_chunk_opts {
+    uint32_t size;
+    uint8_t  fmt;
+    int      ext;
+} rtmp_chunk_opts;
+
+/* Prepare m for h (h->length payload bytes; nothing is written).  0, or
+ * RTMP_ERR_INVAL (csid outside 2..65599, length over 2^24-1, bad fmt). */
+int rtmp_writer_begin(rtmp_writer *w, const rtmp_msg_hdr *h, rtmp_wmsg *m);
+
+/* Append the next chunk of m to *out: the header o asks for, then the next
+ * o->size bytes of payload (the whole payload, the same pointer each
+ * call).  The first chunk updates the writer's state of the csid the way
+ * rtmp_writer_write does.  A later chunk with a fmt 0-2 header repeats the
+ * message's fields (fmt 0 its timestamp, length, type and stream; fmt 1
+ * its delta, length and type; fmt 2 its delta); since readers differ on
+ * such a header, the next automatic header on that csid is then fmt 0.
+ * The payload bytes written (0 only for an empty message), or
+ * RTMP_ERR_INVAL (m complete, bad fmt), RTMP_ERR_NOMEM. */
+int rtmp_writer_chunk(rtmp_writer *w, rtmp_wmsg *m, const uint8_t *payload,
+                      const rtmp_chunk_opts *o, rtmp_buf **out);
 
 #endif

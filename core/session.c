@@ -31,15 +31,21 @@ struct rtmp_session {
     uint32_t  ack_window;
     uint32_t  last_ack_sent, peer_ack, window_sent, peer_bandwidth;
     int       peer_bandwidth_limit;
+    uint32_t  out_limit;      /* output limit in effect from the peer's Set Peer
+                                 Bandwidth (0: none yet), for the reply */
+    int       out_limit_type; /* limit type that set it (-1: none) */
     int       hs_kind;        /* RTMP_HS_* of the peer, kept after the handshake */
     int       hs_verified;    /* the peer's C2/S2 answered our C1/S1, kept after it */
 };
 
-static const char *const auto_names[] = { "ack", "ping", "chunk_size", "abort", "window", "bandwidth" };
+static const char *const auto_names[] = {
+    "ack", "ping", "chunk_size", "abort", "window", "bandwidth", "bandwidth_reply",
+};
+#define N_AUTOS (sizeof auto_names / sizeof auto_names[0])
 
 const char *rtmp_auto_name(unsigned bit)
 {
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < N_AUTOS; i++)
         if (bit == 1u << i)
             return auto_names[i];
     return NULL;
@@ -47,7 +53,7 @@ const char *rtmp_auto_name(unsigned bit)
 
 unsigned rtmp_auto_bit(const char *name)
 {
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < N_AUTOS; i++)
         if (strcmp(name, auto_names[i]) == 0)
             return 1u << i;
     return 0;
@@ -57,7 +63,7 @@ void rtmp_session_config_default(rtmp_session_config *cfg, int role)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->role = role;
-    cfg->autos = RTMP_AUTO_ALL;
+    cfg->autos = RTMP_AUTO_DEFAULT;
     cfg->ack_window = RTMP_DEFAULT_ACK_WINDOW;
     cfg->max_amf_depth = RTMP_AMF0_DEFAULT_DEPTH;
     rtmp_reader_config_default(&cfg->reader);
@@ -77,6 +83,7 @@ rtmp_session *rtmp_session_new(const rtmp_session_config *cfg, const rtmp_sessio
     s->ack_window = cfg->ack_window;
     s->received = s->acked_at = cfg->bytes_in_start;
     s->peer_bandwidth_limit = -1;
+    s->out_limit_type = -1;
     s->reader = rtmp_reader_new(&cfg->reader, on_chunk_message, s);
     s->writer = rtmp_writer_new();
     if (!s->reader || !s->writer) {
@@ -168,6 +175,32 @@ static int maybe_ack(rtmp_session *s)
     return rtmp_session_send_ack(s, (uint32_t)s->received);
 }
 
+/* RTMP 1.0 5.4.5: the limit a Set Peer Bandwidth puts in effect (hard:
+ * its window; soft: the smaller of its window and the limit in effect;
+ * dynamic: as hard if the previous limit was hard, else ignored; a
+ * missing limit-type byte counts as hard), answered with Window Ack Size
+ * when it differs from the last window we sent.  1 when a reply was
+ * queued, 0 when none was due, or a negative error. */
+static int bandwidth_reply(rtmp_session *s, const rtmp_control *c)
+{
+    int type = c->limit < 0 ? 0 : c->limit;
+    uint32_t limit;
+    if (type == 0)
+        limit = c->value;
+    else if (type == 1)
+        limit = s->out_limit && s->out_limit < c->value ? s->out_limit : c->value;
+    else if (type == 2 && s->out_limit_type == 0)
+        limit = c->value, type = 0;
+    else
+        return 0;
+    s->out_limit = limit;
+    s->out_limit_type = type;
+    if (limit == s->window_sent)
+        return 0;
+    int rc = rtmp_session_send_window(s, limit);
+    return rc < 0 ? rc : 1;
+}
+
 static int apply_control(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned *applied)
 {
     rtmp_control c;
@@ -198,6 +231,13 @@ static int apply_control(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *
         }
         break;
     case RTMP_MSG_SET_PEER_BANDWIDTH:
+        if (s->autos & RTMP_AUTO_BANDWIDTH_REPLY) {
+            int rc = bandwidth_reply(s, &c);
+            if (rc < 0)
+                return rc;
+            if (rc > 0)
+                *applied |= RTMP_AUTO_BANDWIDTH_REPLY;
+        }
         if (s->autos & RTMP_AUTO_BANDWIDTH) {
             s->peer_bandwidth = c.value;
             s->peer_bandwidth_limit = c.limit;
@@ -356,6 +396,27 @@ int rtmp_session_send_user_control(rtmp_session *s, uint16_t event, int nfields,
 {
     uint8_t p[10];
     return send_control(s, RTMP_MSG_USER_CONTROL, p, rtmp_control_user(p, event, nfields, v1, v2));
+}
+
+int rtmp_session_send_abort(rtmp_session *s, uint32_t csid)
+{
+    uint8_t p[4];
+    int rc = send_control(s, RTMP_MSG_ABORT, p, rtmp_control_u32(p, csid));
+    if (rc == 0)
+        rtmp_writer_reset(s->writer, csid);
+    return rc;
+}
+
+int rtmp_session_begin(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_wmsg *m)
+{
+    return rtmp_writer_begin(s->writer, h, m);
+}
+
+int rtmp_session_chunk(rtmp_session *s, rtmp_wmsg *m, const uint8_t *payload, const rtmp_chunk_opts *o)
+{
+    rtmp_buf **b = out_buf(s);
+    size_t before = *b ? (*b)->len : 0;
+    return count_out(s, b, before, rtmp_writer_chunk(s->writer, m, payload, o, b));
 }
 
 rtmp_outq *rtmp_session_output(rtmp_session *s)

@@ -19,8 +19,9 @@
 #include "control.h"
 #include "handshake.h"
 
-/* The engine's automatic behaviours, each on by default and switchable
- * per connection.  The message callback is told which ones it applied. */
+/* The engine's automatic behaviours, switchable per connection; all but
+ * RTMP_AUTO_BANDWIDTH_REPLY are on by default (RTMP_AUTO_DEFAULT).  The
+ * message callback is told which ones it applied. */
 enum {
     RTMP_AUTO_ACK        = 1 << 0,  /* send Acknowledgement when the peer's window is reached */
     RTMP_AUTO_PING       = 1 << 1,  /* answer PingRequest with PingResponse */
@@ -28,11 +29,18 @@ enum {
     RTMP_AUTO_ABORT      = 1 << 3,  /* apply the peer's Abort to the reader */
     RTMP_AUTO_WINDOW     = 1 << 4,  /* record the peer's Window Ack Size as our ack window */
     RTMP_AUTO_BANDWIDTH  = 1 << 5,  /* record the peer's Set Peer Bandwidth */
-    RTMP_AUTO_ALL        = 0x3F,
+    RTMP_AUTO_BANDWIDTH_REPLY = 1 << 6, /* answer Set Peer Bandwidth with Window Ack
+                                       Size when the limit it sets differs from the
+                                       last window we sent (RTMP 1.0 5.4.5 SHOULD;
+                                       off by default: FFmpeg, librtmp and
+                                       nginx-rtmp never answer) */
+    RTMP_AUTO_ALL        = 0x7F,
+    RTMP_AUTO_DEFAULT    = RTMP_AUTO_ALL & ~RTMP_AUTO_BANDWIDTH_REPLY,
 };
 
 /* Name of one RTMP_AUTO_* bit ("ack", "ping", "chunk_size", "abort",
- * "window", "bandwidth"), and the bit for a name (0 when unknown). */
+ * "window", "bandwidth", "bandwidth_reply"), and the bit for a name (0
+ * when unknown). */
 const char *rtmp_auto_name(unsigned bit);
 unsigned rtmp_auto_bit(const char *name);
 
@@ -100,6 +108,17 @@ int rtmp_session_send_ack(rtmp_session *s, uint32_t sequence);
 int rtmp_session_send_window(rtmp_session *s, uint32_t window);
 int rtmp_session_send_peer_bandwidth(rtmp_session *s, uint32_t window, int limit);
 int rtmp_session_send_user_control(rtmp_session *s, uint16_t event, int nfields, uint32_t v1, uint32_t v2);
+
+/* Abort message (type 2) for csid, on csid 2; the writer's next automatic
+ * header on csid is then fmt 0 (rtmp_writer_reset).  0 or RTMP_ERR_NOMEM. */
+int rtmp_session_send_abort(rtmp_session *s, uint32_t csid);
+
+/* One message chunk by chunk through the session's writer (see
+ * rtmp_writer_begin and rtmp_writer_chunk); the chunk is queued like any
+ * other output.  begin: 0 or RTMP_ERR_INVAL; chunk: payload bytes sent,
+ * or RTMP_ERR_INVAL/NOMEM. */
+int rtmp_session_begin(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_wmsg *m);
+int rtmp_session_chunk(rtmp_session *s, rtmp_wmsg *m, const uint8_t *payload, const rtmp_chunk_opts *o);
 
 /* The output queue, holding every byte queued so far, in order.  The
  * owner writes from it and consumes what was written. */
