@@ -28,6 +28,7 @@
     X(AMF_DEPTH,      "AMF nesting too deep")                                 \
     X(AMF_REFERENCE,  "AMF reference out of range")                           \
     X(AMF_TYPE,       "AMF value of the wrong type")                          \
+    X(AMF_EXTERNALIZABLE, "AMF3 externalizable class without a handler")      \
     X(AGG_TRUNCATED,  "aggregate sub-message runs past the end of the message") \
     X(AGG_BACKPTR,    "aggregate back pointer does not match the sub-message") \
     X(AGG_NESTED,     "aggregate message inside an aggregate")                \
