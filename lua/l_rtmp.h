@@ -20,6 +20,27 @@ void rtmp_l_open_chunk(lua_State *L);     /* rtmp.reader, rtmp.writer (Lua-owned
 void rtmp_l_open_handshake(lua_State *L); /* rtmp.handshake (Lua-owned, for tests and tools) */
 void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run, rtmp.timer, rtmp.group, ... */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
+void rtmp_l_open_send(lua_State *L);      /* the rtmp.outgoing metatable (l_send.c) */
+
+/* Raw sending and tolerances (l_send.c), in l_net.c's sending_methods:
+ * conn:option, conn:abort, conn:begin, conn:send_chunks. */
+int rtmp_l_conn_option(lua_State *L);
+int rtmp_l_conn_abort(lua_State *L);
+int rtmp_l_conn_begin(lua_State *L);
+int rtmp_l_conn_send_chunks(lua_State *L);
+
+/* From l_net.c, for the other parts.  rtmp_l_target: the session behind
+ * the connection or socket-free session at idx (for a connection also
+ * *cp), or NULL after pushing nil, "closed" [-0, +(0|2), e].  rtmp_l_sent:
+ * after queuing, wake the connection's writer and push true, or nil, err
+ * when rc < 0; returns the number pushed [-0, +(1|2), -].  rtmp_l_read_hdr:
+ * fill h from the header table at t (0: none) as conn:send does [-0, +0, e]. */
+struct rtmp_session;
+struct rtmp_conn;
+struct rtmp_msg_hdr;
+struct rtmp_session *rtmp_l_target(lua_State *L, int idx, struct rtmp_conn **cp);
+int rtmp_l_sent(lua_State *L, struct rtmp_conn *c, int rc);
+void rtmp_l_read_hdr(lua_State *L, int t, struct rtmp_msg_hdr *h);
 
 
 

@@ -31,5 +31,6 @@ int luaopen_rtmp(lua_State *L)
     rtmp_l_open_chunk(L);
     rtmp_l_open_handshake(L);
     rtmp_l_open_net(L);
+    rtmp_l_open_send(L);
     return 1;
 }
