@@ -855,8 +855,17 @@ static const luaL_Reg sending_methods[] = {
     { "ack", conn_ack },
     { "raw", conn_raw },
     { "auto", conn_auto },
+    { "option", rtmp_l_conn_option },
+    { "abort", rtmp_l_conn_abort },
+    { "begin", rtmp_l_conn_begin },
+    { "send_chunks", rtmp_l_conn_send_chunks },
     { NULL, NULL },
 };
+
+/* For the other parts of the binding (declared in l_rtmp.h). */
+rtmp_session *rtmp_l_target(lua_State *L, int idx, rtmp_conn **cp) { return target(L, idx, cp); }
+int rtmp_l_sent(lua_State *L, rtmp_conn *c, int rc) { return sent(L, c, rc); }
+void rtmp_l_read_hdr(lua_State *L, int t, rtmp_msg_hdr *h) { read_hdr(L, t, h); }
 
 static const luaL_Reg conn_methods[] = {
     { "close", conn_close },
@@ -1055,18 +1064,9 @@ static int l_listen(lua_State *L)
         lua_insert(L, -2);
         lua_rawseti(L, -2, 1);
     }
-    { "option", rtmp_l_conn_option },
-    { "abort", rtmp_l_conn_abort },
-    { "begin", rtmp_l_conn_begin },
-    { "send_chunks", rtmp_l_conn_send_chunks },
     int addrs = lua_gettop(L);
 
     lserver *srv = lua_newuserdatauv(L, sizeof *srv, 1);
-/* For the other parts of the binding (declared in l_rtmp.h). */
-rtmp_session *rtmp_l_target(lua_State *L, int idx, rtmp_conn **cp) { return target(L, idx, cp); }
-int rtmp_l_sent(lua_State *L, rtmp_conn *c, int rc) { return sent(L, c, rc); }
-void rtmp_l_read_hdr(lua_State *L, int t, rtmp_msg_hdr *h) { read_hdr(L, t, h); }
-
     srv->st = st;
     srv->l = NULL;
     srv->handlers = LUA_NOREF;
