@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include "l_rtmp.h"
+#include "../core/aggregate.h"
 #include "../core/chunk.h"
 #include "../core/control.h"
 #include "../core/error.h"
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/sharedobj.h"
 
 #define STATE_KEY "rtmp.state"
 #define CONN_MT "rtmp.conn"
@@ -353,6 +355,185 @@ static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, in
     lua_pop(L, 1);
 }
 
+/* ---- shared objects (19, 16) ---- */
+
+/* [-0, +1, m] decode the one AMF0 value at the start of p[0 .. len) and
+ * push it; *used gets its length.  On malformed input pushes nothing and
+ * returns a negative RTMP_ERR_* code. */
+static int push_one_value(lua_State *L, const uint8_t *p, size_t len, size_t *used, int max_depth)
+{
+    rtmp_amf0_reader r;
+    rtmp_amf0_reader_init(&r, p, len);
+    int rc = rtmp_amf0_skip_value(&r, max_depth);
+    if (rc < 0)
+        return rc;
+    *used = rtmp_amf0_offset(&r);
+    rc = rtmp_l_amf0_push_values(L, p, *used, max_depth);
+    if (rc < 0)
+        return rc;
+    lua_geti(L, -1, 1);
+    lua_remove(L, -2);
+    return 0;
+}
+
+/* [-0, +0, m] set the string p[*off ..] (2-byte length form) as field k
+ * of the table on top. */
+static int so_string_field(lua_State *L, const rtmp_so_event *ev, size_t *off, const char *k)
+{
+    const char *s;
+    size_t n;
+    int rc = rtmp_so_read_string(ev->data, ev->len, off, &s, &n);
+    if (rc < 0)
+        return rc;
+    lua_pushlstring(L, s, n);
+    lua_setfield(L, -2, k);
+    return 0;
+}
+
+/* [-0, +0, m] the fields of one event into the table on top; a negative
+ * code when its data does not have the shape of its type. */
+static int decode_so_event(lua_State *L, const rtmp_so_event *ev, int max_depth)
+{
+    size_t off = 0, used;
+    int rc = 0;
+    switch (ev->type) {
+    case RTMP_SO_REQUEST_CHANGE:
+    case RTMP_SO_CHANGE: {
+        /* key/value pairs; key and value are those of the first, pairs
+         * holds them all when there are several */
+        lua_newtable(L);
+        lua_Integer n = 0;
+        while (off < ev->len) {
+            lua_createtable(L, 2, 0);
+            if ((rc = so_string_field(L, ev, &off, "key")) < 0)
+                break;
+            if ((rc = push_one_value(L, ev->data + off, ev->len - off, &used, max_depth)) < 0)
+                break;
+            off += used;
+            lua_setfield(L, -2, "value");
+            if (n == 0) {
+                lua_getfield(L, -1, "key");
+                lua_setfield(L, -4, "key");
+                lua_getfield(L, -1, "value");
+                lua_setfield(L, -4, "value");
+            }
+            lua_rawseti(L, -2, ++n);
+        }
+        if (rc < 0) {
+            lua_pop(L, 2);
+            return rc;
+        }
+        if (n > 1)
+            lua_setfield(L, -2, "pairs");
+        else
+            lua_pop(L, 1);
+        return 0;
+    }
+    case RTMP_SO_SUCCESS:
+    case RTMP_SO_REMOVE:
+    case RTMP_SO_REQUEST_REMOVE:
+        if (ev->len == 0)
+            return 0;
+        if ((rc = so_string_field(L, ev, &off, "key")) < 0)
+            return rc;
+        if (off < ev->len) {
+            if ((rc = push_one_value(L, ev->data + off, ev->len - off, &used, max_depth)) < 0)
+                return rc;
+            lua_setfield(L, -2, "value");
+            if (off + used != ev->len)
+                return RTMP_ERR_SO_TRUNCATED;
+        }
+        return 0;
+    case RTMP_SO_SEND_MESSAGE: {
+        if ((rc = rtmp_l_amf0_push_values(L, ev->data, ev->len, max_depth)) < 0)
+            return rc;
+        int values = lua_gettop(L);
+        if (lua_geti(L, values, 1) == LUA_TSTRING)
+            lua_setfield(L, -3, "name");
+        else
+            lua_pop(L, 1);
+        lua_getfield(L, values, "n");
+        lua_Integer n = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_createtable(L, n > 1 ? (int)(n - 1) : 0, 1);
+        for (lua_Integer i = 2; i <= n; i++) {
+            lua_geti(L, values, i);
+            lua_seti(L, -2, i - 1);
+        }
+        lua_pushinteger(L, n > 1 ? n - 1 : 0);
+        lua_setfield(L, -2, "n");
+        lua_setfield(L, -3, "args");
+        lua_pop(L, 1);
+        return 0;
+    }
+    case RTMP_SO_STATUS:
+        if ((rc = so_string_field(L, ev, &off, "code")) < 0
+            || (rc = so_string_field(L, ev, &off, "level")) < 0)
+            return rc;
+        return off == ev->len ? 0 : RTMP_ERR_SO_TRUNCATED;
+    default: /* use, release, clear, use_success, unknown: raw data if any */
+        if (ev->len) {
+            lua_pushlstring(L, (const char *)ev->data, ev->len);
+            lua_setfield(L, -2, "data");
+        }
+        return 0;
+    }
+}
+
+/* [-0, +0, m] msg.so = { name, version, flags, persistent, reserved,
+ * events } for the table on top, or msg.decode_error. */
+static void decode_so(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
+{
+    rtmp_so_header sh;
+    int rc = rtmp_so_parse_header(p, h->length, h->type == RTMP_MSG_AMF3_SHARED_OBJECT, &sh);
+    if (rc < 0) {
+        lua_pushstring(L, rtmp_strerror(rc));
+        lua_setfield(L, -2, "decode_error");
+        return;
+    }
+    size_t off = (size_t)rc;
+    lua_createtable(L, 0, 7);
+    lua_pushlstring(L, sh.name, sh.name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, sh.version);
+    lua_setfield(L, -2, "version");
+    lua_pushinteger(L, sh.flags);
+    lua_setfield(L, -2, "flags");
+    lua_pushboolean(L, sh.flags == RTMP_SO_PERSISTENT);
+    lua_setfield(L, -2, "persistent");
+    lua_pushinteger(L, sh.reserved);
+    lua_setfield(L, -2, "reserved");
+    lua_newtable(L);
+    rtmp_so_event ev;
+    lua_Integer n = 0;
+    while ((rc = rtmp_so_next_event(p, h->length, &off, &ev)) > 0) {
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, ev.type);
+        lua_setfield(L, -2, "type");
+        const char *name = rtmp_so_event_name(ev.type);
+        if (name) {
+            lua_pushstring(L, name);
+            lua_setfield(L, -2, "type_name");
+        }
+        int erc = decode_so_event(L, &ev, max_depth);
+        if (erc < 0) {
+            lua_pushstring(L, rtmp_strerror(erc));
+            lua_setfield(L, -2, "decode_error");
+            lua_pushlstring(L, (const char *)ev.data, ev.len);
+            lua_setfield(L, -2, "data");
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    lua_setfield(L, -2, "events");
+    if (rc < 0) {
+        lua_pop(L, 1);
+        lua_pushstring(L, rtmp_strerror(rc));
+        lua_setfield(L, -2, "decode_error");
+        return;
+    }
+    lua_setfield(L, -2, "so");
+}
+
 /* [-0, +1, m] a message object; payload is copied once into a buffer
  * (media is then forwarded from that buffer without further copies). */
 static void push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied,
@@ -367,6 +548,8 @@ static void push_msg(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *payload
         else if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF0_DATA
                  || h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA)
             decode_amf(L, h, payload, max_depth);
+        else if (h->type == RTMP_MSG_AMF0_SHARED_OBJECT || h->type == RTMP_MSG_AMF3_SHARED_OBJECT)
+            decode_so(L, h, payload, max_depth);
         lua_setiuservalue(L, -2, 1);
     }
 }
@@ -437,6 +620,8 @@ static int msg_is_sequence_header(const lmsg *m)
     return 0;
 }
 
+static int msg_split(lua_State *L);
+
 static int msg_index(lua_State *L)
 {
     lmsg *m = check_msg(L, 1);
@@ -470,6 +655,10 @@ static int msg_index(lua_State *L)
         }
         if (!strcmp(k, "sequence_header")) {
             lua_pushboolean(L, msg_is_sequence_header(m));
+            return 1;
+        }
+        if (!strcmp(k, "split")) {
+            lua_pushcfunction(L, msg_split);
             return 1;
         }
         if (!strcmp(k, "codec")) {
@@ -675,25 +864,32 @@ static int conn_send(lua_State *L)
     return ss ? sent(L, c, rtmp_session_send(ss, &h, p)) : 2;
 }
 
-/* conn:command(hdr, name, txn, ...) and conn:data(hdr, ...): AMF0. */
+/* conn:command(hdr, name, txn, ...) and conn:data(hdr, ...): AMF0 values;
+ * conn:command3 / conn:data3 (types 17 / 15, or hdr.type 17 / 15 on the
+ * former): the same values after the format byte 0. */
 static int send_amf(lua_State *L, uint8_t type)
 {
     int t = lua_isnoneornil(L, 2) ? 0 : 2;
     rtmp_msg_hdr h = { .type = type };
     read_hdr(L, t, &h);
     int top = lua_gettop(L);
-    if (type == RTMP_MSG_AMF0_COMMAND) {
+    if (type == RTMP_MSG_AMF0_COMMAND || type == RTMP_MSG_AMF3_COMMAND) {
         luaL_checkstring(L, 3);
         luaL_checknumber(L, 4);
     }
+    int format_byte = h.type == RTMP_MSG_AMF3_COMMAND || h.type == RTMP_MSG_AMF3_DATA;
     rtmp_buf *out = NULL;
-    if (top >= 3) {
+    if (top >= 3 || format_byte) {
         /* Encode into a buffer owned by a to-be-closed slot so an
          * encoding error (it raises) does not leak it. */
         rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
         *slot = NULL;
         luaL_setmetatable(L, BUFSLOT_MT);
-        rtmp_l_amf0_encode_values(L, 3, top, slot, RTMP_DEFAULT_AMF_DEPTH);
+        static const uint8_t format0 = 0;
+        if (format_byte && rtmp_buf_append(slot, &format0, 1) < 0)
+            return luaL_error(L, "out of memory");
+        if (top >= 3)
+            rtmp_l_amf0_encode_values(L, 3, top, slot, RTMP_DEFAULT_AMF_DEPTH);
         out = *slot;
         *slot = NULL;
         lua_pop(L, 1);
@@ -712,6 +908,8 @@ static int send_amf(lua_State *L, uint8_t type)
 
 static int conn_command(lua_State *L) { return send_amf(L, RTMP_MSG_AMF0_COMMAND); }
 static int conn_data(lua_State *L) { return send_amf(L, RTMP_MSG_AMF0_DATA); }
+static int conn_command3(lua_State *L) { return send_amf(L, RTMP_MSG_AMF3_COMMAND); }
+static int conn_data3(lua_State *L) { return send_amf(L, RTMP_MSG_AMF3_DATA); }
 
 static uint32_t check_u32(lua_State *L, int idx)
 {
@@ -848,6 +1046,8 @@ static const luaL_Reg sending_methods[] = {
     { "send", conn_send },
     { "command", conn_command },
     { "data", conn_data },
+    { "command3", conn_command3 },
+    { "data3", conn_data3 },
     { "set_chunk_size", conn_set_chunk_size },
     { "set_window_ack_size", conn_window_ack_size },
     { "set_peer_bandwidth", conn_peer_bandwidth },
@@ -1263,6 +1463,236 @@ static int l_message(lua_State *L)
         return luaL_argerror(L, 2, "payload longer than 16777215 bytes");
     h.length = (uint32_t)len;
     new_msg(L, &h, (const uint8_t *)p, len);
+    return 1;
+}
+
+/* msg:split([opts]) -> array of the sub-messages of an aggregate, or
+ * nil, message, code.  opts.strict: strict reading (core/aggregate.h).
+ * Each sub-message is a message object with the aggregate's csid, fmt
+ * and stream id and its adjusted timestamp; data is decoded as usual. */
+static int msg_split(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    int strict = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "strict");
+        strict = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (m->h.type != RTMP_MSG_AGGREGATE)
+        return luaL_argerror(L, 1, "not an aggregate message");
+    lua_newtable(L);
+    rtmp_agg_iter it;
+    rtmp_agg_sub sub;
+    rtmp_agg_init(&it, m->data, m->len, m->h.timestamp, strict);
+    int rc;
+    lua_Integer n = 0;
+    while ((rc = rtmp_agg_next(&it, &sub)) > 0) {
+        rtmp_msg_hdr h = m->h;
+        h.type = sub.type;
+        h.timestamp = sub.timestamp;
+        h.length = sub.size;
+        push_msg(L, &h, sub.data, 0, RTMP_DEFAULT_AMF_DEPTH);
+        lua_rawseti(L, -2, ++n);
+    }
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s (sub-message %d at byte %d)", rtmp_strerror(rc), (int)n + 1, (int)it.off);
+        lua_pushstring(L, rtmp_errname(rc));
+        return 3;
+    }
+    return 1;
+}
+
+/* rtmp.aggregate(msgs [, hdr]) -> one aggregate message holding msgs (an
+ * array of message objects) in order.  Its timestamp and stream default
+ * to the first message's; each sub-message carries its own timestamp, so
+ * a reader adjusting against the aggregate's gets them back unchanged. */
+static int l_aggregate(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    luaL_argcheck(L, n > 0, 1, "no messages");
+    size_t total = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lmsg *s = luaL_testudata(L, -1, MSG_MT);
+        if (!s)
+            return luaL_error(L, "bad message #%d (message object expected)", (int)i);
+        if (s->h.type == RTMP_MSG_AGGREGATE)
+            return luaL_error(L, "bad message #%d (an aggregate cannot hold an aggregate)", (int)i);
+        total += RTMP_AGG_SUB_HEADER + s->len + RTMP_AGG_BACKPTR;
+        if (total > 0xFFFFFF)
+            return luaL_error(L, "aggregate longer than 16777215 bytes");
+        lua_pop(L, 1);
+    }
+    lua_geti(L, 1, 1);
+    lmsg *first = lua_touserdata(L, -1);
+    rtmp_msg_hdr h = { .type = RTMP_MSG_AGGREGATE, .timestamp = first->h.timestamp,
+                       .stream_id = first->h.stream_id };
+    lua_pop(L, 1);
+    read_hdr(L, lua_isnoneornil(L, 2) ? 0 : 2, &h);
+    h.type = RTMP_MSG_AGGREGATE;
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = NULL;
+    luaL_setmetatable(L, BUFSLOT_MT);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lmsg *s = lua_touserdata(L, -1);
+        if (rtmp_agg_put(slot, s->h.type, s->h.timestamp, 0, s->data, s->len) < 0)
+            return luaL_error(L, "out of memory");
+        lua_pop(L, 1);
+    }
+    h.length = (uint32_t)(*slot)->len;
+    new_msg(L, &h, (*slot)->data, (*slot)->len);
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 1;
+}
+
+/* rtmp.shared_object{ name=, version=, persistent= | flags=, reserved=,
+ * amf3 = (type 16: leading encoding byte), events = { {type=, ...}, ... } }
+ * -> the message body, to send with conn:send({ type = "shared_object" }
+ * (or "shared_object3" when amf3), body).  Event fields as msg.so has
+ * them (key, value, pairs, name, args, code, level); data = raw bytes
+ * replaces what the fields would give. */
+static int l_shared_object(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);  /* 2 */
+    *slot = NULL;
+    luaL_setmetatable(L, BUFSLOT_MT);
+    rtmp_buf **ev = lua_newuserdatauv(L, sizeof *ev, 0);      /* 3: one event's data */
+    *ev = NULL;
+    luaL_setmetatable(L, BUFSLOT_MT);
+
+    lua_getfield(L, 1, "amf3");
+    int amf3 = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "name");
+    size_t nlen;
+    const char *name = luaL_optlstring(L, -1, "", &nlen);
+    lua_getfield(L, 1, "persistent");
+    uint32_t flags = lua_toboolean(L, -1) ? RTMP_SO_PERSISTENT : 0;
+    lua_pop(L, 1);
+    flags = opt_field_u32(L, 1, "flags", flags);
+    uint32_t version = opt_field_u32(L, 1, "version", 0);
+    uint32_t reserved = opt_field_u32(L, 1, "reserved", 0);
+    int rc = rtmp_so_put_header(slot, amf3, name, nlen, version, flags, reserved);
+    if (rc == RTMP_ERR_INVAL)
+        return luaL_error(L, "shared object name longer than 65535 bytes");
+    if (rc < 0)
+        return luaL_error(L, "out of memory");
+    lua_pop(L, 2);
+
+    if (lua_getfield(L, 1, "events") != LUA_TNIL) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        int events = lua_gettop(L);
+        lua_Integer n = luaL_len(L, events);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, events, i);
+            int e = lua_gettop(L);
+            if (!lua_istable(L, e))
+                return luaL_error(L, "bad event #%d (table expected)", (int)i);
+            lua_getfield(L, e, "type");
+            int type = lua_type(L, -1) == LUA_TSTRING ? rtmp_so_event_type(lua_tostring(L, -1))
+                                                      : (int)luaL_optinteger(L, -1, -1);
+            if (type < 0 || type > 255)
+                return luaL_error(L, "bad event #%d (unknown type)", (int)i);
+            lua_pop(L, 1);
+            if ((*ev))
+                (*ev)->len = 0;
+            int w = 0;
+            if (lua_getfield(L, e, "data") != LUA_TNIL) {
+                size_t dl;
+                const char *d = luaL_checklstring(L, -1, &dl);
+                w = rtmp_buf_append(ev, d, dl);
+            } else {
+                switch (type) {
+                case RTMP_SO_REQUEST_CHANGE:
+                case RTMP_SO_CHANGE:
+                    if (lua_getfield(L, e, "pairs") != LUA_TNIL) {
+                        lua_Integer np = luaL_len(L, -1);
+                        for (lua_Integer j = 1; j <= np && w >= 0; j++) {
+                            lua_geti(L, -1, j);
+                            luaL_checktype(L, -1, LUA_TTABLE);
+                            lua_getfield(L, -1, "key");
+                            size_t kl;
+                            const char *k = luaL_checklstring(L, -1, &kl);
+                            w = rtmp_so_put_string(ev, k, kl);
+                            lua_getfield(L, -2, "value");
+                            int top = lua_gettop(L);
+                            rtmp_l_amf0_encode_values(L, top, top, ev, RTMP_DEFAULT_AMF_DEPTH);
+                            lua_pop(L, 3);
+                        }
+                        lua_pop(L, 1);
+                        break;
+                    }
+                    lua_pop(L, 1);
+                    /* fall through */ /* to one key and its value */
+                case RTMP_SO_SUCCESS:
+                case RTMP_SO_REMOVE:
+                case RTMP_SO_REQUEST_REMOVE: {
+                    lua_getfield(L, e, "key");
+                    size_t kl;
+                    const char *k = luaL_checklstring(L, -1, &kl);
+                    w = rtmp_so_put_string(ev, k, kl);
+                    if (lua_getfield(L, e, "value") != LUA_TNIL || type == RTMP_SO_CHANGE
+                        || type == RTMP_SO_REQUEST_CHANGE) {
+                        int top = lua_gettop(L);
+                        rtmp_l_amf0_encode_values(L, top, top, ev, RTMP_DEFAULT_AMF_DEPTH);
+                    }
+                    lua_pop(L, 2);
+                    break;
+                }
+                case RTMP_SO_SEND_MESSAGE: {
+                    lua_getfield(L, e, "name");
+                    int first = lua_gettop(L);
+                    luaL_checkstring(L, first);
+                    if (lua_getfield(L, e, "args") != LUA_TNIL) {
+                        luaL_checktype(L, -1, LUA_TTABLE);
+                        lua_getfield(L, -1, "n");
+                        lua_Integer na = lua_isnil(L, -1) ? luaL_len(L, -2) : luaL_checkinteger(L, -1);
+                        lua_pop(L, 1);
+                        luaL_checkstack(L, (int)na + 2, "too many arguments");
+                        int args = lua_gettop(L);
+                        for (lua_Integer j = 1; j <= na; j++)
+                            lua_geti(L, args, j);
+                        lua_remove(L, args);
+                    } else {
+                        lua_pop(L, 1);
+                    }
+                    rtmp_l_amf0_encode_values(L, first, lua_gettop(L), ev, RTMP_DEFAULT_AMF_DEPTH);
+                    lua_settop(L, first - 1);
+                    break;
+                }
+                case RTMP_SO_STATUS: {
+                    lua_getfield(L, e, "code");
+                    lua_getfield(L, e, "level");
+                    size_t cl, ll;
+                    const char *c = luaL_checklstring(L, -2, &cl);
+                    const char *l = luaL_checklstring(L, -1, &ll);
+                    w = rtmp_so_put_string(ev, c, cl);
+                    if (w >= 0)
+                        w = rtmp_so_put_string(ev, l, ll);
+                    lua_pop(L, 2);
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+            lua_settop(L, e);
+            if (w == RTMP_ERR_INVAL)
+                return luaL_error(L, "bad event #%d (string longer than 65535 bytes)", (int)i);
+            if (w < 0 || rtmp_so_put_event(slot, (uint8_t)type, *ev ? (*ev)->data : NULL,
+                                           *ev ? (*ev)->len : 0) < 0)
+                return luaL_error(L, "out of memory");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
     return 1;
 }
 
@@ -1706,6 +2136,8 @@ static const luaL_Reg net_funcs[] = {
     { "connect", l_connect },
     { "parse_url", l_parse_url },
     { "message", l_message },
+    { "aggregate", l_aggregate },
+    { "shared_object", l_shared_object },
     { "group", l_group },
     { "timer", l_timer },
     { "run", l_run },
