@@ -1,0 +1,45 @@
+-- AMF3 command and data messages (types 17 and 15): the format byte 0
+-- before AMF0 values, written by conn:command3/data3 (or hdr.type 17/15)
+-- and skipped when decoding.
+local T = require "support.msgs"
+local rtmp = require "rtmp"
+
+describe("AMF3 command and data messages", function()
+  it("are written with the format byte 0 before the AMF0 values", function()
+    local s = T.session()
+    assert(s:command3(nil, "hello", 2, rtmp.null, "x"))
+    assert(s:command({ type = 17, csid = 4 }, "again", 3))
+    assert(s:data3(nil, "onTextData", 1))
+    assert(s:data({ type = "data3" }))
+    local r = rtmp.reader{}
+    local got = assert(r:feed(s:output()))
+    assert.are.equal(4, #got)
+    assert.are.same({ 17, 3 }, { got[1].type, got[1].csid })
+    assert.are.equal(T.hex("\0" .. T.str("hello") .. T.num(2) .. T.null .. T.str("x")), T.hex(got[1].payload))
+    assert.are.same({ 17, 4 }, { got[2].type, got[2].csid })
+    assert.are.equal(T.hex("\0" .. T.str("again") .. T.num(3)), T.hex(got[2].payload))
+    assert.are.same({ 15, 5 }, { got[3].type, got[3].csid })
+    assert.are.equal(T.hex("\0" .. T.str("onTextData") .. T.num(1)), T.hex(got[3].payload))
+    assert.are.equal("\0", got[4].payload)
+    -- type 20 / 18 stay without it
+    assert(s:command(nil, "plain", 4))
+    assert.are.equal(T.hex(T.str("plain") .. T.num(4)), T.hex(assert(r:feed(s:output()))[1].payload))
+    assert.has_error(function() s:command3(nil) end)
+  end)
+
+  it("decode at every split size with name, txn, args and values", function()
+    local body17 = "\0" .. T.str("call") .. T.num(5) .. T.null .. T.str("arg")
+    local body15 = "\0" .. T.str("onMeta") .. T.num(1)
+    local bytes = T.chunked{
+      { csid = 3, type = 17, stream = 0, timestamp = 0, payload = body17 },
+      { csid = 5, type = 15, stream = 1, timestamp = 40, payload = body15 },
+    }
+    T.every_split(bytes, function(msgs, size)
+      assert.are.equal(2, #msgs, "split size " .. size)
+      local c, d = msgs[1], msgs[2]
+      assert.are.same({ "command3", "call", 5.0, "arg" }, { c.type_name, c.name, c.txn, c.args[2] })
+      assert.are.equal(rtmp.null, c.args[1])
+      assert.are.same({ "data3", "onMeta", 2 }, { d.type_name, d.name, d.values.n })
+    end)
+  end)
+end)
