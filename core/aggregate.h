@@ -17,6 +17,13 @@
  * aggregate's timestamp, which sums to the same value.  Here:
  *     adjusted = aggregate + (own - first)   (all modulo 2^32)
  * so the first sub-message lands exactly on the aggregate's timestamp.
+ * Where the peers differ from this (and from the spec): FFmpeg treats a
+ * first sub-message timestamp of 0 as "not seen yet", so in an aggregate
+ * whose first sub-message is at 0 it puts the second one on the
+ * aggregate's time too and every later one early by the same step;
+ * nginx-rtmp gives each sub-message its own 3-byte stream id instead of
+ * the aggregate's, and hands a sub-message of type 22 back to its own
+ * message dispatcher (recursion bounded only by the message size).
  *
  * Strict and lenient reading.  Both refuse a sub-message whose header or
  * data runs past the payload (AGG_TRUNCATED) and a nested aggregate

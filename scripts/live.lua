@@ -312,12 +312,34 @@ local function on_media(conn, msg)
     s.players:send(msg)
 end
 
+-- A published aggregate (type 22): split, and each sub-message goes the
+-- way it would have gone alone (on_media hook, GOP cache, fan-out; or the
+-- data path), so players and late joiners get plain audio and video.
+local function on_aggregate(conn, msg)
+    if not publishing(conn, msg) then return end
+    local subs, err = msg:split()
+    if not subs then
+        conn:log("warn", "aggregate dropped: %s", err)
+        return
+    end
+    for _, m in ipairs(subs) do
+        local t = m.type
+        if t == 8 or t == 9 then
+            on_media(conn, m)
+        elseif t == 18 or t == 15 then
+            on_data(conn, m)
+        end
+    end
+end
+
 -- ---- dispatch ----
 
 function M.on_message(conn, msg)
     local kind = msg.type_name
-    if kind == "audio" or kind == "video" or kind == "aggregate" then
+    if kind == "audio" or kind == "video" then
         return on_media(conn, msg)
+    elseif kind == "aggregate" then
+        return on_aggregate(conn, msg)
     elseif kind == "command" or kind == "command3" then
         if msg.decode_error then
             conn:log("warn", "undecodable command: %s", msg.decode_error)
