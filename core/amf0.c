@@ -6,6 +6,7 @@
  * end - p before touching them.
  */
 #include "amf0.h"
+#include "amf3.h"
 #include "error.h"
 
 #include <string.h>
@@ -107,6 +108,29 @@ int rtmp_amf0_read_string(rtmp_amf0_reader *r, const char **s, size_t *len)
     *len = n;
     r->p += head + n;
     return m;
+}
+
+int rtmp_amf0_read_xml_document(rtmp_amf0_reader *r, const char **s, size_t *len)
+{
+    int rc = expect(r, RTMP_AMF0_XML_DOCUMENT, 5);
+    if (rc < 0)
+        return rc;
+    size_t n = rtmp_get_be32(r->p + 1);
+    if ((size_t)(r->end - r->p) - 5 < n)
+        return RTMP_ERR_AMF_TRUNCATED;
+    *s = (const char *)r->p + 5;
+    *len = n;
+    r->p += 5 + n;
+    return 0;
+}
+
+int rtmp_amf0_read_avmplus(rtmp_amf0_reader *r)
+{
+    int rc = expect(r, RTMP_AMF0_AVMPLUS, 1);
+    if (rc < 0)
+        return rc;
+    r->p++;
+    return 0;
 }
 
 int rtmp_amf0_read_date(rtmp_amf0_reader *r, double *ms, int16_t *tz)
@@ -256,6 +280,18 @@ static int skip(rtmp_amf0_reader *r, int depth)
         return rtmp_amf0_read_date(r, &d, &tz);
     case RTMP_AMF0_REFERENCE:
         return rtmp_amf0_read_reference(r, &ref);
+    case RTMP_AMF0_XML_DOCUMENT:
+        return rtmp_amf0_read_xml_document(r, &s, &n);
+    case RTMP_AMF0_AVMPLUS: {
+        rtmp_amf3_reader r3;
+        if ((rc = rtmp_amf0_read_avmplus(r)) < 0)
+            return rc;
+        rtmp_amf3_reader_init(&r3, r->p, rtmp_amf0_remaining(r));
+        rc = rtmp_amf3_skip_value(&r3, depth);
+        r->p += rtmp_amf3_offset(&r3);
+        rtmp_amf3_reader_free(&r3);
+        return rc;
+    }
     case RTMP_AMF0_OBJECT:
     case RTMP_AMF0_TYPED_OBJECT:
     case RTMP_AMF0_ECMA_ARRAY:
@@ -406,6 +442,23 @@ int rtmp_amf0_write_date(rtmp_buf **out, double ms, int16_t tz)
     (*out)->len += 11;
     return 0;
 }
+
+int rtmp_amf0_write_xml_document(rtmp_buf **out, const char *s, size_t len)
+{
+    if (len > 0xFFFFFFFFu)
+        return RTMP_ERR_INVAL;
+    uint8_t *w = rtmp_buf_grow(out, 5 + len);
+    if (!w)
+        return RTMP_ERR_NOMEM;
+    w[0] = RTMP_AMF0_XML_DOCUMENT;
+    rtmp_put_be32(w + 1, (uint32_t)len);
+    if (len)
+        memcpy(w + 5, s, len);
+    (*out)->len += 5 + len;
+    return 0;
+}
+
+int rtmp_amf0_write_avmplus(rtmp_buf **out) { return write_byte(out, RTMP_AMF0_AVMPLUS); }
 
 int rtmp_amf0_write_reference(rtmp_buf **out, uint16_t index)
 {

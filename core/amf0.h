@@ -44,9 +44,9 @@ enum {
     RTMP_AMF0_LONG_STRING = 0x0C,
     RTMP_AMF0_UNSUPPORTED = 0x0D,
     RTMP_AMF0_RECORDSET = 0x0E,    /* reserved, never valid */
-    RTMP_AMF0_XML_DOCUMENT = 0x0F, /* not decoded yet: RTMP_ERR_AMF_MARKER */
+    RTMP_AMF0_XML_DOCUMENT = 0x0F, /* 32-bit length and UTF-8 text */
     RTMP_AMF0_TYPED_OBJECT = 0x10,
-    RTMP_AMF0_AVMPLUS = 0x11,      /* switch to AMF3: not decoded yet */
+    RTMP_AMF0_AVMPLUS = 0x11,      /* switch to AMF3 for one value (amf3.h) */
 };
 
 /* Hard ceiling on any nesting bound passed to this module: deeper
@@ -100,6 +100,16 @@ int rtmp_amf0_read_boolean(rtmp_amf0_reader *r, int *v);
  * RTMP_AMF0_LONG_STRING), RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
 int rtmp_amf0_read_string(rtmp_amf0_reader *r, const char **s, size_t *len);
 
+/* An XML document (marker 15, 32-bit length, text pointing into the
+ * input).  0, RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
+int rtmp_amf0_read_xml_document(rtmp_amf0_reader *r, const char **s, size_t *len);
+
+/* The switch to AMF3 (marker 17): consumes the marker only; one AMF3
+ * value follows at r->p, read with an amf3.h reader over the rest of
+ * the input with fresh reference tables.  It does not enter the AMF0
+ * reference table.  0, RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
+int rtmp_amf0_read_avmplus(rtmp_amf0_reader *r);
+
 /* A date: milliseconds since the epoch and the (reserved) time zone.
  * 0, RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
 int rtmp_amf0_read_date(rtmp_amf0_reader *r, double *ms, int16_t *tz);
@@ -144,9 +154,12 @@ static inline int rtmp_amf0_ecma_end_missing(const rtmp_amf0_reader *r) { return
 
 /* Skip one whole value of any supported type, with at most max_depth
  * levels of nested containers (0: scalars only; clamped to
- * RTMP_AMF0_MAX_DEPTH).  References are checked against r->nrefs.
- * 0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE with the
- * reader left where the value started. */
+ * RTMP_AMF0_MAX_DEPTH).  References are checked against r->nrefs.  A
+ * switched AMF3 value is skipped with the levels left (the switch takes
+ * none); only then does this allocate (the AMF3 tables, freed before it
+ * returns).  0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE
+ * (and for AMF3 _TYPE / _EXTERNALIZABLE / NOMEM) with the reader left
+ * where the value started. */
 int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth);
 
 /* Writers: append one item to *out. */
@@ -187,6 +200,12 @@ int rtmp_amf0_write_object_end(rtmp_buf **out);
 
 /* Marker 11, the milliseconds as a double, the 16-bit time zone. */
 int rtmp_amf0_write_date(rtmp_buf **out, double ms, int16_t tz);
+
+/* Marker 15, the 32-bit length and the text (RTMP_ERR_INVAL past 2^32-1). */
+int rtmp_amf0_write_xml_document(rtmp_buf **out, const char *s, size_t len);
+
+/* Marker 17: one AMF3 value must follow. */
+int rtmp_amf0_write_avmplus(rtmp_buf **out);
 
 /* Marker 7 and the zero-based index of an earlier complex value. */
 int rtmp_amf0_write_reference(rtmp_buf **out, uint16_t index);

@@ -61,7 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "l_rtmp.h"
+#include "l_amf.h"
 #include "../core/amf0.h"
 #include "../core/error.h"
 
@@ -69,12 +69,21 @@
 
 /* Registry keys (their addresses). */
 static const char null_key = 'n', undefined_key = 'u', unsupported_key = 'x';
-static const char object_mt_key = 'o', ecma_mt_key = 'e', array_mt_key = 'a', date_mt_key = 'd';
+static const char shared_mt_keys[RTMP_K_COUNT_];  /* their addresses */
 
-/* Table kinds, in the order of kind_names; the first four may share a
- * metatable. */
-enum { K_OBJECT, K_ECMA, K_ARRAY, K_DATE, K_TYPED };
-static const char *const kind_names[] = { "object", "ecma", "array", "date", "typed", NULL };
+/* Table kinds (l_amf.h). */
+#define K_OBJECT RTMP_K_OBJECT
+#define K_ECMA RTMP_K_ECMA
+#define K_ARRAY RTMP_K_ARRAY
+#define K_DATE RTMP_K_DATE
+#define K_TYPED RTMP_K_TYPED
+#define K_XMLDOC RTMP_K_XMLDOC
+#define K_AMF3 RTMP_K_AMF3
+const char *const rtmp_l_amf_kinds[] = {
+    "object", "ecma", "array", "date", "typed", "xmldoc", "xml", "bytearray", "vector_int",
+    "vector_uint", "vector_double", "vector_object", "dictionary", "external", "amf3", NULL,
+};
+#define kind_names rtmp_l_amf_kinds
 
 /* Sentinels */
 
@@ -128,8 +137,7 @@ static int sentinel_marker(lua_State *L, int idx)
  * per-table fields. */
 static void push_shared_mt(lua_State *L, int kind)
 {
-    static const char *const keys[] = { &object_mt_key, &ecma_mt_key, &array_mt_key, &date_mt_key };
-    const char *key = keys[kind];
+    const char *key = &shared_mt_keys[kind];
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
         return;
     lua_pop(L, 1);
@@ -156,6 +164,7 @@ typedef struct dec {
     rtmp_amf0_reader r;
     int refs;      /* stack index of the reference table (1-based) */
     int was_ref;   /* the value just pushed came from a reference */
+    int was_amf3;  /* the value just pushed came switched to AMF3 (0x11) */
 } dec;
 
 static int dec_value(dec *d, int depth);
@@ -178,8 +187,9 @@ static void mark_ref(lua_State *L, int slot, int k)
 static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char *cls, size_t clen)
 {
     lua_State *L = d->L;
-    int t = lua_gettop(L), keys = t + 1, refs = t + 2;
+    int t = lua_gettop(L), keys = t + 1, refs = t + 2, sw = t + 3, kpos = t + 4;
     lua_newtable(L);
+    lua_pushnil(L);
     lua_pushnil(L);
     lua_Integer nkeys = 0;
     int sorted = 1, noend = 0;
@@ -205,13 +215,15 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
         if ((rc = dec_value(d, depth)) < 0)
             return rc;
         if (d->was_ref)
-            mark_ref(L, refs, t + 3);
-        lua_pushvalue(L, t + 3);
+            mark_ref(L, refs, kpos);
+        if (d->was_amf3)
+            mark_ref(L, sw, kpos);
+        lua_pushvalue(L, kpos);
         lua_rawseti(L, keys, ++nkeys);
         lua_rawset(L, t);
     }
     int count_differs = kind == K_ECMA && (lua_Integer)declared != nkeys;
-    if (sorted && lua_isnil(L, refs) && kind != K_TYPED && !count_differs && !noend) {
+    if (sorted && lua_isnil(L, refs) && lua_isnil(L, sw) && kind != K_TYPED && !count_differs && !noend) {
         push_shared_mt(L, kind);
     } else {
         lua_createtable(L, 0, 4);
@@ -224,6 +236,10 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
         if (!lua_isnil(L, refs)) {
             lua_pushvalue(L, refs);
             lua_setfield(L, -2, "__refs");
+        }
+        if (!lua_isnil(L, sw)) {
+            lua_pushvalue(L, sw);
+            lua_setfield(L, -2, "__amf3");
         }
         if (kind == K_TYPED) {
             lua_pushlstring(L, cls, clen);
@@ -247,29 +263,36 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
 static int dec_elements(dec *d, int depth, uint32_t count)
 {
     lua_State *L = d->L;
-    int t = lua_gettop(L), refs = t + 1;
+    int t = lua_gettop(L), refs = t + 1, sw = t + 2;
+    lua_pushnil(L);
     lua_pushnil(L);
     for (uint32_t i = 1; i <= count; i++) {
         int rc = dec_value(d, depth);
         if (rc < 0)
             return rc;
-        if (d->was_ref) {
+        if (d->was_ref || d->was_amf3) {
             lua_pushinteger(L, i);
-            mark_ref(L, refs, lua_gettop(L));
+            mark_ref(L, d->was_ref ? refs : sw, lua_gettop(L));
             lua_pop(L, 1);
         }
         lua_rawseti(L, t, i);
     }
     lua_pushinteger(L, count);
     lua_setfield(L, t, "n");
-    if (lua_isnil(L, refs)) {
+    if (lua_isnil(L, refs) && lua_isnil(L, sw)) {
         push_shared_mt(L, K_ARRAY);
     } else {
-        lua_createtable(L, 0, 2);
+        lua_createtable(L, 0, 3);
         lua_pushstring(L, kind_names[K_ARRAY]);
         lua_setfield(L, -2, "__amf");
-        lua_pushvalue(L, refs);
-        lua_setfield(L, -2, "__refs");
+        if (!lua_isnil(L, refs)) {
+            lua_pushvalue(L, refs);
+            lua_setfield(L, -2, "__refs");
+        }
+        if (!lua_isnil(L, sw)) {
+            lua_pushvalue(L, sw);
+            lua_setfield(L, -2, "__amf3");
+        }
     }
     lua_setmetatable(L, t);
     lua_settop(L, t);
@@ -332,6 +355,28 @@ static int dec_value(dec *d, int depth)
         if ((rc = rtmp_amf0_read_reference(&d->r, &ref)) == 0)
             lua_rawgeti(L, d->refs, (lua_Integer)ref + 1);
         break;
+    case RTMP_AMF0_XML_DOCUMENT:
+        if ((rc = rtmp_amf0_read_xml_document(&d->r, &s, &n)) < 0)
+            break;
+        lua_createtable(L, 0, 1);
+        lua_pushlstring(L, s, n);
+        lua_setfield(L, -2, "xml");
+        push_shared_mt(L, K_XMLDOC);
+        lua_setmetatable(L, -2);
+        break;
+    case RTMP_AMF0_AVMPLUS: {
+        /* One AMF3 value with fresh tables; it does not enter the AMF0
+         * reference table.  The switch itself takes no nesting level. */
+        size_t used = 0;
+        d->r.p++;
+        rc = rtmp_l_amf3_push_value(L, d->r.p, rtmp_amf0_remaining(&d->r), depth, &used);
+        d->r.p += used;
+        if (rc < 0)
+            return rc;
+        d->was_ref = 0;
+        d->was_amf3 = 1;
+        return 0;
+    }
     case RTMP_AMF0_OBJECT:
     case RTMP_AMF0_TYPED_OBJECT:
     case RTMP_AMF0_ECMA_ARRAY:
@@ -370,6 +415,7 @@ static int dec_value(dec *d, int depth)
         return m < 0 ? m : RTMP_ERR_AMF_MARKER;
     }
     d->was_ref = m == RTMP_AMF0_REFERENCE;
+    d->was_amf3 = 0;
     return rc < 0 ? rc : 0;
 }
 
@@ -385,6 +431,7 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
     luaL_checkstack(L, 4, NULL);
     lua_newtable(L);
     lua_newtable(L);
+    lua_pushnil(L);  /* base + 3: positions switched to AMF3 */
     lua_Integer n = 0;
     while (rtmp_amf0_remaining(&d.r) > 0) {
         int rc = dec_value(&d, max_depth);
@@ -394,8 +441,19 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
             return rc;
         }
         lua_rawseti(L, base + 1, ++n);
+        if (d.was_amf3) {
+            lua_pushinteger(L, n);
+            mark_ref(L, base + 3, lua_gettop(L));
+            lua_pop(L, 1);
+        }
     }
-    lua_pop(L, 1);
+    if (!lua_isnil(L, base + 3)) {
+        lua_createtable(L, 0, 1);
+        lua_pushvalue(L, base + 3);
+        lua_setfield(L, -2, "__amf3");
+        lua_setmetatable(L, base + 1);
+    }
+    lua_pop(L, 2);
     lua_pushinteger(L, n);
     lua_setfield(L, -2, "n");
     return 0;
@@ -418,7 +476,11 @@ typedef struct enc {
     uint32_t nrefs;  /* complex values written so far */
 } enc;
 
-static void enc_value(enc *e, int idx, int depth, int as_ref);
+/* enc_value flags: the position was a reference / a switch to AMF3. */
+#define AS_REF 1
+#define AS_AMF3 2
+
+static void enc_value(enc *e, int idx, int depth, int flags);
 
 static void enc_check(enc *e, int rc, const char *what)
 {
@@ -498,7 +560,7 @@ static int other_cmp(const void *a, const void *b)
 }
 
 /* One property: the key string at stack index k, the value at v. */
-static void enc_prop(enc *e, int k, int v, int depth, int refs)
+static void enc_prop(enc *e, int k, int v, int depth, int refs, int sw)
 {
     size_t kn;
     const char *ks = lua_tolstring(e->L, k, &kn);
@@ -506,7 +568,7 @@ static void enc_prop(enc *e, int k, int v, int depth, int refs)
     if (rc == RTMP_ERR_INVAL)
         luaL_error(e->L, "cannot encode a key longer than 65535 bytes as AMF0");
     enc_check(e, rc, "a key");
-    enc_value(e, v, depth, ref_marked(e->L, refs, k));
+    enc_value(e, v, depth, ref_marked(e->L, refs, k) * AS_REF | ref_marked(e->L, sw, k) * AS_AMF3);
 }
 
 /* The properties of object-like table t and its end marker. */
@@ -531,6 +593,13 @@ static void enc_props(enc *e, int t, int depth, int kind)
         refs = 0;
     lua_newtable(L);  /* seen */
     lua_newtable(L);  /* others: original key, key string, ... */
+    int sw = base + 5, sealed = base + 6;
+    if (luaL_getmetafield(L, t, "__amf3") == LUA_TNIL)
+        lua_pushnil(L);
+    if (luaL_getmetafield(L, t, "__sealed") == LUA_TNIL)
+        lua_pushnil(L);
+    if (!lua_istable(L, sw))
+        sw = 0;
 
     size_t count_pos = 0;
     if (kind == K_ECMA) {
@@ -549,12 +618,16 @@ static void enc_props(enc *e, int t, int depth, int kind)
         enc_check(e, rtmp_amf0_write_object_start(e->out), "an object");
     }
 
+    /* AMF3 sealed member names first (in their order), then __keys. */
     lua_Integer written = 0;
-    if (lua_istable(L, keys)) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, keys);
+    for (int li = 0; li < 2; li++) {
+        int list = li == 0 ? sealed : keys;
+        if (!lua_istable(L, list))
+            continue;
+        lua_Integer n = (lua_Integer)lua_rawlen(L, list);
         for (lua_Integer i = 1; i <= n; i++) {
-            if (lua_rawgeti(L, keys, i) != LUA_TSTRING)
-                luaL_error(L, "__keys entry %d is not a string", (int)i);
+            if (lua_rawgeti(L, list, i) != LUA_TSTRING)
+                luaL_error(L, "%s entry %d is not a string", li == 0 ? "__sealed" : "__keys", (int)i);
             int k = lua_gettop(L);
             lua_pushvalue(L, k);
             if (lua_rawget(L, seen) != LUA_TNIL || (lua_pushvalue(L, k), lua_rawget(L, t)) == LUA_TNIL) {
@@ -565,7 +638,7 @@ static void enc_props(enc *e, int t, int depth, int kind)
             lua_pushvalue(L, k);
             lua_pushboolean(L, 1);
             lua_rawset(L, seen);
-            enc_prop(e, k, k + 2, depth, refs);
+            enc_prop(e, k, k + 2, depth, refs, sw);
             written++;
             lua_settop(L, k - 1);
         }
@@ -614,7 +687,7 @@ static void enc_props(enc *e, int t, int depth, int kind)
             lua_rawset(L, seen);
             lua_rawgeti(L, others, ok[i].i);
             lua_rawget(L, t);
-            enc_prop(e, k, k + 2, depth, refs);
+            enc_prop(e, k, k + 2, depth, refs, sw);
             written++;
             lua_settop(L, k - 1);
         }
@@ -646,7 +719,7 @@ static void enc_elements(enc *e, int t, int depth)
 {
     lua_State *L = e->L;
     luaL_checkstack(L, 6, "AMF0 nesting");
-    int base = lua_gettop(L), refs = 0;
+    int base = lua_gettop(L), refs = 0, sw = 0;
     lua_Integer n;
     if (luaL_getmetafield(L, t, "__amf") != LUA_TNIL) {
         lua_pop(L, 1);
@@ -656,9 +729,20 @@ static void enc_elements(enc *e, int t, int depth)
             else
                 lua_pop(L, 1);
         }
+        if (luaL_getmetafield(L, t, "__amf3") != LUA_TNIL) {
+            if (lua_istable(L, -1))
+                sw = lua_gettop(L);
+            else
+                lua_pop(L, 1);
+        }
         int isnum = 0;
-        lua_pushliteral(L, "n");
-        lua_rawget(L, t);
+        /* An AMF3 array with an associative part keeps its dense length
+         * in __n (its field n may be a member); the members are not
+         * written in AMF0. */
+        if (luaL_getmetafield(L, t, "__n") == LUA_TNIL) {
+            lua_pushliteral(L, "n");
+            lua_rawget(L, t);
+        }
         n = lua_tointegerx(L, -1, &isnum);
         lua_pop(L, 1);
         if (!isnum)
@@ -674,9 +758,9 @@ static void enc_elements(enc *e, int t, int depth)
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, t, i);
         int marked = 0;
-        if (refs) {
+        if (refs || sw) {
             lua_pushinteger(L, i);
-            marked = ref_marked(L, refs, lua_gettop(L));
+            marked = ref_marked(L, refs, lua_gettop(L)) * AS_REF | ref_marked(L, sw, lua_gettop(L)) * AS_AMF3;
             lua_pop(L, 1);
         }
         enc_value(e, lua_gettop(L), depth, marked);
@@ -689,6 +773,16 @@ static void enc_table(enc *e, int t, int depth, int as_ref)
 {
     lua_State *L = e->L;
     int kind = table_kind(L, t);
+    if (kind == K_XMLDOC) {
+        size_t len;
+        lua_getfield(L, t, "xml");
+        const char *x = lua_tolstring(L, -1, &len);
+        if (!x || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "xmldoc without a string field xml");
+        enc_check(e, rtmp_amf0_write_xml_document(e->out, x, len), "an XML document");
+        lua_pop(L, 1);
+        return;
+    }
     if (kind == K_DATE) {
         lua_getfield(L, t, "time");
         int isnum;
@@ -741,10 +835,17 @@ static void enc_table(enc *e, int t, int depth, int as_ref)
 }
 
 /* Encode the value at absolute index idx, inside depth containers. */
-static void enc_value(enc *e, int idx, int depth, int as_ref)
+static void enc_value(enc *e, int idx, int depth, int flags)
 {
     lua_State *L = e->L;
     int rc;
+    /* Kinds with no AMF0 form, and positions that came switched, are
+     * written as 0x11 and one AMF3 value. */
+    if ((flags & AS_AMF3) || (lua_istable(L, idx) && table_kind(L, idx) > K_XMLDOC)) {
+        enc_check(e, rtmp_amf0_write_avmplus(e->out), "a switch to AMF3");
+        rtmp_l_amf3_encode_value(L, idx, e->out, e->max_depth - depth);
+        return;
+    }
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         rc = rtmp_amf0_write_null(e->out);
@@ -774,7 +875,7 @@ static void enc_value(enc *e, int idx, int depth, int as_ref)
         break;
     }
     case LUA_TTABLE:
-        enc_table(e, idx, depth, as_ref);
+        enc_table(e, idx, depth, flags & AS_REF);
         return;
     default:
         return (void)luaL_error(L, "cannot encode a %s as AMF0", luaL_typename(L, idx));
@@ -796,6 +897,14 @@ void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out
         enc_value(&e, i, 0, 0);
     lua_pop(L, 2);
 }
+
+/* What l_amf3.c shares (l_amf.h). */
+
+void rtmp_l_amf_push_mt(lua_State *L, int kind) { push_shared_mt(L, kind); }
+int rtmp_l_amf_kind(lua_State *L, int t) { return table_kind(L, t); }
+int rtmp_l_amf_is_sequence(lua_State *L, int t, lua_Integer *n) { return is_sequence(L, t, n); }
+int rtmp_l_amf_sentinel(lua_State *L, int idx) { return sentinel_marker(L, idx); }
+int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn) { return key_cmp(a, an, b, bn); }
 
 /* The Lua functions */
 
@@ -821,6 +930,54 @@ static int l_encode(lua_State *L)
         lua_pushliteral(L, "");
     rtmp_buf_unref(*slot);
     *slot = NULL;
+    return 1;
+}
+
+/* rtmp.amf0.encode_values(values) -> string: values[1 .. values.n] (or
+ * #values), writing with the switch to AMF3 the positions that
+ * rtmp.amf0.decode recorded in the __amf3 field of the metatable. */
+static int l_encode_values(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "n");
+    int isnum;
+    lua_Integer n = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum)
+        n = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 0xFFFFFF, 1, "bad field n");
+    int sw = 0;
+    if (luaL_getmetafield(L, 1, "__amf3") != LUA_TNIL)
+        sw = lua_gettop(L);
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = NULL;
+    luaL_setmetatable(L, SLOT_MT);
+    int sl = lua_gettop(L);
+    luaL_checkstack(L, 6, NULL);
+    enc e = { .L = L, .out = slot, .max_depth = RTMP_DEFAULT_AMF_DEPTH };
+    lua_newtable(L);
+    e.visiting = lua_gettop(L);
+    lua_newtable(L);
+    e.index = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        int flags = 0;
+        if (sw) {
+            lua_pushinteger(L, i);
+            flags = ref_marked(L, lua_istable(L, sw) ? sw : 0, lua_gettop(L)) * AS_AMF3;
+            lua_pop(L, 1);
+        }
+        enc_value(&e, lua_gettop(L), 0, flags);
+        lua_pop(L, 1);
+    }
+    if (*slot)
+        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
+    else
+        lua_pushliteral(L, "");
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    (void)sl;
     return 1;
 }
 
@@ -964,6 +1121,18 @@ static int l_date(lua_State *L)
     return 1;
 }
 
+/* rtmp.amf0.xmldoc(text) */
+static int l_xmldoc(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "xml");
+    push_shared_mt(L, K_XMLDOC);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 /* rtmp.amf0.type(v) -> "number", ..., or nil for values with no AMF0 form */
 static int l_type(lua_State *L)
 {
@@ -1001,7 +1170,9 @@ static int l_type(lua_State *L)
 
 static const luaL_Reg amf0_funcs[] = {
     { "encode", l_encode },
+    { "encode_values", l_encode_values },
     { "decode", l_decode },
+    { "xmldoc", l_xmldoc },
     { "object", l_object },
     { "ecma", l_ecma },
     { "array", l_array },

@@ -1,0 +1,63 @@
+/*
+ * l_amf.h: what the AMF0 and AMF3 halves of the binding share (l_amf0.c,
+ * l_amf3.c): one Lua value model for both encodings (docs/AMF.md).
+ */
+#ifndef RTMP_L_AMF_H
+#define RTMP_L_AMF_H
+
+#include "l_rtmp.h"
+
+/* Table kinds: the value of the metatable's __amf field.  Tables of a
+ * kind that needs no per-table metatable field share one metatable. */
+enum {
+    RTMP_K_OBJECT,        /* AMF0 object, AMF3 anonymous dynamic object */
+    RTMP_K_ECMA,          /* AMF0 ECMA array */
+    RTMP_K_ARRAY,         /* AMF0 strict array, AMF3 array */
+    RTMP_K_DATE,          /* { time = ms [, tz = minutes] } */
+    RTMP_K_TYPED,         /* AMF0 typed object, AMF3 object with traits */
+    RTMP_K_XMLDOC,        /* { xml = text }: AMF0 0x0F, AMF3 0x07 */
+    RTMP_K_XML,           /* { xml = text }: AMF3 0x0B (E4X) */
+    RTMP_K_BYTEARRAY,     /* { data = bytes } */
+    RTMP_K_VECTOR_INT,    /* { 1..n, n = n }, __fixed */
+    RTMP_K_VECTOR_UINT,
+    RTMP_K_VECTOR_DOUBLE,
+    RTMP_K_VECTOR_OBJECT, /* and __type */
+    RTMP_K_DICTIONARY,    /* { {key, value}, ... }, __weak */
+    RTMP_K_EXTERNAL,      /* { value = body }, __class */
+    RTMP_K_AMF3,          /* rtmp.amf3.value(v): { value = v }, write v switched */
+    RTMP_K_COUNT_
+};
+
+extern const char *const rtmp_l_amf_kinds[];  /* names, NULL-terminated */
+
+/* [-0, +1, m] the metatable shared by tables of kind that need no
+ * per-table fields. */
+void rtmp_l_amf_push_mt(lua_State *L, int kind);
+
+/* [-0, +0, -] the kind of table t: its __amf, else array for a plain
+ * sequence 1..n (n > 0), else object. */
+int rtmp_l_amf_kind(lua_State *L, int t);
+
+/* [-0, +0, -] whether plain table t is a sequence 1..n, n > 0 (*n: its
+ * number of keys). */
+int rtmp_l_amf_is_sequence(lua_State *L, int t, lua_Integer *n);
+
+/* [-0, +0, m] which sentinel the value at idx is: RTMP_AMF0_NULL,
+ * RTMP_AMF0_UNDEFINED, RTMP_AMF0_UNSUPPORTED, or -1. */
+int rtmp_l_amf_sentinel(lua_State *L, int idx);
+
+/* Byte-wise order of two keys, shorter first on a common prefix. */
+int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn);
+
+/* [-0, +1, m] Decode one AMF3 value from p[0 .. len) with fresh reference
+ * tables (one AMF0 0x11 switch), nesting at most depth levels; push it
+ * and set *used to the bytes it took.  On failure push nothing and
+ * return a negative RTMP_ERR_*; *used is then the offset of the failing
+ * item. */
+int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used);
+
+/* [-0, +0, e] Encode the value at absolute index idx as AMF3 with fresh
+ * reference tables, nesting at most depth levels, appending to *out. */
+void rtmp_l_amf3_encode_value(lua_State *L, int idx, rtmp_buf **out, int depth);
+
+#endif
