@@ -16,6 +16,7 @@
 
 /* Parts of the module; luaopen_rtmp calls each. */
 void rtmp_l_open_amf0(lua_State *L);      /* rtmp.amf0, rtmp.null, rtmp.undefined */
+void rtmp_l_open_amf3(lua_State *L);      /* rtmp.amf3 (after rtmp_l_open_amf0) */
 void rtmp_l_open_chunk(lua_State *L);     /* rtmp.reader, rtmp.writer (Lua-owned, for tests and tools) */
 void rtmp_l_open_handshake(lua_State *L); /* rtmp.handshake (Lua-owned, for tests and tools) */
 void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run, rtmp.timer, rtmp.group, ... */

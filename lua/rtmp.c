@@ -28,6 +28,7 @@ int luaopen_rtmp(lua_State *L)
     lua_setfield(L, -2, "options");
     rtmp_l_open_log(L);
     rtmp_l_open_amf0(L);
+    rtmp_l_open_amf3(L);
     rtmp_l_open_chunk(L);
     rtmp_l_open_handshake(L);
     rtmp_l_open_net(L);
