@@ -383,10 +383,14 @@ static int skip(rtmp_amf3_reader *r, int depth)
             return RTMP_ERR_AMF_MARKER;
         break;
     }
-    if (depth <= 0)
-        return RTMP_ERR_AMF_DEPTH;
+    /* Containers take a nesting level; references and leaves (dates,
+     * XML, byte arrays, number vectors) do not. */
     if ((rc = rtmp_amf3_read_head(r, &h)) != RTMP_AMF3_INLINE)
         return rc < 0 ? rc : 0;
+    int container = m == RTMP_AMF3_ARRAY || m == RTMP_AMF3_OBJECT || m == RTMP_AMF3_VECTOR_OBJECT
+                    || m == RTMP_AMF3_DICTIONARY;
+    if (container && depth <= 0)
+        return RTMP_ERR_AMF_DEPTH;
     switch (m) {
     case RTMP_AMF3_ARRAY:
         if ((rc = skip_members(r, depth - 1)) < 0)

@@ -208,8 +208,9 @@ int32_t rtmp_amf3_vector_int(const uint8_t *bytes, uint32_t i);
 uint32_t rtmp_amf3_vector_uint(const uint8_t *bytes, uint32_t i);
 double rtmp_amf3_vector_double(const uint8_t *bytes, uint32_t i);
 
-/* Skip one whole value with at most max_depth levels of nested complex
- * values (0: scalars only; clamped to RTMP_AMF0_MAX_DEPTH), entering
+/* Skip one whole value with at most max_depth levels of nested
+ * containers (arrays, objects, object vectors, dictionaries; 0: none;
+ * clamped to RTMP_AMF0_MAX_DEPTH), entering
  * strings, objects and traits in the tables as a full read would.
  * 0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE / _TYPE /
  * _EXTERNALIZABLE (an externalizable object: its body has no generic

@@ -1121,6 +1121,31 @@ static int l_date(lua_State *L)
     return 1;
 }
 
+/* rtmp.amf0.validate(s [, max_depth]) -> count | nil, message, code:
+ * walks every value with the core's skip (no Lua values built). */
+static int l_validate(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
+    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    rtmp_amf0_reader r;
+    rtmp_amf0_reader_init(&r, s, len);
+    lua_Integer n = 0;
+    while (rtmp_amf0_remaining(&r) > 0) {
+        int rc = rtmp_amf0_skip_value(&r, (int)depth);
+        if (rc < 0) {
+            luaL_pushfail(L);
+            lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)rtmp_amf0_offset(&r));
+            lua_pushstring(L, rtmp_errname(rc));
+            return 3;
+        }
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 /* rtmp.amf0.xmldoc(text) */
 static int l_xmldoc(lua_State *L)
 {
@@ -1173,6 +1198,7 @@ static const luaL_Reg amf0_funcs[] = {
     { "encode_values", l_encode_values },
     { "decode", l_decode },
     { "xmldoc", l_xmldoc },
+    { "validate", l_validate },
     { "object", l_object },
     { "ecma", l_ecma },
     { "array", l_array },

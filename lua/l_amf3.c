@@ -524,6 +524,35 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+/* rtmp.amf3.validate(s [, max_depth]) -> count | nil, message, code:
+ * walks every value with the core's skip (no Lua values built; an
+ * externalizable object fails, handlers are not consulted). */
+static int l_validate(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
+    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    rtmp_amf3_reader *r = push_reader(L, (const uint8_t *)s, len);
+    lua_Integer n = 0;
+    while (rtmp_amf3_remaining(r) > 0) {
+        rtmp_amf3_reader_reset(r);
+        int rc = rtmp_amf3_skip_value(r, (int)depth);
+        if (rc < 0) {
+            size_t off = rtmp_amf3_offset(r);
+            rtmp_amf3_reader_free(r);
+            luaL_pushfail(L);
+            lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
+            lua_pushstring(L, rtmp_errname(rc));
+            return 3;
+        }
+        n++;
+    }
+    rtmp_amf3_reader_free(r);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 /* Encoding */
 
 typedef struct enc3 {
@@ -1325,6 +1354,7 @@ static const luaL_Reg amf3_funcs[] = {
     { "dictionary", l_dictionary },
     { "external", l_external },
     { "register", l_register },
+    { "validate", l_validate },
     { "type", l_type },
     { NULL, NULL },
 };
