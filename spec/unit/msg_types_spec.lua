@@ -27,6 +27,22 @@ describe("AMF3 command and data messages", function()
     assert.has_error(function() s:command3(nil) end)
   end)
 
+  it("carry AMF3 values through the switch marker 0x11, both ways", function()
+    local s = T.session()
+    assert(s:command3(nil, "x", 0, rtmp.null, rtmp.amf3.bytearray("\1\2\3")))
+    local sent = assert(rtmp.reader{}:feed(s:output()))[1].payload
+    -- format byte, "x", 0, null, then 0x11 and an AMF3 ByteArray (0x0C, U29 3 << 1 | 1)
+    assert.are.equal(T.hex("\0" .. T.str("x") .. T.num(0) .. T.null .. "\x11\x0C\x07\1\2\3"), T.hex(sent))
+    local body = "\0" .. T.str("call") .. T.num(1) .. T.null .. "\x11\x04\x05" .. "\x11\x06\x07abc" .. sent:sub(-6)
+    local m = T.feed_split(T.chunked{ { csid = 3, type = 17, stream = 0, timestamp = 0, payload = body } }, 4096)[1]
+    assert.is_nil(m.decode_error)
+    assert.are.equal(5, m.args[2])
+    assert.are.equal("integer", math.type(m.args[2]))
+    assert.are.equal("abc", m.args[3])
+    assert.are.equal("bytearray", rtmp.amf3.type(m.args[4]))
+    assert.are.equal("\1\2\3", m.args[4].data)
+  end)
+
   it("decode at every split size with name, txn, args and values", function()
     local body17 = "\0" .. T.str("call") .. T.num(5) .. T.null .. T.str("arg")
     local body15 = "\0" .. T.str("onMeta") .. T.num(1)
