@@ -14,6 +14,7 @@ void rtmp_agg_init(rtmp_agg_iter *it, const uint8_t *p, size_t len, uint32_t agg
     it->first_timestamp = 0;
     it->started = 0;
     it->strict = strict;
+    it->count = 0;
 }
 
 int rtmp_agg_next(rtmp_agg_iter *it, rtmp_agg_sub *sub)
@@ -51,6 +52,7 @@ int rtmp_agg_next(rtmp_agg_iter *it, rtmp_agg_sub *sub)
         }
         size_t at = it->off;
         it->off += step;
+        it->count++;
         if (rtmp_is_control(type))
             continue;                   /* lenient: skipped */
         sub->type = type;

@@ -65,6 +65,7 @@ typedef struct rtmp_agg_iter {
     uint32_t       agg_timestamp, first_timestamp;
     int            started;
     int            strict;
+    unsigned       count;          /* sub-messages read so far, skipped ones included */
 } rtmp_agg_iter;
 
 /* Start iterating over the aggregate payload p[0 .. len) whose own
@@ -74,7 +75,8 @@ void rtmp_agg_init(rtmp_agg_iter *it, const uint8_t *p, size_t len, uint32_t agg
 /* Next sub-message into *sub: 1, or 0 at the end of the payload, or
  * RTMP_ERR_AGG_TRUNCATED, RTMP_ERR_AGG_NESTED, RTMP_ERR_AGG_BACKPTR,
  * RTMP_ERR_AGG_CONTROL (see the head comment).  After an error the
- * iterator stays at the offending sub-message. */
+ * iterator stays at the offending sub-message: it->off is its offset and
+ * it->count + 1 its position. */
 int rtmp_agg_next(rtmp_agg_iter *it, rtmp_agg_sub *sub);
 
 /* Append one sub-message (header, data, back pointer) to *out.  type 22

@@ -1498,7 +1498,7 @@ static int msg_split(lua_State *L)
     }
     if (rc < 0) {
         lua_pushnil(L);
-        lua_pushfstring(L, "%s (sub-message %d at byte %d)", rtmp_strerror(rc), (int)n + 1, (int)it.off);
+        lua_pushfstring(L, "%s (sub-message %d at byte %d)", rtmp_strerror(rc), (int)it.count + 1, (int)it.off);
         lua_pushstring(L, rtmp_errname(rc));
         return 3;
     }
