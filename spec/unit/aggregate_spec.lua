@@ -175,3 +175,29 @@ describe("aggregate messages", function()
     assert.has_error(function() rtmp.message({ type = "video" }, "x"):split() end)
   end)
 end)
+
+describe("aggregate splitting of mutated payloads", function()
+  it("splits or reports an error for 3000 mutations, never a crash", function()
+    math.randomseed(22)
+    local s = T.session()
+    local w = rtmp.writer()
+    local ok, failed = 0, 0
+    for _ = 1, 3000 do
+      local b = { payload:byte(1, -1) }
+      for _ = 1, math.random(1, 4) do b[math.random(#b)] = math.random(0, 255) end
+      local m = assert(s:feed(w:write(agg_message(string.char(table.unpack(b))))))[1]
+      for _, opts in ipairs{ {}, { strict = true } } do
+        local got, err, code = m:split(opts)
+        if got then
+          ok = ok + 1
+          for _, sm in ipairs(got) do assert.is_true(sm.type ~= 22) end
+        else
+          failed = failed + 1
+          assert.is_string(err)
+          assert.truthy(code:match("^AGG_"), code)
+        end
+      end
+    end
+    assert.is_true(ok > 0 and failed > 0, ok .. " split, " .. failed .. " refused")
+  end)
+end)

@@ -159,3 +159,26 @@ describe("shared-object messages", function()
     assert.has_error(function() rtmp.shared_object{ name = "x", events = { { type = "change", key = "k", value = print } } } end)
   end)
 end)
+
+describe("shared-object decoding of mutated bodies", function()
+  it("gives msg.so or a decode_error for 3000 mutations, never a crash", function()
+    math.randomseed(19)
+    local msgs = {}
+    for i = 1, 3000 do
+      local b = { body:byte(1, -1) }
+      for _ = 1, math.random(1, 4) do b[math.random(#b)] = math.random(0, 255) end
+      msgs[#msgs + 1] = so_message(i % 2 == 0 and 19 or 16, (i % 2 == 0 and "" or "\0") .. string.char(table.unpack(b)))
+    end
+    local s = T.session()
+    local w = rtmp.writer()
+    local n = 0
+    for _, m in ipairs(msgs) do
+      for _, got in ipairs(assert(s:feed(w:write(m)))) do
+        n = n + 1
+        assert.is_true((got.so ~= nil) ~= (got.decode_error ~= nil))
+        if got.so then rtmp.shared_object(got.so) end -- what decodes, rebuilds
+      end
+    end
+    assert.are.equal(#msgs, n)
+  end)
+end)
