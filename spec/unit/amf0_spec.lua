@@ -18,6 +18,7 @@ function B.lstr(s) return pack(">Bs4", 12, s) end
 B.null, B.undef, B.unsupported = "\5", "\6", "\13"
 B.END = "\0\0\9"
 function B.ref(i) return pack(">BI2", 7, i) end
+function B.xml(s) return pack(">Bs4", 15, s) end
 function B.date(ms, tz) return pack(">Bdi2", 11, ms, tz) end
 -- props: a flat list key1, bytes1, key2, bytes2, ...
 local function props(list)
@@ -38,7 +39,13 @@ local function decode_ok(s, depth)
   return v
 end
 
-local function reencode(v) return amf0.encode(table.unpack(v, 1, v.n)) end
+-- encode_values keeps the switches to AMF3 recorded on the values table;
+-- for values without any it is the same as amf0.encode(table.unpack(v)).
+local function reencode(v)
+  local s = amf0.encode_values(v)
+  if not getmetatable(v) then assert(s == amf0.encode(table.unpack(v, 1, v.n))) end
+  return s
+end
 
 local function assert_roundtrip(s)
   local v = decode_ok(s)
@@ -110,6 +117,12 @@ local SINGLE = {
   date_tz = B.date(-1.5, -300),
   typed = B.typed("flex.messaging.io.ArrayCollection", { "source", B.arr{ B.num(1) }, "length", B.num(1) }),
   typed_empty = B.typed("", {}),
+  -- AMF 0 spec §2.17: xml-document-marker, U32 length, UTF-8
+  xmldoc = B.xml("<doc><a x=\"1\"/></doc>"),
+  xmldoc_empty = B.xml(""),
+  -- §3.1: avmplus-object-marker then one AMF 3 value
+  switched_object = "\17\10\11\1\3a\4\1\1",
+  switched_string = "\17\6\5hi",
 }
 
 describe("rtmp.amf0", function()
@@ -243,6 +256,19 @@ describe("rtmp.amf0", function()
       assert.are.equal(2, v[10].tz)
       assert.are.equal("C", getmetatable(v[11]).__class)
       assert.are.equal(1, v[11].f)
+    end)
+
+    it("map an XML document to { xml = text } and back", function()
+      local v = assert_roundtrip(B.str("x") .. SINGLE.xmldoc .. B.num(1))
+      assert.are.equal("xmldoc", amf0.type(v[2]))
+      assert.are.equal("<doc><a x=\"1\"/></doc>", v[2].xml)
+      assert.are.equal(hex(SINGLE.xmldoc), hex(amf0.encode(amf0.xmldoc("<doc><a x=\"1\"/></doc>"))))
+      -- not a complex value: it takes no place in the reference table
+      local s = B.obj{ "a", B.xml("<a/>"), "self", B.ref(0) }
+      local o = assert_roundtrip(s)[1]
+      assert.are.equal(o, o.self)
+      assert.are.equal(1, amf0.validate(s))
+      assert.has_error(function() amf0.encode(setmetatable({}, getmetatable(amf0.xmldoc("")))) end)
     end)
 
     it("keep null and undefined in array positions", function()
@@ -434,13 +460,15 @@ describe("rtmp.amf0", function()
       assert.are.equal(5, succeeded)
     end)
 
-    it("rejects reserved, not yet supported and unknown markers", function()
-      for _, m in ipairs{ 4, 9, 14, 15, 17, 18, 0x7F, 0xFF } do
+    it("rejects reserved and unknown markers", function()
+      for _, m in ipairs{ 4, 9, 14, 18, 0x7F, 0xFF } do
         local msg = assert_fails(char(m), "AMF_MARKER")
         assert.truthy(msg:find("at byte 0", 1, true))
         assert_fails(B.num(1) .. B.obj{ "k", char(m) .. "\0\0\0\0" }, "AMF_MARKER")
       end
-      assert_fails(B.arr{ B.num(1), "\15\0\0\0\1x" }, "AMF_MARKER")
+      -- an XML document longer than the input, a switch with no value
+      assert_fails(B.arr{ B.num(1), "\15\0\0\0\2x" }, "AMF_TRUNCATED")
+      assert_fails(B.arr{ B.num(1), "\17" }, "AMF_TRUNCATED")
     end)
 
     it("names the offset of the failing item", function()
