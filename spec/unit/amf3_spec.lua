@@ -551,6 +551,39 @@ describe("rtmp.amf3", function()
       assert.is_true(ok)
     end)
 
+    it("reach scripts transparently in AMF3 command (17) and data (15) messages", function()
+      local srv = rtmp.session{ role = "server" }
+      local c1 = pack(">I4 I4", 0, 0) .. rep("\x5a", 1528)
+      assert(srv:feed("\3" .. c1))
+      assert(srv:feed(srv:output():sub(2, 1537)))
+      assert.is_true(srv.ready)
+      local function chunk0(csid, mtype, body)
+        assert(#body <= 128)
+        return pack(">B I3 I3 B <I4", csid, 0, #body, mtype, 0) .. body
+      end
+      -- the format byte 0, then AMF0 with switched values, as Flash Player
+      -- sends commands with objectEncoding 3
+      local msgs = assert(srv:feed(chunk0(3, 17, "\0" .. CONNECT3)))
+      assert.are.equal(1, #msgs)
+      local m = msgs[1]
+      assert.is_nil(m.decode_error)
+      assert.are.equal("connect", m.name)
+      assert.are.equal(1, m.txn)
+      assert.are.equal("live", m.args[1].app)
+      assert.are.equal("extra", m.args[2])
+      assert.are.equal("amf0 string", m.args[3])
+      assert.are.equal(hex(CONNECT3), hex(amf0.encode_values(m.values)))
+      local data = pack(">Bs2", 2, "onTextData") .. "\17" .. B.obj{ "text", B.str("hello") }
+      msgs = assert(srv:feed(chunk0(5, 15, "\0" .. data)))
+      assert.are.equal("onTextData", msgs[1].name)
+      assert.are.equal("hello", msgs[1].values[2].text)
+      -- a bad reference inside the switch: decode_error, the message still comes
+      msgs = assert(srv:feed(chunk0(5, 15, "\0" .. pack(">Bs2", 2, "x") .. "\17\6\2")))
+      assert.are.equal(1, #msgs)
+      assert.truthy(msgs[1].decode_error)
+      srv:close()
+    end)
+
     it("fail cleanly on a switch with nothing or garbage after it", function()
       local v, msg, code = amf0.decode(pack(">Bd", 0, 1) .. "\17")
       assert.is_nil(v); assert.are.equal("AMF_TRUNCATED", code)
