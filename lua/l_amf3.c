@@ -49,10 +49,11 @@
  * Externalizable objects have no generic body: a class needs a handler,
  * rtmp.amf3.register(class, "value") for a body that is one AMF3 value
  * (flex.messaging.io.ArrayCollection and ObjectProxy come registered) or
- * { read = function(bytes) return value, used end, write =
+ * { read = function(bytes, pos) return value, next_pos end, write =
  * function(value) return bytes end } for any other body (read gets the
- * rest of the input from the body on; it cannot see the reference
- * tables).  Without a handler, decoding fails with AMF_EXTERNALIZABLE.
+ * bytes of the AMF3 input and the position of the body; it cannot see
+ * the reference tables).  Without a handler, decoding fails with
+ * AMF_EXTERNALIZABLE.
  *
  * Reference tables start empty for each top-level value of
  * rtmp.amf3.decode/encode and for each AMF0 0x11 switch.  Nesting is
@@ -118,9 +119,30 @@ typedef struct dec3 {
     lua_State *L;
     rtmp_amf3_reader *r;
     int objects;      /* stack index: object table, 1-based */
+    int strings;      /* stack index: input pointer -> Lua string, for long
+                         strings (a 1-byte reference must not copy a long
+                         string again) and the whole input (slot 0) */
     const char *cls;  /* an externalizable class that failed */
     size_t clen;
 } dec3;
+
+/* [-0, +1, m] the string s[0 .. n) of the input as a Lua string.  Short
+ * strings are interned by Lua; a long one is made once per input
+ * position and shared by every reference to it. */
+static void push_str(dec3 *d, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    if (n <= 40) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    if (lua_rawgetp(L, d->strings, s) == LUA_TSTRING)
+        return;
+    lua_pop(L, 1);
+    lua_pushlstring(L, s, n);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, d->strings, s);
+}
 
 static int d3_value(dec3 *d, int depth);
 
@@ -148,7 +170,7 @@ static int d3_members(dec3 *d, int t, int keys, int depth, lua_Integer *nkeys, i
             *sorted = 0;
         prev = k;
         prevn = kn;
-        lua_pushlstring(L, k, kn);
+        push_str(d, k, kn);
         if ((rc = d3_value(d, depth)) < 0)
             return rc;
         lua_pushvalue(L, -2);
@@ -206,19 +228,22 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
                 return rc;
             lua_setfield(L, t, "value");
         } else if (ht == LUA_TTABLE && lua_getfield(L, -1, "read") == LUA_TFUNCTION) {
-            size_t left = rtmp_amf3_remaining(d->r);
-            lua_pushlstring(L, (const char *)d->r->p, left);
-            if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+            /* read(input, pos) -> value, next pos: the whole input is one
+             * Lua string per decode, made on first use. */
+            size_t off = rtmp_amf3_offset(d->r), left = rtmp_amf3_remaining(d->r);
+            push_str(d, (const char *)d->r->start, off + left);
+            lua_pushinteger(L, (lua_Integer)off + 1);
+            if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
                 d->cls = tr.cls.s;
                 d->clen = tr.cls.len;
                 d->r->p = start;
                 return RTMP_ERR_AMF_EXTERNALIZABLE;
             }
             int isnum;
-            lua_Integer used = lua_tointegerx(L, -1, &isnum);
-            if (!isnum || used < 0 || (size_t)used > left)
+            lua_Integer next = lua_tointegerx(L, -1, &isnum);
+            if (!isnum || next < (lua_Integer)off + 1 || (size_t)(next - 1 - (lua_Integer)off) > left)
                 return RTMP_ERR_AMF_TRUNCATED;
-            d->r->p += used;
+            d->r->p += next - 1 - (lua_Integer)off;
             lua_pop(L, 1);
             lua_setfield(L, t, "value");
             lua_pop(L, 1);
@@ -230,7 +255,7 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
         }
         lua_createtable(L, 0, 2);
         set_kind(L, K_EXTERNAL);
-        lua_pushlstring(L, tr.cls.s, tr.cls.len);
+        push_str(d, tr.cls.s, tr.cls.len);
         lua_setfield(L, -2, "__class");
         lua_setmetatable(L, t);
         lua_settop(L, t);
@@ -241,7 +266,7 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
     lua_newtable(L);
     for (uint32_t i = 0; i < tr.nsealed; i++) {
         rtmp_amf3_str name = rtmp_amf3_sealed_name(d->r, &tr, i);
-        lua_pushlstring(L, name.s, name.len);
+        push_str(d, name.s, name.len);
         lua_pushvalue(L, -1);
         lua_rawseti(L, sealed, (lua_Integer)i + 1);
         if ((rc = d3_value(d, depth)) < 0)
@@ -258,7 +283,7 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
         lua_createtable(L, 0, 5);
         set_kind(L, tr.cls.len ? K_TYPED : K_OBJECT);
         if (tr.cls.len) {
-            lua_pushlstring(L, tr.cls.s, tr.cls.len);
+            push_str(d, tr.cls.s, tr.cls.len);
             lua_setfield(L, -2, "__class");
         }
         if (tr.nsealed) {
@@ -336,7 +361,7 @@ static int d3_sequence(dec3 *d, const rtmp_amf3_head *h, int depth)
             lua_setfield(L, -2, kind == K_DICT ? "__weak" : "__fixed");
         }
         if (kind == K_VOBJECT) {
-            lua_pushlstring(L, h->type.s, h->type.len);
+            push_str(d, h->type.s, h->type.len);
             lua_setfield(L, -2, "__type");
         }
     }
@@ -383,7 +408,7 @@ static int d3_value(dec3 *d, int depth)
     case RTMP_AMF3_STRING:
         if ((rc = rtmp_amf3_read_string(r, &s, &n)) < 0)
             return rc;
-        lua_pushlstring(L, s, n);
+        push_str(d, s, n);
         return 0;
     default:
         if (m < 0)
@@ -467,6 +492,8 @@ int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth
     dec3 d = { .L = L };
     d.r = push_reader(L, p, len);
     lua_newtable(L);
+    d.strings = lua_gettop(L);
+    lua_newtable(L);
     d.objects = lua_gettop(L);
     int rc = d3_value(&d, depth > RTMP_AMF0_MAX_DEPTH ? RTMP_AMF0_MAX_DEPTH : depth);
     *used = rtmp_amf3_offset(d.r);
@@ -489,8 +516,10 @@ static int l_decode(lua_State *L)
     luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
     lua_settop(L, 1);
     dec3 d = { .L = L };
-    d.r = push_reader(L, (const uint8_t *)s, len);           /* 2 */
+    d.r = push_reader(L, (const uint8_t *)s, len);  /* 2 */
     lua_newtable(L);                        /* 3: values */
+    lua_newtable(L);                        /* 4: strings */
+    d.strings = 4;
     lua_Integer n = 0;
     int rc = 0;
     while (rtmp_amf3_remaining(d.r) > 0) {
@@ -501,7 +530,7 @@ static int l_decode(lua_State *L)
         if ((rc = d3_value(&d, (int)depth)) < 0)
             break;
         lua_rawseti(L, 3, ++n);
-        lua_settop(L, 3);
+        lua_settop(L, 4);
     }
     size_t off = rtmp_amf3_offset(d.r);
     rtmp_amf3_reader_free(d.r);

@@ -341,7 +341,10 @@ describe("rtmp.amf3", function()
 
     it("use read/write handlers for any other body", function()
       amf3.register("com.example.Pair", {
-        read = function(bytes) return { string.unpack(">i2i2", bytes) }, 4 end,
+        read = function(bytes, pos)
+          local a, b, next = string.unpack(">i2i2", bytes, pos)
+          return { a, b }, next
+        end,
         write = function(v) return string.pack(">i2i2", v[1], v[2]) end,
       })
       local s = "\10\7" .. B.vr("com.example.Pair") .. pack(">i2i2", 7, -3) .. B.int(5)
@@ -358,6 +361,18 @@ describe("rtmp.amf3", function()
   end)
 
   describe("malformed input", function()
+    it("shares one Lua string among references to a long string", function()
+      -- 20,000 one-byte references to a 60,000-byte string: no copy each
+      local long = rep("L", 60000)
+      local s = "\9" .. u29(20000 << 1 | 1) .. "\1" .. B.str(long) .. rep("\6\0", 19999)
+      collectgarbage()
+      local before = collectgarbage("count")
+      local v = decode_ok(s)[1]
+      assert.are.equal(20000, v.n)
+      assert.are.equal(long, v[20000])
+      assert.is_true(collectgarbage("count") - before < 4096, "decoding copied the string per reference")
+    end)
+
     it("fails cleanly at every truncation of every fixture", function()
       for name, s in pairs(SINGLE) do
         if #s < 2000 then
