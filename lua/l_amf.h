@@ -6,6 +6,7 @@
 #define RTMP_L_AMF_H
 
 #include "l_rtmp.h"
+#include "../core/amf3.h"
 
 /* Table kinds: the value of the metatable's __amf field.  Tables of a
  * kind that needs no per-table metatable field share one metatable. */
@@ -53,8 +54,10 @@ int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn);
  * tables (one AMF0 0x11 switch), nesting at most depth levels; push it
  * and set *used to the bytes it took.  On failure push nothing and
  * return a negative RTMP_ERR_*; *used is then the offset of the failing
- * item. */
-int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used);
+ * item, and for RTMP_ERR_AMF_EXTERNALIZABLE *cls (when cls is not NULL)
+ * the class name, pointing into p. */
+int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used,
+                           rtmp_amf3_str *cls);
 
 /* [-0, +0, e] Encode the value at absolute index idx as AMF3 with fresh
  * reference tables, nesting at most depth levels, appending to *out. */

@@ -165,6 +165,7 @@ typedef struct dec {
     int refs;      /* stack index of the reference table (1-based) */
     int was_ref;   /* the value just pushed came from a reference */
     int was_amf3;  /* the value just pushed came switched to AMF3 (0x11) */
+    rtmp_amf3_str cls;  /* an externalizable class without a handler */
 } dec;
 
 static int dec_value(dec *d, int depth);
@@ -369,7 +370,7 @@ static int dec_value(dec *d, int depth)
          * reference table.  The switch itself takes no nesting level. */
         size_t used = 0;
         d->r.p++;
-        rc = rtmp_l_amf3_push_value(L, d->r.p, rtmp_amf0_remaining(&d->r), depth, &used);
+        rc = rtmp_l_amf3_push_value(L, d->r.p, rtmp_amf0_remaining(&d->r), depth, &used, &d->cls);
         d->r.p += used;
         if (rc < 0)
             return rc;
@@ -421,7 +422,8 @@ static int dec_value(dec *d, int depth)
 
 /* [-0, +1, m] decode all of p[0 .. len) into one table; on error push
  * nothing, store the failing offset in *off and return the code. */
-static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth, size_t *off)
+static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth, size_t *off,
+                      rtmp_amf3_str *cls)
 {
     int base = lua_gettop(L);
     dec d = { .L = L, .refs = base + 2 };
@@ -437,6 +439,8 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
         int rc = dec_value(&d, max_depth);
         if (rc < 0) {
             *off = rtmp_amf0_offset(&d.r);
+            if (cls)
+                *cls = d.cls;
             lua_settop(L, base);
             return rc;
         }
@@ -462,7 +466,7 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
 int rtmp_l_amf0_push_values(lua_State *L, const uint8_t *p, size_t len, int max_depth)
 {
     size_t off;
-    return decode_all(L, p, len, max_depth, &off);
+    return decode_all(L, p, len, max_depth, &off, NULL);
 }
 
 /* Encoding */
@@ -988,11 +992,18 @@ static int l_decode(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
     luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
-    int rc = decode_all(L, (const uint8_t *)s, len, (int)depth, &off);
+    rtmp_amf3_str cls = { NULL, 0 };
+    int rc = decode_all(L, (const uint8_t *)s, len, (int)depth, &off, &cls);
     if (rc == 0)
         return 1;
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
+    if (rc == RTMP_ERR_AMF_EXTERNALIZABLE && cls.s) {
+        lua_pushlstring(L, cls.s, cls.len);
+        lua_pushfstring(L, "%s (%s) at byte %I", rtmp_strerror(rc), lua_tostring(L, -1), (lua_Integer)off);
+        lua_remove(L, -2);
+    } else {
+        lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
+    }
     lua_pushstring(L, rtmp_errname(rc));
     return 3;
 }

@@ -485,7 +485,8 @@ static rtmp_amf3_reader *push_reader(lua_State *L, const uint8_t *p, size_t len)
     return r;
 }
 
-int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used)
+int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used,
+                           rtmp_amf3_str *cls)
 {
     luaL_checkstack(L, 4, NULL);
     int base = lua_gettop(L);
@@ -499,6 +500,8 @@ int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth
     *used = rtmp_amf3_offset(d.r);
     rtmp_amf3_reader_free(d.r);
     if (rc < 0) {
+        if (cls)
+            *cls = (rtmp_amf3_str){ d.cls, d.clen };
         lua_settop(L, base);
         return rc;
     }
