@@ -1,0 +1,54 @@
+-- fms.lua: a live server that answers like Adobe Flash Media Server 3.5.
+--
+-- Imitates: FMS 3.5.7 (build 7009), the reply most RTMP clients were
+-- written against.  Its connect `_result` carries the properties object
+-- { fmsVer = "FMS/3,5,7,7009", capabilities = 31, mode = 1 } and an
+-- information object whose `data` is an ECMA array { version = "3,5,7,7009" },
+-- plus `clientid` and `objectEncoding`.  Right after the `_result` FMS calls
+-- the client's `onBWDone` (transaction 0, null); clients answer with
+-- `_checkbw`, which this profile answers with `_result` and logs.  The rest
+-- (publish, play, fan-out) is scripts/live.lua unchanged.
+--
+-- Run it:  build/luartmp --listen 1935 scripts/quirks/fms.lua
+--
+-- What real peers did with it (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
+-- ffmpeg (publisher and player) and rtmpdump answer onBWDone with
+-- `_checkbw`; rtmpdump -V prints the fmsVer and the onBWDone call; both
+-- stream as they do from live.lua.
+
+local rtmp = require "rtmp"
+local live = require "live"
+
+local null = rtmp.null
+local VERSION = "3,5,7,7009"
+local next_client_id = 1
+
+live.commands.connect = function(conn, msg)
+    local obj = msg.args[1]
+    local app = type(obj) == "table" and type(obj.app) == "string" and obj.app or ""
+    app = app:match("^([^?]*)"):gsub("/+$", "")
+    conn.app, conn.streams, conn.playing, conn.next_sid = app, {}, {}, 1
+    conn:set_window_ack_size(live.config.window)
+    conn:set_peer_bandwidth(live.config.peer_bandwidth, "dynamic")
+    conn:set_chunk_size(live.config.chunk_size)
+    next_client_id = next_client_id + 1
+    conn:command(nil, "_result", msg.txn,
+        rtmp.amf0.object{ { "fmsVer", "FMS/" .. VERSION }, { "capabilities", 31.0 }, { "mode", 1.0 } },
+        rtmp.amf0.object{
+            { "level", "status" },
+            { "code", "NetConnection.Connect.Success" },
+            { "description", "Connection succeeded." },
+            { "data", rtmp.amf0.ecma{ { "version", VERSION } } },
+            { "clientid", next_client_id * 1.0 },
+            { "objectEncoding", type(obj) == "table" and tonumber(obj.objectEncoding) or 0.0 },
+        })
+    conn:command(nil, "onBWDone", 0, null)
+    conn:log("info", "connect app=%s (FMS reply, onBWDone sent)", app)
+end
+
+live.commands._checkbw = function(conn, msg)
+    conn:log("info", "_checkbw txn=%s", tostring(msg.txn))
+    conn:command(nil, "_result", msg.txn, null)
+end
+
+live.start()

@@ -1,0 +1,36 @@
+-- spb_nolimit.lua: a live server whose Set Peer Bandwidth (type 6) has no
+-- limit-type byte: a 4-byte body (the window) instead of 5.
+--
+-- Reproduces: servers and relays that write Set Peer Bandwidth like Window
+-- Acknowledgement Size (4 bytes), which the RTMP 1.0 spec does not allow
+-- (5.4.5: window, then the limit type).  A client that reads the fifth byte
+-- without checking the length reads past the message.  Everything else is
+-- scripts/live.lua: only the connect reply's control messages change.
+--
+-- Run it:  build/luartmp --listen 1935 scripts/quirks/spb_nolimit.lua
+--
+-- What real peers did with it (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
+-- ffmpeg, rtmpdump and GStreamer's rtmp2src all connect and play; ffmpeg
+-- and GStreamer's rtmp2sink publish.  None logs an error about it.
+
+local rtmp = require "rtmp"
+local live = require "live"
+
+local null = rtmp.null
+
+live.commands.connect = function(conn, msg)
+    local obj = msg.args[1]
+    local app = type(obj) == "table" and type(obj.app) == "string" and obj.app or ""
+    app = app:match("^([^?]*)"):gsub("/+$", "")
+    conn.app, conn.streams, conn.playing, conn.next_sid = app, {}, {}, 1
+    conn:set_window_ack_size(live.config.window)
+    conn:set_peer_bandwidth(live.config.peer_bandwidth, false) -- the quirk: no limit-type byte
+    conn:set_chunk_size(live.config.chunk_size)
+    conn:command(nil, "_result", msg.txn,
+        { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 },
+        { level = "status", code = "NetConnection.Connect.Success", description = "Connection succeeded.",
+          objectEncoding = type(obj) == "table" and tonumber(obj.objectEncoding) or 0.0 })
+    conn:log("info", "connect app=%s (Set Peer Bandwidth sent without its limit type)", app)
+end
+
+live.start()
