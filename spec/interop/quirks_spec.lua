@@ -65,6 +65,22 @@ local function start(script, args)
   return H.luartmp_start{ script = script, args = args, log_level = "info" }
 end
 
+-- How many times ffmpeg logged `text`, its "Last message repeated N
+-- times" lines included.
+local function ffmpeg_log_count(log, text)
+  local n, last = 0, false
+  for line in log:gmatch("[^\r\n]+") do
+    local rep = line:match("^%s*Last message repeated (%d+) times")
+    if rep then
+      if last then n = n + tonumber(rep) end
+    else
+      last = line:find(text, 1, true) ~= nil
+      if last then n = n + 1 end
+    end
+  end
+  return n
+end
+
 local function wait_log(srv, text, timeout)
   return H.wait_until(function() return srv.log():find(text, 1, true) end, timeout or 10)
 end
@@ -191,45 +207,50 @@ describe("quirk profile", function()
   describe("publisher_no_ext_ts.lua (timestamps from 0xFFFF00, fmt 3 chunks without the extended timestamp)", function()
     -- Video frames the profile publishes: the fixture's video tags up to
     -- SECONDS (inclusive), the AVC sequence header left out.
+    -- Also returns how many of them have a timestamp (0xFFFF00 + t) below
+    -- 0xFFFFFF, so no extended timestamp.
     local function published_frames()
-      local n = 0
+      local n, before = 0, 0
       for _, t in ipairs(C.flv_tags(H.fixture_flv())) do
-        if t.type == 9 and t.timestamp <= SECONDS * 1000 and t.data:byte(2) ~= 0 then n = n + 1 end
+        if t.type == 9 and t.timestamp <= SECONDS * 1000 and t.data:byte(2) ~= 0 then
+          n = n + 1
+          if 0xFFFF00 + t.timestamp < 0xFFFFFF then before = before + 1 end
+        end
       end
-      return n
+      return n, before
     end
 
-    local function run_publisher(url, spec_mode)
-      local cmd = fmt("%s scripts/quirks/publisher_no_ext_ts.lua %s %s %d%s", q(H.luartmp), q(url),
+    local function publisher_cmd(url, spec_mode)
+      return fmt("%s scripts/quirks/publisher_no_ext_ts.lua %s %s %d%s", q(H.luartmp), q(url),
         q(H.fixture_flv()), SECONDS, spec_mode and " spec" or "")
-      return H.run(cmd, 20)
+    end
+    local function run_publisher(url, spec_mode)
+      return H.run(publisher_cmd(url, spec_mode), 20)
     end
 
     it("nginx-rtmp misreads the chunks, drops the publisher, its player gets only the first frames", function()
-      local want = published_frames()
+      local want, before = published_frames()
       local ngx = H.nginx_start()
-      -- the control: the same media with the extended timestamps per spec
-      local ok_out = H.tmpname("nginx-spec.flv")
+      -- the quirky publisher and, as the control, the same media with the
+      -- extended timestamps per spec, each with a player, at the same time
+      local ok_out, bad_out = H.tmpname("nginx-spec.flv"), H.tmpname("nginx-quirk.flv")
       local ok_player = ffmpeg_play(ngx.url("live/spec"), ok_out)
-      assert(H.wait_until(function() return ngx.count("play", "spec") == 1 end, 10), ngx.log())
-      local rc, out = run_publisher(ngx.url("live/spec"), true)
-      assert.are.equal(0, rc, out)
-      assert.is_truthy(out:find("published", 1, true), out)
-      wait_exit(ok_player, 15)
-      assert.are.equal(want, (video_frames(ok_out)), "player of the spec publisher")
-
-      local bad_out = H.tmpname("nginx-quirk.flv")
       local bad_player = ffmpeg_play(ngx.url("live/quirk"), bad_out)
-      assert(H.wait_until(function() return ngx.count("play", "quirk") == 1 end, 10), ngx.log())
-      rc, out = run_publisher(ngx.url("live/quirk"), false)
+      assert(H.wait_until(function() return ngx.count("play", "spec") == 1 and ngx.count("play", "quirk") == 1 end, 10),
+        ngx.log())
+      local ok_pub = H.spawn(publisher_cmd(ngx.url("live/spec"), true), { name = "publisher-spec" })
+      local rc, out = H.run(publisher_cmd(ngx.url("live/quirk"), false), 20)
       assert.are.equal(1, rc, out)
       assert.is_truthy(out:find("failed closed", 1, true), out)
+      assert.are.equal(0, wait_exit(ok_pub, 20), H.output(ok_pub))
+      assert.is_truthy(H.output(ok_pub):find("published", 1, true), H.output(ok_pub))
+      wait_exit(ok_player, 15)
       wait_exit(bad_player, 15)
+      assert.are.equal(want, (video_frames(ok_out)), "player of the spec publisher")
       -- nginx took 4 payload bytes for a timestamp and lost the chunk framing
       assert.is_truthy(ngx.log():find("RTMP in chunk stream too big", 1, true), ngx.log())
-      -- the frames before 0xFFFFFF (255 ms) got through, nothing after
-      local n = video_frames(bad_out)
-      assert(n >= 1 and n <= 10, "player of the quirky publisher decoded " .. n .. " frames")
+      -- the frames sent before 0xFFFFFF (255 ms in) got through, nothing after
+      assert.are.equal(before, (video_frames(bad_out)), "player of the quirky publisher")
     end)
 
     it("luartmp's live server reads it with ext_ts_fmt3 = \"detect\" and closes it with \"spec\"", function()
@@ -286,35 +307,32 @@ describe("quirk profile", function()
       assert.are.equal(1, H.count_plain(log, "peer's chunk size 4096 equals ours: no echo (peer's #1)"), log)
       assert.are.equal(0, H.count_plain(log, "echo chunk size"), log)
 
-      -- always: both sides echo; count the Set Chunk Size messages each way on the wire
+      -- always: both sides echo; count the Set Chunk Size messages each
+      -- way as each side read them (ffmpeg logs each one it receives)
       srv = start("scripts/quirks/echo_chunk_size.lua", { "always" })
-      local cap = H.tshark_start(srv.port)
       local out = H.tmpname("echo-ffmpeg.flv")
       local player = ffmpeg_play(srv.url("live/e2"), out)
       assert(wait_log(srv, " play live/e2"), srv.log())
-      pub = publish(srv.url("live/e2"))
+      pub = publish(srv.url("live/e2"), { v = "debug" })
       assert.are.equal(0, wait_exit(pub, 20), H.output(pub))
       wait_exit(player, 15)
-      cap.stop()
-      local rc, fields = H.run(fmt("tshark -r %s -d tcp.port==%d,rtmpt -Y rtmpt.scm.chunksize " ..
-        "-T fields -E separator=/t -e tcp.srcport -e rtmpt.scm.chunksize 2>/dev/null", q(cap.file), srv.port), 60)
-      assert.are.equal(0, rc, fields)
-      local from_server, from_peer = 0, 0
-      for sport, sizes in fields:gmatch("(%d+)\t([^\n]*)") do
-        for size in sizes:gmatch("%d+") do
-          assert.are.equal("4096", size)
-          if tonumber(sport) == srv.port then from_server = from_server + 1 else from_peer = from_peer + 1 end
-        end
-      end
+      local to_ffmpeg = ffmpeg_log_count(H.output(pub), "New incoming chunk size = 4096")
       local echoes = H.count_plain(srv.log(), "echo chunk size 4096")
-      local seen = fmt("server sent %d, ffmpeg sent %d, server log: %d echoes", from_server, from_peer, echoes)
-      -- the server echoed every Set Chunk Size ffmpeg sent, and ffmpeg kept answering
+      local seen = fmt("ffmpeg read %d Set Chunk Size, the server echoed %d", to_ffmpeg, echoes)
+      -- ffmpeg answered each one it read (the connect's and our echoes),
+      -- and we echoed each of its answers: a ping-pong for as long as it published
       assert(echoes >= 3, "expected a ping-pong: " .. seen)
-      assert.are.equal(echoes, from_peer, seen)
-      -- ours on the wire: one per connect (publisher, player), then the
-      -- echoes, except the last one when ffmpeg had closed before it went out
-      assert(from_server == 2 + echoes or from_server == 1 + echoes, seen)
-      assert.are.equal(want.video, (video_frames(out)), "player")
+      assert.are.equal(to_ffmpeg, echoes, seen)
+      -- ffmpeg may close with our last echo unread in its socket: the kernel
+      -- then resets the connection and the tail of what it wrote is lost
+      -- (seen: "close: read: Connection reset by peer", 51 of 52 frames).
+      -- Otherwise the player has every frame.
+      local n = video_frames(out)
+      if srv.log():find("close: read: Connection reset by peer", 1, true) then
+        assert(n >= want.video - 2 and n <= want.video, fmt("player: %d frames of %d after a reset", n, want.video))
+      else
+        assert.are.equal(want.video, n, "player")
+      end
     end)
   end)
 
