@@ -22,7 +22,7 @@ local function expected_frames()
     q(H.fixture_flv()), SECONDS, q(out)), 30)
   assert(rc == 0, log)
   local info = assert(H.probe(out))
-  expected = { video = info.video.frames, audio = info.audio.frames }
+  expected = { video = info.video.frames, audio = info.audio.frames, file = out }
   return expected
 end
 
@@ -146,7 +146,7 @@ describe("quirk profile", function()
     assert.are.equal(want.video, (video_frames(out_rd)), "rtmpdump: " .. rdlog)
   end)
 
-  it("spb_nolimit.lua: a 4-byte Set Peer Bandwidth; ffmpeg and rtmpdump take it, GStreamer logs an error and plays", function()
+  it("spb_nolimit.lua: a 4-byte Set Peer Bandwidth; ffmpeg and rtmpdump take it, GStreamer logs an error and plays and publishes", function()
     local want = expected_frames()
     local srv = start("scripts/quirks/spb_nolimit.lua")
 
@@ -164,10 +164,20 @@ describe("quirk profile", function()
     local ff = ffmpeg_play(url, out_ff, "debug")
     local rd = rtmpdump_play(url, out_rd)
     local gst = gst_play(url)
-    assert(H.wait_until(function() return H.count_plain(srv.log(), " play live/spb") == 3 end, 10),
-      "players did not subscribe: " .. srv.log())
+    -- and GStreamer publishing (the same 2 s) to another name, with a player
+    local gurl = srv.url("live/spbgst")
+    local out_g = H.tmpname("spb-gst-publisher.flv")
+    local ffg = ffmpeg_play(gurl, out_g)
+    assert(H.wait_until(function()
+      return H.count_plain(srv.log(), " play live/spb") == 4 -- spb x3, spbgst
+    end, 10), "players did not subscribe: " .. srv.log())
+    local gpub = H.spawn(fmt("GST_DEBUG=rtmpmessage:1,rtmpconnection:1 GST_DEBUG_NO_COLOR=1 gst-launch-1.0 " ..
+      "filesrc location=%s ! flvdemux name=d d.video ! queue ! h264parse ! flvmux streamable=true ! " ..
+      "rtmp2sink location=%s", q(want.file), q(gurl)), { name = "gst-publish" })
     local pub = publish(url)
     assert.are.equal(0, wait_exit(pub, 20), H.output(pub))
+    assert.are.equal(0, wait_exit(gpub, 20), H.output(gpub))
+    wait_exit(ffg, 15)
     wait_exit(ff, 15)
     wait_exit(rd, 15)
     H.wait_until(function() return H.gst_frames(gst) >= want.video end, 5)
@@ -186,8 +196,13 @@ describe("quirk profile", function()
     local gstlog = H.output(gst)
     assert.is_truthy(gstlog:find("can't parse protocol control message", 1, true), gstlog)
     assert.are.equal(want.video, H.gst_frames(gst), "GStreamer decoded frames")
-    -- the publisher (ffmpeg) was not bothered either
-    assert.are.equal(1, H.count_plain(srv.log(), " publish live/spb"))
+    -- the publishers: ffmpeg was not bothered; GStreamer logged the same
+    -- error and published every frame
+    assert.are.equal(1, H.count_plain(srv.log(), " publish live/spb\n"))
+    local gplog = H.output(gpub)
+    assert.is_truthy(gplog:find("can't parse protocol control message", 1, true), gplog)
+    assert.are.equal(1, H.count_plain(srv.log(), " publish live/spbgst"))
+    assert.are.equal(want.video, (video_frames(out_g)), "player of the GStreamer publisher")
   end)
 
   it("live.lua's 5-byte Set Peer Bandwidth gives GStreamer no such error (the control)", function()
