@@ -178,9 +178,10 @@ static int maybe_ack(rtmp_session *s)
 /* RTMP 1.0 5.4.5: the limit a Set Peer Bandwidth puts in effect (hard:
  * its window; soft: the smaller of its window and the limit in effect;
  * dynamic: as hard if the previous limit was hard, else ignored; a
- * missing limit-type byte counts as hard), answered with Window Ack Size
- * when it differs from the last window we sent.  1 when a reply was
- * queued, 0 when none was due, or a negative error. */
+ * missing limit-type byte counts as hard; the first message sets the
+ * limit whatever its type, there being none in effect to keep), answered
+ * with Window Ack Size when it differs from the last window we sent.  1
+ * when a reply was queued, 0 when none was due, or a negative error. */
 static int bandwidth_reply(rtmp_session *s, const rtmp_control *c)
 {
     int type = c->limit < 0 ? 0 : c->limit;
@@ -189,7 +190,7 @@ static int bandwidth_reply(rtmp_session *s, const rtmp_control *c)
         limit = c->value;
     else if (type == 1)
         limit = s->out_limit && s->out_limit < c->value ? s->out_limit : c->value;
-    else if (type == 2 && s->out_limit_type == 0)
+    else if (type == 2 && s->out_limit_type <= 0)
         limit = c->value, type = 0;
     else
         return 0;

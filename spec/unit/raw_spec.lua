@@ -348,7 +348,10 @@ describe("Set Peer Bandwidth reply (auto bandwidth_reply)", function()
       end
       return out
     end
-    local msgs = assert(s:feed(spb(5000, 0)))              -- hard: 5000
+    local msgs = assert(s:feed(spb(4000, 2)))              -- first, dynamic: sets 4000
+    assert.is_true(msgs[1].applied.bandwidth_reply)
+    assert.are.same({ 4000 }, was())
+    msgs = assert(s:feed(spb(5000, 0)))                    -- hard: 5000
     assert.is_true(msgs[1].applied.bandwidth_reply)
     assert.are.same({ 5000 }, was())
     assert.are.equal(5000, s.window_sent)
