@@ -17,8 +17,7 @@
 -- What real peers did with it (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
 -- an ffmpeg publisher echoes our 4096; in "differs" mode that ends it, in
 -- "always" mode the two sides bounce Set Chunk Size back and forth for as
--- long as ffmpeg publishes.  Players (ffmpeg, rtmpdump) get media chunked
--- at the echoed size and decode it.
+-- long as ffmpeg publishes.  An ffmpeg player still decodes the stream.
 
 local live = require "live"
 

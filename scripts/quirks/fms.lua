@@ -13,8 +13,8 @@
 --
 -- What real peers did with it (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
 -- ffmpeg (publisher and player) and rtmpdump answer onBWDone with
--- `_checkbw`; rtmpdump -V prints the fmsVer and the onBWDone call; both
--- stream as they do from live.lua.
+-- `_checkbw`; rtmpdump -V prints the fmsVer, data.version and the
+-- onBWDone call; both stream as they do from live.lua.
 
 local rtmp = require "rtmp"
 local live = require "live"

@@ -23,7 +23,10 @@
 -- the observation.
 --
 -- What real servers did (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
--- see docs/QUIRKS.md; nginx-rtmp, ffmpeg -listen 1 and live.lua differ.
+-- pipelined: nginx-rtmp, ffmpeg -listen 1 and live.lua all accept;
+-- late_fc: nginx-rtmp never answers releaseStream/FCPublish, ffmpeg sends
+-- a bare "onFCPublish"; play_first: nginx-rtmp and ffmpeg close the
+-- connection, live.lua answers StreamNotFound and goes on.
 
 local rtmp = require "rtmp"
 

@@ -10,8 +10,10 @@
 -- Run it:  build/luartmp --listen 1935 scripts/quirks/spb_nolimit.lua
 --
 -- What real peers did with it (spec/interop/quirks_spec.lua, docs/QUIRKS.md):
--- ffmpeg, rtmpdump and GStreamer's rtmp2src all connect and play; ffmpeg
--- and GStreamer's rtmp2sink publish.  None logs an error about it.
+-- ffmpeg and rtmpdump read the 4 bytes and go on (rtmpdump -V logs
+-- "client BW = 2500000 255"); GStreamer's rtmp2src and rtmp2sink log
+-- "can't parse protocol control message" at level ERROR, ignore the
+-- message, and play / publish normally.
 
 local rtmp = require "rtmp"
 local live = require "live"
