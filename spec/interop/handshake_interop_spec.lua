@@ -60,6 +60,27 @@ describe("digest handshake", function()
     H.cleanup()
   end)
 
+  it("handshake_verified without sockets: kept after the handshake, false for a digest C1 echoed by a plain server", function()
+    local function pair(server_opts)
+      local c = rtmp.session{ role = "client" }
+      local s = rtmp.session(server_opts)
+      for _ = 1, 4 do
+        local out = c:output()
+        if #out > 0 then assert(s:feed(out)) end
+        out = s:output()
+        if #out > 0 then assert(c:feed(out)) end
+      end
+      assert.is_true(c.ready and s.ready)
+      return c, s
+    end
+    local c, s = pair{ role = "server" }
+    assert.are.same({ "digest1", true, "digest1", true },
+      { c.handshake, c.handshake_verified, s.handshake, s.handshake_verified })
+    c, s = pair{ role = "server", plain_handshake = true }
+    assert.are.same({ "plain", false, "digest1", true },
+      { c.handshake, c.handshake_verified, s.handshake, s.handshake_verified })
+  end)
+
   it("our client to nginx-rtmp: a digest S1 that verifies; a plain client gets a plain answer", function()
     local ngx = H.nginx_start()
     local c = C.connect(ngx.url("live"))
