@@ -17,7 +17,8 @@ function R.fixture_tags()
 end
 
 -- Start an in-process server on a free port. opts.on_play(conn, sid) is
--- called once the player's play was answered; opts.settings go to
+-- called once the player's play was answered (srv.player is then that
+-- connection); opts.settings go to
 -- rtmp.listen; opts.on_message(conn, msg) sees every message first
 -- (return true to stop the default handling). Returns { port, url(path),
 -- conns (in accept order), closed (conn -> reason), close() }.
@@ -50,6 +51,7 @@ function R.serve(opts)
       conn:command({ stream = msg.stream, csid = 5 }, "onStatus", 0, rtmp.null,
         { level = "status", code = "NetStream.Play.Start", description = "go" })
       if opts.on_play then opts.on_play(conn, msg.stream) end
+      srv.player = conn
     end
   end
   local server = assert(rtmp.listen(settings))
@@ -67,9 +69,14 @@ function R.serve(opts)
   return srv
 end
 
--- Run the loop until every byte queued on conn is written, then close it
--- (the player then ends its recording).
-function R.drain_and_close(conn, timeout)
+-- Run the loop until the player's play was answered (srv.player) and
+-- every byte queued on that connection is written, then close it (the
+-- player then ends its recording). Never call it from a handler: it runs
+-- the loop.
+function R.drain_and_close(srv, p, timeout)
+  C.wait_until(function() return srv.player or H.exited(p) end, timeout or 20)
+  local conn = srv.player
+  if not conn then return end
   C.wait_until(function() return conn.closed or conn.pending == 0 end, timeout or 20)
   if not conn.closed then conn:close("all sent") end
 end
