@@ -219,4 +219,73 @@ describe("raw sending to real peers", function()
     -- acknowledgements would have gone out; only ours did
     assert.are.same(ours, R.values(rows, "rtmpt.scm.seq"))
   end)
+
+  -- Connect to nginx-rtmp as a client that then stays silent, with the
+  -- settings given; returns { conn, pings (ping_time of each PingRequest),
+  -- closed (reason once closed) }. on_ping(conn, msg) runs for each.
+  local function idle_client(url, settings, on_ping)
+    local st = { pings = {} }
+    local handlers = {
+      on_handshake = function(conn)
+        conn:command(nil, "connect", 1, { app = "live", tcUrl = url, flashVer = "LNX 9,0,124,2" })
+      end,
+      on_message = function(conn, msg)
+        if msg.event_name == "ping_request" then
+          st.pings[#st.pings + 1] = msg.ping_time
+          st.applied = msg.applied
+          if on_ping then on_ping(conn, msg) end
+        end
+      end,
+      on_close = function(_, reason) st.closed = reason end,
+    }
+    for k, v in pairs(settings) do handlers[k] = v end
+    st.conn = assert(rtmp.connect(url, handlers))
+    return st
+  end
+
+  it("with auto ping off nginx-rtmp's pings go unanswered unless the script answers them itself", function()
+    local ngx = R.nginx_start("ping 1s; ping_timeout 1s;")
+    local cap = H.tshark_start(ngx.port)
+    -- nginx numbers its sessions *1, *2, *3 in accept order
+    local auto = idle_client(ngx.url("live"), {})                         -- the engine answers
+    assert(C.wait_until(function() return #auto.pings > 0 end, 5))
+    local mute = idle_client(ngx.url("live"), { auto = { ping = false } }) -- nobody answers
+    assert(C.wait_until(function() return #mute.pings > 0 end, 5))
+    local own = idle_client(ngx.url("live"), { auto = { ping = false } }, function(conn, msg)
+      assert(conn:user_control("ping_response", msg.ping_time ~ 0x5A5A5A5A))
+    end)
+    assert(C.wait_until(function() return #own.pings >= 2 and #mute.pings >= 2 end, 15),
+      "pings " .. #auto.pings .. "/" .. #mute.pings .. "/" .. #own.pings)
+    assert.are.same({ ping = true }, auto.applied)
+    assert.is_nil(mute.applied)
+    assert.is_nil(own.applied)
+    for _, st in ipairs{ auto, mute, own } do st.conn:close() end
+    C.wait_until(function() return auto.closed and mute.closed and own.closed end, 3)
+    R.capture_stop(cap)
+    -- nginx-rtmp logs each PingResponse it receives: none from the silent
+    -- client, which it keeps pinging (this build never drops it)
+    local log = ngx.log()
+    local function count(sess, what)
+      return H.count_plain(log, "*" .. sess .. " " .. what)
+    end
+    assert.is_true(count(1, "RTMP recv user evt ping_response") >= 1)
+    assert.are.equal(0, count(2, "RTMP recv user evt ping_response"))
+    assert.is_true(count(2, "create: ping_request") >= 2)
+    assert.is_true(count(3, "RTMP recv user evt ping_response") >= 2)
+    -- on the wire (tshark names the event but not its value: the value is
+    -- the last 4 bytes of a segment holding one PingResponse): two
+    -- clients answered, and the script's answers carry its own values
+    local ports, flipped, want = {}, 0, {}
+    for _, p in ipairs(own.pings) do want[p ~ 0x5A5A5A5A] = true end
+    local _, pr = H.run(string.format("tshark -r %s -d tcp.port==%d,rtmpt -Y 'rtmpt.ucm.eventtype==7' " ..
+      "-T fields -e tcp.srcport -e tcp.payload 2>/dev/null", H.shquote(cap.file), ngx.port), 60)
+    for port, hex in pr:gmatch("(%d+)\t(%x+)") do
+      ports[port] = true
+      if want[tonumber(hex:sub(-8), 16)] then flipped = flipped + 1 end
+    end
+    local nports = 0
+    for _ in pairs(ports) do nports = nports + 1 end
+    assert.are.equal(2, nports)
+    assert.are.equal(#own.pings, flipped)
+  end)
 end)
