@@ -288,4 +288,105 @@ describe("raw sending to real peers", function()
     assert.are.equal(2, nports)
     assert.are.equal(#own.pings, flipped)
   end)
+
+  it("a tolerance switched with conn:option when the peer shows who it is takes effect at once", function()
+    -- server: reads fmt 3 chunks by the spec, unless connect says the peer
+    -- is the encoder known to leave the extended timestamp out
+    local got, who = {}, {}
+    local srv = R.serve{
+      settings = { ext_ts_fmt3 = "spec" },
+      on_message = function(conn, msg)
+        if msg.name == "connect" then
+          who[msg.args[1].flashVer] = conn
+          if msg.args[1].flashVer == "QuirkyEncoder/1.0" then
+            assert.are.equal("never", conn:option("ext_ts_fmt3", "never"))
+          end
+        elseif msg.type == 9 then
+          got[conn] = got[conn] or {}
+          table.insert(got[conn], msg)
+        end
+      end,
+    }
+    -- clients: luartmp with send_ext_ts_fmt3 = false, ten 300-byte video
+    -- messages with extended timestamps, each with a fmt 0 header
+    local function publisher(flashver)
+      local st = {}
+      st.conn = assert(rtmp.connect(srv.url("live"), {
+        on_handshake = function(conn)
+          conn:command(nil, "connect", 1, { app = "live", tcUrl = srv.url("live"), flashVer = flashver })
+        end,
+        on_message = function(conn, msg)
+          if msg.name == "_result" then
+            conn:option("send_ext_ts_fmt3", false)
+            for i = 1, 10 do
+              assert(conn:send({ type = 9, csid = 7, stream = 1, timestamp = 0x1000000 + 40 * i, fmt = 0 },
+                string.rep(string.char(i), 300)))
+            end
+            st.sent = true
+          end
+        end,
+        on_close = function(_, reason) st.closed = reason end,
+      }))
+      return st
+    end
+    local quirky = publisher("QuirkyEncoder/1.0")
+    local plain = publisher("FMLE/3.0")
+    local q, p
+    assert(C.wait_until(function()
+      q, p = who["QuirkyEncoder/1.0"], who["FMLE/3.0"]
+      return quirky.sent and plain.sent and q and p and got[q] and #got[q] == 10 and srv.closed[p]
+    end, 10))
+    for i, m in ipairs(got[q]) do
+      assert.are.equal(string.rep(string.char(i), 300), m.payload)
+      assert.are.equal(0x1000000 + 40 * i, m.timestamp)
+    end
+    -- read by the spec, the first message loses 4 payload bytes per fmt 3
+    -- chunk and the reader loses its place: the connection fails
+    assert.is_true(got[p] == nil or got[p][1].payload ~= string.rep("\1", 300))
+    assert.truthy(srv.closed[p])
+    assert.is_nil(srv.closed[q])
+    quirky.conn:close()
+    srv.close()
+    C.wait_until(function() return quirky.closed and plain.closed end, 3)
+  end)
+
+  it("answers Set Peer Bandwidth with Window Ack Size when bandwidth_reply is on: nginx-rtmp receives it", function()
+    local ngx = R.nginx_start("")
+    local cap = H.tshark_start(ngx.port)
+    local function client(settings)
+      local st = {}
+      local handlers = {
+        on_handshake = function(conn)
+          conn:command(nil, "connect", 1, { app = "live", tcUrl = ngx.url("live"), flashVer = "LNX 9,0,124,2" })
+        end,
+        on_message = function(_, msg)
+          if msg.type_name == "set_peer_bandwidth" then st.spb = msg end
+          if msg.name == "_result" then st.result = true end
+        end,
+        on_close = function(_, reason) st.closed = reason end,
+      }
+      for k, v in pairs(settings) do handlers[k] = v end
+      st.conn = assert(rtmp.connect(ngx.url("live"), handlers))
+      return st
+    end
+    local off = client({})                                     -- nginx's *1
+    assert(C.wait_until(function() return off.result end, 5))
+    local on = client({ auto = { bandwidth_reply = true } })   -- nginx's *2
+    assert(C.wait_until(function() return on.result end, 5))
+    assert.is_nil(off.spb.applied.bandwidth_reply)
+    assert.is_true(on.spb.applied.bandwidth_reply)
+    assert.are.equal(on.spb.window, on.conn.window_sent)
+    assert.are.equal(0, off.conn.window_sent)
+    on.conn:close()
+    off.conn:close()
+    C.wait_until(function() return on.closed and off.closed end, 3)
+    R.capture_stop(cap)
+    local log = ngx.log()
+    assert.are.equal(0, H.count_plain(log, "*1 receive ack_size="))
+    assert.are.equal(1, H.count_plain(log, "*2 receive ack_size=" .. on.spb.window))
+    -- tshark: one Window Acknowledgement Size from a client, with that value
+    local _, out = H.run(string.format("tshark -r %s -d tcp.port==%d,rtmpt -Y 'rtmpt.scm.was && tcp.dstport==%d' " ..
+      "-T fields -e rtmpt.scm.was 2>/dev/null", H.shquote(cap.file), ngx.port, ngx.port), 60)
+    assert.are.same({ tostring(on.spb.window) }, { out:match("^(%d+)%s*$") })
+  end)
 end)
