@@ -389,4 +389,53 @@ describe("raw sending to real peers", function()
       "-T fields -e rtmpt.scm.was 2>/dev/null", H.shquote(cap.file), ngx.port, ngx.port), 60)
     assert.are.same({ tostring(on.spb.window) }, { out:match("^(%d+)%s*$") })
   end)
+
+  -- Play the fixture with each video message sent through conn:begin:
+  -- first chunk with fmt `first`, second chunk (if any) with fmt `second`,
+  -- the rest as the writer chooses. Returns probe info, the capture and
+  -- the port.
+  local function play_fmts(first, second)
+    local srv = R.serve{
+      on_play = function(conn, sid)
+        for _, t in ipairs(R.fixture_tags()) do
+          local h = { type = t.type, csid = t.type == 8 and 6 or t.type == 9 and 7 or 5,
+                      stream = sid, timestamp = t.timestamp }
+          if t.type == 9 then
+            local m = conn:begin(h, t.data)
+            assert(m:chunk{ fmt = first })
+            if not m:done() then assert(m:chunk{ fmt = second }) end
+            assert(m:rest())
+          else
+            assert(conn:send(h, t.data))
+          end
+        end
+      end,
+    }
+    local cap = H.tshark_start(srv.port)
+    local out = H.tmpname("fmts.flv")
+    local player = H.ffmpeg_play(srv.url("live/raw"), out)
+    R.drain_and_close(srv, player)
+    R.loop_until_exit(player, 30)
+    srv.close()
+    R.capture_stop(cap)
+    return H.probe(out), cap, srv.port
+  end
+
+  it("forces the fmt of chunks: tshark sees fmt 0 on every video message; ffmpeg also takes a header repeated inside a message", function()
+    local info, cap, port = play_fmts(0, 3)
+    assert.are.equal(F.frames, info.video.frames)
+    local rows = R.tshark_fields(cap.file, port, { "rtmpt.header.format", "rtmpt.header.csid" }, port)
+    local fmts, csids = R.values(rows, "rtmpt.header.format"), R.values(rows, "rtmpt.header.csid")
+    local video = {}
+    for i = 1, #csids do
+      if csids[i] == "7" then video[fmts[i]] = (video[fmts[i]] or 0) + 1 end
+    end
+    local tags = 0
+    for _, t in ipairs(R.fixture_tags()) do if t.type == 9 then tags = tags + 1 end end
+    assert.are.same({ ["0"] = tags }, video)  -- the writer alone would have used fmt 1 and 2
+    -- a fmt 1 header (same length, type and delta) on the second chunk of
+    -- every video message: ffmpeg keeps assembling the message
+    info = play_fmts(nil, 1)
+    assert.are.equal(F.frames, info.video.frames)
+  end)
 end)
