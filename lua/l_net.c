@@ -1013,7 +1013,7 @@ static int conn_auto(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     unsigned bit = rtmp_auto_bit(name);
     if (!bit)
-        return luaL_argerror(L, 2, "expected ack, ping, chunk_size, abort, window or bandwidth");
+        return luaL_argerror(L, 2, "expected ack, ping, chunk_size, abort, window, bandwidth or bandwidth_reply");
     rtmp_conn *c;
     rtmp_session *s = target(L, 1, &c);
     if (!s)
