@@ -773,7 +773,7 @@ void rtmp_writer_reset(rtmp_writer *w, uint32_t csid)
 
 int rtmp_writer_begin(rtmp_writer *w, const rtmp_msg_hdr *h, rtmp_wmsg *m)
 {
-    (void)w;
+    (void)w; /* the writer's state changes with the first chunk, not here */
     if (h->csid < RTMP_MIN_CSID || h->csid > RTMP_MAX_CSID || h->length > 0xFFFFFF
         || (h->fmt > 3 && h->fmt != RTMP_FMT_AUTO))
         return RTMP_ERR_INVAL;

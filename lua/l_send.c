@@ -244,9 +244,9 @@ static void read_message(lua_State *L, rtmp_msg_hdr *h)
     h->length = (uint32_t)len;
 }
 
-/* [-0, +1, e] a new outgoing message for target 1, payload on top
- * (popped). */
-static loutgoing *new_outgoing(lua_State *L, const rtmp_msg_hdr *h)
+/* [-1, +1, e] a new outgoing message of h through s (the target at index
+ * 1), replacing the payload string on top. */
+static loutgoing *new_outgoing(lua_State *L, rtmp_session *s, const rtmp_msg_hdr *h)
 {
     loutgoing *o = lua_newuserdatauv(L, sizeof *o, 2);
     memset(o, 0, sizeof *o);
@@ -255,7 +255,7 @@ static loutgoing *new_outgoing(lua_State *L, const rtmp_msg_hdr *h)
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 2);
-    if (rtmp_writer_begin(NULL, h, &o->m) < 0)  /* checked by read_hdr already */
+    if (rtmp_session_begin(s, h, &o->m) < 0)  /* read_hdr checked csid and fmt */
         luaL_error(L, "invalid message header");
     return o;
 }
@@ -266,9 +266,10 @@ static int conn_begin(lua_State *L)
     rtmp_msg_hdr h;
     read_message(L, &h);
     rtmp_conn *c;
-    if (!rtmp_l_target(L, 1, &c))
+    rtmp_session *s = rtmp_l_target(L, 1, &c);
+    if (!s)
         return 2;
-    new_outgoing(L, &h);
+    new_outgoing(L, s, &h);
     return 1;
 }
 
@@ -281,9 +282,10 @@ static int conn_send_chunks(lua_State *L)
     rtmp_msg_hdr h;
     read_message(L, &h);
     rtmp_conn *c;
-    if (!rtmp_l_target(L, 1, &c))
+    rtmp_session *s = rtmp_l_target(L, 1, &c);
+    if (!s)
         return 2;
-    loutgoing *o = new_outgoing(L, &h);
+    loutgoing *o = new_outgoing(L, s, &h);
     int oidx = lua_gettop(L);
     lua_Integer n = luaL_len(L, 4);
     rtmp_chunk_opts co;
