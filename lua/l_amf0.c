@@ -839,13 +839,23 @@ static void enc_table(enc *e, int t, int depth, int as_ref)
 }
 
 /* Encode the value at absolute index idx, inside depth containers. */
+/* [-0, +0, -] whether the value at idx has a metatable (plain tables,
+ * the common case, have none and need no kind lookup here). */
+static int has_meta(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    lua_pop(L, 1);
+    return 1;
+}
+
 static void enc_value(enc *e, int idx, int depth, int flags)
 {
     lua_State *L = e->L;
     int rc;
     /* Kinds with no AMF0 form, and positions that came switched, are
      * written as 0x11 and one AMF3 value. */
-    if ((flags & AS_AMF3) || (lua_istable(L, idx) && table_kind(L, idx) > K_XMLDOC)) {
+    if ((flags & AS_AMF3) || (lua_istable(L, idx) && has_meta(L, idx) && table_kind(L, idx) > K_XMLDOC)) {
         enc_check(e, rtmp_amf0_write_avmplus(e->out), "a switch to AMF3");
         rtmp_l_amf3_encode_value(L, idx, e->out, e->max_depth - depth);
         return;
