@@ -507,9 +507,9 @@ typedef struct wstream {
     uint8_t  type;
     uint8_t  ext;        /* last message-starting header had an extended timestamp */
     uint8_t  delta_ok;   /* delta came from a fmt 1/2 header: fmt 3 may repeat it */
-    uint8_t  reset;      /* readers may disagree about this stream (Abort,
-                            unfinished message, fmt 0-2 continuation):
-                            the next automatic header is fmt 0 */
+    uint8_t  reset;      /* readers may disagree about this stream
+                            (rtmp_writer_reset, a fmt 0-2 header inside a
+                            message): the next automatic header is fmt 0 */
 } wstream;
 
 struct rtmp_writer {
