@@ -438,4 +438,59 @@ describe("raw sending to real peers", function()
     info = play_fmts(nil, 1)
     assert.are.equal(F.frames, info.video.frames)
   end)
+
+  -- Publish the fixture to url with our client, the 10th video message
+  -- cut after its first chunk and followed by an Abort of csid 7 (when
+  -- abort). Returns the client (c.closed is why it ended, if it did) and
+  -- the number of video messages sent whole.
+  local function publish_with_abort(url, abort)
+    local c = C.connect(url)
+    local sid = c:create_stream()
+    c:publish(sid, "abort")
+    assert(c:wait(function() return c:find{ name = "onStatus" } end, 5))
+    local nv, whole = 0, 0
+    for _, t in ipairs(R.fixture_tags()) do
+      local h = { type = t.type, csid = t.type == 8 and 6 or 7, stream = sid, timestamp = t.timestamp }
+      if t.type == 9 then nv = nv + 1 end
+      if t.type == 9 and nv == 10 then
+        assert(c.conn:begin(h, t.data):chunk())
+        if abort then assert(c.conn:abort(7)) end
+      elseif t.type ~= 18 then
+        assert(c.conn:send(h, t.data))
+        if t.type == 9 then whole = whole + 1 end
+      end
+    end
+    C.wait_until(function() return c.closed end, 1)
+    return c, whole
+  end
+
+  it("an Abort in the middle of a published message: luartmp drops the partial message, nginx-rtmp does not", function()
+    -- luartmp as the receiver: every other video message arrives whole
+    local video = {}
+    local srv = R.serve{
+      on_message = function(_, msg)
+        if msg.type == 9 then video[#video + 1] = msg end
+        if msg.type_name == "abort" then video.abort = msg end
+      end,
+    }
+    local c, whole = publish_with_abort(srv.url("live"), true)
+    assert(C.wait_until(function() return #video == whole end, 5))
+    assert.are.equal(7, video.abort.abort_csid)
+    assert.are.same({ abort = true }, video.abort.applied)
+    assert.is_false(c.closed)
+    c:close()
+    srv.close()
+    -- nginx-rtmp logs the Abort but keeps assembling the message: the
+    -- next header on csid 7 breaks its reading and it drops the publisher,
+    -- exactly as when no Abort is sent
+    for _, abort in ipairs{ true, false } do
+      local ngx = R.nginx_start("")
+      local cn = publish_with_abort(ngx.url("live"), abort)
+      assert(C.wait_until(function() return cn.closed end, 5))
+      local log = ngx.log()
+      assert.are.equal(abort, H.count_plain(log, "abort (2)") > 0)
+      assert.truthy(log:find("in chunk stream too big", 1, true), log:sub(-2000))
+      H.cleanup()
+    end
+  end)
 end)
