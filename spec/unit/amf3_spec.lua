@@ -592,6 +592,12 @@ describe("rtmp.amf3", function()
       msgs = assert(srv:feed(chunk0(5, 15, "\0" .. data)))
       assert.are.equal("onTextData", msgs[1].name)
       assert.are.equal("hello", msgs[1].values[2].text)
+      -- and a script sends switched values with conn:command or as type 17
+      assert(srv:command(nil, "_result", 1, null, amf3.value{ level = "status" }))
+      local out = srv:output()
+      assert.truthy(out:find("\5\17" .. B.obj{ "level", B.str("status") }, 1, true), hex(out))
+      assert(srv:send({ type = 17, csid = 3 }, "\0" .. amf0.encode("onBWDone", 0, null, amf3.value(7))))
+      assert.truthy(srv:output():find("\0" .. pack(">Bs2", 2, "onBWDone"), 1, true))
       -- a bad reference inside the switch: decode_error, the message still comes
       msgs = assert(srv:feed(chunk0(5, 15, "\0" .. pack(">Bs2", 2, "x") .. "\17\6\2")))
       assert.are.equal(1, #msgs)
