@@ -121,7 +121,7 @@ describe("raw sending to real peers", function()
   -- The fixture with every timestamp past 2^24-1 ms (extended timestamps),
   -- sent message by message at chunk size 128, fmt 3 continuations with or
   -- without the 4 extended-timestamp bytes.
-  local function play_extended(send_ext)
+  local function play_extended(send_ext, rtmpdump)
     local srv = R.serve{
       on_play = function(conn, sid)
         assert.are.equal(send_ext, conn:option("send_ext_ts_fmt3", send_ext))
@@ -132,7 +132,7 @@ describe("raw sending to real peers", function()
       end,
     }
     local out = H.tmpname("ext-" .. tostring(send_ext) .. ".flv")
-    local player = H.ffmpeg_play(srv.url("live/raw"), out)
+    local player = (rtmpdump and H.rtmpdump_play or H.ffmpeg_play)(srv.url("live/raw"), out)
     R.drain_and_close(srv, player)
     R.loop_until_exit(player, 30)
     srv.close()
@@ -150,6 +150,16 @@ describe("raw sending to real peers", function()
     assert.is_true(rc ~= 0, log)
     assert.truthy(log:find("Invalid data found when processing input", 1, true)
       or log:find("Connection reset", 1, true) or log:find("size mismatch", 1, true), log)
+    assert.is_true(quirk == nil or quirk.video == nil or (quirk.video.frames or 0) == 0, log)
+  end)
+
+  it("rtmpdump (librtmp 2.4) likewise reads the 4 bytes on fmt 3 chunks", function()
+    local info, log = play_extended(true, true)
+    assert(info, log)
+    assert.are.equal(F.frames, info.video.frames)
+    local quirk
+    quirk, log = play_extended(false, true)
+    assert.truthy(log:find("failed to read RTMP packet header", 1, true), log)
     assert.is_true(quirk == nil or quirk.video == nil or (quirk.video.frames or 0) == 0, log)
   end)
 
@@ -492,5 +502,19 @@ describe("raw sending to real peers", function()
       assert.truthy(log:find("in chunk stream too big", 1, true), log:sub(-2000))
       H.cleanup()
     end
+  end)
+
+  it("rtmpdump (librtmp) decodes every frame of the same interleaved stream", function()
+    local srv = R.serve{
+      on_play = function(conn, sid) send_interleaved(conn, sid, { 61, 4096, 128, 999, 7, 1500 }) end,
+    }
+    local out = H.tmpname("raw-interleaved-rtmpdump.flv")
+    local player = H.rtmpdump_play(srv.url("live/raw"), out)
+    R.drain_and_close(srv, player)
+    R.loop_until_exit(player, 30)
+    srv.close()
+    local info = assert(H.probe(out))
+    assert.are.equal(F.frames, info.video.frames, H.output(player))
+    assert.are.equal("aac", info.audio.codec)
   end)
 end)
