@@ -504,10 +504,13 @@ describe("raw sending to real peers", function()
     end
   end)
 
-  it("rtmpdump (librtmp) decodes every frame of the same interleaved stream", function()
-    local srv = R.serve{
-      on_play = function(conn, sid) send_interleaved(conn, sid, { 61, 4096, 128, 999, 7, 1500 }) end,
-    }
+  it("rtmpdump (librtmp) and GStreamer (rtmp2src) decode every frame of the same interleaved stream", function()
+    local function serve()
+      return R.serve{
+        on_play = function(conn, sid) send_interleaved(conn, sid, { 61, 4096, 128, 999, 7, 1500 }) end,
+      }
+    end
+    local srv = serve()
     local out = H.tmpname("raw-interleaved-rtmpdump.flv")
     local player = H.rtmpdump_play(srv.url("live/raw"), out)
     R.drain_and_close(srv, player)
@@ -516,5 +519,11 @@ describe("raw sending to real peers", function()
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames, H.output(player))
     assert.are.equal("aac", info.audio.codec)
+    srv = serve()
+    local gst = H.gst_play(srv.url("live/raw"))
+    R.drain_and_close(srv, gst)
+    R.loop_until_exit(gst, 30)
+    srv.close()
+    assert.are.equal(F.frames, H.gst_frames(gst), H.output(gst):sub(-2000))
   end)
 end)
