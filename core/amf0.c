@@ -9,6 +9,7 @@
 #include "amf3.h"
 #include "error.h"
 
+#include <assert.h>
 #include <string.h>
 
 void rtmp_amf0_reader_init(rtmp_amf0_reader *r, const void *p, size_t len)
@@ -16,6 +17,7 @@ void rtmp_amf0_reader_init(rtmp_amf0_reader *r, const void *p, size_t len)
     r->start = r->p = p;
     r->end = r->p + len;
     r->nrefs = 0;
+    r->amf3 = NULL;
 }
 
 static double get_double(const uint8_t *p)
@@ -283,9 +285,16 @@ static int skip(rtmp_amf0_reader *r, int depth)
     case RTMP_AMF0_XML_DOCUMENT:
         return rtmp_amf0_read_xml_document(r, &s, &n);
     case RTMP_AMF0_AVMPLUS: {
-        rtmp_amf3_reader r3;
         if ((rc = rtmp_amf0_read_avmplus(r)) < 0)
             return rc;
+        if (r->amf3) {
+            assert(r->amf3->start == r->start && r->amf3->end == r->end);
+            r->amf3->p = r->p;
+            rc = rtmp_amf3_skip_value(r->amf3, depth);
+            r->p = r->amf3->p;
+            return rc;
+        }
+        rtmp_amf3_reader r3;
         rtmp_amf3_reader_init(&r3, r->p, rtmp_amf0_remaining(r));
         rc = rtmp_amf3_skip_value(&r3, depth);
         r->p += rtmp_amf3_offset(&r3);

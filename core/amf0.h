@@ -59,6 +59,8 @@ enum {
 #define RTMP_AMF0_END 0  /* the end marker 00 00 09 was read */
 #define RTMP_AMF0_KEY 1  /* a key was read; its value follows */
 
+struct rtmp_amf3_reader;
+
 typedef struct rtmp_amf0_reader {
     const uint8_t *start;  /* first byte of the input, for offsets */
     const uint8_t *p;      /* next unread byte; start <= p <= end */
@@ -66,6 +68,10 @@ typedef struct rtmp_amf0_reader {
     uint32_t nrefs;        /* complex values (object, typed object, ECMA
                               and strict array) begun so far: the size of
                               the reference table a reference indexes */
+    struct rtmp_amf3_reader *amf3;  /* NULL, or an AMF3 reader over the same
+                              bytes whose tables carry over from one
+                              switched value to the next (one message
+                              body, one AMF3 context); set by the caller */
 } rtmp_amf0_reader;
 
 /* Start reading p[0 .. len).  The bytes must outlive the reader and every
@@ -105,9 +111,10 @@ int rtmp_amf0_read_string(rtmp_amf0_reader *r, const char **s, size_t *len);
 int rtmp_amf0_read_xml_document(rtmp_amf0_reader *r, const char **s, size_t *len);
 
 /* The switch to AMF3 (marker 17): consumes the marker only; one AMF3
- * value follows at r->p, read with an amf3.h reader over the rest of
- * the input with fresh reference tables.  It does not enter the AMF0
- * reference table.  0, RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
+ * value follows at r->p, read with an amf3.h reader over the same bytes
+ * whose reference tables carry over between the switches of one message
+ * body (r->amf3).  It does not enter the AMF0 reference table.
+ * 0, RTMP_ERR_AMF_TRUNCATED or RTMP_ERR_AMF_TYPE. */
 int rtmp_amf0_read_avmplus(rtmp_amf0_reader *r);
 
 /* A date: milliseconds since the epoch and the (reserved) time zone.
@@ -156,8 +163,9 @@ static inline int rtmp_amf0_ecma_end_missing(const rtmp_amf0_reader *r) { return
  * levels of nested containers (0: scalars only; clamped to
  * RTMP_AMF0_MAX_DEPTH).  References are checked against r->nrefs.  A
  * switched AMF3 value is skipped with the levels left (the switch takes
- * none); only then does this allocate (the AMF3 tables, freed before it
- * returns).  0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE
+ * none) in r->amf3's context, or when r->amf3 is NULL in a context of
+ * its own (allocated and freed here: references to earlier switches
+ * then fail).  0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE
  * (and for AMF3 _TYPE / _EXTERNALIZABLE / NOMEM) with the reader left
  * where the value started. */
 int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth);

@@ -50,17 +50,26 @@ int rtmp_l_amf_sentinel(lua_State *L, int idx);
 /* Byte-wise order of two keys, shorter first on a common prefix. */
 int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn);
 
-/* [-0, +1, m] Decode one AMF3 value from p[0 .. len) with fresh reference
- * tables (one AMF0 0x11 switch), nesting at most depth levels; push it
- * and set *used to the bytes it took.  On failure push nothing and
- * return a negative RTMP_ERR_*; *used is then the offset of the failing
- * item, and for RTMP_ERR_AMF_EXTERNALIZABLE *cls (when cls is not NULL)
- * the class name, pointing into p. */
-int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used,
-                           rtmp_amf3_str *cls);
+/* AMF3 inside AMF0.  One message body is one AMF3 context: the reference
+ * tables continue from one 0x11 switch to the next.  The caller keeps a
+ * stack slot for the context, nil until the first switch. */
 
-/* [-0, +0, e] Encode the value at absolute index idx as AMF3 with fresh
- * reference tables, nesting at most depth levels, appending to *out. */
-void rtmp_l_amf3_encode_value(lua_State *L, int idx, rtmp_buf **out, int depth);
+/* [-0, +1, m] Decode the AMF3 value at start[at] (a switch's value; the
+ * context at stack index ctx covers start[0 .. len) and is made there on
+ * first use), nesting at most depth levels; push it and set *next to the
+ * offset after it.  On failure push nothing and return a negative
+ * RTMP_ERR_*; *next is then the offset of the failing item, and for
+ * RTMP_ERR_AMF_EXTERNALIZABLE *cls (when cls is not NULL) the class
+ * name, pointing into start. */
+int rtmp_l_amf3_push_value(lua_State *L, int ctx, const uint8_t *start, size_t len, size_t at, int depth,
+                           size_t *next, rtmp_amf3_str *cls);
+
+/* [-0, +0, -] Release a decoding context's tables now (nil: nothing). */
+void rtmp_l_amf3_ctx_free(lua_State *L, int ctx);
+
+/* [-0, +0, e] Encode the value at absolute index idx as AMF3 in the
+ * encoding context at stack index ctx (made there on first use),
+ * nesting at most depth levels, appending to *out. */
+void rtmp_l_amf3_encode_value(lua_State *L, int ctx, int idx, rtmp_buf **out, int depth);
 
 #endif

@@ -24,6 +24,15 @@
  *   typed object          table, metatable { __amf = "typed",
  *                         __class = name, __keys? }
  *   reference             the referenced table itself
+ *   XML document          { xml = text }, metatable { __amf = "xmldoc" }
+ *   switch to AMF3        the AMF3 value (l_amf3.c), its position kept
+ *                         in the container's __amf3[key or index] or, at
+ *                         top level, in the values table's metatable
+ *                         __amf3[i]; written switched again there, for
+ *                         rtmp.amf3.value(v), and for the kinds AMF0
+ *                         cannot express (xml, bytearray, vectors,
+ *                         dictionary, external).  The switches of one
+ *                         call share one AMF3 context.
  *
  * Key order.  __keys lists the keys in the order they came; a decoded
  * table whose keys came in sorted order (byte-wise) shares one metatable
@@ -166,6 +175,7 @@ typedef struct dec {
     int was_ref;   /* the value just pushed came from a reference */
     int was_amf3;  /* the value just pushed came switched to AMF3 (0x11) */
     rtmp_amf3_str cls;  /* an externalizable class without a handler */
+    int amf3;      /* stack index of the AMF3 context slot */
 } dec;
 
 static int dec_value(dec *d, int depth);
@@ -366,12 +376,13 @@ static int dec_value(dec *d, int depth)
         lua_setmetatable(L, -2);
         break;
     case RTMP_AMF0_AVMPLUS: {
-        /* One AMF3 value with fresh tables; it does not enter the AMF0
+        /* One AMF3 value in the body's AMF3 context; it does not enter the AMF0
          * reference table.  The switch itself takes no nesting level. */
-        size_t used = 0;
+        size_t next = 0;
         d->r.p++;
-        rc = rtmp_l_amf3_push_value(L, d->r.p, rtmp_amf0_remaining(&d->r), depth, &used, &d->cls);
-        d->r.p += used;
+        rc = rtmp_l_amf3_push_value(L, d->amf3, d->r.start, (size_t)(d->r.end - d->r.start),
+                                    rtmp_amf0_offset(&d->r), depth, &next, &d->cls);
+        d->r.p = d->r.start + next;
         if (rc < 0)
             return rc;
         d->was_ref = 0;
@@ -426,14 +437,15 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
                       rtmp_amf3_str *cls)
 {
     int base = lua_gettop(L);
-    dec d = { .L = L, .refs = base + 2 };
+    dec d = { .L = L, .refs = base + 2, .amf3 = base + 4 };
     if (max_depth > RTMP_AMF0_MAX_DEPTH)
         max_depth = RTMP_AMF0_MAX_DEPTH;
     rtmp_amf0_reader_init(&d.r, p, len);
-    luaL_checkstack(L, 4, NULL);
+    luaL_checkstack(L, 5, NULL);
     lua_newtable(L);
     lua_newtable(L);
     lua_pushnil(L);  /* base + 3: positions switched to AMF3 */
+    lua_pushnil(L);  /* base + 4: the AMF3 context, made at the first switch */
     lua_Integer n = 0;
     while (rtmp_amf0_remaining(&d.r) > 0) {
         int rc = dec_value(&d, max_depth);
@@ -441,6 +453,7 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
             *off = rtmp_amf0_offset(&d.r);
             if (cls)
                 *cls = d.cls;
+            rtmp_l_amf3_ctx_free(L, d.amf3);
             lua_settop(L, base);
             return rc;
         }
@@ -457,7 +470,8 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
         lua_setfield(L, -2, "__amf3");
         lua_setmetatable(L, base + 1);
     }
-    lua_pop(L, 2);
+    rtmp_l_amf3_ctx_free(L, d.amf3);
+    lua_pop(L, 3);
     lua_pushinteger(L, n);
     lua_setfield(L, -2, "n");
     return 0;
@@ -477,6 +491,7 @@ typedef struct enc {
     int max_depth;
     int visiting;    /* stack index: table -> true while it is being written */
     int index;       /* stack index: table -> its reference index */
+    int amf3;        /* stack index: the AMF3 context slot (l_amf.h) */
     uint32_t nrefs;  /* complex values written so far */
 } enc;
 
@@ -857,7 +872,7 @@ static void enc_value(enc *e, int idx, int depth, int flags)
      * written as 0x11 and one AMF3 value. */
     if ((flags & AS_AMF3) || (lua_istable(L, idx) && has_meta(L, idx) && table_kind(L, idx) > K_XMLDOC)) {
         enc_check(e, rtmp_amf0_write_avmplus(e->out), "a switch to AMF3");
-        rtmp_l_amf3_encode_value(L, idx, e->out, e->max_depth - depth);
+        rtmp_l_amf3_encode_value(L, e->amf3, idx, e->out, e->max_depth - depth);
         return;
     }
     switch (lua_type(L, idx)) {
@@ -899,7 +914,7 @@ static void enc_value(enc *e, int idx, int depth, int flags)
 
 void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out, int max_depth)
 {
-    luaL_checkstack(L, 4, NULL);
+    luaL_checkstack(L, 5, NULL);
     enc e = { .L = L, .out = out, .max_depth = max_depth };
     if (e.max_depth > RTMP_AMF0_MAX_DEPTH)
         e.max_depth = RTMP_AMF0_MAX_DEPTH;
@@ -907,9 +922,11 @@ void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out
     e.visiting = lua_gettop(L);
     lua_newtable(L);
     e.index = lua_gettop(L);
+    lua_pushnil(L);
+    e.amf3 = lua_gettop(L);
     for (int i = first; i <= last; i++)
         enc_value(&e, i, 0, 0);
-    lua_pop(L, 2);
+    lua_pop(L, 3);
 }
 
 /* What l_amf3.c shares (l_amf.h). */
@@ -974,6 +991,8 @@ static int l_encode_values(lua_State *L)
     e.visiting = lua_gettop(L);
     lua_newtable(L);
     e.index = lua_gettop(L);
+    lua_pushnil(L);
+    e.amf3 = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         int flags = 0;
@@ -1150,12 +1169,17 @@ static int l_validate(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
     luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    /* No Lua call between init and free: plain C structs suffice. */
     rtmp_amf0_reader r;
+    rtmp_amf3_reader r3;
     rtmp_amf0_reader_init(&r, s, len);
+    rtmp_amf3_reader_init(&r3, s, len);
+    r.amf3 = &r3;
     lua_Integer n = 0;
     while (rtmp_amf0_remaining(&r) > 0) {
         int rc = rtmp_amf0_skip_value(&r, (int)depth);
         if (rc < 0) {
+            rtmp_amf3_reader_free(&r3);
             luaL_pushfail(L);
             lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)rtmp_amf0_offset(&r));
             lua_pushstring(L, rtmp_errname(rc));
@@ -1163,6 +1187,7 @@ static int l_validate(lua_State *L)
         }
         n++;
     }
+    rtmp_amf3_reader_free(&r3);
     lua_pushinteger(L, n);
     return 1;
 }

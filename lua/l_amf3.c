@@ -40,9 +40,9 @@
  *   reference          the same Lua table (cycles included)
  *
  * Key order as in AMF0: __keys (and __sealed for sealed members) first,
- * then the other keys sorted byte-wise.  Encoding follows what Flash
- * Player writes, so its bytes round-trip: a non-empty string written
- * before becomes a string reference, a table written before an object
+ * then the other keys sorted byte-wise.  Encoding writes a reference
+ * wherever AMF3 allows one, so such encoders' bytes round-trip: a
+ * non-empty string written before becomes a string reference, a table written before an object
  * reference, traits equal to earlier ones (class, sealed names, dynamic,
  * externalizable) a traits reference.
  *
@@ -55,9 +55,10 @@
  * the reference tables).  Without a handler, decoding fails with
  * AMF_EXTERNALIZABLE.
  *
- * Reference tables start empty for each top-level value of
- * rtmp.amf3.decode/encode and for each AMF0 0x11 switch.  Nesting is
- * bounded as in AMF0 (max_depth container levels: arrays, objects,
+ * One message body is one AMF3 context: the reference tables start empty
+ * for each call of rtmp.amf3.decode/encode (shared by all its values) and
+ * for each AMF0 message, whose 0x11 switches all continue the same tables
+ * (Red5 reads and writes command bodies so).  Nesting is bounded as in AMF0 (max_depth container levels: arrays, objects,
  * object vectors, dictionaries), across an AMF0 -> AMF3 switch too.
  *
  * Functions: rtmp.amf3.encode(...) -> string; rtmp.amf3.decode(s
@@ -76,6 +77,7 @@
 #include "../core/error.h"
 
 #define READER_MT "rtmp.amf3.reader"
+#define ENC_MT "rtmp.amf3.enc"
 #define SLOT_MT "rtmp.amf0.buf"  /* a buffer slot, from l_amf0.c */
 
 static const char handlers_key = 'h';
@@ -476,29 +478,46 @@ static int reader_gc(lua_State *L)
     return 0;
 }
 
-/* [-0, +1, m] a reader userdata over p[0 .. len) (its tables freed by __gc). */
+/* [-0, +1, m] a decoding context over p[0 .. len): the reader (its
+ * tables freed by __gc), user values 1 the object table, 2 the string
+ * cache (dec3). */
 static rtmp_amf3_reader *push_reader(lua_State *L, const uint8_t *p, size_t len)
 {
-    rtmp_amf3_reader *r = lua_newuserdatauv(L, sizeof *r, 0);
+    rtmp_amf3_reader *r = lua_newuserdatauv(L, sizeof *r, 2);
     rtmp_amf3_reader_init(r, p, len);
     luaL_setmetatable(L, READER_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 2);
     return r;
 }
 
-int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth, size_t *used,
-                           rtmp_amf3_str *cls)
+/* [-0, +2, m] the object table and string cache of the context at ctx;
+ * d->objects and d->strings name them. */
+static void open_ctx(lua_State *L, dec3 *d, int ctx)
+{
+    d->r = lua_touserdata(L, ctx);
+    lua_getiuservalue(L, ctx, 1);
+    d->objects = lua_gettop(L);
+    lua_getiuservalue(L, ctx, 2);
+    d->strings = lua_gettop(L);
+}
+
+int rtmp_l_amf3_push_value(lua_State *L, int ctx, const uint8_t *start, size_t len, size_t at, int depth,
+                           size_t *next, rtmp_amf3_str *cls)
 {
     luaL_checkstack(L, 4, NULL);
+    if (lua_isnil(L, ctx)) {
+        push_reader(L, start, len);
+        lua_replace(L, ctx);
+    }
     int base = lua_gettop(L);
     dec3 d = { .L = L };
-    d.r = push_reader(L, p, len);
-    lua_newtable(L);
-    d.strings = lua_gettop(L);
-    lua_newtable(L);
-    d.objects = lua_gettop(L);
+    open_ctx(L, &d, ctx);
+    d.r->p = d.r->start + at;
     int rc = d3_value(&d, depth > RTMP_AMF0_MAX_DEPTH ? RTMP_AMF0_MAX_DEPTH : depth);
-    *used = rtmp_amf3_offset(d.r);
-    rtmp_amf3_reader_free(d.r);
+    *next = rtmp_amf3_offset(d.r);
     if (rc < 0) {
         if (cls)
             *cls = (rtmp_amf3_str){ d.cls, d.clen };
@@ -510,6 +529,13 @@ int rtmp_l_amf3_push_value(lua_State *L, const uint8_t *p, size_t len, int depth
     return 0;
 }
 
+void rtmp_l_amf3_ctx_free(lua_State *L, int ctx)
+{
+    rtmp_amf3_reader *r = luaL_testudata(L, ctx, READER_MT);
+    if (r)
+        rtmp_amf3_reader_free(r);
+}
+
 /* rtmp.amf3.decode(s [, max_depth]) -> values | nil, message, code */
 static int l_decode(lua_State *L)
 {
@@ -519,21 +545,15 @@ static int l_decode(lua_State *L)
     luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
     lua_settop(L, 1);
     dec3 d = { .L = L };
-    d.r = push_reader(L, (const uint8_t *)s, len);  /* 2 */
-    lua_newtable(L);                        /* 3: values */
-    lua_newtable(L);                        /* 4: strings */
-    d.strings = 4;
+    push_reader(L, (const uint8_t *)s, len);  /* 2: one context for all values */
+    lua_newtable(L);                          /* 3: values */
+    open_ctx(L, &d, 2);                       /* 4, 5 */
     lua_Integer n = 0;
     int rc = 0;
     while (rtmp_amf3_remaining(d.r) > 0) {
-        /* Each top-level value starts with empty tables. */
-        rtmp_amf3_reader_reset(d.r);
-        lua_newtable(L);
-        d.objects = lua_gettop(L);
         if ((rc = d3_value(&d, (int)depth)) < 0)
             break;
         lua_rawseti(L, 3, ++n);
-        lua_settop(L, 4);
     }
     size_t off = rtmp_amf3_offset(d.r);
     rtmp_amf3_reader_free(d.r);
@@ -568,7 +588,6 @@ static int l_validate(lua_State *L)
     rtmp_amf3_reader *r = push_reader(L, (const uint8_t *)s, len);
     lua_Integer n = 0;
     while (rtmp_amf3_remaining(r) > 0) {
-        rtmp_amf3_reader_reset(r);
         int rc = rtmp_amf3_skip_value(r, (int)depth);
         if (rc < 0) {
             size_t off = rtmp_amf3_offset(r);
@@ -587,11 +606,17 @@ static int l_validate(lua_State *L)
 
 /* Encoding */
 
+/* The tables' sizes of an encoding context; the context userdata's user
+ * values 1, 2, 3 map strings, tables and traits signatures to indexes. */
+typedef struct enc3_count {
+    uint32_t nstrings, nobjects, ntraits;
+} enc3_count;
+
 typedef struct enc3 {
     lua_State *L;
     rtmp_buf **out;
     int strings, objects, traits;  /* stack indexes: value -> index */
-    uint32_t nstrings, nobjects, ntraits;
+    enc3_count *c;
 } enc3;
 
 static void e3_value(enc3 *e, int idx, int depth);
@@ -624,12 +649,12 @@ static void e3_string(enc3 *e, int idx)
     lua_pop(L, 1);
     if (len > RTMP_AMF3_LEN_MAX)
         luaL_error(L, "cannot encode a string longer than 2^28-1 bytes as AMF3");
-    if (e->nstrings <= RTMP_AMF3_LEN_MAX) {
+    if (e->c->nstrings <= RTMP_AMF3_LEN_MAX) {
         lua_pushvalue(L, idx);
-        lua_pushinteger(L, e->nstrings);
+        lua_pushinteger(L, e->c->nstrings);
         lua_rawset(L, e->strings);
     }
-    e->nstrings++;
+    e->c->nstrings++;
     e3_check(e, rtmp_amf3_write_string_vr(e->out, s, len), "a string");
 }
 
@@ -848,12 +873,12 @@ static void e3_object(enc3 *e, int t, int depth, int kind)
         lua_pop(L, 1);
     } else {
         lua_pop(L, 1);
-        if (e->ntraits <= (RTMP_AMF3_U29_MAX >> 2)) {
+        if (e->c->ntraits <= (RTMP_AMF3_U29_MAX >> 2)) {
             lua_pushvalue(L, sig);
-            lua_pushinteger(L, e->ntraits);
+            lua_pushinteger(L, e->c->ntraits);
             lua_rawset(L, e->traits);
         }
-        e->ntraits++;
+        e->c->ntraits++;
         e3_check(e, rtmp_amf3_write_traits(e->out, (uint32_t)nsealed, dynamic, kind == K_EXTERNAL), "traits");
         lua_pushlstring(L, cls, clen);
         e3_string(e, lua_gettop(L));
@@ -1028,12 +1053,12 @@ static void e3_table(enc3 *e, int t, int depth)
     lua_pop(L, 1);
     if (is_container(marker) && depth <= 0)
         luaL_error(L, "cannot encode tables nested deeper than the AMF limit as AMF3");
-    if (e->nobjects <= RTMP_AMF3_LEN_MAX) {
+    if (e->c->nobjects <= RTMP_AMF3_LEN_MAX) {
         lua_pushvalue(L, t);
-        lua_pushinteger(L, e->nobjects);
+        lua_pushinteger(L, e->c->nobjects);
         lua_rawset(L, e->objects);
     }
-    e->nobjects++;
+    e->c->nobjects++;
 
     size_t len;
     const char *s;
@@ -1114,29 +1139,39 @@ static void e3_value(enc3 *e, int idx, int depth)
     e3_check(e, rc, "a value");
 }
 
-/* [-0, +0, e] encode the values at first..last, each with fresh tables. */
-static void encode_range(lua_State *L, int first, int last, rtmp_buf **out, int depth)
+/* [-0, +0, e] encode the values at first..last in the encoding context
+ * at stack index ctx (made there when nil). */
+static void encode_range(lua_State *L, int ctx, int first, int last, rtmp_buf **out, int depth)
 {
     luaL_checkstack(L, 6, NULL);
     int base = lua_gettop(L);
     if (depth > RTMP_AMF0_MAX_DEPTH)
         depth = RTMP_AMF0_MAX_DEPTH;
-    for (int i = first; i <= last; i++) {
-        enc3 e = { .L = L, .out = out };
-        lua_newtable(L);
-        e.strings = lua_gettop(L);
-        lua_newtable(L);
-        e.objects = lua_gettop(L);
-        lua_newtable(L);
-        e.traits = lua_gettop(L);
-        e3_value(&e, i, depth);
-        lua_settop(L, base);
+    if (lua_isnil(L, ctx)) {
+        enc3_count *c = lua_newuserdatauv(L, sizeof *c, 3);
+        memset(c, 0, sizeof *c);
+        luaL_setmetatable(L, ENC_MT);
+        for (int i = 1; i <= 3; i++) {
+            lua_newtable(L);
+            lua_setiuservalue(L, -2, i);
+        }
+        lua_replace(L, ctx);
     }
+    enc3 e = { .L = L, .out = out, .c = lua_touserdata(L, ctx) };
+    lua_getiuservalue(L, ctx, 1);
+    e.strings = lua_gettop(L);
+    lua_getiuservalue(L, ctx, 2);
+    e.objects = lua_gettop(L);
+    lua_getiuservalue(L, ctx, 3);
+    e.traits = lua_gettop(L);
+    for (int i = first; i <= last; i++)
+        e3_value(&e, i, depth);
+    lua_settop(L, base);
 }
 
-void rtmp_l_amf3_encode_value(lua_State *L, int idx, rtmp_buf **out, int depth)
+void rtmp_l_amf3_encode_value(lua_State *L, int ctx, int idx, rtmp_buf **out, int depth)
 {
-    encode_range(L, idx, idx, out, depth);
+    encode_range(L, ctx, idx, idx, out, depth);
 }
 
 /* The Lua functions */
@@ -1148,7 +1183,9 @@ static int l_encode(lua_State *L)
     rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
     *slot = NULL;
     luaL_setmetatable(L, SLOT_MT);
-    encode_range(L, 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
+    lua_pushnil(L);  /* one context for all values */
+    encode_range(L, lua_gettop(L), 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
+    lua_pop(L, 1);
     if (*slot)
         lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
     else
@@ -1397,6 +1434,8 @@ void rtmp_l_open_amf3(lua_State *L)
         lua_pushcfunction(L, reader_gc);
         lua_setfield(L, -2, "__gc");
     }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, ENC_MT);
     lua_pop(L, 1);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key) == LUA_TNIL) {
         lua_pop(L, 1);

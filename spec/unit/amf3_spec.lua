@@ -243,12 +243,19 @@ describe("rtmp.amf3", function()
       end)
     end
 
-    it("keep each top-level value's own reference tables", function()
-      -- the same string twice at top level is written inline twice
-      local s = B.str("hi") .. B.str("hi")
+    it("share one context among the values of one call", function()
+      -- the same string at top level twice: the second is a reference
+      local s = B.str("hi") .. "\6" .. B.sref(0)
       assert.are.equal(hex(s), hex(amf3.encode("hi", "hi")))
-      assert_roundtrip(s)
-      assert_fails(B.str("hi") .. "\6\0", "AMF_REFERENCE")
+      local v = assert_roundtrip(s)
+      assert.are.equal("hi", v[2])
+      local t = { k = 1 }
+      local two = amf3.encode(t, t)
+      assert.are.equal(hex(B.obj{ "k", B.int(1) } .. B.oref(10, 0)), hex(two))
+      local d = assert_roundtrip(two)
+      assert.are.equal(d[1], d[2])
+      assert.are.equal(2, amf3.validate(two))
+      assert_fails(B.str("hi") .. "\6" .. B.sref(1), "AMF_REFERENCE")
     end)
   end)
 
@@ -543,14 +550,34 @@ describe("rtmp.amf3", function()
       assert.are.equal(hex(B.int(5)), hex(amf3.encode(amf3.value(5))))
     end)
 
-    it("start fresh reference tables at each switch", function()
-      local ok = "\17" .. B.str("hi") .. "\17" .. B.str("hi")
-      assert.are.equal(hex(ok), hex(amf0.encode(amf3.value("hi"), amf3.value("hi"))))
-      assert.are.equal(2, amf0.decode(ok).n)
-      local v, _, code = amf0.decode("\17" .. B.str("hi") .. "\17\6\0")
-      assert.is_nil(v); assert.are.equal("AMF_REFERENCE", code)
-      local n, _, vcode = amf0.validate("\17" .. B.str("hi") .. "\17\6\0")
+    it("carry the AMF3 reference tables from one switch to the next in one body", function()
+      -- strings: the second switch refers to the first one's string
+      local s = "\17" .. B.str("hi") .. pack(">Bd", 0, 5) .. "\17\6" .. B.sref(0)
+      assert.are.equal(hex(s), hex(amf0.encode(amf3.value("hi"), 5, amf3.value("hi"))))
+      local v = amf0.decode(s)
+      assert.are.same({ "hi", 5, "hi", n = 3 }, v)
+      assert.are.equal(hex(s), hex(amf0.encode_values(v)))
+      assert.are.equal(3, amf0.validate(s))
+      -- objects: one table at two switched positions
+      local t = { a = 1 }
+      local o = amf0.encode("call", 0, amf3.value(t), amf3.value(t))
+      assert.are.equal(hex(pack(">Bs2", 2, "call") .. pack(">Bd", 0, 0) .. "\17" .. B.obj{ "a", B.int(1) }
+        .. "\17" .. B.oref(10, 0)), hex(o))
+      local d = amf0.decode(o)
+      assert.are.equal(d[3], d[4])
+      assert.are.equal(hex(o), hex(amf0.encode_values(d)))
+      -- traits and nested members too
+      local m = amf0.encode(amf3.value{ { x = 1 } }, amf3.value{ { x = 2 } })
+      assert.are.equal(hex("\17" .. B.arr{ B.obj{ "x", B.int(1) } } .. "\17" .. B.arr{ "\10\1\0\4\2\1" }), hex(m))
+      assert.are.equal(hex(m), hex(amf0.encode_values(amf0.decode(m))))
+      -- a reference past what the body has seen fails
+      local bad = "\17" .. B.str("hi") .. "\17\6" .. B.sref(1)
+      local x, _, code = amf0.decode(bad)
+      assert.is_nil(x); assert.are.equal("AMF_REFERENCE", code)
+      local n, _, vcode = amf0.validate(bad)
       assert.is_nil(n); assert.are.equal("AMF_REFERENCE", vcode)
+      -- each message (decode or encode call) starts a new context
+      assert.are.equal(hex("\17" .. B.str("hi")), hex(amf0.encode(amf3.value("hi"))))
     end)
 
     it("count nesting across the switch", function()
