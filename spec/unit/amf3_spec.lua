@@ -632,6 +632,45 @@ describe("rtmp.amf3", function()
       srv:close()
     end)
 
+    it("survive seeded mutations of bodies with switches; decode and the core's skip agree", function()
+      local seeds = {
+        CONNECT3,
+        amf0.encode("call", 0, amf3.value{ { x = 1 }, "s" }, amf3.value{ { x = 2 }, "s" }),
+        amf0.encode(amf0.object{ { "a", amf3.bytearray("xy") }, { "b", amf3.vector("int", { 1, 2 }) } }),
+        amf0.encode(amf0.array{ amf3.value(1), amf3.dictionary{ { "k", "v" } }, amf3.xml("<a/>") }),
+      }
+      local state = 777
+      local function rnd(n)
+        state = (state * 1103515245 + 12345) % 2147483648
+        return state % n
+      end
+      local decoded = 0
+      for round = 1, 3000 do
+        local bytes = { seeds[round % #seeds + 1]:byte(1, -1) }
+        for _ = 1, 1 + rnd(3) do
+          if #bytes == 0 then bytes[1] = rnd(256) end
+          local at = 1 + rnd(#bytes)
+          local op = rnd(3)
+          if op == 0 then bytes[at] = rnd(256)
+          elseif op == 1 then table.remove(bytes, at)
+          else table.insert(bytes, at, rnd(256)) end
+        end
+        local m = char(table.unpack(bytes))
+        local ok, v, _, code = pcall(amf0.decode, m)
+        assert(ok, "decode raised on " .. hex(m) .. ": " .. tostring(v))
+        local n, _, vcode = amf0.validate(m)
+        if v then
+          decoded = decoded + 1
+          if vcode ~= "AMF_EXTERNALIZABLE" then assert.are.equal(v.n, n, hex(m)) end
+          local again = amf0.encode_values(v)
+          assert.are.equal(v.n, amf0.decode(again).n)
+        elseif code ~= "AMF_EXTERNALIZABLE" and vcode ~= "AMF_EXTERNALIZABLE" then
+          assert.are.equal(code, vcode, hex(m))
+        end
+      end
+      assert.is_true(decoded > 0)
+    end)
+
     it("fail cleanly on a switch with nothing or garbage after it", function()
       local v, msg, code = amf0.decode(pack(">Bd", 0, 1) .. "\17")
       assert.is_nil(v); assert.are.equal("AMF_TRUNCATED", code)
