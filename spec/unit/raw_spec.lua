@@ -85,6 +85,39 @@ describe("raw sending: chunk by chunk", function()
     assert.are.equal(40, msgs[3].timestamp)
   end)
 
+  it("the interleaved bytes give the same messages fed at every split size", function()
+    local c = pair()
+    local v, a = payload(300), payload(200):reverse()
+    local mv = c:begin({ type = "video", csid = 7, stream = 1, timestamp = 0x1000000 }, v)
+    local ma = c:begin({ type = "audio", csid = 6, stream = 1, timestamp = 41 }, a)
+    assert(mv:chunk())
+    assert(ma:chunk{ fmt = 0, ext_ts = true })
+    assert(c:set_chunk_size(50))
+    assert(mv:chunk{ fmt = 2 })
+    assert(c:abort(9))
+    assert(ma:rest())
+    assert(mv:rest{ ext_ts = true })
+    local bytes = c:output()
+    local function summary(msgs)
+      local t = {}
+      for _, m in ipairs(msgs) do
+        t[#t + 1] = table.concat({ m.type_name, m.csid, m.timestamp, m.length, m.payload }, "/")
+      end
+      return t
+    end
+    local _, s = pair()
+    local want = summary(assert(s:feed(bytes)))
+    assert.are.equal(4, #want)
+    for step = 1, #bytes do
+      local _, s2 = pair()
+      local got = {}
+      for i = 1, #bytes, step do
+        for _, m in ipairs(assert(s2:feed(bytes:sub(i, i + step - 1)))) do got[#got + 1] = m end
+      end
+      assert.are.same(want, summary(got), "split " .. step)
+    end
+  end)
+
   it("sends a 'wrong' fmt on a continuation chunk and makes the next automatic header fmt 0", function()
     local c = pair()
     assert(c:send({ type = 9, csid = 9, stream = 1, timestamp = 10 }, "uvwxyz"))
