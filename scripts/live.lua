@@ -33,9 +33,11 @@ local M = {
                     -- before it is cached and fanned out; return false to drop it
     commands = {},  -- command name -> function(conn, msg)
     streams = {},   -- "app/name" -> stream
+    replies = {},   -- the pieces of the connect answer, each replaceable:
+                    -- controls(conn), result(conn, msg, app, encoding)
 }
 
-local commands, hooks, config, streams = M.commands, M.hooks, M.config, M.streams
+local commands, hooks, config, streams, replies = M.commands, M.hooks, M.config, M.streams, M.replies
 
 -- ---- replies ----
 
@@ -151,14 +153,23 @@ function commands.connect(conn, msg)
     conn.streams = conn.streams or {}  -- stream id -> true (created) or { role =, stream = }
     conn.playing = conn.playing or {}  -- "app/name" -> stream id it plays on
     conn.next_sid = conn.next_sid or 1
+    replies.controls(conn)
+    replies.result(conn, msg, app, type(obj) == "table" and tonumber(obj.objectEncoding) or 0)
+    conn:log("info", "connect app=%s", app)
+end
+
+-- The control messages sent on connect, before the _result.
+function replies.controls(conn)
     conn:set_window_ack_size(config.window)
     conn:set_peer_bandwidth(config.peer_bandwidth, "dynamic")
     conn:set_chunk_size(config.chunk_size)
-    local encoding = type(obj) == "table" and tonumber(obj.objectEncoding) or 0
+end
+
+-- The connect _result (and whatever a profile sends with it).
+function replies.result(conn, msg, app, encoding)
     conn:command(nil, "_result", msg.txn,
         { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 },
         status("status", "NetConnection.Connect.Success", "Connection succeeded.", { objectEncoding = encoding }))
-    conn:log("info", "connect app=%s", app)
 end
 
 function commands.createStream(conn, msg)

@@ -23,14 +23,7 @@ local null = rtmp.null
 local VERSION = "3,5,7,7009"
 local next_client_id = 1
 
-live.commands.connect = function(conn, msg)
-    local obj = msg.args[1]
-    local app = type(obj) == "table" and type(obj.app) == "string" and obj.app or ""
-    app = app:match("^([^?]*)"):gsub("/+$", "")
-    conn.app, conn.streams, conn.playing, conn.next_sid = app, {}, {}, 1
-    conn:set_window_ack_size(live.config.window)
-    conn:set_peer_bandwidth(live.config.peer_bandwidth, "dynamic")
-    conn:set_chunk_size(live.config.chunk_size)
+live.replies.result = function(conn, msg, app, encoding)
     next_client_id = next_client_id + 1
     conn:command(nil, "_result", msg.txn,
         rtmp.amf0.object{ { "fmsVer", "FMS/" .. VERSION }, { "capabilities", 31.0 }, { "mode", 1.0 } },
@@ -40,7 +33,7 @@ live.commands.connect = function(conn, msg)
             { "description", "Connection succeeded." },
             { "data", rtmp.amf0.ecma{ { "version", VERSION } } },
             { "clientid", next_client_id * 1.0 },
-            { "objectEncoding", type(obj) == "table" and tonumber(obj.objectEncoding) or 0.0 },
+            { "objectEncoding", encoding * 1.0 },
         })
     conn:command(nil, "onBWDone", 0, null)
     conn:log("info", "connect app=%s (FMS reply, onBWDone sent)", app)

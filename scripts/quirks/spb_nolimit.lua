@@ -15,24 +15,13 @@
 -- "can't parse protocol control message" at level ERROR, ignore the
 -- message, and play / publish normally.
 
-local rtmp = require "rtmp"
 local live = require "live"
 
-local null = rtmp.null
-
-live.commands.connect = function(conn, msg)
-    local obj = msg.args[1]
-    local app = type(obj) == "table" and type(obj.app) == "string" and obj.app or ""
-    app = app:match("^([^?]*)"):gsub("/+$", "")
-    conn.app, conn.streams, conn.playing, conn.next_sid = app, {}, {}, 1
+live.replies.controls = function(conn)
     conn:set_window_ack_size(live.config.window)
     conn:set_peer_bandwidth(live.config.peer_bandwidth, false) -- the quirk: no limit-type byte
     conn:set_chunk_size(live.config.chunk_size)
-    conn:command(nil, "_result", msg.txn,
-        { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 },
-        { level = "status", code = "NetConnection.Connect.Success", description = "Connection succeeded.",
-          objectEncoding = type(obj) == "table" and tonumber(obj.objectEncoding) or 0.0 })
-    conn:log("info", "connect app=%s (Set Peer Bandwidth sent without its limit type)", app)
+    conn:log("info", "Set Peer Bandwidth sent without its limit type")
 end
 
 live.start()
