@@ -1,11 +1,12 @@
 -- AMF bytes produced by real peers: ffmpeg's and rtmpdump's connect with
--- extra values (-rtmp_conn / --conn), ffmpeg's publish sequence and
--- @setDataFrame onMetaData, nginx-rtmp's connect _result and onStatus.
+-- extra values (-rtmp_conn / --conn), ffmpeg's and GStreamer's publish
+-- sequences and @setDataFrame onMetaData, nginx-rtmp's connect _result
+-- and onStatus.
 -- Each message must decode to exactly the values the peer was told to
 -- send, and rtmp.amf0.encode_values(msg.values) must give back the body
 -- byte for byte (spec/interop/amf_peers.lua prints "same" only then).
--- None of these peers emits AMF3 (ffmpeg, librtmp and nginx-rtmp write
--- AMF0 only), so the AMF3 paths are covered by spec/unit/amf3_spec.lua.
+-- None of these peers emits AMF3 (ffmpeg, librtmp, GStreamer and
+-- nginx-rtmp write AMF0 only), so the AMF3 paths are covered by spec/unit/amf3_spec.lua.
 
 local H = require "support.helpers"
 
@@ -81,6 +82,23 @@ describe("AMF from real peers", function()
     assert.truthy(obj:find('flashVer="LNX', 1, true), obj)
     assert.are.equal(EXTRA, extra)
     assert.truthy(find(msgs, "createStream"))
+    all_same(msgs)
+  end)
+
+  it("GStreamer rtmp2sink: its connect, publish commands and flvmux onMetaData round-trip", function()
+    local srv = H.luartmp_start{ script = SCRIPT, args = { "server" } }
+    local gst = H.spawn(string.format("gst-launch-1.0 -q filesrc location=%s ! flvdemux name=d d.video ! queue ! "
+      .. "h264parse ! flvmux streamable=true ! rtmp2sink location=%s", H.shquote(H.fixture_flv()),
+      H.shquote(srv.url("live/gst"))), { name = "gst-amf" })
+    local ok = H.wait_until(function() return find(messages(srv.proc), "@setDataFrame") end, 15)
+    assert.truthy(ok, "no @setDataFrame seen; server output:\n" .. H.output(srv.proc) .. "\ngst:\n" .. H.output(gst))
+    local msgs = messages(srv.proc)
+    local connect = find(msgs, "connect")
+    assert.truthy(connect.rest:find('app="live"', 1, true), connect.line)
+    assert.truthy(connect.rest:find('tcUrl="' .. srv.url("live") .. '"', 1, true), connect.line)
+    assert.are.equal('"publish" 0 null "gst" "live"', find(msgs, "publish").rest)
+    local meta = find(msgs, "@setDataFrame")
+    assert.truthy(meta.rest:find('encoder="GStreamer', 1, true), meta.rest)
     all_same(msgs)
   end)
 
