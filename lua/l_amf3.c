@@ -58,8 +58,9 @@
  * One message body is one AMF3 context: the reference tables start empty
  * for each call of rtmp.amf3.decode/encode (shared by all its values) and
  * for each AMF0 message, whose 0x11 switches all continue the same tables
- * (Red5 reads and writes command bodies so).  Nesting is bounded as in AMF0 (max_depth container levels: arrays, objects,
- * object vectors, dictionaries), across an AMF0 -> AMF3 switch too.
+ * (Red5 reads and writes command bodies so).  Nesting is bounded as in
+ * AMF0 (max_depth container levels: arrays, objects, object vectors,
+ * dictionaries), across an AMF0 -> AMF3 switch too.
  *
  * Functions: rtmp.amf3.encode(...) -> string; rtmp.amf3.decode(s
  * [, max_depth]) -> { values..., n = count } or nil, message, code;
@@ -98,7 +99,7 @@ static const char handlers_key = 'h';
 #define K_EXTERNAL RTMP_K_EXTERNAL
 #define K_AMF3 RTMP_K_AMF3
 
-/* [-0, +1, -] the handler of class cls (nil when none). */
+/* [-0, +1, m] the handler of class cls (nil when none); returns its type. */
 static int push_handler(lua_State *L, const char *cls, size_t len)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
@@ -108,7 +109,7 @@ static int push_handler(lua_State *L, const char *cls, size_t len)
     return t;
 }
 
-/* [-0, +0, -] set field f of the table on top to the kind's name. */
+/* [-0, +0, m] set field __amf of the table on top to the kind's name. */
 static void set_kind(lua_State *L, int kind)
 {
     lua_pushstring(L, rtmp_l_amf_kinds[kind]);
