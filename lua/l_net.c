@@ -320,6 +320,30 @@ static void decode_control(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p
     }
 }
 
+/* [-0, +0, m] with the decoded values array on top and the message table
+ * below it: set the table's field "name" to values[1] when it is a string,
+ * and its field "args" to values[first .. n] (with its own n). */
+static void set_name_args(lua_State *L, lua_Integer first)
+{
+    int values = lua_gettop(L);
+    if (lua_geti(L, values, 1) == LUA_TSTRING)
+        lua_setfield(L, values - 1, "name");
+    else
+        lua_pop(L, 1);
+    lua_getfield(L, values, "n");
+    lua_Integer n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_Integer count = n >= first ? n - first + 1 : 0;
+    lua_createtable(L, (int)count, 1);
+    for (lua_Integer i = first; i <= n; i++) {
+        lua_geti(L, values, i);
+        lua_seti(L, -2, i - first + 1);
+    }
+    lua_pushinteger(L, count);
+    lua_setfield(L, -2, "n");
+    lua_setfield(L, values - 1, "args");
+}
+
 /* [-0, +0, m] decode AMF values into fields values/name/txn/args of the table on top. */
 static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
 {
@@ -333,24 +357,14 @@ static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, in
     int values = lua_gettop(L);
     lua_pushvalue(L, values);
     lua_setfield(L, -3, "values");
-    if (lua_geti(L, values, 1) == LUA_TSTRING)
-        lua_setfield(L, -3, "name");
-    else
-        lua_pop(L, 1);
     if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF3_COMMAND) {
         lua_geti(L, values, 2);
         lua_setfield(L, -3, "txn");
-        lua_getfield(L, values, "n");
-        lua_Integer n = lua_tointeger(L, -1);
+        set_name_args(L, 3);
+    } else if (lua_geti(L, values, 1) == LUA_TSTRING) {
+        lua_setfield(L, -3, "name");
+    } else {
         lua_pop(L, 1);
-        lua_createtable(L, n > 2 ? (int)(n - 2) : 0, 1);
-        for (lua_Integer i = 3; i <= n; i++) {
-            lua_geti(L, values, i);
-            lua_seti(L, -2, i - 2);
-        }
-        lua_pushinteger(L, n > 2 ? n - 2 : 0);
-        lua_setfield(L, -2, "n");
-        lua_setfield(L, -3, "args");
     }
     lua_pop(L, 1);
 }
@@ -447,22 +461,7 @@ static int decode_so_event(lua_State *L, const rtmp_so_event *ev, int max_depth)
     case RTMP_SO_SEND_MESSAGE: {
         if ((rc = rtmp_l_amf0_push_values(L, ev->data, ev->len, max_depth)) < 0)
             return rc;
-        int values = lua_gettop(L);
-        if (lua_geti(L, values, 1) == LUA_TSTRING)
-            lua_setfield(L, -3, "name");
-        else
-            lua_pop(L, 1);
-        lua_getfield(L, values, "n");
-        lua_Integer n = lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        lua_createtable(L, n > 1 ? (int)(n - 1) : 0, 1);
-        for (lua_Integer i = 2; i <= n; i++) {
-            lua_geti(L, values, i);
-            lua_seti(L, -2, i - 1);
-        }
-        lua_pushinteger(L, n > 1 ? n - 1 : 0);
-        lua_setfield(L, -2, "n");
-        lua_setfield(L, -3, "args");
+        set_name_args(L, 2);
         lua_pop(L, 1);
         return 0;
     }
