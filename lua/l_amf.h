@@ -50,6 +50,35 @@ int rtmp_l_amf_sentinel(lua_State *L, int idx);
 /* Byte-wise order of two keys, shorter first on a common prefix. */
 int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn);
 
+/* [-0, +0, m] set field __amf of the table on top to kind's name. */
+void rtmp_l_amf_set_kind(lua_State *L, int kind);
+
+/* [-0, +1, m] rtmp.amf0.type / rtmp.amf3.type of the value at idx: the
+ * name of the type it is written as, or fail when it has none.  amf3:
+ * numbers are "integer" or "double" (else "number"), and the AMF0-only
+ * unsupported sentinel has none. */
+void rtmp_l_amf_push_type(lua_State *L, int idx, int amf3);
+
+/* [-0, +1, e] a new table of kind with the kind's shared metatable and
+ * field f = the string argument 1 (rtmp.amf0.xmldoc, rtmp.amf3.xml ...). */
+int rtmp_l_amf_new_text(lua_State *L, int kind, const char *f);
+
+/* [-0, +0, v] the optional max_depth argument at arg of decode and
+ * validate (default RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF0_MAX_DEPTH). */
+int rtmp_l_amf_opt_depth(lua_State *L, int arg);
+
+/* [-0, +3, m] the failure of decode and validate: fail, "<message>
+ * [(<cls>)] at byte <off>", the error name; returns 3.  cls may be NULL. */
+int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t clen);
+
+/* [-0, +1, m] a new buffer slot (*slot NULL; the buffer is released when
+ * the slot is collected), for an encoder that may raise. */
+rtmp_buf **rtmp_l_amf_slot_new(lua_State *L);
+
+/* [-0, +1, m] the slot's bytes as a string ("" when none); the buffer is
+ * released and *slot set to NULL. */
+void rtmp_l_amf_slot_push(lua_State *L, rtmp_buf **slot);
+
 /* AMF3 inside AMF0.  One message body is one AMF3 context: the reference
  * tables continue from one 0x11 switch to the next.  The caller keeps a
  * stack slot for the context, nil until the first switch. */

@@ -142,6 +142,13 @@ static int sentinel_marker(lua_State *L, int idx)
     return -1;
 }
 
+/* [-0, +0, m] set field __amf of the table on top to the kind's name. */
+static void set_kind(lua_State *L, int kind)
+{
+    lua_pushstring(L, kind_names[kind]);
+    lua_setfield(L, -2, "__amf");
+}
+
 /* [-0, +1, m] the metatable shared by tables of one kind that need no
  * per-table fields. */
 static void push_shared_mt(lua_State *L, int kind)
@@ -151,8 +158,7 @@ static void push_shared_mt(lua_State *L, int kind)
         return;
     lua_pop(L, 1);
     lua_createtable(L, 0, 1);
-    lua_pushstring(L, kind_names[kind]);
-    lua_setfield(L, -2, "__amf");
+    set_kind(L, kind);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
@@ -191,6 +197,20 @@ static void mark_ref(lua_State *L, int slot, int k)
     lua_pushvalue(L, k);
     lua_pushboolean(L, 1);
     lua_rawset(L, slot);
+}
+
+/* [-0, +0, m] the fields __refs and __amf3 of the metatable on top: the
+ * tables at stack indexes refs and sw, when not nil. */
+static void set_marks(lua_State *L, int refs, int sw)
+{
+    if (!lua_isnil(L, refs)) {
+        lua_pushvalue(L, refs);
+        lua_setfield(L, -2, "__refs");
+    }
+    if (!lua_isnil(L, sw)) {
+        lua_pushvalue(L, sw);
+        lua_setfield(L, -2, "__amf3");
+    }
 }
 
 /* The properties of the object, typed object or ECMA array on top of the
@@ -238,20 +258,12 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
         push_shared_mt(L, kind);
     } else {
         lua_createtable(L, 0, 4);
-        lua_pushstring(L, kind_names[kind]);
-        lua_setfield(L, -2, "__amf");
+        set_kind(L, kind);
         if (!sorted) {
             lua_pushvalue(L, keys);
             lua_setfield(L, -2, "__keys");
         }
-        if (!lua_isnil(L, refs)) {
-            lua_pushvalue(L, refs);
-            lua_setfield(L, -2, "__refs");
-        }
-        if (!lua_isnil(L, sw)) {
-            lua_pushvalue(L, sw);
-            lua_setfield(L, -2, "__amf3");
-        }
+        set_marks(L, refs, sw);
         if (kind == K_TYPED) {
             lua_pushlstring(L, cls, clen);
             lua_setfield(L, -2, "__class");
@@ -294,16 +306,8 @@ static int dec_elements(dec *d, int depth, uint32_t count)
         push_shared_mt(L, K_ARRAY);
     } else {
         lua_createtable(L, 0, 3);
-        lua_pushstring(L, kind_names[K_ARRAY]);
-        lua_setfield(L, -2, "__amf");
-        if (!lua_isnil(L, refs)) {
-            lua_pushvalue(L, refs);
-            lua_setfield(L, -2, "__refs");
-        }
-        if (!lua_isnil(L, sw)) {
-            lua_pushvalue(L, sw);
-            lua_setfield(L, -2, "__amf3");
-        }
+        set_kind(L, K_ARRAY);
+        set_marks(L, refs, sw);
     }
     lua_setmetatable(L, t);
     lua_settop(L, t);
@@ -936,6 +940,100 @@ int rtmp_l_amf_kind(lua_State *L, int t) { return table_kind(L, t); }
 int rtmp_l_amf_is_sequence(lua_State *L, int t, lua_Integer *n) { return is_sequence(L, t, n); }
 int rtmp_l_amf_sentinel(lua_State *L, int idx) { return sentinel_marker(L, idx); }
 int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn) { return key_cmp(a, an, b, bn); }
+void rtmp_l_amf_set_kind(lua_State *L, int kind) { set_kind(L, kind); }
+
+void rtmp_l_amf_push_type(lua_State *L, int idx, int amf3)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        lua_pushliteral(L, "null");
+        break;
+    case LUA_TBOOLEAN:
+        lua_pushliteral(L, "boolean");
+        break;
+    case LUA_TNUMBER:
+        if (!amf3)
+            lua_pushliteral(L, "number");
+        else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) >= RTMP_AMF3_INT_MIN
+                 && lua_tointeger(L, idx) <= RTMP_AMF3_INT_MAX)
+            lua_pushliteral(L, "integer");
+        else
+            lua_pushliteral(L, "double");
+        break;
+    case LUA_TSTRING:
+        lua_pushliteral(L, "string");
+        break;
+    case LUA_TTABLE:
+        lua_pushstring(L, kind_names[table_kind(L, idx)]);
+        break;
+    case LUA_TUSERDATA:
+        switch (sentinel_marker(L, idx)) {
+        case RTMP_AMF0_NULL: lua_pushliteral(L, "null"); break;
+        case RTMP_AMF0_UNDEFINED: lua_pushliteral(L, "undefined"); break;
+        case RTMP_AMF0_UNSUPPORTED:
+            if (amf3)
+                luaL_pushfail(L);  /* no AMF3 form */
+            else
+                lua_pushliteral(L, "unsupported");
+            break;
+        default: luaL_pushfail(L); break;
+        }
+        break;
+    default:
+        luaL_pushfail(L);
+        break;
+    }
+}
+
+int rtmp_l_amf_new_text(lua_State *L, int kind, const char *f)
+{
+    luaL_checkstring(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, f);
+    push_shared_mt(L, kind);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+int rtmp_l_amf_opt_depth(lua_State *L, int arg)
+{
+    lua_Integer depth = luaL_optinteger(L, arg, RTMP_DEFAULT_AMF_DEPTH);
+    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, arg, "out of range");
+    return (int)depth;
+}
+
+int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t clen)
+{
+    luaL_pushfail(L);
+    if (cls) {
+        lua_pushlstring(L, cls, clen);
+        lua_pushfstring(L, "%s (%s) at byte %I", rtmp_strerror(rc), lua_tostring(L, -1), (lua_Integer)off);
+        lua_remove(L, -2);
+    } else {
+        lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
+    }
+    lua_pushstring(L, rtmp_errname(rc));
+    return 3;
+}
+
+rtmp_buf **rtmp_l_amf_slot_new(lua_State *L)
+{
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = NULL;
+    luaL_setmetatable(L, SLOT_MT);
+    return slot;
+}
+
+void rtmp_l_amf_slot_push(lua_State *L, rtmp_buf **slot)
+{
+    if (*slot)
+        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
+    else
+        lua_pushliteral(L, "");
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+}
 
 /* The Lua functions */
 
@@ -951,16 +1049,9 @@ static int slot_gc(lua_State *L)
 static int l_encode(lua_State *L)
 {
     int n = lua_gettop(L);
-    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-    *slot = NULL;
-    luaL_setmetatable(L, SLOT_MT);
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
     rtmp_l_amf0_encode_values(L, 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
-    if (*slot)
-        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
-    else
-        lua_pushliteral(L, "");
-    rtmp_buf_unref(*slot);
-    *slot = NULL;
+    rtmp_l_amf_slot_push(L, slot);
     return 1;
 }
 
@@ -981,10 +1072,7 @@ static int l_encode_values(lua_State *L)
     int sw = 0;
     if (luaL_getmetafield(L, 1, "__amf3") != LUA_TNIL)
         sw = lua_gettop(L);
-    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-    *slot = NULL;
-    luaL_setmetatable(L, SLOT_MT);
-    int sl = lua_gettop(L);
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
     luaL_checkstack(L, 6, NULL);
     enc e = { .L = L, .out = slot, .max_depth = RTMP_DEFAULT_AMF_DEPTH };
     lua_newtable(L);
@@ -1004,13 +1092,7 @@ static int l_encode_values(lua_State *L)
         enc_value(&e, lua_gettop(L), 0, flags);
         lua_pop(L, 1);
     }
-    if (*slot)
-        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
-    else
-        lua_pushliteral(L, "");
-    rtmp_buf_unref(*slot);
-    *slot = NULL;
-    (void)sl;
+    rtmp_l_amf_slot_push(L, slot);
     return 1;
 }
 
@@ -1019,22 +1101,13 @@ static int l_decode(lua_State *L)
 {
     size_t len, off = 0;
     const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
-    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    int depth = rtmp_l_amf_opt_depth(L, 2);
     rtmp_amf3_str cls = { NULL, 0 };
-    int rc = decode_all(L, (const uint8_t *)s, len, (int)depth, &off, &cls);
+    int rc = decode_all(L, (const uint8_t *)s, len, depth, &off, &cls);
     if (rc == 0)
         return 1;
-    luaL_pushfail(L);
-    if (rc == RTMP_ERR_AMF_EXTERNALIZABLE && cls.s) {
-        lua_pushlstring(L, cls.s, cls.len);
-        lua_pushfstring(L, "%s (%s) at byte %I", rtmp_strerror(rc), lua_tostring(L, -1), (lua_Integer)off);
-        lua_remove(L, -2);
-    } else {
-        lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
-    }
-    lua_pushstring(L, rtmp_errname(rc));
-    return 3;
+    int named = rc == RTMP_ERR_AMF_EXTERNALIZABLE && cls.s;
+    return rtmp_l_amf_fail(L, rc, off, named ? cls.s : NULL, cls.len);
 }
 
 /* [-0, +1, e] a new table of kind with the pairs { {k, v}, ... } of the
@@ -1082,8 +1155,7 @@ static void make_props(lua_State *L, int arg, int kind)
         }
     }
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, kind_names[kind]);
-    lua_setfield(L, -2, "__amf");
+    set_kind(L, kind);
     lua_pushvalue(L, keys);
     lua_setfield(L, -2, "__keys");
     lua_remove(L, keys);
@@ -1167,8 +1239,7 @@ static int l_validate(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
-    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    int depth = rtmp_l_amf_opt_depth(L, 2);
     /* No Lua call between init and free: plain C structs suffice. */
     rtmp_amf0_reader r;
     rtmp_amf3_reader r3;
@@ -1177,13 +1248,10 @@ static int l_validate(lua_State *L)
     r.amf3 = &r3;
     lua_Integer n = 0;
     while (rtmp_amf0_remaining(&r) > 0) {
-        int rc = rtmp_amf0_skip_value(&r, (int)depth);
+        int rc = rtmp_amf0_skip_value(&r, depth);
         if (rc < 0) {
             rtmp_amf3_reader_free(&r3);
-            luaL_pushfail(L);
-            lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)rtmp_amf0_offset(&r));
-            lua_pushstring(L, rtmp_errname(rc));
-            return 3;
+            return rtmp_l_amf_fail(L, rc, rtmp_amf0_offset(&r), NULL, 0);
         }
         n++;
     }
@@ -1195,47 +1263,14 @@ static int l_validate(lua_State *L)
 /* rtmp.amf0.xmldoc(text) */
 static int l_xmldoc(lua_State *L)
 {
-    luaL_checkstring(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "xml");
-    push_shared_mt(L, K_XMLDOC);
-    lua_setmetatable(L, -2);
-    return 1;
+    return rtmp_l_amf_new_text(L, K_XMLDOC, "xml");
 }
 
 /* rtmp.amf0.type(v) -> "number", ..., or nil for values with no AMF0 form */
 static int l_type(lua_State *L)
 {
     luaL_checkany(L, 1);
-    switch (lua_type(L, 1)) {
-    case LUA_TNIL:
-        lua_pushliteral(L, "null");
-        break;
-    case LUA_TBOOLEAN:
-        lua_pushliteral(L, "boolean");
-        break;
-    case LUA_TNUMBER:
-        lua_pushliteral(L, "number");
-        break;
-    case LUA_TSTRING:
-        lua_pushliteral(L, "string");
-        break;
-    case LUA_TTABLE:
-        lua_pushstring(L, kind_names[table_kind(L, 1)]);
-        break;
-    case LUA_TUSERDATA:
-        switch (sentinel_marker(L, 1)) {
-        case RTMP_AMF0_NULL: lua_pushliteral(L, "null"); break;
-        case RTMP_AMF0_UNDEFINED: lua_pushliteral(L, "undefined"); break;
-        case RTMP_AMF0_UNSUPPORTED: lua_pushliteral(L, "unsupported"); break;
-        default: luaL_pushfail(L); break;
-        }
-        break;
-    default:
-        luaL_pushfail(L);
-        break;
-    }
+    rtmp_l_amf_push_type(L, 1, 0);
     return 1;
 }
 

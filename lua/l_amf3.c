@@ -79,7 +79,6 @@
 
 #define READER_MT "rtmp.amf3.reader"
 #define ENC_MT "rtmp.amf3.enc"
-#define SLOT_MT "rtmp.amf0.buf"  /* a buffer slot, from l_amf0.c */
 
 static const char handlers_key = 'h';
 
@@ -107,13 +106,6 @@ static int push_handler(lua_State *L, const char *cls, size_t len)
     int t = lua_rawget(L, -2);
     lua_remove(L, -2);
     return t;
-}
-
-/* [-0, +0, m] set field __amf of the table on top to the kind's name. */
-static void set_kind(lua_State *L, int kind)
-{
-    lua_pushstring(L, rtmp_l_amf_kinds[kind]);
-    lua_setfield(L, -2, "__amf");
 }
 
 /* Decoding */
@@ -203,7 +195,7 @@ static int d3_array(dec3 *d, const rtmp_amf3_head *h, int depth)
         rtmp_l_amf_push_mt(L, K_ARRAY);
     } else {
         lua_createtable(L, 0, 3);
-        set_kind(L, K_ARRAY);
+        rtmp_l_amf_set_kind(L, K_ARRAY);
         lua_pushinteger(L, h->count);
         lua_setfield(L, -2, "__n");
         if (!sorted) {
@@ -257,7 +249,7 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
             return RTMP_ERR_AMF_EXTERNALIZABLE;
         }
         lua_createtable(L, 0, 2);
-        set_kind(L, K_EXTERNAL);
+        rtmp_l_amf_set_kind(L, K_EXTERNAL);
         push_str(d, tr.cls.s, tr.cls.len);
         lua_setfield(L, -2, "__class");
         lua_setmetatable(L, t);
@@ -284,7 +276,7 @@ static int d3_object(dec3 *d, const rtmp_amf3_head *h, int depth, const uint8_t 
         rtmp_l_amf_push_mt(L, K_OBJECT);
     } else {
         lua_createtable(L, 0, 5);
-        set_kind(L, tr.cls.len ? K_TYPED : K_OBJECT);
+        rtmp_l_amf_set_kind(L, tr.cls.len ? K_TYPED : K_OBJECT);
         if (tr.cls.len) {
             push_str(d, tr.cls.s, tr.cls.len);
             lua_setfield(L, -2, "__class");
@@ -358,7 +350,7 @@ static int d3_sequence(dec3 *d, const rtmp_amf3_head *h, int depth)
         rtmp_l_amf_push_mt(L, kind);
     } else {
         lua_createtable(L, 0, 3);
-        set_kind(L, kind);
+        rtmp_l_amf_set_kind(L, kind);
         if (h->fixed) {
             lua_pushboolean(L, 1);
             lua_setfield(L, -2, kind == K_DICT ? "__weak" : "__fixed");
@@ -542,8 +534,7 @@ static int l_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
-    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    int depth = rtmp_l_amf_opt_depth(L, 2);
     lua_settop(L, 1);
     dec3 d = { .L = L };
     push_reader(L, (const uint8_t *)s, len);  /* 2: one context for all values */
@@ -552,7 +543,7 @@ static int l_decode(lua_State *L)
     lua_Integer n = 0;
     int rc = 0;
     while (rtmp_amf3_remaining(d.r) > 0) {
-        if ((rc = d3_value(&d, (int)depth)) < 0)
+        if ((rc = d3_value(&d, depth)) < 0)
             break;
         lua_rawseti(L, 3, ++n);
     }
@@ -560,16 +551,8 @@ static int l_decode(lua_State *L)
     rtmp_amf3_reader_free(d.r);
     if (rc < 0) {
         lua_settop(L, 1);
-        luaL_pushfail(L);
-        if (rc == RTMP_ERR_AMF_EXTERNALIZABLE && d.cls) {
-            lua_pushlstring(L, d.cls, d.clen);
-            lua_pushfstring(L, "%s (%s) at byte %I", rtmp_strerror(rc), lua_tostring(L, -1), (lua_Integer)off);
-            lua_remove(L, -2);
-        } else {
-            lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
-        }
-        lua_pushstring(L, rtmp_errname(rc));
-        return 3;
+        int named = rc == RTMP_ERR_AMF_EXTERNALIZABLE && d.cls;
+        return rtmp_l_amf_fail(L, rc, off, named ? d.cls : NULL, d.clen);
     }
     lua_settop(L, 3);
     lua_pushinteger(L, n);
@@ -584,19 +567,15 @@ static int l_validate(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer depth = luaL_optinteger(L, 2, RTMP_DEFAULT_AMF_DEPTH);
-    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, 2, "out of range");
+    int depth = rtmp_l_amf_opt_depth(L, 2);
     rtmp_amf3_reader *r = push_reader(L, (const uint8_t *)s, len);
     lua_Integer n = 0;
     while (rtmp_amf3_remaining(r) > 0) {
-        int rc = rtmp_amf3_skip_value(r, (int)depth);
+        int rc = rtmp_amf3_skip_value(r, depth);
         if (rc < 0) {
             size_t off = rtmp_amf3_offset(r);
             rtmp_amf3_reader_free(r);
-            luaL_pushfail(L);
-            lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
-            lua_pushstring(L, rtmp_errname(rc));
-            return 3;
+            return rtmp_l_amf_fail(L, rc, off, NULL, 0);
         }
         n++;
     }
@@ -1181,36 +1160,17 @@ void rtmp_l_amf3_encode_value(lua_State *L, int ctx, int idx, rtmp_buf **out, in
 static int l_encode(lua_State *L)
 {
     int n = lua_gettop(L);
-    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-    *slot = NULL;
-    luaL_setmetatable(L, SLOT_MT);
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
     lua_pushnil(L);  /* one context for all values */
     encode_range(L, lua_gettop(L), 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
     lua_pop(L, 1);
-    if (*slot)
-        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
-    else
-        lua_pushliteral(L, "");
-    rtmp_buf_unref(*slot);
-    *slot = NULL;
+    rtmp_l_amf_slot_push(L, slot);
     return 1;
 }
 
-/* [-0, +1, m] a new table with the kind's shared metatable and field f = arg. */
-static int make_text(lua_State *L, int kind, const char *f)
-{
-    luaL_checkstring(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, f);
-    rtmp_l_amf_push_mt(L, kind);
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-static int l_xml(lua_State *L) { return make_text(L, K_XML, "xml"); }
-static int l_xmldoc(lua_State *L) { return make_text(L, K_XMLDOC, "xml"); }
-static int l_bytearray(lua_State *L) { return make_text(L, K_BYTEARRAY, "data"); }
+static int l_xml(lua_State *L) { return rtmp_l_amf_new_text(L, K_XML, "xml"); }
+static int l_xmldoc(lua_State *L) { return rtmp_l_amf_new_text(L, K_XMLDOC, "xml"); }
+static int l_bytearray(lua_State *L) { return rtmp_l_amf_new_text(L, K_BYTEARRAY, "data"); }
 
 /* rtmp.amf3.value(v): write v switched to AMF3 inside AMF0. */
 static int l_value(lua_State *L)
@@ -1255,7 +1215,7 @@ static int l_vector(lua_State *L)
         rtmp_l_amf_push_mt(L, K_VINT + k);
     } else {
         lua_createtable(L, 0, 3);
-        set_kind(L, K_VINT + k);
+        rtmp_l_amf_set_kind(L, K_VINT + k);
         if (fixed) {
             lua_pushboolean(L, 1);
             lua_setfield(L, -2, "__fixed");
@@ -1297,7 +1257,7 @@ static int l_dictionary(lua_State *L)
         rtmp_l_amf_push_mt(L, K_DICT);
     } else {
         lua_createtable(L, 0, 2);
-        set_kind(L, K_DICT);
+        rtmp_l_amf_set_kind(L, K_DICT);
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "__weak");
     }
@@ -1313,7 +1273,7 @@ static int l_external(lua_State *L)
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, "value");
     lua_createtable(L, 0, 2);
-    set_kind(L, K_EXTERNAL);
+    rtmp_l_amf_set_kind(L, K_EXTERNAL);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "__class");
     lua_setmetatable(L, -2);
@@ -1379,37 +1339,7 @@ static int l_register(lua_State *L)
 static int l_type(lua_State *L)
 {
     luaL_checkany(L, 1);
-    switch (lua_type(L, 1)) {
-    case LUA_TNIL:
-        lua_pushliteral(L, "null");
-        break;
-    case LUA_TBOOLEAN:
-        lua_pushliteral(L, "boolean");
-        break;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, 1) && lua_tointeger(L, 1) >= RTMP_AMF3_INT_MIN
-            && lua_tointeger(L, 1) <= RTMP_AMF3_INT_MAX)
-            lua_pushliteral(L, "integer");
-        else
-            lua_pushliteral(L, "double");
-        break;
-    case LUA_TSTRING:
-        lua_pushliteral(L, "string");
-        break;
-    case LUA_TTABLE:
-        lua_pushstring(L, rtmp_l_amf_kinds[rtmp_l_amf_kind(L, 1)]);
-        break;
-    case LUA_TUSERDATA:
-        switch (rtmp_l_amf_sentinel(L, 1)) {
-        case RTMP_AMF0_NULL: lua_pushliteral(L, "null"); break;
-        case RTMP_AMF0_UNDEFINED: lua_pushliteral(L, "undefined"); break;
-        default: luaL_pushfail(L); break;
-        }
-        break;
-    default:
-        luaL_pushfail(L);
-        break;
-    }
+    rtmp_l_amf_push_type(L, 1, 1);
     return 1;
 }
 
