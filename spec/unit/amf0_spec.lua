@@ -4,6 +4,7 @@
 -- references, and a seeded mutation run that must never crash.
 package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
+local A = require "support.amfcase"
 local amf0 = rtmp.amf0
 local null, undefined = rtmp.null, rtmp.undefined
 
@@ -519,23 +520,10 @@ describe("rtmp.amf0", function()
     it("survives seeded random mutations of valid encodings", function()
       local seeds = { CONNECT, CONNECT_RESULT, METADATA, SINGLE.typed, SINGLE.strict_array_nested,
                       SINGLE.object_nested, B.arr{ B.obj{ "s", B.ref(0) }, B.ref(1) } }
-      local state = 12345
-      local function rnd(n)
-        state = (state * 1103515245 + 12345) % 2147483648
-        return state % n
-      end
+      local rnd = A.rng(12345)
       local decoded = 0
       for round = 1, 3000 do
-        local s = seeds[round % #seeds + 1]
-        local bytes = { s:byte(1, -1) }
-        for _ = 1, 1 + rnd(4) do
-          local at = 1 + rnd(#bytes)
-          local op = rnd(3)
-          if op == 0 then bytes[at] = rnd(256)
-          elseif op == 1 then table.remove(bytes, at)
-          else table.insert(bytes, at, rnd(256)) end
-        end
-        local m = char(table.unpack(bytes))
+        local m = A.mutate(seeds[round % #seeds + 1], rnd, 4)
         local ok, v, msg, code = pcall(amf0.decode, m)
         assert(ok, "decode raised on " .. hex(m) .. ": " .. tostring(v))
         if v then

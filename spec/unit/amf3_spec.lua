@@ -6,6 +6,7 @@
 -- and a seeded mutation run.
 package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
+local A = require "support.amfcase"
 local amf0, amf3 = rtmp.amf0, rtmp.amf3
 local null, undefined = rtmp.null, rtmp.undefined
 
@@ -438,25 +439,10 @@ describe("rtmp.amf3", function()
       table.sort(seeds)
       seeds[#seeds + 1] = unhex("09 05 01 0a 0b 01 03 61 04 01 01 0a 01 00 04 02 01")
       seeds[#seeds + 1] = unhex "0a 0b 01 09 73 65 6c 66 0a 00 01"
-      local state = 4242
-      local function rnd(n)
-        state = (state * 1103515245 + 12345) % 2147483648
-        return state % n
-      end
+      local rnd = A.rng(4242)
       local decoded = 0
       for round = 1, 4000 do
-        local s = seeds[round % #seeds + 1]
-        local bytes = { s:byte(1, -1) }
-        for _ = 1, 1 + rnd(3) do
-          if #bytes == 0 then bytes[1] = rnd(256) end
-          local at = 1 + rnd(#bytes)
-          local op = rnd(3)
-          if op == 0 then bytes[at] = rnd(256)
-          elseif op == 1 then table.remove(bytes, at)
-          else table.insert(bytes, at, rnd(256)) end
-        end
-        if #bytes == 0 then bytes[1] = rnd(256) end
-        local m = char(table.unpack(bytes))
+        local m = A.mutate(seeds[round % #seeds + 1], rnd, 3, true)
         local ok, v, msg, code = pcall(amf3.decode, m)
         assert(ok, "decode raised on " .. hex(m) .. ": " .. tostring(v))
         local n, _, vcode = amf3.validate(m)
@@ -639,23 +625,10 @@ describe("rtmp.amf3", function()
         amf0.encode(amf0.object{ { "a", amf3.bytearray("xy") }, { "b", amf3.vector("int", { 1, 2 }) } }),
         amf0.encode(amf0.array{ amf3.value(1), amf3.dictionary{ { "k", "v" } }, amf3.xml("<a/>") }),
       }
-      local state = 777
-      local function rnd(n)
-        state = (state * 1103515245 + 12345) % 2147483648
-        return state % n
-      end
+      local rnd = A.rng(777)
       local decoded = 0
       for round = 1, 3000 do
-        local bytes = { seeds[round % #seeds + 1]:byte(1, -1) }
-        for _ = 1, 1 + rnd(3) do
-          if #bytes == 0 then bytes[1] = rnd(256) end
-          local at = 1 + rnd(#bytes)
-          local op = rnd(3)
-          if op == 0 then bytes[at] = rnd(256)
-          elseif op == 1 then table.remove(bytes, at)
-          else table.insert(bytes, at, rnd(256)) end
-        end
-        local m = char(table.unpack(bytes))
+        local m = A.mutate(seeds[round % #seeds + 1], rnd, 3)
         local ok, v, _, code = pcall(amf0.decode, m)
         assert(ok, "decode raised on " .. hex(m) .. ": " .. tostring(v))
         local n, _, vcode = amf0.validate(m)
