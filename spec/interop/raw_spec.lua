@@ -60,34 +60,46 @@ local function send_interleaved(conn, sid, sizes, ts_offset)
   return n, nv
 end
 
+-- The chunk stream of a fixture tag: audio 6, video 7, data 5.
+local function csid_of(t) return t.type == 8 and 6 or t.type == 9 and 7 or 5 end
+
+-- Serve on_play(conn, sid) to one player (ffmpeg, or the function given
+-- as opts.player) that writes the temporary file `name`, until it exits
+-- (opts.timeout s, 30 by default); with opts.capture tshark records the
+-- connection. Returns the file, the player, the capture (or nil) and the
+-- port.
+local function play_to(name, on_play, opts)
+  opts = opts or {}
+  local srv = R.serve{ on_play = on_play }
+  local cap = opts.capture and H.tshark_start(srv.port) or nil
+  local out = H.tmpname(name)
+  local player = (opts.player or H.ffmpeg_play)(srv.url("live/raw"), out)
+  R.drain_and_close(srv, player)
+  R.loop_until_exit(player, opts.timeout or 30)
+  srv.close()
+  if cap then R.capture_stop(cap) end
+  return out, player, cap, srv.port
+end
+
 describe("raw sending to real peers", function()
   after_each(function() H.cleanup() end)
 
   it("ffmpeg decodes every frame of a stream cut at changing chunk sizes, interleaved across csids; tshark sees each chunk", function()
     local sizes = { 61, 4096, 128, 999, 7, 1500 }
     local sent, video_chunks
-    local srv = R.serve{
-      on_play = function(conn, sid)
-        sent, video_chunks = send_interleaved(conn, sid, sizes)
-      end,
-    }
-    local cap = H.tshark_start(srv.port)
-    local out = H.tmpname("raw-interleaved.flv")
-    local player = H.ffmpeg_play(srv.url("live/raw"), out)
-    R.drain_and_close(srv, player)
-    R.loop_until_exit(player, 60)
-    srv.close()
-    R.capture_stop(cap)
+    local out, player, cap, port = play_to("raw-interleaved.flv", function(conn, sid)
+      sent, video_chunks = send_interleaved(conn, sid, sizes)
+    end, { capture = true, timeout = 60 })
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames, H.output(player))
     assert.are.equal("aac", info.audio.codec)
 
     -- tshark reassembles every message (it lists a message when its last
     -- chunk arrives, with its first chunk's header)
-    local dec = H.tshark_decode(cap.file, srv.port)
+    local dec = H.tshark_decode(cap.file, port)
     assert.are.equal(0, dec.malformed, table.concat(dec.errors, "\n"))
-    local rows = R.tshark_fields(cap.file, srv.port,
-      { "rtmpt.header.format", "rtmpt.header.csid", "rtmpt.header.typeid", "rtmpt.scm.chunksize" }, srv.port)
+    local rows = R.tshark_fields(cap.file, port,
+      { "rtmpt.header.format", "rtmpt.header.csid", "rtmpt.header.typeid", "rtmpt.scm.chunksize" }, port)
     -- (a message with a compressed header has no type field: count csids)
     local csids = R.values(rows, "rtmpt.header.csid")
     local scs = R.values(rows, "rtmpt.scm.chunksize")
@@ -122,20 +134,13 @@ describe("raw sending to real peers", function()
   -- sent message by message at chunk size 128, fmt 3 continuations with or
   -- without the 4 extended-timestamp bytes.
   local function play_extended(send_ext, rtmpdump)
-    local srv = R.serve{
-      on_play = function(conn, sid)
-        assert.are.equal(send_ext, conn:option("send_ext_ts_fmt3", send_ext))
-        for _, t in ipairs(R.fixture_tags()) do
-          assert(conn:send({ type = t.type, csid = t.type == 8 and 6 or t.type == 9 and 7 or 5,
-            stream = sid, timestamp = t.timestamp + 0x1000000 }, t.data))
-        end
-      end,
-    }
-    local out = H.tmpname("ext-" .. tostring(send_ext) .. ".flv")
-    local player = (rtmpdump and H.rtmpdump_play or H.ffmpeg_play)(srv.url("live/raw"), out)
-    R.drain_and_close(srv, player)
-    R.loop_until_exit(player, 30)
-    srv.close()
+    local out, player = play_to("ext-" .. tostring(send_ext) .. ".flv", function(conn, sid)
+      assert.are.equal(send_ext, conn:option("send_ext_ts_fmt3", send_ext))
+      for _, t in ipairs(R.fixture_tags()) do
+        assert(conn:send({ type = t.type, csid = csid_of(t), stream = sid, timestamp = t.timestamp + 0x1000000 },
+          t.data))
+      end
+    end, { player = rtmpdump and H.rtmpdump_play or nil })
     return H.probe(out), H.output(player), H.exited(player)
   end
 
@@ -165,33 +170,23 @@ describe("raw sending to real peers", function()
 
   it("sends an Abort in the middle of a message: tshark shows it; ffmpeg ignores it", function()
     local aborted_at -- index (among video messages) of the aborted one
-    local srv = R.serve{
-      on_play = function(conn, sid)
-        local nv = 0
-        for _, t in ipairs(R.fixture_tags()) do
-          local h = { type = t.type, csid = t.type == 8 and 6 or t.type == 9 and 7 or 5,
-                      stream = sid, timestamp = t.timestamp }
-          if t.type == 9 then nv = nv + 1 end
-          if t.type == 9 and nv == 10 then
-            -- first chunk only (the frame is larger than 128 bytes), then Abort
-            assert(#t.data > 128)
-            assert(conn:begin(h, t.data):chunk())
-            assert(conn:abort(7))
-            aborted_at = nv
-          else
-            assert(conn:send(h, t.data))
-          end
+    local out, player, cap, port = play_to("abort.flv", function(conn, sid)
+      local nv = 0
+      for _, t in ipairs(R.fixture_tags()) do
+        local h = { type = t.type, csid = csid_of(t), stream = sid, timestamp = t.timestamp }
+        if t.type == 9 then nv = nv + 1 end
+        if t.type == 9 and nv == 10 then
+          -- first chunk only (the frame is larger than 128 bytes), then Abort
+          assert(#t.data > 128)
+          assert(conn:begin(h, t.data):chunk())
+          assert(conn:abort(7))
+          aborted_at = nv
+        else
+          assert(conn:send(h, t.data))
         end
-      end,
-    }
-    local cap = H.tshark_start(srv.port)
-    local out = H.tmpname("abort.flv")
-    local player = H.ffmpeg_play(srv.url("live/raw"), out)
-    R.drain_and_close(srv, player)
-    R.loop_until_exit(player, 30)
-    srv.close()
-    R.capture_stop(cap)
-    local rows = R.tshark_fields(cap.file, srv.port, { "rtmpt.header.typeid", "rtmpt.scm.csid" }, srv.port)
+      end
+    end, { capture = true })
+    local rows = R.tshark_fields(cap.file, port, { "rtmpt.header.typeid", "rtmpt.scm.csid" }, port)
     assert.are.same({ "7" }, R.values(rows, "rtmpt.scm.csid"))
     -- ffmpeg has no handler for Abort: it keeps the partial message and
     -- fails on the next header of csid 7 (another length), after the 8
@@ -405,30 +400,20 @@ describe("raw sending to real peers", function()
   -- the rest as the writer chooses. Returns probe info, the capture and
   -- the port.
   local function play_fmts(first, second)
-    local srv = R.serve{
-      on_play = function(conn, sid)
-        for _, t in ipairs(R.fixture_tags()) do
-          local h = { type = t.type, csid = t.type == 8 and 6 or t.type == 9 and 7 or 5,
-                      stream = sid, timestamp = t.timestamp }
-          if t.type == 9 then
-            local m = conn:begin(h, t.data)
-            assert(m:chunk{ fmt = first })
-            if not m:done() then assert(m:chunk{ fmt = second }) end
-            assert(m:rest())
-          else
-            assert(conn:send(h, t.data))
-          end
+    local out, _, cap, port = play_to("fmts.flv", function(conn, sid)
+      for _, t in ipairs(R.fixture_tags()) do
+        local h = { type = t.type, csid = csid_of(t), stream = sid, timestamp = t.timestamp }
+        if t.type == 9 then
+          local m = conn:begin(h, t.data)
+          assert(m:chunk{ fmt = first })
+          if not m:done() then assert(m:chunk{ fmt = second }) end
+          assert(m:rest())
+        else
+          assert(conn:send(h, t.data))
         end
-      end,
-    }
-    local cap = H.tshark_start(srv.port)
-    local out = H.tmpname("fmts.flv")
-    local player = H.ffmpeg_play(srv.url("live/raw"), out)
-    R.drain_and_close(srv, player)
-    R.loop_until_exit(player, 30)
-    srv.close()
-    R.capture_stop(cap)
-    return H.probe(out), cap, srv.port
+      end
+    end, { capture = true })
+    return H.probe(out), cap, port
   end
 
   it("forces the fmt of chunks: tshark sees fmt 0 on every video message; ffmpeg also takes a header repeated inside a message", function()
@@ -505,21 +490,12 @@ describe("raw sending to real peers", function()
   end)
 
   it("rtmpdump (librtmp) and GStreamer (rtmp2src) decode every frame of the same interleaved stream", function()
-    local function serve()
-      return R.serve{
-        on_play = function(conn, sid) send_interleaved(conn, sid, { 61, 4096, 128, 999, 7, 1500 }) end,
-      }
-    end
-    local srv = serve()
-    local out = H.tmpname("raw-interleaved-rtmpdump.flv")
-    local player = H.rtmpdump_play(srv.url("live/raw"), out)
-    R.drain_and_close(srv, player)
-    R.loop_until_exit(player, 30)
-    srv.close()
+    local function on_play(conn, sid) send_interleaved(conn, sid, { 61, 4096, 128, 999, 7, 1500 }) end
+    local out, player = play_to("raw-interleaved-rtmpdump.flv", on_play, { player = H.rtmpdump_play })
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames, H.output(player))
     assert.are.equal("aac", info.audio.codec)
-    srv = serve()
+    local srv = R.serve{ on_play = on_play }
     local gst = H.gst_play(srv.url("live/raw"))
     R.drain_and_close(srv, gst)
     R.loop_until_exit(gst, 30)
