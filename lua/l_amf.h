@@ -29,6 +29,23 @@ enum {
     RTMP_K_COUNT_
 };
 
+/* Short names inside l_amf0.c and l_amf3.c. */
+#define K_OBJECT RTMP_K_OBJECT
+#define K_ECMA RTMP_K_ECMA
+#define K_ARRAY RTMP_K_ARRAY
+#define K_DATE RTMP_K_DATE
+#define K_TYPED RTMP_K_TYPED
+#define K_XMLDOC RTMP_K_XMLDOC
+#define K_XML RTMP_K_XML
+#define K_BYTEARRAY RTMP_K_BYTEARRAY
+#define K_VINT RTMP_K_VECTOR_INT
+#define K_VUINT RTMP_K_VECTOR_UINT
+#define K_VDOUBLE RTMP_K_VECTOR_DOUBLE
+#define K_VOBJECT RTMP_K_VECTOR_OBJECT
+#define K_DICT RTMP_K_DICTIONARY
+#define K_EXTERNAL RTMP_K_EXTERNAL
+#define K_AMF3 RTMP_K_AMF3
+
 extern const char *const rtmp_l_amf_kinds[];  /* names, NULL-terminated */
 
 /* [-0, +1, m] the metatable shared by tables of kind that need no

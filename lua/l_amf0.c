@@ -81,13 +81,6 @@ static const char null_key = 'n', undefined_key = 'u', unsupported_key = 'x';
 static const char shared_mt_keys[RTMP_K_COUNT_];  /* their addresses */
 
 /* Table kinds (l_amf.h). */
-#define K_OBJECT RTMP_K_OBJECT
-#define K_ECMA RTMP_K_ECMA
-#define K_ARRAY RTMP_K_ARRAY
-#define K_DATE RTMP_K_DATE
-#define K_TYPED RTMP_K_TYPED
-#define K_XMLDOC RTMP_K_XMLDOC
-#define K_AMF3 RTMP_K_AMF3
 const char *const rtmp_l_amf_kinds[] = {
     "object", "ecma", "array", "date", "typed", "xmldoc", "xml", "bytearray", "vector_int",
     "vector_uint", "vector_double", "vector_object", "dictionary", "external", "amf3", NULL,

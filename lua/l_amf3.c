@@ -82,22 +82,6 @@
 
 static const char handlers_key = 'h';
 
-#define K_OBJECT RTMP_K_OBJECT
-#define K_ECMA RTMP_K_ECMA
-#define K_ARRAY RTMP_K_ARRAY
-#define K_DATE RTMP_K_DATE
-#define K_TYPED RTMP_K_TYPED
-#define K_XMLDOC RTMP_K_XMLDOC
-#define K_XML RTMP_K_XML
-#define K_BYTEARRAY RTMP_K_BYTEARRAY
-#define K_VINT RTMP_K_VECTOR_INT
-#define K_VUINT RTMP_K_VECTOR_UINT
-#define K_VDOUBLE RTMP_K_VECTOR_DOUBLE
-#define K_VOBJECT RTMP_K_VECTOR_OBJECT
-#define K_DICT RTMP_K_DICTIONARY
-#define K_EXTERNAL RTMP_K_EXTERNAL
-#define K_AMF3 RTMP_K_AMF3
-
 /* [-0, +1, m] the handler of class cls (nil when none); returns its type. */
 static int push_handler(lua_State *L, const char *cls, size_t len)
 {
