@@ -67,6 +67,13 @@ int rtmp_l_amf_sentinel(lua_State *L, int idx);
 /* Byte-wise order of two keys, shorter first on a common prefix. */
 int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn);
 
+/* [-0, +0, e] append to table res the keys of table t not in table seen
+ * (marking them there), as key string, original key, ...: sorted
+ * byte-wise by string form, 1 and "1" once.  Skipped: integer keys
+ * 1..dense and the key "n" when skip_n.  Keys must be strings or numbers;
+ * amf3 names the encoding in the error. */
+void rtmp_l_amf_other_keys(lua_State *L, int t, int seen, int res, lua_Integer dense, int skip_n, int amf3);
+
 /* [-0, +0, m] set field __amf of the table on top to kind's name. */
 void rtmp_l_amf_set_kind(lua_State *L, int kind);
 

@@ -575,6 +575,64 @@ static int other_cmp(const void *a, const void *b)
     return key_cmp(x->s, x->len, y->s, y->len);
 }
 
+/* (l_amf.h) */
+void rtmp_l_amf_other_keys(lua_State *L, int t, int seen, int res, lua_Integer dense, int skip_n, int amf3)
+{
+    lua_Integer nres = (lua_Integer)lua_rawlen(L, res), nothers = 0;
+    lua_newtable(L);  /* others: original key, key string, ... */
+    int others = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int kt = lua_type(L, -1);
+        if (kt == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1
+            && lua_tointeger(L, -1) <= dense)
+            continue;
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
+            luaL_error(L, "cannot encode a %s key as %s", luaL_typename(L, -1), amf3 ? "AMF3" : "AMF0");
+        if (skip_n && kt == LUA_TSTRING && strcmp(lua_tostring(L, -1), "n") == 0)
+            continue;
+        lua_pushvalue(L, -1);
+        lua_tolstring(L, -1, NULL);  /* numbers become their string form */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, others, ++nothers);  /* original key */
+        lua_rawseti(L, others, ++nothers);  /* its string */
+    }
+    if (nothers > 0) {
+        size_t count = (size_t)nothers / 2;
+        other_key *ok = lua_newuserdatauv(L, count * sizeof *ok, 0);
+        for (size_t i = 0; i < count; i++) {
+            lua_rawgeti(L, others, (lua_Integer)(2 * i + 2));
+            ok[i].s = lua_tolstring(L, -1, &ok[i].len);  /* anchored in others */
+            ok[i].i = (lua_Integer)(2 * i + 1);
+            lua_pop(L, 1);
+        }
+        qsort(ok, count, sizeof *ok, other_cmp);
+        for (size_t i = 0; i < count; i++) {
+            lua_rawgeti(L, others, ok[i].i + 1);
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, seen) != LUA_TNIL) {  /* 1 and "1" */
+                lua_pop(L, 2);
+                continue;
+            }
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_rawseti(L, res, ++nres);
+            lua_rawgeti(L, others, ok[i].i);
+            lua_rawseti(L, res, ++nres);
+        }
+    }
+    lua_settop(L, others - 1);
+}
+
 /* One property: the key string at stack index k, the value at v. */
 static void enc_prop(enc *e, int k, int v, int depth, int refs, int sw)
 {
@@ -608,7 +666,7 @@ static void enc_props(enc *e, int t, int depth, int kind)
     if (!lua_istable(L, refs))
         refs = 0;
     lua_newtable(L);  /* seen */
-    lua_newtable(L);  /* others: original key, key string, ... */
+    lua_newtable(L);  /* others: key string, original key, ... */
     int sw = base + 5, sealed = base + 6;
     if (luaL_getmetafield(L, t, "__amf3") == LUA_TNIL)
         lua_pushnil(L);
@@ -661,52 +719,16 @@ static void enc_props(enc *e, int t, int depth, int kind)
     }
 
     /* Every other key, as a string, sorted. */
-    lua_Integer nothers = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        int kt = lua_type(L, -1);
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
-            luaL_error(L, "cannot encode a %s key as AMF0", luaL_typename(L, -1));
-        lua_pushvalue(L, -1);
-        lua_tolstring(L, -1, NULL);  /* numbers become their string form */
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, seen) != LUA_TNIL) {
-            lua_pop(L, 2);
-            continue;
-        }
-        lua_pop(L, 1);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, others, ++nothers);
-        lua_rawseti(L, others, ++nothers);
-    }
-    if (nothers > 0) {
-        size_t count = (size_t)nothers / 2;
-        other_key *ok = lua_newuserdatauv(L, count * sizeof *ok, 0);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, (lua_Integer)(2 * i + 2));
-            ok[i].s = lua_tolstring(L, -1, &ok[i].len);  /* anchored in others */
-            ok[i].i = (lua_Integer)(2 * i + 1);
-            lua_pop(L, 1);
-        }
-        qsort(ok, count, sizeof *ok, other_cmp);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, ok[i].i + 1);
-            int k = lua_gettop(L);
-            lua_pushvalue(L, k);
-            if (lua_rawget(L, seen) != LUA_TNIL) {  /* 1 and "1" */
-                lua_settop(L, k - 1);
-                continue;
-            }
-            lua_pushvalue(L, k);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, seen);
-            lua_rawgeti(L, others, ok[i].i);
-            lua_rawget(L, t);
-            enc_prop(e, k, k + 2, depth, refs, sw);
-            written++;
-            lua_settop(L, k - 1);
-        }
+    rtmp_l_amf_other_keys(L, t, seen, others, 0, 0, 0);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, others);
+    for (lua_Integer i = 1; i <= n; i += 2) {
+        lua_rawgeti(L, others, i);  /* the key string */
+        int k = lua_gettop(L);
+        lua_rawgeti(L, others, i + 1);
+        lua_rawget(L, t);
+        enc_prop(e, k, k + 1, depth, refs, sw);
+        written++;
+        lua_settop(L, k - 1);
     }
 
     int noend = 0;

@@ -622,18 +622,6 @@ static void e3_string(enc3 *e, int idx)
     e3_check(e, rtmp_amf3_write_string_vr(e->out, s, len), "a string");
 }
 
-typedef struct okey {
-    const char *s;
-    size_t len;
-    lua_Integer i;
-} okey;
-
-static int okey_cmp(const void *a, const void *b)
-{
-    const okey *x = a, *y = b;
-    return rtmp_l_amf_key_cmp(x->s, x->len, y->s, y->len);
-}
-
 /* [-0, +1, e] the member keys of table t in writing order, as a table
  * { key string, original key, ... }: the string entries of the list
  * tables at list1, list2 (0: none) that are set in t, then every other
@@ -644,10 +632,9 @@ static void ordered_keys(lua_State *L, int t, int list1, int list2, lua_Integer 
 {
     luaL_checkstack(L, 10, "AMF3 nesting");
     lua_newtable(L);
-    int res = lua_gettop(L), seen = res + 1, others = res + 2;
+    int res = lua_gettop(L), seen = res + 1;
     lua_newtable(L);
-    lua_newtable(L);
-    lua_Integer nres = 0, nothers = 0;
+    lua_Integer nres = 0;
     if (exclude) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, exclude);
         for (lua_Integer i = 1; i <= n; i++) {
@@ -682,56 +669,7 @@ static void ordered_keys(lua_State *L, int t, int list1, int list2, lua_Integer 
             }
         }
     }
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        int kt = lua_type(L, -1);
-        if (kt == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1
-            && lua_tointeger(L, -1) <= dense)
-            continue;
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
-            luaL_error(L, "cannot encode a %s key as AMF3", luaL_typename(L, -1));
-        if (skip_n && kt == LUA_TSTRING && strcmp(lua_tostring(L, -1), "n") == 0)
-            continue;
-        lua_pushvalue(L, -1);
-        lua_tolstring(L, -1, NULL);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, seen) != LUA_TNIL) {
-            lua_pop(L, 2);
-            continue;
-        }
-        lua_pop(L, 1);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, others, ++nothers);  /* original key */
-        lua_rawseti(L, others, ++nothers);  /* its string */
-    }
-    if (nothers > 0) {
-        size_t count = (size_t)nothers / 2;
-        okey *ok = lua_newuserdatauv(L, count * sizeof *ok, 0);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, (lua_Integer)(2 * i + 2));
-            ok[i].s = lua_tolstring(L, -1, &ok[i].len);  /* anchored in others */
-            ok[i].i = (lua_Integer)(2 * i + 1);
-            lua_pop(L, 1);
-        }
-        qsort(ok, count, sizeof *ok, okey_cmp);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, ok[i].i + 1);
-            lua_pushvalue(L, -1);
-            if (lua_rawget(L, seen) != LUA_TNIL) {  /* 1 and "1" */
-                lua_pop(L, 2);
-                continue;
-            }
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, seen);
-            lua_rawseti(L, res, ++nres);
-            lua_rawgeti(L, others, ok[i].i);
-            lua_rawseti(L, res, ++nres);
-        }
-        lua_pop(L, 1);
-    }
+    rtmp_l_amf_other_keys(L, t, seen, res, dense, skip_n, 1);
     lua_settop(L, res);
 }
 
