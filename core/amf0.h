@@ -74,6 +74,12 @@ typedef struct rtmp_amf0_reader {
                               body, one AMF3 context); set by the caller */
 } rtmp_amf0_reader;
 
+/* The 8 bytes at p as a big-endian IEEE 754 double (AMF0 numbers and
+ * dates, AMF3 doubles, dates and double vectors), and back.  No checks:
+ * the caller has the 8 bytes. */
+double rtmp_amf0_get_double(const uint8_t *p);
+void rtmp_amf0_put_double(uint8_t *p, double v);
+
 /* Start reading p[0 .. len).  The bytes must outlive the reader and every
  * string pointer it hands out. */
 void rtmp_amf0_reader_init(rtmp_amf0_reader *r, const void *p, size_t len);

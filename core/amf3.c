@@ -76,22 +76,6 @@ static int grow(void **arr, uint32_t n, uint32_t *cap, size_t sz)
     return 0;
 }
 
-static double get_double(const uint8_t *p)
-{
-    uint64_t u = (uint64_t)rtmp_get_be32(p) << 32 | rtmp_get_be32(p + 4);
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static void put_double(uint8_t *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    rtmp_put_be32(p, (uint32_t)(u >> 32));
-    rtmp_put_be32(p + 4, (uint32_t)u);
-}
-
 int rtmp_amf3_peek_marker(const rtmp_amf3_reader *r)
 {
     return r->p == r->end ? RTMP_ERR_AMF_TRUNCATED : *r->p;
@@ -154,7 +138,7 @@ int rtmp_amf3_read_double(rtmp_amf3_reader *r, double *v)
         return RTMP_ERR_AMF_TYPE;
     if (r->end - r->p < 9)
         return RTMP_ERR_AMF_TRUNCATED;
-    *v = get_double(r->p + 1);
+    *v = rtmp_amf0_get_double(r->p + 1);
     r->p += 9;
     return 0;
 }
@@ -272,7 +256,7 @@ int rtmp_amf3_read_head(rtmp_amf3_reader *r, rtmp_amf3_head *h)
     case RTMP_AMF3_DATE:
         if (rtmp_amf3_remaining(r) < 8)
             return undo(r, saved, RTMP_ERR_AMF_TRUNCATED);
-        h->date = get_double(r->p);
+        h->date = rtmp_amf0_get_double(r->p);
         r->p += 8;
         break;
     case RTMP_AMF3_ARRAY:
@@ -333,7 +317,7 @@ uint32_t rtmp_amf3_vector_uint(const uint8_t *bytes, uint32_t i)
 
 double rtmp_amf3_vector_double(const uint8_t *bytes, uint32_t i)
 {
-    return get_double(bytes + (size_t)i * 8);
+    return rtmp_amf0_get_double(bytes + (size_t)i * 8);
 }
 
 /* depth: how many more complex values may open inside this value. */
@@ -498,7 +482,7 @@ int rtmp_amf3_write_double(rtmp_buf **out, double v)
     if (!w)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF3_DOUBLE;
-    put_double(w + 1, v);
+    rtmp_amf0_put_double(w + 1, v);
     (*out)->len += 9;
     return 0;
 }
@@ -547,7 +531,7 @@ int rtmp_amf3_write_date(rtmp_buf **out, double ms)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF3_DATE;
     w[1] = 1;
-    put_double(w + 2, ms);
+    rtmp_amf0_put_double(w + 2, ms);
     (*out)->len += 10;
     return 0;
 }
@@ -585,6 +569,6 @@ int rtmp_amf3_write_vector_uint(rtmp_buf **out, uint32_t v)
 int rtmp_amf3_write_vector_double(rtmp_buf **out, double v)
 {
     uint8_t b[8];
-    put_double(b, v);
+    rtmp_amf0_put_double(b, v);
     return rtmp_buf_append(out, b, 8);
 }
