@@ -20,6 +20,7 @@ void rtmp_l_open_amf3(lua_State *L);      /* rtmp.amf3 (after rtmp_l_open_amf0) 
 void rtmp_l_open_chunk(lua_State *L);     /* rtmp.reader, rtmp.writer (Lua-owned, for tests and tools) */
 void rtmp_l_open_handshake(lua_State *L); /* rtmp.handshake (Lua-owned, for tests and tools) */
 void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run, rtmp.timer, rtmp.group, ... */
+void rtmp_l_open_msg(lua_State *L);       /* rtmp.aggregate, rtmp.shared_object (l_msg.c) */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
 void rtmp_l_open_send(lua_State *L);      /* the rtmp.outgoing metatable (l_send.c) */
 
@@ -35,13 +36,34 @@ int rtmp_l_conn_send_chunks(lua_State *L);
  * *cp), or NULL after pushing nil, "closed" [-0, +(0|2), e].  rtmp_l_sent:
  * after queuing, wake the connection's writer and push true, or nil, err
  * when rc < 0; returns the number pushed [-0, +(1|2), -].  rtmp_l_read_hdr:
- * fill h from the header table at t (0: none) as conn:send does [-0, +0, e]. */
+ * fill h from the header table at t (0: none) as conn:send does [-0, +0, e].
+ * rtmp_l_opt_field_u32: field k of the table at t as an integer in
+ * 0 .. 2^32-1, def when it is nil or t is 0; raises otherwise [-0, +0, e]. */
 struct rtmp_session;
 struct rtmp_conn;
 struct rtmp_msg_hdr;
 struct rtmp_session *rtmp_l_target(lua_State *L, int idx, struct rtmp_conn **cp);
 int rtmp_l_sent(lua_State *L, struct rtmp_conn *c, int rc);
 void rtmp_l_read_hdr(lua_State *L, int t, struct rtmp_msg_hdr *h);
+uint32_t rtmp_l_opt_field_u32(lua_State *L, int t, const char *k, uint32_t def);
+
+/* Message bodies (l_msg.c), for l_net.c. */
+
+/* [-0, +1, m] push a new message object holding a copy of the header h
+ * and of payload[0 .. h->length), with applied (RTMP_AUTO_* bits) as
+ * msg.applied.  Unless it is media (audio, video, aggregate), its body
+ * is decoded into its side table: control fields, values/name/txn/args
+ * for commands and data, so for shared objects (AMF values nest at most
+ * max_depth levels); a body that does not decode gives a decode_error
+ * field, never an error.  Raises only on memory errors. */
+void rtmp_l_push_msg(lua_State *L, const struct rtmp_msg_hdr *h, const uint8_t *payload,
+                     unsigned applied, int max_depth);
+
+/* msg:split([opts]), a lua_CFunction: the sub-messages of the aggregate
+ * message at index 1, as an array of message objects (each pushed as
+ * rtmp_l_push_msg does), or nil, message, code for a malformed
+ * aggregate.  Raises when the message is not an aggregate. */
+int rtmp_l_msg_split(lua_State *L);
 
 
 

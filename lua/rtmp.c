@@ -32,6 +32,7 @@ int luaopen_rtmp(lua_State *L)
     rtmp_l_open_chunk(L);
     rtmp_l_open_handshake(L);
     rtmp_l_open_net(L);
+    rtmp_l_open_msg(L);
     rtmp_l_open_send(L);
     return 1;
 }
