@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "l_msg.h"
 #include "l_rtmp.h"
 #include "../core/chunk.h"
 #include "../core/error.h"
@@ -24,7 +25,6 @@
 #include "../core/session.h"
 
 #define OUTGOING_MT "rtmp.outgoing"
-#define MSG_MT "rtmp.msg"
 
 /* The message being sent.  User values: 1 = the payload string, 2 = the
  * connection or session it goes through. */
@@ -219,15 +219,12 @@ static void read_message(lua_State *L, rtmp_msg_hdr *h)
 {
     int t = lua_isnoneornil(L, 2) ? 0 : 2;
     memset(h, 0, sizeof *h);
-    if (luaL_testudata(L, 3, MSG_MT)) {
-        lua_getfield(L, 3, "type");
-        h->type = (uint8_t)lua_tointeger(L, -1);
-        lua_getfield(L, 3, "stream");
-        h->stream_id = (uint32_t)lua_tointeger(L, -1);
-        lua_getfield(L, 3, "timestamp");
-        h->timestamp = (uint32_t)lua_tointeger(L, -1);
-        lua_pop(L, 3);
-        lua_getfield(L, 3, "payload");
+    lmsg *m = luaL_testudata(L, 3, MSG_MT);
+    if (m) {
+        h->type = m->h.type;
+        h->stream_id = m->h.stream_id;
+        h->timestamp = m->h.timestamp;
+        lua_pushlstring(L, (const char *)m->data, m->len);
     } else {
         luaL_checkstring(L, 3);
         if (!t)
