@@ -35,6 +35,12 @@
     X(AGG_CONTROL,    "protocol control message inside an aggregate")         \
     X(SO_TRUNCATED,   "shared object message truncated")                      \
     X(SO_ENCODING,    "unsupported shared object encoding byte")              \
+    X(FLV_SIGNATURE,  "not an FLV file (no FLV signature)")                   \
+    X(FLV_HEADER,     "FLV header data offset below 9")                       \
+    X(FLV_TRUNCATED,  "FLV file truncated")                                   \
+    X(FLV_PREV_SIZE,  "FLV previous tag size does not match the tag")         \
+    X(FLV_TAG_TYPE,   "FLV tag of a type other than audio, video or script data") \
+    X(FLV_ENCRYPTED,  "encrypted FLV tag (filter bit set)")                   \
     X(STOP,           "stopped by callback")
 
 enum {
