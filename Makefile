@@ -95,6 +95,9 @@ install: all
 	install -m 755 $(BUILD)/luartmp $(DESTDIR)$(PREFIX)/bin/luartmp
 	install -m 644 $(BUILD)/rtmp.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/rtmp.so
 	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/luartmp/scripts/
+	install -d $(DESTDIR)$(PREFIX)/share/luartmp/lua/rtmp $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp
+	install -m 644 lua/rtmp/*.lua $(DESTDIR)$(PREFIX)/share/luartmp/lua/rtmp/
+	install -m 644 lua/rtmp/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp/
 
 clean:
 	rm -rf build build-asan

@@ -1072,13 +1072,52 @@ static int l_parse_url(lua_State *L)
     return 1;
 }
 
+static int call_client_done(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    return lua_gettop(L);
+}
+
+/* [-n, +r, e] call require("rtmp.client")[fname] with this function's
+ * arguments; its results are ours (the coroutine client API, in Lua).
+ * The callee may yield: the continuation hands its results back. */
+static int call_client(lua_State *L, const char *fname)
+{
+    int n = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "rtmp.client");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, fname);
+    lua_remove(L, -2);
+    lua_insert(L, 1);
+    lua_callk(L, n, LUA_MULTRET, 0, call_client_done);
+    return lua_gettop(L);
+}
+
+/* Whether the table at idx has a handler function (callback mode). */
+static int has_handlers(lua_State *L, int idx)
+{
+    static const char *const names[] = { "on_open", "on_handshake", "on_message", "on_close" };
+    int found = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !found; i++) {
+        found = lua_getfield(L, idx, names[i]) == LUA_TFUNCTION;
+        lua_pop(L, 1);
+    }
+    return found;
+}
+
 /* rtmp.connect(url, handlers) -> conn | nil, err.  The handshake runs in
  * the loop; handlers.on_handshake(conn) follows, then on_message for
- * every message, and on_close(conn, reason) at the end. */
+ * every message, and on_close(conn, reason) at the end.  Without handler
+ * functions (no table, or settings only): rtmp.client.connect, the
+ * coroutine API, which waits for the connect _result. */
 static int l_connect(lua_State *L)
 {
     lstate *st = get_state(L);
     luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2) || (lua_istable(L, 2) && !has_handlers(L, 2)))
+        return call_client(L, "connect");
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_pushcfunction(L, l_parse_url);
     lua_pushvalue(L, 1);
@@ -1119,6 +1158,10 @@ static int l_connect(lua_State *L)
     lua_pop(L, 1);
     return 1;
 }
+
+/* rtmp.spawn(fn, ...) -> coroutine; rtmp.sleep(seconds): in rtmp.client. */
+static int l_spawn(lua_State *L) { return call_client(L, "spawn"); }
+static int l_sleep(lua_State *L) { return call_client(L, "sleep"); }
 
 /* ---- messages built by scripts ---- */
 
@@ -1578,6 +1621,8 @@ static const luaL_Reg net_funcs[] = {
     { "session", l_session },
     { "listen", l_listen },
     { "connect", l_connect },
+    { "spawn", l_spawn },
+    { "sleep", l_sleep },
     { "parse_url", l_parse_url },
     { "message", l_message },
     { "group", l_group },

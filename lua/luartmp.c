@@ -257,7 +257,10 @@ int main(int argc, char **argv)
     lua_pop(L, 1);
     int rtmp_idx = lua_gettop(L);
 
-    /* run the script with its arguments */
+    /* run the script with its arguments, in a coroutine (registry
+     * "rtmp.main"): when it yields, waiting on the network (the client
+     * API, rtmp.sleep), the loop below runs and rtmp.client resumes it;
+     * an error after a yield is reported there and stops the loop. */
     lua_pushcfunction(L, traceback);
     int status = luaL_loadfile(L, script);
     if (status != LUA_OK) {
@@ -265,15 +268,24 @@ int main(int argc, char **argv)
         lua_close(L);
         return 1;
     }
-    int nargs = 0;
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "rtmp.main");
+    lua_insert(L, -2);
+    lua_xmove(L, co, 1);
+    int nargs = 0, nres = 0;
     if (script_idx >= 0)
         for (int k = script_idx + 1; k < argc; k++, nargs++)
-            lua_pushstring(L, argv[k]);
-    if (lua_pcall(L, nargs, 0, rtmp_idx + 1) != LUA_OK) {
+            lua_pushstring(co, argv[k]);
+    status = lua_resume(co, L, nargs, &nres);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        const char *msg = lua_tostring(co, -1);
+        luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
         fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
         lua_close(L);
         return 1;
     }
+    lua_pop(co, nres);
 
     /* then the loop, until nothing is left or a signal stops it */
     lua_getfield(L, rtmp_idx, "handle_signals");
@@ -284,6 +296,8 @@ int main(int argc, char **argv)
         lua_close(L);
         return 1;
     }
+    /* the main coroutine failed after a yield (already reported) */
+    status = lua_status(co);
     lua_close(L);
-    return 0;
+    return status == LUA_OK || status == LUA_YIELD ? 0 : 1;
 }
