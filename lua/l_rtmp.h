@@ -23,6 +23,7 @@ void rtmp_l_open_net(lua_State *L);       /* rtmp.listen, rtmp.connect, rtmp.run
 void rtmp_l_open_msg(lua_State *L);       /* rtmp.aggregate, rtmp.shared_object (l_msg.c) */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
 void rtmp_l_open_send(lua_State *L);      /* the rtmp.outgoing metatable (l_send.c) */
+void rtmp_l_open_flv(lua_State *L);       /* rtmp.flv: FLV files (l_flv.c) */
 void rtmp_l_open_util(lua_State *L);      /* rtmp.isatty (l_util.c) */
 
 /* Raw sending and tolerances (l_send.c), in l_net.c's sending_methods:

@@ -34,6 +34,7 @@ int luaopen_rtmp(lua_State *L)
     rtmp_l_open_net(L);
     rtmp_l_open_msg(L);
     rtmp_l_open_send(L);
+    rtmp_l_open_flv(L);
     rtmp_l_open_util(L);
     return 1;
 }
