@@ -267,7 +267,8 @@ typedef struct lwriter {
     uint32_t  base;           /* added to every timestamp (appending) */
     int       has_meta;       /* an onMetaData tag is in the file */
     uint64_t  dur_off, size_off;  /* file offsets of its duration and filesize doubles */
-    uint32_t  last[2], step[2];   /* audio, video: last timestamp and the step to it */
+    uint32_t  last[2], step[2];   /* audio, video frames: last timestamp and the step to it */
+    uint32_t  top[2];             /* latest presentation time */
     unsigned  count[2];
 } lwriter;
 
@@ -276,27 +277,47 @@ static lwriter *check_writer(lua_State *L)
     return luaL_checkudata(L, 1, WRITER_MT);
 }
 
-/* Duration in ms: the latest audio or video timestamp plus the step
- * before it (one frame's length, as far as the timestamps tell). */
+/* Duration in ms: the latest presentation time of an audio or video
+ * frame plus the step between the last two frames of its kind (one
+ * frame's length, as far as the timestamps tell). */
 static uint32_t writer_duration(const lwriter *w)
 {
     uint32_t d = 0;
     for (int i = A; i <= V; i++)
-        if (w->count[i] && w->last[i] + w->step[i] > d)
-            d = w->last[i] + w->step[i];
+        if (w->count[i] && w->top[i] + w->step[i] > d)
+            d = w->top[i] + w->step[i];
     return d;
 }
 
-/* Account for an audio or video tag at ts (output time). */
-static void writer_track(lwriter *w, uint8_t type, uint32_t ts)
+/* Account for an audio or video tag p[0 .. len) at ts (output time).
+ * Sequence headers and ends are not frames; an AVC or HEVC frame is
+ * presented at ts plus its composition time offset. */
+static void writer_track(lwriter *w, uint8_t type, uint32_t ts, const uint8_t *p, size_t len)
 {
     int i = type == RTMP_FLV_AUDIO ? A : V;
+    w->seen |= type == RTMP_FLV_AUDIO ? RTMP_FLV_FLAG_AUDIO : RTMP_FLV_FLAG_VIDEO;
+    int64_t pts = ts;
+    if (len >= 2 && type == RTMP_FLV_AUDIO && (p[0] >> 4) == 10 && p[1] == 0)
+        return;                         /* AAC sequence header */
+    if (len >= 1 && type == RTMP_FLV_VIDEO) {
+        uint8_t codec = p[0] & 0x0F;
+        if (p[0] & 0x80) {              /* enhanced RTMP: packet type in the low nibble */
+            if (codec != 1 && codec != 3)
+                return;
+        } else if (codec == 7 || codec == 12) {
+            if (len < 5 || p[1] != 1)
+                return;                 /* sequence header or end of sequence */
+            int32_t cts = (int32_t)(rtmp_get_be24(p + 2) << 8) >> 8;
+            pts += cts;
+        }
+    }
     if (w->count[i] && ts >= w->last[i])
         w->step[i] = ts - w->last[i];
     if (!w->count[i] || ts >= w->last[i])
         w->last[i] = ts;
+    if (pts > 0 && (!w->count[i] || (uint32_t)pts > w->top[i]))
+        w->top[i] = (uint32_t)pts;
     w->count[i]++;
-    w->seen |= type == RTMP_FLV_AUDIO ? RTMP_FLV_FLAG_AUDIO : RTMP_FLV_FLAG_VIDEO;
 }
 
 /* Note the onMetaData payload p[0 .. len) whose data starts at file
@@ -337,7 +358,7 @@ static int writer_tag(lwriter *w, uint8_t type, uint32_t ts, const uint8_t *p, s
         return RTMP_ERR_IO;
     w->bytes += sizeof h + len + sizeof bp;
     if (type != RTMP_FLV_SCRIPT)
-        writer_track(w, type, out_ts);
+        writer_track(w, type, out_ts, p, len);
     return 0;
 }
 
@@ -377,8 +398,13 @@ static int writer_scan(lwriter *w)
             if (rc < 0)
                 return rc;
         }
-        if ((t.type == RTMP_FLV_AUDIO || t.type == RTMP_FLV_VIDEO) && !t.filter)
-            writer_track(w, t.type, t.timestamp);
+        if ((t.type == RTMP_FLV_AUDIO || t.type == RTMP_FLV_VIDEO) && !t.filter) {
+            uint8_t head[5];            /* enough for writer_track */
+            size_t n = t.size < sizeof head ? t.size : sizeof head;
+            if (read_exact(w->f, head, n) < 0)
+                return RTMP_ERR_IO;
+            writer_track(w, t.type, t.timestamp, head, n);
+        }
         pos = data_at + t.size + RTMP_FLV_BACKPTR_SIZE;
         if (seek_to(w->f, pos) < 0)
             return RTMP_ERR_IO;
