@@ -15,6 +15,7 @@
 -- (on_connect, on_publish, on_play, on_close) accept or refuse.
 
 local rtmp = require "rtmp"
+local relay = require "relay" -- push and pull relays (config.push, config.pull)
 
 local null = rtmp.null
 local log = rtmp.log
@@ -26,6 +27,9 @@ local M = {
         peer_bandwidth = 2500000, -- Set Peer Bandwidth we announce (limit type dynamic)
         takeover = false,         -- a second publisher of a name replaces the first (else BadName)
         gop_max_bytes = 32 * 1024 * 1024, -- stop caching a GOP past this size
+        push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
+        pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
+        relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
     },
     hooks = {},     -- on_connect(conn, msg), on_publish(conn, app, name), on_play(conn, app, name),
                     -- on_close(conn, reason): return false, "reason" to refuse;
@@ -111,15 +115,18 @@ local function unpublish(conn, sid, s)
             on_status(p, psid, "status", "NetStream.Play.UnpublishNotify", s.name .. " is now unpublished.")
         end
     end
+    relay.unpublished(s)
     clear_cache(s)
     forget_if_unused(s)
 end
+M.unpublish = unpublish
 
 local function stop_playing(conn, sid, s)
     conn.streams[sid] = nil
     conn.playing[s.key] = nil
     s.players:remove(conn)
     forget_if_unused(s)
+    relay.left(s)
 end
 
 -- Leave whatever conn does on stream id sid.
@@ -232,6 +239,7 @@ function commands.publish(conn, msg)
     conn:user_control("stream_begin", sid)
     on_status(conn, sid, "status", "NetStream.Publish.Start", name .. " is now published.", { details = name })
     conn:log("info", "publish %s", s.key)
+    relay.published(M, s)
     -- players already waiting for this name
     for _, p in ipairs(s.players:members()) do
         local psid = p.playing[s.key]
@@ -254,6 +262,7 @@ function commands.play(conn, msg)
     send_cache(s, conn, sid)
     s.players:add(conn, sid)
     conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
+    relay.wanted(M, s)
 end
 
 function commands.deleteStream(conn, msg)
@@ -298,12 +307,14 @@ local function on_data(conn, msg)
     if values[1] == "@setDataFrame" then first = 2 end
     if values[first] ~= "onMetaData" then
         s.players:send(msg)
+        relay.forward(s, msg)
         return
     end
     -- Cache the metadata as players must see it: without @setDataFrame.
     local payload = rtmp.amf0.encode(table.unpack(values, first, values.n))
     s.metadata = rtmp.message({ type = "data", timestamp = 0 }, payload)
     s.players:send(s.metadata)
+    relay.forward(s, s.metadata)
 end
 
 local function on_media(conn, msg)
@@ -321,6 +332,7 @@ local function on_media(conn, msg)
         end
     end
     s.players:send(msg)
+    relay.forward(s, msg)
 end
 
 -- A published aggregate (type 22): split, and each sub-message goes the
