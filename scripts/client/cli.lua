@@ -1,0 +1,170 @@
+-- client/cli.lua: what the command-line clients (publish.lua, play.lua)
+-- share: option parsing, the stream URL, the progress line, exiting.
+--
+--   local cli = require "client.cli"
+--   local o, pos = cli.parse(arg, { fast = "flag", loop = "count" }, usage)
+--
+-- Usage errors print the message and a hint on stderr and exit 2;
+-- runtime failures print one line and exit 1 (cli.fail).
+
+local rtmp = require "rtmp"
+
+local fmt = string.format
+
+local _M = {}
+
+-- The engine's own log lines (a connection closing, ...) would repeat what
+-- the one-line error says: below "error" only when asked for with
+-- luartmp --log-level (any level but the default, info).
+if rtmp.log.level() == "info" then rtmp.log.level("error") end
+
+-- The script's name for messages ("publish.lua").
+local function progname()
+  return ((arg and arg[0] or "client"):match("[^/]+$"))
+end
+_M.progname = progname
+
+--- Print "<prog>: <msg>" and the usage hint on stderr, exit 2.
+function _M.usage_error(msg)
+  io.stderr:write(fmt("%s: %s\nTry '%s --help'.\n", progname(), msg, progname()))
+  os.exit(2)
+end
+
+--- Parse argv (the script's `arg`) against spec { name = kind }, kind
+--- "flag" (no value), "number" (>= 0), "count" (integer >= 0), or a table
+--- of allowed strings. --name VALUE and --name=VALUE; "--" ends options;
+--- "-" is a positional argument. --help prints `usage` and exits 0.
+--- Returns the options table and the array of positional arguments.
+function _M.parse(argv, spec, usage)
+  local o, pos = {}, {}
+  local i, n = 1, #argv
+  while i <= n do
+    local a = argv[i]
+    if a == "--" then
+      for k = i + 1, n do pos[#pos + 1] = argv[k] end
+      break
+    elseif a == "-h" or a == "--help" then
+      io.stdout:write(usage)
+      os.exit(0)
+    elseif a:sub(1, 2) == "--" then
+      local name, val = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local kind = spec[name]
+      if not kind then _M.usage_error(fmt("unknown option '%s'", a)) end
+      if kind == "flag" then
+        if val then _M.usage_error(fmt("option '--%s' takes no value", name)) end
+        o[name] = true
+      else
+        if not val then
+          i = i + 1
+          val = argv[i]
+          if not val then _M.usage_error(fmt("option '--%s' needs a value", name)) end
+        end
+        if type(kind) == "table" then
+          local ok = false
+          for _, v in ipairs(kind) do ok = ok or v == val end
+          if not ok then
+            _M.usage_error(fmt("bad --%s '%s' (want %s)", name, val, table.concat(kind, ", ")))
+          end
+          o[name] = val
+        else
+          local v = tonumber(val)
+          if not v or v < 0 or v ~= v or v == math.huge
+              or (kind == "count" and math.type(v) ~= "integer" and v ~= math.floor(v)) then
+            _M.usage_error(fmt("bad --%s '%s' (want %s)", name, val,
+              kind == "count" and "an integer >= 0" or "a number >= 0"))
+          end
+          o[name] = kind == "count" and math.tointeger(v) or v
+        end
+      end
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      _M.usage_error(fmt("unknown option '%s'", a))
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return o, pos
+end
+
+--- Split a stream URL rtmp://host[:port]/app/name into what rtmp.connect
+--- and publish/play take: { url (rtmp://host:port/app), app, name }, or
+--- nil, err. The app is the first path segment, the name the rest
+--- (FFmpeg's convention, as rtmp.parse_url).
+function _M.stream_url(url)
+  if type(url) ~= "string" or not url:match("^rtmp://[^/]+/[^/]") then
+    return nil, fmt("bad URL '%s' (want rtmp://host[:port]/app/name)", tostring(url))
+  end
+  local u, err = rtmp.parse_url(url)
+  if not u then return nil, fmt("bad URL '%s': %s", url, err) end
+  if u.app == "" or u.path == "" then
+    return nil, fmt("bad URL '%s' (want rtmp://host[:port]/app/name: no stream name)", url)
+  end
+  return { url = u.tc_url, app = u.app, name = u.path, host = u.host, port = u.port }
+end
+
+-- "1.5 MB", "830 kB", "512 B"
+local function size(n)
+  if n >= 1e9 then return fmt("%.2f GB", n / 1e9) end
+  if n >= 1e6 then return fmt("%.1f MB", n / 1e6) end
+  if n >= 1e3 then return fmt("%.0f kB", n / 1e3) end
+  return fmt("%d B", n)
+end
+
+-- media time in ms -> "00:01:02.345"
+local function clock(ms)
+  ms = math.max(0, math.floor(ms))
+  return fmt("%02d:%02d:%02d.%03d", ms // 3600000, ms // 60000 % 60, ms // 1000 % 60, ms % 1000)
+end
+
+--- A progress line on stderr, rewritten in place every `every` seconds
+--- (default 0.5) from `sample()` -> bytes, media_ms. Shown when stderr is
+--- a terminal, or when `force`. Returns { stop() } (stop ends the line).
+--- The bitrate is measured over the last interval.
+function _M.progress(label, sample, force, every)
+  local p = { active = force or rtmp.isatty(2) }
+  every = every or 0.5
+  if not p.active then
+    function p.stop() end
+    return p
+  end
+  local tty = rtmp.isatty(2)
+  local last_bytes, last_t, shown = 0, rtmp.now(), false
+  local function show(final)
+    local bytes, ms = sample()
+    local now = rtmp.now()
+    local dt = now - last_t
+    local rate = dt > 0 and (bytes - last_bytes) * 8 / dt / 1000 or 0
+    last_bytes, last_t = bytes, now
+    local line = fmt("%s %s  %s  %.0f kbit/s", label, size(bytes), clock(ms), rate)
+    -- On a terminal the line is rewritten in place; elsewhere (--progress
+    -- into a file or pipe) each update is its own line.
+    if tty then
+      io.stderr:write("\r", line, "\27[K", final and "\n" or "")
+    else
+      io.stderr:write(line, "\n")
+    end
+    io.stderr:flush()
+    shown = true
+  end
+  local timer = rtmp.timer(every, function() show(false) end, every)
+  function p.stop()
+    if timer then
+      timer:stop()
+      timer = nil
+      show(true)
+    end
+  end
+  p.shown = function() return shown end
+  return p
+end
+
+--- One line "<prog>: <msg>" on stderr (newlines in msg flattened), exit 1.
+function _M.fail(msg)
+  msg = tostring(msg):gsub("[\r\n]+", " ")
+  io.stderr:write(fmt("%s: %s\n", progname(), msg))
+  io.stderr:flush()
+  os.exit(1)
+end
+
+return _M

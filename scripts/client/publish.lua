@@ -1,0 +1,156 @@
+-- publish.lua: publish an FLV file to an RTMP server.
+--
+--   luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
+--
+-- Sends the file's tags in real time (each at its timestamp, measured on
+-- the loop's clock, as ffmpeg -re does), or as fast as the connection
+-- takes them (--fast). Exits 0 once the whole file (every loop) is sent
+-- and the stream is closed; otherwise one line on stderr and exit 1.
+-- See docs/CLIENT_SCRIPTS.md.
+
+local rtmp = require "rtmp"
+local cli = require "client.cli"
+
+local fmt = string.format
+
+local USAGE = [[
+usage: luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
+
+Publishes an FLV file (H.264/AAC or any codec FLV carries) to an RTMP
+server, in real time by default.
+
+options:
+  --fast           send as fast as the connection takes it (no pacing)
+  --loop N         send the file N times in all, timestamps continuing
+                   (0 = loop until interrupted; default 1)
+  --type TYPE      publishing type: live (default), record or append
+  --timeout S      give up when the server has not answered connect,
+                   createStream or publish within S seconds (default 10)
+  --progress       show the progress line even when stderr is not a terminal
+  -h, --help       this help
+
+A progress line (bytes sent, media time, bitrate) is shown on stderr when
+it is a terminal.  Exit status: 0 published, 1 failed (the reason on
+stderr), 2 bad usage.
+]]
+
+local o, pos = cli.parse(arg, {
+  fast = "flag", loop = "count", type = { "live", "record", "append" },
+  timeout = "number", progress = "flag",
+}, USAGE)
+if #pos ~= 2 then
+  cli.usage_error(#pos < 2 and "need a file and a URL" or "too many arguments")
+end
+local path = pos[1]
+local target, uerr = cli.stream_url(pos[2])
+if not target then cli.usage_error(uerr) end
+local loops = o.loop or 1
+local pub_type = o.type or "live"
+
+-- Output queued on the connection beyond this waits (--fast, or a slow
+-- link): the engine closes a connection whose queue passes max_output.
+local MAX_PENDING = 1 << 20
+
+local reader, err = rtmp.flv.open(path)
+if not reader then cli.fail(fmt("%s: %s", path, err)) end
+
+local nc
+nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10,
+  flash_ver = "FMLE/3.0 (compatible; luartmp)" })
+if not nc then cli.fail(fmt("%s: %s", pos[2], err)) end
+local ns
+ns, err = nc:create_stream()
+if not ns then cli.fail(fmt("%s: createStream: %s", pos[2], err)) end
+local ok
+ok, err = ns:publish(target.name, pub_type)
+if not ok then cli.fail(fmt("%s: %s", pos[2], err)) end
+
+-- What was sent, for the progress line and the loops.
+local media_ms = 0                   -- last timestamp sent
+local bytes0 = nc.conn.bytes_out
+local progress = cli.progress("publish", function()
+  return (nc.conn.closed and 0 or nc.conn.bytes_out) - bytes0, media_ms
+end, o.progress)
+
+local function failed(msg)
+  progress.stop()
+  cli.fail(msg)
+end
+
+-- Pacing: the tag with timestamp ts is due at t0 + (ts - ts0) / 1000.
+local t0, ts0
+
+-- Wait until the connection takes more (bounded queue), then until the
+-- message is due (unless --fast).
+local function wait_for(ts)
+  while not nc.conn.closed and nc.conn.pending > MAX_PENDING do rtmp.sleep(0.005) end
+  if o.fast then return end
+  if not t0 then t0, ts0 = rtmp.now(), ts end
+  local wait = t0 + (ts - ts0) / 1000 - rtmp.now()
+  if wait > 0.001 then rtmp.sleep(wait) end
+end
+
+-- Loops: the next pass starts one frame interval after the last timestamp
+-- of this one. Metadata goes once; a sequence header is sent again only
+-- when it differs from the last one sent of its type.
+local offset = 0                     -- added to the file's timestamps this pass
+local last_seq = {}                  -- [type] = payload of the last sequence header sent
+local meta_sent = false
+local pass = 1
+local first_ts, max_ts               -- this pass, file timestamps
+local v_first, v_last, v_count       -- video frames of pass 1, for the frame interval
+
+while true do
+  local msg, rerr = reader:read()
+  if not msg then
+    if rerr then failed(fmt("%s: %s", path, rerr)) end
+    reader:close()
+    if not first_ts then failed(fmt("%s: no audio, video or data tag", path)) end
+    if loops ~= 0 and pass >= loops then break end
+    -- the gap to the next pass: the mean video frame interval, else 40 ms
+    local gap = 40
+    if v_count and v_count > 1 and v_last > v_first then
+      gap = math.max(1, (v_last - v_first) // (v_count - 1))
+    end
+    offset = offset + (max_ts - first_ts) + gap
+    pass, first_ts, max_ts = pass + 1, nil, nil
+    reader, rerr = rtmp.flv.open(path)
+    if not reader then failed(fmt("%s: %s", path, rerr)) end
+  elseif msg.type == 8 or msg.type == 9 or msg.type == 18 then
+    local ts = msg.timestamp
+    first_ts = first_ts and math.min(first_ts, ts) or ts
+    max_ts = max_ts and math.max(max_ts, ts) or ts
+    if pass == 1 and msg.type == 9 and not msg.sequence_header then
+      v_first = v_first or ts
+      v_last, v_count = ts, (v_count or 0) + 1
+    end
+    local send = true
+    if msg.type == 18 and msg.name == "onMetaData" then
+      send = not meta_sent
+      meta_sent = true
+    elseif msg.sequence_header then
+      local payload = msg.payload
+      send = last_seq[msg.type] ~= payload
+      last_seq[msg.type] = payload
+    end
+    if send then
+      local out_ts = ts + offset
+      if offset ~= 0 then
+        msg = { type = msg.type, timestamp = out_ts & 0xFFFFFFFF, payload = msg.payload }
+      end
+      wait_for(out_ts)
+      local sok, serr = ns:send(msg)
+      if not sok then failed(fmt("%s: connection %s", pos[2], serr)) end
+      media_ms = out_ts
+    end
+  end
+end
+
+-- Let the queue drain before closing, so the server gets the whole file.
+local deadline = rtmp.now() + 10
+while not nc.conn.closed and nc.conn.pending > 0 and rtmp.now() < deadline do rtmp.sleep(0.01) end
+if nc.conn.closed then failed(fmt("%s: connection closed before the end", pos[2])) end
+ns:close()
+nc:close()
+progress.stop()
+os.exit(0)
