@@ -525,7 +525,8 @@ static void write_arg(lua_State *L, int idx, uint8_t *type, uint32_t *ts, const 
     lua_replace(L, idx);                /* keeps the payload string alive */
 }
 
-/* w:write(msg) -> true, or nil, err, code */
+/* w:write(msg [, timestamp]) -> true, or nil, err, code; timestamp (ms)
+ * replaces the message's own (an aggregate's sub-messages move with it). */
 static int writer_write(lua_State *L)
 {
     lwriter *w = check_writer(L);
@@ -534,6 +535,11 @@ static int writer_write(lua_State *L)
     const uint8_t *p;
     size_t len;
     write_arg(L, 2, &type, &ts, &p, &len);
+    if (!lua_isnoneornil(L, 3)) {
+        lua_Integer t = luaL_checkinteger(L, 3);
+        luaL_argcheck(L, t >= 0 && t <= 0xFFFFFFFFLL, 3, "timestamp out of range 0 .. 2^32-1");
+        ts = (uint32_t)t;
+    }
     if (!w->f) {
         lua_pushnil(L);
         lua_pushliteral(L, "closed");

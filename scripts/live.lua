@@ -19,12 +19,14 @@ local relay = require "relay" -- push and pull relays (config.push, config.pull)
 
 local null = rtmp.null
 local log = rtmp.log
+local record = require "record" -- publish(name, "record"/"append") to FLV files (config.record_dir)
 
 local M = {
     config = {
         chunk_size = 4096,        -- our outgoing chunk size, announced after connect
         window = 2500000,         -- Window Acknowledgement Size we announce
         peer_bandwidth = 2500000, -- Set Peer Bandwidth we announce (limit type dynamic)
+        record_dir = false,       -- where publish type record/append writes <app>/<name>.flv (false: off)
         takeover = false,         -- a second publisher of a name replaces the first (else BadName)
         gop_max_bytes = 32 * 1024 * 1024, -- stop caching a GOP past this size
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
@@ -107,6 +109,7 @@ local function unpublish(conn, sid, s)
     conn.streams[sid] = nil
     if s.publisher ~= conn then return end
     s.publisher, s.publisher_sid = nil, nil
+    record.unpublished(s)
     log.info("unpublish %s", s.key)
     for _, p in ipairs(s.players:members()) do
         local psid = p.playing and p.playing[s.key]
@@ -237,6 +240,7 @@ function commands.publish(conn, msg)
     s.publisher, s.publisher_sid = conn, sid
     conn.streams[sid] = { role = "publish", stream = s }
     conn:user_control("stream_begin", sid)
+    record.published(M, s, msg.args[3])
     on_status(conn, sid, "status", "NetStream.Publish.Start", name .. " is now published.", { details = name })
     conn:log("info", "publish %s", s.key)
     relay.published(M, s)
@@ -302,6 +306,7 @@ end
 local function on_data(conn, msg)
     local s = publishing(conn, msg)
     if not s or not msg.values then return end
+    record.write(s, msg)
     local values = msg.values
     local first = 1
     if values[1] == "@setDataFrame" then first = 2 end
@@ -321,6 +326,7 @@ local function on_media(conn, msg)
     local s = publishing(conn, msg)
     if not s then return end
     if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
+    record.write(s, msg)
     if msg.sequence_header then
         if msg.type == 9 then s.video_header = msg else s.audio_header = msg end
     elseif msg.type == 9 and msg.keyframe then

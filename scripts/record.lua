@@ -1,0 +1,137 @@
+-- record.lua: the live server's recorder.  A stream published with type
+-- "record" or "append" is written to <record_dir>/<app>/<name>.flv while
+-- live.config.record_dir is set (nil or false: recording off, the
+-- default), and the file is closed when the publisher stops.
+--
+--   local live = require "live"
+--   live.config.record_dir = "/var/lib/luartmp"
+--   live.start()
+--
+-- "record" starts a new file (replacing an old one), "append" continues
+-- an existing one after its last tag (or starts it).  The file begins
+-- with what a decoder needs first: the metadata and sequence headers the
+-- publisher sends at its start, then video from its first keyframe.
+-- Timestamps are moved so the recording starts at 0.
+--
+-- Used by scripts/live.lua through published(live, s, mode), write(s,
+-- msg) for each published message and unpublished(s); a recorder alone:
+--   local rec = assert(record.open("out.flv", false))
+--   rec:write(msg) ... rec:close()
+
+local rtmp = require "rtmp"
+
+local log = rtmp.log
+
+local M = {}
+
+local Recorder = {}
+Recorder.__index = Recorder
+
+-- A path component from a name a client chose: only letters, digits,
+-- "-", "_" and "." (anything else becomes "_"), never "" or a leading
+-- dot, so no name can leave the directory.
+local function safe(s)
+  s = tostring(s):gsub("[^%w%-_%.]", "_")
+  if s == "" or s:sub(1, 1) == "." then s = "_" .. s end
+  return s
+end
+
+--- The file a stream of app/name is recorded into under dir.
+function M.path(dir, app, name)
+  return dir .. "/" .. safe(app) .. "/" .. safe(name) .. ".flv"
+end
+
+--- Open a recorder writing to path (append: continue the file) ->
+--- recorder or nil, err.  Missing directories are created.
+function M.open(path, append)
+  local w, err = rtmp.flv.create(path, { append = append, mkdir = true })
+  if not w then return nil, err end
+  return setmetatable({ w = w, path = path, base = nil, keyframe = false, messages = 0 }, Recorder)
+end
+
+-- The recording time of a message at ts: from the first media message on.
+function Recorder:time(ts)
+  if not self.base then return 0 end
+  return ts >= self.base and ts - self.base or 0
+end
+
+--- Write one published message (audio, video, data or aggregate).
+--- Returns true, or nil, err (the recorder is then closed).
+function Recorder:write(msg)
+  if not self.w then return nil, "closed" end
+  local t = msg.type
+  if t == 22 then
+    local subs, err = msg:split()
+    if not subs then return true end -- live.lua logs and drops it too
+    for _, m in ipairs(subs) do
+      local ok, werr = self:write(m)
+      if not ok then return nil, werr end
+    end
+    return true
+  end
+  if t == 8 or t == 9 then
+    if t == 9 and not msg.sequence_header then
+      if not msg.keyframe and not self.keyframe then return true end -- wait for a keyframe
+      self.keyframe = true
+    end
+    if not self.base then self.base = msg.timestamp end
+  elseif t ~= 18 and t ~= 15 then
+    return true
+  end
+  local ok, err = self.w:write(msg, self:time(msg.timestamp))
+  if not ok then
+    log.error("record %s: %s; recording stopped", self.path, err)
+    self:close()
+    return nil, err
+  end
+  self.messages = self.messages + 1
+  return true
+end
+
+--- Close the file (patching its header and metadata) -> true or nil, err.
+function Recorder:close()
+  local w = self.w
+  if not w then return true end
+  self.w = nil
+  local ok, err = w:close()
+  if ok then
+    log.info("record %s closed: %d bytes, %d ms", self.path, w.bytes, w.duration)
+  else
+    log.error("record %s: %s", self.path, err)
+  end
+  return ok, err
+end
+
+-- ---- the live server's calls ----
+
+--- A stream s was published with type mode ("live", "record", "append").
+function M.published(live, s, mode)
+  local dir = live.config.record_dir
+  if not dir or (mode ~= "record" and mode ~= "append") then return end
+  M.unpublished(s)
+  local path = M.path(dir, s.app, s.name)
+  local rec, err = M.open(path, mode == "append")
+  if not rec then
+    log.error("record %s: %s", s.key, err)
+    return
+  end
+  s.recorder = rec
+  log.info("record %s to %s (%s)", s.key, path, mode)
+end
+
+--- Each message published on s.
+function M.write(s, msg)
+  local rec = s.recorder
+  if rec and not rec:write(msg) then s.recorder = nil end
+end
+
+--- The publisher of s stopped.
+function M.unpublished(s)
+  local rec = s.recorder
+  if rec then
+    s.recorder = nil
+    rec:close()
+  end
+end
+
+return M
