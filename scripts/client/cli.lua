@@ -116,25 +116,30 @@ local function clock(ms)
   ms = math.max(0, math.floor(ms))
   return fmt("%02d:%02d:%02d.%03d", ms // 3600000, ms // 60000 % 60, ms // 1000 % 60, ms % 1000)
 end
+_M.clock = clock
 
 --- A progress line on stderr, rewritten in place every `every` seconds
 --- (default 0.5) from `sample()` -> bytes, media_ms. Shown when stderr is
 --- a terminal, or when `force`. Returns { stop() } (stop ends the line).
---- The bitrate is measured over the last interval.
+--- The bitrate is measured over the last interval (the final line: the
+--- whole run).
 function _M.progress(label, sample, force, every)
   local p = { active = force or rtmp.isatty(2) }
   every = every or 0.5
   if not p.active then
     function p.stop() end
+    function p.abandon() end
     return p
   end
   local tty = rtmp.isatty(2)
-  local last_bytes, last_t, shown = 0, rtmp.now(), false
+  local start = rtmp.now()
+  local last_bytes, last_t, shown = 0, start, false
   local function show(final)
     local bytes, ms = sample()
     local now = rtmp.now()
-    local dt = now - last_t
-    local rate = dt > 0 and (bytes - last_bytes) * 8 / dt / 1000 or 0
+    -- the last interval's bitrate; on the final line, the whole run's
+    local dt = final and now - start or now - last_t
+    local rate = dt > 0 and (bytes - (final and 0 or last_bytes)) * 8 / dt / 1000 or 0
     last_bytes, last_t = bytes, now
     local line = fmt("%s %s  %s  %.0f kbit/s", label, size(bytes), clock(ms), rate)
     -- On a terminal the line is rewritten in place; elsewhere (--progress
@@ -148,6 +153,11 @@ function _M.progress(label, sample, force, every)
     shown = true
   end
   local timer = rtmp.timer(every, function() show(false) end, every)
+  -- end the line without touching the loop (when interrupted)
+  function p.abandon()
+    if shown and tty then io.stderr:write("\n") end
+    shown = false
+  end
   function p.stop()
     if timer then
       timer:stop()
@@ -157,6 +167,17 @@ function _M.progress(label, sample, force, every)
   end
   p.shown = function() return shown end
   return p
+end
+
+--- Run fn() when the program ends while the main script still waits on
+--- the network: SIGINT or SIGTERM stopped the loop (luartmp closes every
+--- connection, then the Lua state; fn runs as the state closes and may
+--- print and os.exit). Not after the script ended or failed.
+function _M.on_interrupt(fn)
+  local main = debug.getregistry()["rtmp.main"]
+  _M.sentinel = setmetatable({}, { __gc = function()
+    if main and coroutine.status(main) == "suspended" then fn() end
+  end })
 end
 
 --- One line "<prog>: <msg>" on stderr (newlines in msg flattened), exit 1.

@@ -104,9 +104,10 @@ ok, err = ns:play(target.name)
 if not ok then abort(fmt("%s: %s", pos[1], err)) end
 
 local media_ms, frames = 0, 0
-local bytes0 = nc.conn.bytes_in
+local bytes0, bytes = nc.conn.bytes_in, 0
 local progress = cli.progress("play", function()
-  return (nc.conn.closed and 0 or nc.conn.bytes_in) - bytes0, media_ms
+  if not nc.conn.closed then bytes = nc.conn.bytes_in - bytes0 end   -- else the last count
+  return bytes, media_ms
 end, o.progress)
 
 -- Timestamps: the first audio or video frame that is not a sequence header
@@ -150,7 +151,7 @@ while true do
         break
       end
       write(msg, ts)
-      media_ms = ts
+      media_ms = math.max(media_ms, ts)
       if t == 9 and not msg.sequence_header then
         frames = frames + 1
         if o.frames and frames >= o.frames then

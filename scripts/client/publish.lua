@@ -67,10 +67,20 @@ if not ok then cli.fail(fmt("%s: %s", pos[2], err)) end
 
 -- What was sent, for the progress line and the loops.
 local media_ms = 0                   -- last timestamp sent
-local bytes0 = nc.conn.bytes_out
+local bytes0, bytes = nc.conn.bytes_out, 0
 local progress = cli.progress("publish", function()
-  return (nc.conn.closed and 0 or nc.conn.bytes_out) - bytes0, media_ms
+  if not nc.conn.closed then bytes = nc.conn.bytes_out - bytes0 end   -- else the last count
+  return bytes, media_ms
 end, o.progress)
+
+-- Interrupted (SIGINT/SIGTERM): with --loop 0 that is the normal end;
+-- otherwise the file was not sent whole.
+cli.on_interrupt(function()
+  progress.abandon()
+  if loops == 0 then os.exit(0) end
+  io.stderr:write(fmt("%s: interrupted at %s of media\n", cli.progname(), cli.clock(media_ms)))
+  os.exit(1)
+end)
 
 local function failed(msg)
   progress.stop()
@@ -141,7 +151,7 @@ while true do
       wait_for(out_ts)
       local sok, serr = ns:send(msg)
       if not sok then failed(fmt("%s: connection %s", pos[2], serr)) end
-      media_ms = out_ts
+      media_ms = math.max(media_ms, out_ts)
     end
   end
 end
@@ -150,7 +160,7 @@ end
 local deadline = rtmp.now() + 10
 while not nc.conn.closed and nc.conn.pending > 0 and rtmp.now() < deadline do rtmp.sleep(0.01) end
 if nc.conn.closed then failed(fmt("%s: connection closed before the end", pos[2])) end
+progress.stop()
 ns:close()
 nc:close()
-progress.stop()
 os.exit(0)
