@@ -153,7 +153,7 @@ function Link:on_status(c, info)
     if code == "NetStream.Play.Start" or code == "NetStream.Play.PublishNotify" then
         if not self.ready then self:up() end
         self:take_stream(c)
-    elseif code == "NetStream.Play.UnpublishNotify" then
+    elseif code == "NetStream.Play.UnpublishNotify" or code == "NetStream.Play.Stop" then
         -- the upstream publisher left; our players are told, we stay subscribed
         self:drop_stream(c)
     elseif info.level == "error" then

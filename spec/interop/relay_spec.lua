@@ -1,0 +1,227 @@
+-- Push and pull relays of the live server (scripts/relay.lua), with real
+-- peers: ffmpeg publishing and playing, nginx-rtmp as the other server,
+-- and two luartmp instances as origin and edge (with the edge script
+-- exactly as docs/RELAY.md prints it).
+--
+-- Expected frame counts: the media is a 4 s cut of the fixture (starting at
+-- a keyframe; its frame counts are measured with ffprobe, not assumed). Players
+-- subscribe before anyone publishes, so a relay that loses nothing delivers
+-- every frame; the last ones may still be in flight when the publisher
+-- leaves (as in live_spec.lua: at most 2 video frames, and the same 80 ms of
+-- audio, 4 AAC frames). A relay connection that is up before the first
+-- keyframe loses nothing at the start either: what arrived before it was
+-- publishing is sent from the cache (metadata, sequence headers, the GOP).
+
+local H = require "support.helpers"
+local F = H.FIXTURE
+
+local TAIL_SLACK, AUDIO_SLACK = 2, 4
+
+local fmt = string.format
+
+-- The 4 s media file and its frame counts, made once per run of this file.
+local media
+local function media_file()
+  if media then return media end
+  local path = H.tmpname("relay-4s.flv")
+  local rc, out = H.run(fmt("ffmpeg -nostdin -v error -i %s -t 4 -c copy -f flv -y %s",
+    H.shquote(H.fixture_flv()), H.shquote(path)), 60)
+  assert(rc == 0, "ffmpeg could not cut the fixture: " .. out)
+  local info = assert(H.probe(path))
+  assert(info.video and info.audio, "bad cut: " .. info.log)
+  -- about 4 s at 25 fps (a stream copy cut ends a little after the mark)
+  assert(info.video.frames >= 4 * F.fps and info.video.frames <= 4 * F.fps + 5,
+    "the 4 s cut has " .. tostring(info.video.frames) .. " video frames")
+  media = { path = path, video = info.video.frames, audio = info.audio.frames }
+  return media
+end
+
+local function publish(url, file, loop)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re %s -i %s -c copy -f flv %s",
+    loop and "-stream_loop -1" or "", H.shquote(file), H.shquote(url)), { name = "ffmpeg-publish" })
+end
+
+-- A recording's video and audio frame counts, after checking it decodes as
+-- the fixture's codecs.
+local function recorded(label, file)
+  assert.is_truthy(H.file_size(file), label .. ": no recording at " .. file)
+  local info, err = H.probe(file)
+  assert(info, label .. ": ffprobe failed: " .. tostring(err))
+  assert(info.video and info.audio, label .. ": missing a stream:\n" .. info.log)
+  assert.are.equal(F.video_codec, info.video.codec, label .. ": video codec")
+  assert.are.equal(F.audio_codec, info.audio.codec, label .. ": audio codec")
+  return info.video.frames, info.audio.frames
+end
+
+local function assert_between(lo, hi, n, what)
+  assert(n and n >= lo and n <= hi, fmt("%s: %s, expected %d..%d", what, tostring(n), lo, hi))
+end
+
+local function assert_whole(label, file)
+  local m = media_file()
+  local v, a = recorded(label, file)
+  assert_between(m.video - TAIL_SLACK, m.video, v, label .. " video frames")
+  assert_between(m.audio - AUDIO_SLACK, m.audio, a, label .. " audio frames")
+end
+
+-- The relay log lines of a luartmp log.
+local function relay_lines(log, pattern)
+  local t = {}
+  for line in log:gmatch("[^\n]+") do
+    if line:find(" relay ", 1, true) and (not pattern or line:find(pattern)) then t[#t + 1] = line end
+  end
+  return t
+end
+
+-- The script in docs/RELAY.md's ```lua block that starts with "-- NAME:".
+local function doc_script(name)
+  local doc = assert(H.read_file("docs/RELAY.md"))
+  for block in doc:gmatch("```lua\n(.-)```") do
+    if block:find("^%-%- " .. name:gsub("%.", "%%.") .. ":") then return block end
+  end
+  error("docs/RELAY.md has no " .. name)
+end
+
+describe("relays", function()
+  after_each(function() H.cleanup() end)
+
+  it("pushes a stream published here to nginx-rtmp, where an ffmpeg player receives all of it", function()
+    local m = media_file()
+    local ngx = H.nginx_start()
+    local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "push", ngx.url("live") } }
+    local out = H.tmpname("push-play.flv")
+    local player = H.ffmpeg_play(ngx.url("live/test"), out, 4)
+    assert(H.wait_until(function() return ngx.count("play", "test") >= 1 end, 15),
+      "the player did not reach nginx:\n" .. ngx.log())
+
+    local pub = publish(srv.url("live/test"), m.path)
+    assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), "player exit status:\n" .. H.output(player))
+    assert_whole("nginx player", out)
+
+    -- nginx saw one publish of that name, from our relay's connect.
+    local nlog = ngx.log()
+    assert.are.equal(1, ngx.count("publish", "test"), nlog)
+    -- (nginx logs the first 32 bytes of flashVer)
+    assert.is_truthy(nlog:find("flashver='FMLE/3.0 (compatible; luartmp", 1, true), nlog)
+    local log = srv.log()
+    assert.are.equal(1, #relay_lines(log, "publishing %(attempt 1%)"), log)
+    assert(H.wait_until(function() return #relay_lines(srv.log(), "stopped %(unpublished%)") == 1 end, 5),
+      "the push did not stop with the publisher:\n" .. srv.log())
+    assert.are.equal(0, #relay_lines(srv.log(), " retry "), srv.log())
+    assert.is_nil(nlog:find("%[error%]"), nlog)
+  end)
+
+  it("pulls a stream from nginx-rtmp for two ffmpeg players over one upstream connection", function()
+    local m = media_file()
+    local ngx = H.nginx_start()
+    local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "pull", ngx.url("live") } }
+    local outs, players = { H.tmpname("pull-play1.flv"), H.tmpname("pull-play2.flv") }, {}
+    for i, out in ipairs(outs) do players[i] = H.ffmpeg_play(srv.url("live/test"), out, 4) end
+    assert(H.wait_until(function() return srv.count("play", "test") >= 2 and ngx.count("play", "test") >= 1 end, 15),
+      "players or the pull did not start:\n" .. srv.log() .. "\n" .. ngx.log())
+
+    local pub = publish(ngx.url("live/test"), m.path)
+    assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
+    for i, p in ipairs(players) do
+      assert.are.equal(0, H.wait_exit(p, 15), "player exit status:\n" .. H.output(p))
+      assert_whole("player " .. i, outs[i])
+    end
+    -- one upstream play for both players, ended when the last one left
+    assert.are.equal(1, ngx.count("play", "test"), ngx.log())
+    assert(H.wait_until(function() return #relay_lines(srv.log(), "stopped %(no players left%)") == 1 end, 5),
+      "the pull did not stop after the players:\n" .. srv.log())
+    assert.are.equal(1, #relay_lines(srv.log(), "playing %(attempt 1%)"), srv.log())
+  end)
+
+  it("forms an origin and an edge from two luartmp instances, with the edge script of docs/RELAY.md", function()
+    local m = media_file()
+    local origin = H.luartmp_start()
+    local edge_lua = H.tmpname("edge.lua")
+    H.write_file(edge_lua, doc_script("edge.lua"))
+    local edge = H.luartmp_start{ script = edge_lua, args = { fmt("rtmp://127.0.0.1:%d", origin.port) } }
+    local outs, players = { H.tmpname("edge-play1.flv"), H.tmpname("edge-play2.flv") }, {}
+    for i, out in ipairs(outs) do players[i] = H.ffmpeg_play(edge.url("live/test"), out, 4) end
+    assert(H.wait_until(function() return edge.count("play", "test") >= 2 and origin.count("play", "test") >= 1 end, 15),
+      "players or the pull did not start:\n" .. edge.log() .. "\n" .. origin.log())
+
+    local pub = publish(origin.url("live/test"), m.path)
+    assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
+    for i, p in ipairs(players) do
+      assert.are.equal(0, H.wait_exit(p, 15), "player exit status:\n" .. H.output(p))
+      assert_whole("edge player " .. i, outs[i])
+    end
+    -- the origin served one player: the edge
+    assert.are.equal(1, origin.count("play", "test"), origin.log())
+    assert.are.equal(1, origin.count("publish", "test"), origin.log())
+    -- the origin's unpublish reached the edge's players through the relay
+    assert.is_truthy(edge.log():find("unpublish live/test", 1, true), edge.log())
+    assert(H.wait_until(function() return #relay_lines(edge.log(), "stopped %(no players left%)") == 1 end, 5),
+      "the edge's pull did not stop after the players:\n" .. edge.log())
+    local rc, olog = origin.stop()
+    assert.are.equal(0, rc, olog)
+    local erc, elog = edge.stop()
+    assert.are.equal(0, erc, elog)
+  end)
+
+  it("retries an absent or killed upstream with growing delays and resumes when it is back", function()
+    local m = media_file()
+    local up_port = H.free_port() -- nothing listens there yet
+    local up_url = fmt("rtmp://127.0.0.1:%d/live", up_port)
+    local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua",
+      args = { "push", up_url, "retry_min=0.2", "retry_max=0.8", "timeout=5" } }
+    local pub = publish(srv.url("live/test"), m.path, true)
+
+    -- 1. absent: refused connects, delays 0.2, 0.4, 0.8 then capped at 0.8
+    assert(H.wait_until(function() return #relay_lines(srv.log(), " retry ") >= 5 end, 15),
+      "not five retries:\n" .. srv.log())
+    local delays = {}
+    for _, line in ipairs(relay_lines(srv.log(), " retry ")) do
+      assert.is_truthy(line:find("Connection refused", 1, true), line)
+      delays[#delays + 1] = line:match("retry %d+ in ([%d.]+)s")
+    end
+    assert.are.same({ "0.2", "0.4", "0.8", "0.8", "0.8" }, { table.unpack(delays, 1, 5) })
+
+    local function start_upstream()
+      local p = H.spawn(fmt("%s --listen 127.0.0.1:%d --log-level debug scripts/live.lua",
+        H.shquote(H.luartmp), up_port), { name = "luartmp-upstream" })
+      assert(H.wait_port(up_port, 10, p))
+      return p
+    end
+    local function playing_count() return #relay_lines(srv.log(), ": publishing %(attempt") end
+
+    -- 2. the upstream appears: the relay publishes there within one delay
+    local up = start_upstream()
+    local out1 = H.tmpname("backoff-play1.flv")
+    local player1 = H.ffmpeg_play(fmt("%s/test", up_url), out1, 3)
+    assert(H.wait_until(function() return playing_count() == 1 end, 5), "no resume:\n" .. srv.log())
+    assert(H.wait_until(function() return (H.file_size(out1) or 0) > 50000 end, 10),
+      "the upstream's player got nothing:\n" .. H.output(player1) .. "\n" .. H.read_file(up.err))
+
+    -- 3. the upstream is killed: the delay starts again at retry_min
+    local before = #relay_lines(srv.log(), " retry ")
+    H.signal(up, "KILL")
+    H.wait_exit(up, 5)
+    assert(H.wait_until(function() return #relay_lines(srv.log(), " retry ") > before end, 5),
+      "the drop was not noticed:\n" .. srv.log())
+    local first = relay_lines(srv.log(), " retry ")[before + 1]
+    assert.is_truthy(first:find("retry %d+ in 0%.2s"), first)
+    H.wait_exit(player1, 10)
+
+    -- 4. it comes back: the relay publishes again and a new player decodes
+    -- from a keyframe (the relay sent the cached GOP first)
+    up = start_upstream()
+    local out2 = H.tmpname("backoff-play2.flv")
+    local player2 = H.ffmpeg_play(fmt("%s/test", up_url), out2, 3)
+    assert(H.wait_until(function() return playing_count() == 2 end, 5), "no second resume:\n" .. srv.log())
+    assert(H.wait_until(function() return (H.file_size(out2) or 0) > 50000 end, 10),
+      "the second upstream's player got nothing:\n" .. H.output(player2))
+    H.kill(player2)
+    for i, out in ipairs{ out1, out2 } do
+      local v = recorded("upstream player " .. i, out)
+      assert(v > 0, "upstream player " .. i .. " decoded no video")
+    end
+    assert.are.equal("K_", H.first_video_flags(out2))
+    H.kill(pub)
+  end)
+end)
