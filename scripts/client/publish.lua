@@ -51,8 +51,15 @@ local pub_type = o.type or "live"
 -- link): the engine closes a connection whose queue passes max_output.
 local MAX_PENDING = 1 << 20
 
+-- "path: reason" (the reader's messages may name the file already)
+local function file_error(e)
+  e = tostring(e)
+  if e:sub(1, #path + 1) == path .. ":" then return e end
+  return path .. ": " .. e
+end
+
 local reader, err = rtmp.flv.open(path)
-if not reader then cli.fail(fmt("%s: %s", path, err)) end
+if not reader then cli.fail(file_error(err)) end
 
 local nc
 nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10,
@@ -113,7 +120,7 @@ local v_first, v_last, v_count       -- video frames of pass 1, for the frame in
 while true do
   local msg, rerr = reader:read()
   if not msg then
-    if rerr then failed(fmt("%s: %s", path, rerr)) end
+    if rerr then failed(file_error(rerr)) end
     reader:close()
     if not first_ts then failed(fmt("%s: no audio, video or data tag", path)) end
     if loops ~= 0 and pass >= loops then break end
@@ -125,7 +132,7 @@ while true do
     offset = offset + (max_ts - first_ts) + gap
     pass, first_ts, max_ts = pass + 1, nil, nil
     reader, rerr = rtmp.flv.open(path)
-    if not reader then failed(fmt("%s: %s", path, rerr)) end
+    if not reader then failed(file_error(rerr)) end
   elseif msg.type == 8 or msg.type == 9 or msg.type == 18 then
     local ts = msg.timestamp
     first_ts = first_ts and math.min(first_ts, ts) or ts
