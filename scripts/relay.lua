@@ -5,8 +5,9 @@
 -- name nobody publishes here, and feeds it into the live server's normal
 -- fan-out (GOP cache, late joiners), so any number of players share one
 -- upstream connection.  Each relay is one client connection that walks
--- connect -> createStream -> publish/play with the callback API, and starts
--- over with exponential backoff when the upstream refuses or drops.
+-- connect -> createStream -> publish/play, and starts
+-- over with exponential backoff when the upstream refuses or drops.  It is
+-- written on the coroutine client API (rtmp.connect without handlers).
 --
 -- Configured through live.config (see docs/RELAY.md):
 --   push  = { "rtmp://host[:port]/app[/name]", ... }  or function(app, name) -> url or list
@@ -36,20 +37,11 @@ local function setting(live, k)
     return M.defaults[k]
 end
 
--- The info object of an onStatus / _result / _error.
-local function info_of(msg)
-    local info = msg.values and msg.values[4]
-    if type(info) == "table" then return info end
-    return {}
-end
-
-local function describe(info)
-    local s = tostring(info.code or "?")
-    if info.description and info.description ~= "" then s = s .. ": " .. tostring(info.description) end
-    return s
-end
-
 -- ---- one upstream link ----
+--
+-- Each link runs in its own coroutine (rtmp.spawn): connect, create a
+-- stream, publish or play, then stay there until the connection ends; then
+-- sleep the backoff delay and start over, as long as the link is wanted.
 
 local Link = {}
 Link.__index = Link
@@ -69,204 +61,167 @@ end
 function Link:wanted()
     if self.stopped then return false end
     local s = self.s
-    if self.mode == "push" then return s.publisher ~= nil and s.relay_pushes ~= nil end
+    if self.mode == "push" then return s.publisher ~= nil end
     return s.relay_pull == self and s.players:count() > 0
         and (s.publisher == nil or s.publisher == self.conn)
 end
 
 function Link:start()
-    self.timer = nil
-    if not self:wanted() then return end
-    self.attempt = self.attempt + 1
-    self.ready = false
     local link = self
-    local conn, err = rtmp.connect(self.url, {
-        on_handshake = function(c) if link.conn == c then link:on_handshake(c) end end,
-        on_message = function(c, msg) if link.conn == c then link:on_message(c, msg) end end,
-        on_close = function(c, reason) if link.conn == c then link:lost(c, "closed: " .. tostring(reason)) end end,
-    })
-    if not conn then return self:retry("connect: " .. tostring(err)) end
-    if conn.closed then return self:retry("closed") end
-    self.conn = conn
-    self.deadline = rtmp.timer(setting(self.live, "timeout"), function()
-        if link.conn == conn and not link.ready then link:fail("timeout before " .. link.mode .. " started") end
-    end)
+    rtmp.spawn(function() link:run() end)
 end
 
-function Link:on_handshake(c)
-    c:set_chunk_size(setting(self.live, "chunk_size"))
-    c:command(nil, "connect", 1, {
-        app = self.u.app, type = "nonprivate", tcUrl = self.u.tc_url,
-        flashVer = self.mode == "push" and "FMLE/3.0 (compatible; luartmp relay)" or "LNX 9,0,124,2",
-        fpad = false, capabilities = 15.0, audioCodecs = 3191.0, videoCodecs = 252.0, videoFunction = 1.0,
-    })
-end
-
-function Link:on_message(c, msg)
-    local kind = msg.type_name
-    if kind == "command" or kind == "command3" then
-        local name = msg.name
-        if name == "_result" and msg.txn == 1 then
-            if self.mode == "push" then
-                c:command(nil, "releaseStream", 2, null, self.name)
-                c:command(nil, "FCPublish", 3, null, self.name)
-            end
-            c:command(nil, "createStream", 4, null)
-        elseif name == "_error" and msg.txn == 1 then
-            self:fail("connect refused: " .. describe(info_of(msg)))
-        elseif name == "_result" and msg.txn == 4 then
-            local sid = math.tointeger(msg.args[2])
-            if not sid then return self:fail("createStream: no stream id") end
-            self.sid = sid
-            if self.mode == "push" then
-                c:command({ stream = sid, csid = 8 }, "publish", 5, null, self.name, "live")
-            else
-                c:command({ stream = sid, csid = 8 }, "play", 5, null, self.name, -2000.0)
-                c:user_control("set_buffer_length", sid, 3000)
-            end
-        elseif name == "_error" and msg.txn == 4 then
-            self:fail("createStream refused: " .. describe(info_of(msg)))
-        elseif name == "onStatus" then
-            self:on_status(c, info_of(msg))
+function Link:run()
+    while self:wanted() do
+        self.attempt = self.attempt + 1
+        local reason = self:session()
+        self:down()
+        if not self:wanted() then
+            log.info("%s: %s; not retrying (no longer needed)", self.label, reason)
+            break
         end
-    elseif self.mode == "pull" and self.sid and msg.stream == self.sid then
-        if kind == "audio" or kind == "video" or kind == "aggregate" then
-            if self.s.publisher == c then self.live.on_message(c, msg) end
-        elseif kind == "data" or kind == "data3" then
-            -- our own play answer already sent |RtmpSampleAccess to the players
-            if msg.name ~= "|RtmpSampleAccess" and self.s.publisher == c then self.live.on_message(c, msg) end
-        end
+        local delay = self.delay
+        log.warn("%s: %s; retry %d in %.1fs", self.label, reason, self.attempt + 1, delay)
+        self.delay = math.min(delay * setting(self.live, "retry_factor"), setting(self.live, "retry_max"))
+        rtmp.sleep(delay)
     end
+    if self.mode == "pull" and self.s.relay_pull == self then self.s.relay_pull = nil end
 end
 
-function Link:on_status(c, info)
-    local code = info.code
+-- One attempt, from connect to the end of the connection; returns why it ended.
+function Link:session()
+    local nc, err = rtmp.connect(self.url, {
+        timeout = setting(self.live, "timeout"),
+        flash_ver = self.mode == "push" and "FMLE/3.0 (compatible; luartmp relay)" or nil,
+        properties = self.mode == "push" and { type = "nonprivate" } or nil,
+    })
+    if not nc then return err end
+    self.nc, self.conn = nc, nc.conn
+    if not self:wanted() then return "no longer needed" end
+    nc.conn:set_chunk_size(setting(self.live, "chunk_size"))
     if self.mode == "push" then
-        if code == "NetStream.Publish.Start" then
-            self:up()
-            self:send_cache()
-        elseif info.level == "error" then
-            self:fail(describe(info))
-        end
-        return
+        nc.conn:command(nil, "releaseStream", 0, null, self.name)
+        nc.conn:command(nil, "FCPublish", 0, null, self.name)
     end
-    if code == "NetStream.Play.Start" or code == "NetStream.Play.PublishNotify" then
-        if not self.ready then self:up() end
-        self:take_stream(c)
-    elseif code == "NetStream.Play.UnpublishNotify" or code == "NetStream.Play.Stop" then
-        -- the upstream publisher left; our players are told, we stay subscribed
-        self:drop_stream(c)
-    elseif info.level == "error" then
-        self:fail(describe(info))
+    local ns
+    ns, err = nc:create_stream()
+    if not ns then return "createStream: " .. tostring(err) end
+    self.ns = ns
+    if self.mode == "push" then
+        local ok
+        ok, err = ns:publish(self.name, "live")
+        if not ok then return err end
+        self:up()
+        self:send_cache()
+        -- nothing comes back on a published stream: read returns at the close
+        local _, why = ns:read()
+        return why == "closed" and ("closed: " .. tostring(nc.closed or "stream closed")) or tostring(why)
+    end
+    local ok
+    ok, err = ns:play(self.name, -2000)
+    if not ok then return err end
+    self:up()
+    self:take_stream()
+    while true do
+        local msg, why = ns:read()
+        if msg then
+            self:feed(msg)
+        elseif why == "eof" then
+            -- the upstream publisher left; our players are told, we stay subscribed
+            self:drop_stream()
+        else
+            return "closed: " .. tostring(nc.closed or why)
+        end
     end
 end
 
 function Link:up()
-    self.ready = true
-    if self.deadline then self.deadline:stop(); self.deadline = nil end
     log.info("%s: %s (attempt %d)", self.label, self.mode == "push" and "publishing" or "playing", self.attempt)
+    self.ready = true
     self.attempt, self.delay = 0, setting(self.live, "retry_min")
 end
 
+-- The session ended: let go of its connection.
+function Link:down()
+    local nc = self.nc
+    self.ready = false
+    if self.mode == "pull" then self:drop_stream() end
+    self.nc, self.ns, self.conn = nil, nil, nil
+    if nc and not nc.closed then nc:close("relay attempt ended") end
+end
+
 -- Pull: become the publisher of the local stream (if nobody else is).
-function Link:take_stream(c)
-    local s = self.s
-    if s.publisher and s.publisher ~= c then return self:stop("a local publisher took " .. s.key) end
-    if s.publisher == c then return end
+function Link:take_stream()
+    local s, c = self.s, self.conn
+    if not c or s.publisher == c then return end
+    if s.publisher then return self:stop("a local publisher took " .. s.key) end
     c.app = s.app
-    c.streams = { [self.sid] = { role = "publish", stream = s } }
-    s.publisher, s.publisher_sid = c, self.sid
+    c.streams = { [self.ns.id] = { role = "publish", stream = s } }
+    s.publisher, s.publisher_sid = c, self.ns.id
     for _, p in ipairs(s.players:members()) do
         local psid = p.playing and p.playing[s.key]
         if psid then p:user_control("stream_begin", psid) end
     end
 end
 
-function Link:drop_stream(c)
-    if c.streams and self.sid and self.s.publisher == c then
-        self.live.unpublish(c, self.sid, self.s)
+function Link:drop_stream()
+    local c = self.conn
+    if c and self.ns and self.s.publisher == c then
+        self.live.unpublish(c, self.ns.id, self.s)
     end
+end
+
+-- Pull: one message from the upstream into the live server's fan-out.
+-- After an end of stream, the next media means the upstream publishes again.
+function Link:feed(msg)
+    if msg.type == 18 or msg.type == 15 then
+        -- our own play answer already sent |RtmpSampleAccess to the players
+        if msg.name == "|RtmpSampleAccess" then return end
+    end
+    if self.s.publisher ~= self.conn then self:take_stream() end
+    if self.s.publisher == self.conn then self.live.on_message(self.conn, msg) end
 end
 
 -- Push: what a late player would get (metadata, sequence headers, GOP),
 -- so the upstream can decode from the first message it receives.
 function Link:send_cache()
-    local s, c = self.s, self.conn
+    local s = self.s
     if s.metadata then self:forward(s.metadata) end
-    if s.video_header then c:send({ stream = self.sid }, s.video_header) end
-    if s.audio_header then c:send({ stream = self.sid }, s.audio_header) end
-    for i = 1, #s.gop do c:send({ stream = self.sid }, s.gop[i]) end
+    if s.video_header then self:forward(s.video_header) end
+    if s.audio_header then self:forward(s.audio_header) end
+    for i = 1, #s.gop do self:forward(s.gop[i]) end
 end
 
--- Push: one published message. Metadata goes out as @setDataFrame, the way
--- encoders publish it.
+-- Push: one published message. The cached metadata (onMetaData, as players
+-- get it) goes out as @setDataFrame onMetaData, the way encoders publish it.
 function Link:forward(msg)
-    if not self.ready or not self.conn then return end
-    local t = msg.type
-    if t == 18 then
-        local values = rtmp.amf0.decode(msg.payload)
-        if values and values[1] == "onMetaData" then
-            self.conn:data({ stream = self.sid }, "@setDataFrame", table.unpack(values, 1, values.n))
-            return
-        end
+    local ns = self.ready and self.ns
+    if not ns then return end
+    if msg.type == 18 and not msg.values then
+        ns:send({ type = 18, timestamp = msg.timestamp, payload = msg.payload })
+    else
+        ns:send(msg)
     end
-    self.conn:send({ stream = self.sid }, msg)
-end
-
--- The attempt failed: close the connection and try again later.
-function Link:fail(reason)
-    local c = self.conn
-    if c and not c.closed then
-        self.conn = nil
-        c:close(reason)
-    end
-    self:lost(c, reason)
-end
-
--- The connection is gone (closed by us, by the upstream, or never opened).
-function Link:lost(c, reason)
-    if self.deadline then self.deadline:stop(); self.deadline = nil end
-    if self.conn == c then self.conn = nil end
-    if c and self.mode == "pull" then self:drop_stream(c) end
-    self.ready = false
-    if self.stopped then return end
-    self:retry(reason)
-end
-
-function Link:retry(reason)
-    if self.timer then return end
-    if not self:wanted() then
-        log.info("%s: %s; not retrying (no longer needed)", self.label, reason)
-        if self.mode == "pull" and self.s.relay_pull == self then self.s.relay_pull = nil end
-        return
-    end
-    local delay = self.delay
-    log.warn("%s: %s; retry %d in %.1fs", self.label, reason, self.attempt + 1, delay)
-    self.delay = math.min(delay * setting(self.live, "retry_factor"), setting(self.live, "retry_max"))
-    local link = self
-    self.timer = rtmp.timer(delay, function() link:start() end)
 end
 
 function Link:stop(reason)
     if self.stopped then return end
     self.stopped = true
-    if self.timer then self.timer:stop(); self.timer = nil end
-    if self.deadline then self.deadline:stop(); self.deadline = nil end
-    local c = self.conn
-    self.conn = nil
-    if c then
-        if self.mode == "pull" then self:drop_stream(c) end
-        if not c.closed then
-            -- leave the way encoders and players do, then close
-            if self.ready and self.mode == "push" then
-                c:command(nil, "FCUnpublish", 6, null, self.name)
-            end
-            if self.sid then c:command({ stream = self.sid, csid = 8 }, "deleteStream", 7, null, self.sid) end
-            c:close(reason)
-        end
-    end
     log.info("%s: stopped (%s)", self.label, reason)
     if self.mode == "pull" and self.s.relay_pull == self then self.s.relay_pull = nil end
+    local nc, ns = self.nc, self.ns
+    if self.mode == "pull" then self:drop_stream() end
+    if nc and not nc.closed then
+        -- leave the way encoders and players do, then close (the session's
+        -- coroutine, waiting in ns:read, then sees the close)
+        local conn = nc.conn
+        if self.ready and self.mode == "push" then conn:command(nil, "FCUnpublish", 0, null, self.name) end
+        if ns then
+            conn:command({ stream = ns.id, csid = 8 }, "closeStream", 0, null)
+            conn:command(nil, "deleteStream", 0, null, ns.id)
+        end
+        nc:close(reason)
+    end
 end
 
 -- ---- what live.lua calls ----

@@ -90,7 +90,7 @@ describe("relays", function()
     local ngx = H.nginx_start()
     local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "push", ngx.url("live") } }
     local out = H.tmpname("push-play.flv")
-    local player = H.ffmpeg_play(ngx.url("live/test"), out, 4)
+    local player = H.ffmpeg_play(ngx.url("live/test"), out, 3)
     assert(H.wait_until(function() return ngx.count("play", "test") >= 1 end, 15),
       "the player did not reach nginx:\n" .. ngx.log())
 
@@ -117,7 +117,7 @@ describe("relays", function()
     local ngx = H.nginx_start()
     local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "pull", ngx.url("live") } }
     local outs, players = { H.tmpname("pull-play1.flv"), H.tmpname("pull-play2.flv") }, {}
-    for i, out in ipairs(outs) do players[i] = H.ffmpeg_play(srv.url("live/test"), out, 4) end
+    for i, out in ipairs(outs) do players[i] = H.ffmpeg_play(srv.url("live/test"), out, 3) end
     assert(H.wait_until(function() return srv.count("play", "test") >= 2 and ngx.count("play", "test") >= 1 end, 15),
       "players or the pull did not start:\n" .. srv.log() .. "\n" .. ngx.log())
 
@@ -162,6 +162,29 @@ describe("relays", function()
     assert.are.equal(0, rc, olog)
     local erc, elog = edge.stop()
     assert.are.equal(0, erc, elog)
+  end)
+
+  it("logs an upstream's refusal (NetStream.Publish.BadName) and retries with growing delays", function()
+    local m = media_file()
+    local up = H.luartmp_start()
+    local direct = publish(up.url("live/test"), m.path, true)
+    assert(H.wait_until(function() return up.count("publish", "test") == 1 end, 10), up.log())
+    local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua",
+      args = { "push", up.url("live"), "retry_min=0.2", "retry_max=0.4" } }
+    local pub = publish(srv.url("live/test"), m.path, true)
+    assert(H.wait_until(function() return #relay_lines(srv.log(), " retry ") >= 3 end, 10),
+      "not three retries:\n" .. srv.log())
+    local lines = relay_lines(srv.log(), " retry ")
+    for i, delay in ipairs{ "0.2", "0.4", "0.4" } do
+      assert.is_truthy(lines[i]:find(": NetStream.Publish.BadName: test is already publishing.; retry "
+        .. (i + 1) .. " in " .. delay .. "s", 1, true), lines[i])
+    end
+    assert.are.equal(0, #relay_lines(srv.log(), "publishing %(attempt"), srv.log())
+    -- the upstream kept its own publisher and refused ours each time
+    assert.are.equal(1, H.count_plain(up.log(), " publish live/test\n"), up.log())
+    assert.is_truthy(H.count_plain(up.log(), "publish live/test refused: already publishing") >= 3, up.log())
+    H.kill(pub)
+    H.kill(direct)
   end)
 
   it("retries an absent or killed upstream with growing delays and resumes when it is back", function()
