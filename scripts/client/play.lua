@@ -170,6 +170,8 @@ if why == "timeout" then
   abort(fmt("%s: no media for %s s", pos[1], tostring(o.timeout)))
 elseif why == "closed" and not base then
   abort(fmt("%s: connection closed before any media", pos[1]))
+elseif why == "eof" and not base then
+  abort(fmt("%s: the stream ended before any media", pos[1]))
 elseif why ~= "eof" and why ~= "closed" and why ~= "duration" and why ~= "frames" then
   abort(fmt("%s: %s", pos[1], tostring(why)))
 end

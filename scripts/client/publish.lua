@@ -61,6 +61,18 @@ end
 local reader, err = rtmp.flv.open(path)
 if not reader then cli.fail(file_error(err)) end
 
+local media_ms = 0                   -- the highest timestamp sent
+local progress                       -- the progress line, once publishing
+
+-- Interrupted (SIGINT/SIGTERM): with --loop 0 that is the normal end;
+-- otherwise the file was not sent whole.
+cli.on_interrupt(function()
+  if progress then progress.abandon() end
+  if loops == 0 then os.exit(0) end
+  io.stderr:write(fmt("%s: interrupted at %s of media\n", cli.progname(), cli.clock(media_ms)))
+  os.exit(1)
+end)
+
 local nc
 nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10,
   flash_ver = "FMLE/3.0 (compatible; luartmp)" })
@@ -72,22 +84,11 @@ local ok
 ok, err = ns:publish(target.name, pub_type)
 if not ok then cli.fail(fmt("%s: %s", pos[2], err)) end
 
--- What was sent, for the progress line and the loops.
-local media_ms = 0                   -- last timestamp sent
 local bytes0, bytes = nc.conn.bytes_out, 0
-local progress = cli.progress("publish", function()
+progress = cli.progress("publish", function()
   if not nc.conn.closed then bytes = nc.conn.bytes_out - bytes0 end   -- else the last count
   return bytes, media_ms
 end, o.progress)
-
--- Interrupted (SIGINT/SIGTERM): with --loop 0 that is the normal end;
--- otherwise the file was not sent whole.
-cli.on_interrupt(function()
-  progress.abandon()
-  if loops == 0 then os.exit(0) end
-  io.stderr:write(fmt("%s: interrupted at %s of media\n", cli.progname(), cli.clock(media_ms)))
-  os.exit(1)
-end)
 
 local function failed(msg)
   progress.stop()
