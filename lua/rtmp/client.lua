@@ -170,6 +170,11 @@ local function on_message(nc, msg)
     if t == 20 or t == 17 then
         return on_command(nc, msg)
     end
+    if t == 4 then -- User Control: the event names its stream
+        local ns = msg.event_name == "stream_eof" and nc.streams[msg.stream_id]
+        if ns and ns.playing then ns:_push(false, "eof") end
+        return
+    end
     local ns = nc.streams[msg.stream]
     if not ns then return end
     if t == 8 or t == 9 or t == 18 or t == 15 then
@@ -177,8 +182,6 @@ local function on_message(nc, msg)
     elseif t == 22 then
         local subs = msg:split()
         for _, sub in ipairs(subs or {}) do ns:_push(sub) end
-    elseif t == 4 and msg.event_name == "stream_eof" then
-        ns:_push(false, "eof")
     end
 end
 

@@ -233,11 +233,9 @@ describe("client API", function()
     assert.truthy(err:match("^closed: "), err)
 
     local srv = test_server() -- completes the handshake, never answers connect
-    local t0 = rtmp.now()
     nc, err = co_run(function() return rtmp.connect(srv.url, { timeout = 0.3 }) end)
     assert.is_nil(nc)
     assert.are.equal("timeout", err)
-    assert.is_true(rtmp.now() - t0 < 3)
     srv.server:close()
   end)
 
