@@ -187,6 +187,61 @@ describe("relays", function()
     H.kill(direct)
   end)
 
+  it("pulls again after the upstream is killed, for a player that stays, whose stream resumes", function()
+    -- The player is the in-process test client: unlike ffmpeg it stays
+    -- subscribed after NetStream.Play.UnpublishNotify. Waiting pumps its loop.
+    local C = require "support.client"
+    local m = media_file()
+    local up_port = H.free_port()
+    local function start_origin()
+      local p = H.spawn(fmt("%s --listen 127.0.0.1:%d --log-level debug scripts/live.lua",
+        H.shquote(H.luartmp), up_port), { name = "luartmp-origin" })
+      assert(H.wait_port(up_port, 10, p))
+      return p, publish(fmt("rtmp://127.0.0.1:%d/live/test", up_port), m.path, true)
+    end
+    local origin, pub = start_origin()
+    local edge = H.luartmp_start{ script = "spec/interop/relay_live.lua",
+      args = { "pull", fmt("rtmp://127.0.0.1:%d/live", up_port), "retry_min=0.3", "retry_max=0.6" } }
+    local c = C.connect(edge.url("live"))
+    local sid = c:create_stream()
+    c:play(sid, "test")
+    local function videos(from)
+      local t = {}
+      for i = (from or 0) + 1, #c.msgs do
+        if c.msgs[i].type == 9 then t[#t + 1] = c.msgs[i] end
+      end
+      return t
+    end
+    assert(C.wait_until(function() return #videos() >= 25 end, 10), "no video through the edge:\n" .. edge.log())
+
+    H.signal(origin, "KILL")
+    -- the drop is logged, then refused connects with growing delays
+    assert(C.wait_until(function()
+      return #relay_lines(edge.log(), "Connection refused; retry 3 in 0%.6s") == 1 end, 5),
+      "no growing retries:\n" .. edge.log())
+    local lines = relay_lines(edge.log(), " retry ")
+    assert.is_truthy(lines[1]:find("closed: peer closed the connection; retry 1 in 0.3s", 1, true), lines[1])
+    assert.is_truthy(lines[2]:find("Connection refused; retry 2 in 0.6s", 1, true), lines[2])
+    -- the player was told the stream ended, and is still connected
+    assert.is_truthy(c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" }, edge.log())
+    assert.is_false(c.closed)
+    H.wait_exit(pub, 5)
+
+    local mark = #c.msgs
+    origin, pub = start_origin()
+    assert(C.wait_until(function() return #relay_lines(edge.log(), "playing %(attempt") == 2 end, 5),
+      "no resume:\n" .. edge.log())
+    assert(C.wait_until(function() return #videos(mark) >= 25 end, 10),
+      "no video after the resume:\n" .. edge.log())
+    -- the resumed stream starts as a new one: sequence header, then a keyframe
+    local after = videos(mark)
+    assert.is_true(after[1].sequence_header, "first video after the resume is not the AVC sequence header")
+    assert.is_true(after[2].keyframe, "second video after the resume is not a keyframe")
+    assert.are.equal(1, edge.count("play", "test"), "one player only")
+    c:close()
+    H.kill(pub)
+  end)
+
   it("retries an absent or killed upstream with growing delays and resumes when it is back", function()
     local m = media_file()
     local up_port = H.free_port() -- nothing listens there yet
