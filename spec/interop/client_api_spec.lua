@@ -5,7 +5,6 @@
 package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
 local H = require "support.helpers"
-local C = require "support.client"
 
 local F = H.FIXTURE
 
@@ -20,12 +19,16 @@ local function co_run(fn, timeout)
   return table.unpack(res, 2, res.n)
 end
 
--- The fixture's tags as messages for ns:send.
+-- The fixture's tags as message objects (rtmp.flv) for ns:send.
 local function fixture_msgs()
   local out = {}
-  for _, t in ipairs(C.flv_tags(H.fixture_flv())) do
-    out[#out + 1] = { type = t.type, timestamp = t.timestamp, payload = t.data }
+  local r = assert(rtmp.flv.open(H.fixture_flv()))
+  while true do
+    local m, err = r:read()
+    if not m then assert(not err, err) break end
+    out[#out + 1] = m
   end
+  r:close()
   return out
 end
 
@@ -53,17 +56,12 @@ local function publish_fixture(url, name, speed)
   nc:close()
 end
 
--- A minimal FLV writer (audio, video and onMetaData tags as received).
+-- Write the messages read to an FLV file with rtmp.flv.
 local function flv_write(path, msgs)
-  local parts = { "FLV\1\5\0\0\0\9", string.pack(">I4", 0) }
-  for _, m in ipairs(msgs) do
-    local body = m.payload
-    local ts = m.timestamp
-    parts[#parts + 1] = string.pack(">B I3 I3 B I3", m.type, #body, ts & 0xFFFFFF, (ts >> 24) & 0xFF, 0)
-    parts[#parts + 1] = body
-    parts[#parts + 1] = string.pack(">I4", 11 + #body)
-  end
-  H.write_file(path, table.concat(parts))
+  local w = assert(rtmp.flv.create(path))
+  for _, m in ipairs(msgs) do assert(w:write(m)) end
+  assert(w:close())
+  return w
 end
 
 -- Play `name` from url with our client until eof; returns the audio,
@@ -96,7 +94,7 @@ describe("client API interop", function()
     local out = H.tmpname("nginx-pub") .. ".flv"
     local player = H.ffmpeg_play(srv.url("live/cl"), out, 2)
     assert(H.wait_until(function() return srv.count("play", "cl") > 0 end, 10), "the player did not start")
-    co_run(function() publish_fixture(srv.url("live"), "cl", 4) end)
+    co_run(function() publish_fixture(srv.url("live"), "cl", 8) end)
     assert(H.wait_exit(player, 15), "the ffmpeg player did not end")
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames, H.output(player))
@@ -119,7 +117,8 @@ describe("client API interop", function()
     end, 40)
     assert.are.equal("eof", ended)
     assert.are.equal(F.frames, video_frames(msgs))
-    flv_write(out, msgs)
+    local w = flv_write(out, msgs)
+    assert.is_true(math.abs(w.duration - F.seconds * 1000) < 100, "duration " .. w.duration)
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames)
     assert.are.equal(F.width, info.video.width)
@@ -144,7 +143,7 @@ describe("client API interop", function()
     local out = H.tmpname("live-pub") .. ".flv"
     local player = H.ffmpeg_play(srv.url("live/ours"), out, 2)
     assert(H.wait_until(function() return srv.count("play", "ours") > 0 end, 10), "the player did not start")
-    co_run(function() publish_fixture(srv.url("live"), "ours", 4) end)
+    co_run(function() publish_fixture(srv.url("live"), "ours", 8) end)
     assert(H.wait_exit(player, 15), "the ffmpeg player did not end")
     local info = assert(H.probe(out))
     assert.are.equal(F.frames, info.video.frames, H.output(player))
