@@ -127,8 +127,10 @@ describe("relays", function()
       assert.are.equal(0, H.wait_exit(p, 15), "player exit status:\n" .. H.output(p))
       assert_whole("player " .. i, outs[i])
     end
-    -- one upstream play for both players, ended when the last one left
+    -- one upstream play for both players, ended when the last one left;
+    -- nginx's StreamEOF at the end of the publisher became our unpublish
     assert.are.equal(1, ngx.count("play", "test"), ngx.log())
+    assert.is_truthy(srv.log():find("unpublish live/test", 1, true), srv.log())
     assert(H.wait_until(function() return #relay_lines(srv.log(), "stopped %(no players left%)") == 1 end, 5),
       "the pull did not stop after the players:\n" .. srv.log())
     assert.are.equal(1, #relay_lines(srv.log(), "playing %(attempt 1%)"), srv.log())
