@@ -406,6 +406,8 @@ function _M.connect(url, opts)
         assert(opts[k] == nil, "rtmp.client.connect: handler " .. k .. " given (use the callback API)")
     end
     need_coroutine("rtmp.connect")
+    local parsed, perr = rtmp.parse_url(url)
+    if not parsed then return nil, perr end
     local nc = setmetatable({ txn = 1, pending = {}, streams = {}, url = url,
                               timeout = opts.timeout or _M.default_timeout,
                               max_queue = opts.max_queue or _M.default_max_queue }, NC)
