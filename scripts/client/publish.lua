@@ -168,6 +168,9 @@ end
 local deadline = rtmp.now() + 10
 while not nc.conn.closed and nc.conn.pending > 0 and rtmp.now() < deadline do rtmp.sleep(0.01) end
 if nc.conn.closed then failed(fmt("%s: connection closed before the end", pos[2])) end
+if nc.conn.pending > 0 then
+  failed(fmt("%s: the server took no more for 10 s (%d bytes unsent)", pos[2], nc.conn.pending))
+end
 progress.stop()
 ns:close()
 nc:close()
