@@ -124,7 +124,12 @@ local function write(m, ts)
   local wok, werr = writer:write(m)
   if not wok then
     progress.stop()
-    cli.fail(fmt("%s: %s", out_path, werr))
+    if out_path == "-" and tostring(werr):find("Broken pipe", 1, true) then
+      -- the reader (ffplay ...) went away: the end, not a failure
+      nc:close()
+      os.exit(0)
+    end
+    cli.fail(out_path == "-" and werr or fmt("%s: %s", out_path, werr))
   end
 end
 

@@ -170,11 +170,18 @@ describe("client scripts", function()
     local pipe = H.spawn("sh -c " .. q(fmt("{ %s %s --timeout 10 %s -; echo $? >%s; } | ffprobe -v error " ..
       "-count_frames -show_entries stream=codec_type,codec_name,nb_read_frames -of compact -i pipe:0",
       q(H.luartmp), PLAY, q(srv.url("live/pipe")), q(rcfile))), { name = "play-pipe" })
-    wait_event(srv, "play", "pipe")
+    -- a reader that goes away early (ffplay closed): play.lua ends quietly, status 0
+    local rcfile2 = H.tmpname("play2.rc")
+    local short = H.spawn("sh -c " .. q(fmt("{ %s %s %s -; echo $? >%s; } | head -c 1000 >/dev/null",
+      q(H.luartmp), PLAY, q(srv.url("live/pipe")), q(rcfile2))), { name = "play-head" })
+    wait_event(srv, "play", "pipe", 2)
     local rc, text = run_script(PUBLISH, "--fast " .. q(file) .. " " .. q(srv.url("live/pipe")))
     assert.are.equal(0, rc, text)
     assert.are.equal(0, H.wait_exit(pipe, 15), H.output(pipe))
     assert.are.equal("0", (H.read_file(rcfile) or ""):match("%d+"), H.output(pipe))
+    assert.are.equal(0, H.wait_exit(short, 10), H.output(short))
+    assert.are.equal("0", (H.read_file(rcfile2) or ""):match("%d+"), H.output(short))
+    assert.are.equal("", H.output(short))
     local probe = H.read_file(pipe.out)
     assert.is_truthy(probe:find("stream|codec_name=h264|codec_type=video|nb_read_frames=" .. SHORT.frames, 1, true),
       H.output(pipe))
