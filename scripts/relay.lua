@@ -113,8 +113,9 @@ function Link:session()
         if not ok then return err end
         self:up()
         self:send_cache()
-        -- nothing comes back on a published stream: read returns at the close
-        local _, why = ns:read()
+        -- nothing is expected back on a published stream: wait for its end
+        local msg, why
+        repeat msg, why = ns:read() until not msg
         return why == "closed" and ("closed: " .. tostring(nc.closed or "stream closed")) or tostring(why)
     end
     local ok
