@@ -148,12 +148,22 @@ describe("relays", function()
       "players or the pull did not start:\n" .. edge.log() .. "\n" .. origin.log())
 
     local pub = publish(origin.url("live/test"), m.path)
+    -- a late joiner 1.5 s in (mid-GOP) is served from the edge's GOP cache:
+    -- it starts at a keyframe, the first (0 s) or, at the latest, the second (2 s)
+    local d = pub.started + 1.5 - H.now()
+    if d > 0 then H.sleep(d) end
+    local late_out = H.tmpname("edge-late.flv")
+    local late = H.ffmpeg_play(edge.url("live/test"), late_out, 4)
     assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
     for i, p in ipairs(players) do
       assert.are.equal(0, H.wait_exit(p, 15), "player exit status:\n" .. H.output(p))
       assert_whole("edge player " .. i, outs[i])
     end
-    -- the origin served one player: the edge
+    assert.are.equal(0, H.wait_exit(late, 15), "late player exit status:\n" .. H.output(late))
+    local lv = recorded("late edge player", late_out)
+    assert_between(m.video - F.gop - TAIL_SLACK, m.video, lv, "late edge player video frames")
+    assert.are.equal("K_", H.first_video_flags(late_out))
+    -- the origin served one player, the edge, for the three players there
     assert.are.equal(1, origin.count("play", "test"), origin.log())
     assert.are.equal(1, origin.count("publish", "test"), origin.log())
     -- the origin's unpublish reached the edge's players through the relay
