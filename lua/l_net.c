@@ -1056,7 +1056,7 @@ static int l_parse_url(lua_State *L)
     else
         lua_pushliteral(L, "1935");
     lua_setfield(L, -2, "port");
-    const char *path = slash ? slash + 1 : "";
+    const char *path = slash ? slash + 1 : url + len; /* no path: the empty end of url */
     const char *seg = strchr(path, '/');
     const char *q = strchr(path, '?');
     if (q && (!seg || q < seg))
