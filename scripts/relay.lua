@@ -215,12 +215,8 @@ function Link:stop(reason)
     if nc and not nc.closed then
         -- leave the way encoders and players do, then close (the session's
         -- coroutine, waiting in ns:read, then sees the close)
-        local conn = nc.conn
-        if self.ready and self.mode == "push" then conn:command(nil, "FCUnpublish", 0, null, self.name) end
-        if ns then
-            conn:command({ stream = ns.id, csid = 8 }, "closeStream", 0, null)
-            conn:command(nil, "deleteStream", 0, null, ns.id)
-        end
+        if self.ready and self.mode == "push" then nc.conn:command(nil, "FCUnpublish", 0, null, self.name) end
+        if ns then ns:close() end
         nc:close(reason)
     end
 end

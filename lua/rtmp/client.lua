@@ -387,11 +387,15 @@ function NS:close()
     self.closed = true
     local nc = self.nc
     nc.streams[self.id] = nil
+    local ok, err = true, nil
+    if not nc.closed then
+        -- queued before any waiter runs: a reader woken below may close the connection
+        nc.conn:command({ stream = self.id, csid = 8 }, "closeStream", 0, null)
+        ok, err = nc.conn:command(nil, "deleteStream", 0, null, self.id)
+    end
     if self.read_w then wake(self.read_w, nil, "closed") end
     if self.status_w then wake(self.status_w, nil, "closed") end
-    if nc.closed then return true end
-    nc.conn:command({ stream = self.id, csid = 8 }, "closeStream", 0, null)
-    return nc.conn:command(nil, "deleteStream", 0, null, self.id)
+    return ok, err
 end
 
 -- ---- connect ----
