@@ -74,6 +74,24 @@ local function media()
   }
 end
 
+-- got[1] is |RtmpSampleAccess; got[2..] must be media() as it was sent:
+-- same types, timestamps and payloads, the metadata (sent as
+-- @setDataFrame) arriving as onMetaData with its values.
+local function assert_relayed(got)
+  for i, m in ipairs(media()) do
+    local r = got[i + 1]
+    assert.are.equal(m.type, r.type)
+    assert.are.equal(m.timestamp, r.timestamp)
+    if m.type == 18 then
+      assert.are.equal("onMetaData", r.name)
+      assert.are.equal(320, r.values[2].width)
+      assert.are.equal(240, r.values[2].height)
+    else
+      assert.are.equal(m.payload, r.payload)
+    end
+  end
+end
+
 describe("client API", function()
   after_each(function() settle(0.05) end)
   teardown(function()
@@ -113,20 +131,8 @@ describe("client API", function()
     assert.are.same({ "eof" }, ended)
     -- the live server sends |RtmpSampleAccess first, then what was published
     assert.are.equal("|RtmpSampleAccess", got[1].name)
-    local sent = media()
-    assert.are.equal(#sent + 1, #got)
-    for i, m in ipairs(sent) do
-      local r = got[i + 1]
-      assert.are.equal(m.type, r.type)
-      assert.are.equal(m.timestamp, r.timestamp)
-      if m.type == 18 then
-        -- sent as @setDataFrame, forwarded as onMetaData
-        assert.are.equal("onMetaData", r.name)
-        assert.are.equal(320, r.values[2].width)
-      else
-        assert.are.equal(m.payload, r.payload)
-      end
-    end
+    assert.are.equal(#media() + 1, #got)
+    assert_relayed(got)
   end)
 
   it("forwards message objects it reads (relay): payloads and data values arrive unchanged", function()
@@ -154,18 +160,7 @@ describe("client API", function()
       for _ = 1, #media() + 1 do got[#got + 1] = assert(ons:read(5)) end
       for _, nc in ipairs{ src, dst, out, pub } do nc:close() end
     end)
-    local sent = media()
-    for i, m in ipairs(sent) do
-      local r = got[i + 1]
-      assert.are.equal(m.type, r.type)
-      assert.are.equal(m.timestamp, r.timestamp)
-      if m.type == 18 then
-        assert.are.equal("onMetaData", r.name)
-        assert.are.equal(240, r.values[2].height)
-      else
-        assert.are.equal(m.payload, r.payload)
-      end
-    end
+    assert_relayed(got)
   end)
 
   it("gives NetStream.Publish.BadName for a name already published on the live server", function()
