@@ -36,6 +36,9 @@ struct rtmp_session {
     int       out_limit_type; /* limit type that set it (-1: none) */
     int       hs_kind;        /* RTMP_HS_* of the peer, kept after the handshake */
     int       hs_verified;    /* the peer's C2/S2 answered our C1/S1, kept after it */
+
+    rtmp_session_observer observe; /* trace observer, NULL when off */
+    void                 *observe_ud;
 };
 
 static const char *const auto_names[] = {
@@ -261,6 +264,8 @@ static int on_chunk_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payl
 {
     rtmp_session *s = ud;
     unsigned applied = 0;
+    if (s->observe)
+        s->observe(s->observe_ud, RTMP_TRACE_IN, h->fmt, h, payload, h->length);
     if (rtmp_is_control(h->type)) {
         int rc = apply_control(s, h, payload, &applied);
         if (rc < 0)
@@ -328,11 +333,46 @@ static int count_out(rtmp_session *s, rtmp_buf **b, size_t before, int rc)
     return rc;
 }
 
+/* Tell the observer about a message just appended to *b at offset
+ * before: the first chunk's fmt is the top bits of its first byte. */
+static void observe_out(rtmp_session *s, rtmp_buf **b, size_t before, const rtmp_msg_hdr *h,
+                        const uint8_t *payload)
+{
+    int fmt = *b && (*b)->len > before ? (*b)->data[before] >> 6 : -1;
+    s->observe(s->observe_ud, RTMP_TRACE_OUT, fmt, h, payload, h->length);
+}
+
 int rtmp_session_send(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *payload)
 {
     rtmp_buf **b = out_buf(s);
     size_t before = *b ? (*b)->len : 0;
-    return count_out(s, b, before, rtmp_writer_write(s->writer, h, payload, b));
+    int rc = count_out(s, b, before, rtmp_writer_write(s->writer, h, payload, b));
+    if (rc >= 0 && s->observe)
+        observe_out(s, b, before, h, payload);
+    return rc;
+}
+
+/* The payload of one message chunked by rtmp_chunk_write_fmt0 at chunk
+ * size cs, gathered from buf (our own bytes: a fmt 0 header, then fmt 3
+ * headers between chunks, each with 4 extended-timestamp bytes when the
+ * first has them).  malloc'd, or NULL (OOM, or bytes of another shape). */
+static uint8_t *unchunk(const rtmp_msg_hdr *h, const rtmp_buf *buf, uint32_t cs)
+{
+    size_t basic = h->csid < 64 ? 1 : h->csid < 320 ? 2 : 3;
+    size_t ext = h->timestamp >= 0xFFFFFF ? 4 : 0;
+    size_t off = basic + 11 + ext, got = 0;
+    uint8_t *p = malloc(h->length ? h->length : 1);
+    while (p && got < h->length) {
+        size_t n = h->length - got < cs ? h->length - got : cs;
+        if (off + n > buf->len) {
+            free(p);
+            return NULL;
+        }
+        memcpy(p + got, buf->data + off, n);
+        got += n;
+        off += n + basic + ext;
+    }
+    return p;
 }
 
 int rtmp_session_send_chunked(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_buf *buf)
@@ -347,6 +387,12 @@ int rtmp_session_send_chunked(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_buf *
             return rc;
     }
     s->bytes_out += buf->len;
+    if (s->observe) {
+        uint8_t *p = unchunk(h, buf, rtmp_writer_chunk_size(s->writer));
+        if (p)
+            s->observe(s->observe_ud, RTMP_TRACE_OUT, 0, h, p, h->length);
+        free(p);
+    }
     return rtmp_writer_note(s->writer, h);
 }
 
@@ -354,7 +400,10 @@ int rtmp_session_send_raw(rtmp_session *s, const uint8_t *p, size_t n)
 {
     rtmp_buf **b = out_buf(s);
     size_t before = *b ? (*b)->len : 0;
-    return count_out(s, b, before, rtmp_buf_append(b, p, n));
+    int rc = count_out(s, b, before, rtmp_buf_append(b, p, n));
+    if (rc >= 0 && s->observe)
+        s->observe(s->observe_ud, RTMP_TRACE_OUT, -1, NULL, p, n);
+    return rc;
 }
 
 static int send_control(rtmp_session *s, uint8_t type, const uint8_t *p, int n)
@@ -417,7 +466,11 @@ int rtmp_session_chunk(rtmp_session *s, rtmp_wmsg *m, const uint8_t *payload, co
 {
     rtmp_buf **b = out_buf(s);
     size_t before = *b ? (*b)->len : 0;
-    return count_out(s, b, before, rtmp_writer_chunk(s->writer, m, payload, o, b));
+    int first = !m->started;
+    int rc = count_out(s, b, before, rtmp_writer_chunk(s->writer, m, payload, o, b));
+    if (rc >= 0 && first && s->observe) /* the message, once, at its first chunk */
+        observe_out(s, b, before, &m->h, payload);
+    return rc;
 }
 
 rtmp_outq *rtmp_session_output(rtmp_session *s)
@@ -456,6 +509,12 @@ void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info)
     info->peer_bandwidth_limit = s->peer_bandwidth_limit;
     info->hs_peer_kind = s->hs ? rtmp_handshake_peer_kind(s->hs) : s->hs_kind;
     info->hs_peer_verified = s->hs ? rtmp_handshake_peer_verified(s->hs) : s->hs_verified;
+}
+
+void rtmp_session_set_observer(rtmp_session *s, rtmp_session_observer fn, void *ud)
+{
+    s->observe = fn;
+    s->observe_ud = fn ? ud : NULL;
 }
 
 rtmp_reader *rtmp_session_reader(rtmp_session *s)

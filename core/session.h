@@ -72,6 +72,17 @@ typedef struct rtmp_session_handler {
 
 typedef struct rtmp_session rtmp_session;
 
+/* Message trace: an observer told of every message the session receives
+ * and every message it queues, for a per-connection trace.  dir is
+ * RTMP_TRACE_IN or RTMP_TRACE_OUT; fmt is the fmt of the message's first
+ * chunk on the wire (-1 when unknown); h is NULL for raw bytes queued with
+ * rtmp_session_send_raw, whose count is len; otherwise payload holds the
+ * whole message (len == h->length).  Everything is valid until return;
+ * the observer must not call back into the session. */
+enum { RTMP_TRACE_IN = 0, RTMP_TRACE_OUT = 1 };
+typedef void (*rtmp_session_observer)(void *ud, int dir, int fmt, const rtmp_msg_hdr *h,
+                                      const uint8_t *payload, size_t len);
+
 /* New session; NULL on OOM.  cfg and handler are copied. */
 rtmp_session *rtmp_session_new(const rtmp_session_config *cfg, const rtmp_session_handler *h, void *ud);
 void rtmp_session_free(rtmp_session *s);
@@ -147,6 +158,10 @@ typedef struct rtmp_session_info {
 } rtmp_session_info;
 
 void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info);
+
+/* Install (fn non-NULL) or remove (fn NULL) the trace observer.  While
+ * none is installed the only cost is one pointer test per message. */
+void rtmp_session_set_observer(rtmp_session *s, rtmp_session_observer fn, void *ud);
 
 rtmp_reader *rtmp_session_reader(rtmp_session *s);
 rtmp_writer *rtmp_session_writer(rtmp_session *s);

@@ -43,6 +43,7 @@ typedef struct lconn {
     int            role;
     unsigned long  id;
     char           peer[64];
+    rtmp_l_trace  *trace;   /* message trace (l_trace.c), NULL when off */
 } lconn;
 
 typedef struct lserver {
@@ -189,6 +190,7 @@ static void h_open(rtmp_conn *c, void *ud)
     rtmp_conn_set_ud(c, lc);
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->handlers);
     new_box(L, lc, lua_gettop(L));
+    rtmp_l_trace_settings(L, -2, rtmp_conn_session(c), &lc->trace, lc->id, lc->peer);
     lua_pop(L, 2);
     if (push_handler(L, lc, "on_open") == LUA_TFUNCTION) {
         push_box(L, lc);
@@ -217,6 +219,7 @@ static void h_close(rtmp_conn *c, void *ud, const char *reason)
         return;
     lc->c = NULL; /* closed: methods now return nil, "closed" */
     lua_State *L = lc->st->L;
+    rtmp_l_trace_free(L, rtmp_conn_session(c), &lc->trace);
     if (!L) /* the Lua state is closing: no more calls into it */
         goto done;
     if (push_handler(L, lc, "on_close") == LUA_TFUNCTION) {
@@ -408,6 +411,7 @@ typedef struct lsession {
     lua_State    *L;      /* during feed: where messages go */
     int           out;    /* during feed: stack index of the message array */
     int           max_amf_depth;
+    rtmp_l_trace *trace;  /* message trace (l_trace.c), NULL when off */
 } lsession;
 
 /* The session behind a connection or a session object at idx; for a
@@ -700,6 +704,25 @@ static int conn_auto(lua_State *L)
     return 1;
 }
 
+/* conn:trace(on [, path | file]) -> true | nil, err: switch the message
+ * trace (l_trace.c) of a connection or socket-free session. */
+static int conn_trace(lua_State *L)
+{
+    rtmp_conn *c;
+    rtmp_session *s = target(L, 1, &c);
+    if (!s)
+        return 2;
+    lsession *ls = luaL_testudata(L, 1, SESSION_MT);
+    lconn *lc = ls ? NULL : check_lconn(L, 1);
+    lua_settop(L, 3);
+    if (lua_toboolean(L, 2) && !lua_isnil(L, 3))
+        lua_copy(L, 3, 2); /* where to: the path or file replaces true */
+    if (rtmp_l_trace_set(L, 2, s, ls ? &ls->trace : &lc->trace, lc ? lc->id : 0, lc ? lc->peer : NULL) == 2)
+        return 2;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int conn_log(lua_State *L)
 {
     lconn *lc = check_lconn(L, 1);
@@ -732,6 +755,7 @@ static const luaL_Reg sending_methods[] = {
     { "abort", rtmp_l_conn_abort },
     { "begin", rtmp_l_conn_begin },
     { "send_chunks", rtmp_l_conn_send_chunks },
+    { "trace", conn_trace },
     { NULL, NULL },
 };
 
@@ -1145,6 +1169,7 @@ static int l_connect(lua_State *L)
     }
     rtmp_conn_set_ud(c, lc);
     new_box(L, lc, 2);
+    rtmp_l_trace_settings(L, 2, rtmp_conn_session(c), &lc->trace, lc->id, lc->peer);
     /* remember the URL parts in the connection's fields */
     lua_getiuservalue(L, -1, 1);
     lua_pushvalue(L, 1);
@@ -1535,6 +1560,7 @@ static int l_session(lua_State *L)
     ls->s = rtmp_session_new(&cfg.session, &sh, ls);
     if (!ls->s)
         return luaL_error(L, "out of memory");
+    rtmp_l_trace_settings(L, 1, ls->s, &ls->trace, 0, NULL);
     if (rtmp_session_start(ls->s) < 0)
         return luaL_error(L, "out of memory");
     return 1;
@@ -1605,6 +1631,7 @@ static int session_index(lua_State *L)
 static int session_gc(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    rtmp_l_trace_free(L, ls->s, &ls->trace);
     rtmp_session_free(ls->s);
     ls->s = NULL;
     return 0;

@@ -49,6 +49,22 @@ int rtmp_l_sent(lua_State *L, struct rtmp_conn *c, int rc);
 void rtmp_l_read_hdr(lua_State *L, int t, struct rtmp_msg_hdr *h);
 uint32_t rtmp_l_opt_field_u32(lua_State *L, int t, const char *k, uint32_t def);
 
+/* The message trace (l_trace.c), for l_net.c.  A trace is owned by the
+ * connection or session whose slot holds it.  rtmp_l_trace_set: switch the
+ * trace of s by the value at idx: nil/false off, true to the log, a path
+ * (appended to; one open file per path), or an open Lua file; returns 0,
+ * or 2 after pushing nil, msg when the file cannot be opened; raises for
+ * another type [-0, +(0|2), e].  rtmp_l_trace_settings: the same from
+ * field trace of the table at t, else rtmp.options.trace; failures are
+ * logged, never raised [-0, +0, m].  rtmp_l_trace_free: stop and free (L
+ * and s may be NULL) [-0, +0, -]. */
+typedef struct rtmp_l_trace rtmp_l_trace;
+int rtmp_l_trace_set(lua_State *L, int idx, struct rtmp_session *s, rtmp_l_trace **slot,
+                     unsigned long id, const char *peer);
+void rtmp_l_trace_settings(lua_State *L, int t, struct rtmp_session *s, rtmp_l_trace **slot,
+                           unsigned long id, const char *peer);
+void rtmp_l_trace_free(lua_State *L, struct rtmp_session *s, rtmp_l_trace **slot);
+
 /* Message bodies (l_msg.c), for l_net.c. */
 
 /* [-0, +1, m] push a new message object holding a copy of the header h

@@ -42,6 +42,8 @@ static const char usage[] =
     "  --idle-timeout SECONDS       close connections idle this long (default 60; 0 = never)\n"
     "  --merge-window SECONDS       let media fanned out to players wait up to this long to be\n"
     "                               written together (fewer system calls; default 0 = at once)\n"
+    "  --trace[=PATH]               trace every message of every connection, one line each\n"
+    "                               (docs/TRACE.md): appended to PATH, or to the log\n"
     "  -h, --help                   this help\n"
     "  -v, --version                print the version\n";
 
@@ -121,6 +123,7 @@ int main(int argc, char **argv)
 {
     double hs_timeout = -1, idle_timeout = -1, merge_window = -1;
     const char *log_level = NULL;
+    const char *trace = NULL;   /* --trace: "" to the log, else a path */
     const char *listen[16];
     int nlisten = 0, i;
 
@@ -148,6 +151,12 @@ int main(int argc, char **argv)
         if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
             printf("luartmp %s (%s)\n", LUARTMP_VERSION, LUA_RELEASE);
             return 0;
+        }
+        if (strcmp(a, "--trace") == 0) {
+            if (val && !*val)
+                return fail_usage("option '%s' needs a file name after '='", a);
+            trace = val ? val : "";
+            continue;
         }
         int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
                  || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
@@ -239,6 +248,13 @@ int main(int argc, char **argv)
             lua_rawseti(L, -2, k + 1);
         }
         lua_setfield(L, -2, "listen");
+    }
+    if (trace) {
+        if (*trace)
+            lua_pushstring(L, trace);
+        else
+            lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "trace");
     }
     if (hs_timeout >= 0) {
         lua_pushnumber(L, hs_timeout);
