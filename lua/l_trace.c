@@ -518,7 +518,11 @@ static void observe(void *ud, int dir, int fmt, const rtmp_msg_hdr *h, const uin
         /* to the log, whatever its level: tracing was asked for */
         int level = rtmp_log_level;
         rtmp_log_level = RTMP_LOG_TRACE;
-        rtmp_log(RTMP_LOG_TRACE, tr->id, tr->peer, "%s", strchr(line, ' ') + 1);
+        /* the log's prefix has the time, and conn= peer= for a connection */
+        const char *rest = strchr(line, ' ') + 1;
+        if (tr->id)
+            rest = strchr(rest, ' ') + 1;
+        rtmp_log(RTMP_LOG_TRACE, tr->id, tr->peer, "%s", rest);
         rtmp_log_level = level;
         return;
     }

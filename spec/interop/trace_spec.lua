@@ -75,6 +75,29 @@ end
 describe("trace (interop)", function()
   after_each(H.cleanup)
 
+  it("luartmp --trace writes to the log at any log level; --trace=PATH to the file", function()
+    local script = H.tmpname("trace-session.lua")
+    H.write_file(script, [[
+local rtmp = require "rtmp"
+local s = rtmp.session{ role = "server" }
+s:ack(5)
+s:command(nil, "onStatus", 0, rtmp.null, { code = "x" })
+]])
+    local rc, out = H.run(H.shquote(H.luartmp) .. " --log-level error --trace " .. H.shquote(script) .. " 2>&1", 20)
+    assert.equal(0, rc, out)
+    assert.matches(" trace conn=0 out csid=2 fmt=0 type=ack stream=0 ts=0 len=4 body={sequence=5}\n", out, 1, true)
+    assert.matches(' trace conn=0 out csid=3 fmt=0 type=command stream=0 ts=0 len=35 body={"onStatus", 0, rtmp.null, {code="x"}}\n',
+                   out, 1, true)
+    local path = H.tmpname("trace-session.log")
+    rc, out = H.run(H.shquote(H.luartmp) .. " --trace=" .. H.shquote(path) .. " " .. H.shquote(script) .. " 2>&1", 20)
+    assert.equal(0, rc, out)
+    assert.equal("", out)
+    local lines = read_trace(path)
+    assert.equal(2, #lines)
+    assert.same({ sequence = 5 }, lines[1].body)
+    assert.same({ "onStatus", 0, rtmp.null, { code = "x" } }, lines[2].body)
+  end)
+
   it("lists an ffmpeg publish and play in both directions, as tshark decodes them", function()
     local path = H.tmpname("trace.log")
     local srv = H.luartmp_start({ log_level = "info", extra = { "--trace=" .. path } })
