@@ -199,6 +199,39 @@ describe("trace", function()
     assert.has_error(function() s:trace({}) end)
   end)
 
+  it("traces group fan-out, chunked once for all members, with the whole payload", function()
+    local path = os.tmpname()
+    local group, sent = rtmp.group(), 0
+    local payload = "\x17\1\0\0\0" .. ("v"):rep(5000)   -- 40 chunks at size 128
+    local srv = assert(rtmp.listen{
+      listen = "127.0.0.1:0", trace = path,
+      on_handshake = function(conn)
+        group:add(conn, 1)
+        sent = group:send(rtmp.message({ type = "video", timestamp = 0x1000000 }, payload))
+      end,
+    })
+    local cli = assert(rtmp.connect("rtmp://127.0.0.1:" .. srv.port .. "/live", {
+      on_message = function(conn, msg)
+        if msg.type == 9 then
+          assert.equal(payload, msg.payload)
+          conn:close()
+          srv:close()
+        end
+      end,
+    }))
+    rtmp.run(5)
+    assert.equal(1, sent)
+    assert.is_true(cli.closed)
+    local fh = assert(io.open(path))
+    local text = fh:read("a")
+    fh:close()
+    os.remove(path)
+    local m = parse(text:match("[^\n]+"))
+    assert.same({ dir = "out", csid = 7, fmt = 0, type = "video", stream = 1, ts = 0x1000000, len = #payload },
+                { dir = m.dir, csid = m.csid, fmt = m.fmt, type = m.type, stream = m.stream, ts = m.ts, len = m.len })
+    assert.same({ codec = "avc", frame = "key", packet = "nalu" }, m.body)
+  end)
+
   it("traces a message sent chunk by chunk once, at its first chunk", function()
     local cli, _, _, f = pair()
     local o = cli:begin({ type = "video", stream = 1, timestamp = 5 }, "\x27\1" .. ("z"):rep(300))
