@@ -28,9 +28,15 @@ describe("live.lua on_media hook", function()
     assert.are.equal(0, H.wait_exit(pub, 15))
     H.wait_exit(p1, 15)
     H.wait_exit(p2, 15)
-    local log = srv.log()
-    local calls = 0
-    for n in log:gmatch("hook calls (%d+)") do calls = tonumber(n) end
+    -- the count is logged every 0.5 s: wait for a line that includes the
+    -- publisher's last messages (players may leave before the next tick)
+    local function logged_calls()
+      local calls = 0
+      for n in srv.log():gmatch("hook calls (%d+)") do calls = tonumber(n) end
+      return calls
+    end
+    H.wait_until(function() return logged_calls() >= 190 end, 3)
+    local calls = logged_calls()
     -- 3 s of the fixture: 75 video + ~130 audio messages, once each
     assert.is_true(calls >= 190 and calls <= 230, "hook calls: " .. calls)
     for _, f in ipairs{ out1, out2 } do
