@@ -96,13 +96,17 @@ local function clear_cache(s)
     s.gop, s.gop_bytes = {}, 0
 end
 
--- Send what a player needs to start decoding: metadata, sequence headers,
--- and the current GOP from its keyframe on.
+-- Call send(msg) for what a player needs to start decoding: metadata,
+-- sequence headers, and the current GOP from its keyframe on.
+function M.each_cached(s, send)
+    if s.metadata then send(s.metadata) end
+    if s.video_header then send(s.video_header) end
+    if s.audio_header then send(s.audio_header) end
+    for i = 1, #s.gop do send(s.gop[i]) end
+end
+
 local function send_cache(s, conn, sid)
-    if s.metadata then conn:send({ stream = sid }, s.metadata) end
-    if s.video_header then conn:send({ stream = sid }, s.video_header) end
-    if s.audio_header then conn:send({ stream = sid }, s.audio_header) end
-    for i = 1, #s.gop do conn:send({ stream = sid }, s.gop[i]) end
+    M.each_cached(s, function(msg) conn:send({ stream = sid }, msg) end)
 end
 
 local function unpublish(conn, sid, s)

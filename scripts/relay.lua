@@ -186,11 +186,7 @@ end
 -- Push: what a late player would get (metadata, sequence headers, GOP),
 -- so the upstream can decode from the first message it receives.
 function Link:send_cache()
-    local s = self.s
-    if s.metadata then self:forward(s.metadata) end
-    if s.video_header then self:forward(s.video_header) end
-    if s.audio_header then self:forward(s.audio_header) end
-    for i = 1, #s.gop do self:forward(s.gop[i]) end
+    self.live.each_cached(self.s, function(msg) self:forward(msg) end)
 end
 
 -- Push: one published message. The cached metadata (onMetaData, as players
