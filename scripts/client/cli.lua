@@ -92,9 +92,6 @@ end
 --- nil, err. The app is the first path segment, the name the rest
 --- (FFmpeg's convention, as rtmp.parse_url).
 function _M.stream_url(url)
-  if type(url) ~= "string" or not url:match("^rtmp://[^/]+/[^/]") then
-    return nil, fmt("bad URL '%s' (want rtmp://host[:port]/app/name)", tostring(url))
-  end
   local u, err = rtmp.parse_url(url)
   if not u then return nil, fmt("bad URL '%s': %s", url, err) end
   if u.app == "" or u.path == "" then
