@@ -81,7 +81,8 @@ struct rtmp_handshake {
 };
 
 /* Filler bytes need not be cryptographic: a splitmix64 stream seeded
- * once per handshake from RAND_bytes (or the clock when that fails). */
+ * once per handshake from RAND_bytes (or the clock when that fails), or
+ * with a fixed seed (rtmp_handshake_seed). */
 static uint64_t next_random(rtmp_handshake *hs)
 {
     uint64_t z = (hs->rng += 0x9E3779B97F4A7C15ull);
@@ -251,6 +252,11 @@ rtmp_handshake *rtmp_handshake_new(int role, unsigned flags)
     hs->own_kind = RTMP_HS_UNKNOWN;
     seed(hs);
     return hs;
+}
+
+void rtmp_handshake_seed(rtmp_handshake *hs, uint64_t seed)
+{
+    hs->rng = seed;
 }
 
 void rtmp_handshake_free(rtmp_handshake *hs)

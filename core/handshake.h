@@ -42,6 +42,13 @@ typedef struct rtmp_handshake rtmp_handshake;
  * for an unknown role or when out of memory. */
 rtmp_handshake *rtmp_handshake_new(int role, unsigned flags);
 
+/* Seed the generator of hs's filler bytes (the random part of C1/S1 and
+ * of a digest C2/S2) with seed instead of RAND_bytes, so that the bytes hs
+ * sends are a pure function of seed and of the bytes it receives (C1/S1's
+ * time field is always 0).  For deterministic replay and tests; call it
+ * before rtmp_handshake_start or the first rtmp_handshake_feed. */
+void rtmp_handshake_seed(rtmp_handshake *hs, uint64_t seed);
+
 /* Free hs; NULL is fine. */
 void rtmp_handshake_free(rtmp_handshake *hs);
 

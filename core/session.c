@@ -131,8 +131,11 @@ static rtmp_buf **out_buf(rtmp_session *s)
 /* The handshake state, created on first use. */
 static rtmp_handshake *handshake(rtmp_session *s)
 {
-    if (!s->hs && !s->ready)
+    if (!s->hs && !s->ready) {
         s->hs = rtmp_handshake_new(s->cfg.role, s->cfg.hs_flags);
+        if (s->hs && s->cfg.hs_seeded)
+            rtmp_handshake_seed(s->hs, s->cfg.hs_seed);
+    }
     return s->hs;
 }
 

@@ -54,6 +54,10 @@ typedef struct rtmp_session_config {
     uint64_t           bytes_in_start; /* initial count of bytes received after the
                                           handshake, the acknowledgement sequence
                                           (resuming a session; tests of the 2^32 wrap) */
+    int                hs_seeded;   /* 1: seed the handshake's filler bytes with
+                                       hs_seed (rtmp_handshake_seed), so output is
+                                       a pure function of input (replay, tests) */
+    uint64_t           hs_seed;
     rtmp_reader_config reader;
     int                max_amf_depth; /* nesting accepted in AMF values from the peer
                                          (decoded by the binding) */

@@ -235,6 +235,20 @@ done:
     lconn_release(lc);
 }
 
+/* Passthrough connections: the bytes just read go to on_data(conn, bytes). */
+static void h_data(rtmp_conn *c, void *ud, const uint8_t *p, size_t len)
+{
+    lconn *lc = ud;
+    lua_State *L = lc->st->L;
+    if (push_handler(L, lc, "on_data") != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    push_box(L, lc);
+    lua_pushlstring(L, (const char *)p, len);
+    pcall_handler(L, lc, 2, "on_data");
+}
+
 /* ---- messages ---- */
 
 static int msg_pushmsg(lua_State *L)
@@ -662,13 +676,16 @@ static int conn_ack(lua_State *L)
     return ss ? sent(L, c, rtmp_session_send_ack(ss, seq)) : 2;
 }
 
-/* conn:raw(bytes): queue bytes exactly as given, no chunking. */
+/* conn:raw(bytes): queue bytes exactly as given, no chunking (on a
+ * passthrough connection, straight to the socket's queue). */
 static int conn_raw(lua_State *L)
 {
     size_t len;
     const char *p = luaL_checklstring(L, 2, &len);
     rtmp_conn *c;
     rtmp_session *ss = target(L, 1, &c);
+    if (ss && c && rtmp_conn_get_config(c)->passthrough)
+        return sent(L, NULL, rtmp_conn_write(c, (const uint8_t *)p, len));
     return ss ? sent(L, c, rtmp_session_send_raw(ss, (const uint8_t *)p, len)) : 2;
 }
 
@@ -818,6 +835,7 @@ static int conn_index(lua_State *L)
             /* bytes as the socket saw them; the rest from the session */
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
+            if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_pending(lc->c)); return 1; }
             if (push_session_field(L, rtmp_conn_session(lc->c), k))
                 return 1;
         }
@@ -909,8 +927,17 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         if (lua_getfield(L, src, "accept_fresh_fmt") != LUA_TNIL)
             r->accept_fresh_fmt = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        if (lua_getfield(L, src, "passthrough") != LUA_TNIL)
+            cfg->passthrough = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         if (lua_getfield(L, src, "plain_handshake") != LUA_TNIL)
             cfg->session.hs_flags = lua_toboolean(L, -1) ? RTMP_HS_FLAG_PLAIN : 0;
+        lua_pop(L, 1);
+        /* handshake_seed = N: fixed handshake filler bytes (deterministic replay) */
+        if (lua_getfield(L, src, "handshake_seed") != LUA_TNIL) {
+            cfg->session.hs_seeded = 1;
+            cfg->session.hs_seed = (uint64_t)luaL_checkinteger(L, -1);
+        }
         lua_pop(L, 1);
         /* auto = { ack = false, ping = false, ... } */
         if (lua_getfield(L, src, "auto") == LUA_TTABLE) {
@@ -934,7 +961,7 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
 
 /* ---- servers ---- */
 
-static const rtmp_conn_handler server_handler = { h_open, h_ready, h_message, h_close };
+static const rtmp_conn_handler server_handler = { h_open, h_ready, h_message, h_close, h_data };
 
 /* rtmp.listen{ listen = "ADDR" | {"ADDR", ...}, on_open, on_handshake,
  *              on_message, on_close, <settings> } -> server | nil, err */
@@ -1030,7 +1057,7 @@ static int server_index(lua_State *L)
 
 /* ---- clients ---- */
 
-static const rtmp_conn_handler client_handler = { NULL, h_ready, h_message, h_close };
+static const rtmp_conn_handler client_handler = { NULL, h_ready, h_message, h_close, h_data };
 
 /* rtmp.parse_url("rtmp://host[:port]/app[/instance...]") ->
  *   { host=, port=, app=, path=, tc_url= } or nil, err.
@@ -1122,7 +1149,7 @@ static int call_client(lua_State *L, const char *fname)
 /* Whether the table at idx has a handler function (callback mode). */
 static int has_handlers(lua_State *L, int idx)
 {
-    static const char *const names[] = { "on_open", "on_handshake", "on_message", "on_close" };
+    static const char *const names[] = { "on_open", "on_handshake", "on_message", "on_close", "on_data" };
     int found = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !found; i++) {
         found = lua_getfield(L, idx, names[i]) == LUA_TFUNCTION;
