@@ -52,6 +52,8 @@ struct rtmp_conn {
     ev_timer          deadline;
     ev_timer          merge;            /* write-merging window (media only) */
     rtmp_session     *s;
+    rtmp_outq         pq;               /* passthrough output (rtmp_conn_write); the
+                                           session's queue stays empty */
     rtmp_conn_handler h;
     void             *ud;
     rtmp_conn_config  cfg;
@@ -143,7 +145,7 @@ static void close_for_error(rtmp_conn *c, int err)
 /* Write as much queued output as the socket takes now. */
 static void flush(rtmp_conn *c)
 {
-    rtmp_outq *q = rtmp_session_output(c->s);
+    rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
     struct iovec iov[MAX_IOV];
     while (q->bytes > 0) {
         int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
@@ -184,6 +186,7 @@ static void conn_free(rtmp_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     rtmp_session_free(c->s);
+    rtmp_outq_clear(&c->pq);
     free(c);
 }
 
@@ -221,7 +224,7 @@ static int check_output_bound(rtmp_conn *c)
 {
     if (c->closing)
         return RTMP_ERR_CLOSED;
-    if (rtmp_session_pending(c->s) > c->cfg.max_output) {
+    if (rtmp_conn_pending(c) > c->cfg.max_output) {
         char reason[128];
         snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
         rtmp_conn_fail(c, reason);
@@ -247,6 +250,29 @@ int rtmp_conn_output_media(rtmp_conn *c)
 static void merge_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     rtmp_conn_output(w->data);
+}
+
+int rtmp_conn_write(rtmp_conn *c, const uint8_t *p, size_t n)
+{
+    if (!c->cfg.passthrough)
+        return RTMP_ERR_INVAL;
+    if (c->closing)
+        return RTMP_ERR_CLOSED;
+    if (n == 0)
+        return 0;
+    rtmp_buf *b = rtmp_buf_new(n);
+    if (!b)
+        return RTMP_ERR_NOMEM;
+    memcpy(b->data, p, n);
+    b->len = n;
+    int rc = rtmp_outq_push(&c->pq, b, 0, n);
+    rtmp_buf_unref(b); /* the queue holds its own reference */
+    return rc < 0 ? rc : rtmp_conn_output(c);
+}
+
+size_t rtmp_conn_pending(const rtmp_conn *c)
+{
+    return c->cfg.passthrough ? c->pq.bytes : rtmp_session_pending(c->s);
 }
 
 int rtmp_conn_output(rtmp_conn *c)
@@ -289,7 +315,7 @@ static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
 static void arm_deadline(rtmp_conn *c)
 {
     double now = ev_now(c->net->loop), next = 0;
-    if (!rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0)
+    if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0)
         next = c->started + c->cfg.handshake_timeout;
     if (c->cfg.idle_timeout > 0) {
         double idle = c->last_active + c->cfg.idle_timeout;
@@ -309,7 +335,7 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     double now = ev_now(loop);
     if (c->closing)
         return;
-    if (!rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
+    if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
         && now >= c->started + c->cfg.handshake_timeout) {
         rtmp_conn_fail(c, "handshake timeout");
         return;
@@ -340,6 +366,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     c->last_active = ev_now(loop);
     c->nread += (uint64_t)got;
+    if (c->cfg.passthrough) {
+        if (c->h.data && !c->closing)
+            c->h.data(c, c->ud, n->rbuf, (size_t)got);
+        return;
+    }
     int was_ready = rtmp_session_ready(c->s);
     ssize_t rc = rtmp_session_feed(c->s, n->rbuf, (size_t)got);
     if (rc < 0)
@@ -371,6 +402,11 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_stop(loop, w);
         ev_io_start(loop, &c->rio);
         conn_log(c, RTMP_LOG_DEBUG, "connected");
+        if (c->cfg.passthrough) { /* no handshake: send what was queued meanwhile */
+            if (c->pq.bytes > 0)
+                rtmp_conn_output(c);
+            return;
+        }
         if (rtmp_session_start(c->s) < 0) {
             rtmp_conn_close(c, "handshake: out of memory");
             return;

@@ -28,6 +28,9 @@ typedef struct rtmp_conn_handler {
     int  (*ready)(rtmp_conn *c, void *ud);      /* handshake complete; < 0 stops reading */
     int  (*message)(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
     void (*close)(rtmp_conn *c, void *ud, const char *reason); /* last call; c is freed after it */
+    /* Passthrough connections only (cfg.passthrough): the bytes just read,
+     * valid until return, instead of feeding the session. */
+    void (*data)(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
 } rtmp_conn_handler;
 
 typedef struct rtmp_conn_config {
@@ -37,6 +40,11 @@ typedef struct rtmp_conn_config {
     size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
+    int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
+                                    (handshake_timeout does not apply; idle_timeout does),
+                                    bytes read go to the data handler (the session never
+                                    sees them, so ready and message never run), and
+                                    rtmp_conn_write queues bytes to send */
 } rtmp_conn_config;
 
 void rtmp_conn_config_default(rtmp_conn_config *cfg, int role);
@@ -96,6 +104,18 @@ int rtmp_conn_output(rtmp_conn *c);
  * one writev (fewer system calls per byte, at the cost of latency).
  * Anything queued with rtmp_conn_output meanwhile flushes it all. */
 int rtmp_conn_output_media(rtmp_conn *c);
+
+/* Passthrough connections: queue n bytes to be written unchanged, in
+ * order, before the loop next waits (bytes queued while a client is still
+ * connecting go out once it connects).  0, RTMP_ERR_NOMEM, RTMP_ERR_CLOSED
+ * (closing), RTMP_ERR_INVAL (not a passthrough connection), or
+ * RTMP_ERR_QUEUE_FULL (and the connection is closed as a slow reader)
+ * when more than max_output bytes are waiting. */
+int rtmp_conn_write(rtmp_conn *c, const uint8_t *p, size_t n);
+
+/* Bytes queued and not yet written (the session's output, or for a
+ * passthrough connection, what rtmp_conn_write queued). */
+size_t rtmp_conn_pending(const rtmp_conn *c);
 
 /* Close at the next safe point: pending output is written if the socket
  * takes it at once, then the close handler runs with reason.  Later calls
