@@ -41,6 +41,7 @@
     X(FLV_PREV_SIZE,  "FLV previous tag size does not match the tag")         \
     X(FLV_TAG_TYPE,   "FLV tag of a type other than audio, video or script data") \
     X(FLV_ENCRYPTED,  "encrypted FLV tag (filter bit set)")                   \
+    X(TCP_TRUNCATED,  "captured frame shorter than its headers")              \
     X(STOP,           "stopped by callback")
 
 enum {

@@ -1231,7 +1231,7 @@ static int l_message(lua_State *L)
     if (len > 0xFFFFFF)
         return luaL_argerror(L, 2, "payload longer than 16777215 bytes");
     h.length = (uint32_t)len;
-    new_msg(L, &h, (const uint8_t *)p, len);
+    rtmp_l_push_msg(L, &h, (const uint8_t *)p, 0, RTMP_DEFAULT_AMF_DEPTH);
     return 1;
 }
 

@@ -25,6 +25,8 @@ void rtmp_l_open_log(lua_State *L);       /* rtmp.log */
 void rtmp_l_open_send(lua_State *L);      /* the rtmp.outgoing metatable (l_send.c) */
 void rtmp_l_open_flv(lua_State *L);       /* rtmp.flv: FLV files (l_flv.c) */
 void rtmp_l_open_util(lua_State *L);      /* rtmp.isatty (l_util.c) */
+void rtmp_l_open_pcap(lua_State *L);      /* rtmp.pcap: captured TCP (l_pcap.c) */
+void rtmp_l_open_trace(lua_State *L);     /* rtmp.trace_line (l_trace.c) */
 
 /* Raw sending and tolerances (l_send.c), in l_net.c's sending_methods:
  * conn:option, conn:abort, conn:begin, conn:send_chunks. */

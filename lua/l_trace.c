@@ -22,6 +22,7 @@
 #include <sys/time.h>
 
 #include "l_rtmp.h"
+#include "l_msg.h"
 #include "../core/amf0.h"
 #include "../core/chunk.h"
 #include "../core/control.h"
@@ -458,12 +459,10 @@ static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
 
 /* The whole line for one message (NUL-terminated, no newline); returns
  * its length.  line holds at least 4096 bytes. */
-static size_t format_line(char *line, const rtmp_l_trace *tr, int dir, int fmt, const rtmp_msg_hdr *h,
-                          const uint8_t *payload, size_t len)
+static size_t format_line(char *line, const struct timeval *tv, unsigned long id, int dir, int fmt,
+                          const rtmp_msg_hdr *h, const uint8_t *payload, size_t len)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    int n = snprintf(line, 256, "%lld.%06ld conn=%lu %s ", (long long)tv.tv_sec, (long)tv.tv_usec, tr->id,
+    int n = snprintf(line, 256, "%lld.%06ld conn=%lu %s ", (long long)tv->tv_sec, (long)tv->tv_usec, id,
                      dir == RTMP_TRACE_IN ? "in" : "out");
     if (!h) {
         n += snprintf(line + n, 256, "csid=- fmt=- type=raw stream=- ts=- len=%zu body={}", len);
@@ -513,7 +512,9 @@ static void observe(void *ud, int dir, int fmt, const rtmp_msg_hdr *h, const uin
 {
     rtmp_l_trace *tr = ud;
     char line[BODY_MAX + RESERVE + 600];
-    size_t n = format_line(line, tr, dir, fmt, h, payload, len);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    size_t n = format_line(line, &tv, tr->id, dir, fmt, h, payload, len);
     if (!tr->own && !tr->stream) {
         /* to the log, whatever its level: tracing was asked for */
         int level = rtmp_log_level;
@@ -663,4 +664,53 @@ void rtmp_l_trace_settings(lua_State *L, int t, rtmp_session *s, rtmp_l_trace **
         lua_pop(L, 2);
     }
     lua_settop(L, top - 1);
+}
+
+/* rtmp.trace_line(msg [, { dir = "in"|"out", conn = id, time = seconds, fmt = n }])
+ * -> the trace line for a message object, as a trace file would hold it
+ * (no newline).  Defaults: dir "in", conn 0, time now, fmt msg.fmt. */
+static int l_trace_line(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    int dir = RTMP_TRACE_IN, fmt = m->h.fmt;
+    unsigned long id = 0;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        if (lua_getfield(L, 2, "dir") != LUA_TNIL) {
+            const char *d = luaL_checkstring(L, -1);
+            if (!strcmp(d, "out"))
+                dir = RTMP_TRACE_OUT;
+            else if (strcmp(d, "in"))
+                return luaL_error(L, "dir must be \"in\" or \"out\"");
+        }
+        if (lua_getfield(L, 2, "conn") != LUA_TNIL)
+            id = (unsigned long)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 2, "fmt") != LUA_TNIL)
+            fmt = (int)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 2, "time") != LUA_TNIL) {
+            double t = luaL_checknumber(L, -1);
+            luaL_argcheck(L, t >= 0 && t < 1e15, 2, "time out of range");
+            double sec = floor(t);
+            long usec = lround((t - sec) * 1e6);
+            if (usec >= 1000000) {
+                sec += 1;
+                usec -= 1000000;
+            }
+            tv.tv_sec = (time_t)sec;
+            tv.tv_usec = usec;
+        }
+        lua_pop(L, 4);
+    }
+    char line[BODY_MAX + RESERVE + 600];
+    size_t n = format_line(line, &tv, id, dir, fmt, &m->h, m->data, m->len);
+    lua_pushlstring(L, line, n);
+    return 1;
+}
+
+void rtmp_l_open_trace(lua_State *L)
+{
+    lua_pushcfunction(L, l_trace_line);
+    lua_setfield(L, -2, "trace_line");
 }

@@ -36,5 +36,7 @@ int luaopen_rtmp(lua_State *L)
     rtmp_l_open_send(L);
     rtmp_l_open_flv(L);
     rtmp_l_open_util(L);
+    rtmp_l_open_pcap(L);
+    rtmp_l_open_trace(L);
     return 1;
 }

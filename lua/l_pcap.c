@@ -1,0 +1,262 @@
+/*
+ * l_pcap.c: rtmp.pcap, captured TCP for the capture tools.
+ *
+ *   local cap = assert(rtmp.pcap.open("session.pcapng"))   -- pcap or pcapng
+ *   for pkt in cap.next, cap do ... end                     -- TCP segments only
+ *   local f = rtmp.pcap.flow()                              -- one direction
+ *   local bytes = f:add(pkt.seq, pkt.syn, pkt.payload)      -- what is now in order
+ *
+ * libpcap reads the file; core/tcpflow.c takes frames apart and puts
+ * each direction's bytes back in order.
+ */
+#include <pcap/pcap.h>
+#include <string.h>
+
+#include "l_rtmp.h"
+#include "../core/buf.h"
+#include "../core/error.h"
+#include "../core/tcpflow.h"
+
+#define PCAP_MT "rtmp.pcap"
+#define FLOW_MT "rtmp.tcpflow"
+
+typedef struct lpcap {
+    pcap_t *p;
+    int     linktype;
+} lpcap;
+
+typedef struct lflow {
+    rtmp_tcpflow *f;
+} lflow;
+
+/* ---- files ---- */
+
+static lpcap *check_pcap(lua_State *L)
+{
+    lpcap *c = luaL_checkudata(L, 1, PCAP_MT);
+    if (!c->p)
+        luaL_error(L, "capture is closed");
+    return c;
+}
+
+/* rtmp.pcap.open(path) -> cap | nil, err */
+static int l_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char err[PCAP_ERRBUF_SIZE] = "";
+    lpcap *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->p = NULL;
+    luaL_setmetatable(L, PCAP_MT);
+    c->p = pcap_open_offline(path, err);
+    if (!c->p) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, err[0] ? err : "cannot read");
+        return 2;
+    }
+    c->linktype = pcap_datalink(c->p);
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_addr(lua_State *L, const char *k, int family, const uint8_t *a)
+{
+    char s[80];
+    rtmp_tcp_endpoint(family, a, 0, s, sizeof s);
+    /* drop the ":0" and, for IPv6, the brackets */
+    char *colon = strrchr(s, ':');
+    *colon = '\0';
+    if (s[0] == '[') {
+        s[strlen(s) - 1] = '\0';
+        lua_pushstring(L, s + 1);
+    } else {
+        lua_pushstring(L, s);
+    }
+    lua_setfield(L, -2, k);
+}
+
+/* cap:next() -> pkt | nil at the end | nil, err.  Frames that are not
+ * TCP are skipped; a TCP frame cut short by the capture's snap length is
+ * skipped and counted in cap:skipped(). */
+static int l_next(lua_State *L)
+{
+    lpcap *c = check_pcap(L);
+    for (;;) {
+        struct pcap_pkthdr *ph;
+        const u_char *data;
+        int rc = pcap_next_ex(c->p, &ph, &data);
+        if (rc == PCAP_ERROR_BREAK)
+            return 0;
+        if (rc < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, pcap_geterr(c->p));
+            return 2;
+        }
+        if (rc == 0)
+            continue;
+        rtmp_tcp_seg seg;
+        if (rtmp_tcp_parse(c->linktype, data, ph->caplen, &seg) <= 0)
+            continue;
+        lua_createtable(L, 0, 13);
+        lua_pushnumber(L, (double)ph->ts.tv_sec + (double)ph->ts.tv_usec / 1e6);
+        lua_setfield(L, -2, "time");
+        set_addr(L, "src", seg.family, seg.src);
+        set_addr(L, "dst", seg.family, seg.dst);
+        set_int(L, "sport", seg.sport);
+        set_int(L, "dport", seg.dport);
+        set_int(L, "seq", seg.seq);
+        set_int(L, "ack", seg.ack);
+        set_bool(L, "syn", seg.flags & RTMP_TCP_SYN);
+        set_bool(L, "fin", seg.flags & RTMP_TCP_FIN);
+        set_bool(L, "rst", seg.flags & RTMP_TCP_RST);
+        set_bool(L, "ack_flag", seg.flags & RTMP_TCP_ACK);
+        lua_pushlstring(L, (const char *)seg.payload, seg.len);
+        lua_setfield(L, -2, "payload");
+        return 1;
+    }
+}
+
+static int l_close(lua_State *L)
+{
+    lpcap *c = luaL_checkudata(L, 1, PCAP_MT);
+    if (c->p)
+        pcap_close(c->p);
+    c->p = NULL;
+    return 0;
+}
+
+/* cap:linktype() -> the pcap LINKTYPE_ number */
+static int l_linktype(lua_State *L)
+{
+    lua_pushinteger(L, check_pcap(L)->linktype);
+    return 1;
+}
+
+/* ---- one direction of a connection ---- */
+
+static lflow *check_flow(lua_State *L)
+{
+    lflow *f = luaL_checkudata(L, 1, FLOW_MT);
+    if (!f->f)
+        luaL_error(L, "flow is closed");
+    return f;
+}
+
+/* rtmp.pcap.flow([max_pending]) -> flow */
+static int l_flow(lua_State *L)
+{
+    lua_Integer max = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, max >= 0, 1, "must not be negative");
+    lflow *f = lua_newuserdatauv(L, sizeof *f, 0);
+    f->f = NULL;
+    luaL_setmetatable(L, FLOW_MT);
+    f->f = rtmp_tcpflow_new((size_t)max);
+    if (!f->f)
+        return luaL_error(L, "out of memory");
+    return 1;
+}
+
+static int collect(void *ud, const uint8_t *p, size_t n)
+{
+    luaL_addlstring(ud, (const char *)p, n);
+    return 0;
+}
+
+/* flow:add(seq, syn, payload) -> the bytes now in order ("" when none) */
+static int l_flow_add(lua_State *L)
+{
+    lflow *f = check_flow(L);
+    lua_Integer seq = luaL_checkinteger(L, 2);
+    int syn = lua_toboolean(L, 3);
+    size_t n;
+    const char *p = luaL_optlstring(L, 4, "", &n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int rc = rtmp_tcpflow_add(f->f, (uint32_t)seq, syn, (const uint8_t *)p, n, collect, &b);
+    if (rc < 0)
+        return luaL_error(L, "%s", rtmp_strerror(rc));
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* flow:flush() -> what waited behind holes, the holes skipped */
+static int l_flow_flush(lua_State *L)
+{
+    lflow *f = check_flow(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    rtmp_tcpflow_flush(f->f, collect, &b);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* flow:gaps(), flow:emitted(), flow:pending() -> byte counts */
+static int l_flow_gaps(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)rtmp_tcpflow_gaps(check_flow(L)->f));
+    return 1;
+}
+
+static int l_flow_emitted(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)rtmp_tcpflow_emitted(check_flow(L)->f));
+    return 1;
+}
+
+static int l_flow_pending(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)rtmp_tcpflow_pending(check_flow(L)->f));
+    return 1;
+}
+
+static int l_flow_gc(lua_State *L)
+{
+    lflow *f = luaL_checkudata(L, 1, FLOW_MT);
+    rtmp_tcpflow_free(f->f);
+    f->f = NULL;
+    return 0;
+}
+
+void rtmp_l_open_pcap(lua_State *L)
+{
+    static const luaL_Reg pcap_methods[] = {
+        { "next", l_next }, { "close", l_close }, { "linktype", l_linktype }, { NULL, NULL }
+    };
+    static const luaL_Reg flow_methods[] = {
+        { "add", l_flow_add }, { "flush", l_flow_flush }, { "gaps", l_flow_gaps },
+        { "emitted", l_flow_emitted }, { "pending", l_flow_pending }, { "close", l_flow_gc },
+        { NULL, NULL }
+    };
+    luaL_newmetatable(L, PCAP_MT);
+    luaL_newlib(L, pcap_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, FLOW_MT);
+    luaL_newlib(L, flow_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_flow_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, l_open);
+    lua_setfield(L, -2, "open");
+    lua_pushcfunction(L, l_flow);
+    lua_setfield(L, -2, "flow");
+    lua_setfield(L, -2, "pcap");
+}

@@ -1,0 +1,35 @@
+-- Loopback captures for the specs: dumpcap writes the packets of one TCP
+-- port to a pcapng file under the spec's temp dir (removed by H.cleanup).
+--
+--   local C = require "support.capture"
+--   local cap = C.start(port)          -- returns once dumpcap captures
+--   ... run the peers ...
+--   local path = C.stop(cap)           -- dumpcap flushed and stopped
+local H = require "support.helpers"
+
+local C = {}
+local fmt, q = string.format, H.shquote
+local seq = 0
+
+function C.start(port, opts)
+  opts = opts or {}
+  seq = seq + 1
+  local file = H.tmpname(fmt("%s-%d-%d.pcapng", opts.name or "capture", port, seq))
+  local filter = opts.filter or ("tcp port " .. port)
+  local proc = H.spawn(fmt("dumpcap -q -i lo -f %s -w %s", q(filter), q(file)), { name = "dumpcap" })
+  local ok = H.wait_until(function()
+    return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
+  end, 20)
+  assert(ok and not H.exited(proc), "dumpcap did not start: " .. H.output(proc))
+  return { proc = proc, file = file, port = port }
+end
+
+-- Stop after the last packets had time to reach the capture; returns the path.
+function C.stop(cap)
+  H.sleep(0.3)
+  H.kill(cap.proc, 10)
+  assert(H.file_size(cap.file) and H.file_size(cap.file) > 0, "empty capture " .. cap.file)
+  return cap.file
+end
+
+return C
