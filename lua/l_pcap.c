@@ -39,6 +39,27 @@ static lpcap *check_pcap(lua_State *L)
     return c;
 }
 
+/* libpcap's DLT_ value for a file's link type, as the LINKTYPE_ number
+ * core/tcpflow.h uses (they differ for raw IP and OpenBSD loopback). */
+static int link_type(int dlt)
+{
+    switch (dlt) {
+    case DLT_NULL: return RTMP_LINK_NULL;
+    case DLT_EN10MB: return RTMP_LINK_ETHERNET;
+    case DLT_RAW: return RTMP_LINK_RAW;
+    case DLT_LOOP: return RTMP_LINK_LOOP;
+    case DLT_LINUX_SLL: return RTMP_LINK_LINUX_SLL;
+#ifdef DLT_LINUX_SLL2
+    case DLT_LINUX_SLL2: return RTMP_LINK_LINUX_SLL2;
+#endif
+#ifdef DLT_IPV4
+    case DLT_IPV4: return RTMP_LINK_IPV4;
+    case DLT_IPV6: return RTMP_LINK_IPV6;
+#endif
+    default: return -1;
+    }
+}
+
 /* rtmp.pcap.open(path) -> cap | nil, err */
 static int l_open(lua_State *L)
 {
@@ -53,7 +74,7 @@ static int l_open(lua_State *L)
         lua_pushfstring(L, "%s: %s", path, err[0] ? err : "cannot read");
         return 2;
     }
-    c->linktype = pcap_datalink(c->p);
+    c->linktype = link_type(pcap_datalink(c->p));
     return 1;
 }
 

@@ -11,8 +11,7 @@
 -- per direction (rtmp.pcap.flow: segments in sequence order,
 -- retransmissions and overlaps once, holes skipped and counted in
 -- conn.gaps).  The client is the side that sent the SYN, or, when the
--- capture began after it, the side whose first byte was 3 (C0) or that
--- sent first.  A connection looks like RTMP (conn.rtmp) when the client's
+-- capture began after it, the side that sent the first byte.  A connection looks like RTMP (conn.rtmp) when the client's
 -- first byte is 3 or 6 and the server answered.
 local rtmp = require "rtmp"
 local tap = require "rtmp.tap"
@@ -53,22 +52,8 @@ end
 
 -- Which side is the client, once everything is read.
 local function settle(c)
-  local client = c.syn_from
-  if not client then
-    local first = c.raw[1]
-    if first then
-      -- the side whose first byte is C0, else whoever spoke first
-      local firsts = {}
-      for _, r in ipairs(c.raw) do
-        if not firsts[r.side] then firsts[r.side] = r.data:byte(1) end
-      end
-      if firsts.a == 3 or firsts.a == 6 then client = "a"
-      elseif firsts.b == 3 or firsts.b == 6 then client = "b"
-      else client = first.side end
-    else
-      client = "a"
-    end
-  end
+  -- the SYN's sender, else (the capture began later) whoever sent the first byte
+  local client = c.syn_from or (c.raw[1] and c.raw[1].side) or "a"
   local server = client == "a" and "b" or "a"
   c.client, c.server = c[client], c[server]
   c.chunks = {}
