@@ -1,0 +1,448 @@
+-- proxy.lua: a recording RTMP proxy.  Listens, connects upstream for
+-- every connection it accepts, relays both directions and traces them.
+--
+-- Run it:      luartmp scripts/proxy.lua --upstream rtmp://origin:1935 [--listen ADDR]
+--                  [--trace[=PATH]] [--hooks FILE]... [--set NAME=VALUE]... [--faithful]
+-- Reuse it:    local proxy = require "proxy"
+--              proxy.add_hooks{ client = function(msg, ctx) ... end }
+--              proxy.start{ upstream = "rtmp://origin:1935", listen = "1936" }
+--
+-- Two modes:
+-- - message mode (default): the proxy runs one RTMP session with the
+--   client and one with the upstream server (handshake, chunking) and
+--   relays every message with its csid, message stream id and timestamp,
+--   through per-direction hooks that may rewrite, drop, insert or delay
+--   messages.  Each side's Set Chunk Size is applied by the session that
+--   receives it and becomes the proxy's outgoing chunk size on the other
+--   leg; Window Ack Size, Set Peer Bandwidth, pings and every other
+--   message are relayed; Acknowledgements and Aborts belong to one TCP
+--   leg and are not (each session acknowledges what it receives itself).
+-- - byte-faithful mode (--faithful): no handshake, no chunking: the bytes
+--   read from one socket are written unchanged to the other (passthrough
+--   connections), and a copy is decoded with rtmp.tap to trace it.
+--
+-- Hooks (message mode): hooks.client(msg, ctx) sees each message the
+-- client sent, hooks.server(msg, ctx) each message the upstream server
+-- sent.  Return the message (possibly a new one, see M.rebuild), nil or
+-- false to drop it, an array of messages to send several, or
+-- M.delay(seconds, what) to send `what` (a message, an array or nil)
+-- later; later messages in that direction wait behind it, in order.
+
+local rtmp = require "rtmp"
+
+local log = rtmp.log
+local fmt = string.format
+local unpack = string.unpack
+
+local M = {
+    config = {
+        upstream = nil,     -- rtmp://host[:port][/...]: where every connection is relayed
+        listen = nil,       -- address (default: luartmp --listen, else 1935)
+        trace = nil,        -- true (the log), a path, or nil (luartmp --trace decides)
+        faithful = false,   -- byte-faithful mode
+    },
+    params = {},            -- --set NAME=VALUE, for hook files
+    hooks = { client = {}, server = {} }, -- arrays of functions, run in order
+    pairs = {},             -- open pairs, by client connection
+}
+
+-- Messages that belong to one TCP leg: never relayed.
+local LEG_LOCAL = { [2] = true, [3] = true } -- Abort, Acknowledgement
+
+---------------------------------------------------------------------------
+-- Hooks API
+---------------------------------------------------------------------------
+
+--- Add hooks: t.client and/or t.server, functions (msg, ctx).  Hooks of
+--- one direction run in the order they were added, each on what the
+--- previous one returned.
+function M.add_hooks(t)
+    if type(t) ~= "table" then error("hooks: table expected", 2) end
+    for _, dir in ipairs{ "client", "server" } do
+        local f = t[dir]
+        if f ~= nil then
+            if type(f) ~= "function" then error("hooks." .. dir .. ": function expected", 2) end
+            table.insert(M.hooks[dir], f)
+        end
+    end
+end
+
+local DELAY = {} -- metatable of delay markers
+
+--- A hook's result that sends `what` (a message, an array of messages, or
+--- nil) `seconds` from now; the direction's later messages wait behind it.
+function M.delay(seconds, what)
+    if type(seconds) ~= "number" or seconds < 0 then error("delay: seconds >= 0 expected", 2) end
+    return setmetatable({ seconds = seconds, what = what }, DELAY)
+end
+
+--- A new message with msg's header (type, csid, stream, timestamp) and
+--- the AMF values `values` (an array, with n or not), for commands and
+--- data (types 20, 18, and 17, 15 with their format byte).  The new
+--- message carries the decoded fields (values, name, txn, args) so later
+--- hooks read it like a received one.
+function M.rebuild(msg, values)
+    local n = values.n or #values
+    local body = rtmp.amf0.encode_values(values)
+    if msg.type == 17 or msg.type == 15 then body = "\0" .. body end
+    local m = rtmp.message({ type = msg.type, csid = msg.csid, stream = msg.stream,
+                             timestamp = msg.timestamp }, body)
+    m.values = values
+    if msg.type == 20 or msg.type == 17 then
+        m.name, m.txn = values[1], values[2]
+        local args = { n = math.max(n - 2, 0) }
+        for i = 3, n do args[i - 2] = values[i] end
+        m.args = args
+    else
+        m.name = type(values[1]) == "string" and values[1] or nil
+    end
+    return m
+end
+
+-- Run the hooks of `dir` on msg; returns an array of messages and delay
+-- markers, in order.
+local function run_hooks(list, msg, ctx)
+    local items = { msg }
+    for _, hook in ipairs(list) do
+        local out = {}
+        for _, item in ipairs(items) do
+            if getmetatable(item) == DELAY then
+                out[#out + 1] = item -- delays pass through later hooks untouched
+            else
+                local r = hook(item, ctx)
+                if r then
+                    if getmetatable(r) == DELAY or type(r) ~= "table" then
+                        out[#out + 1] = r
+                    else
+                        for _, x in ipairs(r) do out[#out + 1] = x end
+                    end
+                end
+            end
+        end
+        items = out
+    end
+    return items
+end
+
+---------------------------------------------------------------------------
+-- Message mode
+---------------------------------------------------------------------------
+
+-- Send one message on the leg's outgoing connection.
+local function deliver(leg, msg)
+    local to = leg.to
+    if msg.type == 1 then -- Set Chunk Size: becomes ours on this leg
+        local size = msg.chunk_size or (#msg.payload >= 4 and unpack(">I4", msg.payload) & 0x7FFFFFFF)
+        if size and size > 0 then return to:set_chunk_size(size) end
+        return true
+    end
+    return to:send({ csid = msg.csid, stream = msg.stream, timestamp = msg.timestamp }, msg)
+end
+
+-- Send what is queued on the leg, up to the first pending delay.
+local function pump(leg)
+    while not leg.held and leg.head <= leg.tail do
+        local item = leg.queue[leg.head]
+        leg.queue[leg.head] = nil
+        leg.head = leg.head + 1
+        if getmetatable(item) == DELAY then
+            leg.held = rtmp.timer(item.seconds, function()
+                leg.held = nil
+                if leg.closed then return end
+                local what = item.what
+                if what ~= nil then
+                    -- the delayed messages go first, before what queued meanwhile
+                    local list = (type(what) == "table" and getmetatable(what) == nil) and what or { what }
+                    for i = #list, 1, -1 do
+                        leg.head = leg.head - 1
+                        leg.queue[leg.head] = list[i]
+                    end
+                end
+                pump(leg)
+            end)
+        else
+            local ok, err = deliver(leg, item)
+            if not ok then
+                leg.from:log("warn", "proxy: relaying %s failed: %s", tostring(item), tostring(err))
+                return
+            end
+        end
+    end
+end
+
+local function enqueue(leg, items)
+    for _, item in ipairs(items) do
+        leg.tail = leg.tail + 1
+        leg.queue[leg.tail] = item
+    end
+    pump(leg)
+end
+
+local function new_leg(dir, hooks)
+    return { dir = dir, hooks = hooks, queue = {}, head = 1, tail = 0 }
+end
+
+-- One message received on a leg.
+local function relay(leg, msg)
+    if LEG_LOCAL[msg.type] then return end
+    local items = #leg.hooks > 0 and run_hooks(leg.hooks, msg, leg.ctx) or { msg }
+    if #items > 0 then enqueue(leg, items) end
+end
+
+local function close_pair(p, reason)
+    for _, leg in ipairs{ p.c2s, p.s2c } do
+        leg.closed = true
+        if leg.held then leg.held:stop(); leg.held = nil end
+    end
+    if not p.client.closed then p.client:close(reason) end
+    if p.upstream and not p.upstream.closed then p.upstream:close(reason) end
+end
+
+-- The settings both legs share.
+local function leg_settings()
+    return {
+        trace = M.config.trace,
+        -- pings are answered end to end; acknowledgements, chunk sizes,
+        -- aborts, windows and bandwidth are applied by each leg's session
+        auto = { ping = false },
+    }
+end
+
+local function message_mode_open(client)
+    local p = { client = client, state = {} }
+    M.pairs[client] = p
+    p.c2s = new_leg("c2s", M.hooks.client)
+    p.s2c = new_leg("s2c", M.hooks.server)
+    local settings = leg_settings()
+    settings.on_message = function(_, msg) relay(p.s2c, msg) end
+    settings.on_close = function(_, reason) close_pair(p, "upstream: " .. reason) end
+    local up, err = rtmp.connect(M.config.upstream, settings)
+    if not up then
+        client:log("warn", "proxy: upstream %s: %s", M.config.upstream, err)
+        client:close("upstream: " .. tostring(err))
+        return
+    end
+    p.upstream = up
+    client:log("info", "proxy: conn=%d -> upstream conn=%d %s", client.id, up.id, up.peer)
+    p.c2s.from, p.c2s.to = client, up
+    p.s2c.from, p.s2c.to = up, client
+    local ctx = { client = client, upstream = up, state = p.state, proxy = M }
+    p.c2s.ctx = setmetatable({ dir = "c2s", from = client, to = up }, { __index = ctx })
+    p.s2c.ctx = setmetatable({ dir = "s2c", from = up, to = client }, { __index = ctx })
+end
+
+---------------------------------------------------------------------------
+-- Byte-faithful mode
+---------------------------------------------------------------------------
+
+-- Where faithful-mode trace lines go: a file (appended) or stderr.
+local trace_out
+local function trace_writer()
+    if trace_out ~= nil then return trace_out end
+    local where = M.config.trace
+    if where == nil then where = rtmp.options.trace end
+    if type(where) == "string" then
+        local f, err = io.open(where, "a")
+        if not f then
+            log.warn("proxy: cannot open trace file %s: %s", where, tostring(err))
+            trace_out = false
+        else
+            f:setvbuf("line")
+            trace_out = f
+        end
+    elseif where then
+        trace_out = io.stderr
+    else
+        trace_out = false
+    end
+    return trace_out
+end
+
+-- Decode a copy of bytes that went `dir` and trace each message on both
+-- legs: the client leg sees c2s as "in", the upstream leg as "out".
+local function faithful_trace(p, dir, bytes)
+    if not p.tap then return end
+    local entries = p.tap:feed(dir, bytes, rtmp.now())
+    local out = trace_writer()
+    if out then
+        for _, e in ipairs(entries) do
+            local time = e.t
+            local c_dir = dir == "c2s" and "in" or "out"
+            local u_dir = dir == "c2s" and "out" or "in"
+            out:write(rtmp.trace_line(e.msg, { dir = c_dir, conn = p.client.id, time = time }), "\n")
+            if p.upstream then
+                out:write(rtmp.trace_line(e.msg, { dir = u_dir, conn = p.upstream.id, time = time }), "\n")
+            end
+        end
+    end
+    p.count = p.count + #entries
+    if p.tap.error and not p.tap_error_logged then
+        p.tap_error_logged = true
+        p.client:log("warn", "proxy: stopped decoding the copy: %s (bytes are still relayed)",
+            tostring(p.tap.error))
+    end
+end
+
+local function faithful_open(client)
+    local tap = require "rtmp.tap"
+    local p = { client = client, tap = tap.new(), count = 0, c2s = {}, s2c = {} }
+    M.pairs[client] = p
+    local up, err = rtmp.connect(M.config.upstream, {
+        passthrough = true,
+        on_data = function(_, bytes)
+            p.client:raw(bytes)
+            faithful_trace(p, "s2c", bytes)
+        end,
+        on_close = function(_, reason) close_pair(p, "upstream: " .. reason) end,
+    })
+    if not up then
+        client:log("warn", "proxy: upstream %s: %s", M.config.upstream, err)
+        client:close("upstream: " .. tostring(err))
+        return
+    end
+    p.upstream = up
+    client:log("info", "proxy: conn=%d -> upstream conn=%d %s (byte-faithful)", client.id, up.id, up.peer)
+end
+
+---------------------------------------------------------------------------
+-- Starting
+---------------------------------------------------------------------------
+
+--- Start listening.  opts: upstream (required), listen, trace, faithful,
+--- and any rtmp.listen setting.  Returns the server.
+function M.start(opts)
+    opts = opts or {}
+    local own = { upstream = true, listen = true, trace = true, faithful = true }
+    for k, v in pairs(opts) do
+        if own[k] then M.config[k] = v end
+    end
+    local up = M.config.upstream
+    if type(up) ~= "string" then error("proxy: no upstream URL", 2) end
+    local u, err = rtmp.parse_url(up)
+    if not u then error("proxy: bad upstream URL '" .. up .. "': " .. err, 2) end
+    local settings = M.config.faithful and { passthrough = true } or leg_settings()
+    for k, v in pairs(opts) do
+        if not own[k] then settings[k] = v end
+    end
+    settings.listen = M.config.listen or rtmp.options.listen or "1935"
+    if type(settings.listen) == "table" then settings.listen = settings.listen[1] end
+    if M.config.faithful then
+        settings.on_open = faithful_open
+        settings.on_data = function(client, bytes)
+            local p = M.pairs[client]
+            if not p or not p.upstream then return end
+            p.upstream:raw(bytes)
+            faithful_trace(p, "c2s", bytes)
+        end
+    else
+        settings.on_open = message_mode_open
+        settings.on_message = function(client, msg)
+            local p = M.pairs[client]
+            if p and p.upstream then relay(p.c2s, msg) end
+        end
+    end
+    settings.on_close = function(client, reason)
+        local p = M.pairs[client]
+        M.pairs[client] = nil
+        if p then close_pair(p, "client: " .. reason) end
+    end
+    local srv, lerr = rtmp.listen(settings)
+    if not srv then error(lerr, 2) end
+    log.info("proxy: %s -> %s (%s mode)", settings.listen, up, M.config.faithful and "byte-faithful" or "message")
+    return srv
+end
+
+--- Load a hook file: a Lua chunk called with (proxy, params) that returns
+--- a table { client = fn, server = fn } (or adds hooks itself and returns
+--- nothing).
+function M.load_hooks(path)
+    local chunk, err = loadfile(path)
+    if not chunk then return nil, err end
+    local ok, t = pcall(chunk, M, M.params)
+    if not ok then return nil, t end
+    if t ~= nil then M.add_hooks(t) end
+    return true
+end
+
+---------------------------------------------------------------------------
+-- Command line
+---------------------------------------------------------------------------
+
+local USAGE = [[
+usage: luartmp scripts/proxy.lua --upstream rtmp://HOST[:PORT] [options]
+
+Accepts RTMP connections and relays each one to the upstream server,
+both directions, tracing every message.
+
+  --upstream URL      the server every connection is relayed to (required)
+  --listen ADDR       where to listen (default: luartmp --listen, else 1935)
+  --trace[=PATH]      trace every message on both legs (to the log, or PATH)
+  --faithful          forward bytes unchanged; decode a copy for the trace
+  --hooks FILE        load hook functions from FILE (repeatable; message mode)
+  --set NAME=VALUE    a parameter for hook files (proxy.params.NAME)
+  -h, --help          this text
+]]
+
+local function usage_error(msg)
+    io.stderr:write(fmt("proxy.lua: %s\nTry 'proxy.lua --help'.\n", msg))
+    os.exit(2)
+end
+
+function M.main(argv)
+    local hook_files = {}
+    local i = 1
+    while i <= #argv do
+        local a = argv[i]
+        local name, val = a:match("^%-%-([^=]+)=(.*)$")
+        name = name or a:match("^%-%-(.+)$")
+        local function value()
+            if val then return val end
+            i = i + 1
+            if argv[i] == nil then usage_error(fmt("option '--%s' needs a value", name)) end
+            return argv[i]
+        end
+        if a == "-h" or a == "--help" then
+            io.stdout:write(USAGE)
+            os.exit(0)
+        elseif name == "upstream" then
+            M.config.upstream = value()
+        elseif name == "listen" then
+            M.config.listen = value()
+        elseif name == "trace" then
+            M.config.trace = val or true
+        elseif name == "faithful" then
+            if val then usage_error("option '--faithful' takes no value") end
+            M.config.faithful = true
+        elseif name == "hooks" then
+            hook_files[#hook_files + 1] = value()
+        elseif name == "set" then
+            local v = value()
+            local k, x = v:match("^([%w_]+)=(.*)$")
+            if not k then usage_error(fmt("bad --set '%s' (want NAME=VALUE)", v)) end
+            M.params[k] = x
+        else
+            usage_error(fmt("unknown argument '%s'", a))
+        end
+        i = i + 1
+    end
+    if not M.config.upstream then usage_error("--upstream URL is required") end
+    if not rtmp.parse_url(M.config.upstream) then
+        usage_error(fmt("bad --upstream '%s' (want rtmp://host[:port])", M.config.upstream))
+    end
+    if M.config.faithful and #hook_files > 0 then
+        usage_error("--hooks needs message mode: the byte-faithful mode changes nothing")
+    end
+    for _, f in ipairs(hook_files) do
+        local ok, err = M.load_hooks(f)
+        if not ok then
+            io.stderr:write(fmt("proxy.lua: hooks %s: %s\n", f, err))
+            os.exit(1)
+        end
+    end
+    M.start()
+end
+
+if ... ~= "proxy" then -- run as the main script, not required as a module
+    M.main(arg or {})
+end
+return M
