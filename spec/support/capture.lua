@@ -24,11 +24,17 @@ function C.start(port, opts)
   return { proc = proc, file = file, port = port }
 end
 
--- Stop after the last packets had time to reach the capture; returns the path.
-function C.stop(cap)
+-- Stop after the last packets had time to reach the capture; returns the
+-- path.  Every capture is also checked against tshark (support.agree):
+-- our decoder and its RTMP dissector must list the same messages, unless
+-- opts.agree is false (then say why at the call).
+function C.stop(cap, opts)
   H.sleep(0.3)
   H.kill(cap.proc, 10)
   assert(H.file_size(cap.file) and H.file_size(cap.file) > 0, "empty capture " .. cap.file)
+  if not (opts and opts.agree == false) then
+    require("support.agree").check(cap.file)
+  end
   return cap.file
 end
 
