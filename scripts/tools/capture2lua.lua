@@ -243,6 +243,22 @@ end
 
 local WIDTH = 100
 
+-- A long object or ECMA array value, one field a line (nil: keep it on one).
+local function break_object(v, indent)
+  if type(v) ~= "table" then return nil end
+  local mt = getmetatable(v) or {}
+  local kind = mt.__amf or rtmp.amf0.type(v)
+  if (kind ~= "object" and kind ~= "ecma") or next(mt.__amf3 or {}) then return nil end
+  local out = { indent .. (kind == "ecma" and "ecma{" or "{") }
+  for _, k in ipairs(object_keys(v)) do
+    local kl, s = key_lit(k), lit(v[k], 1, false)
+    if not kl or not s then return nil end
+    out[#out + 1] = indent .. "  " .. kl .. " = " .. s .. ","
+  end
+  out[#out + 1] = indent .. "},"
+  return out
+end
+
 -- A `send { ... }` for one message (lines), or a commented one.
 local function send_lines(msg, chunk, indent)
   local tn = msg.type_name
@@ -276,9 +292,19 @@ local function send_lines(msg, chunk, indent)
     if not parts then return raw(why) end
     local head = fmt('send { "%s", %s%s, values = {', tn, hdr_fields(msg), extra)
     local one = head .. " " .. concat(parts, ", ") .. " } },"
-    if #indent + #one <= WIDTH or #parts <= 2 then return { indent .. one } end
-    local out = { indent .. head .. " " .. parts[1] .. ", " .. parts[2] .. "," }
-    for i = 3, #parts do out[#out + 1] = indent .. "    " .. parts[i] .. "," end
+    if #indent + #one <= WIDTH then return { indent .. one } end
+    -- a command's name and txn on the first line, a data message's name
+    local first = (tn == "command" or tn == "command3") and math.min(2, #parts) or 1
+    local out = { indent .. head .. " " .. concat(parts, ", ", 1, first) .. "," }
+    local sub = indent .. "    "
+    for i = first + 1, #parts do
+      local lines = #sub + #parts[i] > WIDTH and break_object(msg.values[i], sub)
+      if lines then
+        for _, l in ipairs(lines) do out[#out + 1] = l end
+      else
+        out[#out + 1] = sub .. parts[i] .. ","
+      end
+    end
     out[#out + 1] = indent .. "} },"
     return out
   else
