@@ -78,48 +78,47 @@ end
 
 --- A new message with msg's header (type, csid, stream, timestamp) and
 --- the AMF values `values` (an array, with n or not), for commands and
---- data (types 20, 18, and 17, 15 with their format byte).  The new
---- message carries the decoded fields (values, name, txn, args) so later
---- hooks read it like a received one.
+--- data (types 20, 18, and 17, 15 with their format byte).  It is decoded
+--- like a received one (name, txn, values, args), for the hooks after.
 function M.rebuild(msg, values)
-    local n = values.n or #values
     local body = rtmp.amf0.encode_values(values)
     if msg.type == 17 or msg.type == 15 then body = "\0" .. body end
-    local m = rtmp.message({ type = msg.type, csid = msg.csid, stream = msg.stream,
-                             timestamp = msg.timestamp }, body)
-    m.values = values
-    if msg.type == 20 or msg.type == 17 then
-        m.name, m.txn = values[1], values[2]
-        local args = { n = math.max(n - 2, 0) }
-        for i = 3, n do args[i - 2] = values[i] end
-        m.args = args
-    else
-        m.name = type(values[1]) == "string" and values[1] or nil
-    end
-    return m
+    return rtmp.message({ type = msg.type, csid = msg.csid, stream = msg.stream,
+                          timestamp = msg.timestamp }, body)
 end
 
--- Run the hooks of `dir` on msg; returns an array of messages and delay
+-- One hook over a list of items: messages go through it; a delay's
+-- messages too, staying inside the delay.  Returns the new list.
+local function apply_hook(hook, items, ctx)
+    local out = {}
+    for _, item in ipairs(items) do
+        if getmetatable(item) == DELAY then
+            local what = item.what
+            if what ~= nil then
+                local list = (type(what) == "table" and getmetatable(what) == nil) and what or { what }
+                item.what = apply_hook(hook, list, ctx)
+            end
+            out[#out + 1] = item
+        else
+            local r = hook(item, ctx)
+            if r then
+                if getmetatable(r) == DELAY or type(r) ~= "table" then
+                    out[#out + 1] = r
+                else
+                    for _, x in ipairs(r) do out[#out + 1] = x end
+                end
+            end
+        end
+    end
+    return out
+end
+
+-- Run a direction's hooks on msg; returns an array of messages and delay
 -- markers, in order.
 local function run_hooks(list, msg, ctx)
     local items = { msg }
     for _, hook in ipairs(list) do
-        local out = {}
-        for _, item in ipairs(items) do
-            if getmetatable(item) == DELAY then
-                out[#out + 1] = item -- delays pass through later hooks untouched
-            else
-                local r = hook(item, ctx)
-                if r then
-                    if getmetatable(r) == DELAY or type(r) ~= "table" then
-                        out[#out + 1] = r
-                    else
-                        for _, x in ipairs(r) do out[#out + 1] = x end
-                    end
-                end
-            end
-        end
-        items = out
+        items = apply_hook(hook, items, ctx)
     end
     return items
 end
