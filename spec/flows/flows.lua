@@ -1,0 +1,63 @@
+-- Written by spec/support/record_flows.lua: the recorded flows and what
+-- replaying each one must give.  Do not edit by hand.
+return {
+  {
+    name = "ffmpeg_publish_rtmpdump_play",
+    about = "ffmpeg publishes, rtmpdump plays 0.7 s later (both against nginx-rtmp); replayed into live.lua",
+    capture = "spec/flows/ffmpeg_publish_rtmpdump_play.pcapng", trace = "spec/flows/ffmpeg_publish_rtmpdump_play.trace",
+    script = "scripts/live.lua",
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13659, sha256 = "98512d5f89e1e6f0cf4c27a93d9cd18f419d52eef0dd0d7d7606953f645069ea", closed = "peer closed the connection" },
+    },
+  },
+  {
+    name = "gst_publish_ffmpeg_play",
+    about = "GStreamer rtmp2sink publishes, ffmpeg plays 0.7 s later (against nginx-rtmp); replayed into live.lua",
+    capture = "spec/flows/gst_publish_ffmpeg_play.pcapng", trace = "spec/flows/gst_publish_ffmpeg_play.trace",
+    script = "scripts/live.lua",
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 1, bytes = 3748, sha256 = "9afc730cdd3fa255fe1359160d1ae1d603d071434d85e4f9b0ba20450be12144", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 11114, sha256 = "cabef23a2381cca6c828c30132afa2644268ce8c0193cdf733fd325e48f42c58", closed = "peer closed the connection" },
+    },
+  },
+  {
+    name = "ffmpeg_publish_gst_play",
+    about = "ffmpeg publishes, GStreamer rtmp2src plays 0.7 s later (against nginx-rtmp); replayed into live.lua",
+    capture = "spec/flows/ffmpeg_publish_gst_play.pcapng", trace = "spec/flows/ffmpeg_publish_gst_play.trace",
+    script = "scripts/live.lua",
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13640, sha256 = "af486d32eac1f85c7947f30ed29232d9b6133f8a08f33c0e301d71e089eaff24", closed = "peer closed the connection" },
+    },
+  },
+  {
+    name = "nginx_serves_play_lua",
+    about = "nginx-rtmp serves a stream ffmpeg publishes to the luartmp play client; replayed into play.lua with nginx's bytes of the player's connection (2)",
+    capture = "spec/flows/nginx_serves_play_lua.pcapng", trace = "spec/flows/nginx_serves_play_lua.trace",
+    script = "scripts/client/play.lua",
+    args = { "rtmp://127.0.0.1/live/tiny", "$OUT" },
+    connection = 2,
+    exit = 0,
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 2, bytes = 3451, sha256 = "e8cac4a7992a16fd59da52999f9b9b16c777a84c66e114ddb460784246af742c", closed = "closed by the script" },
+    },
+  },
+  {
+    name = "ffmpeg_listen_serves_play_lua",
+    about = "ffmpeg -listen 1 serves the tiny FLV to the luartmp play client; replayed into play.lua with ffmpeg's bytes",
+    capture = "spec/flows/ffmpeg_listen_serves_play_lua.pcapng", trace = "spec/flows/ffmpeg_listen_serves_play_lua.trace",
+    script = "scripts/client/play.lua",
+    args = { "rtmp://127.0.0.1/live/tiny", "$OUT" },
+    exit = 1,
+    stderr = "play.lua: rtmp://127.0.0.1/live/tiny: connection closed before any media\
+",
+    conns = {
+      { id = 1, recorded = 1, bytes = 3377, sha256 = "5c667798b8392553abea843277fef1c48b4276fdee6b63afff6e251bb68fdabe", closed = "peer closed the connection" },
+    },
+  },
+}

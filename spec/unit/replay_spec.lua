@@ -1,0 +1,301 @@
+-- Deterministic replay (rtmp.replay): the recorded flows in spec/flows/
+-- replay to exactly their stored expectation, twice the same; a changed
+-- input changes the output; timers and timeouts run on the virtual clock;
+-- the virtual group sends what rtmp.chunk_fmt0 makes; the handshake seed.
+package.cpath = "build/?.so;" .. package.cpath
+local rtmp = require "rtmp"
+local replay = require "rtmp.replay"
+local capture = require "rtmp.capture"
+
+local fmt = string.format
+local FLOWS = dofile("spec/flows/flows.lua")
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function tmpfile_with(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function args_of(flow, out)
+  local args = {}
+  for i, a in ipairs(flow.args or {}) do args[i] = a == "$OUT" and out or a end
+  return args
+end
+
+local function run_flow(flow, cap)
+  local out = os.tmpname()
+  local res = assert(replay.run{ capture = cap or flow.capture, script = flow.script,
+                                 args = args_of(flow, out), connection = flow.connection })
+  os.remove(out)
+  return res
+end
+
+-- The first trace line of conn `id` matching pattern.
+local function find_line(trace, pattern)
+  for _, l in ipairs(trace) do
+    if l:find(pattern) then return l end
+  end
+end
+
+-- A recorded connection with only its chunks up to (and including) the
+-- first for which keep(chunk) says stop, still open at the end.
+local function truncated(rec, stop)
+  local out = { id = rec.id, client = rec.client, server = rec.server, start = rec.start, rtmp = true,
+                closed = false, chunks = {} }
+  for _, ch in ipairs(rec.chunks) do
+    out.chunks[#out.chunks + 1] = ch
+    if stop(ch) then break end
+  end
+  return out
+end
+
+describe("recorded flows", function()
+  it("ship the clients and servers the issue names, each file small", function()
+    local total, peers = 0, {}
+    for _, flow in ipairs(FLOWS) do
+      total = total + #read(flow.capture) + #read(flow.trace)
+      local cap = assert(capture.open(flow.capture))
+      for _, c in ipairs(capture.rtmp_conns(cap)) do
+        for _, e in ipairs(capture.messages(c)) do
+          local m = e.msg
+          if e.dir == "c2s" and m.name == "connect" then
+            local o = m.args[1]
+            local fv, ac = tostring(o.flashVer), o.audioCodecs
+            if fv:find("Lavf", 1, true) or (fv == "LNX 9,0,124,2" and ac == 4071) then
+              peers.ffmpeg = true
+            elseif fv == "LNX 10,0,32,18" and ac == 3191 then
+              peers.rtmpdump = true
+            elseif fv == "LNX 10,0,32,18" and (o.type == "nonprivate" or ac == 4071) then
+              peers.gstreamer = true
+            elseif fv == "LNX 9,0,124,2" and ac == 3191 then
+              peers.luartmp = true
+            end
+          elseif e.dir == "s2c" and m.name == "onBWDone" then
+            peers.ffmpeg_server = true
+          elseif e.dir == "s2c" and m.type_name == "data" and m.payload:find("NGINX RTMP", 1, true) then
+            peers.nginx = true
+          end
+        end
+      end
+    end
+    local seen = {}
+    for k in pairs(peers) do seen[#seen + 1] = k end
+    table.sort(seen)
+    assert.are.equal("ffmpeg,ffmpeg_server,gstreamer,luartmp,nginx,rtmpdump", table.concat(seen, ","))
+    assert.is_true(total < 1024 * 1024, "spec/flows holds " .. total .. " bytes")
+  end)
+
+  for _, flow in ipairs(FLOWS) do
+    it("replays " .. flow.name .. " to its stored trace and hashes", function()
+      local res = run_flow(flow)
+      assert.are.equal(read(flow.trace), table.concat(res.trace, "\n") .. "\n")
+      assert.are.equal(flow.exit, res.exit)
+      assert.are.equal(flow.stderr, res.stderr)
+      assert.are.equal(#flow.conns, #res.conns)
+      for i, want in ipairs(flow.conns) do
+        local got = res.conns[i]
+        assert.are.equal(want.recorded, got.recorded)
+        assert.are.equal(want.bytes, #got.output)
+        assert.are.equal(want.sha256, replay.sha256(got.output))
+        assert.are.equal(want.closed, got.closed)
+      end
+    end)
+  end
+
+  it("give the same bytes on every run", function()
+    for _, flow in ipairs(FLOWS) do
+      local a, b = run_flow(flow), run_flow(flow)
+      for i, c in ipairs(a.conns) do
+        assert.are.equal(c.output, b.conns[i].output)
+        assert.is_true(#c.output > replay.HANDSHAKE_OUT, flow.name .. ": the script sent messages")
+      end
+    end
+  end)
+
+  it("live.lua fans the publisher's media out to the late player", function()
+    local flow = FLOWS[1]
+    local res = run_flow(flow)
+    local video_in, video_out = 0, 0
+    for _, l in ipairs(res.trace) do
+      if l:find(" conn=1 in .* type=video") then video_in = video_in + 1 end
+      if l:find(" conn=2 out .* type=video") then video_out = video_out + 1 end
+    end
+    assert.is_true(video_in > 10)
+    assert.are.equal(video_in, video_out) -- the late player gets the cached GOP and the rest
+  end)
+end)
+
+describe("a changed input", function()
+  it("(one byte of the player's play command) changes that connection's output only", function()
+    local flow = FLOWS[1]
+    local want = run_flow(flow)
+    local cap = assert(capture.open(flow.capture))
+    local player = cap.conns[want.conns[2].recorded]
+    local changed = false
+    for _, ch in ipairs(player.chunks) do
+      local at = ch.dir == "c2s" and ch.data:find("\2\0\4play", 1, true)
+      if at and not changed then
+        local name = ch.data:find("\2\0\4tiny", at, true)
+        assert.is_truthy(name)
+        ch.data = ch.data:sub(1, name + 5) .. "z" .. ch.data:sub(name + 7)  -- "tiny" -> "tinz"
+        changed = true
+      end
+    end
+    assert.is_true(changed)
+    local res = run_flow(flow, cap)
+    assert.are.equal(want.conns[1].output, res.conns[1].output)
+    assert.are_not.equal(want.conns[2].output, res.conns[2].output)
+    assert.is_truthy(find_line(res.trace, "conn=2 in .*\"play\", 4, rtmp.null, \"tinz\""))
+    assert.is_nil(find_line(res.trace, "conn=2 out .* type=video"))
+  end)
+end)
+
+describe("the virtual clock", function()
+  it("closes an idle connection 60 s of virtual time after its last byte", function()
+    local flow = FLOWS[1]
+    local cap = assert(capture.open(flow.capture))
+    local rec = truncated(cap.conns[1], function(ch) return ch.dir == "c2s" and ch.data:find("connect", 1, true) end)
+    local last = rec.chunks[#rec.chunks].t
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/live.lua" })
+    assert.are.equal("idle timeout", res.conns[1].closed)
+    assert.is_truthy(find_line(res.trace, fmt("^%.6f conn=1 close reason=idle timeout$", last + 60)))
+  end)
+
+  it("ends a handshake that stops half-way after 10 s", function()
+    local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 0, closed = false,
+                  chunks = { { t = 0.5, dir = "c2s", data = "\3" .. string.rep("\0", 700) } } }
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/live.lua" })
+    assert.are.equal("handshake timeout", res.conns[1].closed)
+    assert.is_truthy(find_line(res.trace, "^10.000000 conn=1 close reason=handshake timeout$"))
+    assert.are.equal(0, #res.conns[1].output)
+  end)
+
+  it("times a client out at virtual, not wall, time (play.lua --timeout 3)", function()
+    local flow
+    for _, f in ipairs(FLOWS) do if f.name == "nginx_serves_play_lua" then flow = f end end
+    local cap = assert(capture.open(flow.capture))
+    local rec = truncated(cap.conns[flow.connection], function(ch)
+      return ch.dir == "s2c" and ch.data:find("NetConnection.Connect.Success", 1, true)
+    end)
+    local answered = rec.chunks[#rec.chunks].t
+    local out = os.tmpname()
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/client/play.lua",
+                                   args = { "--timeout", "3", "rtmp://127.0.0.1/live/tiny", out } })
+    os.remove(out)
+    assert.are.equal(1, res.exit)
+    assert.are.equal("play.lua: rtmp://127.0.0.1/live/tiny: createStream: timeout\n", res.stderr)
+    assert.is_true(math.abs(res.time - (answered + 3)) < 1e-9, "ended at " .. res.time)
+    assert.is_truthy(find_line(res.trace, "out .*\"createStream\", 2"))
+    assert.is_nil(find_line(res.trace, "out .*\"play\""))
+  end)
+
+  it("runs rtmp.timer, rtmp.sleep and rtmp.now on it", function()
+    local script = tmpfile_with([[
+      local rtmp = require "rtmp"
+      local t0 = rtmp.now()
+      rtmp.listen{ on_handshake = function(conn)
+        rtmp.timer(2.5, function() conn:command(nil, "tick", 0, rtmp.null, rtmp.now() - t0) end)
+        rtmp.spawn(function()
+          rtmp.sleep(7)
+          conn:command(nil, "slept", 0, rtmp.null, rtmp.now() - t0)
+          conn:close("done")
+        end)
+      end }
+    ]])
+    local c = rtmp.session{ role = "client", handshake_seed = 3 }
+    local s = rtmp.session{ role = "server", handshake_seed = 4 }
+    local c01 = c:output()
+    s:feed(c01)
+    c:feed(s:output())
+    local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 100, closed = false,
+                  chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 1, dir = "c2s", data = c:output() } } }
+    local res = assert(replay.run{ capture = { rec }, script = script })
+    os.remove(script)
+    assert.is_truthy(find_line(res.trace, "^3.500000 conn=1 out .*{\"tick\", 0, rtmp.null, 3.5}"))
+    assert.is_truthy(find_line(res.trace, "^8.000000 conn=1 out .*{\"slept\", 0, rtmp.null, 8}"))
+    assert.are.equal("done", res.conns[1].closed)
+    assert.are.equal(8, res.time)
+  end)
+end)
+
+describe("the virtual group", function()
+  it("queues exactly the bytes rtmp.chunk_fmt0 makes, per chunk size and stream id", function()
+    local script = tmpfile_with([[
+      local rtmp = require "rtmp"
+      local g = rtmp.group()
+      local n = 0
+      rtmp.listen{ on_handshake = function(conn)
+        n = n + 1
+        conn:set_chunk_size(n == 1 and 1000 or 128)
+        g:add(conn, n == 1 and 7 or 2)
+        if n == 2 then
+          local payload = string.rep("0123456789", 500)
+          assert(g:send(rtmp.message({ type = "video", timestamp = 0x1000005, stream = 3 }, payload)) == 2)
+        end
+      end }
+    ]])
+    local conns = {}
+    for i = 1, 2 do
+      local c = rtmp.session{ role = "client", handshake_seed = 10 + i }
+      local s = rtmp.session{ role = "server", handshake_seed = 20 + i }
+      local c01 = c:output()
+      s:feed(c01)
+      c:feed(s:output())
+      conns[i] = { id = i, client = "127.0.0.1:500" .. i, server = "127.0.0.1:1935", start = i, closed = false,
+                   chunks = { { t = 0, dir = "c2s", data = c01 .. c:output() } } }
+    end
+    local res = assert(replay.run{ capture = conns, script = script })
+    os.remove(script)
+    local payload = string.rep("0123456789", 500)
+    local want1 = rtmp.chunk_fmt0(1000, { csid = 7, type = 9, stream = 7, timestamp = 0x1000005, payload = payload })
+    local want2 = rtmp.chunk_fmt0(128, { csid = 7, type = 9, stream = 2, timestamp = 0x1000005, payload = payload })
+    local o1, o2 = res.conns[1].output, res.conns[2].output
+    assert.are.equal(want1, o1:sub(-#want1))
+    assert.are.equal(want2, o2:sub(-#want2))
+    assert.are_not.equal(want1, want2)
+  end)
+end)
+
+describe("handshake_seed", function()
+  local function c0c1(opts) return rtmp.session(opts):output() end
+
+  it("makes the handshake a pure function of the seed and the input", function()
+    local a = c0c1{ role = "client", handshake_seed = 42 }
+    assert.are.equal(1537, #a)
+    assert.are.equal(a, c0c1{ role = "client", handshake_seed = 42 })
+    assert.are_not.equal(a, c0c1{ role = "client", handshake_seed = 43 })
+    assert.are.equal("\0\0\0\0", a:sub(2, 5)) -- C1 time field
+    assert.are_not.equal(c0c1{ role = "client" }, c0c1{ role = "client" })
+    local function answer(seed)
+      local s = rtmp.session{ role = "server", handshake_seed = seed }
+      assert(s:feed(a))
+      return s:output()
+    end
+    assert.are.equal(3073, #answer(7))
+    assert.are.equal(answer(7), answer(7))
+    assert.are_not.equal(answer(7), answer(8))
+  end)
+
+  it("rejects a seed that is not an integer", function()
+    assert.has_error(function() rtmp.session{ role = "client", handshake_seed = "x" } end)
+    assert.has_error(function() rtmp.session{ role = "client", handshake_seed = 1.5 } end)
+  end)
+end)
+
+describe("sha256", function()
+  it("matches the FIPS 180-4 examples", function()
+    assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", replay.sha256(""))
+    assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", replay.sha256("abc"))
+    assert.are.equal("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+      replay.sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+  end)
+end)
