@@ -530,7 +530,12 @@ end
 --- { frames (packets decoded as RTMP), malformed (malformed packets or
 --- expert errors), strings (set of every AMF string seen), types (set of
 --- RTMP message type ids), errors (the offending packets' summary lines) }.
-function H.tshark_decode(file, port)
+--- Unless opts.agree is false (say why at the call), the capture is also
+--- checked with support/agree.lua: our decoder lists the same messages.
+function H.tshark_decode(file, port, opts)
+  if not (opts and opts.agree == false) then
+    require("support.agree").check(file)
+  end
   local base = fmt("tshark -r %s -d tcp.port==%d,rtmpt ", q(file), port)
   local res = { strings = {}, types = {}, frames = 0, malformed = 0 }
   local _, bad = H.run(base .. "-Y '_ws.malformed || _ws.expert.severity == error' 2>/dev/null", 60)
