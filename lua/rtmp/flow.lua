@@ -130,12 +130,23 @@ local function parse_args(argv, spec)
     return o, pos
 end
 
--- The directory of the script that called flow.server/flow.client.
-local function caller_dir(level)
-    local info = debug.getinfo(level, "S")
-    local src = info and info.source or ""
-    if src:sub(1, 1) ~= "@" then return nil end
-    return src:sub(2):match("^(.*)/[^/]*$") or "."
+-- The directory of the script that called flow.server/flow.client: the
+-- first Lua file up the stack other than this one; `return flow.server{}`
+-- is a tail call that leaves no frame, so then the script's arg[0].
+local function script_dir()
+    local here = debug.getinfo(1, "S").source
+    for level = 2, 20 do
+        local info = debug.getinfo(level, "St")
+        if not info then break end
+        local src = info.source or ""
+        if src == here and info.istailcall then break end
+        if src ~= here and src:sub(1, 1) == "@" then
+            return src:sub(2):match("^(.*)/[^/]*$") or "."
+        end
+    end
+    local a0 = arg and arg[0]
+    if type(a0) == "string" then return a0:match("^(.*)/[^/]*$") or "." end
+    return nil
 end
 
 -- A relative media path is taken next to the script when the file is
@@ -501,7 +512,7 @@ local function setup(spec, optspec, usage, level)
         spec = spec, steps = compile(spec), opts = o, pos = pos, fast = o.fast or spec.fast,
         players = {}, done = 0,
     }
-    local dir = spec.dir or caller_dir(level + 1)
+    local dir = spec.dir or script_dir()
     f.media = o.media or resolve(spec.media, dir)
     return f
 end

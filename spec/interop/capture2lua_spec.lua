@@ -1,0 +1,219 @@
+-- capture2lua: captures of real peers (dumpcap on loopback) turned into
+-- Lua scripts (scripts/tools/capture2lua.lua) that play one side, run with
+-- build/luartmp against real peers again.
+--
+--   1. ffmpeg publishes to nginx-rtmp (captured); the generated server
+--      side takes a publish from ffmpeg, which sends it the same commands
+--      in the same order as in the capture;
+--   2. one reply edited in the text changes what ffmpeg does;
+--   3. ffmpeg plays from nginx-rtmp while another ffmpeg publishes
+--      (captured: two connections, --list); the generated client side
+--      plays from nginx-rtmp and saves a stream ffprobe decodes;
+--   4. the generated server side of that player serves the recorded media
+--      (companion FLV) to an ffmpeg player.
+local H = require "support.helpers"
+local C = require "support.capture"
+local capture = require "rtmp.capture"
+
+local fmt, q = string.format, H.shquote
+
+-- A 2 s H.264/AAC FLV (50 video frames), made once per build directory.
+local FRAMES = 50
+local function fixture()
+  local path = "build/test-tmp/c2l-fixture-160x120-25fps-2s.flv"
+  H.mkdir("build/test-tmp")
+  if not H.file_size(path) then
+    local tmp = path .. ".tmp" .. math.random(1e6)
+    local rc, out = H.run(fmt("ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=160x120:rate=25 " ..
+      "-f lavfi -i sine=frequency=440:sample_rate=44100 -t 2 -c:v libx264 -preset veryfast " ..
+      "-g 25 -keyint_min 25 -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv %s && mv %s %s",
+      q(tmp), q(tmp), q(path)), 60)
+    assert(rc == 0, out)
+  end
+  return path
+end
+
+local function c2l(args)
+  return H.run(fmt("%s scripts/tools/capture2lua.lua %s", q(H.luartmp), args), 30)
+end
+
+-- Command names in the order `dir` sent them, from a capture's connection.
+local function capture_commands(path, id, dir)
+  local cap = assert(capture.open(path))
+  local names = {}
+  for _, e in ipairs(capture.messages(cap.conns[id])) do
+    if e.dir == dir and e.msg.type_name == "command" then names[#names + 1] = e.msg.name end
+  end
+  return names
+end
+
+-- Command names the luartmp trace shows received ("in"), and their streams.
+local function trace_commands(path)
+  local names, streams = {}, {}
+  for line in (H.read_file(path) or ""):gmatch("[^\n]+") do
+    local stream, name = line:match(' in csid=%S+ fmt=%S+ type=command stream=(%d+) .- body={"([^"]*)"')
+    if name then
+      names[#names + 1] = name
+      streams[name] = tonumber(stream)
+    end
+  end
+  return names, streams
+end
+
+-- The last "frame=" count in ffmpeg's output.
+local function ffmpeg_frames(text)
+  local n
+  for f in text:gmatch("frame=%s*(%d+)") do n = tonumber(f) end
+  return n
+end
+
+local function publish(url, realtime)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info %s -i %s -c copy -f flv %s",
+    realtime and "-re" or "", q(fixture()), q(url)), { name = "ffmpeg-publish" })
+end
+
+-- Start a generated server script (luartmp --listen PORT --trace=PATH SCRIPT ARGS).
+local function run_server(script, trace, args)
+  return H.luartmp_start{ script = script, log_level = "info", args = args or { "--once" },
+                          extra = { "--trace=" .. trace } }
+end
+
+describe("capture2lua with real peers #nginx", function()
+  local nginx, dir
+  local pub_capture, play_capture, player_id
+
+  setup(function()
+    dir = H.mkdir(H.tmpname("c2l"))
+    nginx = H.nginx_start()
+  end)
+  teardown(function() H.cleanup() end)
+
+  it("the server side of an ffmpeg publish takes the same publish from ffmpeg", function()
+    local cap = C.start(nginx.port)
+    local p = publish(nginx.url("live/c2lpub"))
+    assert.equal(0, H.wait_exit(p, 30), H.output(p))
+    pub_capture = C.stop(cap)
+
+    local script = dir .. "/pub_server.lua"
+    local rc, out = c2l(fmt("%s --side server -o %s", q(pub_capture), q(script)))
+    assert.equal(0, rc, out)
+    assert.truthy(loadfile(script), "the generated script does not load")
+    local text = H.read_file(script)
+    assert.truthy(text:find('expect { "command", "connect", txn = 1 }', 1, true), text)
+    assert.truthy(text:find('send { "set_chunk_size", chunk_size = 4096 }', 1, true), text)
+    assert.truthy(text:find('"NetStream.Publish.Start"', 1, true), text)
+    -- the same capture gives the same text
+    local rc2, out2 = c2l(fmt("%s --side server", q(pub_capture)))
+    assert.equal(0, rc2, out2)
+    assert.truthy(out2:find(text, 1, true), "a second run wrote another text")
+
+    local trace = dir .. "/pub_server.trace"
+    local srv = run_server(script, trace)
+    local f = publish(srv.url("live/c2lpub"))
+    assert.equal(0, H.wait_exit(f, 30), H.output(f))
+    assert.equal(FRAMES, ffmpeg_frames(H.output(f)), H.output(f))
+    assert.equal(0, H.wait_exit(srv.proc, 10), srv.log())   -- --once: ends with the connection
+    assert.truthy(srv.log():find("after the last step", 1, true), srv.log())
+    assert.falsy(srv.log():find("unexpected", 1, true), srv.log())
+
+    local recorded = capture_commands(pub_capture, 1, "c2s")
+    local live, streams = trace_commands(trace)
+    assert.same({ "connect", "releaseStream", "FCPublish", "createStream", "publish" },
+      { table.unpack(recorded, 1, 5) })
+    assert.same(recorded, live)
+    assert.equal(1, streams.publish)
+  end)
+
+  it("one reply edited in the script changes what ffmpeg does", function()
+    assert(pub_capture, "needs the publish capture")
+    local script = dir .. "/pub_server_edited.lua"
+    local rc, out = c2l(fmt("%s -o %s", q(pub_capture), q(script)))
+    assert.equal(0, rc, out)
+    -- createStream answers stream id 7 instead of the recorded 1
+    local text, n = H.read_file(script):gsub('values = { "_result", 4, null, 1 }', 'values = { "_result", 4, null, 7 }')
+    assert.equal(1, n)
+    H.write_file(script, text)
+    local trace = dir .. "/pub_server_edited.trace"
+    local srv = run_server(script, trace)
+    local f = publish(srv.url("live/c2lpub"))
+    H.wait_exit(f, 30)
+    H.wait_exit(srv.proc, 10)
+    local _, streams = trace_commands(trace)
+    assert.equal(7, streams.publish)       -- ffmpeg published on the stream we gave it
+    -- and deleted that stream at the end
+    assert.truthy(H.read_file(trace):find('body={"deleteStream", %d+, rtmp.null, 7}'), H.read_file(trace))
+  end)
+
+  it("the client side of an ffmpeg player plays from nginx-rtmp", function()
+    local cap = C.start(nginx.port)
+    local p = publish(nginx.url("live/c2lplay"), true)
+    H.sleep(0.4)
+    local got = dir .. "/recorded_player.flv"
+    local pl = H.ffmpeg_play(nginx.url("live/c2lplay"), got, 2)
+    assert.equal(0, H.wait_exit(p, 30), H.output(p))
+    H.wait_exit(pl, 15)
+    play_capture = C.stop(cap)
+
+    -- --list: both connections, their commands
+    local rc, out = c2l(q(play_capture) .. " --list")
+    assert.equal(0, rc, out)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(2, #lines, out)
+    for _, l in ipairs(lines) do
+      assert.truthy(l:find(" RTMP ", 1, true), l)
+      assert.truthy(l:find(":" .. nginx.port .. " ", 1, true), l)
+      local id = tonumber(l:match("^(%d+) "))
+      if l:find(" play", 1, true) then player_id = id end
+    end
+    assert.truthy(out:find("connect releaseStream FCPublish createStream publish", 1, true), out)
+    assert.truthy(player_id, out)
+
+    local script = dir .. "/player_client.lua"
+    rc, out = c2l(fmt("%s --connection %d --side client -o %s", q(play_capture), player_id, q(script)))
+    assert.equal(0, rc, out)
+    assert.truthy(loadfile(script))
+    assert.truthy(H.read_file(script):find('send { "command", csid = 8, stream = 1, values = { "play"', 1, true))
+
+    local p2 = publish(nginx.url("live/c2lplay"), true)
+    H.sleep(0.4)
+    local saved = dir .. "/flow_client_saved.flv"
+    local cl = H.spawn(fmt("%s %s %s --save %s --linger 1.5", q(H.luartmp), q(script),
+      q(nginx.url("live")), q(saved)), { name = "flow-client" })
+    assert.equal(0, H.wait_exit(p2, 30), H.output(p2))
+    assert.equal(0, H.wait_exit(cl, 20), H.output(cl))
+    local log = H.output(cl)
+    assert.truthy(log:find("got command onStatus", 1, true), log)
+    assert.falsy(log:find("unexpected", 1, true), log)
+    local info = assert(H.probe(saved))
+    assert.truthy(info.video and info.video.frames > 0, info.log)
+    assert.equal("h264", info.video.codec)
+    assert.truthy(info.audio and info.audio.frames > 0, info.log)
+  end)
+
+  it("the server side of an ffmpeg player serves the recorded media", function()
+    assert(play_capture and player_id, "needs the play capture")
+    local script = dir .. "/player_server.lua"
+    local rc, out = c2l(fmt("%s --connection %d -o %s", q(play_capture), player_id, q(script)))
+    assert.equal(0, rc, out)
+    local text = H.read_file(script)
+    assert.truthy(text:find('media = "player_server.flv"', 1, true), text)
+    local from, to = text:match("media { from = (%d+), to = (%d+), stream = 1")
+    assert.truthy(from, text)
+    local companion = assert(H.probe(dir .. "/player_server.flv"))
+    assert.truthy(companion.video and companion.video.frames > 0, companion.log)
+
+    local trace = dir .. "/player_server.trace"
+    local srv = run_server(script, trace, { "--once", "--fast" })
+    local got = dir .. "/from_flow_server.flv"
+    local pl = H.ffmpeg_play(srv.url("live/c2lplay"), got, 2)
+    assert.equal(0, H.wait_exit(pl, 20), H.output(pl))
+    assert.equal(0, H.wait_exit(srv.proc, 10), srv.log())
+    assert.truthy(srv.log():find(fmt("sent media tags %s..%s", from, to), 1, true), srv.log())
+    local info = assert(H.probe(got))
+    assert.truthy(info.video and info.video.frames > 0, info.log)
+    assert.equal(companion.video.frames, info.video.frames)
+    local recorded = capture_commands(play_capture, player_id, "c2s")
+    assert.same(recorded, (trace_commands(trace)))
+  end)
+end)
