@@ -330,6 +330,7 @@ local function on_media(conn, msg)
     local s = publishing(conn, msg)
     if not s then return end
     if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
+    if msg.length == 0 then return end -- no codec byte, no frame: nothing to cache or forward
     record.write(s, msg)
     if msg.sequence_header then
         if msg.type == 9 then s.video_header = msg else s.audio_header = msg end
@@ -378,12 +379,20 @@ function M.on_message(conn, msg)
             conn:log("warn", "undecodable command: %s", msg.decode_error)
             return
         end
+        if type(msg.name) ~= "string" or math.type(msg.txn) == nil then
+            conn:log("warn", "malformed command: %s", type(msg.name) ~= "string" and "no command name"
+                or "no transaction id")
+            return
+        end
         local handler = commands[msg.name]
         if handler then
             return handler(conn, msg)
         end
         conn:log("debug", "no handler for command %s", tostring(msg.name))
         return call_error(conn, msg, "NetConnection.Call.Failed", "Method not found (" .. tostring(msg.name) .. ").")
+    elseif msg.decode_error then
+        -- data, protocol control, shared objects: dropped, and said why
+        conn:log("warn", "undecodable %s: %s", kind, msg.decode_error)
     elseif kind == "data" or kind == "data3" then
         return on_data(conn, msg)
     end
