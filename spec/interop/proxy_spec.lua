@@ -337,3 +337,49 @@ describe("proxy #nginx", function()
     end
   end)
 end)
+
+-- The ```lua block of docs/PROXY.md that starts with "-- NAME:".
+local function doc_script(name)
+  local doc = assert(H.read_file("docs/PROXY.md"))
+  for block in doc:gmatch("```lua\n(.-)```") do
+    if block:find("^%-%- " .. name:gsub("%.", "%%.") .. ":") then return block end
+  end
+  error("no " .. name .. " in docs/PROXY.md")
+end
+
+describe("docs/PROXY.md examples #nginx", function()
+  after_each(H.cleanup)
+
+  it("tee.lua relays a publish that a player gets from nginx; stamp.lua changes connect upstream and adds a command for the client", function()
+    local nginx = H.nginx_start()
+    local up = "127.0.0.1:" .. nginx.port
+    -- tee.lua, pointed at this nginx and a free port
+    local tee_port = H.free_port()
+    local tee = H.tmpname("tee.lua")
+    H.write_file(tee, (doc_script("tee.lua"):gsub("127%.0%.0%.1:1935", up)
+      :gsub('listen = "1936"', fmt('listen = "127.0.0.1:%d"', tee_port))))
+    local proc = H.spawn(fmt("%s %s", H.shquote(H.luartmp), H.shquote(tee)), { name = "tee" })
+    assert(H.wait_port(tee_port, 10, proc))
+    publish_and_play(nginx, nginx.url("live/t1"), "t1", fmt("rtmp://127.0.0.1:%d/live/t1", tee_port))
+    assert(H.wait_until(function() return H.output(proc):find("%d+ bytes up") end, 5), H.output(proc))
+    local n = tonumber(H.output(proc):match("(%d+) bytes up"))
+    assert(n > 3073 + 50000, "bytes up: " .. n)
+
+    -- stamp.lua through proxy.lua --hooks, as the doc runs it
+    local stamp = H.tmpname("stamp.lua")
+    H.write_file(stamp, doc_script("stamp.lua"))
+    local trace = H.tmpname("stamp.trace")
+    local proxy = proxy_start(nginx.url(""), { "--hooks", stamp, "--set", "tag=lab-3", "--trace=" .. trace })
+    publish_and_play(nginx, nginx.url("live/t2"), "t2", proxy.url("live/t2"))
+    assert(H.wait_until(function() return H.count_plain(proxy.log(), "close:") == 2 end, 10), proxy.log())
+    local pr = pairs_logged(proxy.log())[1]
+    local by = trace_by_conn(trace)
+    local function find(list, needle)
+      for _, l in ipairs(list) do if l:find(needle, 1, true) then return l end end
+    end
+    assert.truthy(find(by[pr.upstream].out, 'proxiedBy="lab-3"'))
+    assert.is_nil(find(by[pr.client]["in"], "proxiedBy"))
+    assert.truthy(find(by[pr.client].out, '"onProxyNote"'))
+    assert.is_nil(find(by[pr.upstream]["in"], '"onProxyNote"'))
+  end)
+end)
