@@ -35,6 +35,19 @@ return {
     },
   },
   {
+    name = "luartmp_live_serves_ffmpeg_rtmpdump",
+    about = "luartmp live.lua serves ffmpeg's stream to ffmpeg and rtmpdump players; replayed into live.lua, whose output after the handshake must equal what the real server sent",
+    capture = "spec/flows/luartmp_live_serves_ffmpeg_rtmpdump.pcapng", trace = "spec/flows/luartmp_live_serves_ffmpeg_rtmpdump.trace",
+    script = "scripts/live.lua",
+    fidelity = true,
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13659, sha256 = "9a6dd94c85d68f75c4e700cf85587dcae410084fee82399e7b728d007ae0c3b3", closed = "peer closed the connection" },
+      { id = 3, recorded = 3, bytes = 13646, sha256 = "0c3cd1ba9f3d7f23fa753802b596253fd2d63605825c725f341bdfd1d380587e", closed = "peer closed the connection" },
+    },
+  },
+  {
     name = "nginx_serves_play_lua",
     about = "nginx-rtmp serves a stream ffmpeg publishes to the luartmp play client; replayed into play.lua with nginx's bytes of the player's connection (2)",
     capture = "spec/flows/nginx_serves_play_lua.pcapng", trace = "spec/flows/nginx_serves_play_lua.trace",

@@ -80,6 +80,26 @@ local function nginx_pair(publish, play, delay)
   end
 end
 
+-- luartmp itself (scripts/live.lua) serving ffmpeg's stream to an ffmpeg
+-- and an rtmpdump player: replaying it into live.lua must give, after the
+-- handshake, the bytes the real server sent.
+local function luartmp_live()
+  local srv = H.luartmp_start{ log_level = "error" }
+  local cap = C.start(srv.port, { name = "flow" })
+  local url = srv.url("live/tiny")
+  local pub = publish_ffmpeg(url)
+  H.sleep(0.7)
+  local p1 = play_ffmpeg(url)
+  local p2 = play_rtmpdump(url)
+  assert(H.wait_exit(pub, 20), "the publisher did not end")
+  H.sleep(1)
+  H.kill(p1, 3)
+  H.kill(p2, 3)
+  local path = C.stop(cap)
+  srv.stop()
+  return path
+end
+
 -- ffmpeg -listen 1 serving the tiny FLV; the luartmp play client plays it.
 local function ffmpeg_listen_play()
   local port = H.free_port()
@@ -109,6 +129,11 @@ local FLOWS = {
   { name = "ffmpeg_publish_gst_play",
     about = "ffmpeg publishes, GStreamer rtmp2src plays 0.7 s later (against nginx-rtmp); replayed into live.lua",
     record = nginx_pair(publish_ffmpeg, play_gst, 0.7),
+    script = "scripts/live.lua" },
+  { name = "luartmp_live_serves_ffmpeg_rtmpdump",
+    about = "luartmp live.lua serves ffmpeg's stream to ffmpeg and rtmpdump players; replayed into live.lua, " ..
+            "whose output after the handshake must equal what the real server sent",
+    record = luartmp_live, fidelity = true,
     script = "scripts/live.lua" },
   { name = "nginx_serves_play_lua",
     about = "nginx-rtmp serves a stream ffmpeg publishes to the luartmp play client; replayed into play.lua " ..
@@ -156,6 +181,7 @@ local function write_manifest(entries)
       out[#out + 1] = fmt("    args = { %s },", table.concat(a, ", "))
     end
     if e.connection then out[#out + 1] = fmt("    connection = %d,", e.connection) end
+    if e.fidelity then out[#out + 1] = "    fidelity = true," end
     if e.exit then out[#out + 1] = fmt("    exit = %d,", e.exit) end
     out[#out + 1] = fmt("    stderr = %s,", lua_string(e.stderr or ""))
     out[#out + 1] = "    conns = {"
@@ -211,7 +237,8 @@ for _, flow in ipairs(FLOWS) do
       for _, x in ipairs(e.res.errors) do io.stderr:write("  script error: " .. x .. "\n") end
       entries[#entries + 1] = { name = flow.name, about = flow.about, capture = capture,
         trace = fmt("%s/%s.trace", DIR, flow.name), script = flow.script, args = flow.args,
-        connection = flow.connection, conns = e.conns, exit = e.exit, stderr = e.stderr }
+        connection = flow.connection, conns = e.conns, exit = e.exit, stderr = e.stderr,
+        fidelity = flow.fidelity }
     end
   end
 end

@@ -134,6 +134,32 @@ describe("recorded flows", function()
   end)
 end)
 
+describe("a recording of luartmp's own live server", function()
+  it("replays into live.lua to the bytes the real server sent, after the handshake", function()
+    local n = 0
+    for _, flow in ipairs(FLOWS) do
+      if flow.fidelity then
+        local cap = assert(capture.open(flow.capture))
+        local res = run_flow(flow, cap)
+        assert.is_true(#res.conns >= 3)
+        for _, c in ipairs(res.conns) do
+          local sent = {}
+          for _, ch in ipairs(cap.conns[c.recorded].chunks) do
+            if ch.dir == "s2c" then sent[#sent + 1] = ch.data end
+          end
+          sent = table.concat(sent)
+          assert.is_true(#sent > replay.HANDSHAKE_OUT + 100)
+          assert.are.equal(#sent, #c.output)
+          assert.is_true(sent:sub(replay.HANDSHAKE_OUT + 1) == c.output:sub(replay.HANDSHAKE_OUT + 1),
+            fmt("%s conn %d: replayed output differs from the recorded server's", flow.name, c.id))
+          n = n + 1
+        end
+      end
+    end
+    assert.is_true(n >= 3)
+  end)
+end)
+
 describe("a changed input", function()
   it("(one byte of the player's play command) changes that connection's output only", function()
     local flow = FLOWS[1]
