@@ -253,6 +253,80 @@ describe("the virtual clock", function()
   end)
 end)
 
+describe("bad input", function()
+  it("closes only the connection whose bytes do not parse, with the reason", function()
+    local flow = FLOWS[1]
+    local cap = assert(capture.open(flow.capture))
+    local player = cap.conns[2]
+    local bad = { id = 2, client = player.client, server = player.server, start = player.start, chunks = {} }
+    local n = 0
+    for _, ch in ipairs(player.chunks) do
+      if ch.dir == "c2s" then
+        n = n + #ch.data
+        bad.chunks[#bad.chunks + 1] = ch
+        if n >= 1537 + 1536 then break end   -- C0 C1 C2: the handshake
+      end
+    end
+    -- a fmt 1 chunk on a chunk stream nothing started, then a huge length
+    bad.chunks[#bad.chunks + 1] = { t = bad.chunks[#bad.chunks].t + 0.01, dir = "c2s",
+                                    data = "\67\0\0\0\255\255\255\20" }
+    local res = assert(replay.run{ capture = { cap.conns[1], bad }, script = "scripts/live.lua" })
+    local want = run_flow(flow)
+    assert.are.equal(want.conns[1].output, res.conns[1].output)
+    local reason = res.conns[2].closed
+    assert.is_truthy(reason)
+    assert.are_not.equal("peer closed the connection", reason)
+    assert.is_nil(reason:find("handshake:", 1, true))
+    assert.is_truthy(find_line(res.trace, "conn=2 close reason=" .. reason:gsub("%p", "%%%0")))
+  end)
+end)
+
+describe("scripts/tools/replay.lua", function()
+  local luartmp = os.getenv("LUARTMP") or "build/luartmp"
+
+  it("prints each connection's hash and writes the trace", function()
+    local flow = FLOWS[1]
+    local out = os.tmpname()
+    local p = io.popen(fmt("%s scripts/tools/replay.lua %s %s --out %s 2>&1; echo rc=$?", luartmp,
+      flow.capture, flow.script, out))
+    local text = p:read("a")
+    p:close()
+    for _, c in ipairs(flow.conns) do
+      assert.is_truthy(text:find(fmt("conn=%d role=server recorded=%d .* bytes=%d .*sha256=%s", c.id, c.recorded,
+        c.bytes, c.sha256)), text)
+    end
+    assert.is_truthy(text:find("rc=0\n$"), text)
+    assert.are.equal(read(flow.trace), read(out))
+    os.remove(out)
+  end)
+
+  it("passes arguments after -- to a client script and reports its exit status", function()
+    local flow
+    for _, f in ipairs(FLOWS) do if f.name == "ffmpeg_listen_serves_play_lua" then flow = f end end
+    local out = os.tmpname()
+    local p = io.popen(fmt("%s scripts/tools/replay.lua %s %s -- rtmp://127.0.0.1/live/tiny %s 2>&1; echo rc=$?",
+      luartmp, flow.capture, flow.script, out))
+    local text = p:read("a")
+    p:close()
+    os.remove(out)
+    assert.is_truthy(text:find("sha256=" .. flow.conns[1].sha256, 1, true), text)
+    assert.is_truthy(text:find("script exit status 1\n", 1, true), text)
+    assert.is_truthy(text:find("rc=0\n$"), text)
+  end)
+
+  it("exits 2 on a usage error and 1 on a missing capture", function()
+    local p = io.popen(fmt("%s scripts/tools/replay.lua only-one 2>&1; echo rc=$?", luartmp))
+    local text = p:read("a")
+    p:close()
+    assert.is_truthy(text:find("a capture and a script expected", 1, true))
+    assert.is_truthy(text:find("rc=2\n$"))
+    p = io.popen(fmt("%s scripts/tools/replay.lua /nonexistent.pcapng scripts/live.lua 2>&1; echo rc=$?", luartmp))
+    text = p:read("a")
+    p:close()
+    assert.is_truthy(text:find("rc=1\n$"), text)
+  end)
+end)
+
 describe("the virtual group", function()
   it("queues exactly the bytes rtmp.chunk_fmt0 makes, per chunk size and stream id", function()
     local script = tmpfile_with([[
