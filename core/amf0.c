@@ -15,7 +15,7 @@
 void rtmp_amf0_reader_init(rtmp_amf0_reader *r, const void *p, size_t len)
 {
     r->start = r->p = p;
-    r->end = r->p + len;
+    r->end = len ? r->p + len : r->p;  /* p may be NULL when len is 0 */
     r->nrefs = 0;
     r->amf3 = NULL;
 }

@@ -17,7 +17,7 @@ void rtmp_amf3_reader_init(rtmp_amf3_reader *r, const void *p, size_t len)
 {
     memset(r, 0, sizeof *r);
     r->start = r->p = p;
-    r->end = r->p + len;
+    r->end = len ? r->p + len : r->p;  /* p may be NULL when len is 0 */
 }
 
 void rtmp_amf3_reader_free(rtmp_amf3_reader *r)

@@ -192,6 +192,19 @@ static void mark_ref(lua_State *L, int slot, int k)
     lua_rawset(L, slot);
 }
 
+/* [-0, +0, m] mark entry k in the table at slot (on), or clear a mark an
+ * earlier entry with the same key left there (off). */
+static void set_mark(lua_State *L, int slot, int k, int on)
+{
+    if (on) {
+        mark_ref(L, slot, k);
+    } else if (!lua_isnil(L, slot)) {
+        lua_pushvalue(L, k);
+        lua_pushnil(L);
+        lua_rawset(L, slot);
+    }
+}
+
 /* [-0, +0, m] the fields __refs and __amf3 of the metatable on top: the
  * tables at stack indexes refs and sw, when not nil. */
 static void set_marks(lua_State *L, int refs, int sw)
@@ -206,6 +219,39 @@ static void set_marks(lua_State *L, int refs, int sw)
     }
 }
 
+/* [-0, +0, m] keep in the key list at stack index keys only the last
+ * occurrence of each key, in order: a repeated key's value is the last
+ * one read, so its place is where that one was (an ECMA array whose end
+ * marker is missing must stay the last value written). */
+static void last_keys(lua_State *L, int keys)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, keys), m = 0;
+    lua_newtable(L);  /* keys seen, walking backwards */
+    lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);  /* kept, reversed */
+    int seen = lua_gettop(L) - 1, kept = seen + 1;
+    for (lua_Integer i = n; i >= 1; i--) {
+        lua_rawgeti(L, keys, i);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_rawseti(L, kept, ++m);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i <= m)
+            lua_rawgeti(L, kept, m + 1 - i);
+        else
+            lua_pushnil(L);
+        lua_rawseti(L, keys, i);
+    }
+    lua_pop(L, 2);
+}
+
 /* The properties of the object, typed object or ECMA array on top of the
  * stack, through its end; then its metatable.  0 or an error. */
 static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char *cls, size_t clen)
@@ -216,7 +262,7 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
     lua_pushnil(L);
     lua_pushnil(L);
     lua_Integer nkeys = 0;
-    int sorted = 1, noend = 0;
+    int sorted = 1, noend = 0, dups = 0;
     const char *prev = NULL;
     size_t prevn = 0;
     for (;;) {
@@ -236,16 +282,21 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
         prev = k;
         prevn = kn;
         lua_pushlstring(L, k, kn);
+        lua_pushvalue(L, kpos);
+        if (lua_rawget(L, t) != LUA_TNIL)
+            dups = 1;
+        lua_pop(L, 1);
         if ((rc = dec_value(d, depth)) < 0)
             return rc;
-        if (d->was_ref)
-            mark_ref(L, refs, kpos);
-        if (d->was_amf3)
-            mark_ref(L, sw, kpos);
+        /* A repeated key: Lua keeps the last value, so its marks too. */
+        set_mark(L, refs, kpos, d->was_ref);
+        set_mark(L, sw, kpos, d->was_amf3);
         lua_pushvalue(L, kpos);
         lua_rawseti(L, keys, ++nkeys);
         lua_rawset(L, t);
     }
+    if (dups)
+        last_keys(L, keys);
     int count_differs = kind == K_ECMA && (lua_Integer)declared != nkeys;
     if (sorted && lua_isnil(L, refs) && lua_isnil(L, sw) && kind != K_TYPED && !count_differs && !noend) {
         push_shared_mt(L, kind);

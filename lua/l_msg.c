@@ -106,7 +106,7 @@ static void set_name_args(lua_State *L, lua_Integer first)
 static void decode_amf(lua_State *L, const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
 {
     size_t off = (h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA) && h->length > 0 ? 1 : 0;
-    int rc = rtmp_l_amf0_push_values(L, p + off, h->length - off, max_depth);
+    int rc = rtmp_l_amf0_push_values(L, off ? p + off : p, h->length - off, max_depth);  /* p may be NULL when empty */
     if (rc < 0) {
         lua_pushstring(L, rtmp_strerror(rc));
         lua_setfield(L, -2, "decode_error");
