@@ -170,10 +170,23 @@ function R:loop(untilt)
   return self.stopped
 end
 
+-- xpcall(fn, debug.traceback, ...) where fn cannot yield: the net layer
+-- calls handlers from C, outside any coroutine, so a handler that waits
+-- (rtmp.sleep, nc:call) must fail as it does there, even when the replay
+-- itself runs inside a coroutine (luartmp's main script, busted).  A
+-- string.gsub callback is a C call boundary with no continuation.
+local function call_unyieldable(fn, ...)
+  local args, res = pack(...), nil
+  string.gsub("x", "x", function()
+    res = pack(xpcall(fn, debug.traceback, unpack(args, 1, args.n)))
+  end)
+  return unpack(res, 1, res.n)
+end
+
 -- Call fn(...) as the net layer calls a handler: errors are logged with a
 -- traceback and close conn (when given).  Returns true when it ran.
 function R:call(conn, what, fn, ...)
-  local ok, err = xpcall(fn, debug.traceback, ...)
+  local ok, err = call_unyieldable(fn, ...)
   if not ok then
     if self.exiting and tostring(err):find(self.EXIT, 1, true) then return false end
     local first = tostring(err):match("^[^\n]*")
@@ -699,7 +712,7 @@ function _M.run(opts)
     function fake.flush() return true end
     function fake.setvbuf() return true end
     function fake.close() return true end
-    io.stderr = fake -- luacheck: ignore
+    io.stderr = fake
   end
 
   local function restore()
@@ -707,9 +720,9 @@ function _M.run(opts)
       if not KEEP[k] then loaded[k] = nil end
     end
     for k, v in pairs(saved) do loaded[k] = v end
-    reg["rtmp.main"], arg, os.exit = saved_main, saved_arg, saved_exit -- luacheck: ignore
+    reg["rtmp.main"], arg, os.exit = saved_main, saved_arg, saved_exit
     rtmp.log.level(saved_level)
-    io.stderr = saved_stderr -- luacheck: ignore
+    io.stderr = saved_stderr
   end
 
   local ok, err = pcall(function()
@@ -717,8 +730,8 @@ function _M.run(opts)
     local script_args = opts.args or {}
     local a = { [0] = opts.script }
     for i, v in ipairs(script_args) do a[i] = v end
-    arg = a -- luacheck: ignore
-    os.exit = function(code) -- luacheck: ignore
+    arg = a
+    os.exit = function(code)
       if self.exit == nil then
         self.exit = code == nil and 0 or (code == true and 0) or (code == false and 1) or code
       end

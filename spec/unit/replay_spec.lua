@@ -327,6 +327,24 @@ describe("scripts/tools/replay.lua", function()
   end)
 end)
 
+describe("handlers", function()
+  it("cannot wait, as in the net layer: rtmp.sleep in on_message is a script error", function()
+    local script = tmpfile_with([[
+      local rtmp = require "rtmp"
+      rtmp.listen{ on_message = function(conn, msg)
+        if msg.name == "connect" then rtmp.sleep(1) end
+      end }
+    ]])
+    local flow = FLOWS[1]
+    local cap = assert(capture.open(flow.capture))
+    local res = assert(replay.run{ capture = { cap.conns[1] }, script = script })
+    os.remove(script)
+    assert.is_truthy(res.conns[1].closed:find("^script error: .*rtmp.sleep waits for the network"), res.conns[1].closed)
+    assert.is_truthy(res.errors[1]:find("script error in on_message", 1, true))
+    assert.are.equal(replay.HANDSHAKE_OUT, #res.conns[1].output)
+  end)
+end)
+
 describe("the virtual group", function()
   it("queues exactly the bytes rtmp.chunk_fmt0 makes, per chunk size and stream id", function()
     local script = tmpfile_with([[
