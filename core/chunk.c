@@ -190,6 +190,11 @@ size_t rtmp_reader_buffered(const rtmp_reader *r)
     return r->buffered;
 }
 
+size_t rtmp_reader_memory(const rtmp_reader *r)
+{
+    return sizeof *r + (size_t)r->capst * sizeof *r->st + r->buffered + r->spare_cap;
+}
+
 /* Index of csid in r->st, or -1.  The last one used is tried first. */
 static long find_stream(rtmp_reader *r, uint32_t csid)
 {
@@ -535,6 +540,11 @@ void rtmp_writer_free(rtmp_writer *w)
         return;
     free(w->st);
     free(w);
+}
+
+size_t rtmp_writer_memory(const rtmp_writer *w)
+{
+    return sizeof *w + (size_t)w->cap * sizeof *w->st;
 }
 
 int rtmp_writer_set_chunk_size(rtmp_writer *w, uint32_t size)

@@ -145,11 +145,21 @@ int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
  * hold at most 64 KiB more than the bytes it sent. */
 size_t rtmp_reader_buffered(const rtmp_reader *r);
 
+/* Every byte the reader holds on the heap now (for accounting): the
+ * reader itself, its chunk-stream table (capacity, at most the next power
+ * of two from 8 past max_chunk_streams, of a few dozen bytes each), the
+ * partial messages (rtmp_reader_buffered) and the spare buffer. */
+size_t rtmp_reader_memory(const rtmp_reader *r);
+
 typedef struct rtmp_writer rtmp_writer;
 
 /* New writer at chunk size 128; NULL on OOM. */
 rtmp_writer *rtmp_writer_new(void);
 void rtmp_writer_free(rtmp_writer *w);
+
+/* Bytes the writer holds on the heap (itself and its chunk-stream table,
+ * one entry per csid this side sent on). */
+size_t rtmp_writer_memory(const rtmp_writer *w);
 
 /* Outgoing chunk size (1 .. 0x7FFFFFFF); RTMP_ERR_CHUNK_SIZE otherwise. */
 int rtmp_writer_set_chunk_size(rtmp_writer *w, uint32_t size);

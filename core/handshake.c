@@ -238,6 +238,11 @@ static void seed(rtmp_handshake *hs)
     hs->rng = s;
 }
 
+size_t rtmp_handshake_size(void)
+{
+    return sizeof(rtmp_handshake);
+}
+
 rtmp_handshake *rtmp_handshake_new(int role, unsigned flags)
 {
     if (role != RTMP_ROLE_SERVER && role != RTMP_ROLE_CLIENT)

@@ -42,6 +42,10 @@ typedef struct rtmp_handshake rtmp_handshake;
  * for an unknown role or when out of memory. */
 rtmp_handshake *rtmp_handshake_new(int role, unsigned flags);
 
+/* Bytes one handshake state holds (for accounting: three 1536-byte
+ * packets and a few fields). */
+size_t rtmp_handshake_size(void);
+
 /* Seed the generator of hs's filler bytes (the random part of C1/S1 and
  * of a digest C2/S2) with seed instead of RAND_bytes, so that the bytes hs
  * sends are a pure function of seed and of the bytes it receives (C1/S1's

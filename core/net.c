@@ -25,6 +25,15 @@
 #define MAX_IOV 64
 #define MAX_LISTEN_FDS 8
 #define ACCEPTS_PER_WAKEUP 64
+#define ADDR_BUCKETS_MIN 64
+
+/* Open accepted connections from one IP address (max_per_address). */
+typedef struct addr_count {
+    struct addr_count *next;
+    uint8_t            len;      /* 4 or 16 bytes of a */
+    uint8_t            a[16];
+    unsigned           n;
+} addr_count;
 
 struct rtmp_net {
     struct ev_loop *loop;
@@ -38,6 +47,8 @@ struct rtmp_net {
     rtmp_conn      *closing;     /* connections to close at the safe point */
     rtmp_listener  *listeners;
     rtmp_timer     *timers;
+    addr_count    **addrs;       /* hash table of open accepted connections per address */
+    size_t          naddr_buckets, naddrs;
     uint8_t         rbuf[READ_BUF_SIZE]; /* shared by every connection's reads */
 };
 
@@ -48,6 +59,9 @@ struct rtmp_conn {
     rtmp_conn        *next_closing;     /* valid while closing */
     int               fd;
     int               dirty, closing, connecting;
+    int               got_connect;      /* accepted: the first connect command arrived */
+    uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
+    uint8_t           addr[16];
     ev_io             rio, wio;
     ev_timer          deadline;
     ev_timer          merge;            /* write-merging window (media only) */
@@ -58,7 +72,10 @@ struct rtmp_conn {
     void             *ud;
     rtmp_conn_config  cfg;
     unsigned long     id;
-    double            started, last_active;
+    double            started, last_active; /* last_active: a whole message in, or
+                                               output the socket took (passthrough:
+                                               any byte either way) */
+    double            ready_at;         /* handshake done */
     uint64_t          nread, written;
     int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
@@ -89,6 +106,7 @@ void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
     memset(cfg, 0, sizeof *cfg);
     rtmp_session_config_default(&cfg->session, role);
     cfg->handshake_timeout = 10;
+    cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
     cfg->max_output = 16 * 1024 * 1024;
 }
@@ -109,6 +127,100 @@ static void conn_log(rtmp_conn *c, int level, const char *fmt, ...)
     va_start(ap, fmt);
     rtmp_logv(level, c->id, c->peer, fmt, ap);
     va_end(ap);
+}
+
+/* ---- open connections per address (max_per_address) ---- */
+
+static size_t addr_hash(const uint8_t *a, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= a[i];
+        h *= 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+/* Where the entry for a is, or would be linked; NULL while the table is empty. */
+static addr_count **addr_slot(rtmp_net *n, const uint8_t *a, uint8_t len)
+{
+    if (n->naddr_buckets == 0)
+        return NULL;
+    addr_count **pp = &n->addrs[addr_hash(a, len) % n->naddr_buckets];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->a, a, len) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Connections open from a now. */
+static unsigned addr_open(rtmp_net *n, const uint8_t *a, uint8_t len)
+{
+    addr_count **pp = addr_slot(n, a, len);
+    return pp && *pp ? (*pp)->n : 0;
+}
+
+/* Count one more connection from a.  0, or -1 on OOM (not counted). */
+static int addr_acquire(rtmp_net *n, const uint8_t *a, uint8_t len)
+{
+    if (n->naddrs >= 2 * n->naddr_buckets) { /* keep chains short: rehash into twice the buckets */
+        size_t nb = n->naddr_buckets ? 2 * n->naddr_buckets : ADDR_BUCKETS_MIN;
+        addr_count **t = calloc(nb, sizeof *t);
+        if (t) {
+            for (size_t i = 0; i < n->naddr_buckets; i++)
+                for (addr_count *e = n->addrs[i], *next; e; e = next) {
+                    next = e->next;
+                    size_t h = addr_hash(e->a, e->len) % nb;
+                    e->next = t[h];
+                    t[h] = e;
+                }
+            free(n->addrs);
+            n->addrs = t;
+            n->naddr_buckets = nb;
+        } else if (n->naddr_buckets == 0) {
+            return -1;
+        }
+    }
+    addr_count **pp = addr_slot(n, a, len);
+    if (*pp) {
+        (*pp)->n++;
+        return 0;
+    }
+    addr_count *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->len = len;
+    memcpy(e->a, a, len);
+    e->n = 1;
+    *pp = e;
+    n->naddrs++;
+    return 0;
+}
+
+static void addr_release(rtmp_net *n, const uint8_t *a, uint8_t len)
+{
+    addr_count **pp = addr_slot(n, a, len);
+    if (!pp || !*pp)
+        return;
+    if (--(*pp)->n == 0) {
+        addr_count *e = *pp;
+        *pp = e->next;
+        free(e);
+        n->naddrs--;
+    }
+}
+
+/* The IP address of sa as a key (4 or 16 bytes); its length, 0 if neither. */
+static uint8_t addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    if (sa->sa_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
 }
 
 static void close_at(rtmp_conn *c, const char *reason, int level)
@@ -185,6 +297,8 @@ static void conn_free(rtmp_conn *c)
         c->next->prev = c->prev;
     if (c->fd >= 0)
         close(c->fd);
+    if (c->addr_len)
+        addr_release(n, c->addr, c->addr_len);
     rtmp_session_free(c->s);
     rtmp_outq_clear(&c->pq);
     free(c);
@@ -295,6 +409,7 @@ static int on_ready(void *ud)
     static const char *const kinds[] = { "unknown", "plain", "digest layout 1", "digest layout 2" };
     rtmp_session_info info;
     rtmp_session_get_info(c->s, &info);
+    c->ready_at = c->last_active = ev_now(c->net->loop);
     conn_log(c, RTMP_LOG_DEBUG, "handshake done (peer: %s)",
              info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? kinds[info.hs_peer_kind] : "?");
     if (c->h.ready && c->h.ready(c, c->ud) < 0)
@@ -302,11 +417,31 @@ static int on_ready(void *ud)
     return c->closing ? RTMP_ERR_STOP : 0;
 }
 
+/* A connect command: AMF0 (type 20), or AMF3 (type 17: a format byte,
+ * then the name as an AMF0 string). */
+static int is_connect(const rtmp_msg_hdr *h, const uint8_t *p)
+{
+    static const uint8_t name[10] = { 0x02, 0x00, 0x07, 'c', 'o', 'n', 'n', 'e', 'c', 't' };
+    size_t off = h->type == RTMP_MSG_AMF0_COMMAND ? 0 : h->type == RTMP_MSG_AMF3_COMMAND ? 1 : SIZE_MAX;
+    return off != SIZE_MAX && h->length >= off + sizeof name && memcmp(p + off, name, sizeof name) == 0;
+}
+
+/* Waiting for the first connect command: an accepted RTMP connection
+ * after its handshake, with a connect deadline. */
+static int awaits_connect(const rtmp_conn *c)
+{
+    return !c->cfg.passthrough && c->cfg.session.role == RTMP_ROLE_SERVER && c->cfg.connect_timeout > 0
+        && !c->got_connect && rtmp_session_ready(c->s);
+}
+
 static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
     rtmp_conn *c = ud;
     if (c->closing)
         return RTMP_ERR_STOP;
+    c->last_active = ev_now(c->net->loop); /* a whole message: the peer is alive */
+    if (!c->got_connect && is_connect(h, payload))
+        c->got_connect = 1;
     if (c->h.message && c->h.message(c, c->ud, h, payload, applied) < 0)
         return RTMP_ERR_STOP;
     return c->closing ? RTMP_ERR_STOP : 0;
@@ -317,6 +452,8 @@ static void arm_deadline(rtmp_conn *c)
     double now = ev_now(c->net->loop), next = 0;
     if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0)
         next = c->started + c->cfg.handshake_timeout;
+    if (awaits_connect(c))
+        next = c->ready_at + c->cfg.connect_timeout;
     if (c->cfg.idle_timeout > 0) {
         double idle = c->last_active + c->cfg.idle_timeout;
         if (next == 0 || idle < next)
@@ -338,6 +475,10 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
         && now >= c->started + c->cfg.handshake_timeout) {
         rtmp_conn_fail(c, "handshake timeout");
+        return;
+    }
+    if (awaits_connect(c) && now >= c->ready_at + c->cfg.connect_timeout) {
+        rtmp_conn_fail(c, "connect timeout");
         return;
     }
     if (c->cfg.idle_timeout > 0 && now >= c->last_active + c->cfg.idle_timeout) {
@@ -364,9 +505,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         rtmp_conn_close(c, "peer closed the connection");
         return;
     }
-    c->last_active = ev_now(loop);
     c->nread += (uint64_t)got;
-    if (c->cfg.passthrough) {
+    if (c->cfg.passthrough) { /* a byte pipe: any byte is activity */
+        c->last_active = ev_now(loop);
         if (c->h.data && !c->closing)
             c->h.data(c, c->ud, n->rbuf, (size_t)got);
         return;
@@ -485,12 +626,28 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 rtmp_log(RTMP_LOG_WARN, 0, NULL, "accept: %s", strerror(errno));
             return;
         }
+        uint8_t key[16];
+        uint8_t klen = addr_key((struct sockaddr *)&ss, key);
+        unsigned open_now = klen ? addr_open(l->net, key, klen) : 0;
+        if (l->cfg.max_per_address > 0 && open_now >= l->cfg.max_per_address) {
+            char peer[64], host[INET6_ADDRSTRLEN] = "?";
+            format_addr((struct sockaddr *)&ss, peer, sizeof peer);
+            inet_ntop(ss.ss_family, key, host, sizeof host);
+            rtmp_log(RTMP_LOG_WARN, 0, NULL, "refused %s: %u connections open from %s (max_per_address %u)",
+                     peer, open_now, host, l->cfg.max_per_address);
+            close(fd);
+            continue;
+        }
         tune_socket(fd);
         rtmp_conn *c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
         if (!c) {
             rtmp_log(RTMP_LOG_ERROR, 0, NULL, "accept: out of memory");
             close(fd);
             continue;
+        }
+        if (klen && addr_acquire(l->net, key, klen) == 0) {
+            memcpy(c->addr, key, klen);
+            c->addr_len = klen;
         }
         format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
         conn_log(c, RTMP_LOG_DEBUG, "accepted");
@@ -511,6 +668,14 @@ void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cfg; }
 
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }
+
+size_t rtmp_conn_memory(const rtmp_conn *c)
+{
+    size_t n = sizeof *c + rtmp_session_memory(c->s) + c->pq.cap * sizeof *c->pq.segs;
+    for (size_t i = 0; i < c->pq.count; i++) /* each a buffer of its own (rtmp_conn_write) */
+        n += sizeof(rtmp_buf) + c->pq.segs[(c->pq.head + i) % c->pq.cap].buf->cap;
+    return n;
+}
 
 /* ---- listening and connecting ---- */
 
@@ -767,6 +932,7 @@ void rtmp_net_free(rtmp_net *n)
         rtmp_listener_close(n->listeners);
     while (n->timers)
         rtmp_timer_free(n->timers);
+    free(n->addrs); /* every entry went with its connection */
     if (ev_is_active(&n->sigint)) {
         ev_ref(n->loop);
         ev_ref(n->loop);

@@ -36,7 +36,15 @@ typedef struct rtmp_conn_handler {
 typedef struct rtmp_conn_config {
     rtmp_session_config session;
     double   handshake_timeout;  /* seconds from accept/connect to handshake done (absolute) */
-    double   idle_timeout;       /* seconds without any byte in or out; 0 = none */
+    double   connect_timeout;    /* accepted connections: seconds from handshake done until
+                                    the first connect command arrives (absolute); 0 = none */
+    double   idle_timeout;       /* seconds in which no whole message arrived and the socket
+                                    took no byte of output (passthrough: no byte either
+                                    way), so bytes trickled without completing a message
+                                    do not count; 0 = none */
+    unsigned max_per_address;    /* listeners: connections open at once from one IP
+                                    address (over every listener of the loop); a new one
+                                    past it is logged and closed at once; 0 = no cap */
     size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
@@ -93,6 +101,12 @@ uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the soc
 int rtmp_conn_closing(const rtmp_conn *c);
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);
+
+/* Every byte the connection holds on the heap now: its own state, the
+ * session's (rtmp_session_memory: handshake state, partial messages,
+ * chunk-stream tables, output queue) and a passthrough output queue.
+ * The binding's and the script's own state are not included. */
+size_t rtmp_conn_memory(const rtmp_conn *c);
 
 /* Tell the loop the session has new output; it is written before the
  * loop next waits.  Returns RTMP_ERR_QUEUE_FULL (and closes the

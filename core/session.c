@@ -487,6 +487,23 @@ size_t rtmp_session_pending(const rtmp_session *s)
     return s->q.bytes + (s->tail ? s->tail->len : 0);
 }
 
+size_t rtmp_session_memory(const rtmp_session *s)
+{
+    size_t n = sizeof *s + rtmp_reader_memory(s->reader) + rtmp_writer_memory(s->writer);
+    if (s->hs)
+        n += rtmp_handshake_size();
+    n += s->q.cap * sizeof *s->q.segs;
+    for (size_t i = 0; i < s->q.count; i++) {
+        const rtmp_buf *b = s->q.segs[(s->q.head + i) % s->q.cap].buf;
+        n += sizeof *b + b->cap;
+    }
+    if (s->tail)
+        n += sizeof *s->tail + s->tail->cap;
+    if (s->held)
+        n += sizeof *s->held + s->held->cap;
+    return n;
+}
+
 unsigned rtmp_session_autos(const rtmp_session *s)
 {
     return s->autos;

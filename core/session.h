@@ -142,6 +142,13 @@ rtmp_outq *rtmp_session_output(rtmp_session *s);
 /* Bytes waiting to be sent. */
 size_t rtmp_session_pending(const rtmp_session *s);
 
+/* Every byte the session holds on the heap now (for accounting): itself,
+ * the handshake state while it runs, the reader (rtmp_reader_memory), the
+ * writer, and its output: the queue's segment array and the buffers its
+ * bytes are in (a buffer shared with other connections, one fanned-out
+ * media message, is counted whole here and in each of them). */
+size_t rtmp_session_memory(const rtmp_session *s);
+
 /* Switch automatic behaviours; returns the bits now on. */
 unsigned rtmp_session_autos(const rtmp_session *s);
 void rtmp_session_set_autos(rtmp_session *s, unsigned autos);

@@ -836,6 +836,12 @@ static int conn_index(lua_State *L)
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
             if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_pending(lc->c)); return 1; }
+            /* heap bytes the C side holds for the connection, and those in partial messages */
+            if (!strcmp(k, "memory")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_memory(lc->c)); return 1; }
+            if (!strcmp(k, "buffered")) {
+                lua_pushinteger(L, (lua_Integer)rtmp_reader_buffered(rtmp_session_reader(rtmp_conn_session(lc->c))));
+                return 1;
+            }
             if (push_session_field(L, rtmp_conn_session(lc->c), k))
                 return 1;
         }
@@ -907,6 +913,11 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
             continue;
         cfg->handshake_timeout = opt_number(L, src, "handshake_timeout", cfg->handshake_timeout);
         cfg->idle_timeout = opt_number(L, src, "idle_timeout", cfg->idle_timeout);
+        cfg->connect_timeout = opt_number(L, src, "connect_timeout", cfg->connect_timeout);
+        double mpa = opt_number(L, src, "max_per_address", cfg->max_per_address);
+        if (mpa < 0 || mpa > 1e9 || mpa != (double)(unsigned)mpa)
+            luaL_error(L, "max_per_address must be a whole number >= 0");
+        cfg->max_per_address = (unsigned)mpa;
         cfg->max_output = (size_t)opt_number(L, src, "max_output", (double)cfg->max_output);
         cfg->merge_window = opt_number(L, src, "merge_window", cfg->merge_window);
         rtmp_reader_config *r = &cfg->session.reader;

@@ -39,7 +39,12 @@ static const char usage[] =
     "  --log-level LEVEL            error, warn, info (default), debug or trace\n"
     "  --handshake-timeout SECONDS  close connections that have not completed the\n"
     "                               handshake this long after connecting (default 10)\n"
-    "  --idle-timeout SECONDS       close connections idle this long (default 60; 0 = never)\n"
+    "  --connect-timeout SECONDS    close accepted connections that send no connect command\n"
+    "                               this long after the handshake (default 10; 0 = never)\n"
+    "  --idle-timeout SECONDS       close connections in which no whole message arrived and\n"
+    "                               nothing was written this long (default 60; 0 = never)\n"
+    "  --max-per-address N          connections open at once from one IP address; more are\n"
+    "                               logged and closed at once (default 0 = no cap)\n"
     "  --merge-window SECONDS       let media fanned out to players wait up to this long to be\n"
     "                               written together (fewer system calls; default 0 = at once)\n"
     "  --trace[=PATH]               trace every message of every connection, one line each\n"
@@ -121,7 +126,8 @@ static void set_paths(lua_State *L, const char *root)
 
 int main(int argc, char **argv)
 {
-    double hs_timeout = -1, idle_timeout = -1, merge_window = -1;
+    double hs_timeout = -1, idle_timeout = -1, merge_window = -1, connect_timeout = -1;
+    long max_per_address = -1;
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
     const char *listen[16];
@@ -160,7 +166,8 @@ int main(int argc, char **argv)
         }
         int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
                  || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
-                 || strcmp(a, "--merge-window") == 0;
+                 || strcmp(a, "--merge-window") == 0 || strcmp(a, "--connect-timeout") == 0
+                 || strcmp(a, "--max-per-address") == 0;
         if (!takes)
             return fail_usage("unknown option '%s'", argv[i]);
         if (!val) {
@@ -182,6 +189,15 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--idle-timeout") == 0) {
             if (parse_seconds(val, &idle_timeout) < 0)
                 return fail_usage("bad --idle-timeout '%s' (want seconds >= 0)", val);
+        } else if (strcmp(a, "--connect-timeout") == 0) {
+            if (parse_seconds(val, &connect_timeout) < 0)
+                return fail_usage("bad --connect-timeout '%s' (want seconds >= 0)", val);
+        } else if (strcmp(a, "--max-per-address") == 0) {
+            char *end;
+            errno = 0;
+            max_per_address = strtol(val, &end, 10);
+            if (errno || end == val || *end || max_per_address < 0 || max_per_address > 1000000000)
+                return fail_usage("bad --max-per-address '%s' (want a whole number >= 0)", val);
         } else if (strcmp(a, "--merge-window") == 0) {
             if (parse_seconds(val, &merge_window) < 0 || merge_window > 5)
                 return fail_usage("bad --merge-window '%s' (want seconds, 0 to 5)", val);
@@ -263,6 +279,14 @@ int main(int argc, char **argv)
     if (idle_timeout >= 0) {
         lua_pushnumber(L, idle_timeout);
         lua_setfield(L, -2, "idle_timeout");
+    }
+    if (connect_timeout >= 0) {
+        lua_pushnumber(L, connect_timeout);
+        lua_setfield(L, -2, "connect_timeout");
+    }
+    if (max_per_address >= 0) {
+        lua_pushinteger(L, max_per_address);
+        lua_setfield(L, -2, "max_per_address");
     }
     if (merge_window >= 0) {
         lua_pushnumber(L, merge_window);
