@@ -165,6 +165,7 @@ function R:loop(untilt)
     if not ev.cancelled then
       if ev.t > self.now then self.now = ev.t end
       ev.fn()
+      if not self.exiting then self:mark_written() end
     end
   end
   return self.stopped
@@ -247,6 +248,12 @@ CONN.__index = function(conn, k)
   if OWN_FIELDS[k] then
     if k == "closed" then return st.closing end
     return st[k]
+  end
+  if k == "pending" then
+    -- queued and not yet written: written at the end of each loop iteration
+    local n = st.s and st.s.pending or 0
+    for i = (st.written or 0) + 1, #st.out do n = n + #st.out[i] end
+    return n
   end
   local v = st.fields[k]
   if v ~= nil then return v end
@@ -373,6 +380,33 @@ function R:close_conn(conn, reason)
     st.s:close()
     st.s = nil
   end)
+end
+
+-- The end of a loop iteration: the net layer writes what was queued.
+function R:mark_written()
+  for _, c in ipairs(self.result.conns) do
+    local st = state[c.conn]
+    if self.open[c.conn] then self:drain(c.conn) end
+    st.written = #st.out
+  end
+end
+
+-- os.exit: the process ends before the loop writes what the current
+-- iteration queued; that output is dropped (and said so in the trace).
+function R:drop_unwritten()
+  for _, c in ipairs(self.result.conns) do
+    local st = state[c.conn]
+    if self.open[c.conn] then self:drain(c.conn) end
+    local n = 0
+    for i = #st.out, (st.written or 0) + 1, -1 do
+      n = n + #st.out[i]
+      st.out[i] = nil
+    end
+    if n > 0 then
+      c.unwritten = n
+      self:trace(fmt("%.6f conn=%d exit unwritten=%d", self.now, st.id, n))
+    end
+  end
 end
 
 function R:drain_all()
@@ -656,7 +690,9 @@ local KEEP = { _G = true, coroutine = true, debug = true, io = true, math = true
 ---   quiet       do not log script errors (they are in result.errors) and
 ---               keep what the script writes to io.stderr in result.stderr [true]
 --- result: conns = { { id, role, peer, recorded (capture conn id), output
---- (bytes), closed (reason or nil), messages_in, messages_out }, ... },
+--- (the bytes written: after os.exit, what the last loop iteration queued
+--- is not), unwritten (those bytes' count, or nil), closed (reason or
+--- nil), messages_in, messages_out }, ... },
 --- trace (lines), errors, stderr, exit (os.exit code or nil), time (the
 --- virtual clock at the end), timed_out (stopped by the limit).
 function _M.run(opts)
@@ -752,6 +788,11 @@ function _M.run(opts)
     self:drain_all()
     self.started_at = self.now
     self:loop()
+    -- a script left waiting (or parked by os.exit) ends here: nothing may
+    -- resume it later, nor see it suspended (client/cli.lua's interrupt
+    -- sentinel runs its handler, which exits, when the main coroutine is)
+    if coroutine.status(co) == "suspended" then coroutine.close(co) end
+    if self.exiting then self:drop_unwritten() end
   end)
   restore()
   if not ok then return nil, "replay: " .. tostring(err) end
@@ -774,9 +815,10 @@ end
 function _M.summary(res)
   local lines = {}
   for _, c in ipairs(res.conns) do
-    lines[#lines + 1] = fmt("conn=%d role=%s recorded=%s peer=%s bytes=%d in=%d out=%d sha256=%s closed=%s",
+    lines[#lines + 1] = fmt("conn=%d role=%s recorded=%s peer=%s bytes=%d in=%d out=%d sha256=%s closed=%s%s",
       c.id, c.role, tostring(c.recorded), c.peer, #c.output, c.messages_in, c.messages_out,
-      _M.sha256(c.output), c.closed and fmt("%q", c.closed) or "no")
+      _M.sha256(c.output), c.closed and fmt("%q", c.closed) or "no",
+      c.unwritten and fmt(" unwritten=%d", c.unwritten) or "")
   end
   return concat(lines, "\n")
 end

@@ -52,12 +52,26 @@ return {
     about = "nginx-rtmp serves a stream ffmpeg publishes to the luartmp play client; replayed into play.lua with nginx's bytes of the player's connection (2)",
     capture = "spec/flows/nginx_serves_play_lua.pcapng", trace = "spec/flows/nginx_serves_play_lua.trace",
     script = "scripts/client/play.lua",
-    args = { "rtmp://127.0.0.1/live/tiny", "$OUT" },
+    args = { "rtmp://$SERVER/live/tiny", "$OUT" },
     connection = 2,
+    fidelity = true,
     exit = 0,
     stderr = "",
     conns = {
-      { id = 1, recorded = 2, bytes = 3451, sha256 = "e8cac4a7992a16fd59da52999f9b9b16c777a84c66e114ddb460784246af742c", closed = "closed by the script" },
+      { id = 1, recorded = 2, bytes = 3383, sha256 = "785eecd606cf22a28558b7d8a51af0aa03b76112c7a866f9418fac8e01a7f011", closed = "closed by the script" },
+    },
+  },
+  {
+    name = "nginx_takes_publish_lua",
+    about = "the luartmp publish client sends a synthetic FLV to nginx-rtmp in real time; replayed into publish.lua (same file), whose output after the handshake must equal what it really sent",
+    capture = "spec/flows/nginx_takes_publish_lua.pcapng", trace = "spec/flows/nginx_takes_publish_lua.trace",
+    script = "scripts/client/publish.lua",
+    args = { "$FLV", "rtmp://$SERVER/live/synth" },
+    fidelity = true,
+    exit = 0,
+    stderr = "",
+    conns = {
+      { id = 1, recorded = 1, bytes = 10978, sha256 = "1afe8b982221a92ecfda92619f342a9415ff4e406bb06fd208a94c7321dac117", closed = "closed by the script" },
     },
   },
   {
@@ -65,12 +79,13 @@ return {
     about = "ffmpeg -listen 1 serves the tiny FLV to the luartmp play client; replayed into play.lua with ffmpeg's bytes",
     capture = "spec/flows/ffmpeg_listen_serves_play_lua.pcapng", trace = "spec/flows/ffmpeg_listen_serves_play_lua.trace",
     script = "scripts/client/play.lua",
-    args = { "rtmp://127.0.0.1/live/tiny", "$OUT" },
+    args = { "rtmp://$SERVER/live/tiny", "$OUT" },
+    fidelity = true,
     exit = 1,
-    stderr = "play.lua: rtmp://127.0.0.1/live/tiny: connection closed before any media\
+    stderr = "play.lua: rtmp://127.0.0.1:30371/live/tiny: connection closed before any media\
 ",
     conns = {
-      { id = 1, recorded = 1, bytes = 3377, sha256 = "5c667798b8392553abea843277fef1c48b4276fdee6b63afff6e251bb68fdabe", closed = "peer closed the connection" },
+      { id = 1, recorded = 1, bytes = 3383, sha256 = "3864788e8fd51e199c0c678f22bc43e8131bc7fc65458cbc80d15b3d7045100e", closed = "peer closed the connection" },
     },
   },
 }

@@ -13,6 +13,7 @@
 local H = require "support.helpers"
 local C = require "support.capture"
 local replay = require "rtmp.replay"
+local F = require "support.replay_flv"
 
 local fmt, q = string.format, H.shquote
 local DIR = "spec/flows"
@@ -100,6 +101,19 @@ local function luartmp_live()
   return path
 end
 
+-- The luartmp publish client sends the synthetic FLV (support/replay_flv)
+-- to nginx-rtmp in real time.
+local function publish_lua_to_nginx()
+  local srv = H.nginx_start()
+  local cap = C.start(srv.port, { name = "flow" })
+  local pub = H.spawn(fmt("%s scripts/client/publish.lua %s %s", q(H.luartmp),
+    q(F.write(H.tmpname("synth.flv"))), q(srv.url("live/synth"))), { name = "luartmp-publish" })
+  assert(H.wait_exit(pub, 20) == 0, "publish.lua failed: " .. H.output(pub))
+  local path = C.stop(cap)
+  srv.stop()
+  return path
+end
+
 -- ffmpeg -listen 1 serving the tiny FLV; the luartmp play client plays it.
 local function ffmpeg_listen_play()
   local port = H.free_port()
@@ -139,19 +153,31 @@ local FLOWS = {
     about = "nginx-rtmp serves a stream ffmpeg publishes to the luartmp play client; replayed into play.lua " ..
             "with nginx's bytes of the player's connection (2)",
     record = nginx_pair(publish_ffmpeg, play_luartmp, 0.5),
-    script = "scripts/client/play.lua", args = { "rtmp://127.0.0.1/live/tiny", "$OUT" }, connection = 2 },
+    script = "scripts/client/play.lua", args = { "rtmp://$SERVER/live/tiny", "$OUT" }, connection = 2,
+    fidelity = true },
+  { name = "nginx_takes_publish_lua",
+    about = "the luartmp publish client sends a synthetic FLV to nginx-rtmp in real time; replayed into " ..
+            "publish.lua (same file), whose output after the handshake must equal what it really sent",
+    record = publish_lua_to_nginx, fidelity = true,
+    script = "scripts/client/publish.lua", args = { "$FLV", "rtmp://$SERVER/live/synth" } },
   { name = "ffmpeg_listen_serves_play_lua",
     about = "ffmpeg -listen 1 serves the tiny FLV to the luartmp play client; replayed into play.lua " ..
             "with ffmpeg's bytes",
     record = ffmpeg_listen_play,
-    script = "scripts/client/play.lua", args = { "rtmp://127.0.0.1/live/tiny", "$OUT" } },
+    script = "scripts/client/play.lua", args = { "rtmp://$SERVER/live/tiny", "$OUT" }, fidelity = true },
 }
 
 -- What replaying a flow gives: { trace = text, conns = { { id, recorded,
 -- bytes, sha256, closed } } }, or nil, err.  out: the path for "$OUT".
 local function expectation(flow, capture, out)
+  local cap, cerr = require("rtmp.capture").open(capture)
+  if not cap then return nil, cerr end
+  local server = cap.conns[flow.connection or 1].server
   local args = {}
-  for i, a in ipairs(flow.args or {}) do args[i] = a == "$OUT" and out or a end
+  for i, a in ipairs(flow.args or {}) do
+    args[i] = a == "$OUT" and out or a == "$FLV" and F.write(H.tmpname("synth.flv"))
+      or a:gsub("%$SERVER", server)
+  end
   local res, err = replay.run{ capture = capture, script = flow.script, args = args,
                                connection = flow.connection }
   if not res then return nil, err end
