@@ -68,6 +68,8 @@ local function settle(c)
   c.bytes = sent
   c.gaps = c.flows.a:gaps() + c.flows.b:gaps()
   c.rtmp = (firstbyte.c2s == 3 or firstbyte.c2s == 6) and sent.c2s >= 1537 and sent.s2c > 0
+  -- no SYN and no C0: the capture began after the connection did
+  c.midstream = not c.syn_from and firstbyte.c2s ~= 3 and firstbyte.c2s ~= 6 and sent.c2s > 0
   c.flows, c.raw, c.a, c.b, c.syn_from = nil, nil, nil, nil, nil
 end
 

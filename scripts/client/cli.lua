@@ -31,7 +31,7 @@ function _M.usage_error(msg)
 end
 
 --- Parse argv (the script's `arg`) against spec { name = kind }, kind
---- "flag" (no value), "number" (>= 0), "count" (integer >= 0), or a table
+--- "flag" (no value), "number" (>= 0), "count" (integer >= 0), "string", or a table
 --- of allowed strings. --name VALUE and --name=VALUE; "--" ends options;
 --- "-" is a positional argument. --help prints `usage` and exits 0.
 --- Returns the options table and the array of positional arguments.
@@ -60,7 +60,9 @@ function _M.parse(argv, spec, usage)
           val = argv[i]
           if not val then _M.usage_error(fmt("option '--%s' needs a value", name)) end
         end
-        if type(kind) == "table" then
+        if kind == "string" then
+          o[name] = val
+        elseif type(kind) == "table" then
           local ok = false
           for _, v in ipairs(kind) do ok = ok or v == val end
           if not ok then

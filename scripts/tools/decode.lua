@@ -34,9 +34,10 @@ if not cap then
 end
 
 local function describe(c)
-  return string.format("%d %s -> %s %s %d/%d bytes%s", c.id, c.client, c.server,
+  return string.format("%d %s -> %s %s %d/%d bytes%s%s", c.id, c.client, c.server,
     c.rtmp and "rtmp" or "not-rtmp", c.bytes.c2s, c.bytes.s2c,
-    c.gaps > 0 and string.format(" (%d bytes missing)", c.gaps) or "")
+    c.gaps > 0 and string.format(" (%d bytes missing)", c.gaps) or "",
+    c.midstream and " (began before the capture)" or "")
 end
 
 if o.list then

@@ -1,0 +1,204 @@
+-- tools/flowdiff.lua: one client flow against several servers, and how
+-- their answers differ, message by message.
+--
+--   luartmp scripts/tools/capture2lua.lua play.pcapng --side client -o play_flow.lua
+--   luartmp scripts/tools/flowdiff.lua play_flow.lua \
+--       luartmp=rtmp://127.0.0.1:1935/live nginx=rtmp://127.0.0.1:1936/live \
+--       ffmpeg=rtmp://127.0.0.1:1937/live
+--
+-- Each server in turn: the flow (a client script written by
+-- capture2lua.lua, or any client script that takes the URL as its first
+-- argument) runs in its own luartmp process with --trace; what the server
+-- sent (the trace's "in" lines, until the flow ends: --linger and
+-- --duration are passed on) becomes one line per message: type, chunk
+-- stream, message stream and decoded body.  Runs of media are folded into
+-- one line (counts per type) unless --media.  Every server after the first
+-- is compared with the first (a longest-common-subsequence diff, printed
+-- with "-" for the first server's lines and "+" for the other's).
+--
+-- Exit status as diff(1): 0 when every server answered the same, 1 when
+-- some differ, 2 for a usage error or a run that produced no trace.
+local cli = require "client.cli"
+
+local fmt = string.format
+
+local usage = [[
+usage: luartmp scripts/tools/flowdiff.lua FLOW.lua [NAME=]URL [NAME=]URL... [options]
+
+Run a client flow against each server and print how their answers differ.
+  --media        one line per audio/video message instead of folded runs
+  --timing       also compare message timestamps and chunk header formats
+  --linger S     passed to the flow: close once the server is quiet S seconds (default 2)
+  --duration S   passed to the flow: close S seconds after connecting (default 5; a
+                 server that streams media is never quiet)
+  --timeout S    give each run at most S seconds (default 30)
+  --context N    unchanged lines shown around each difference (default 3)
+  --keep DIR     keep each server's trace in DIR/NAME.trace
+]]
+
+local o, pos = cli.parse(arg or {}, { media = "flag", timing = "flag", linger = "number", duration = "number",
+  timeout = "number", context = "count", keep = "string" }, usage)
+if #pos < 3 then cli.usage_error("a flow script and at least two servers expected") end
+local flow = table.remove(pos, 1)
+local context = o.context or 3
+
+local function shquote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- The luartmp executable running this script (lowest arg index).
+local function executable()
+  local i = -1
+  while arg[i - 1] do i = i - 1 end
+  return arg[i] or "luartmp"
+end
+
+local targets = {}
+for _, p in ipairs(pos) do
+  local name, url = p:match("^([%w_.%-]+)=(rtmps?://.*)$")
+  if not name then name, url = p:match("^rtmps?://([^/]+)"), p end
+  if not name then cli.usage_error("not an RTMP URL: " .. p) end
+  targets[#targets + 1] = { name = name, url = url }
+end
+
+-- One message line of a trace, reduced to what the comparison looks at.
+local function parse(line)
+  local ts, csid, f, typ, stream, tsv, len, body = line:match(
+    "^(%S+) conn=%d+ in csid=(%S+) fmt=(%S+) type=(%S+) stream=(%S+) ts=(%S+) len=(%d+) body=(.*)$")
+  if not ts then return nil end
+  return { csid = csid, fmt = f, type = typ, stream = stream, ts = tsv, len = tonumber(len), body = body }
+end
+
+local MEDIA = { audio = true, video = true, aggregate = true }
+
+-- The server's answers as comparable lines.
+local function lines_of(trace)
+  local out, run = {}, nil
+  -- a run of media: its types in order of first appearance (how many
+  -- arrive depends on timing, so counts are left out)
+  local function close_run()
+    if run then
+      out[#out + 1] = "media " .. table.concat(run, " ")
+      run = nil
+    end
+  end
+  for line in trace:gmatch("[^\n]+") do
+    local m = parse(line)
+    if m then
+      local timing = o.timing and fmt(" fmt=%s ts=%s", m.fmt, m.ts) or ""
+      if MEDIA[m.type] and not o.media then
+        run = run or {}
+        if not run[m.type] then
+          run[m.type] = true
+          run[#run + 1] = m.type
+        end
+      else
+        close_run()
+        if MEDIA[m.type] then
+          out[#out + 1] = fmt("%s csid=%s stream=%s%s len=%d %s", m.type, m.csid, m.stream, timing, m.len, m.body)
+        else
+          out[#out + 1] = fmt("%s csid=%s stream=%s%s %s", m.type, m.csid, m.stream, timing, m.body)
+        end
+      end
+    end
+  end
+  close_run()
+  return out
+end
+
+-- Run the flow against one target; returns its lines or nil, why.
+local function run(t)
+  local trace = o.keep and (o.keep .. "/" .. t.name .. ".trace") or os.tmpname()
+  os.remove(trace)
+  if o.keep then os.execute("mkdir -p " .. shquote(o.keep)) end
+  local cmd = fmt("timeout %d %s --log-level error --trace=%s %s %s --linger %s --duration %s >/dev/null 2>%s.err",
+    math.floor(o.timeout or 30), shquote(executable()), shquote(trace), shquote(flow), shquote(t.url),
+    tostring(o.linger or 2), tostring(o.duration or 5), shquote(trace))
+  local ok, _, code = os.execute(cmd)
+  local fh = io.open(trace, "rb")
+  local text = fh and fh:read("a") or ""
+  if fh then fh:close() end
+  local ef = io.open(trace .. ".err", "rb")
+  local err = ef and ef:read("a") or ""
+  if ef then ef:close() end
+  os.remove(trace .. ".err")
+  if not o.keep then os.remove(trace) end
+  t.status = ok and 0 or code
+  if text == "" then
+    return nil, fmt("no trace (exit status %s)%s", tostring(code), err ~= "" and (": " .. err:gsub("%s+$", "")) or "")
+  end
+  return lines_of(text)
+end
+
+-- Longest common subsequence diff of a and b: a list of { op, line },
+-- op " " (both), "-" (a only), "+" (b only).
+local function diff(a, b)
+  local n, m = #a, #b
+  local L = {}
+  for i = n + 1, 1, -1 do
+    L[i] = {}
+    for j = m + 1, 1, -1 do
+      if i > n or j > m then L[i][j] = 0
+      elseif a[i] == b[j] then L[i][j] = L[i + 1][j + 1] + 1
+      else L[i][j] = math.max(L[i + 1][j], L[i][j + 1]) end
+    end
+  end
+  local out, i, j = {}, 1, 1
+  while i <= n or j <= m do
+    if i <= n and j <= m and a[i] == b[j] then
+      out[#out + 1] = { " ", a[i] }
+      i, j = i + 1, j + 1
+    elseif i <= n and (j > m or L[i + 1][j] >= L[i][j + 1]) then
+      out[#out + 1] = { "-", a[i] }
+      i = i + 1
+    else
+      out[#out + 1] = { "+", b[j] }
+      j = j + 1
+    end
+  end
+  return out
+end
+
+local status = 0
+for _, t in ipairs(targets) do
+  local lines, why = run(t)
+  if not lines then
+    io.stderr:write(fmt("flowdiff.lua: %s (%s): %s\n", t.name, t.url, why))
+    os.exit(2)
+  end
+  t.lines = lines
+  print(fmt("== %s %s: %d lines", t.name, t.url, #lines))
+end
+
+local ref = targets[1]
+for k = 2, #targets do
+  local t = targets[k]
+  local d = diff(ref.lines, t.lines)
+  local changed = 0
+  for _, e in ipairs(d) do if e[1] ~= " " then changed = changed + 1 end end
+  print("")
+  if changed == 0 then
+    print(fmt("%s answered as %s", t.name, ref.name))
+  else
+    status = 1
+    print(fmt("--- %s", ref.name))
+    print(fmt("+++ %s", t.name))
+    -- print the differences with `context` unchanged lines around them
+    local show = {}
+    for i, e in ipairs(d) do
+      if e[1] ~= " " then
+        for j = math.max(1, i - context), math.min(#d, i + context) do show[j] = true end
+      end
+    end
+    local gap = false
+    for i, e in ipairs(d) do
+      if show[i] then
+        if gap then print("  ...") end
+        gap = false
+        print(e[1] .. " " .. e[2])
+      else
+        gap = true
+      end
+    end
+    print(fmt("%s: %d lines differ from %s", t.name, changed, ref.name))
+  end
+end
+os.exit(status)
