@@ -214,16 +214,25 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
       return conns
     end
     local held_kib = N * PER * CHUNK // 1024
-    rtmp.run(0.2)
-    local base = rss()
-    local conns = fill()
-    local peak = C.wait_until(function()
-      local r = rss()
-      return r >= base + held_kib * 3 // 4 and r
-    end, 10)
-    assert(peak, fmt("the server's RSS did not grow by the %d KiB held: %d -> %d KiB", held_kib, base, rss()))
-    for _, c in ipairs(conns) do assert.is_false(c.closed, "a connection at the limit was closed") end
-    for _, c in ipairs(conns) do c:close() end
+    -- one round: fill, check that the RSS shows the bytes held, close all
+    local function round()
+      rtmp.run(0.2)
+      local base = rss()
+      local conns = fill()
+      local peak = C.wait_until(function()
+        local r = rss()
+        return r >= base + held_kib * 3 // 4 and r
+      end, 10)
+      assert(peak, fmt("the server's RSS did not grow by the %d KiB held: %d -> %d KiB", held_kib, base, rss()))
+      for _, c in ipairs(conns) do assert.is_false(c.closed, "a connection at the limit was closed") end
+      for _, c in ipairs(conns) do c:close() end
+      return base, peak
+    end
+    -- A first round warms the allocator up (connection structures and
+    -- Lua objects stay in the heap for reuse); after the second, the RSS
+    -- must be back within 2 MiB of what it was before it.
+    round()
+    local base, peak = round()
     if H.asan then
       -- ASan's quarantine keeps freed memory; LeakSanitizer at the
       -- server's exit (checked at the end of the suite) stands for the bound.
@@ -560,7 +569,8 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     -- the publisher; then one real frame
     local o = M.open(srv.port)
     o:raw(M.message(7, 9, 0, 0, inter("before-connect", 30)))
-    o:connect("live")
+    local res = o:connect("live")
+    assert(res and res.name == "_result", "connect after media was not answered")
     o:call("createStream", 2, rtmp.null)
     assert(o:wait(function() return o:find{ name = "_result", txn = 2 } end))
     o:raw(M.message(7, 9, 1, 0, inter("before-publish", 30)) .. M.message(6, 8, 1, 0, "\xAF\1audio"))
