@@ -109,6 +109,9 @@ void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
     cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
     cfg->max_output = 16 * 1024 * 1024;
+    cfg->max_queue_bytes = 4 * 1024 * 1024;
+    cfg->max_queue_time = 10;
+    cfg->max_queue_stall = 30;
 }
 
 /* ---- connections ---- */

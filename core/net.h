@@ -46,6 +46,10 @@ typedef struct rtmp_conn_config {
                                     address (over every listener of the loop); a new one
                                     past it is logged and closed at once; 0 = no cap */
     size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
+    size_t   max_queue_bytes;    /* media fan-out (group:send) to this connection: drop media
+                                    while more than this is queued (core/mediaq.h); 0 = no bound */
+    double   max_queue_time;     /* ... or more than this many seconds of media; 0 = no bound */
+    double   max_queue_stall;    /* close a connection over either bound this long; 0 = never */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
     int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
