@@ -14,6 +14,7 @@
 
 #include "l_rtmp.h"
 #include "l_msg.h"
+#include "l_queue.h"
 #include "../core/chunk.h"
 #include "../core/control.h"
 #include "../core/error.h"
@@ -44,6 +45,7 @@ typedef struct lconn {
     unsigned long  id;
     char           peer[64];
     rtmp_l_trace  *trace;   /* message trace (l_trace.c), NULL when off */
+    rtmp_mediaq   *mq;      /* slow-reader policy state (l_queue.c), NULL until used */
 } lconn;
 
 typedef struct lserver {
@@ -122,8 +124,10 @@ static int pcall_handler(lua_State *L, lconn *lc, int nargs, const char *what)
 
 static void lconn_release(lconn *lc)
 {
-    if (--lc->refs == 0)
+    if (--lc->refs == 0) {
+        rtmp_l_queue_free(&lc->mq);
         free(lc);
+    }
 }
 
 /* [-0, +1, -] push the box of an open connection. */
@@ -220,6 +224,7 @@ static void h_close(rtmp_conn *c, void *ud, const char *reason)
     lc->c = NULL; /* closed: methods now return nil, "closed" */
     lua_State *L = lc->st->L;
     rtmp_l_trace_free(L, rtmp_conn_session(c), &lc->trace);
+    rtmp_l_queue_free(&lc->mq);
     if (!L) /* the Lua state is closing: no more calls into it */
         goto done;
     if (push_handler(L, lc, "on_close") == LUA_TFUNCTION) {
@@ -782,9 +787,17 @@ int rtmp_l_sent(lua_State *L, rtmp_conn *c, int rc) { return sent(L, c, rc); }
 void rtmp_l_read_hdr(lua_State *L, int t, rtmp_msg_hdr *h) { read_hdr(L, t, h); }
 uint32_t rtmp_l_opt_field_u32(lua_State *L, int t, const char *k, uint32_t def) { return opt_field_u32(L, t, k, def); }
 
+/* conn:queue([settings]) -> the slow-reader policy's settings and state (l_queue.c). */
+static int conn_queue(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    return rtmp_l_queue_method(L, 2, &lc->mq, lc->c && !rtmp_conn_closing(lc->c) ? lc->c : NULL);
+}
+
 static const luaL_Reg conn_methods[] = {
     { "close", conn_close },
     { "log", conn_log },
+    { "queue", conn_queue },
     { NULL, NULL },
 };
 
@@ -920,6 +933,9 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->max_per_address = (unsigned)mpa;
         cfg->max_output = (size_t)opt_number(L, src, "max_output", (double)cfg->max_output);
         cfg->merge_window = opt_number(L, src, "merge_window", cfg->merge_window);
+        cfg->max_queue_bytes = (size_t)opt_number(L, src, "max_queue_bytes", (double)cfg->max_queue_bytes);
+        cfg->max_queue_time = opt_number(L, src, "max_queue_time", cfg->max_queue_time);
+        cfg->max_queue_stall = opt_number(L, src, "max_queue_stall", cfg->max_queue_stall);
         rtmp_reader_config *r = &cfg->session.reader;
         r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
         r->max_chunk_streams = (uint32_t)opt_number(L, src, "max_chunk_streams", r->max_chunk_streams);
@@ -1370,7 +1386,8 @@ static int group_clear(lua_State *L)
 
 /* g:send(msg [, hdr]) -> members reached.  The message is chunked once
  * per distinct (outgoing chunk size, stream id) among the members, with a
- * fmt 0 first chunk, and the same bytes are queued to each of them. */
+ * fmt 0 first chunk, and the same bytes are queued to each of them,
+ * except to members whose slow-reader policy drops it (l_queue.c). */
 static int group_send(lua_State *L)
 {
     lgroup *g = check_group(L, 1);
@@ -1383,6 +1400,7 @@ static int group_send(lua_State *L)
 
     struct { uint32_t chunk_size, stream_id; rtmp_buf *buf; } cache[GROUP_CACHE];
     int ncache = 0, reached = 0;
+    double now = -1;
     for (size_t i = 0; i < g->n;) {
         lconn *lc = g->m[i].lc;
         if (!lc->c) {
@@ -1394,6 +1412,10 @@ static int group_send(lua_State *L)
         if (rtmp_conn_closing(lc->c) || !rtmp_session_ready(s))
             continue;
         h.stream_id = g->m[i - 1].stream_id;
+        if (now < 0)
+            now = rtmp_net_now(lc->st->net);
+        if (rtmp_l_queue_offer(&lc->mq, lc->c, &h, m->data, now) <= 0)
+            continue; /* dropped, or closed as a stalled reader */
         uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
         rtmp_buf *buf = NULL, *uncached = NULL;
         for (int k = 0; k < ncache && !buf; k++)
@@ -1413,8 +1435,11 @@ static int group_send(lua_State *L)
                 uncached = buf; /* more distinct keys than the cache holds */
             }
         }
-        if (rtmp_session_send_chunked(s, &h, buf) >= 0 && rtmp_conn_output_media(lc->c) >= 0)
-            reached++;
+        if (rtmp_session_send_chunked(s, &h, buf) >= 0) {
+            rtmp_l_queue_sent(lc->mq, lc->c, &h, m->data);
+            if (rtmp_conn_output_media(lc->c) >= 0)
+                reached++;
+        }
         rtmp_buf_unref(uncached);
     }
     for (int k = 0; k < ncache; k++)

@@ -43,15 +43,17 @@ local function R() return require "rtmp" end
 _M.null = R().null
 _M.undefined = R().undefined
 
---- expect { WHAT [, NAME] [, txn = N] [, count = N] }: a message from the
---- peer. WHAT is a type name ("command", "data", "set_chunk_size",
---- "user_control", ...) or "media" (wait for `count` audio/video messages);
---- NAME is the command or data name, or the user control event name.
+--- expect { WHAT [, NAME] [, txn = N] [, code = C] [, count = N] }: a
+--- message from the peer. WHAT is a type name ("command", "data",
+--- "set_chunk_size", "user_control", ...) or "media" (wait for `count`
+--- audio/video messages); NAME is the command or data name, or the user
+--- control event name; `code` the `code` of a command's info object
+--- (onStatus, _result, _error).
 function _M.expect(t)
     if type(t) ~= "table" or type(t[1]) ~= "string" then
         error("expect: want { type_name [, name] ... }", 2)
     end
-    return { kind = "expect", what = t[1], name = t[2], txn = t.txn, count = t.count }
+    return { kind = "expect", what = t[1], name = t[2], txn = t.txn, count = t.count, code = t.code }
 end
 
 --- send { TYPE, csid = , stream = , timestamp = , values = {...} | fields }:
@@ -195,6 +197,12 @@ local function tolerated(msg)
     return false
 end
 
+-- The `code` of a command's info object (its second argument), if any.
+local function info_code(msg)
+    local info = msg.args and msg.args[2]
+    return type(info) == "table" and type(info.code) == "string" and info.code or nil
+end
+
 local function matches(e, msg)
     if e.what == "media" then return false end
     if e.what ~= msg.type_name and e.what ~= msg.type then return false end
@@ -202,6 +210,7 @@ local function matches(e, msg)
     if msg.type_name == "user_control" then
         return e.name == msg.event_name or e.name == msg.event
     end
+    if e.code ~= nil and e.code ~= info_code(msg) then return false end
     return e.name == msg.name
 end
 
@@ -209,11 +218,14 @@ end
 local function describe(m)
     if m.kind == "expect" then
         if m.what == "media" then return fmt("%d media messages", m.count or 0) end
-        return m.name and fmt("%s %s", m.what, tostring(m.name)) or m.what
+        local s = m.name and fmt("%s %s", m.what, tostring(m.name)) or m.what
+        return m.code and fmt("%s %s", s, m.code) or s
     end
     local name = m.name
     if m.type_name == "user_control" then name = m.event_name or m.event end
-    return name and fmt("%s %s", m.type_name, tostring(name)) or tostring(m.type_name)
+    local s = name and fmt("%s %s", m.type_name, tostring(name)) or tostring(m.type_name)
+    local code = info_code(m)
+    return code and fmt("%s %s", s, code) or s
 end
 
 ---------------------------------------------------------------------------
@@ -485,7 +497,8 @@ end
 local SERVER_USAGE = [[
 usage: luartmp FLOW.lua [--listen ADDR] [--once] [--fast] [--media FILE]
   --listen ADDR  where to listen (default: luartmp's --listen, 1935)
-  --once         stop after the first connection ends
+  --once         stop after the first connection ends (exit status 1 if it
+                 ended before the last step)
   --fast         send media as fast as possible (default: paced by timestamps)
   --media FILE   the companion FLV (default: the one the script names)
 ]]
@@ -496,6 +509,7 @@ usage: luartmp FLOW.lua [URL] [--save FILE] [--duration S] [--linger S] [--fast]
   --save FILE    write the audio, video and metadata received to an FLV file
   --duration S   close the connection S seconds after connecting
   --linger S     after the last step, close once the server is silent S seconds (default 2)
+Exit status 1 when the connection ends before the last step.
   --fast         send media as fast as possible (default: paced by timestamps)
   --media FILE   the companion FLV (default: the one the script names)
 ]]
@@ -548,8 +562,12 @@ function _M.server(spec)
         if p then p:close_down(reason) end
         f.players[conn] = nil
         f.done = f.done + 1
-        if f.opts.once and f.server then f.server:close() end
         if spec.on_close then spec.on_close(conn, reason) end
+        if f.opts.once and f.server then
+            f.server:close()
+            -- the exit status says whether the client went through every step
+            if not (p and p.i > #p.steps) then os.exit(1) end
+        end
     end
     local server, err = rtmp.listen(handlers)
     if not server then error("flow: listen: " .. tostring(err), 0) end
@@ -625,6 +643,8 @@ function _M.client(spec)
         if f.save then f.save:close() end
         f.closed = reason
         if spec.on_close then spec.on_close(conn, reason) end
+        -- the exit status says whether the server went through every step
+        if not (p and p.i > #p.steps) then os.exit(1) end
     end
     local conn, err = rtmp.connect(url, handlers)
     if not conn then error(fmt("flow: connect %s: %s", url, tostring(err)), 0) end

@@ -328,6 +328,10 @@ local function expect_line(msg)
   if (tn == "command" or tn == "command3") and msg.txn and msg.txn ~= 0 then
     f[#f + 1] = "txn = " .. number(msg.txn)
   end
+  local info = AMF_TYPES[tn] and msg.args and msg.args[2]
+  if (tn == "command" or tn == "command3") and type(info) == "table" and type(info.code) == "string" then
+    f[#f + 1] = "code = " .. quote(info.code)
+  end
   return "expect { " .. concat(f, ", ") .. " },"
 end
 

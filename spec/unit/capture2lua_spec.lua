@@ -60,7 +60,7 @@ local AUDIO = "\175\1" .. string.rep("a", 90)
 
 -- A player's session: the client's txns start at `txn0`; with `extra`
 -- it sends a command the recording did not have.
-local function play_session(txn0, extra)
+local function play_session(txn0, extra, skip_create)
   return record(function(c, s, pump)
     c:command(nil, "connect", txn0, { app = "live", tcUrl = "rtmp://127.0.0.1/live" })
     pump()
@@ -72,10 +72,12 @@ local function play_session(txn0, extra)
         list = rtmp.amf0.array{}, when = rtmp.amf0.date(1700000000000, 60) })
     pump()
     if extra then c:command(nil, "hello", txn0 + 10, null); pump() end
-    c:command(nil, "createStream", txn0 + 1, null)
-    pump()
-    s:command(nil, "_result", txn0 + 1, null, 1)
-    pump()
+    if not skip_create then
+      c:command(nil, "createStream", txn0 + 1, null)
+      pump()
+      s:command(nil, "_result", txn0 + 1, null, 1)
+      pump()
+    end
     c:command({ csid = 8, stream = 1 }, "play", txn0 + 2, null, "cam", -2000)
     c:user_control("set_buffer_length", 1, 3000)
     pump()
@@ -195,6 +197,18 @@ describe("capture2lua generator", function()
     assert.same({ "video7", "audio6", "video7", "audio6", "video7", "audio6", "video9" }, csids)
   end)
 
+  it("skips to a later step when the live client leaves a command out", function()
+    local script = tmpname(".lua")
+    write(script, text)
+    local live = play_session(1, false, true)   -- no createStream
+    local res = assert(replay.run{ capture = { live }, script = script, args = { "--fast" } })
+    assert.same({}, res.errors)
+    local out = commands(res.trace, "out")
+    assert.truthy(out[1]:find('^{"_result", 1, {'), out[1])
+    assert.truthy(out[2]:find("NetStream.Play.Start", 1, true), out[2])   -- no _result for createStream
+    assert.equal(4, #out)
+  end)
+
   it("plays the client side: the recorded client's commands, in order, to the recorded server", function()
     local script = tmpname(".lua")
     local cflv = tmpname(".flv")
@@ -203,6 +217,7 @@ describe("capture2lua generator", function()
     write(script, ctext)
     local res = assert(replay.run{ capture = { conn }, script = script, args = { "--linger", "1" } })
     assert.same({}, res.errors)
+    assert.is_nil(res.exit)     -- every step reached: no exit status 1
     local recorded = {}
     for _, e in ipairs(list) do
       if e.dir == "c2s" and e.msg.type_name == "command" then
