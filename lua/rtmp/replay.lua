@@ -24,6 +24,7 @@ local fmt, concat, unpack, pack = string.format, table.concat, table.unpack, tab
 
 _M.default_seed = 1           -- handshake_seed of every replayed connection
 _M.HANDSHAKE_OUT = 3073       -- bytes of handshake either role sends (C0+C1+C2, S0+S1+S2)
+_M.max_events_per_instant = 1000000  -- then the replay stops (result.timed_out = "runaway")
 
 ---------------------------------------------------------------------------
 -- SHA-256 (FIPS 180-4), for the output hashes.
@@ -162,6 +163,17 @@ function R:loop(untilt)
       break
     end
     heap_pop(self.queue)
+    -- a script that keeps scheduling at the same instant (rtmp.timer(0, ...)
+    -- re-armed from itself) would never let the clock move
+    if ev.t == self.now then
+      self.same_instant = (self.same_instant or 0) + 1
+      if self.same_instant > _M.max_events_per_instant then
+        self.timed_out = "runaway"
+        break
+      end
+    else
+      self.same_instant = 0
+    end
     if not ev.cancelled then
       if ev.t > self.now then self.now = ev.t end
       ev.fn()
@@ -277,11 +289,19 @@ end
 local NOT_SETTINGS = { on_open = true, on_handshake = true, on_message = true, on_close = true,
                        on_data = true, listen = true, trace = true }
 
-function R:new_conn(role, handlers, peer, fields)
+-- The rtmp.session settings for a connection made by rtmp.listen or
+-- rtmp.connect with `handlers` (their settings, the replay's seed unless
+-- they give one).
+function R:settings(role, handlers)
   local settings = { role = role, handshake_seed = self.seed }
   for k, v in pairs(handlers) do
     if not NOT_SETTINGS[k] and type(v) ~= "function" then settings[k] = v end
   end
+  return settings
+end
+
+function R:new_conn(role, handlers, peer, fields)
+  local settings = self:settings(role, handlers)
   self.nconns = self.nconns + 1
   local conn = setmetatable({}, CONN)
   local st = {
@@ -576,6 +596,7 @@ function R:module()
 
   function v.listen(opts)
     assert(type(opts) == "table", "rtmp.listen: options table expected")
+    rtmp.session(replay:settings("server", opts)):close()  -- bad settings raise here, as rtmp.listen does
     local srv = setmetatable({ handlers = opts, port = replay.server_port }, SERVER)
     replay.listeners[#replay.listeners + 1] = srv
     if #replay.listeners == 1 then replay:serve(srv) end
@@ -643,6 +664,7 @@ end
 function R:connect(url, opts)
   local parsed, err = rtmp.parse_url(url)
   if not parsed then return nil, err end
+  rtmp.session(self:settings("client", opts)):close()  -- bad settings raise here
   self.nconnect = self.nconnect + 1
   local rec = self.recorded[self.nconnect]
   local fields = { url = url, app = parsed.app, path = parsed.path, tc_url = parsed.tc_url }
@@ -694,7 +716,8 @@ local KEEP = { _G = true, coroutine = true, debug = true, io = true, math = true
 --- is not), unwritten (those bytes' count, or nil), closed (reason or
 --- nil), messages_in, messages_out }, ... },
 --- trace (lines), errors, stderr, exit (os.exit code or nil), time (the
---- virtual clock at the end), timed_out (stopped by the limit).
+--- virtual clock at the end), timed_out (true: stopped by the limit;
+--- "runaway": a million events at one virtual instant).
 function _M.run(opts)
   assert(type(opts) == "table", "replay.run: options table expected")
   assert(type(opts.script) == "string", "replay.run: script path expected")

@@ -357,6 +357,50 @@ describe("handlers", function()
   end)
 end)
 
+describe("a script", function()
+  local function run_script(text, opts)
+    local script = tmpfile_with(text)
+    local flow = FLOWS[1]
+    local cap = assert(capture.open(flow.capture))
+    opts = opts or {}
+    opts.capture, opts.script = opts.capture or { cap.conns[1] }, script
+    local res, err = replay.run(opts)
+    os.remove(script)
+    return res, err
+  end
+
+  it("that never lets the clock move is stopped", function()
+    local saved = replay.max_events_per_instant
+    replay.max_events_per_instant = 1000
+    local res = assert(run_script([[
+      local rtmp = require "rtmp"
+      local function again() rtmp.timer(0, again) end
+      rtmp.timer(1, again)
+    ]]))
+    replay.max_events_per_instant = saved
+    assert.are.equal("runaway", res.timed_out)
+    assert.are.equal(1, res.time)
+  end)
+
+  it("with periodic timers stops at the limit after the last recorded byte", function()
+    local res = assert(run_script([[
+      local rtmp = require "rtmp"
+      rtmp.timer(0.5, function() end, 0.5)
+    ]], { limit = 5 }))
+    assert.is_true(res.timed_out)
+    assert.is_true(res.time <= 5 + 3, "stopped at " .. res.time)
+  end)
+
+  it("with bad settings fails as rtmp.listen does", function()
+    local res = assert(run_script([[
+      local rtmp = require "rtmp"
+      rtmp.listen{ ext_ts_fmt3 = "sometimes" }
+    ]]))
+    assert.is_truthy(res.script_error:find("sometimes", 1, true), res.script_error)
+    assert.are.equal(0, #res.conns)
+  end)
+end)
+
 describe("the virtual group", function()
   it("queues exactly the bytes rtmp.chunk_fmt0 makes, per chunk size and stream id", function()
     local script = tmpfile_with([[
