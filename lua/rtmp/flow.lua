@@ -420,7 +420,6 @@ function Player:start_media(m)
     end
     self.busy = true
     local csids = m.csid or {}
-    local t0, ts0 = rtmp.now(), nil
     local sent = 0
     local function step()
         self.timer = nil
@@ -437,19 +436,21 @@ function Player:start_media(m)
                 self.tag = m.to + 1
                 break
             end
-            ts0 = ts0 or msg.timestamp
+            -- one media clock per connection, across ranges: the first tag
+            -- sent fixes it; a timestamp going back starts it again
+            local clock = self.clock
+            if not clock or msg.timestamp < clock.ts0 then
+                clock = { t0 = rtmp.now(), ts0 = msg.timestamp }
+                self.clock = clock
+            end
             if not self.f.fast then
-                local wait = t0 + (msg.timestamp - ts0) / 1000 - rtmp.now()
+                local wait = clock.t0 + (msg.timestamp - clock.ts0) / 1000 - rtmp.now()
                 if wait > 0.001 then
-                    -- read again later: put the tag back by reopening is costly,
-                    -- so keep it in hand
-                    self.held = msg
+                    -- not due yet: keep the tag read and send it from a timer
                     self.timer = rtmp.timer(wait, function()
                         self.timer = nil
                         if self.closed then return end
-                        local h = self.held
-                        self.held = nil
-                        self:send_media(h, m, csids)
+                        self:send_media(msg, m, csids)
                         self.tag = self.tag + 1
                         sent = sent + 1
                         step()

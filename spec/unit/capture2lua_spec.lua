@@ -209,6 +209,36 @@ describe("capture2lua generator", function()
     assert.equal(4, #out)
   end)
 
+  it("paces the media by its timestamps on the (virtual) clock", function()
+    local script = tmpname(".lua")
+    write(script, text)
+    local res = assert(replay.run{ capture = { play_session(1) }, script = script, keep_open = true,
+                                   limit = 5 })
+    assert.same({}, res.errors)
+    local first, got = nil, {}
+    for _, line in ipairs(res.trace) do
+      local t, typ, ts = line:match("^(%S+) conn=%d+ out csid=%d+ fmt=%S+ type=(%a+) stream=1 ts=(%d+) ")
+      if typ == "video" or typ == "audio" then
+        first = first or tonumber(t)
+        got[#got + 1] = string.format("%d@%d", ts, math.floor((tonumber(t) - first) * 1000 + 0.5))
+      end
+    end
+    assert.same({ "0@0", "5@5", "40@40", "45@45", "80@80", "85@85", "120@120" }, got)
+  end)
+
+  it("lists every connection, RTMP or not, with the client's commands", function()
+    local http = { id = 2, client = "127.0.0.1:50001", server = "127.0.0.1:80", rtmp = false,
+                   gaps = 0, bytes = { c2s = 18, s2c = 0 },
+                   chunks = { { t = 0, dir = "c2s", data = "GET / HTTP/1.0\r\n\r\n" } } }
+    local rconn = play_session(1)
+    rconn.bytes = { c2s = 4000, s2c = 5000 }
+    local lines = c2l.list_lines({ conns = { rconn, http } })
+    assert.same({
+      "1  127.0.0.1:50000 -> 127.0.0.1:1935  c2s 4000 bytes  s2c 5000 bytes  RTMP  connect createStream play",
+      "2  127.0.0.1:50001 -> 127.0.0.1:80  c2s 18 bytes  s2c 0 bytes  not RTMP",
+    }, lines)
+  end)
+
   it("plays the client side: the recorded client's commands, in order, to the recorded server", function()
     local script = tmpname(".lua")
     local cflv = tmpname(".flv")
