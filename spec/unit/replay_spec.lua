@@ -235,6 +235,24 @@ describe("the virtual clock", function()
     assert.is_nil(find_line(res.trace, "out .*\"play\""))
   end)
 
+  it("paces publish.lua: each tag goes out at its timestamp on the virtual clock", function()
+    local flow
+    for _, f in ipairs(FLOWS) do if f.name == "nginx_takes_publish_lua" then flow = f end end
+    local res = run_flow(flow)
+    local t0, n = nil, 0
+    for _, l in ipairs(res.trace) do
+      local t, kind, ts = l:match("^(%S+) conn=1 out csid=%d+ fmt=%d type=(%a+) stream=1 ts=(%d+)")
+      if t and (kind == "audio" or kind == "video" or kind == "data") then
+        t, ts = tonumber(t), tonumber(ts)
+        t0 = t0 or t - ts / 1000
+        assert.is_true(math.abs(t - (t0 + ts / 1000)) < 1e-5, l)
+        n = n + 1
+      end
+    end
+    assert.are.equal(67, n)  -- every tag of the file
+    assert.is_true(res.time > t0 + 1.9)
+  end)
+
   it("runs rtmp.timer, rtmp.sleep and rtmp.now on it", function()
     local script = tmpfile_with([[
       local rtmp = require "rtmp"
