@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "l_rtmp.h"
+#include "l_contain.h"
 #include "l_msg.h"
 #include "l_queue.h"
 #include "../core/chunk.h"
@@ -28,11 +29,19 @@
 #define TIMER_MT "rtmp.timer"
 #define SESSION_MT "rtmp.session"
 
-/* Per Lua state: the loop. */
+/* Per Lua state: the loop, and the call into Lua now running (its
+ * budgets: docs/CONTAIN.md, l_contain.h). */
 typedef struct lstate {
-    lua_State *L;      /* main thread */
-    rtmp_net  *net;
+    lua_State     *L;      /* main thread */
+    rtmp_net      *net;
+    int            depth;  /* protected calls in progress (> 1: on_close from a handler...) */
+    lua_Integer    budget; /* instructions the outermost call may run; 0 = no limit */
+    lua_Integer    used;   /* instructions it has run, counted by the hook */
+    rtmp_l_memory *mem;    /* the allocator's accounting (luartmp --script-memory), or NULL */
 } lstate;
+
+/* What a script error in a connection's handler does (setting on_error). */
+enum { ON_ERROR_CLOSE, ON_ERROR_DROP };
 
 /* A connection as the binding sees it.  refs counts the box (until its
  * __gc), the open connection, and each group membership; freed at 0. */
@@ -46,12 +55,16 @@ typedef struct lconn {
     char           peer[64];
     rtmp_l_trace  *trace;   /* message trace (l_trace.c), NULL when off */
     rtmp_mediaq   *mq;      /* slow-reader policy state (l_queue.c), NULL until used */
+    lua_Integer    instructions; /* script_instructions: budget per handler call, 0 = none */
+    int            on_error; /* ON_ERROR_* */
 } lconn;
 
 typedef struct lserver {
     lstate        *st;
     rtmp_listener *l;       /* NULL once closed */
     int            handlers; /* registry ref to the handlers table */
+    lua_Integer    instructions; /* its connections' script_instructions and on_error */
+    int            on_error;
 } lserver;
 
 typedef struct lmember {
@@ -81,8 +94,129 @@ static lstate *get_state(lua_State *L)
 
 /* ---- calling into Lua ---- */
 
+static void contain_hook(lua_State *L, lua_Debug *ar);
+
+void rtmp_l_contain_arm(lua_State *L)
+{
+    if (lua_gethook(L) == NULL)
+        lua_sethook(L, contain_hook, LUA_MASKCOUNT, RTMP_L_HOOK_STEP);
+}
+
+/* The count hook: every RTMP_L_HOOK_STEP instructions of a thread that
+ * has it.  Outside calls from the loop it does nothing.  Inside, it adds
+ * up the instructions and raises once the call is over its instruction
+ * budget, or once the state is over its memory budget after a full
+ * collection; from then on it checks at every instruction, so a script's
+ * own pcall cannot swallow the error for long. */
+static void contain_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lstate *st = get_state(L);
+    int count = lua_gethookcount(L);
+    if (st && st->depth > 0) {
+        st->used += count;
+        if (st->budget > 0 && st->used > st->budget) {
+            lua_sethook(L, contain_hook, LUA_MASKCOUNT, 1);
+            luaL_error(L, "instruction budget exceeded (%I instructions)", (LUAI_UACINT)st->budget);
+        }
+        if (st->mem && st->mem->over) {
+            lua_gc(L, LUA_GCCOLLECT);
+            if (st->mem->used > st->mem->limit) {
+                lua_sethook(L, contain_hook, LUA_MASKCOUNT, 1);
+                luaL_error(L, "memory budget exceeded (%I bytes in use, budget %I)",
+                           (LUAI_UACINT)st->mem->used, (LUAI_UACINT)st->mem->limit);
+            }
+            st->mem->over = 0;
+        }
+    }
+    if (count != RTMP_L_HOOK_STEP)
+        lua_sethook(L, contain_hook, LUA_MASKCOUNT, RTMP_L_HOOK_STEP);
+}
+
+/* [-0, +0, -] field k of rtmp.options as a non-negative integer (0 when
+ * missing or not one): read when a call without a connection starts. */
+static lua_Integer option_integer(lua_State *L, const char *k)
+{
+    lua_Integer v = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, k);
+        lua_Number n = lua_tonumber(L, -1);
+        if (n > 0)
+            v = n < (lua_Number)LUA_MAXINTEGER ? (lua_Integer)n : LUA_MAXINTEGER;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* [-0, +0, -] rtmp.options.on_error as ON_ERROR_* (close when unset). */
+static int option_on_error(lua_State *L)
+{
+    int mode = ON_ERROR_CLOSE;
+    lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "on_error");
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (s && !strcmp(s, "drop"))
+            mode = ON_ERROR_DROP;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return mode;
+}
+
+/* [-0, +0, e] the containment settings of the table at t (0: none) over
+ * *instructions and *on_error: script_instructions = N (>= 0, 0 = no
+ * limit), on_error = "close" | "drop". */
+static void read_contain_fields(lua_State *L, int t, lua_Integer *instructions, int *on_error)
+{
+    if (!t)
+        return;
+    if (lua_getfield(L, t, "script_instructions") != LUA_TNIL) {
+        int isnum;
+        lua_Number n = lua_tonumberx(L, -1, &isnum);
+        if (!isnum || !(n >= 0) || n > 1e15)
+            luaL_error(L, "script_instructions must be a number of instructions >= 0 (0 = no limit)");
+        *instructions = (lua_Integer)n;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "on_error") != LUA_TNIL) {
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        if (!strcmp(s, "close"))
+            *on_error = ON_ERROR_CLOSE;
+        else if (!strcmp(s, "drop"))
+            *on_error = ON_ERROR_DROP;
+        else
+            luaL_error(L, "on_error must be \"close\" or \"drop\"");
+    }
+    lua_pop(L, 1);
+}
+
+/* [-0, +0, e] a server's or connection's containment settings: the table
+ * at t over rtmp.options over the defaults (no instruction limit, close).
+ * A budget arms the hook on this thread and on the main thread. */
+static void read_contain(lua_State *L, int t, lua_Integer *instructions, int *on_error)
+{
+    *instructions = 0;
+    *on_error = ON_ERROR_CLOSE;
+    lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+    if (lua_istable(L, -1))
+        read_contain_fields(L, lua_gettop(L), instructions, on_error);
+    lua_pop(L, 1);
+    read_contain_fields(L, t, instructions, on_error);
+    if (*instructions > 0) {
+        rtmp_l_contain_arm(L);
+        rtmp_l_contain_arm(get_state(L)->L);
+    }
+}
+
 static int traceback(lua_State *L)
 {
+    /* the traceback itself must not fail for the memory budget */
+    lstate *st = get_state(L);
+    if (st && st->mem)
+        st->mem->armed = 0;
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL && !lua_isnoneornil(L, 1))
         msg = luaL_tolstring(L, 1, NULL);
@@ -90,23 +224,54 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* Call the function below nargs arguments on top of the stack.  On error
- * log it with the traceback and, if lc is open, close it.  Returns 0 or -1.
- * [-(nargs+1), +0, -] */
+/* Call the function below nargs arguments on top of the stack: every
+ * call from the loop into Lua goes through here.  The outermost such call
+ * runs under the budgets (lc's script_instructions, or rtmp.options' for
+ * timers; the memory budget).  On error log it with the traceback and,
+ * if lc is open and its on_error is "close", close it.  Returns 0, or -1
+ * when it closed lc (without lc: on any error).  [-(nargs+1), +0, -] */
 static int pcall_handler(lua_State *L, lconn *lc, int nargs, const char *what)
 {
+    lstate *st = lc ? lc->st : get_state(L);
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
+    if (st->depth++ == 0) {
+        st->used = 0;
+        st->budget = lc ? lc->instructions : option_integer(L, "script_instructions");
+        if (st->mem)
+            st->mem->over = 0;
+        if (st->budget > 0 || (st->mem && st->mem->limit))
+            rtmp_l_contain_arm(L);
+    }
+    if (st->mem)
+        st->mem->armed = 1;
     int rc = lua_pcall(L, nargs, 0, base);
+    st->depth--;
     if (rc == LUA_OK) {
+        if (st->mem)
+            st->mem->armed = st->depth > 0;
         lua_remove(L, base);
         return 0;
     }
+    if (st->mem) /* nothing below may fail: not even inside an outer call */
+        st->mem->armed = 0;
+    int closed = 0;
     const char *err = lua_tostring(L, -1);
     if (!err)
         err = "(error object is not a string)";
-    if (lc && lc->c) {
+    if (rc == LUA_ERRMEM && st->mem && st->mem->limit) {
+        /* Lua calls no message handler for memory errors: no traceback */
+        lua_pushfstring(L, "%s (the script memory budget is %I bytes; no traceback for a memory error)",
+                        err, (LUAI_UACINT)st->mem->limit);
+        lua_replace(L, -2);
+        err = lua_tostring(L, -1);
+    }
+    if (lc && lc->c && lc->on_error == ON_ERROR_DROP) {
+        rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "script error in %s (on_error = drop: connection kept): %s",
+                 what, err);
+    } else if (lc && lc->c) {
+        closed = 1;
         rtmp_log(RTMP_LOG_ERROR, lc->id, lc->peer, "script error in %s: %s", what, err);
         /* The reason is the first line: the error itself, without the traceback. */
         char reason[200];
@@ -117,7 +282,9 @@ static int pcall_handler(lua_State *L, lconn *lc, int nargs, const char *what)
         rtmp_log(RTMP_LOG_ERROR, lc ? lc->id : 0, lc ? lc->peer : NULL, "script error in %s: %s", what, err);
     }
     lua_pop(L, 2);
-    return -1;
+    if (st->mem)
+        st->mem->armed = st->depth > 0;
+    return closed || !lc ? -1 : 0;
 }
 
 /* ---- connections ---- */
@@ -191,6 +358,8 @@ static void h_open(rtmp_conn *c, void *ud)
         rtmp_conn_close(c, "out of memory");
         return;
     }
+    lc->instructions = srv->instructions;
+    lc->on_error = srv->on_error;
     rtmp_conn_set_ud(c, lc);
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->handlers);
     new_box(L, lc, lua_gettop(L));
@@ -844,6 +1013,8 @@ static int conn_index(lua_State *L)
         if (!strcmp(k, "peer")) { lua_pushstring(L, lc->peer); return 1; }
         if (!strcmp(k, "role")) { lua_pushstring(L, lc->role == RTMP_ROLE_CLIENT ? "client" : "server"); return 1; }
         if (!strcmp(k, "closed")) { lua_pushboolean(L, !lc->c || rtmp_conn_closing(lc->c)); return 1; }
+        if (!strcmp(k, "on_error")) { lua_pushstring(L, lc->on_error == ON_ERROR_DROP ? "drop" : "close"); return 1; }
+        if (!strcmp(k, "script_instructions")) { lua_pushinteger(L, lc->instructions); return 1; }
         if (lc->c) {
             /* bytes as the socket saw them; the rest from the session */
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
@@ -867,7 +1038,21 @@ static int conn_index(lua_State *L)
 
 static int conn_newindex(lua_State *L)
 {
-    check_lconn(L, 1);
+    lconn *lc = check_lconn(L, 1);
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (k && (!strcmp(k, "on_error") || !strcmp(k, "script_instructions"))) {
+        /* containment settings of this connection (read_contain_fields) */
+        lua_settop(L, 3);
+        lua_newtable(L);
+        lua_pushvalue(L, 3);
+        lua_setfield(L, -2, k);
+        read_contain_fields(L, 4, &lc->instructions, &lc->on_error);
+        if (lc->instructions > 0) {
+            rtmp_l_contain_arm(L);
+            rtmp_l_contain_arm(lc->st->L);
+        }
+        return 0;
+    }
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
@@ -998,6 +1183,9 @@ static int l_listen(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     rtmp_conn_config cfg;
     read_conn_config(L, 1, &cfg, RTMP_ROLE_SERVER);
+    lua_Integer instructions;
+    int on_error;
+    read_contain(L, 1, &instructions, &on_error);
 
     /* collect addresses: opts.listen, else rtmp.options.listen, else "1935" */
     lua_getfield(L, 1, "listen");
@@ -1022,6 +1210,8 @@ static int l_listen(lua_State *L)
     srv->st = st;
     srv->l = NULL;
     srv->handlers = LUA_NOREF;
+    srv->instructions = instructions;
+    srv->on_error = on_error;
     luaL_setmetatable(L, SERVER_MT);
     lua_pushvalue(L, 1);
     srv->handlers = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -1208,6 +1398,9 @@ static int l_connect(lua_State *L)
     lua_getfield(L, u, "port");
     rtmp_conn_config cfg;
     read_conn_config(L, 2, &cfg, RTMP_ROLE_CLIENT);
+    lua_Integer instructions;
+    int on_error;
+    read_contain(L, 2, &instructions, &on_error);
     char err[300];
     rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, &client_handler,
                                     NULL, err, sizeof err);
@@ -1221,6 +1414,8 @@ static int l_connect(lua_State *L)
         rtmp_conn_close(c, "out of memory");
         return luaL_error(L, "out of memory");
     }
+    lc->instructions = instructions;
+    lc->on_error = on_error;
     rtmp_conn_set_ud(c, lc);
     new_box(L, lc, 2);
     rtmp_l_trace_settings(L, 2, rtmp_conn_session(c), &lc->trace, lc->id, lc->peer);
@@ -1466,14 +1661,25 @@ static void timer_fire(rtmp_timer *t, void *ud)
     ltimer *lt = ud;
     lua_State *L = lt->st->L;
     int ref = lt->selfref;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);      /* the timer box */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);      /* the timer box, kept here until the end */
     lua_getiuservalue(L, -1, 1);                 /* its function */
-    lua_insert(L, -2);
+    lua_pushvalue(L, -2);                        /* its argument */
     if (lt->repeat <= 0) {                       /* one-shot: no longer active */
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
         lt->selfref = LUA_NOREF;
     }
-    pcall_handler(L, NULL, 1, "timer");
+    /* A repeating timer whose function failed stops, unless
+     * rtmp.options.on_error is "drop" (or fn stopped it already). */
+    if (pcall_handler(L, NULL, 1, "timer") < 0 && lt->repeat > 0 && option_on_error(L) == ON_ERROR_CLOSE
+        && lt->selfref != LUA_NOREF) {
+        rtmp_log(RTMP_LOG_WARN, 0, NULL, "repeating timer stopped after a script error");
+        lt->repeat = 0;
+        if (lt->t)
+            rtmp_timer_stop(lt->t);
+        luaL_unref(L, LUA_REGISTRYINDEX, lt->selfref);
+        lt->selfref = LUA_NOREF;
+    }
+    lua_pop(L, 1);
 }
 
 /* rtmp.timer(after, fn [, repeat]) -> timer: fn(timer) runs after `after`
@@ -1739,7 +1945,12 @@ void rtmp_l_open_net(lua_State *L)
 {
     /* the loop, freed when the Lua state closes */
     lstate *st = lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st);
     st->L = L;
+    /* the allocator's accounting, when luartmp runs with --script-memory */
+    lua_getfield(L, LUA_REGISTRYINDEX, RTMP_L_MEMORY_KEY);
+    st->mem = lua_touserdata(L, -1);
+    lua_pop(L, 1);
     st->net = rtmp_net_new();
     if (!st->net)
         luaL_error(L, "cannot create the event loop");

@@ -15,6 +15,7 @@
 #include <lualib.h>
 
 #include "../core/log.h"
+#include "l_contain.h"
 
 #ifndef LUARTMP_VERSION
 #define LUARTMP_VERSION "0.0.0"
@@ -49,8 +50,68 @@ static const char usage[] =
     "                               written together (fewer system calls; default 0 = at once)\n"
     "  --trace[=PATH]               trace every message of every connection, one line each\n"
     "                               (docs/TRACE.md): appended to PATH, or to the log\n"
+    "  --script-instructions N      stop a call into the script (a handler, a timer) after\n"
+    "                               N Lua instructions (default 0 = no limit)\n"
+    "  --script-memory BYTES        memory budget of the script's Lua state while handlers\n"
+    "                               run (suffix K, M or G; default 0 = none)\n"
+    "  --on-error close|drop        a script error in a connection's handler closes the\n"
+    "                               connection (default) or drops only that call\n"
     "  -h, --help                   this help\n"
     "  -v, --version                print the version\n";
+
+/* BYTES with an optional K, M or G suffix (powers of 1024). */
+static int parse_bytes(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || v > (SIZE_MAX >> shift) >> 1)
+        return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+/* The Lua state's allocator with --script-memory: realloc and free, with
+ * the bytes in use counted in rtmp_l_memory.  While the binding has armed
+ * it (a call into the script runs), growing past the budget is flagged
+ * for the binding's hook, which raises "memory budget exceeded" in the
+ * script; growing past the budget plus an eighth fails at once, and Lua
+ * raises a memory error after an emergency collection.  Unarmed (the
+ * loop's own work: message objects, connection boxes), nothing fails but
+ * a real out-of-memory. */
+static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    rtmp_l_memory *m = ud;
+    size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+    if (nsize == 0) {
+        free(ptr);
+        m->used -= old;
+        return NULL;
+    }
+    if (m->armed && m->limit && nsize > old) {
+        size_t after = m->used - old + nsize;
+        if (after > m->limit) {
+            if (after - m->limit > m->limit / 8)
+                return NULL;
+            m->over = 1;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (p)
+        m->used = m->used - old + nsize;
+    return p;
+}
 
 static int fail_usage(const char *fmt, const char *arg)
 {
@@ -128,6 +189,9 @@ int main(int argc, char **argv)
 {
     double hs_timeout = -1, idle_timeout = -1, merge_window = -1, connect_timeout = -1;
     long max_per_address = -1;
+    double script_instructions = -1;
+    const char *on_error = NULL;
+    static rtmp_l_memory memory; /* the allocator's accounting (--script-memory) */
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
     const char *listen[16];
@@ -167,7 +231,8 @@ int main(int argc, char **argv)
         int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
                  || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
                  || strcmp(a, "--merge-window") == 0 || strcmp(a, "--connect-timeout") == 0
-                 || strcmp(a, "--max-per-address") == 0;
+                 || strcmp(a, "--max-per-address") == 0 || strcmp(a, "--script-instructions") == 0
+                 || strcmp(a, "--script-memory") == 0 || strcmp(a, "--on-error") == 0;
         if (!takes)
             return fail_usage("unknown option '%s'", argv[i]);
         if (!val) {
@@ -201,6 +266,19 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--merge-window") == 0) {
             if (parse_seconds(val, &merge_window) < 0 || merge_window > 5)
                 return fail_usage("bad --merge-window '%s' (want seconds, 0 to 5)", val);
+        } else if (strcmp(a, "--script-instructions") == 0) {
+            char *end;
+            errno = 0;
+            script_instructions = strtod(val, &end);
+            if (errno || end == val || *end || !(script_instructions >= 0) || script_instructions > 1e15)
+                return fail_usage("bad --script-instructions '%s' (want a number >= 0)", val);
+        } else if (strcmp(a, "--script-memory") == 0) {
+            if (parse_bytes(val, &memory.limit) < 0)
+                return fail_usage("bad --script-memory '%s' (want bytes, with an optional K, M or G)", val);
+        } else if (strcmp(a, "--on-error") == 0) {
+            if (strcmp(val, "close") != 0 && strcmp(val, "drop") != 0)
+                return fail_usage("bad --on-error '%s' (want close or drop)", val);
+            on_error = val;
         }
     }
     if (log_level)
@@ -223,6 +301,14 @@ int main(int argc, char **argv)
     if (!L) {
         fprintf(stderr, "luartmp: cannot create a Lua state\n");
         return 1;
+    }
+    if (memory.limit) {
+        /* count from here: what the state holds already came from the
+         * same realloc/free */
+        memory.used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+        lua_setallocf(L, budget_alloc, &memory);
+        lua_pushlightuserdata(L, &memory);
+        lua_setfield(L, LUA_REGISTRYINDEX, RTMP_L_MEMORY_KEY);
     }
     luaL_openlibs(L);
     /* Message objects carry their payload, so the heap is mostly media:
@@ -292,9 +378,20 @@ int main(int argc, char **argv)
         lua_pushnumber(L, merge_window);
         lua_setfield(L, -2, "merge_window");
     }
+    if (script_instructions >= 0) {
+        lua_pushinteger(L, (lua_Integer)script_instructions);
+        lua_setfield(L, -2, "script_instructions");
+    }
+    if (on_error) {
+        lua_pushstring(L, on_error);
+        lua_setfield(L, -2, "on_error");
+    }
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1);
+    /* budgets: the hook on this thread, inherited by the script's coroutine */
+    if (script_instructions > 0 || memory.limit)
+        rtmp_l_contain_arm(L);
     int rtmp_idx = lua_gettop(L);
 
     /* run the script with its arguments, in a coroutine (registry
