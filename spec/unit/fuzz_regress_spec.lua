@@ -1,0 +1,140 @@
+-- Fuzz regressions.  Every input under spec/fuzz/<target>/ once made a
+-- fuzz target (fuzz/fuzz_<target>.c) fail; the same target sources, built
+-- with a plain main() from the normal objects (make fuzz-replay-build),
+-- replay them here with all their checks: whole against split feeding,
+-- decode -> encode -> decode stability, reading back what was written.
+-- Under `make asan` (LUARTMP_ASAN=1) the runner is built from the ASan
+-- objects.  Then each bug the fuzzers found, as a script sees it, with
+-- bytes built by hand.
+local H = require "support.helpers"
+local rtmp = require "rtmp"
+local amf0 = rtmp.amf0
+local pack = string.pack
+
+local TARGETS = { "handshake", "chunk", "amf0", "amf3", "flv", "dispatch" }
+
+local function key(s) return pack(">s2", s) end
+
+local asan = os.getenv("LUARTMP_ASAN") == "1"
+local build = asan and "build-asan" or "build"
+local make = "make -s -f Makefile -f fuzz/fuzz.mk BUILD=" .. build
+  .. (asan and " OPT='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined'" or "")
+  .. " fuzz-replay-build"
+
+local function inputs(target)
+  local list = {}
+  local p = io.popen("ls -A spec/fuzz/" .. target .. " 2>/dev/null")
+  for name in p:lines() do list[#list + 1] = name end
+  p:close()
+  return list
+end
+
+-- One well-formed input per target, built here, so each runner's checks
+-- also run on bytes that take the whole path (a target may have no
+-- regression input yet).
+local function sample(target)
+  local w = rtmp.writer()
+  local chunks = w:write{ csid = 3, type = 20, stream = 0, timestamp = 0,
+      payload = amf0.encode("connect", 1, amf0.object{ { "app", "live" } }) }
+    .. w:write{ csid = 6, type = 8, stream = 1, timestamp = 0x1000000, payload = ("\xAF\1"):rep(200) }
+    .. w:write{ csid = 6, type = 8, stream = 1, timestamp = 0x1000020, payload = "\xAF\1" }
+  if target == "handshake" then return "\0\1\2\3\4\3" .. ("\0"):rep(2 * 1536) .. chunks end
+  if target == "chunk" then return "\0\1\2\3\4" .. chunks end
+  if target == "amf0" then return amf0.encode("connect", 1, amf0.object{ { "app", "live" } }, rtmp.null) end
+  if target == "amf3" then return rtmp.amf3.encode(rtmp.amf3.array{ 1, "a", { x = 1.5 } }, "a") end
+  if target == "flv" then
+    return "FLV\1\5" .. pack(">I4I4", 9, 0) .. pack(">BI3I3BI3", 8, 2, 40, 0, 0) .. "\xAF\1" .. pack(">I4", 13)
+  end
+  return "\3\1\2\3\4" .. chunks  -- dispatch: after a handshake prefix, in 2 pieces
+end
+
+describe("fuzz regression inputs", function()
+  local built, build_out
+  setup(function()
+    local rc
+    rc, build_out = H.run(make, 300)
+    built = rc == 0
+  end)
+
+  for _, target in ipairs(TARGETS) do
+    it("replay through fuzz_" .. target .. " with its checks", function()
+      assert(built, "the replay runner did not build: " .. tostring(build_out))
+      local files = inputs(target)
+      local extra = H.tmpname("fuzz-sample-" .. target)
+      local f = assert(io.open(extra, "wb"))
+      f:write(sample(target))
+      f:close()
+      local rc, out = H.run(string.format("%s/fuzz-replay/fuzz_%s %s %s", build, target, H.shquote(extra),
+        #files > 0 and "spec/fuzz/" .. target or ""), 120)
+      assert.are.equal(0, rc, out)
+      assert.truthy(out:find((#files + 1) .. " inputs ok", 1, true), out)
+    end)
+  end
+
+  it("regression inputs are small files with plain names", function()
+    for _, target in ipairs(TARGETS) do
+      for _, name in ipairs(inputs(target)) do
+        assert.truthy(name:match("^[%w%-_.]+$"), "odd file name spec/fuzz/" .. target .. "/" .. name)
+        assert.truthy(H.file_size("spec/fuzz/" .. target .. "/" .. name) <= 65536, "large input " .. name)
+      end
+    end
+  end)
+end)
+
+describe("fuzz findings as a script sees them", function()
+  -- fuzz_amf0: an ECMA array (or object) that repeats a key keeps the
+  -- last value; decode used to keep the first occurrence's AMF3-switch
+  -- mark, so encode_values wrote the AMF0 string as switched AMF3.
+  it("a repeated key loses the AMF3 switch of its first value", function()
+    local bytes = "\8" .. pack(">I4", 2) .. key("a") .. "\17\4\1" .. key("a") .. "\2" .. key("x") .. "\0\0\9"
+    local v = assert(amf0.decode(bytes))
+    assert.are.equal("x", v[1].a)
+    local want = "\8" .. pack(">I4", 1) .. key("a") .. "\2" .. key("x") .. "\0\0\9"
+    assert.are.equal(want, amf0.encode_values(v))
+  end)
+
+  -- ... and its place in the key order: the value is the last one read,
+  -- so it is written where that one was.  Here that value is an ECMA
+  -- array without its end marker (the end of the input): written first,
+  -- as the first occurrence's place had it, it swallowed the keys after it.
+  it("a repeated key takes the place of its last value", function()
+    local bytes = "\8" .. pack(">I4", 3) .. key("b") .. "\0" .. pack(">d", 1) .. key("a") .. "\0" .. pack(">d", 2)
+      .. key("b") .. "\8" .. pack(">I4", 0)
+    local v = assert(amf0.decode(bytes))
+    local out = amf0.encode_values(v)
+    assert.are.equal("\8" .. pack(">I4", 2) .. key("a") .. "\0" .. pack(">d", 2) .. key("b") .. "\8" .. pack(">I4", 0),
+      out)
+    local again = assert(amf0.decode(out))
+    assert.are.equal(2, again[1].a)
+    assert.are.equal("ecma", rtmp.amf0.type(again[1].b))
+    assert.are.equal(out, amf0.encode_values(again))
+  end)
+
+  -- fuzz_flv: a data tag of size 0 reached the AMF0 reader with a NULL
+  -- body (UBSan: pointer arithmetic on NULL); it is an empty data message.
+  it("an FLV data tag of size 0 is a data message with no values", function()
+    local file = H.tmpname("empty-data.flv")
+    local f = assert(io.open(file, "wb"))
+    f:write("FLV\1\5" .. pack(">I4I4", 9, 0)
+      .. pack(">BI3I3BI3", 18, 0, 0, 0, 0) .. pack(">I4", 11)
+      .. pack(">BI3I3BI3", 8, 2, 40, 0, 0) .. "\xAF\1" .. pack(">I4", 13))
+    f:close()
+    local r = assert(rtmp.flv.open(file))
+    local m = assert(r:read())
+    assert.are.same({ 18, 0, "", 0 }, { m.type, m.length, m.payload, m.values.n })
+    assert.is_nil(m.decode_error)
+    local a = assert(r:read())
+    assert.are.same({ 8, 40, "\xAF\1" }, { a.type, a.timestamp, a.payload })
+    assert.is_nil(r:read())
+    r:close()
+  end)
+
+  it("an empty AMF0 data message through a session is delivered with no values", function()
+    local s = rtmp.session{ role = "server" }
+    local msgs = assert(s:feed("\3" .. ("\0"):rep(2 * 1536) .. "\5" .. pack(">I3I3B<I4", 0, 0, 18, 1)))
+    assert.are.equal(1, #msgs)
+    assert.are.same({ 18, 0, 1, 0 }, { msgs[1].type, msgs[1].length, msgs[1].stream, msgs[1].values.n })
+    assert.is_nil(msgs[1].decode_error)
+    s:close()
+  end)
+end)
