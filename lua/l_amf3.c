@@ -680,6 +680,8 @@ static void e3_members(enc3 *e, int t, int keys, int depth)
     lua_Integer n = (lua_Integer)lua_rawlen(L, keys);
     for (lua_Integer i = 1; i <= n; i += 2) {
         lua_rawgeti(L, keys, i);
+        if (lua_rawlen(L, -1) == 0)
+            luaL_error(L, "cannot encode an empty key as AMF3 (the empty key ends the members)");
         e3_string(e, lua_gettop(L));
         lua_rawgeti(L, keys, i + 1);
         lua_rawget(L, t);

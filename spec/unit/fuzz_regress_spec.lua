@@ -110,6 +110,20 @@ describe("fuzz findings as a script sees them", function()
     assert.are.equal(out, amf0.encode_values(again))
   end)
 
+  -- The first of those inputs also made the AMF3 encoder write an AMF0
+  -- ECMA array's empty key as the empty string that ends AMF3 members:
+  -- one value became three.  An empty member key has no AMF3 form.
+  it("an empty member key raises when encoded as AMF3", function()
+    local assoc = rtmp.amf3.array{ 5 }
+    assoc[""] = 1  -- an array's associative part
+    for _, t in ipairs{ amf0.ecma{ { "", 1 } }, rtmp.amf3.object{ { "", 1 } }, assoc } do
+      local ok, err = pcall(rtmp.amf3.encode, t)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("empty key", 1, true), err)
+    end
+    assert.are.equal("\3" .. key("") .. "\0" .. pack(">d", 1) .. "\0\0\9", amf0.encode(amf0.object{ { "", 1 } }))
+  end)
+
   -- fuzz_flv: a data tag of size 0 reached the AMF0 reader with a NULL
   -- body (UBSan: pointer arithmetic on NULL); it is an empty data message.
   it("an FLV data tag of size 0 is a data message with no values", function()
