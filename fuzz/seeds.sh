@@ -5,7 +5,8 @@
 #
 #   1. ffmpeg makes a 2 s H.264 + AAC FLV; ffmpeg publishes it to
 #      build/luartmp scripts/live.lua on a free loopback port while
-#      another ffmpeg plays it; dumpcap captures the port.
+#      another ffmpeg and rtmpdump (librtmp) play it; dumpcap captures
+#      the port.
 #   2. tshark reassembles each TCP connection (follow,tcp,raw) into the
 #      client's bytes and the server's bytes.
 #   3. fuzz/seeds.lua (lua5.4 with build/rtmp.so) cuts those streams into
@@ -45,10 +46,13 @@ done
 ffmpeg -nostdin -v error -rw_timeout 3000000 -i "rtmp://127.0.0.1:$port/live/seed" -c copy -f flv \
     -y "$work/play.flv" >"$work/play.log" 2>&1 &
 ply=$!; pids="$pids $ply"
+timeout 8 rtmpdump -q -v -r "rtmp://127.0.0.1:$port/live/seed" -o /dev/null >"$work/rtmpdump.log" 2>&1 &
+dump=$!; pids="$pids $dump"
 sleep 0.5
 ffmpeg -nostdin -v error -re -i "$work/in.flv" -c copy -f flv "rtmp://127.0.0.1:$port/live/seed" \
     >"$work/publish.log" 2>&1
 wait "$ply" || true
+wait "$dump" || true
 sleep 0.3
 kill "$srv" "$cap" 2>/dev/null || true
 wait "$cap" 2>/dev/null || true
