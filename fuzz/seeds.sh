@@ -67,5 +67,7 @@ while [ "$s" -lt "$n" ]; do
 done
 
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$here"
 LUA_CPATH="$here/build/?.so;;" lua5.4 "$here/fuzz/seeds.lua" "$out" "$work/streams" "$work/in.flv"
 touch "$out/.done"
