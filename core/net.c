@@ -611,10 +611,14 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t len)
     }
 }
 
-static void tune_socket(int fd)
+static void tune_socket(int fd, const rtmp_conn_config *cfg)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (cfg->send_buffer > 0) { /* a fixed kernel send buffer (no autotuning) */
+        int size = cfg->send_buffer > (1 << 30) ? 1 << 30 : (int)cfg->send_buffer;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -641,7 +645,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        tune_socket(fd);
+        tune_socket(fd, &l->cfg);
         rtmp_conn *c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
         if (!c) {
             rtmp_log(RTMP_LOG_ERROR, 0, NULL, "accept: out of memory");
@@ -844,7 +848,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         freeaddrinfo(res);
         return NULL;
     }
-    tune_socket(fd);
+    tune_socket(fd, cfg);
     ev_now_update(n->loop); /* deadlines count from now, also when called outside the loop */
     rtmp_conn *c = conn_new(n, fd, cfg, h, ud);
     if (!c) {

@@ -50,6 +50,9 @@ typedef struct rtmp_conn_config {
                                     while more than this is queued (core/mediaq.h); 0 = no bound */
     double   max_queue_time;     /* ... or more than this many seconds of media; 0 = no bound */
     double   max_queue_stall;    /* close a connection over either bound this long; 0 = never */
+    size_t   send_buffer;        /* SO_SNDBUF for the socket; 0 = the kernel's autotuning (which
+                                    lets a stalled reader hold up to net.ipv4.tcp_wmem's maximum,
+                                    4 MiB by default, of kernel memory besides the queue) */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
     int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited

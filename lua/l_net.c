@@ -1121,6 +1121,7 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->max_queue_bytes = (size_t)opt_number(L, src, "max_queue_bytes", (double)cfg->max_queue_bytes);
         cfg->max_queue_time = opt_number(L, src, "max_queue_time", cfg->max_queue_time);
         cfg->max_queue_stall = opt_number(L, src, "max_queue_stall", cfg->max_queue_stall);
+        cfg->send_buffer = (size_t)opt_number(L, src, "send_buffer", (double)cfg->send_buffer);
         rtmp_reader_config *r = &cfg->session.reader;
         r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
         r->max_chunk_streams = (uint32_t)opt_number(L, src, "max_chunk_streams", r->max_chunk_streams);
