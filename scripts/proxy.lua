@@ -204,6 +204,10 @@ local function leg_settings()
         -- pings are answered end to end; acknowledgements, chunk sizes,
         -- aborts, windows and bandwidth are applied by each leg's session
         auto = { ping = false },
+        -- each leg acknowledges only once its peer announced a window (as
+        -- the peer at the other end is asked to by the same, relayed,
+        -- Window Ack Size), never at a window of our own
+        ack_window = 0,
     }
 end
 

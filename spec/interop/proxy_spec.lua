@@ -319,6 +319,30 @@ describe("proxy #nginx", function()
     assert.are.equal("127.0.0.1:" .. nginx.port, first_command(c_out, "onProxyNote").args[2].upstream)
   end)
 
+  it("message mode acknowledges as nginx-rtmp does: nothing to a publisher that announced no window", function()
+    local function acks(url)
+      local rc, out = H.run(fmt("%s spec/interop/proxy_acks.lua %s a1 7", H.shquote(H.luartmp), H.shquote(url)), 60)
+      assert(rc == 0, out)
+      local w, a, sent = out:match("window=(%d+) acks=(%d+) sent=(%d+)")
+      assert(w, out)
+      assert(tonumber(sent) > 6e6)
+      return tonumber(w), tonumber(a)
+    end
+    -- the counting publisher sees acknowledgements where a server sends them
+    local luartmp = H.luartmp_start()
+    local w, a = acks(luartmp.url("live"))
+    assert.are.equal(2500000, w)
+    assert(a >= 2, "luartmp's live server acknowledges every 2.5 MB: " .. a)
+    -- nginx-rtmp announces a window but acknowledges nothing; nor does the proxy in front of it
+    local nginx = H.nginx_start()
+    local proxy = proxy_start(nginx.url(""), {})
+    for _, url in ipairs{ nginx.url("live"), proxy.url("live") } do
+      w, a = acks(url)
+      assert.are.equal(5000000, w, url .. ": Window Ack Size")
+      assert.are.equal(0, a, url .. ": Acknowledgements")
+    end
+  end)
+
   it("refuses bad arguments and closes a client when the upstream is unreachable", function()
     local rc, out = H.run(fmt("%s scripts/proxy.lua --listen 127.0.0.1:1", H.shquote(H.luartmp)), 10)
     assert.are.equal(2, rc)
