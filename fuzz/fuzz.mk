@@ -24,7 +24,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN
 FUZZ_TARGETS ?= handshake chunk amf0 amf3 flv dispatch
 FUZZ_TIME    ?= 600
 FUZZ_SHORT   ?= 10
-FUZZ_LIBS    := $(LUA_LIBS) $(PKG_LIBS) -lev -lm
+FUZZ_LIBS     = $(LUA_LIBS) $(LIBS)
 
 FUZZ_CORE_OBJ := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LUA_OBJ  := $(LUA_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
