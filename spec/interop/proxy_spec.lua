@@ -65,25 +65,32 @@ local function proxy_start(upstream, args)
   return p
 end
 
--- Play `url` into a file from before the publisher starts: wait until
--- nginx has the player, publish through `pub_url`, wait for both to end.
--- Returns the recording's probe.
-local function publish_and_play(nginx, play_url, name, pub_url)
+-- Play `play_url` into a file from before the publisher starts: wait
+-- until nginx has the player, then publish through `pub_url`.  finish()
+-- waits for both to end and checks the recording: every frame.
+local function start_pair(nginx, play_url, name, pub_url)
   local out = H.tmpname(name .. "-play.flv")
   local player = H.ffmpeg_play(play_url, out, 1.5)
   assert(H.wait_until(function() return nginx.count("play", name) >= 1 end, 10),
     "nginx never saw the player:\n" .. nginx.log())
-  local pub = publish(pub_url)
-  assert.are.equal(0, H.wait_exit(pub, 30), "publisher: " .. H.output(pub))
-  assert.are.equal(0, H.wait_exit(player, 20), "player: " .. H.output(player))
-  local info = assert(H.probe(out))
-  assert(info.video and info.audio, "player recorded no stream:\n" .. info.log)
-  local m = media_file()
-  assert(info.video.frames >= m.video - TAIL_SLACK and info.video.frames <= m.video,
-    fmt("player decoded %d video frames of %d", info.video.frames, m.video))
-  assert(info.audio.frames >= m.audio - AUDIO_SLACK and info.audio.frames <= m.audio,
-    fmt("player decoded %d audio frames of %d", info.audio.frames, m.audio))
-  return info
+  local job = { pub = publish(pub_url) }
+  function job.finish()
+    assert.are.equal(0, H.wait_exit(job.pub, 30), "publisher: " .. H.output(job.pub))
+    assert.are.equal(0, H.wait_exit(player, 20), "player: " .. H.output(player))
+    local info = assert(H.probe(out))
+    assert(info.video and info.audio, "player recorded no stream:\n" .. info.log)
+    local m = media_file()
+    assert(info.video.frames >= m.video - TAIL_SLACK and info.video.frames <= m.video,
+      fmt("player decoded %d video frames of %d", info.video.frames, m.video))
+    assert(info.audio.frames >= m.audio - AUDIO_SLACK and info.audio.frames <= m.audio,
+      fmt("player decoded %d audio frames of %d", info.audio.frames, m.audio))
+    return info
+  end
+  return job
+end
+
+local function publish_and_play(nginx, play_url, name, pub_url)
+  return start_pair(nginx, play_url, name, pub_url).finish()
 end
 
 -- The pairs the proxy logged: { { client = id, upstream = id }, ... }.
@@ -384,17 +391,21 @@ describe("docs/PROXY.md examples #nginx", function()
       :gsub('listen = "1936"', fmt('listen = "127.0.0.1:%d"', tee_port))))
     local proc = H.spawn(fmt("%s %s", H.shquote(H.luartmp), H.shquote(tee)), { name = "tee" })
     assert(H.wait_port(tee_port, 10, proc))
-    publish_and_play(nginx, nginx.url("live/t1"), "t1", fmt("rtmp://127.0.0.1:%d/live/t1", tee_port))
-    assert(H.wait_until(function() return H.output(proc):find("%d+ bytes up") end, 5), H.output(proc))
-    local n = tonumber(H.output(proc):match("(%d+) bytes up"))
-    assert(n > 3073 + 50000, "bytes up: " .. n)
+    local teejob = start_pair(nginx, nginx.url("live/t1"), "t1", fmt("rtmp://127.0.0.1:%d/live/t1", tee_port))
 
-    -- stamp.lua through proxy.lua --hooks, as the doc runs it
+    -- stamp.lua through proxy.lua --hooks, as the doc runs it, at the same time
     local stamp = H.tmpname("stamp.lua")
     H.write_file(stamp, doc_script("stamp.lua"))
     local trace = H.tmpname("stamp.trace")
     local proxy = proxy_start(nginx.url(""), { "--hooks", stamp, "--set", "tag=lab-3", "--trace=" .. trace })
-    publish_and_play(nginx, nginx.url("live/t2"), "t2", proxy.url("live/t2"))
+    local stampjob = start_pair(nginx, nginx.url("live/t2"), "t2", proxy.url("live/t2"))
+
+    teejob.finish()
+    assert(H.wait_until(function() return H.output(proc):find("%d+ bytes up") end, 5), H.output(proc))
+    local n = tonumber(H.output(proc):match("(%d+) bytes up"))
+    assert(n > 3073 + 50000, "bytes up: " .. n)
+
+    stampjob.finish()
     assert(H.wait_until(function() return H.count_plain(proxy.log(), "close:") == 2 end, 10), proxy.log())
     local pr = pairs_logged(proxy.log())[1]
     local by = trace_by_conn(trace)
