@@ -16,7 +16,8 @@
 --   receives it and becomes the proxy's outgoing chunk size on the other
 --   leg; Window Ack Size, Set Peer Bandwidth, pings and every other
 --   message are relayed; Acknowledgements and Aborts belong to one TCP
---   leg and are not (each session acknowledges what it receives itself).
+--   leg and are not (each session acknowledges what it receives itself,
+--   at the window its peer announced, and not before one).
 -- - byte-faithful mode (--faithful): no handshake, no chunking: the bytes
 --   read from one socket are written unchanged to the other (passthrough
 --   connections), and a copy is decoded with rtmp.tap to trace it.
