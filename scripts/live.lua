@@ -32,6 +32,15 @@ local M = {
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
         pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
         relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
+        -- Slow and stalled players (docs/SLOW.md): each player's queue is bounded in bytes and
+        -- in media time; past a bound, non-key video is dropped until the next keyframe, then
+        -- whole GOPs (audio and video; sequence headers and metadata always go), and a player
+        -- over a bound for max_queue_stall seconds is disconnected, each step logged.
+        max_queue_bytes = 4 * 1024 * 1024, -- bytes queued to a player (0: no bound)
+        max_queue_time = 10,      -- seconds of media queued to a player (0: no bound)
+        max_queue_stall = 30,     -- seconds over a bound before the player is closed (0: never)
+        send_buffer = 0,          -- SO_SNDBUF of each connection (0: the kernel's autotuning,
+                                  -- up to 4 MiB of kernel memory per stalled player)
     },
     hooks = {},     -- on_connect(conn, msg), on_publish(conn, app, name), on_play(conn, app, name),
                     -- on_close(conn, reason): return false, "reason" to refuse;
@@ -422,6 +431,9 @@ function M.start(opts)
         local settings = {}
         for k, v in pairs(opts) do settings[k] = v end
         settings.listen = addr
+        for _, k in ipairs({ "max_queue_bytes", "max_queue_time", "max_queue_stall", "send_buffer" }) do
+            settings[k] = config[k]
+        end
         settings.on_message = M.on_message
         settings.on_close = M.on_close
         local srv, err = rtmp.listen(settings)
