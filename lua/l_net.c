@@ -117,14 +117,20 @@ static void contain_hook(lua_State *L, lua_Debug *ar)
         st->used += count;
         if (st->budget > 0 && st->used > st->budget) {
             lua_sethook(L, contain_hook, LUA_MASKCOUNT, 1);
-            luaL_error(L, "instruction budget exceeded (%I instructions)", (LUAI_UACINT)st->budget);
+            luaL_where(L, 0); /* in a hook, level 0 is the interrupted function */
+            lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (LUAI_UACINT)st->budget);
+            lua_concat(L, 2);
+            lua_error(L);
         }
         if (st->mem && st->mem->over) {
             lua_gc(L, LUA_GCCOLLECT);
             if (st->mem->used > st->mem->limit) {
                 lua_sethook(L, contain_hook, LUA_MASKCOUNT, 1);
-                luaL_error(L, "memory budget exceeded (%I bytes in use, budget %I)",
-                           (LUAI_UACINT)st->mem->used, (LUAI_UACINT)st->mem->limit);
+                luaL_where(L, 0);
+                lua_pushfstring(L, "memory budget exceeded (%I bytes in use, budget %I)",
+                                (LUAI_UACINT)st->mem->used, (LUAI_UACINT)st->mem->limit);
+                lua_concat(L, 2);
+                lua_error(L);
             }
             st->mem->over = 0;
         }

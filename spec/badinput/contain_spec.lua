@@ -247,3 +247,50 @@ describe("per-server containment settings (rtmp.listen script_instructions, on_e
     c:close()
   end)
 end)
+
+describe("docs/CONTAIN.md", function()
+  teardown(function() H.cleanup() end)
+
+  it("the first example runs as described: spin is dropped, the connection answers the next command", function()
+    local doc = assert(H.read_file("docs/CONTAIN.md"))
+    local code = assert(doc:match("```lua\n(.-)```"), "no lua example in docs/CONTAIN.md")
+    local dir = H.mkdir(H.tmpname("contain-doc"))
+    H.write_file(dir .. "/budget.lua", code)
+    local srv = H.luartmp_start{ script = dir .. "/budget.lua" }
+    local c = C.connect(srv.url("live"))
+    send(c, "spin")
+    local sid = c:create_stream() -- waits for the _result
+    assert.equal(1, sid)
+    assert.is_false(c.closed)
+    local text = H.wait_until(function()
+      local log = srv.log()
+      local s = log:find("script error in on_message (on_error = drop: connection kept): ", 1, true)
+      return s and log:sub(s, s + 700)
+    end, 5)
+    assert(text, "no script error in the log:\n" .. srv.log())
+    assert(text:find("budget.lua:6: instruction budget exceeded (1000000 instructions)", 1, true), text)
+    assert(text:find("budget.lua:6: in function <" .. dir .. "/budget.lua:5>", 1, true), text)
+    c:close()
+  end)
+end)
+
+describe("luartmp command line", function()
+  it("refuses bad containment options with status 2", function()
+    for _, args in ipairs{ "--script-memory 12Q", "--script-memory -5", "--script-instructions x",
+                           "--script-instructions -1", "--on-error maybe" } do
+      local rc, out = H.run(H.shquote(H.luartmp) .. " " .. args .. " scripts/live.lua", 10)
+      assert.equal(2, rc, args .. ": " .. out)
+      assert(out:find("bad %-%-"), args .. ": " .. out)
+    end
+  end)
+
+  it("rtmp.options carries --script-instructions and --on-error to scripts", function()
+    local dir = H.mkdir(H.tmpname("contain-opts"))
+    H.write_file(dir .. "/opts.lua", [[
+      local rtmp = require "rtmp"
+      print(rtmp.options.script_instructions, rtmp.options.on_error)]])
+    local rc, out = H.run(H.shquote(H.luartmp) .. " --script-instructions 2e6 --on-error drop " .. dir .. "/opts.lua", 10)
+    assert.equal(0, rc, out)
+    assert.equal("2000000\tdrop", out:match("[^\n]+"))
+  end)
+end)
