@@ -42,6 +42,7 @@ local function R() return require "rtmp" end
 
 _M.null = R().null
 _M.undefined = R().undefined
+_M.unsupported = R().amf0.unsupported
 
 --- expect { WHAT [, NAME] [, txn = N] [, code = C] [, count = N] }: a
 --- message from the peer. WHAT is a type name ("command", "data",
@@ -510,9 +511,9 @@ usage: luartmp FLOW.lua [URL] [--save FILE] [--duration S] [--linger S] [--fast]
   --save FILE    write the audio, video and metadata received to an FLV file
   --duration S   close the connection S seconds after connecting
   --linger S     after the last step, close once the server is silent S seconds (default 2)
-Exit status 1 when the connection ends before the last step.
   --fast         send media as fast as possible (default: paced by timestamps)
   --media FILE   the companion FLV (default: the one the script names)
+Exit status 1 when the connection ends before the last step.
 ]]
 
 local function setup(spec, optspec, usage, level)
@@ -522,7 +523,10 @@ local function setup(spec, optspec, usage, level)
         if a == "-h" or a == "--help" then io.stdout:write(usage); os.exit(0) end
     end
     local ok, o, pos = pcall(parse_args, argv, optspec)
-    if not ok then error("flow: " .. o .. "\n" .. usage, 0) end
+    if not ok then
+        io.stderr:write("flow: ", tostring(o), "\n", usage)
+        os.exit(2)
+    end
     local f = {
         spec = spec, steps = compile(spec), opts = o, pos = pos, fast = o.fast or spec.fast,
         players = {}, done = 0,
