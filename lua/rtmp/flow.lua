@@ -204,8 +204,14 @@ local function info_code(msg)
     return type(info) == "table" and type(info.code) == "string" and info.code or nil
 end
 
-local function matches(e, msg)
+-- strict_txn (the client side, which sends the recorded txns): a
+-- _result or _error must carry the step's txn.
+local function matches(e, msg, strict_txn)
     if e.what == "media" then return false end
+    if strict_txn and e.txn ~= nil and msg.txn ~= nil and msg.txn ~= e.txn
+            and (msg.name == "_result" or msg.name == "_error") then
+        return false
+    end
     if e.what ~= msg.type_name and e.what ~= msg.type then return false end
     if e.name == nil then return true end
     if msg.type_name == "user_control" then
@@ -286,13 +292,13 @@ function Player:message(msg)
         if self.media_seen >= (e.count or 0) then self:fire(i, msg) end
         return
     end
-    if matches(e, msg) then return self:fire(i, msg) end
+    if matches(e, msg, self.f.strict_txn) then return self:fire(i, msg) end
     if tolerated(msg) then return end
     local strong = msg.type_name == "command" or msg.type_name == "command3"
         or msg.type_name == "data" or msg.type_name == "data3"
     if strong then
         for j = i + 1, #steps do
-            if matches(steps[j].expect, msg) then
+            if matches(steps[j].expect, msg, self.f.strict_txn) then
                 self:log("warn", "flow: got %s at step %d: skipped steps %d..%d (expected %s)",
                     describe(msg), i, i, j - 1, describe(e))
                 return self:fire(j, msg)
@@ -591,6 +597,7 @@ function _M.client(spec)
     local url = f.pos[1] or spec.url
     if not url then error("flow: no URL (give one as the first argument)", 0) end
     local given = f.pos[1] ~= nil
+    f.strict_txn = true
     if f.opts.save then
         local w, err = rtmp.flv.create(f.opts.save)
         if not w then error("flow: " .. tostring(err), 0) end
