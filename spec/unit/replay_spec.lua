@@ -357,6 +357,56 @@ describe("scripts/tools/replay.lua", function()
   end)
 end)
 
+describe("one recorded read with two messages", function()
+  -- connect then a PingRequest, in one read after the handshake
+  local function recording()
+    local c = rtmp.session{ role = "client", handshake_seed = 3 }
+    local s = rtmp.session{ role = "server", handshake_seed = 4 }
+    local c01 = c:output()
+    s:feed(c01)
+    c:feed(s:output())
+    local c2 = c:output()
+    c:command(nil, "connect", 1, { app = "live" })
+    c:user_control("ping_request", 12345)
+    return { { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 0, closed = false,
+               chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 0.1, dir = "c2s", data = c2 .. c:output() } } } }
+  end
+
+  local function outs(res)
+    local t = {}
+    for _, l in ipairs(res.trace) do
+      local what = l:match(" out .* type=(%S+)")
+      if what then t[#t + 1] = what end
+    end
+    return table.concat(t, " ")
+  end
+
+  it("gets the script's reply to the first before the engine's answer to the second, as the net layer does", function()
+    local res = assert(replay.run{ capture = recording(), script = "scripts/live.lua" })
+    assert.are.equal("window_ack_size set_peer_bandwidth set_chunk_size command user_control", outs(res))
+    assert.is_truthy(find_line(res.trace, "out .* type=user_control .*event_name=\"ping_response\""))
+  end)
+
+  it("with fast = true is decoded whole first: the engine's answer comes first", function()
+    local res = assert(replay.run{ capture = recording(), script = "scripts/live.lua", fast = true })
+    assert.are.equal("user_control window_ack_size set_peer_bandwidth set_chunk_size command", outs(res))
+  end)
+
+  it("fast or not, the shipped flows give the same bytes", function()
+    for _, flow in ipairs(FLOWS) do
+      local cap = assert(capture.open(flow.capture))
+      local out, flv = os.tmpname(), os.tmpname()
+      local res = assert(replay.run{ capture = cap, script = flow.script, args = args_of(flow, cap, out, flv),
+                                     connection = flow.connection, fast = true })
+      os.remove(out)
+      os.remove(flv)
+      for i, want in ipairs(flow.conns) do
+        assert.are.equal(want.sha256, replay.sha256(res.conns[i].output), flow.name)
+      end
+    end
+  end)
+end)
+
 describe("handlers", function()
   it("cannot wait, as in the net layer: rtmp.sleep in on_message is a script error", function()
     local script = tmpfile_with([[
