@@ -76,6 +76,19 @@ local function call_error(conn, msg, code, description)
     end
 end
 
+-- The name and transaction id at the head of a command whose body did
+-- not decode as a whole (a string, then a number), or nil.
+local function command_head(msg)
+    local p = msg.payload
+    local at = msg.type == 17 and 2 or 1 -- AMF3 commands start with a format byte
+    if p:byte(at) ~= 2 then return nil end
+    local ok, name, pos = pcall(string.unpack, ">s2", p, at + 1)
+    if not ok or p:byte(pos) ~= 0 then return nil end
+    local ok2, txn = pcall(string.unpack, ">d", p, pos + 1)
+    if not ok2 then return nil end
+    return name, txn
+end
+
 -- A stream name without its query string ("key?token=..." -> "key").
 local function stream_name(s)
     if type(s) ~= "string" then return nil end
@@ -386,6 +399,13 @@ function M.on_message(conn, msg)
     elseif kind == "command" or kind == "command3" then
         if msg.decode_error then
             conn:log("warn", "undecodable command: %s", msg.decode_error)
+            -- a caller waiting for an answer gets one when its name and
+            -- transaction id are readable
+            local name, txn = command_head(msg)
+            if txn then
+                call_error(conn, { stream = msg.stream, txn = txn }, "NetConnection.Call.Failed",
+                    "Undecodable " .. name .. ": " .. msg.decode_error .. ".")
+            end
             return
         end
         if type(msg.name) ~= "string" or math.type(msg.txn) == nil then

@@ -95,6 +95,28 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     assert.are.equal(n or 1, M.count(srv, c.lport, text))
   end
 
+  -- Wait until the connection has received `n` _error answers with
+  -- transaction id `txn` (and no more); each must say NetConnection.Call.Failed
+  -- and contain `text` in its description.
+  local function expect_errors(c, txn, n, text)
+    local function list()
+      local t = {}
+      for _, m in ipairs(c.msgs) do
+        if m.name == "_error" and m.txn == txn then t[#t + 1] = m end
+      end
+      return t
+    end
+    c:wait(function() return #list() >= n end, 5)
+    rtmp.run(0.05)
+    local got = list()
+    assert.are.equal(n, #got, fmt("_error answers with txn %s", tostring(txn)))
+    for _, m in ipairs(got) do
+      local info = m.args[2]
+      assert.are.equal("NetConnection.Call.Failed", info.code)
+      assert(info.description:find(text, 1, true), info.description)
+    end
+  end
+
   local C1 = H.plain_c0c1():sub(2)
 
   ---------------------------------------------------------------------------
@@ -342,6 +364,8 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     }
     for _, b in ipairs(bodies) do c:raw(M.command(b)) end
     expect_logged(c, "undecodable command: AMF value truncated", #bodies)
+    -- the two whose name and transaction id are readable get an _error
+    expect_errors(c, 1, 2, "Undecodable connect: AMF value truncated.")
     expect_alive(c)
     -- the same in a data message (here from a connection that is not publishing)
     c:raw(M.message(12, 18, 0, 0, H.amf0("@setDataFrame") .. "\2\255\255abc"))
@@ -363,6 +387,8 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
       if k > 0 and not ends[k] then inside = inside + 1 end
     end
     expect_logged(c, "undecodable command: AMF value truncated", inside)
+    -- cut inside the object: name and transaction id readable, _error
+    expect_errors(c, 1, #body - 20, "Undecodable connect: AMF value truncated.")
     expect_logged(c, "malformed command: no command name")     -- k = 0
     expect_logged(c, "malformed command: no transaction id")   -- k = "connect"
     expect_logged(c, "connect app=")                           -- k = "connect", 1
@@ -416,6 +442,7 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     d:raw(M.command(deep_obj))
     d:raw(M.command(deep_arr))
     expect_logged(d, "undecodable command: AMF nesting too deep", 3)
+    expect_errors(d, 1, 3, "Undecodable connect: AMF nesting too deep.")
     assert.is_nil(d:find{ name = "_result" })
     expect_alive(d)
     d:close()
@@ -426,6 +453,8 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     c:raw(M.command(H.amf0("connect", 1) .. "\10\255\255\255\255" .. ("\5"):rep(40)))
     c:raw(M.command(H.amf0("call", 2, nil) .. "\10\255\255\255\255"))
     expect_logged(c, "undecodable command: AMF value truncated", 2)
+    expect_errors(c, 1, 1, "Undecodable connect: AMF value truncated.")
+    expect_errors(c, 2, 1, "Undecodable call: AMF value truncated.")
     expect_alive(c)
     c:close()
   end)

@@ -355,17 +355,27 @@ end
 -- The server's log
 ---------------------------------------------------------------------------
 
---- The log lines of the connection from 127.0.0.1:`lport` (the part after
---- "peer=... "), and its conn id.
+-- The id of the newest connection from 127.0.0.1:`lport` in `log` (local
+-- ports are reused over a run: the last "accepted" line is ours).
+local function conn_id(log, lport)
+  local peer = " peer=127.0.0.1:" .. lport .. " accepted"
+  local id
+  for line in log:gmatch("[^\n]+") do
+    if line:sub(-#peer) == peer then id = line:match(" conn=(%d+) ") end
+  end
+  return id
+end
+
+--- The log lines of the newest connection from 127.0.0.1:`lport` (the
+--- part after "peer=... "), and its conn id.
 function M.lines(srv, lport)
-  local peer = "127.0.0.1:" .. lport
-  local list, id = {}, nil
-  for line in srv.log():gmatch("[^\n]+") do
-    local cid, p, rest = line:match(" conn=(%d+) peer=(%S+) (.*)$")
-    if p == peer then
-      id = cid
-      list[#list + 1] = rest
-    end
+  local log = srv.log()
+  local id = conn_id(log, lport)
+  local list = {}
+  if not id then return list end
+  for line in log:gmatch("[^\n]+") do
+    local cid, rest = line:match(" conn=(%d+) peer=%S+ (.*)$")
+    if cid == id then list[#list + 1] = rest end
   end
   return list, id
 end
@@ -374,9 +384,12 @@ end
 --- counts) and level, waiting up to `timeout` s for it; nil if none.
 function M.close_reason(srv, lport, timeout)
   return C.wait_until(function()
-    for line in srv.log():gmatch("[^\n]+") do
-      local level, p, reason = line:match(" (%a+) conn=%d+ peer=(%S+) close: (.-) %(in %d+ bytes, out %d+ bytes%)$")
-      if p == "127.0.0.1:" .. lport then return { reason = reason, level = level } end
+    local log = srv.log()
+    local id = conn_id(log, lport)
+    if not id then return nil end
+    for line in log:gmatch("[^\n]+") do
+      local level, cid, reason = line:match(" (%a+) conn=(%d+) peer=%S+ close: (.-) %(in %d+ bytes, out %d+ bytes%)$")
+      if cid == id then return { reason = reason, level = level, id = id } end
     end
   end, timeout or 5)
 end
