@@ -22,8 +22,9 @@ for _, a in ipairs{ ... } do
   opts[k] = tonumber(v) or v
 end
 
-local open = setmetatable({}, { __mode = "k" })
+local open = {}
 opts.on_open = function(conn) open[conn] = true end
+live.hooks.on_close = function(conn) open[conn] = nil end
 live.start(opts)
 
 rtmp.timer(0.25, function()

@@ -177,3 +177,173 @@ describe("memory held for stalled peers", function()
     assert.are.equal(0, rc, log)
   end)
 end)
+
+describe("conn.memory and conn.buffered", function()
+  it("follow a partial message's bytes and drop the handshake state when it is done", function()
+    local sconn, got = nil, {}
+    local srv = assert(rtmp.listen{ listen = "127.0.0.1:0", idle_timeout = 0,
+      on_open = function(conn) sconn = conn end,
+      on_message = function(_, msg) got[#got + 1] = msg end })
+    local p = peer(srv.port)
+    p.conn:raw(c0c1())
+    assert(C.wait_until(function() return #p.got >= 1 + 2 * 1536 end, 5), "no S0 S1 S2")
+    assert.is_false(sconn.ready)
+    assert(sconn.memory >= 3 * 1536, fmt("handshake state not counted: %d", sconn.memory))
+    p.conn:raw(p.got:sub(2, 1537))
+    assert(C.wait_until(function() return sconn.ready end, 5))
+    assert(sconn.memory < 3 * 1536, fmt("handshake state still counted: %d", sconn.memory))
+    assert.are.equal(0, sconn.buffered)
+
+    -- Set Chunk Size 1 MiB (the reader's chunk-stream table appears), then
+    -- a 10000-byte video message in ten pieces.
+    p.conn:raw(chunk0(2, 4, 1, 0, pack(">I4", 1 << 20)))
+    assert(C.wait_until(function() return #got == 1 end, 5))
+    local fixed = sconn.memory
+    assert(fixed <= FIXED, fmt("a connection after its handshake holds %d bytes", fixed))
+    local body = string.rep("0123456789", 1000)
+    local base_in = sconn.bytes_in
+    p.conn:raw(chunk0(4, #body, 9, 1))
+    for i = 1, 10 do
+      p.conn:raw(body:sub(1000 * (i - 1) + 1, 1000 * i))
+      local want_in = base_in + 12 + 1000 * i
+      assert(C.wait_until(function() return sconn.bytes_in == want_in end, 5))
+      if i < 10 then
+        local received = 1000 * i
+        local b, m = sconn.buffered, sconn.memory
+        assert(b >= received and b <= math.max(MIN_BUF, 2 * received),
+          fmt("%d payload bytes received, %d buffered", received, b))
+        assert.are.equal(fixed + b, m, fmt("memory with %d buffered (fixed %d)", b, fixed))
+      end
+    end
+    assert(C.wait_until(function() return #got == 2 end, 5))
+    assert.are.equal(body, got[2].payload)
+    assert.are.equal(0, sconn.buffered)
+    -- The delivered message's buffer is kept for the next one (at most 64 KiB).
+    assert(sconn.memory - fixed >= #body and sconn.memory - fixed <= 65536,
+      fmt("memory %d after the message (fixed %d)", sconn.memory, fixed))
+    p.conn:close()
+    srv:close()
+    C.wait_until(function() return sconn.closed and p.closed_at end, 2)
+  end)
+end)
+
+describe("deadlines against scripts/live.lua", function()
+  local srv, pub, player, player_file
+
+  setup(function()
+    srv = H.luartmp_start{ handshake_timeout = 3, idle_timeout = 3, extra = { "--connect-timeout", "2" } }
+    -- A pair streams the fixture meanwhile: a player only receives media
+    -- (and ffmpeg sends no Acknowledgement at this bitrate), and must not
+    -- be cut by the 3 s idle deadline.
+    player_file = H.tmpname("deadline-player.flv")
+    player = H.ffmpeg_play(srv.url("live/dl"), player_file, 4)
+    assert(H.wait_until(function() return srv.count("play", "dl") >= 1 end, 10), srv.log())
+    pub = H.ffmpeg_publish(srv.url("live/dl"))
+    assert(H.wait_until(function() return srv.count("publish", "dl") >= 1 end, 10), srv.log())
+  end)
+  teardown(function() H.cleanup() end)
+
+  -- The close lines with `reason` in the server log.
+  local function closed_for(reason)
+    local n = 0
+    for _, c in ipairs(closes(srv)) do if c.reason == reason then n = n + 1 end end
+    return n
+  end
+
+  it("closes a handshake trickled one byte a second at the handshake deadline", function()
+    local hello, n = c0c1(), 0
+    local p = peer(srv.port)
+    every(p, 1, function() n = n + 1 p.conn:raw(hello:sub(n, n)) end)
+    assert(C.wait_until(function() return p.closed_at end, 8), "still open after 8 s")
+    local t = p.closed_at - p.t0
+    assert(t > 2.5 and t < 4.5, fmt("closed after %.2f s, deadline 3 s", t))
+    assert(n >= 2, "the peer did not trickle")
+    assert(H.wait_until(function() return closed_for("handshake timeout") == 1 end, 2), srv.log())
+  end)
+
+  it("closes a connection that sends whole messages but no connect at the connect deadline", function()
+    local n = 0
+    local p = peer(srv.port, { handshake = true, after_handshake = function(p)
+      every(p, 0.5, function() n = n + 1 p.conn:raw(WINDOW) end)
+    end })
+    assert(C.wait_until(function() return p.closed_at end, 8), "still open after 8 s")
+    local t = p.closed_at - p.hs_at
+    assert(t > 1.5 and t < 3.2, fmt("closed %.2f s after the handshake, deadline 2 s", t))
+    assert(n >= 2, "the peer sent no message")
+    assert(H.wait_until(function() return closed_for("connect timeout") == 1 end, 2), srv.log())
+  end)
+
+  it("closes a connection trickling a message one byte at a time at the idle deadline", function()
+    local n = 0
+    local p = peer(srv.port, { handshake = true, after_handshake = function(p)
+      p.conn:raw(CONNECT)
+      p.conn:raw(chunk0(4, 1 << 20, 9, 1)) -- a 1 MiB video message...
+      every(p, 0.5, function() n = n + 1 p.conn:raw("v") end) -- ...two bytes a second
+    end })
+    assert(C.wait_until(function() return p.closed_at end, 8), "still open after 8 s")
+    assert.is_truthy(p.got:find("NetConnection.Connect.Success", 1, true), "connect was not answered")
+    local t = p.closed_at - p.hs_at
+    assert(t > 2.5 and t < 4.5, fmt("closed %.2f s after connect, idle deadline 3 s", t))
+    assert(n >= 4, "the peer did not trickle")
+    assert(H.wait_until(function() return closed_for("idle timeout") == 1 end, 2), srv.log())
+  end)
+
+  it("meanwhile kept the player that only receives media, every frame arriving", function()
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher:\n" .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), "player:\n" .. H.output(player))
+    local info = assert(H.probe(player_file))
+    assert.are.equal(F.frames, info.video and info.video.frames, "video frames received by the player")
+    assert.are.equal(1, closed_for("handshake timeout"))
+    assert.are.equal(1, closed_for("connect timeout"))
+    assert.are.equal(1, closed_for("idle timeout"))
+    local rc, log = srv.stop()
+    assert.are.equal(0, rc, log)
+  end)
+end)
+
+describe("max_per_address", function()
+  teardown(function() H.cleanup() end)
+
+  it("refuses connections past the cap at once, logging the address, and accepts again below it", function()
+    local srv = H.luartmp_start{ extra = { "--max-per-address", "3" } }
+    local ps = {}
+    for i = 1, 3 do ps[i] = peer(srv.port) end
+    C.wait_until(function() return false end, 0.3)
+    local extra = peer(srv.port)
+    assert(C.wait_until(function() return extra.closed_at end, 3), "the 4th connection was not closed")
+    assert(extra.closed_at - extra.t0 < 1, fmt("closed only after %.2f s", extra.closed_at - extra.t0))
+    local refused = srv.log():match("[^\n]* refused (127%.0%.0%.1:%d+): 3 connections open from 127%.0%.0%.1 "
+      .. "%(max_per_address 3%)")
+    assert(refused, "no refusal line in the log:\n" .. srv.log())
+    for i = 1, 3 do assert.is_nil(ps[i].closed_at, "connection " .. i .. " was closed") end
+
+    -- One leaves: the next one is accepted (and stays open).
+    ps[1].conn:close()
+    assert(C.wait_until(function() return #closes(srv) == 1 end, 3), srv.log())
+    local again = peer(srv.port)
+    C.wait_until(function() return again.closed_at end, 1)
+    assert.is_nil(again.closed_at, "a connection below the cap was closed")
+    assert.are.equal(1, H.count_plain(srv.log(), " refused "))
+    for _, p in ipairs{ ps[2], ps[3], again } do p.conn:close() end
+    C.wait_until(function() return #closes(srv) == 4 end, 3)
+    local rc, log = srv.stop()
+    assert.are.equal(0, rc, log)
+  end)
+
+  it("is a setting of rtmp.listen", function()
+    local accepted = 0
+    local srv = assert(rtmp.listen{ listen = "127.0.0.1:0", max_per_address = 1,
+      on_open = function() accepted = accepted + 1 end })
+    local a = peer(srv.port)
+    C.wait_until(function() return accepted == 1 end, 2)
+    local b = peer(srv.port)
+    assert(C.wait_until(function() return b.closed_at end, 2), "the second connection was not refused")
+    assert.are.equal(1, accepted)
+    assert.is_nil(a.closed_at)
+    a.conn:close()
+    srv:close()
+    C.wait_until(function() return a.closed_at end, 2)
+    assert.has_error(function() rtmp.listen{ listen = "127.0.0.1:0", max_per_address = -1 } end)
+    assert.has_error(function() rtmp.listen{ listen = "127.0.0.1:0", max_per_address = 1.5 } end)
+  end)
+end)
