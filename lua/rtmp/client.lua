@@ -137,6 +137,7 @@ end
 
 local function on_close(nc, reason)
     nc.closed = reason or "closed"
+    for _, w in ipairs(nc.close_waiters) do wake(w, true) end
     local pending = nc.pending
     nc.pending = {}
     for _, w in pairs(pending) do wake(w, nil, "closed: " .. nc.closed) end
@@ -176,6 +177,16 @@ local function on_message(nc, msg)
         return
     end
     local ns = nc.streams[msg.stream]
+    if not ns and msg.stream == 0 then
+        -- FFmpeg's server (-listen 1) sends the media on stream 0: give it to
+        -- the stream that plays, when exactly one does
+        for _, s in pairs(nc.streams) do
+            if s.playing then
+                if ns then return end
+                ns = s
+            end
+        end
+    end
     if not ns then return end
     if t == 8 or t == 9 or t == 18 or t == 15 then
         ns:_push(msg)
@@ -227,8 +238,18 @@ function NC:create_stream()
     return ns
 end
 
+-- nc:close([reason]): close the connection; what is queued (closeStream,
+-- deleteStream ...) is written first.  Inside a coroutine it waits (at
+-- most 5 s) until the connection is gone, so a script may exit right after.
 function NC:close(reason)
-    if not self.closed then self.conn:close(reason) end
+    if self.closed then return true end
+    self.conn:close(reason)
+    local _, main = coroutine.running()
+    if not main and coroutine.isyieldable() and not self.closed then
+        local w = {}
+        self.close_waiters[#self.close_waiters + 1] = w
+        wait(w, 5)
+    end
     return true
 end
 
@@ -412,7 +433,7 @@ function _M.connect(url, opts)
     need_coroutine("rtmp.connect")
     local parsed, perr = rtmp.parse_url(url)
     if not parsed then return nil, perr end
-    local nc = setmetatable({ txn = 1, pending = {}, streams = {}, url = url,
+    local nc = setmetatable({ txn = 1, pending = {}, close_waiters = {}, streams = {}, url = url,
                               timeout = opts.timeout or _M.default_timeout,
                               max_queue = opts.max_queue or _M.default_max_queue }, NC)
     local w = {}

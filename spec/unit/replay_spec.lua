@@ -340,7 +340,7 @@ describe("scripts/tools/replay.lua", function()
     p:close()
     os.remove(out)
     assert.is_truthy(text:find("sha256=" .. flow.conns[1].sha256, 1, true), text)
-    assert.is_truthy(text:find("script exit status 1\n", 1, true), text)
+    assert.is_truthy(text:find("script exit status " .. flow.exit .. "\n", 1, true), text)
     assert.is_truthy(text:find("rc=0\n$"), text)
   end)
 
