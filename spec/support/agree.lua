@@ -14,6 +14,9 @@
 --   ids of 64 and up); the whole id is read from the field's bytes;
 -- - it reassembles messages up to rtmpt.max_packet_size (set here to the
 --   protocol's 16 MiB limit);
+-- - a connection from which the capture lost bytes (conn.gaps > 0: dumpcap
+--   dropped packets) is compared on neither side: after a hole both
+--   decoders can only guess;
 -- - a connection that began before the capture (no SYN, no C0) is
 --   compared on neither side: our decoder does not guess where chunks
 --   start without the handshake and the Set Chunk Size before it;
@@ -88,12 +91,13 @@ function A.ours(path)
   -- connections that began before the capture: neither side is compared
   res.skip = {}
   for _, c in ipairs(cap.conns) do
-    if c.midstream then
+    if c.midstream or (c.rtmp and c.gaps > 0) then
       local cport, sport = c.client:match(":(%d+)$"), c.server:match(":(%d+)$")
       res.skip[cport .. ">" .. sport], res.skip[sport .. ">" .. cport] = true, true
     end
   end
   for _, c in ipairs(capture.rtmp_conns(cap)) do
+    if c.gaps > 0 then goto next end
     local cport = tonumber(c.client:match(":(%d+)$"))
     local sport = tonumber(c.server:match(":(%d+)$"))
     ports[#ports + 1] = sport
@@ -107,6 +111,7 @@ function A.ours(path)
                                     and type(m.values[1]) == "string" and m.values[1] or nil }
     end
     res[#res + 1] = { conn = c.id, error = list_.error }
+    ::next::
   end
   return res, ports
 end

@@ -8,6 +8,8 @@
 local H = require "support.helpers"
 
 local C = {}
+-- A 64 MiB kernel buffer (-B): at the default 2 MiB dumpcap drops loopback
+-- packets of a full-speed publish, and a capture with holes cannot be decoded.
 local fmt, q = string.format, H.shquote
 local seq = 0
 
@@ -16,7 +18,7 @@ function C.start(port, opts)
   seq = seq + 1
   local file = H.tmpname(fmt("%s-%d-%d.pcapng", opts.name or "capture", port, seq))
   local filter = opts.filter or ("tcp port " .. port)
-  local proc = H.spawn(fmt("dumpcap -q -i lo -f %s -w %s", q(filter), q(file)), { name = "dumpcap" })
+  local proc = H.spawn(fmt("dumpcap -q -B 64 -i lo -f %s -w %s", q(filter), q(file)), { name = "dumpcap" })
   local ok = H.wait_until(function()
     return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
   end, 20)

@@ -511,7 +511,7 @@ end
 --- waits for the file to be complete.
 function H.tshark_start(port)
   local file = H.tmpname(fmt("capture-%d.pcapng", port))
-  local proc = H.spawn(fmt("tshark -i lo -f %s -w %s", q("tcp port " .. port), q(file)),
+  local proc = H.spawn(fmt("tshark -B 64 -i lo -f %s -w %s", q("tcp port " .. port), q(file)),
     { name = "tshark" })
   local ok = H.wait_until(function()
     return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
