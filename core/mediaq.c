@@ -58,9 +58,10 @@ int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len)
     }
 }
 
+/* cap is 0 or a power of two */
 static rtmp_mediaq_entry *entry(const rtmp_mediaq *q, uint32_t i)
 {
-    return &q->e[(q->head + i) % q->cap];
+    return &q->e[(q->head + i) & (q->cap - 1)];
 }
 
 static void set_level(rtmp_mediaq *q, int level, double now)
@@ -89,14 +90,14 @@ static int recover(rtmp_mediaq *q)
     return RTMP_MEDIAQ_SEND;
 }
 
-int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payload,
+int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
                       uint64_t written, size_t pending, double now)
 {
     q->event = RTMP_MEDIAQ_EV_NONE;
     if (q->cfg.max_bytes == 0 && q->cfg.max_time <= 0)
         return RTMP_MEDIAQ_SEND; /* no bound: no policy, nothing tracked */
     while (q->count > 0 && q->e[q->head].end <= written) { /* sent */
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
     }
     /* media time: from the oldest unsent message of the same stream */
@@ -122,7 +123,6 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payl
         return RTMP_MEDIAQ_STALL;
     }
 
-    int cls = rtmp_mediaq_class(h->type, payload, h->length);
     if (cls == RTMP_MEDIAQ_KEEP)
         return RTMP_MEDIAQ_SEND;
     switch (q->level) {
@@ -162,10 +162,9 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payl
     }
 }
 
-int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payload, uint64_t end)
+int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls, uint64_t end)
 {
-    if ((q->cfg.max_bytes == 0 && q->cfg.max_time <= 0)
-        || rtmp_mediaq_class(h->type, payload, h->length) == RTMP_MEDIAQ_KEEP)
+    if ((q->cfg.max_bytes == 0 && q->cfg.max_time <= 0) || cls == RTMP_MEDIAQ_KEEP)
         return 0; /* metadata and headers carry no media time of their own */
     if (q->count == q->cap) {
         if (q->cap >= RTMP_MEDIAQ_MAX_MSGS)
@@ -181,7 +180,7 @@ int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *pay
         q->cap = cap;
         q->head = 0;
     }
-    rtmp_mediaq_entry *e = &q->e[(q->head + q->count) % q->cap];
+    rtmp_mediaq_entry *e = entry(q, q->count);
     e->end = end;
     e->timestamp = h->timestamp;
     e->stream_id = h->stream_id;

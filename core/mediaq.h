@@ -99,22 +99,23 @@ void rtmp_mediaq_free(rtmp_mediaq *q);
  * `type` whose payload is p[0 .. len). */
 int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len);
 
-/* Decide for one message about to be queued.  written: bytes the
- * connection has written so far; pending: bytes queued and not written
+/* Decide for one message about to be queued, of class cls
+ * (rtmp_mediaq_class: the same for every player, so a fan-out computes it
+ * once per message).  written: bytes the connection has written so far; pending: bytes queued and not written
  * (so written + pending counts every byte ever queued); now: a clock in
  * seconds.  Returns RTMP_MEDIAQ_SEND, RTMP_MEDIAQ_DROP (counted in
  * dropped), or RTMP_MEDIAQ_STALL (over a bound for max_stall seconds: the
  * owner should disconnect; the message is not counted).  Sets q->event,
  * q->bytes and q->time. */
-int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payload,
+int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
                       uint64_t written, size_t pending, double now);
 
-/* Record a message just queued after a SEND (h and payload as offered):
+/* Record a message just queued after a SEND (h and cls as offered):
  * end is written + pending after queuing it.  Audio and video frames are
  * tracked for the media time (at most RTMP_MEDIAQ_MAX_MSGS at once);
  * other classes only count in bytes.  0 or RTMP_ERR_NOMEM (the message
  * then only counts in bytes). */
-int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, const uint8_t *payload, uint64_t end);
+int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls, uint64_t end);
 
 /* Name of a level: "ok", "drop_inter", "drop_gop". */
 const char *rtmp_mediaq_level_name(int level);

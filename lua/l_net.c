@@ -1602,6 +1602,7 @@ static int group_send(lua_State *L)
 
     struct { uint32_t chunk_size, stream_id; rtmp_buf *buf; } cache[GROUP_CACHE];
     int ncache = 0, reached = 0;
+    int cls = rtmp_mediaq_class(h.type, m->data, m->len); /* for the slow-reader policy */
     double now = -1;
     for (size_t i = 0; i < g->n;) {
         lconn *lc = g->m[i].lc;
@@ -1616,7 +1617,7 @@ static int group_send(lua_State *L)
         h.stream_id = g->m[i - 1].stream_id;
         if (now < 0)
             now = rtmp_net_now(lc->st->net);
-        if (rtmp_l_queue_offer(&lc->mq, lc->c, &h, m->data, now) <= 0)
+        if (rtmp_l_queue_offer(&lc->mq, lc->c, &h, cls, now) <= 0)
             continue; /* dropped, or closed as a stalled reader */
         uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
         rtmp_buf *buf = NULL, *uncached = NULL;
@@ -1638,7 +1639,7 @@ static int group_send(lua_State *L)
             }
         }
         if (rtmp_session_send_chunked(s, &h, buf) >= 0) {
-            rtmp_l_queue_sent(lc->mq, lc->c, &h, m->data);
+            rtmp_l_queue_sent(lc->mq, lc->c, &h, cls);
             if (rtmp_conn_output_media(lc->c) >= 0)
                 reached++;
         }

@@ -27,7 +27,7 @@ static rtmp_mediaq *slot_get(rtmp_mediaq **slot, rtmp_conn *c)
     return *slot;
 }
 
-int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, const uint8_t *p, double now)
+int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, int cls, double now)
 {
     rtmp_mediaq *q = *slot;
     if (!q) {
@@ -37,8 +37,9 @@ int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, 
         if (!(q = slot_get(slot, c)))
             return 1; /* out of memory: fan out as without a policy */
     }
-    uint64_t written = rtmp_conn_bytes_written(c);
-    int rc = rtmp_mediaq_offer(q, h, p, written, rtmp_conn_pending(c), now);
+    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_bytes_written(c), rtmp_conn_pending(c), now);
+    if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
+        return 1; /* the usual case */
     unsigned long id = rtmp_conn_id(c);
     const char *peer = rtmp_conn_peer(c);
     if (rc == RTMP_MEDIAQ_STALL) {
@@ -72,10 +73,10 @@ int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, 
     return rc == RTMP_MEDIAQ_SEND;
 }
 
-void rtmp_l_queue_sent(rtmp_mediaq *q, rtmp_conn *c, const rtmp_msg_hdr *h, const uint8_t *p)
+void rtmp_l_queue_sent(rtmp_mediaq *q, rtmp_conn *c, const rtmp_msg_hdr *h, int cls)
 {
-    if (q)
-        rtmp_mediaq_queued(q, h, p, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
+    if (q && cls != RTMP_MEDIAQ_KEEP)
+        rtmp_mediaq_queued(q, h, cls, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
 }
 
 static double opt_nonneg(lua_State *L, int t, const char *k, double def)

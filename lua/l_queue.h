@@ -14,16 +14,16 @@
 
 struct rtmp_conn;
 
-/* Before queuing media message h (payload p) to connection c: 1 to send
+/* Before queuing message h of class cls (rtmp_mediaq_class) to connection c: 1 to send
  * it, 0 to drop it, -1 when c was closed for staying over its bounds
  * (rtmp_conn_fail with the reason).  Creates *slot from c's settings on
  * first use (none when they bound nothing); logs each change of drop
  * level.  now: rtmp_net_now.  [-0, +0, -] */
 int rtmp_l_queue_offer(rtmp_mediaq **slot, struct rtmp_conn *c, const rtmp_msg_hdr *h,
-                       const uint8_t *p, double now);
+                       int cls, double now);
 
 /* After queuing a message that rtmp_l_queue_offer let through. */
-void rtmp_l_queue_sent(rtmp_mediaq *q, struct rtmp_conn *c, const rtmp_msg_hdr *h, const uint8_t *p);
+void rtmp_l_queue_sent(rtmp_mediaq *q, struct rtmp_conn *c, const rtmp_msg_hdr *h, int cls);
 
 /* conn:queue([settings]) for connection c (NULL when closed) whose
  * settings table, if any, is at idx: applies max_queue_bytes,

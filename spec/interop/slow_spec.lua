@@ -193,6 +193,36 @@ describe("slow readers: the queue policy", function()
     assert.are.equal(0, send(S, video(2440, "key", 1000)))
     assert.are.equal("drop_gop", stalled:queue().state)
   end)
+
+  it("tells frames from decoder configuration in enhanced RTMP and legacy HEVC too", function()
+    S = server{ max_queue_bytes = 16 * 1024, max_queue_time = 0, max_queue_stall = 0, send_buffer = 4096 }
+    local _, stalled = player(S, 0)
+    for i = 0, 5 do send(S, video(40 * i, i == 0 and "key" or "inter")) end
+    send(S, audio(240))
+    assert.are.equal("drop_gop", stalled:queue().state)
+    local function msg(t, bytes) return rtmp.message({ type = t, timestamp = 280 }, bytes .. string.rep("x", 100)) end
+    local kept = {
+      msg(9, "\x90hvc1"),                 -- enhanced video: key, SequenceStart
+      msg(9, "\x92hvc1"),                 -- SequenceEnd
+      msg(9, "\x94hvc1"),                 -- Metadata
+      msg(9, "\x96"),                     -- Multitrack
+      msg(9, "\x57\x01"),                 -- video info/command frame (legacy AVC)
+      msg(9, "\x1c\x00\0\0\0"),          -- legacy HEVC (codec 12) sequence header
+      msg(8, "\x90Opus"),                 -- enhanced audio: SequenceStart
+      msg(8, "\xaf\x00"),                 -- AAC sequence header
+    }
+    for i, m in ipairs(kept) do assert.are.equal(1, send(S, m), "kept " .. i) end
+    local dropped = {
+      msg(9, "\x91hvc1"),                 -- enhanced: key, CodedFrames
+      msg(9, "\xa3hvc1"),                 -- enhanced: inter, CodedFramesX
+      msg(9, "\x1c\x01\0\0\0"),          -- legacy HEVC keyframe
+      msg(8, "\x91Opus"),                 -- enhanced audio: CodedFrames
+      msg(8, "\x2f"),                     -- MP3
+    }
+    local before = stalled:queue().dropped
+    for i, m in ipairs(dropped) do assert.are.equal(0, send(S, m), "dropped " .. i) end
+    assert.are.equal(before + #dropped, stalled:queue().dropped)
+  end)
 end)
 
 ---------------------------------------------------------------------------
@@ -281,10 +311,10 @@ describe("slow readers: 100 players and one that stops reading (live.lua)", func
     assert.are.equal(want.audio.frames, got.audio.frames)
     -- the server: drop lines and the disconnect for the stalled player only
     local log = r.srv.log()
-    local drops, others = 0, {}
+    local mine, others = {}, {}
     for line in log:gmatch("[^\n]+") do
       if line:find("slow reader", 1, true) then
-        if line:find(r.stalled_peer, 1, true) then drops = drops + 1 else others[#others + 1] = line end
+        if line:find(r.stalled_peer, 1, true) then mine[#mine + 1] = line else others[#others + 1] = line end
       end
     end
     assert.are.same({}, others)
@@ -304,8 +334,8 @@ describe("slow readers: 100 players and one that stops reading (live.lua)", func
     assert.truthy(H.wait_until(function() return H.output(r.stall):find("eof after", 1, true) end, 10), H.output(r.stall))
     -- memory: bounded, though more was dropped than the limit allows
     local growth = r.rss_max - r.rss0
-    print(fmt("\nslow_spec: 100 players, RSS %d KB before publishing, peak %d KB (+%d KB); stalled player: queue %d bytes at the close, %d bytes dropped",
-      r.rss0, r.rss_max, growth, qbytes, dropped_bytes))
+    print(fmt("\nslow_spec: 100 players, RSS %d KB before publishing, peak %d KB (+%d KB); stalled player: queue %d bytes at the close, %d bytes dropped; each counting player: %s\n%s",
+      r.rss0, r.rss_max, growth, qbytes, dropped_bytes, expected, table.concat(mine, "\n")))
     assert.is_true(growth <= RSS_LIMIT_KB, "server RSS grew by " .. growth .. " KB")
     assert.is_true(dropped_bytes > 2 * BOUND.bytes, "dropped " .. dropped_bytes)
     r.srv.stop()
