@@ -336,7 +336,8 @@ describe("slow readers: 100 players and one that stops reading (live.lua)", func
     local growth = r.rss_max - r.rss0
     print(fmt("\nslow_spec: 100 players, RSS %d KB before publishing, peak %d KB (+%d KB); stalled player: queue %d bytes at the close, %d bytes dropped; each counting player: %s\n%s",
       r.rss0, r.rss_max, growth, qbytes, dropped_bytes, expected, table.concat(mine, "\n")))
-    assert.is_true(growth <= RSS_LIMIT_KB, "server RSS grew by " .. growth .. " KB")
+    -- (ASan's quarantine keeps freed memory: RSS says nothing under it)
+    assert.is_true(H.asan or growth <= RSS_LIMIT_KB, "server RSS grew by " .. growth .. " KB")
     assert.is_true(dropped_bytes > 2 * BOUND.bytes, "dropped " .. dropped_bytes)
     r.srv.stop()
   end)
@@ -347,7 +348,7 @@ describe("slow readers: 100 players and one that stops reading (live.lua)", func
     local log = r.srv.log()
     print(fmt("\nslow_spec: no policy, RSS %d KB before publishing, peak %d KB (+%d KB)", r.rss0, r.rss_max, growth))
     assert.falsy(log:find("slow reader", 1, true), log)
-    assert.is_true(growth > RSS_LIMIT_KB, "server RSS grew by " .. growth .. " KB only")
+    assert.is_true(H.asan or growth > RSS_LIMIT_KB, "server RSS grew by " .. growth .. " KB only")
     r.srv.stop()
   end)
 end)
