@@ -331,7 +331,7 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     z:close()
   end)
 
-  it("logs short user-control messages and does not act on them; answers a whole ping", function()
+  it("logs short user-control (and other control) messages and does not act on them; answers a whole ping", function()
     local c = connected()
     local bodies = { "", "\0", "\0\6", "\0\6\0\0\0", "\0\3\0\0\0\1", "\0\0\0" }
     for _, b in ipairs(bodies) do c:raw(M.control(4, b)) end
@@ -348,6 +348,16 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
     assert.are.equal(1, n, "PingResponses (only the whole PingRequest is answered)")
     expect_logged(c, "undecodable user_control: malformed protocol control message", #bodies)
     expect_alive(c)
+    -- the other control messages cut short: logged, not applied (a Set
+    -- Chunk Size of 2 bytes leaves the chunk size at 128, so the next
+    -- command, chunked at 128 by our writer, still reads)
+    for _, m in ipairs{ { 1, "\0\1" }, { 2, "\0" }, { 3, "" }, { 5, "\0\0\1" }, { 6, "\0\0\1" } } do
+      c:raw(M.control(m[1], m[2]))
+    end
+    for _, name in ipairs{ "set_chunk_size", "abort", "ack", "window_ack_size", "set_peer_bandwidth" } do
+      expect_logged(c, "undecodable " .. name .. ": malformed protocol control message")
+    end
+    expect_alive(c, 904)
     c:close()
   end)
 
