@@ -21,7 +21,6 @@ local rtmp = require "rtmp"
 local F = H.FIXTURE
 local fmt = string.format
 
-
 describe("malformed input to a live luartmp server (scripts/live.lua)", function()
   local srv, pub, player, player_file
   local pair_ids = {}
@@ -44,6 +43,9 @@ describe("malformed input to a live luartmp server (scripts/live.lua)", function
       local id = line:match(" conn=(%d+) .* play live/pair") or line:match(" conn=(%d+) .* publish live/pair")
       if id then pair_ids[id] = true end
     end
+    local n = 0
+    for _ in pairs(pair_ids) do n = n + 1 end
+    assert(n == 2, "could not find the pair's two connection ids in the log:\n" .. srv.log())
   end)
 
   teardown(function() H.cleanup() end)
