@@ -596,10 +596,18 @@ local function main(argv)
     conn = n and cap.conns[n]
     if not conn then fail(fmt("no connection %s in %s (%d connections)", o.connection, path, #cap.conns)) end
   else
+    local n = 0
     for _, c in ipairs(cap.conns) do
-      if c.rtmp then conn = c; break end
+      if c.rtmp then
+        n = n + 1
+        conn = conn or c
+      end
     end
     if not conn then fail(fmt("no RTMP connection in %s (%d TCP connections)", path, #cap.conns)) end
+    if n > 1 then
+      io.stderr:write(fmt("capture2lua: %d RTMP connections in %s; converting %d (--list shows them, " ..
+        "--connection N picks one)\n", n, path, conn.id))
+    end
   end
   local list = capture.messages(conn)
   local base = (path:match("([^/]+)$") or path):gsub("%.pcapng$", ""):gsub("%.pcap$", "")
