@@ -7,6 +7,8 @@
 --   hog            allocates without end (a table of fresh strings)
 --   hog_once       asks for one string far larger than any budget
 --   spin_timer     starts a timer whose function loops forever; answers _result
+--   spin_repeat    starts a repeating timer (every 50 ms) whose function logs
+--                  "repeat tick" and loops forever; answers _result
 --   spin_spawned   spawns a coroutine that sleeps, then loops forever; answers _result
 --   lenient        sets this connection's on_error to "drop"; answers _result
 --   whoami         answers _result with { id = conn.id, peer = conn.peer, on_error = conn.on_error }
@@ -61,6 +63,14 @@ end
 function commands.spin_timer(conn, msg)
     rtmp.timer(0.01, function() spin_forever() end)
     answer(conn, msg, "timer started")
+end
+
+function commands.spin_repeat(conn, msg)
+    rtmp.timer(0.01, function()
+        rtmp.log.info("repeat tick")
+        spin_forever()
+    end, 0.05)
+    answer(conn, msg, "repeating timer started")
 end
 
 function commands.spin_spawned(conn, msg)

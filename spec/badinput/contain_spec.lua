@@ -121,7 +121,15 @@ describe("contained scripts on a live luartmp server", function()
   end
 
   it("a handler that raises closes its connection only, logged with conn id, peer and traceback", function()
-    expect_closed("raise", "contain_server.lua:31: raise: raised on purpose", "in function <spec/badinput/contain_server.lua:30>")
+    -- the lines of commands.raise and of its error call in the server script
+    local n, fline, eline = 0, nil, nil
+    for line in io.lines("spec/badinput/contain_server.lua") do
+      n = n + 1
+      if line:find("^function commands.raise") then fline = n end
+      if line:find('error("raise:', 1, true) then eline = n end
+    end
+    expect_closed("raise", fmt("contain_server.lua:%d: raise: raised on purpose", eline),
+      fmt("in function <spec/badinput/contain_server.lua:%d>", fline))
   end)
 
   it("a handler that loops forever is stopped by the instruction budget", function()
@@ -167,6 +175,20 @@ describe("contained scripts on a live luartmp server", function()
     local again = send(c, "whoami")
     assert(c:wait(function() return c:find{ name = "_result", txn = again } end, 5), "no answer after the timer")
     assert.is_false(c.closed)
+    c:close()
+    assert_still_serving()
+  end)
+
+  it("a repeating timer whose function fails is stopped after the first failure", function()
+    local c = client(srv)
+    local txn = send(c, "spin_repeat")
+    assert(c:wait(function() return c:find{ name = "_result", txn = txn } end, 5))
+    assert(H.wait_until(function()
+      return srv.log():find("repeating timer stopped after a script error", 1, true)
+    end, 5), "the repeating timer was not stopped:\n" .. srv.log())
+    -- ten more periods: no second tick
+    c:wait(function() return false end, 0.5)
+    assert.equal(1, H.count_plain(srv.log(), "repeat tick"))
     c:close()
     assert_still_serving()
   end)
