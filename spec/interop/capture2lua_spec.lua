@@ -5,7 +5,8 @@
 --   1. ffmpeg publishes to nginx-rtmp (captured); the generated server
 --      side takes a publish from ffmpeg, which sends it the same commands
 --      in the same order as in the capture;
---   2. one reply edited in the text changes what ffmpeg does;
+--   2. one reply edited in the text changes what ffmpeg does; the client
+--      side of the same capture publishes to nginx-rtmp for an ffmpeg player;
 --   3. ffmpeg plays from nginx-rtmp while another ffmpeg publishes
 --      (captured: two connections, --list); the generated client side
 --      plays from nginx-rtmp and saves a stream ffprobe decodes;
@@ -142,6 +143,28 @@ describe("capture2lua with real peers #nginx", function()
     assert.equal(7, streams.publish)       -- ffmpeg published on the stream we gave it
     -- and deleted that stream at the end
     assert.truthy(H.read_file(trace):find('body={"deleteStream", %d+, rtmp.null, 7}'), H.read_file(trace))
+  end)
+
+  it("the client side of an ffmpeg publish publishes the recorded media to nginx-rtmp", function()
+    assert(pub_capture, "needs the publish capture")
+    local script = dir .. "/pub_client.lua"
+    local rc, out = c2l(fmt("%s --side client -o %s", q(pub_capture), q(script)))
+    assert.equal(0, rc, out)
+    local text = H.read_file(script)
+    assert.truthy(text:find('media = "pub_client.flv"', 1, true), text)
+    assert.truthy(text:find('values = { "@setDataFrame",%s+"onMetaData",%s+ecma{'), text)
+    -- a player waits for the stream, then the generated publisher sends it
+    local got = dir .. "/from_flow_client.flv"
+    local pl = H.ffmpeg_play(nginx.url("live/c2lpub"), got, 2)
+    H.sleep(0.5)
+    local cl = H.spawn(fmt("%s %s %s --linger 0.5", q(H.luartmp), q(script), q(nginx.url("live"))),
+      { name = "flow-publisher" })
+    assert.equal(0, H.wait_exit(cl, 20), H.output(cl))
+    assert.truthy(H.output(cl):find("sent media tags 1..", 1, true), H.output(cl))
+    H.wait_exit(pl, 15)
+    local info = assert(H.probe(got))
+    assert.truthy(info.video and info.video.frames > 0, info.log)
+    assert.truthy(info.audio and info.audio.frames > 0, info.log)
   end)
 
   it("the client side of an ffmpeg player plays from nginx-rtmp", function()
