@@ -306,6 +306,17 @@ describe("luartmp command line", function()
     end
   end)
 
+  it("a client script's main coroutine resumed by the loop runs under the budget too", function()
+    local dir = H.mkdir(H.tmpname("contain-main"))
+    H.write_file(dir .. "/main.lua", [[
+      local rtmp = require "rtmp"
+      rtmp.sleep(0.01)   -- from here on the loop resumes this coroutine (a timer)
+      while true do end]])
+    local rc, out = H.run(H.shquote(H.luartmp) .. " --script-instructions 1e6 " .. dir .. "/main.lua", 10)
+    assert.equal(1, rc, out)
+    assert(out:find("main.lua:3: instruction budget exceeded (1000000 instructions)", 1, true), out)
+  end)
+
   it("rtmp.options carries --script-instructions and --on-error to scripts", function()
     local dir = H.mkdir(H.tmpname("contain-opts"))
     H.write_file(dir .. "/opts.lua", [[
