@@ -471,6 +471,10 @@ function M.generate(conn, list, opts)
     conn.client, conn.server, os.date("!%Y-%m-%d %H:%M:%S", math.floor(conn.start or 0))))
   H(fmt("-- handshake: client %s, server %s. %d steps, %d messages to send, %d media messages.",
     kind("c2s"), kind("s2c"), info.steps, info.sends, info.media_tags))
+  if (conn.gaps or 0) > 0 then
+    H(fmt("-- The capture misses %d bytes of this connection: messages after a hole may be lost.",
+      conn.gaps))
+  end
   H("--")
   if side == "server" then
     H("-- Run:   luartmp THIS.lua [--listen ADDR] [--once] [--fast] [--media FILE]")
