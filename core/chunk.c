@@ -61,6 +61,7 @@ static size_t put_basic(uint8_t *p, unsigned fmt, uint32_t csid)
 void rtmp_reader_config_default(rtmp_reader_config *cfg)
 {
     cfg->max_message = RTMP_DEFAULT_MAX_MESSAGE;
+    cfg->max_amf_message = 0;
     cfg->max_chunk_streams = RTMP_DEFAULT_MAX_CHUNK_STREAMS;
     cfg->min_chunk_size = 1;
     cfg->max_chunk_size = CHUNK_SIZE_MAX;
@@ -378,7 +379,10 @@ static int header_base(rtmp_reader *r)
             if (length != s->length)
                 return RTMP_ERR_LENGTH_CHANGED;
         } else {
-            if (length > r->cfg.max_message)
+            uint8_t type = m[6];
+            if (length > r->cfg.max_message
+                || (type >= RTMP_MSG_AMF3_DATA && type <= RTMP_MSG_AMF0_COMMAND && r->cfg.max_amf_message
+                    && length > r->cfg.max_amf_message))
                 return RTMP_ERR_MSG_TOO_LONG;
             s->length = length;
             s->type = m[6];

@@ -62,6 +62,10 @@ enum {
 /* Receive-side limits and tolerances; all checked before allocating. */
 typedef struct rtmp_reader_config {
     uint32_t max_message;       /* longest message accepted (bytes) */
+    uint32_t max_amf_message;   /* longest data, shared-object or command
+                                   message (types 15-20) accepted, the ones
+                                   the binding decodes into Lua values (a
+                                   few times their size); 0 = max_message */
     uint32_t max_chunk_streams; /* distinct csids seen (each keeps its header
                                    state for decompression, so none retires) */
     uint32_t min_chunk_size;    /* range accepted by rtmp_reader_set_chunk_size */
@@ -76,7 +80,8 @@ typedef struct rtmp_reader_config {
 #define RTMP_DEFAULT_MAX_CHUNK_STREAMS 64u
 
 /* Defaults: max_message 8 MiB (nginx-rtmp's 1 MiB cuts keyframes of
- * high-bitrate streams), max_chunk_streams 64, chunk size 1 .. 0x7FFFFFFF
+ * high-bitrate streams), max_amf_message 0 (connections set 1 MiB:
+ * rtmp_conn_config_default), max_chunk_streams 64, chunk size 1 .. 0x7FFFFFFF
  * (the spec's range: memory follows the bytes received, so a huge chunk
  * size costs nothing), ext_ts_fmt3 RTMP_EXT_TS_DETECT, accept_fresh_fmt 0. */
 void rtmp_reader_config_default(rtmp_reader_config *cfg);

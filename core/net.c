@@ -107,6 +107,7 @@ void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
     rtmp_session_config_default(&cfg->session, role);
     cfg->handshake_timeout = 10;
     cfg->connect_timeout = 10;
+    cfg->session.reader.max_amf_message = 1u << 20; /* decoded into Lua: keep it small */
     cfg->idle_timeout = 60;
     cfg->max_output = 16 * 1024 * 1024;
     cfg->max_queue_bytes = 4 * 1024 * 1024;

@@ -62,6 +62,9 @@ typedef struct rtmp_conn_config {
                                     rtmp_conn_write queues bytes to send */
 } rtmp_conn_config;
 
+/* Defaults: handshake, connect timeouts 10 s, idle 60 s, max_output
+ * 16 MiB, max_amf_message 1 MiB (the session's reader), the session's
+ * and reader's other defaults. */
 void rtmp_conn_config_default(rtmp_conn_config *cfg, int role);
 
 /* The loop.  One per process is the usual case (uses libev's default loop). */

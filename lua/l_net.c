@@ -1130,6 +1130,7 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->send_buffer = (size_t)opt_number(L, src, "send_buffer", (double)cfg->send_buffer);
         rtmp_reader_config *r = &cfg->session.reader;
         r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
+        r->max_amf_message = (uint32_t)opt_number(L, src, "max_amf_message", r->max_amf_message);
         r->max_chunk_streams = (uint32_t)opt_number(L, src, "max_chunk_streams", r->max_chunk_streams);
         r->min_chunk_size = (uint32_t)opt_number(L, src, "min_chunk_size", r->min_chunk_size);
         r->max_chunk_size = (uint32_t)opt_number(L, src, "max_chunk_size", r->max_chunk_size);

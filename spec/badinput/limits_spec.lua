@@ -227,6 +227,31 @@ describe("conn.memory and conn.buffered", function()
   end)
 end)
 
+describe("max_amf_message", function()
+  it("is a setting of rtmp.listen", function()
+    local reasons = {}
+    local function try(settings)
+      settings.listen, settings.idle_timeout = "127.0.0.1:0", 0
+      settings.on_close = function(_, reason) reasons[#reasons + 1] = reason end
+      local srv = assert(rtmp.listen(settings))
+      local p = peer(srv.port, { handshake = true, after_handshake = function(p)
+        p.conn:raw(chunk0(3, 2 << 20, 20, 0, pack(">B s2", 2, "x")))
+      end })
+      C.wait_until(function() return p.closed_at end, 0.5)
+      local refused = p.closed_at ~= nil
+      p.conn:close()
+      srv:close()
+      C.wait_until(function() return p.closed_at and #reasons > 0 end, 2)
+      return refused, table.remove(reasons)
+    end
+    local refused, reason = try{}
+    assert.is_true(refused)
+    assert.are.equal("message longer than the limit", reason)
+    refused, reason = try{ max_amf_message = 3 << 20 }
+    assert.is_false(refused, reason)
+  end)
+end)
+
 describe("deadlines against scripts/live.lua", function()
   local srv, pub, player, player_file
 
@@ -286,6 +311,24 @@ describe("deadlines against scripts/live.lua", function()
     assert(t > 2.5 and t < 4.5, fmt("closed %.2f s after connect, idle deadline 3 s", t))
     assert(n >= 4, "the peer did not trickle")
     assert(H.wait_until(function() return closed_for("idle timeout") == 1 end, 2), srv.log())
+  end)
+
+  it("refuses a command declared longer than max_amf_message (1 MiB) at its header, not a video message", function()
+    local video = peer(srv.port, { handshake = true, after_handshake = function(p)
+      p.conn:raw(CONNECT)
+      p.conn:raw(chunk0(4, 2 << 20, 9, 1, string.rep("v", 100)))
+    end })
+    local cmd = peer(srv.port, { handshake = true, after_handshake = function(p)
+      p.conn:raw(CONNECT)
+      p.conn:raw(chunk0(3, 2 << 20, 20, 0, pack(">B s2", 2, "x") .. string.rep("c", 90)))
+    end })
+    assert(C.wait_until(function() return cmd.closed_at end, 3), "the 2 MiB command was not refused")
+    assert(cmd.closed_at - cmd.hs_at < 1.5, fmt("refused only after %.2f s", cmd.closed_at - cmd.hs_at))
+    assert.is_truthy(cmd.got:find("NetConnection.Connect.Success", 1, true), "connect was not answered")
+    assert(H.wait_until(function() return closed_for("message longer than the limit") == 1 end, 2), srv.log())
+    assert.is_nil(video.closed_at, "the 2 MiB video message was refused")
+    video.conn:close()
+    C.wait_until(function() return video.closed_at end, 2)
   end)
 
   it("meanwhile kept the player that only receives media, every frame arriving", function()
