@@ -390,3 +390,50 @@ describe("max_per_address", function()
     assert.has_error(function() rtmp.listen{ listen = "127.0.0.1:0", max_per_address = 1.5 } end)
   end)
 end)
+
+describe("docs/LIMITS.md examples", function()
+  teardown(function() H.cleanup() end)
+
+  -- The Lua example of docs/LIMITS.md that starts with `-- NAME`, written
+  -- to a file (edit(text) may adjust it).
+  local function example(name, edit)
+    local doc = assert(H.read_file("docs/LIMITS.md"))
+    local code = doc:match("```lua\n(%-%- " .. name:gsub("%.", "%%.") .. ":.-)```")
+    assert(code, "no example " .. name .. " in docs/LIMITS.md")
+    local path = H.tmpname(name)
+    H.write_file(path, edit and edit(code) or code)
+    return path
+  end
+
+  it("capped.lua refuses a fifth connection from one address", function()
+    local srv = H.luartmp_start{ script = example("capped.lua") }
+    local ps = {}
+    for i = 1, 4 do ps[i] = peer(srv.port) end
+    C.wait_until(function() return false end, 0.3)
+    local fifth = peer(srv.port)
+    assert(C.wait_until(function() return fifth.closed_at end, 3), "the fifth connection was not refused")
+    assert.is_truthy(srv.log():find(" connections open from 127.0.0.1 (max_per_address 4)", 1, true), srv.log())
+    for i = 1, 4 do assert.is_nil(ps[i].closed_at) ps[i].conn:close() end
+    C.wait_until(function() return #closes(srv) == 4 end, 3)
+    srv.stop()
+  end)
+
+  it("memwatch.lua logs what the connections hold", function()
+    local srv = H.luartmp_start{ script = example("memwatch.lua", function(code)
+      return (code:gsub("rtmp%.timer%(10,", "rtmp.timer(0.2,"):gsub("end, 10%)", "end, 0.2)"))
+    end) }
+    local p = peer(srv.port, { handshake = true, after_handshake = function(p)
+      p.conn:raw(CONNECT)
+      p.conn:raw(chunk0(4, 1 << 20, 9, 1, string.rep("v", 100)))
+    end })
+    local line = C.wait_until(function()
+      return srv.log():match("info (1 connections hold %d+ bytes %(256 in partial messages%))")
+    end, 5)
+    assert(line, srv.log())
+    local bytes = tonumber(line:match("hold (%d+)"))
+    assert(bytes > 256 and bytes <= FIXED + 256, line)
+    p.conn:close()
+    C.wait_until(function() return p.closed_at end, 2)
+    srv.stop()
+  end)
+end)
