@@ -94,8 +94,12 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
                       uint64_t written, size_t pending, double now)
 {
     q->event = RTMP_MEDIAQ_EV_NONE;
-    if (q->cfg.max_bytes == 0 && q->cfg.max_time <= 0)
-        return RTMP_MEDIAQ_SEND; /* no bound: no policy, nothing tracked */
+    if (q->cfg.max_bytes == 0 && q->cfg.max_time <= 0) { /* no bound: no policy, nothing tracked */
+        q->level = RTMP_MEDIAQ_OK;
+        q->over_since = -1;
+        q->head = q->count = 0;
+        return RTMP_MEDIAQ_SEND;
+    }
     while (q->count > 0 && q->e[q->head].end <= written) { /* sent */
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
