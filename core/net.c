@@ -63,6 +63,7 @@ struct rtmp_conn {
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
+    int               read_paused;      /* rtmp_conn_pause_reading */
     ev_timer          deadline;
     ev_timer          merge;            /* write-merging window (media only) */
     rtmp_session     *s;
@@ -545,7 +546,8 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->connecting = 0;
         ev_io_stop(loop, w);
-        ev_io_start(loop, &c->rio);
+        if (!c->read_paused)
+            ev_io_start(loop, &c->rio);
         conn_log(c, RTMP_LOG_DEBUG, "connected");
         if (c->cfg.passthrough) { /* no handshake: send what was queued meanwhile */
             if (c->pq.bytes > 0)
@@ -620,6 +622,21 @@ static void tune_socket(int fd, const rtmp_conn_config *cfg)
         int size = cfg->send_buffer > (1 << 30) ? 1 << 30 : (int)cfg->send_buffer;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     }
+    if (cfg->recv_buffer > 0) {
+        int size = cfg->recv_buffer > (1 << 30) ? 1 << 30 : (int)cfg->recv_buffer;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+}
+
+void rtmp_conn_pause_reading(rtmp_conn *c, int paused)
+{
+    if (c->closing || c->fd < 0)
+        return;
+    if (paused)
+        ev_io_stop(c->net->loop, &c->rio);
+    else if (!c->connecting)
+        ev_io_start(c->net->loop, &c->rio);
+    c->read_paused = paused != 0;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -670,6 +687,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 rtmp_session *rtmp_conn_session(rtmp_conn *c) { return c->s; }
 unsigned long rtmp_conn_id(const rtmp_conn *c) { return c->id; }
 const char *rtmp_conn_peer(const rtmp_conn *c) { return c->peer; }
+
+void rtmp_conn_local(const rtmp_conn *c, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    out[0] = '\0';
+    if (c->fd >= 0 && !c->connecting && getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+        format_addr((struct sockaddr *)&ss, out, len);
+}
 uint64_t rtmp_conn_bytes_written(const rtmp_conn *c) { return c->written; }
 int rtmp_conn_closing(const rtmp_conn *c) { return c->closing; }
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
@@ -838,6 +864,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
+        tune_socket(fd, cfg); /* before connect: the receive buffer sets the window scale */
         rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (rc == 0 || errno == EINPROGRESS)
             break;
@@ -849,7 +876,6 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         freeaddrinfo(res);
         return NULL;
     }
-    tune_socket(fd, cfg);
     ev_now_update(n->loop); /* deadlines count from now, also when called outside the loop */
     rtmp_conn *c = conn_new(n, fd, cfg, h, ud);
     if (!c) {

@@ -53,6 +53,8 @@ typedef struct rtmp_conn_config {
     size_t   send_buffer;        /* SO_SNDBUF for the socket; 0 = the kernel's autotuning (which
                                     lets a stalled reader hold up to net.ipv4.tcp_wmem's maximum,
                                     4 MiB by default, of kernel memory besides the queue) */
+    size_t   recv_buffer;        /* SO_RCVBUF for the socket (set before connecting, so the
+                                    window stays small); 0 = the kernel's autotuning */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
     int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
@@ -106,6 +108,9 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
 rtmp_session *rtmp_conn_session(rtmp_conn *c);
 unsigned long rtmp_conn_id(const rtmp_conn *c);
 const char *rtmp_conn_peer(const rtmp_conn *c);   /* "127.0.0.1:5555", "[::1]:5555" */
+/* Our end of the socket, in the same form, written into out (empty when
+ * unknown: not connected yet, or closed). */
+void rtmp_conn_local(const rtmp_conn *c, char *out, size_t len);
 uint64_t rtmp_conn_bytes_written(const rtmp_conn *c); /* bytes the socket took */
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the socket */
 int rtmp_conn_closing(const rtmp_conn *c);
@@ -140,6 +145,11 @@ int rtmp_conn_write(rtmp_conn *c, const uint8_t *p, size_t n);
 /* Bytes queued and not yet written (the session's output, or for a
  * passthrough connection, what rtmp_conn_write queued). */
 size_t rtmp_conn_pending(const rtmp_conn *c);
+
+/* Stop (paused non-zero) or resume reading from the socket: while paused
+ * the kernel's receive buffer fills and the peer's sends stall, as with a
+ * reader that stopped reading.  Output and deadlines go on. */
+void rtmp_conn_pause_reading(rtmp_conn *c, int paused);
 
 /* Close at the next safe point: pending output is written if the socket
  * takes it at once, then the close handler runs with reason.  Later calls

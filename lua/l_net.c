@@ -869,6 +869,20 @@ static int conn_raw(lua_State *L)
     return ss ? sent(L, c, rtmp_session_send_raw(ss, (const uint8_t *)p, len)) : 2;
 }
 
+/* conn:pause_reading(on): stop (true) or resume (false) reading from the
+ * socket, as a peer that stopped reading would. */
+static int conn_pause_reading(lua_State *L)
+{
+    lconn *lc = check_lconn(L, 1);
+    int on = lua_toboolean(L, 2);
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c)
+        return 2;
+    rtmp_conn_pause_reading(c, on);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int conn_close(lua_State *L)
 {
     lconn *lc = check_lconn(L, 1);
@@ -973,6 +987,7 @@ static const luaL_Reg conn_methods[] = {
     { "close", conn_close },
     { "log", conn_log },
     { "queue", conn_queue },
+    { "pause_reading", conn_pause_reading },
     { NULL, NULL },
 };
 
@@ -1026,6 +1041,12 @@ static int conn_index(lua_State *L)
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->c)); return 1; }
             if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_pending(lc->c)); return 1; }
+            if (!strcmp(k, "local_addr")) {
+                char a[80];
+                rtmp_conn_local(lc->c, a, sizeof a);
+                lua_pushstring(L, a);
+                return 1;
+            }
             /* heap bytes the C side holds for the connection, and those in partial messages */
             if (!strcmp(k, "memory")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_memory(lc->c)); return 1; }
             if (!strcmp(k, "buffered")) {
@@ -1128,6 +1149,7 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->max_queue_time = opt_number(L, src, "max_queue_time", cfg->max_queue_time);
         cfg->max_queue_stall = opt_number(L, src, "max_queue_stall", cfg->max_queue_stall);
         cfg->send_buffer = (size_t)opt_number(L, src, "send_buffer", (double)cfg->send_buffer);
+        cfg->recv_buffer = (size_t)opt_number(L, src, "recv_buffer", (double)cfg->recv_buffer);
         rtmp_reader_config *r = &cfg->session.reader;
         r->max_message = (uint32_t)opt_number(L, src, "max_message", r->max_message);
         r->max_amf_message = (uint32_t)opt_number(L, src, "max_amf_message", r->max_amf_message);

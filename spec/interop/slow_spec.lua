@@ -3,10 +3,11 @@
 -- then whole GOPs (never sequence headers or metadata), and a player over
 -- a bound for max_queue_stall seconds is disconnected.
 --
--- The stalled player is spec/interop/slow_stall.py: a plain RTMP client
--- (its own handshake, AMF0 and chunks) with a 4 KiB socket receive buffer
--- that plays and then never reads; the server side fixes its SO_SNDBUF
--- (send_buffer) so that the kernel does not soak up megabytes first.
+-- The stalled player is spec/interop/slow_stall.lua, a luartmp client with
+-- a 4 KiB socket receive buffer (recv_buffer) that plays and then stops
+-- reading (conn:pause_reading) until told to go on; the server side fixes
+-- its SO_SNDBUF (send_buffer) so that the kernel does not soak up
+-- megabytes first.
 --
 -- Part 1 drives group:send in this process with synthetic frames and reads
 -- the policy through conn:queue() and on_close.  Part 2 is the issue's
@@ -22,7 +23,17 @@ local H = require "support.helpers"
 
 local fmt = string.format
 local null = rtmp.null
-local STALL = "spec/interop/slow_stall.py"
+local STALL = "spec/interop/slow_stall.lua"
+
+-- Start the stalled player; resume(p) makes it read again.
+local function stall_player(port, stall_after)
+  local resume = H.tmpname("stall-resume")
+  local p = H.spawn(fmt("%s %s %d live s %s %s", H.shquote(H.luartmp), STALL, port, stall_after or 0,
+    H.shquote(resume)), { name = "stall" })
+  p.resume_file = resume
+  return p
+end
+local function resume(p) H.write_file(p.resume_file, "go\n") end
 
 ---------------------------------------------------------------------------
 -- Part 1: the policy, message by message
@@ -61,14 +72,14 @@ local function server(settings)
   return S
 end
 
--- Start slow_stall.py against S (reads for stall_after seconds, then
+-- Start slow_stall.lua against S (reads for stall_after seconds, then
 -- stops) and return its process and the server's connection for it.
 local function player(S, stall_after)
-  local p = H.spawn(fmt("python3 %s %d live s %s", STALL, S.srv.port, stall_after or 0), { name = "stall" })
+  local p = stall_player(S.srv.port, stall_after)
   local port = pump_until(function()
     return tonumber((H.read_file(p.out) or ""):match("playing port=(%d+)"))
   end, 10)
-  assert(port, "the python player did not play: " .. H.output(p))
+  assert(port, "the stalled player did not play: " .. H.output(p))
   local conn = assert(pump_until(function() return S.by_port[port] end, 5))
   if stall_after and stall_after > 0 then return p, conn end
   pump_until(function() return (H.read_file(p.out) or ""):find("stalled", 1, true) end, 5)
@@ -148,7 +159,7 @@ describe("slow readers: the queue policy", function()
     assert.truthy(reason:find(fmt("dropped %d messages", 13 - first_drop), 1, true), reason)
     assert.is_nil(S.closed[healthy])
     -- the stalled client, reading again, finds the connection closed
-    H.signal(sp, "USR1")
+    resume(sp)
     assert.truthy(H.wait_until(function() return H.output(sp):find("eof after", 1, true) end, 10), H.output(sp))
     H.kill(hp)
   end)
@@ -164,7 +175,7 @@ describe("slow readers: the queue policy", function()
     for i = 1, 8 do dropped = dropped + (1 - send(S, video(40 * i, "inter"))) end
     assert.is_true(dropped > 0)
     assert.are.equal("drop_inter", reader:queue().state)
-    H.signal(rp, "USR1") -- reads again
+    resume(rp) -- reads again
     assert.truthy(pump_until(function() return reader.pending == 0 end, 10), "the queue drained")
     -- under the bound now, but an inter frame cannot be decoded before the next keyframe
     assert.are.equal(0, send(S, video(360, "inter")))
@@ -266,7 +277,7 @@ local function scenario(bounds, counting)
   end
   r.out = H.tmpname("slow-ffmpeg.flv")
   r.ffmpeg = H.ffmpeg_play(srv.url("live/s"), r.out, 6)
-  r.stall = H.spawn(fmt("python3 %s %d live s 0", STALL, srv.port), { name = "stall" })
+  r.stall = stall_player(srv.port, 0)
   r.port = tonumber(H.wait_until(function() return H.output(r.stall):match("stalled after") and H.output(r.stall):match("port=(%d+)") end, 20))
   assert(r.port, "stalled player: " .. H.output(r.stall))
   assert(H.wait_until(function() return srv.count("play", "s") == counting + 2 end, 20),
@@ -328,7 +339,7 @@ describe("slow readers: 100 players and one that stops reading (live.lua)", func
     fr:close()
     assert.is_true(qbytes <= BOUND.bytes + largest + 64, close .. "; largest frame " .. largest)
     -- the stalled client finds the connection closed once it reads again
-    H.signal(r.stall, "USR1")
+    resume(r.stall)
     assert.truthy(H.wait_until(function() return H.output(r.stall):find("eof after", 1, true) end, 10), H.output(r.stall))
     -- memory: bounded, though more was dropped than the limit allows
     local growth = r.rss_max - r.rss0
