@@ -94,6 +94,7 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
                       uint64_t written, size_t pending, double now)
 {
     q->event = RTMP_MEDIAQ_EV_NONE;
+    q->now = now;
     if (q->cfg.max_bytes == 0 && q->cfg.max_time <= 0) { /* no bound: no policy, nothing tracked */
         q->level = RTMP_MEDIAQ_OK;
         q->over_since = -1;
@@ -111,8 +112,10 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
         const rtmp_mediaq_entry *e = entry(q, i);
         if (e->stream_id == h->stream_id) {
             int32_t d = (int32_t)(h->timestamp - e->timestamp);
-            if (d > 0)
-                q->time = d / 1000.0;
+            if (d > 0) {
+                double span = d / 1000.0, waited = now - e->at;
+                q->time = span > waited + RTMP_MEDIAQ_JUMP ? waited : span;
+            }
             break;
         }
     }
@@ -188,6 +191,7 @@ int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls, uint64_t 
     e->end = end;
     e->timestamp = h->timestamp;
     e->stream_id = h->stream_id;
+    e->at = q->now;
     q->count++;
     return 0;
 }

@@ -72,7 +72,13 @@ typedef struct rtmp_mediaq_entry {
     uint64_t end;        /* connection byte count at the message's last byte */
     uint32_t timestamp;
     uint32_t stream_id;
+    double   at;         /* the clock when it was queued */
 } rtmp_mediaq_entry;
+
+/* A span of timestamps longer than the wall-clock time the message has
+ * waited plus this many seconds is a jump in the publisher's timestamps
+ * (a discontinuity, a wrap), not a lag: the wait is taken instead. */
+#define RTMP_MEDIAQ_JUMP 10.0
 
 typedef struct rtmp_mediaq {
     rtmp_mediaq_config cfg;
@@ -82,6 +88,7 @@ typedef struct rtmp_mediaq {
     double   level_since;    /* clock when the current drop level began */
     size_t   bytes;          /* measured at the last offer */
     double   time;           /* seconds, measured at the last offer */
+    double   now;            /* the clock of the last offer */
     uint64_t dropped, dropped_bytes;             /* since creation */
     uint64_t run_dropped, run_dropped_bytes;     /* since leaving level 0 */
     rtmp_mediaq_entry *e;    /* ring of queued, unsent media messages */

@@ -203,6 +203,21 @@ describe("slow readers: the queue policy", function()
     assert.are.equal("drop_gop", stalled:queue().state)
   end)
 
+  it("takes a jump in the publisher's timestamps for a jump, not for a player 4.6 hours behind", function()
+    S = server{ max_queue_bytes = 0, max_queue_time = 1, max_queue_stall = 0, send_buffer = 4096 }
+    local _, stalled = player(S, 0)
+    -- a few frames the stalled player keeps unsent, then the publisher's
+    -- clock leaps by 0xFFFFFF ms (as a 24-bit wrap looks to a player)
+    for i = 0, 15 do assert.are.equal(1, send(S, video(40 * i, i == 0 and "key" or "inter", 20000))) end
+    assert.is_true(stalled:queue().bytes > 100000, "frames wait unsent")
+    for i = 0, 3 do
+      assert.are.equal(1, send(S, video(0xFFFFFF + 40 * i, "inter", 1000)), "frame " .. i .. " after the jump")
+    end
+    local q = stalled:queue()
+    assert.are.equal("ok", q.state)
+    assert.is_true(q.time < 1, "time " .. q.time)
+  end)
+
   it("tells frames from decoder configuration in enhanced RTMP and legacy HEVC too", function()
     S = server{ max_queue_bytes = 16 * 1024, max_queue_time = 0, max_queue_stall = 0, send_buffer = 4096 }
     local _, stalled = player(S, 0)
