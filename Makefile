@@ -2,7 +2,9 @@
 #
 #   make run     install missing Debian packages, build, start the live server on :1935
 #   make test    install missing Debian packages, build, run every test
-#   make asan    build with ASan/UBSan into build-asan/ and run the unit tests under it
+#   make asan    build with ASan/UBSan into build-asan/ and run every test under it
+#                (the busted process and every luartmp the specs start)
+#   make fuzz    long libFuzzer runs (fuzz/fuzz.mk; make fuzz-short: about a minute)
 #   make bench   build the loader and micro-benchmarks, run the suite against nginx-rtmp,
 #                write docs/BENCHMARKS.md (BENCH_ARGS=--quick for a short run)
 
@@ -34,6 +36,8 @@ MAIN_OBJ := $(BUILD)/obj/lua/luartmp.o
 HEADERS  := $(wildcard core/*.h lua/*.h)
 
 BUSTED   = lua5.4 /usr/bin/busted
+# make asan runs these specs (all by default; ASAN_SPECS=spec/unit for a quick run)
+ASAN_SPECS ?= spec
 
 .PHONY: all run test test-unit asan bench bench-build deps install clean
 
@@ -87,7 +91,7 @@ test-unit: all
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" all
-	@ASAN_OPTIONS=detect_leaks=1 LUARTMP=build-asan/luartmp LUARTMP_ASAN=1 tools/test.sh spec/unit
+	@ASAN_OPTIONS=detect_leaks=1 LUARTMP=build-asan/luartmp LUARTMP_ASAN=1 tools/test.sh $(ASAN_SPECS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/luartmp/scripts \
@@ -101,3 +105,5 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+include fuzz/fuzz.mk

@@ -198,6 +198,11 @@ local function tolerated(msg)
     return false
 end
 
+--- flow.tolerated(msg) -> true for the peer messages that never need a
+--- step (media, acknowledgements, pings, buffer events): capture2lua.lua
+--- leaves them out of the steps it writes, the runtime lets them pass.
+_M.tolerated = tolerated
+
 -- The `code` of a command's info object (its second argument), if any.
 local function info_code(msg)
     local info = msg.args and msg.args[2]

@@ -206,16 +206,8 @@ local AMF_TYPES = { command = true, data = true, command3 = true, data3 = true }
 local MEDIA = { audio = true, video = true }
 
 -- Peer messages that never make a step (flow.lua skips them as well).
-local function tolerated(msg)
-  local tn = msg.type_name
-  if tn == "audio" or tn == "video" or tn == "aggregate" or tn == "ack" then return true end
-  if tn == "user_control" then
-    local e = msg.event_name
-    return e == "ping_request" or e == "ping_response" or e == "set_buffer_length"
-      or e == "buffer_empty" or e == "buffer_ready"
-  end
-  return false
-end
+-- Peer messages that never become a step: the runtime lets them pass.
+local tolerated = require("rtmp.flow").tolerated
 
 -- Messages of the played side that the engine sends by itself.
 local function auto_note(msg)

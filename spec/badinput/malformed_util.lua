@@ -333,22 +333,7 @@ end
 --- the environment `env` (a string of NAME=value words) in front. Returns
 --- the same server object (port, proc, url, log, count, stop).
 function M.server_start(handshake_timeout, env)
-  local port = H.free_port()
-  local proc = H.spawn(fmt("%s %s --listen 127.0.0.1:%d --log-level debug --handshake-timeout %s scripts/live.lua",
-    env or "", q(H.luartmp), port, handshake_timeout), { name = "luartmp" })
-  local ok, why = H.wait_port(port, 10, proc)
-  assert(ok, why)
-  local srv = { name = "luartmp", port = port, proc = proc }
-  function srv.url(path) return fmt("rtmp://127.0.0.1:%d/%s", port, path or "live") end
-  function srv.log() return H.read_file(proc.err) or "" end
-  function srv.count(event, name)
-    return H.count_plain(srv.log(), fmt(" %s live/%s", event, name))
-  end
-  function srv.stop()
-    local rc = H.kill(proc, 10)
-    return rc, srv.log()
-  end
-  return srv
+  return H.luartmp_start{ handshake_timeout = handshake_timeout, env = env }
 end
 
 ---------------------------------------------------------------------------

@@ -406,7 +406,8 @@ end
 
 --- Start `$LUARTMP --listen 127.0.0.1:PORT --log-level debug SCRIPT ARGS`
 --- (opts: script [scripts/live.lua], args {}, log_level, handshake_timeout,
---- idle_timeout, extra {options}), logs (stderr) to a file; waits for the
+--- idle_timeout, extra {options}, env: a "VAR=value ..." prefix for the
+--- command), logs (stderr) to a file; waits for the
 --- port. Returns { name = "luartmp", port, proc, url(path), log(), stop() }.
 --- stop() sends SIGTERM and returns the exit status (0 = graceful) and the
 --- log text.
@@ -415,7 +416,7 @@ function H.luartmp_start(opts)
   assert(H.file_size(H.luartmp), "the luartmp executable is missing: " .. H.luartmp ..
     " (run make, or set LUARTMP)")
   local port = H.free_port()
-  local cmd = { q(H.luartmp), "--listen", "127.0.0.1:" .. port,
+  local cmd = { opts.env or "", q(H.luartmp), "--listen", "127.0.0.1:" .. port,
                 "--log-level", opts.log_level or "debug" }
   if opts.handshake_timeout then
     cmd[#cmd + 1] = "--handshake-timeout " .. opts.handshake_timeout
