@@ -46,6 +46,10 @@ done
 
 mkdir -p build/test-tmp
 log=build/test-tmp/busted-output.$$
+# The run's temporary directory (support/helpers.lua): the processes the
+# specs start write their output there.
+LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-build/test-tmp/run-$$-$(date +%s)}
+export LUARTMP_TEST_DIR
 if [ "$LUARTMP_ASAN" = 1 ]; then
     if [ ! -x "$LUARTMP" ]; then
         echo "test.sh: LUARTMP_ASAN=1 but $LUARTMP is not an executable" >&2
@@ -65,8 +69,17 @@ rc=$(cat "$log.rc" 2>/dev/null || echo 1)
 pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
 last=$(tail -n 1 "$log")
 summary=$(grep -E "$pattern" "$log" | tail -n 1)
-# A sanitizer report from the busted process itself (ASan mode), if any.
+# A sanitizer report from the busted process itself (ASan mode), if any,
+# or from any process a spec started (their stderr is in the run directory).
 sanitizer=$(grep -E -m 1 '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log")
+if [ -z "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ -d "$LUARTMP_TEST_DIR" ]; then
+    reports=$(grep -l -r -E '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
+        --include='*.err' --include='*.out' --include='*.log' "$LUARTMP_TEST_DIR" 2>/dev/null)
+    if [ -n "$reports" ]; then
+        sanitizer="sanitizer reports in: $(echo $reports)"
+        echo "test.sh: $sanitizer" >&2
+    fi
+fi
 rm -f "$log" "$log.rc"
 
 if [ -z "$summary" ]; then
@@ -77,7 +90,9 @@ fi
 passed=$(printf '%s\n' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
 failed=$(printf '%s\n' "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
 skipped=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
-if [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
+if [ -n "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ "$failed" -eq 0 ]; then
+    failed=1   # a report from a spawned server: the suite is not clean
+elif [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
     # Something went wrong after the specs ran (a sanitizer report at exit,
     # a crash, a leaked process writing late): count it as one failure.
     echo "test.sh: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see the output above" >&2

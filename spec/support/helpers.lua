@@ -122,10 +122,15 @@ function H.mkdir(path)
 end
 
 local run_dir
---- The per-run temporary directory, build/test-tmp/run-<pid>-<start time>
---- (created on first use; left in place afterwards for post-mortems; only
---- the 5 most recent run directories are kept).
+--- The per-run temporary directory, $LUARTMP_TEST_DIR or
+--- build/test-tmp/run-<pid>-<start time> (created on first use; left in
+--- place afterwards for post-mortems; only the 5 most recent run
+--- directories are kept).
 function H.tmpdir()
+  if not run_dir and os.getenv("LUARTMP_TEST_DIR") then
+    -- chosen by tools/test.sh, which looks through it afterwards
+    run_dir = H.mkdir(os.getenv("LUARTMP_TEST_DIR"))
+  end
   if not run_dir then
     H.exec("ls -dt build/test-tmp/run-* 2>/dev/null | tail -n +5 | xargs -r rm -rf")
     -- busted reloads this module for every spec file (insulation), so the
