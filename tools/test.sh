@@ -12,6 +12,10 @@
 #   LUARTMP_ASAN=1 run busted inside $LUARTMP itself (an ASan/UBSan build):
 #                  the module is preloaded there, so it runs in an ASan process
 #   BUSTED_ARGS    extra busted options (e.g. "--filter=nginx")
+#   TEST_JOBS      busted processes run at once, each with a share of the
+#                  spec files (default 2; 1 runs them in one process)
+#   LUARTMP_TEST_DIR  the run directory the specs write into (default
+#                  build/test-tmp/run-PID-TIME-SHARD)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -45,11 +49,9 @@ for d in "$@"; do
 done
 
 mkdir -p build/test-tmp
-log=build/test-tmp/busted-output.$$
-# The run's temporary directory (support/helpers.lua): the processes the
-# specs start write their output there.
-LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-build/test-tmp/run-$$-$(date +%s)}
-export LUARTMP_TEST_DIR
+# Older run directories go; the newest few stay for post-mortems.
+ls -dt build/test-tmp/run-* 2>/dev/null | tail -n +7 | xargs -r rm -rf
+
 if [ "$LUARTMP_ASAN" = 1 ]; then
     if [ ! -x "$LUARTMP" ]; then
         echo "test.sh: LUARTMP_ASAN=1 but $LUARTMP is not an executable" >&2
@@ -61,46 +63,102 @@ else
     runner="lua5.4 /usr/bin/busted"
 fi
 
-# busted's own exit status, carried out of the pipe through a file.
-# shellcheck disable=SC2086
-{ $runner -o spec/support/summary.lua --pattern=_spec \
-      ${BUSTED_ARGS:-} "$@" 2>&1; echo $? >"$log.rc"; } | tee "$log"
-rc=$(cat "$log.rc" 2>/dev/null || echo 1)
-pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
-last=$(tail -n 1 "$log")
-summary=$(grep -E "$pattern" "$log" | tail -n 1)
-# A sanitizer report from the busted process itself (ASan mode), if any,
-# or from any process a spec started (their stderr is in the run directory).
-sanitizer=$(grep -E -m 1 '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log")
-if [ -z "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ -d "$LUARTMP_TEST_DIR" ]; then
-    reports=$(grep -l -r -E '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
-        --include='*.err' --include='*.out' --include='*.log' "$LUARTMP_TEST_DIR" 2>/dev/null)
-    if [ -n "$reports" ]; then
-        sanitizer="sanitizer reports in: $(echo $reports)"
-        echo "test.sh: $sanitizer" >&2
-    fi
-fi
-rm -f "$log" "$log.rc"
+# Shards: the spec files are dealt round-robin to TEST_JOBS busted processes
+# that run at the same time (most specs wait on real-time peers), each with
+# its own run directory; their outputs are printed one after the other.
+jobs=${TEST_JOBS:-2}
+files=$(for d in "$@"; do
+    if [ -d "$d" ]; then find "$d" -name '*_spec.lua'; else echo "$d"; fi
+done | sort)
+[ -n "$files" ] || { echo "test.sh: no spec files in $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+count=$(printf '%s\n' "$files" | wc -l)
+[ "$count" -lt "$jobs" ] && jobs=$count
+[ "$jobs" -ge 1 ] || jobs=1
+base=build/test-tmp/run-$$-$(date +%s)
 
-if [ -z "$summary" ]; then
-    echo "test.sh: busted ended without a summary (exit status $rc)${sanitizer:+: $sanitizer}" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-passed=$(printf '%s\n' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
-failed=$(printf '%s\n' "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-skipped=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
-if [ -n "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ "$failed" -eq 0 ]; then
-    failed=1   # a report from a spawned server: the suite is not clean
-elif [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
-    # Something went wrong after the specs ran (a sanitizer report at exit,
-    # a crash, a leaked process writing late): count it as one failure.
-    echo "test.sh: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see the output above" >&2
-    failed=$((failed + 1))
+# Shard k: busted over its files, output into its log, exit status into
+# $log.rc.
+run_shard() {
+    shard=$(printf '%s\n' "$files" | awk -v j="$jobs" -v k="$1" '(NR - 1) % j == k')
+    log=build/test-tmp/busted-output.$$.$1
+    LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-$base-$1}
+    export LUARTMP_TEST_DIR
+    # shellcheck disable=SC2086
+    $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} $shard >"$log" 2>&1
+    echo $? >"$log.rc"
+}
+k=0
+while [ "$k" -lt "$jobs" ]; do
+    : >build/test-tmp/busted-output.$$.$k
+    k=$((k + 1))
+done
+k=1
+while [ "$k" -lt "$jobs" ]; do
+    ( run_shard "$k" ) &
+    k=$((k + 1))
+done
+# shard 0 in the foreground, its lines shown as they come
+( run_shard 0 ) &
+tail -n +1 -f build/test-tmp/busted-output.$$.0 & tail_pid=$!
+wait_shards() {
+    k=0
+    while [ "$k" -lt "$jobs" ]; do
+        while [ ! -e build/test-tmp/busted-output.$$.$k.rc ]; do sleep 0.5; done
+        k=$((k + 1))
+    done
+}
+wait_shards
+sleep 0.3
+kill "$tail_pid" 2>/dev/null
+wait 2>/dev/null
+
+passed=0 failed=0 skipped=0 any_skipped=
+pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
+k=0
+while [ "$k" -lt "$jobs" ]; do
+    log=build/test-tmp/busted-output.$$.$k
+    [ "$k" -gt 0 ] && cat "$log"
+    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+    last=$(tail -n 1 "$log")
+    summary=$(grep -E "$pattern" "$log" | tail -n 1)
+    # A sanitizer report from the busted process itself (ASan mode), if any,
+    # or from any process a spec started (their output is in the run directory).
+    sanitizer=$(grep -E -m 1 '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log")
+    dir=${LUARTMP_TEST_DIR:-$base-$k}
+    if [ -z "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ -d "$dir" ]; then
+        reports=$(grep -l -r -E '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
+            --include='*.err' --include='*.out' --include='*.log' "$dir" 2>/dev/null)
+        if [ -n "$reports" ]; then
+            sanitizer="sanitizer reports in: $(echo $reports)"
+            echo "test.sh: $sanitizer" >&2
+        fi
+    fi
+    rm -f "$log" "$log.rc"
+    if [ -z "$summary" ]; then
+        echo "test.sh: busted ended without a summary (exit status $rc)${sanitizer:+: $sanitizer}" >&2
+        failed=$((failed + 1))
+    else
+        p=$(printf '%s\n' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
+        f=$(printf '%s\n' "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+        sk=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
+        passed=$((passed + p))
+        failed=$((failed + f))
+        [ -n "$sk" ] && { skipped=$((skipped + sk)); any_skipped=1; }
+        if [ -n "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ "$f" -eq 0 ]; then
+            failed=$((failed + 1))   # a report from a spawned process: not clean
+        elif [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+            # Something went wrong after the specs ran (a sanitizer report at
+            # exit, a crash, a leaked process writing late): one failure.
+            echo "test.sh: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see the output above" >&2
+            failed=$((failed + 1))
+        fi
+    fi
+    k=$((k + 1))
+done
+if [ $((passed + failed)) -eq 0 ]; then
+    failed=1   # nothing ran
 fi
 line="$passed passed, $failed failed"
-[ -n "$skipped" ] && line="$line, $skipped skipped"
-if [ "$last" != "$summary" ] || [ "$line" != "$summary" ]; then
-    echo "$line"
-fi
+[ -n "$any_skipped" ] && line="$line, $skipped skipped"
+echo "$line"
 [ "$failed" -eq 0 ]
