@@ -21,6 +21,7 @@
 #define CHUNK_SIZE_MAX  0x7FFFFFFFu  /* 31 bits */
 #define MIN_BUF         256          /* first allocation for a partial message */
 #define SPARE_MAX       (64 * 1024)  /* largest buffer kept for the next message */
+#define GROW_SLACK      (64 * 1024)  /* most a partial message's buffer holds past its bytes */
 
 static const uint8_t msg_hdr_len[4] = { 11, 7, 3, 0 };
 
@@ -87,7 +88,8 @@ typedef struct rstream {
     uint8_t  busy;       /* a message is being reassembled */
     /* Invariant: busy implies received < length; data[0 .. received) is
      * the payload so far; data is NULL (cap 0) unless busy, and
-     * cap <= max(MIN_BUF, 2 * received, SPARE_MAX) capped by length when
+     * cap <= max(MIN_BUF, min(2 * received, received + GROW_SLACK),
+     * SPARE_MAX) capped by length when
      * it grew here (a reused spare may exceed length, up to SPARE_MAX). */
     uint32_t received;
     size_t   cap;
@@ -266,9 +268,14 @@ static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
         r->spare_cap = 0;
     }
     if (need > s->cap) {
+        /* doubling, but never more than GROW_SLACK past the bytes that
+         * are there: a peer that stalls in a long message costs what it
+         * sent plus a constant */
         size_t cap = s->cap * 2;
         if (cap < MIN_BUF)
             cap = MIN_BUF;
+        if (cap > need + GROW_SLACK)
+            cap = need + GROW_SLACK;
         if (cap > s->length)
             cap = s->length;
         if (cap < need)

@@ -141,9 +141,10 @@ int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
 
 /* Bytes currently allocated for partial messages (for accounting/tests).
  * A message's buffer grows with the bytes received (geometrically from
- * 256 bytes, never past the declared length) and is released when the
- * message is delivered or aborted, so this is 0 between messages and at
- * most max(256, 2 * received) per partial message, except that the
+ * 256 bytes, never more than 64 KiB past them nor past the declared
+ * length) and is released when the message is delivered or aborted, so
+ * this is 0 between messages and at most
+ * max(256, min(2 * received, received + 64 KiB)) per partial message, except that the
  * reader keeps one released buffer of at most 64 KiB (not counted here
  * while idle) and starts the next message in it: a steady stream of
  * messages then allocates nothing, and a hostile peer can make a reader

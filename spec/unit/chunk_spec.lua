@@ -249,6 +249,22 @@ describe("chunk reader", function()
       (run({ auto_chunk_size = false }, { bytes })))
   end)
 
+  it("holds at most 64 KiB more than the bytes of a long message that stalls", function()
+    local r = rtmp.reader{ max_message = 16 * 1024 * 1024 }
+    r:set_chunk_size(16 * 1024 * 1024)
+    local piece = string.rep("v", 1024 * 1024)
+    assert.same({}, assert(r:feed(h0(6, 0, 16 * 1024 * 1024 - 1, 9, 1))))
+    for mib = 1, 9 do
+      assert.same({}, assert(r:feed(piece)))
+      local held, got = r:buffered(), mib * 1024 * 1024
+      assert.is_true(held >= got and held <= got + 64 * 1024, mib .. " MiB sent, " .. held .. " held")
+    end
+    -- small messages still grow by doubling from 256 bytes
+    local r2 = rtmp.reader()
+    assert.same({}, assert(r2:feed(h0(6, 0, 100000, 9, 1) .. string.rep("w", 100))))
+    assert.equal(256, r2:buffered())
+  end)
+
   it("r:abort from outside skips the rest of a chunk that is arriving", function()
     local V = data(300, 1)
     local r = rtmp.reader()
