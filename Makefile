@@ -82,7 +82,7 @@ run: deps
 	$(BUILD)/luartmp --listen 1935 scripts/live.lua
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all fuzz-build $(FUZZ_DIR)/seeds/.done
 	@LUARTMP=$(BUILD)/luartmp tools/test.sh
 
 test-unit: all
@@ -104,6 +104,6 @@ install: all
 	install -m 644 lua/rtmp/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 include fuzz/fuzz.mk
