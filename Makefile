@@ -5,6 +5,7 @@
 #   make asan    build with ASan/UBSan into build-asan/ and run every test under it
 #                (the busted process and every luartmp the specs start)
 #   make fuzz    long libFuzzer runs (fuzz/fuzz.mk; make fuzz-short: about a minute)
+#   make valgrind  integration specs with every luartmp they start under valgrind
 #   make bench   build the loader and micro-benchmarks, run the suite against nginx-rtmp,
 #                write docs/BENCHMARKS.md (BENCH_ARGS=--quick for a short run)
 
@@ -39,7 +40,7 @@ BUSTED   = lua5.4 /usr/bin/busted
 # make asan runs these specs (all by default; ASAN_SPECS=spec/unit for a quick run)
 ASAN_SPECS ?= spec
 
-.PHONY: all run test test-unit asan bench bench-build deps install clean
+.PHONY: all run test test-unit asan valgrind bench bench-build deps install clean
 
 all: $(BUILD)/luartmp $(BUILD)/rtmp.so
 
@@ -92,6 +93,10 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	@ASAN_OPTIONS=detect_leaks=1 LUARTMP=build-asan/luartmp LUARTMP_ASAN=1 tools/test.sh $(ASAN_SPECS)
+
+# every luartmp the specs start under valgrind memcheck (VALGRIND_SPECS: which specs)
+valgrind: all
+	@tools/valgrind.sh $(VALGRIND_SPECS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/luartmp/scripts \
