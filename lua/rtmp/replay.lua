@@ -311,6 +311,7 @@ function R:new_conn(role, handlers, peer, fields)
     reader = rtmp.reader{ max_message = 0x7fffffff, accept_fresh_fmt = true },
     handshake_timeout = handlers.handshake_timeout or self.options.handshake_timeout or 10,
     idle_timeout = handlers.idle_timeout or self.options.idle_timeout or 60,
+    connect_timeout = role == "server" and (handlers.connect_timeout or self.options.connect_timeout or 10) or 0,
   }
   state[conn] = st
   local rec = { id = st.id, role = role, peer = peer, conn = conn, out = st.out, messages_in = 0,
@@ -336,6 +337,7 @@ function R:drain(conn)
   if not st or not st.s then return end
   local bytes = st.s:output()
   if #bytes == 0 then return end
+  st.last_active = self.now -- the socket took output: not idle
   st.out[#st.out + 1] = bytes
   local skip = _M.HANDSHAKE_OUT - st.sent
   st.sent = st.sent + #bytes
@@ -356,13 +358,24 @@ function R:drain(conn)
   end
 end
 
--- The handshake deadline, then the idle timeout, on the virtual clock.
+-- Waiting for the first connect command: an accepted connection after
+-- its handshake, with a connect deadline (as core/net.c).
+local function awaits_connect(st)
+  return st.role == "server" and st.connect_timeout > 0 and st.ready and not st.got_connect
+end
+
+-- The handshake deadline, the connect deadline, then the idle timeout
+-- (no whole message in and nothing written), on the virtual clock.
 function R:arm_deadline(conn)
   local st = state[conn]
   if st.deadline then st.deadline.cancelled = true end
   local t
   if not st.ready and st.handshake_timeout > 0 then
     t = st.started + st.handshake_timeout
+  end
+  if awaits_connect(st) then
+    local c = st.ready_at + st.connect_timeout
+    if not t or c < t then t = c end
   end
   if st.idle_timeout > 0 then
     local idle = st.last_active + st.idle_timeout
@@ -374,6 +387,9 @@ function R:arm_deadline(conn)
     if st.closing then return end
     if not st.ready and st.handshake_timeout > 0 and self.now >= st.started + st.handshake_timeout then
       return self:close_conn(conn, "handshake timeout")
+    end
+    if awaits_connect(st) and self.now >= st.ready_at + st.connect_timeout then
+      return self:close_conn(conn, "connect timeout")
     end
     if st.idle_timeout > 0 and self.now >= st.last_active + st.idle_timeout then
       return self:close_conn(conn, "idle timeout")
@@ -446,7 +462,6 @@ end
 function R:input(conn, bytes)
   local st = state[conn]
   if st.closing then return end
-  st.last_active = self.now
   local n, step = #bytes, self.fast and #bytes or 1
   local i = 1
   while i <= n and not st.closing do
@@ -455,6 +470,7 @@ function R:input(conn, bytes)
     local msgs, err = st.s:feed(piece)
     if not st.ready and st.s.ready then
       st.ready = true
+      st.ready_at, st.last_active = self.now, self.now
       self:trace(fmt("%.6f conn=%d handshake peer=%s", self.now, st.id, tostring(st.s.handshake)))
       local h = st.handlers.on_handshake
       self:drain(conn)
@@ -467,6 +483,10 @@ function R:input(conn, bytes)
     end
     for _, msg in ipairs(msgs) do
       if st.closing then break end
+      st.last_active = self.now -- a whole message: the peer is alive
+      if not st.got_connect and (msg.type == 20 or msg.type == 17) and msg.name == "connect" then
+        st.got_connect = true
+      end
       st.rec.messages_in = st.rec.messages_in + 1
       self:trace(trace_line(msg, "in", st.id, self.now, msg.fmt))
       local h = st.handlers.on_message

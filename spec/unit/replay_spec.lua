@@ -216,6 +216,47 @@ describe("the virtual clock", function()
     assert.are.equal(0, #res.conns[1].output)
   end)
 
+  it("closes a connection that sends no connect 10 s after its handshake, as the server does", function()
+    local c = rtmp.session{ role = "client", handshake_seed = 3 }
+    local s = rtmp.session{ role = "server", handshake_seed = 4 }
+    local c01 = c:output()
+    s:feed(c01)
+    c:feed(s:output())
+    local c2 = c:output()
+    -- whole messages every second, none of them connect
+    local chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 0.5, dir = "c2s", data = c2 } }
+    for i = 1, 14 do
+      c:set_window_ack_size(1000 + i)
+      chunks[#chunks + 1] = { t = 0.5 + i, dir = "c2s", data = c:output() }
+    end
+    local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 0, closed = false,
+                  chunks = chunks }
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/live.lua" })
+    assert.are.equal("connect timeout", res.conns[1].closed)
+    assert.is_truthy(find_line(res.trace, "^10.500000 conn=1 close reason=connect timeout$"))
+  end)
+
+  it("keeps a connection whose peer trickles a message only until the idle deadline", function()
+    local c = rtmp.session{ role = "client", handshake_seed = 3 }
+    local s = rtmp.session{ role = "server", handshake_seed = 4 }
+    local c01 = c:output()
+    s:feed(c01)
+    c:feed(s:output())
+    local c2 = c:output()
+    c:command(nil, "connect", 1, { app = "live" })
+    local connect = c:output()
+    c:command(nil, "long", 2, string.rep("x", 100))   -- then trickled, a byte a second
+    local long = c:output()
+    local chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 0.5, dir = "c2s", data = c2 .. connect } }
+    for i = 1, 90 do chunks[#chunks + 1] = { t = 0.5 + i, dir = "c2s", data = long:sub(i, i) } end
+    local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 0, closed = false,
+                  chunks = chunks }
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/live.lua" })
+    assert.are.equal("idle timeout", res.conns[1].closed)
+    -- live.lua's answers to connect were the last output: 60 s after them
+    assert.is_truthy(find_line(res.trace, "^60.500000 conn=1 close reason=idle timeout$"))
+  end)
+
   it("times a client out at virtual, not wall, time (play.lua --timeout 3)", function()
     local flow
     for _, f in ipairs(FLOWS) do if f.name == "nginx_serves_play_lua" then flow = f end end
