@@ -196,6 +196,17 @@ describe("a changed input", function()
   end)
 end)
 
+-- A client session that sent C0C1 (returned) and has read the server's
+-- S0S1S2: its next output starts with C2.  Seeded: the same bytes every run.
+local function client_after_s0s1s2()
+  local c = rtmp.session{ role = "client", handshake_seed = 3 }
+  local s = rtmp.session{ role = "server", handshake_seed = 4 }
+  local c01 = c:output()
+  s:feed(c01)
+  c:feed(s:output())
+  return c, c01
+end
+
 describe("the virtual clock", function()
   it("closes an idle connection 60 s of virtual time after its last byte", function()
     local flow = FLOWS[1]
@@ -217,11 +228,7 @@ describe("the virtual clock", function()
   end)
 
   it("closes a connection that sends no connect 10 s after its handshake, as the server does", function()
-    local c = rtmp.session{ role = "client", handshake_seed = 3 }
-    local s = rtmp.session{ role = "server", handshake_seed = 4 }
-    local c01 = c:output()
-    s:feed(c01)
-    c:feed(s:output())
+    local c, c01 = client_after_s0s1s2()
     local c2 = c:output()
     -- whole messages every second, none of them connect
     local chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 0.5, dir = "c2s", data = c2 } }
@@ -237,11 +244,7 @@ describe("the virtual clock", function()
   end)
 
   it("keeps a connection whose peer trickles a message only until the idle deadline", function()
-    local c = rtmp.session{ role = "client", handshake_seed = 3 }
-    local s = rtmp.session{ role = "server", handshake_seed = 4 }
-    local c01 = c:output()
-    s:feed(c01)
-    c:feed(s:output())
+    local c, c01 = client_after_s0s1s2()
     local c2 = c:output()
     c:command(nil, "connect", 1, { app = "live" })
     local connect = c:output()
@@ -307,11 +310,7 @@ describe("the virtual clock", function()
         end)
       end }
     ]])
-    local c = rtmp.session{ role = "client", handshake_seed = 3 }
-    local s = rtmp.session{ role = "server", handshake_seed = 4 }
-    local c01 = c:output()
-    s:feed(c01)
-    c:feed(s:output())
+    local c, c01 = client_after_s0s1s2()
     local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 100, closed = false,
                   chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 1, dir = "c2s", data = c:output() } } }
     local res = assert(replay.run{ capture = { rec }, script = script })
@@ -401,11 +400,7 @@ end)
 describe("one recorded read with two messages", function()
   -- connect then a PingRequest, in one read after the handshake
   local function recording()
-    local c = rtmp.session{ role = "client", handshake_seed = 3 }
-    local s = rtmp.session{ role = "server", handshake_seed = 4 }
-    local c01 = c:output()
-    s:feed(c01)
-    c:feed(s:output())
+    local c, c01 = client_after_s0s1s2()
     local c2 = c:output()
     c:command(nil, "connect", 1, { app = "live" })
     c:user_control("ping_request", 12345)
