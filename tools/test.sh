@@ -92,6 +92,8 @@ while [ "$k" -lt "$jobs" ]; do
     : >build/test-tmp/busted-output.$$.$k
     k=$((k + 1))
 done
+# Interrupted: stop the shards too (their specs stop what they started).
+trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
 k=1
 while [ "$k" -lt "$jobs" ]; do
     ( run_shard "$k" ) &
