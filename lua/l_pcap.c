@@ -23,6 +23,7 @@
 typedef struct lpcap {
     pcap_t *p;
     int     linktype;
+    lua_Integer skipped;   /* TCP frames cut short by the snap length */
 } lpcap;
 
 typedef struct lflow {
@@ -67,6 +68,7 @@ static int l_open(lua_State *L)
     char err[PCAP_ERRBUF_SIZE] = "";
     lpcap *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->p = NULL;
+    c->skipped = 0;
     luaL_setmetatable(L, PCAP_MT);
     c->p = pcap_open_offline(path, err);
     if (!c->p) {
@@ -107,8 +109,8 @@ static void set_addr(lua_State *L, const char *k, int family, const uint8_t *a)
 }
 
 /* cap:next() -> pkt | nil at the end | nil, err.  Frames that are not
- * TCP are skipped; a TCP frame cut short by the capture's snap length is
- * skipped and counted in cap:skipped(). */
+ * TCP are skipped; a frame whose headers run past the captured bytes (a
+ * short snap length) is skipped and counted in cap:skipped(). */
 static int l_next(lua_State *L)
 {
     lpcap *c = check_pcap(L);
@@ -126,7 +128,10 @@ static int l_next(lua_State *L)
         if (rc == 0)
             continue;
         rtmp_tcp_seg seg;
-        if (rtmp_tcp_parse(c->linktype, data, ph->caplen, &seg) <= 0)
+        int prc = rtmp_tcp_parse(c->linktype, data, ph->caplen, &seg);
+        if (prc < 0)
+            c->skipped++;
+        if (prc <= 0)
             continue;
         lua_createtable(L, 0, 13);
         lua_pushnumber(L, (double)ph->ts.tv_sec + (double)ph->ts.tv_usec / 1e6);
@@ -154,6 +159,13 @@ static int l_close(lua_State *L)
         pcap_close(c->p);
     c->p = NULL;
     return 0;
+}
+
+/* cap:skipped() -> frames whose headers ran past the captured bytes */
+static int l_skipped(lua_State *L)
+{
+    lua_pushinteger(L, check_pcap(L)->skipped);
+    return 1;
 }
 
 /* cap:linktype() -> the pcap LINKTYPE_ number */
@@ -251,7 +263,8 @@ static int l_flow_gc(lua_State *L)
 void rtmp_l_open_pcap(lua_State *L)
 {
     static const luaL_Reg pcap_methods[] = {
-        { "next", l_next }, { "close", l_close }, { "linktype", l_linktype }, { NULL, NULL }
+        { "next", l_next }, { "close", l_close }, { "linktype", l_linktype }, { "skipped", l_skipped },
+        { NULL, NULL }
     };
     static const luaL_Reg flow_methods[] = {
         { "add", l_flow_add }, { "flush", l_flow_flush }, { "gaps", l_flow_gaps },

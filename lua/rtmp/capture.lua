@@ -104,6 +104,7 @@ function M.open(path)
     c.packets = c.packets + 1
     add_bytes(c, side, pkt.time, c.flows[side]:add(pkt.seq, pkt.syn, pkt.payload))
   end
+  cap.skipped = pc:skipped()   -- frames cut short by the capture's snap length
   pc:close()
   for _, c in ipairs(cap.conns) do
     for _, side in ipairs({ "a", "b" }) do

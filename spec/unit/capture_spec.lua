@@ -268,6 +268,30 @@ describe("rtmp.capture", function()
                       "s2c:onStatus@300" }, sizes)
   end)
 
+  it("skips and counts a frame cut short by the snap length", function()
+    local segs = segments(runs, 1400)
+    local out = { pack("<I4I2I2i4I4I4I4", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1) }
+    local snapped = frame(1, true, 12345, 0, ACK | PSH, "xxxx")
+    out[#out + 1] = pack("<I4I4I4I4", 1795525371, 0, 30, #snapped) .. snapped:sub(1, 30) -- ends inside the IP header
+    for i, sg in ipairs(segs) do
+      local f = frame(1, sg[1], sg[2], 0, sg[3], sg[4])
+      out[#out + 1] = pack("<I4I4I4I4", 1795525371, i * 1000, #f, #f) .. f
+    end
+    local path = tmpname()
+    local fh = assert(io.open(path, "wb"))
+    fh:write(table.concat(out))
+    fh:close()
+    local pc = assert(rtmp.pcap.open(path))
+    local n = 0
+    while pc:next() do n = n + 1 end
+    assert.are.equal(#segs, n)
+    assert.are.equal(1, pc:skipped())
+    pc:close()
+    local cap = assert(capture.open(path))
+    assert.are.equal(1, cap.skipped)
+    assert.are.same(truth(got), decoded(capture.messages(cap.conns[1])))
+  end)
+
   it("refuses a file that is not a capture, with the reason", function()
     local p = tmpname()
     local fh = assert(io.open(p, "wb"))
