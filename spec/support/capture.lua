@@ -17,12 +17,9 @@ function C.start(port, opts)
   opts = opts or {}
   seq = seq + 1
   local file = H.tmpname(fmt("%s-%d-%d.pcapng", opts.name or "capture", port, seq))
-  local filter = opts.filter or ("tcp port " .. port)
+  local filter = opts.filter and fmt("(%s) or udp port %d", opts.filter, port) or H.capture_filter(port)
   local proc = H.spawn(fmt("dumpcap -q -B 64 -i lo -f %s -w %s", q(filter), q(file)), { name = "dumpcap" })
-  local ok = H.wait_until(function()
-    return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
-  end, 20)
-  assert(ok and not H.exited(proc), "dumpcap did not start: " .. H.output(proc))
+  assert(H.capture_ready(proc, file, port))
   return { proc = proc, file = file, port = port }
 end
 

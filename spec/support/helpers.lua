@@ -515,14 +515,36 @@ end
 --- directory; returns once tshark says "Capturing on". Returns
 --- { proc, file, port, stop() }; stop() ends it cleanly (SIGTERM) and
 --- waits for the file to be complete.
-function H.tshark_start(port)
-  local file = H.tmpname(fmt("capture-%d.pcapng", port))
-  local proc = H.spawn(fmt("tshark -B 64 -i lo -f %s -w %s", q("tcp port " .. port), q(file)),
-    { name = "tshark" })
+--- Wait until a capture started with the filter H.capture_filter(port)
+--- really captures: "Capturing on" is printed before packets are taken
+--- (on a loaded machine a connection made right after it was missed), so
+--- UDP datagrams go to the port (nothing listens for UDP there; the TCP
+--- decoders ignore them) until the file grows. True, or nil and a reason.
+function H.capture_ready(proc, file, port)
   local ok = H.wait_until(function()
     return (H.read_file(proc.err) or ""):find("Capturing on", 1, true) or H.exited(proc)
   end, 20)
-  assert(ok and not H.exited(proc), "tshark did not start: " .. H.output(proc))
+  if not ok or H.exited(proc) then return nil, "capture did not start: " .. H.output(proc) end
+  local size0 = H.file_size(file) or 0
+  ok = H.wait_until(function()
+    H.exec(fmt("bash -c 'echo ready > /dev/udp/127.0.0.1/%d' 2>/dev/null", port))
+    return (H.file_size(file) or 0) > size0
+  end, 20, 0.2)
+  if not ok then return nil, "the capture took no packet: " .. H.output(proc) end
+  return true
+end
+
+--- The capture filter for a port: its TCP traffic, and the UDP datagrams
+--- H.capture_ready sends.
+function H.capture_filter(port)
+  return fmt("tcp port %d or udp port %d", port, port)
+end
+
+function H.tshark_start(port)
+  local file = H.tmpname(fmt("capture-%d.pcapng", port))
+  local proc = H.spawn(fmt("tshark -B 64 -i lo -f %s -w %s", q(H.capture_filter(port)), q(file)),
+    { name = "tshark" })
+  assert(H.capture_ready(proc, file, port))
   local cap = { proc = proc, file = file, port = port }
   function cap.stop()
     -- tshark and its dumpcap child flush and close the file on SIGTERM.
