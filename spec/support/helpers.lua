@@ -511,10 +511,6 @@ end
 -- tshark
 ---------------------------------------------------------------------------
 
---- Start a capture on `lo` of `tcp port PORT` into a pcapng in the run
---- directory; returns once tshark says "Capturing on". Returns
---- { proc, file, port, stop() }; stop() ends it cleanly (SIGTERM) and
---- waits for the file to be complete.
 --- Wait until a capture started with the filter H.capture_filter(port)
 --- really captures: "Capturing on" is printed before packets are taken
 --- (on a loaded machine a connection made right after it was missed), so
@@ -540,6 +536,10 @@ function H.capture_filter(port)
   return fmt("tcp port %d or udp port %d", port, port)
 end
 
+--- Start a capture on `lo` of `tcp port PORT` into a pcapng in the run
+--- directory; returns once the capture takes packets (H.capture_ready).
+--- Returns { proc, file, port, stop() }; stop() ends it cleanly (SIGTERM)
+--- and waits for the file to be complete.
 function H.tshark_start(port)
   local file = H.tmpname(fmt("capture-%d.pcapng", port))
   local proc = H.spawn(fmt("tshark -B 64 -i lo -f %s -w %s", q(H.capture_filter(port)), q(file)),
