@@ -46,6 +46,10 @@ $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.c $(FUZZ_CORE_OBJ) $(FUZZ_LUA_OB
 
 fuzz-build: $(FUZZ_BINS)
 
+# The objects are only prerequisites of a pattern rule: keep them, so a
+# change to one target does not rebuild the whole core.
+.SECONDARY: $(FUZZ_CORE_OBJ) $(FUZZ_LUA_OBJ)
+
 fuzz-seeds: all
 	@fuzz/seeds.sh $(FUZZ_DIR)/seeds
 

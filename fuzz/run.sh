@@ -5,7 +5,10 @@
 # (spec/fuzz/<target>).  Prints one line per target: executions, speed,
 # and "ok" or the finding's artifact; exits 1 when anything was found.
 #   short: a fresh corpus in a temp dir (what make test runs)
-#   long:  the corpus kept in build-fuzz/corpus/<target>, at nice 19
+#   long:  the corpus kept in build-fuzz/corpus/<target>, at nice 19,
+#          and without allocation stacks in ASan reports
+#          (malloc_context_size=0: about a tenth faster on the chunk
+#          target; run the target on the artifact for the full report)
 set -u
 mode=$1 secs=$2
 shift 2
@@ -16,7 +19,7 @@ status=0
 for t in "$@"; do
     if [ "$mode" = long ]; then
         corpus=$bin/corpus/$t
-        nice="nice -n 19"
+        nice="nice -n 19 env ASAN_OPTIONS=malloc_context_size=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
     else
         corpus=$(mktemp -d "${TMPDIR:-/tmp}/luartmp-fuzz-$t.XXXXXX")
         nice=
