@@ -239,6 +239,7 @@ int rtmp_amf3_read_head(rtmp_amf3_reader *r, rtmp_amf3_head *h)
         if ((u >> 1) >= r->nobjects)
             return undo(r, saved, RTMP_ERR_AMF_REFERENCE);
         h->ref = u >> 1;
+        r->nobjrefs++;
         return RTMP_AMF3_REF;
     }
     size_t left;

@@ -97,6 +97,7 @@ typedef struct rtmp_amf3_reader {
     const uint8_t *p;       /* next unread byte; start <= p <= end */
     const uint8_t *end;     /* one past the last byte */
     uint32_t nobjects;      /* complex values begun: the object table size */
+    uint32_t nobjrefs;      /* references to complex values read */
     rtmp_amf3_str *strings; /* the string table, nstrings used */
     uint32_t nstrings, capstrings;
     rtmp_amf3_traits *traits; /* the traits table, ntraits used */

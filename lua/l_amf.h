@@ -95,6 +95,21 @@ int rtmp_l_amf_opt_depth(lua_State *L, int arg);
  * [(<cls>)] at byte <off>", the error name; returns 3.  cls may be NULL. */
 int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t clen);
 
+/* The start of both encoders' error for tables nested deeper than their
+ * limit (AMF0: "... than N as AMF0", AMF3: "... than the AMF limit as
+ * AMF3"). */
+#define RTMP_L_AMF_TOO_DEEP "cannot encode tables nested deeper than"
+
+/* [-0, +0, -] After a decode that followed references, with its values
+ * table at the top of the stack: 1 when they cannot be written again
+ * within max_depth.  A reference can bring back a value whose first place
+ * a repeated key dropped (the key keeps its last value), deeper than
+ * where it was read; writing it there would nest past the limit.  write
+ * is a C function taking (values, max_depth) that encodes them and
+ * raises; only the nesting error counts (any other error is left to
+ * show when the values are encoded). */
+int rtmp_l_amf_too_deep(lua_State *L, lua_CFunction write, int max_depth);
+
 /* [-0, +1, m] a new buffer slot (*slot NULL; the buffer is released when
  * the slot is collected), for an encoder that may raise. */
 rtmp_buf **rtmp_l_amf_slot_new(lua_State *L);
@@ -116,6 +131,10 @@ void rtmp_l_amf_slot_push(lua_State *L, rtmp_buf **slot);
  * name, pointing into start. */
 int rtmp_l_amf3_push_value(lua_State *L, int ctx, const uint8_t *start, size_t len, size_t at, int depth,
                            size_t *next, rtmp_amf3_str *cls);
+
+/* The number of references to complex values the decoding context at
+ * ctx has read (nil: 0). */
+uint32_t rtmp_l_amf3_ctx_objrefs(lua_State *L, int ctx);
 
 /* [-0, +0, -] Release a decoding context's tables now (nil: nothing). */
 void rtmp_l_amf3_ctx_free(lua_State *L, int ctx);

@@ -173,6 +173,7 @@ typedef struct dec {
     int refs;      /* stack index of the reference table (1-based) */
     int was_ref;   /* the value just pushed came from a reference */
     int was_amf3;  /* the value just pushed came switched to AMF3 (0x11) */
+    int saw_ref;   /* a reference (0x07) was read */
     rtmp_amf3_str cls;  /* an externalizable class without a handler */
     int amf3;      /* stack index of the AMF3 context slot */
 } dec;
@@ -475,12 +476,15 @@ static int dec_value(dec *d, int depth)
         return m < 0 ? m : RTMP_ERR_AMF_MARKER;
     }
     d->was_ref = m == RTMP_AMF0_REFERENCE;
+    d->saw_ref |= d->was_ref;
     d->was_amf3 = 0;
     return rc < 0 ? rc : 0;
 }
 
 /* [-0, +1, m] decode all of p[0 .. len) into one table; on error push
  * nothing, store the failing offset in *off and return the code. */
+static int dry_write(lua_State *L);
+
 static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth, size_t *off,
                       rtmp_amf3_str *cls)
 {
@@ -518,10 +522,16 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
         lua_setfield(L, -2, "__amf3");
         lua_setmetatable(L, base + 1);
     }
+    int refs = d.saw_ref || rtmp_l_amf3_ctx_objrefs(L, d.amf3) > 0;
     rtmp_l_amf3_ctx_free(L, d.amf3);
     lua_pop(L, 3);
     lua_pushinteger(L, n);
     lua_setfield(L, -2, "n");
+    if (refs && rtmp_l_amf_too_deep(L, dry_write, max_depth)) {
+        lua_settop(L, base);
+        *off = len;  /* no one byte is to blame: the whole input is */
+        return RTMP_ERR_AMF_DEPTH;
+    }
     return 0;
 }
 
@@ -901,7 +911,7 @@ static void enc_table(enc *e, int t, int depth, int as_ref)
         luaL_error(L, "cannot encode a cycle as AMF0");
     lua_pop(L, 1);
     if (depth >= e->max_depth)
-        luaL_error(L, "cannot encode tables nested deeper than %d as AMF0", e->max_depth);
+        luaL_error(L, RTMP_L_AMF_TOO_DEEP " %d as AMF0", e->max_depth);
 
     lua_pushvalue(L, t);
     lua_pushboolean(L, 1);
@@ -1121,26 +1131,25 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
-/* rtmp.amf0.encode_values(values) -> string: values[1 .. values.n] (or
- * #values), writing with the switch to AMF3 the positions that
- * rtmp.amf0.decode recorded in the __amf3 field of the metatable. */
-static int l_encode_values(lua_State *L)
+/* [-0, +0, e] write values[1 .. values.n] (or #values) of the table at
+ * absolute index t to *out, nesting at most max_depth levels, with the
+ * switch to AMF3 at the positions that rtmp.amf0.decode recorded in the
+ * __amf3 field of the metatable. */
+static void encode_values(lua_State *L, int t, rtmp_buf **out, int max_depth)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    lua_getfield(L, 1, "n");
+    int base = lua_gettop(L);
+    lua_getfield(L, t, "n");
     int isnum;
     lua_Integer n = lua_tointegerx(L, -1, &isnum);
     lua_pop(L, 1);
     if (!isnum)
-        n = (lua_Integer)lua_rawlen(L, 1);
-    luaL_argcheck(L, n >= 0 && n <= 0xFFFFFF, 1, "bad field n");
+        n = (lua_Integer)lua_rawlen(L, t);
+    luaL_argcheck(L, n >= 0 && n <= 0xFFFFFF, t, "bad field n");
     int sw = 0;
-    if (luaL_getmetafield(L, 1, "__amf3") != LUA_TNIL)
+    if (luaL_getmetafield(L, t, "__amf3") != LUA_TNIL)
         sw = lua_gettop(L);
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
     luaL_checkstack(L, 6, NULL);
-    enc e = { .L = L, .out = slot, .max_depth = RTMP_DEFAULT_AMF_DEPTH };
+    enc e = { .L = L, .out = out, .max_depth = max_depth };
     lua_newtable(L);
     e.visiting = lua_gettop(L);
     lua_newtable(L);
@@ -1148,7 +1157,7 @@ static int l_encode_values(lua_State *L)
     lua_pushnil(L);
     e.amf3 = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
+        lua_rawgeti(L, t, i);
         int flags = 0;
         if (sw) {
             lua_pushinteger(L, i);
@@ -1158,8 +1167,42 @@ static int l_encode_values(lua_State *L)
         enc_value(&e, lua_gettop(L), 0, flags);
         lua_pop(L, 1);
     }
+    lua_settop(L, base);
+}
+
+/* rtmp.amf0.encode_values(values) -> string */
+static int l_encode_values(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    encode_values(L, 1, slot, RTMP_DEFAULT_AMF_DEPTH);
     rtmp_l_amf_slot_push(L, slot);
     return 1;
+}
+
+/* (values, max_depth): encode_values into a buffer that is dropped. */
+static int dry_write(lua_State *L)
+{
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    encode_values(L, 1, slot, (int)lua_tointeger(L, 2));
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 0;
+}
+
+int rtmp_l_amf_too_deep(lua_State *L, lua_CFunction write, int max_depth)
+{
+    luaL_checkstack(L, 3, NULL);
+    lua_pushcfunction(L, write);
+    lua_pushvalue(L, -2);
+    lua_pushinteger(L, max_depth);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+        return 0;
+    const char *m = lua_tostring(L, -1);
+    int deep = m && strstr(m, RTMP_L_AMF_TOO_DEEP) != NULL;
+    lua_pop(L, 1);
+    return deep;
 }
 
 /* rtmp.amf0.decode(s [, max_depth]) -> values | nil, message, code */

@@ -506,11 +506,37 @@ int rtmp_l_amf3_push_value(lua_State *L, int ctx, const uint8_t *start, size_t l
     return 0;
 }
 
+uint32_t rtmp_l_amf3_ctx_objrefs(lua_State *L, int ctx)
+{
+    rtmp_amf3_reader *r = luaL_testudata(L, ctx, READER_MT);
+    return r ? r->nobjrefs : 0;
+}
+
 void rtmp_l_amf3_ctx_free(lua_State *L, int ctx)
 {
     rtmp_amf3_reader *r = luaL_testudata(L, ctx, READER_MT);
     if (r)
         rtmp_amf3_reader_free(r);
+}
+
+static void encode_range(lua_State *L, int ctx, int first, int last, rtmp_buf **out, int depth);
+
+/* (values, max_depth): encode values[1 .. values.n] into a buffer that
+ * is dropped. */
+static int dry_write(lua_State *L)
+{
+    lua_Integer n = (lua_getfield(L, 1, "n"), lua_tointeger(L, -1));
+    int depth = (int)lua_tointeger(L, 2);
+    lua_settop(L, 1);
+    luaL_checkstack(L, (int)n + 4, "AMF3 values");
+    rtmp_buf **slot = rtmp_l_amf_slot_new(L);  /* 2 */
+    lua_pushnil(L);                            /* 3: one context for all values */
+    for (lua_Integer i = 1; i <= n; i++)
+        lua_rawgeti(L, 1, i);
+    encode_range(L, 3, 4, 3 + (int)n, slot, depth);
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 0;
 }
 
 /* rtmp.amf3.decode(s [, max_depth]) -> values | nil, message, code */
@@ -532,7 +558,17 @@ static int l_decode(lua_State *L)
         lua_rawseti(L, 3, ++n);
     }
     size_t off = rtmp_amf3_offset(d.r);
+    uint32_t refs = d.r->nobjrefs;
     rtmp_amf3_reader_free(d.r);
+    if (rc == 0 && refs > 0) {
+        lua_settop(L, 3);
+        lua_pushinteger(L, n);
+        lua_setfield(L, 3, "n");
+        if (rtmp_l_amf_too_deep(L, dry_write, depth)) {
+            rc = RTMP_ERR_AMF_DEPTH;
+            off = len;  /* no one byte is to blame: the whole input is */
+        }
+    }
     if (rc < 0) {
         lua_settop(L, 1);
         int named = rc == RTMP_ERR_AMF_EXTERNALIZABLE && d.cls;
@@ -956,7 +992,7 @@ static void e3_table(enc3 *e, int t, int depth)
     }
     lua_pop(L, 1);
     if (is_container(marker) && depth <= 0)
-        luaL_error(L, "cannot encode tables nested deeper than the AMF limit as AMF3");
+        luaL_error(L, RTMP_L_AMF_TOO_DEEP " the AMF limit as AMF3");
     if (e->c->nobjects <= RTMP_AMF3_LEN_MAX) {
         lua_pushvalue(L, t);
         lua_pushinteger(L, e->c->nobjects);

@@ -124,6 +124,64 @@ describe("fuzz findings as a script sees them", function()
     assert.are.equal("\3" .. key("") .. "\0" .. pack(">d", 1) .. "\0\0\9", amf0.encode(amf0.object{ { "", 1 } }))
   end)
 
+  -- fuzz_amf0 and fuzz_amf3: X, 30 objects deep, is the first value of
+  -- key a; a reference to it 20 objects down key a's second value (or
+  -- key b's) brings it back there.  The repeated key keeps its last
+  -- value, so the only place left for X is under the reference: written
+  -- again, it nests 51 deep.  decode used to accept it and encode raised.
+  -- Now decode fails with AMF_DEPTH at the end of the input; the same
+  -- reference where X keeps its first place decodes and round-trips.
+  local OBJ3 = "\10\11\1"  -- AMF3 object, inline dynamic anonymous traits
+  local function str3(s) return string.char(#s * 2 + 1) .. s end
+  local function chain3(n, inner)
+    for _ = 1, n do inner = OBJ3 .. str3("c") .. inner .. "\1" end
+    return inner
+  end
+  local function chain0(n, inner)
+    for _ = 1, n do inner = "\3" .. key("c") .. inner .. "\0\0\9" end
+    return inner
+  end
+
+  local function too_deep(decode, bytes)
+    local v, err, code = decode(bytes)
+    assert.is_nil(v)
+    assert.are.equal("AMF_DEPTH", code)
+    assert.truthy(err:find("at byte " .. #bytes .. "$"), err)
+  end
+
+  it("AMF3: a reference to a value its repeated key dropped cannot nest past the limit", function()
+    local amf3 = rtmp.amf3
+    local X, Y = chain3(30, "\4\1"), chain3(20, "\10\2")  -- Y's innermost c: a reference to object 1, X
+    too_deep(amf3.decode, OBJ3 .. str3("a") .. X .. str3("a") .. Y .. "\1")
+    assert.are.equal(1, amf3.validate(OBJ3 .. str3("a") .. X .. str3("a") .. Y .. "\1"))  -- the bytes' own nesting
+    for _, ok in ipairs{
+      OBJ3 .. str3("a") .. X .. str3("b") .. Y .. "\1",                  -- X keeps its first place
+      OBJ3 .. str3("a") .. X .. str3("a") .. chain3(1, "\10\2") .. "\1", -- X dropped, back 1 deeper: 32
+    } do
+      local v = assert(amf3.decode(ok))
+      local out = amf3.encode(v[1])
+      assert.are.equal(out, amf3.encode(assert(amf3.decode(out))[1]))
+    end
+    too_deep(amf3.decode, OBJ3 .. str3("a") .. X .. str3("a") .. chain3(2, "\10\2") .. "\1")  -- 33
+  end)
+
+  it("AMF0: a reference to a value its repeated key dropped cannot nest past the limit", function()
+    local X, Y = chain0(30, "\0" .. pack(">d", 1)), chain0(20, "\7" .. pack(">I2", 1))  -- reference 1: X
+    too_deep(amf0.decode, "\3" .. key("a") .. X .. key("a") .. Y .. "\0\0\9")
+    local kept = "\3" .. key("a") .. X .. key("b") .. Y .. "\0\0\9"
+    local v = assert(amf0.decode(kept))
+    assert.are.equal(kept, amf0.encode_values(v))
+    -- through a session, as a script gets a command: decode_error, the message still delivered
+    local s = rtmp.session{ role = "server" }
+    local body = amf0.encode("cmd", 1) .. "\3" .. key("a") .. X .. key("a") .. Y .. "\0\0\9"
+    local chunks = rtmp.writer():write{ csid = 3, type = 20, stream = 0, timestamp = 0, payload = body }
+    local msgs = assert(s:feed("\3" .. ("\0"):rep(2 * 1536) .. chunks))
+    assert.are.equal(1, #msgs)
+    assert.are.equal(#body, msgs[1].length)
+    assert.are.equal("AMF nesting too deep", msgs[1].decode_error)
+    s:close()
+  end)
+
   -- fuzz_flv: a data tag of size 0 reached the AMF0 reader with a NULL
   -- body (UBSan: pointer arithmetic on NULL); it is an empty data message.
   it("an FLV data tag of size 0 is a data message with no values", function()
