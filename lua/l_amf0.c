@@ -481,10 +481,10 @@ static int dec_value(dec *d, int depth)
     return rc < 0 ? rc : 0;
 }
 
-/* [-0, +1, m] decode all of p[0 .. len) into one table; on error push
- * nothing, store the failing offset in *off and return the code. */
 static int dry_write(lua_State *L);
 
+/* [-0, +1, m] decode all of p[0 .. len) into one table; on error push
+ * nothing, store the failing offset in *off and return the code. */
 static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth, size_t *off,
                       rtmp_amf3_str *cls)
 {

@@ -521,19 +521,22 @@ void rtmp_l_amf3_ctx_free(lua_State *L, int ctx)
 
 static void encode_range(lua_State *L, int ctx, int first, int last, rtmp_buf **out, int depth);
 
-/* (values, max_depth): encode values[1 .. values.n] into a buffer that
- * is dropped. */
+/* (values, max_depth): encode values[1 .. values.n], one after the other
+ * in one context (as rtmp.amf3.encode writes them), into a buffer that is
+ * dropped. */
 static int dry_write(lua_State *L)
 {
-    lua_Integer n = (lua_getfield(L, 1, "n"), lua_tointeger(L, -1));
     int depth = (int)lua_tointeger(L, 2);
+    lua_getfield(L, 1, "n");
+    lua_Integer n = lua_tointeger(L, -1);
     lua_settop(L, 1);
-    luaL_checkstack(L, (int)n + 4, "AMF3 values");
     rtmp_buf **slot = rtmp_l_amf_slot_new(L);  /* 2 */
-    lua_pushnil(L);                            /* 3: one context for all values */
-    for (lua_Integer i = 1; i <= n; i++)
+    lua_pushnil(L);                            /* 3: the context */
+    for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
-    encode_range(L, 3, 4, 3 + (int)n, slot, depth);
+        encode_range(L, 3, 4, 4, slot, depth);
+        lua_pop(L, 1);
+    }
     rtmp_buf_unref(*slot);
     *slot = NULL;
     return 0;
