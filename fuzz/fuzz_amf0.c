@@ -6,10 +6,11 @@
  * one of the documented codes; the core's walk (validate) agrees with it
  * on success and on the count of values (except for values that
  * references would nest past the limit when written again: decode fails
- * those at the end of the input, validate only walks the bytes); and decode -> encode_values ->
- * decode -> encode_values gives the same bytes twice (the first encoding
- * may differ from the input, docs/AMF.md "Bytes that do not round-trip
- * exactly", but must then be stable), with the same number of values.
+ * those at the end of the input, validate only walks the bytes); and
+ * decode -> encode_values -> decode -> encode_values gives the same bytes
+ * twice (the first encoding may differ from the input, docs/AMF.md
+ * "Bytes that do not round-trip exactly", but must then be stable), with
+ * the same number of values.
  * The first input byte, when it is 0xFF, asks for a nesting limit of 4
  * (the rest is the AMF); otherwise the default (32) applies.
  */

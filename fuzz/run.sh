@@ -41,6 +41,8 @@ for t in "$@"; do
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     if [ "$rc" -eq 0 ]; then
         result=ok
+    elif [ "$rc" -eq 72 ] && grep -q 'libFuzzer: run interrupted' "$log"; then
+        result=interrupted  # SIGINT: libFuzzer's -interrupted_exit_code
     else
         status=1
         art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
