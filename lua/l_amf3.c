@@ -563,24 +563,18 @@ static int l_decode(lua_State *L)
     size_t off = rtmp_amf3_offset(d.r);
     uint32_t refs = d.r->nobjrefs;
     rtmp_amf3_reader_free(d.r);
-    if (rc == 0 && refs > 0) {
+    if (rc == 0) {
         lua_settop(L, 3);
         lua_pushinteger(L, n);
         lua_setfield(L, 3, "n");
-        if (rtmp_l_amf_too_deep(L, dry_write, depth)) {
-            rc = RTMP_ERR_AMF_DEPTH;
-            off = len;  /* no one byte is to blame: the whole input is */
-        }
+        if (refs == 0 || !rtmp_l_amf_too_deep(L, dry_write, depth))
+            return 1;
+        rc = RTMP_ERR_AMF_DEPTH;
+        off = len;  /* no one byte is to blame: the whole input is */
     }
-    if (rc < 0) {
-        lua_settop(L, 1);
-        int named = rc == RTMP_ERR_AMF_EXTERNALIZABLE && d.cls;
-        return rtmp_l_amf_fail(L, rc, off, named ? d.cls : NULL, d.clen);
-    }
-    lua_settop(L, 3);
-    lua_pushinteger(L, n);
-    lua_setfield(L, 3, "n");
-    return 1;
+    lua_settop(L, 1);
+    int named = rc == RTMP_ERR_AMF_EXTERNALIZABLE && d.cls;
+    return rtmp_l_amf_fail(L, rc, off, named ? d.cls : NULL, d.clen);
 }
 
 /* rtmp.amf3.validate(s [, max_depth]) -> count | nil, message, code:
