@@ -27,6 +27,26 @@
 #define ACCEPTS_PER_WAKEUP 64
 #define ADDR_BUCKETS_MIN 64
 
+/* A closed connection's socket while it finishes (cfg.linger): the output
+ * queued at the close is written, then our side is shut down (the FIN
+ * follows the last byte), and what the peer still sends is read and
+ * dropped until it closes too or the time is up.  A plain close() with
+ * unread input, or input arriving after it, makes the kernel answer with
+ * a reset, and a peer that gets a reset may throw away the end of the
+ * stream it had not read yet. */
+typedef struct rtmp_linger {
+    rtmp_net           *net;
+    struct rtmp_linger *prev, *next;
+    int                 fd;
+    int                 peer_done;  /* the peer closed its side */
+    ev_io               rio, wio;
+    ev_timer            timer;
+    rtmp_outq           q;          /* output still to write */
+    uint64_t            written, dropped; /* bytes written / input read and dropped */
+    unsigned long       id;
+    char                peer[64];
+} rtmp_linger;
+
 /* Open accepted connections from one IP address (max_per_address). */
 typedef struct addr_count {
     struct addr_count *next;
@@ -47,6 +67,7 @@ struct rtmp_net {
     rtmp_conn      *closing;     /* connections to close at the safe point */
     rtmp_listener  *listeners;
     rtmp_timer     *timers;
+    rtmp_linger    *lingers;     /* sockets of closed connections finishing */
     addr_count    **addrs;       /* hash table of open accepted connections per address */
     size_t          naddr_buckets, naddrs;
     uint8_t         rbuf[READ_BUF_SIZE]; /* shared by every connection's reads */
@@ -59,6 +80,7 @@ struct rtmp_conn {
     rtmp_conn        *next_closing;     /* valid while closing */
     int               fd;
     int               dirty, closing, connecting;
+    int               drop_output;      /* closed as a slow reader: the queue is not written */
     int               got_connect;      /* accepted: the first connect command arrived */
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
@@ -114,6 +136,7 @@ void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
     cfg->max_queue_bytes = 4 * 1024 * 1024;
     cfg->max_queue_time = 10;
     cfg->max_queue_stall = 30;
+    cfg->linger = 30;
 }
 
 /* ---- connections ---- */
@@ -250,6 +273,12 @@ void rtmp_conn_fail(rtmp_conn *c, const char *reason)
     close_at(c, reason, RTMP_LOG_WARN);
 }
 
+void rtmp_conn_drop(rtmp_conn *c, const char *reason)
+{
+    c->drop_output = 1;
+    close_at(c, reason, RTMP_LOG_WARN);
+}
+
 static void close_for_error(rtmp_conn *c, int err)
 {
     char reason[200];
@@ -287,6 +316,131 @@ static void flush(rtmp_conn *c)
     ev_io_stop(c->net->loop, &c->wio);
 }
 
+/* ---- lingering close ---- */
+
+static void linger_end(rtmp_linger *g, const char *why)
+{
+    rtmp_net *n = g->net;
+    rtmp_log(RTMP_LOG_DEBUG, g->id, g->peer, "socket closed (%s): lingered with out %llu bytes, %zu not sent,"
+             " in %llu bytes dropped", why, (unsigned long long)g->written, g->q.bytes,
+             (unsigned long long)g->dropped);
+    ev_io_stop(n->loop, &g->rio);
+    ev_io_stop(n->loop, &g->wio);
+    ev_timer_stop(n->loop, &g->timer);
+    close(g->fd);
+    rtmp_outq_clear(&g->q);
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        n->lingers = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    free(g);
+}
+
+/* Write what the socket takes; once the queue is empty, send the FIN (and
+ * end, if the peer has closed its side).  0, or -1 when g has ended. */
+static int linger_flush(rtmp_linger *g)
+{
+    struct iovec iov[MAX_IOV];
+    while (g->q.bytes > 0) {
+        int cnt = rtmp_outq_iov(&g->q, iov, MAX_IOV);
+        ssize_t w = writev(g->fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ev_io_start(g->net->loop, &g->wio);
+                return 0;
+            }
+            linger_end(g, strerror(errno));
+            return -1;
+        }
+        rtmp_outq_consume(&g->q, (size_t)w);
+        g->written += (uint64_t)w;
+    }
+    ev_io_stop(g->net->loop, &g->wio);
+    rtmp_outq_clear(&g->q);
+    shutdown(g->fd, SHUT_WR);
+    if (g->peer_done) {
+        linger_end(g, "peer closed");
+        return -1;
+    }
+    return 0;
+}
+
+static void linger_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    linger_flush(w->data);
+}
+
+static void linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_linger *g = w->data;
+    ssize_t got = read(g->fd, g->net->rbuf, sizeof g->net->rbuf);
+    if (got > 0) {
+        g->dropped += (uint64_t)got;
+        return;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (got < 0) {
+        linger_end(g, strerror(errno));
+        return;
+    }
+    /* The peer closed its side.  It may still read: finish writing first. */
+    ev_io_stop(loop, w);
+    g->peer_done = 1;
+    if (g->q.bytes == 0)
+        linger_end(g, "peer closed");
+}
+
+static void linger_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    linger_end(w->data, "linger timeout");
+}
+
+/* Take c's socket and the output still queued on it (none after
+ * rtmp_conn_drop) into a linger.  Leaves c->fd alone when it cannot. */
+static void linger_start(rtmp_conn *c)
+{
+    rtmp_net *n = c->net;
+    if (c->cfg.linger <= 0 || c->fd < 0 || c->connecting)
+        return;
+    rtmp_linger *g = calloc(1, sizeof *g);
+    if (!g)
+        return;
+    rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
+    if (!c->drop_output) {
+        g->q = *q;
+        memset(q, 0, sizeof *q);
+    }
+    g->net = n;
+    g->fd = c->fd;
+    c->fd = -1;
+    g->id = c->id;
+    memcpy(g->peer, c->peer, sizeof g->peer);
+    ev_io_init(&g->rio, linger_read_cb, g->fd, EV_READ);
+    ev_io_init(&g->wio, linger_write_cb, g->fd, EV_WRITE);
+    ev_timer_init(&g->timer, linger_timeout_cb, c->cfg.linger, 0);
+    g->rio.data = g->wio.data = g->timer.data = g;
+    g->next = n->lingers;
+    if (n->lingers)
+        n->lingers->prev = g;
+    n->lingers = g;
+    ev_io_start(n->loop, &g->rio);
+    ev_timer_start(n->loop, &g->timer);
+    linger_flush(g);
+}
+
+int rtmp_net_lingering(const rtmp_net *n, unsigned long id)
+{
+    for (const rtmp_linger *g = n->lingers; g; g = g->next)
+        if (g->id == id)
+            return 1;
+    return 0;
+}
+
 static void conn_free(rtmp_conn *c)
 {
     rtmp_net *n = c->net;
@@ -300,6 +454,7 @@ static void conn_free(rtmp_conn *c)
         n->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    linger_start(c);
     if (c->fd >= 0)
         close(c->fd);
     if (c->addr_len)
@@ -346,7 +501,7 @@ static int check_output_bound(rtmp_conn *c)
     if (rtmp_conn_pending(c) > c->cfg.max_output) {
         char reason[128];
         snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
-        rtmp_conn_fail(c, reason);
+        rtmp_conn_drop(c, reason);
         return RTMP_ERR_QUEUE_FULL;
     }
     return 0;
@@ -962,6 +1117,8 @@ void rtmp_net_free(rtmp_net *n)
     if (!n)
         return;
     rtmp_net_shutdown(n, "shutdown");
+    while (n->lingers)
+        linger_end(n->lingers, "the loop is freed");
     while (n->listeners)
         rtmp_listener_close(n->listeners);
     while (n->timers)

@@ -57,6 +57,12 @@ typedef struct rtmp_conn_config {
                                     window stays small); 0 = the kernel's autotuning */
     double   merge_window;       /* seconds media output may wait to be written together with
                                     what follows (rtmp_conn_output_media); 0 = at once */
+    double   linger;             /* seconds a closed connection's socket may stay open to
+                                    write the output queued at the close (not after
+                                    rtmp_conn_drop), send its FIN after the last byte, and
+                                    read and drop the peer's input until the peer closes
+                                    too; 0 = close() at once, which drops unwritten output
+                                    and answers late input with a reset */
     int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
                                     (handshake_timeout does not apply; idle_timeout does),
                                     bytes read go to the data handler (the session never
@@ -151,13 +157,21 @@ size_t rtmp_conn_pending(const rtmp_conn *c);
  * reader that stopped reading.  Output and deadlines go on. */
 void rtmp_conn_pause_reading(rtmp_conn *c, int paused);
 
-/* Close at the next safe point: pending output is written if the socket
- * takes it at once, then the close handler runs with reason.  Later calls
- * keep the first reason. */
+/* Close at the next safe point: the close handler runs with reason, and
+ * the socket lingers (cfg.linger) to write the output still queued and end
+ * with a FIN.  Later calls keep the first reason. */
 void rtmp_conn_close(rtmp_conn *c, const char *reason);
 
 /* The same, for a failure: the close line is logged as a warning. */
 void rtmp_conn_fail(rtmp_conn *c, const char *reason);
+
+/* A failure whose queued output is dropped, not written during the
+ * linger (a slow reader: it would not read it). */
+void rtmp_conn_drop(rtmp_conn *c, const char *reason);
+
+/* Whether the socket of the closed connection with this id still
+ * lingers (cfg.linger). */
+int rtmp_net_lingering(const rtmp_net *n, unsigned long id);
 
 /* Timers. */
 typedef void (*rtmp_timer_cb)(rtmp_timer *t, void *ud);

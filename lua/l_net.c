@@ -1034,6 +1034,10 @@ static int conn_index(lua_State *L)
         if (!strcmp(k, "peer")) { lua_pushstring(L, lc->peer); return 1; }
         if (!strcmp(k, "role")) { lua_pushstring(L, lc->role == RTMP_ROLE_CLIENT ? "client" : "server"); return 1; }
         if (!strcmp(k, "closed")) { lua_pushboolean(L, !lc->c || rtmp_conn_closing(lc->c)); return 1; }
+        if (!strcmp(k, "lingering")) {
+            lua_pushboolean(L, !lc->c && rtmp_net_lingering(lc->st->net, lc->id));
+            return 1;
+        }
         if (!strcmp(k, "on_error")) { lua_pushstring(L, lc->on_error == ON_ERROR_DROP ? "drop" : "close"); return 1; }
         if (!strcmp(k, "script_instructions")) { lua_pushinteger(L, lc->instructions); return 1; }
         if (lc->c) {
@@ -1145,6 +1149,9 @@ static void read_conn_config(lua_State *L, int t, rtmp_conn_config *cfg, int rol
         cfg->max_per_address = (unsigned)mpa;
         cfg->max_output = (size_t)opt_number(L, src, "max_output", (double)cfg->max_output);
         cfg->merge_window = opt_number(L, src, "merge_window", cfg->merge_window);
+        cfg->linger = opt_number(L, src, "linger", cfg->linger);
+        if (!(cfg->linger >= 0))
+            luaL_error(L, "linger must be a number of seconds >= 0");
         cfg->max_queue_bytes = (size_t)opt_number(L, src, "max_queue_bytes", (double)cfg->max_queue_bytes);
         cfg->max_queue_time = opt_number(L, src, "max_queue_time", cfg->max_queue_time);
         cfg->max_queue_stall = opt_number(L, src, "max_queue_stall", cfg->max_queue_stall);

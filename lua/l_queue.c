@@ -49,7 +49,7 @@ int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, 
                  " bounds %zu bytes, %.2f s; dropped %llu messages, %llu bytes)",
                  now - q->over_since, q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
                  (unsigned long long)q->dropped, (unsigned long long)q->dropped_bytes);
-        rtmp_conn_fail(c, reason);
+        rtmp_conn_drop(c, reason);
         return -1;
     }
     switch (q->event) {

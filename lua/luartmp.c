@@ -46,6 +46,9 @@ static const char usage[] =
     "                               nothing was written this long (default 60; 0 = never)\n"
     "  --max-per-address N          connections open at once from one IP address; more are\n"
     "                               logged and closed at once (default 0 = no cap)\n"
+    "  --linger SECONDS             a closed connection's socket may stay open this long to\n"
+    "                               write what was queued and end with a FIN (default 30;\n"
+    "                               0 = close at once)\n"
     "  --merge-window SECONDS       let media fanned out to players wait up to this long to be\n"
     "                               written together (fewer system calls; default 0 = at once)\n"
     "  --trace[=PATH]               trace every message of every connection, one line each\n"
@@ -187,7 +190,7 @@ static void set_paths(lua_State *L, const char *root)
 
 int main(int argc, char **argv)
 {
-    double hs_timeout = -1, idle_timeout = -1, merge_window = -1, connect_timeout = -1;
+    double hs_timeout = -1, idle_timeout = -1, merge_window = -1, connect_timeout = -1, linger = -1;
     long max_per_address = -1;
     double script_instructions = -1;
     const char *on_error = NULL;
@@ -231,6 +234,7 @@ int main(int argc, char **argv)
         int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
                  || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
                  || strcmp(a, "--merge-window") == 0 || strcmp(a, "--connect-timeout") == 0
+                 || strcmp(a, "--linger") == 0
                  || strcmp(a, "--max-per-address") == 0 || strcmp(a, "--script-instructions") == 0
                  || strcmp(a, "--script-memory") == 0 || strcmp(a, "--on-error") == 0;
         if (!takes)
@@ -257,6 +261,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--connect-timeout") == 0) {
             if (parse_seconds(val, &connect_timeout) < 0)
                 return fail_usage("bad --connect-timeout '%s' (want seconds >= 0)", val);
+        } else if (strcmp(a, "--linger") == 0) {
+            if (parse_seconds(val, &linger) < 0)
+                return fail_usage("bad --linger '%s' (want seconds >= 0)", val);
         } else if (strcmp(a, "--max-per-address") == 0) {
             char *end;
             errno = 0;
@@ -369,6 +376,10 @@ int main(int argc, char **argv)
     if (connect_timeout >= 0) {
         lua_pushnumber(L, connect_timeout);
         lua_setfield(L, -2, "connect_timeout");
+    }
+    if (linger >= 0) {
+        lua_pushnumber(L, linger);
+        lua_setfield(L, -2, "linger");
     }
     if (max_per_address >= 0) {
         lua_pushinteger(L, max_per_address);

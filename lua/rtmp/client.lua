@@ -240,15 +240,23 @@ end
 
 -- nc:close([reason]): close the connection; what is queued (closeStream,
 -- deleteStream ...) is written first.  Inside a coroutine it waits (at
--- most 5 s) until the connection is gone, so a script may exit right after.
+-- most 5 s) until the connection is gone and its socket closed (the
+-- linger: the server has seen our last byte and closed too), so a script
+-- may exit right after.
 function NC:close(reason)
     if self.closed then return true end
     self.conn:close(reason)
     local _, main = coroutine.running()
-    if not main and coroutine.isyieldable() and not self.closed then
-        local w = {}
-        self.close_waiters[#self.close_waiters + 1] = w
-        wait(w, 5)
+    if not main and coroutine.isyieldable() then
+        local deadline = rtmp.now() + 5
+        if not self.closed then
+            local w = {}
+            self.close_waiters[#self.close_waiters + 1] = w
+            wait(w, 5)
+        end
+        while self.conn.lingering and rtmp.now() < deadline do
+            _M.sleep(0.01)
+        end
     end
     return true
 end
