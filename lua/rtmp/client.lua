@@ -238,25 +238,25 @@ function NC:create_stream()
     return ns
 end
 
--- nc:close([reason]): close the connection; what is queued (closeStream,
--- deleteStream ...) is written first.  Inside a coroutine it waits (at
--- most 5 s) until the connection is gone and its socket closed (the
--- linger: the server has seen our last byte and closed too), so a script
--- may exit right after.
+-- nc:close([reason]): close the connection.  Inside a coroutine it waits
+-- until the connection is gone (at most 5 s) and then until its socket is
+-- closed: the linger writes what is still queued (closeStream,
+-- deleteStream, the end of a stream) and ends when the server has closed
+-- too, or at the `linger` setting's time.  So a script may exit right
+-- after without losing its last bytes.
 function NC:close(reason)
     if self.closed then return true end
     self.conn:close(reason)
     local _, main = coroutine.running()
     if not main and coroutine.isyieldable() then
-        local deadline = rtmp.now() + 5
         if not self.closed then
             local w = {}
             self.close_waiters[#self.close_waiters + 1] = w
             wait(w, 5)
         end
-        while self.conn.lingering and rtmp.now() < deadline do
-            _M.sleep(0.01)
-        end
+        -- on_close runs before the socket is handed to the linger: look
+        -- once the loop has gone on
+        repeat _M.sleep(0.01) until not self.conn.lingering
     end
     return true
 end

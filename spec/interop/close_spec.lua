@@ -127,4 +127,23 @@ describe("closing a connection", function()
     local zero = held{ "--linger", "0" }
     assert.is_true(zero < 0.5, fmt("socket let go %.2f s after the close", zero))
   end)
+
+  it("nc:close returns once the server has the whole stream: a client that exits right after loses nothing", function()
+    -- ffmpeg -re -listen 1 reads at the stream's pace (8 s): the stream is
+    -- still queued and in the kernel's buffers when the script closes and
+    -- then exits.
+    local port = H.free_port()
+    local out = H.tmpname("close-listen") .. ".flv"
+    local ff = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re -listen 1 -i rtmp://127.0.0.1:%d/app/name -c copy -f flv -y %s",
+      port, H.shquote(out)), { name = "ffmpeg-listen" })
+    assert(H.wait_port(port, 10, ff))
+    local rc, log = H.run(fmt("%s spec/support/publish_exit.lua %s rtmp://127.0.0.1:%d/app name 2>&1",
+      H.shquote(H.luartmp), H.shquote(H.fixture_flv()), port), 60)
+    assert.are.equal(0, rc, log)
+    local queued = tonumber(log:match("queued (%d+) bytes"))
+    assert.is_true(queued and queued > 100000, log)
+    assert.are.equal(0, H.wait_exit(ff, 15), H.output(ff))
+    local info = assert(H.probe(out))
+    assert.are.equal(F.frames, info.video.frames, H.output(ff))
+  end)
 end)
