@@ -288,32 +288,45 @@ static void close_for_error(rtmp_conn *c, int err)
     rtmp_conn_fail(c, reason);
 }
 
+/* Write from q what the socket fd takes now, counting it in *written.
+ * 1: q is empty; 0: the socket is full (wait for EV_WRITE); -1: a write
+ * error, in errno. */
+static int write_queue(int fd, rtmp_outq *q, uint64_t *written)
+{
+    struct iovec iov[MAX_IOV];
+    while (q->bytes > 0) {
+        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        rtmp_outq_consume(q, (size_t)w);
+        *written += (uint64_t)w;
+    }
+    return 1;
+}
+
 /* Write as much queued output as the socket takes now. */
 static void flush(rtmp_conn *c)
 {
     rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
-    struct iovec iov[MAX_IOV];
-    while (q->bytes > 0) {
-        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
-        ssize_t w = writev(c->fd, iov, cnt);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                ev_io_start(c->net->loop, &c->wio);
-                return;
-            }
-            char reason[128];
-            snprintf(reason, sizeof reason, "write: %s", strerror(errno));
-            rtmp_outq_consume(q, q->bytes); /* nothing more can be sent */
-            rtmp_conn_fail(c, reason);
-            return;
-        }
-        rtmp_outq_consume(q, (size_t)w);
-        c->written += (uint64_t)w;
+    uint64_t before = c->written;
+    int rc = write_queue(c->fd, q, &c->written);
+    if (c->written != before)
         c->last_active = ev_now(c->net->loop);
+    if (rc < 0) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "write: %s", strerror(errno));
+        rtmp_outq_consume(q, q->bytes); /* nothing more can be sent */
+        rtmp_conn_fail(c, reason);
+        return;
     }
-    ev_io_stop(c->net->loop, &c->wio);
+    if (rc == 0)
+        ev_io_start(c->net->loop, &c->wio);
+    else
+        ev_io_stop(c->net->loop, &c->wio);
 }
 
 /* ---- lingering close ---- */
@@ -342,22 +355,14 @@ static void linger_end(rtmp_linger *g, const char *why)
  * end, if the peer has closed its side).  0, or -1 when g has ended. */
 static int linger_flush(rtmp_linger *g)
 {
-    struct iovec iov[MAX_IOV];
-    while (g->q.bytes > 0) {
-        int cnt = rtmp_outq_iov(&g->q, iov, MAX_IOV);
-        ssize_t w = writev(g->fd, iov, cnt);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                ev_io_start(g->net->loop, &g->wio);
-                return 0;
-            }
-            linger_end(g, strerror(errno));
-            return -1;
-        }
-        rtmp_outq_consume(&g->q, (size_t)w);
-        g->written += (uint64_t)w;
+    int rc = write_queue(g->fd, &g->q, &g->written);
+    if (rc < 0) {
+        linger_end(g, strerror(errno));
+        return -1;
+    }
+    if (rc == 0) {
+        ev_io_start(g->net->loop, &g->wio);
+        return 0;
     }
     ev_io_stop(g->net->loop, &g->wio);
     rtmp_outq_clear(&g->q);
