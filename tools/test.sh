@@ -82,7 +82,10 @@ run_shard() {
     shard=$(printf '%s\n' "$files" | awk -v j="$jobs" -v k="$1" '(NR - 1) % j == k')
     log=build/test-tmp/busted-output.$$.$1
     LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-$base-$1}
-    export LUARTMP_TEST_DIR
+    # each shard takes its ports from its own slice (spec/support/helpers.lua):
+    # shards may draw the same random numbers
+    LUARTMP_TEST_SHARD="$1 $jobs"
+    export LUARTMP_TEST_DIR LUARTMP_TEST_SHARD
     # shellcheck disable=SC2086
     $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} $shard >"$log" 2>&1
     echo $? >"$log.rc"

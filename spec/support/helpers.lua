@@ -182,13 +182,29 @@ local function proc_net_ports()
 end
 
 local handed_out = {}
+-- Ports 20000-31999, or this shard's slice of them ($LUARTMP_TEST_SHARD
+-- "K N", set by tools/test.sh). Shards can draw the same random numbers:
+-- Lua seeds math.random with the time and the Lua state's address, and
+-- under ASan (busted inside the ASan luartmp) that address is the same
+-- in every process; some specs also seed it with fixed numbers. Without
+-- slices two shards picked the same port at the same moment (nginx:
+-- "bind() ... Address already in use").
+local port_lo, port_n = 20000, 12000
+do
+  local k, n = (os.getenv("LUARTMP_TEST_SHARD") or ""):match("^(%d+) (%d+)$")
+  k, n = tonumber(k), tonumber(n)
+  if k and n and n > 0 and k < n then
+    port_n = port_n // n
+    port_lo = port_lo + k * port_n
+  end
+end
 --- A TCP port on 127.0.0.1 that no socket uses now (any state), chosen at
---- random below the kernel's ephemeral range and never returned twice in
---- one run.
+--- random below the kernel's ephemeral range (in this test shard's slice)
+--- and never returned twice in one run.
 function H.free_port()
   local used = proc_net_ports()
   for _ = 1, 1000 do
-    local port = math.random(20000, 32000)
+    local port = math.random(port_lo, port_lo + port_n - 1)
     if not used[port] and not handed_out[port] then
       handed_out[port] = true
       return port
