@@ -25,21 +25,29 @@
 
 typedef struct msg {
     rtmp_msg_hdr h;
-    uint8_t *payload;
+    size_t off;           /* the payload: log.bytes + off */
 } msg;
 
+/* The messages a reader delivered, their payloads one after the other in
+ * one buffer (a malloc per message took a fifth of the time under ASan). */
 typedef struct log {
     msg *m;
     size_t n, cap;
+    uint8_t *bytes;
+    size_t blen, bcap;
     rtmp_reader *r;
     int apply;            /* apply Set Chunk Size / Abort */
 } log;
 
 static void log_free(log *l)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->m[i].payload);
     free(l->m);
+    free(l->bytes);
+}
+
+static const uint8_t *payload_of(const log *l, size_t i)
+{
+    return l->bytes ? l->bytes + l->m[i].off : (const uint8_t *)""; /* only empty payloads */
 }
 
 static int on_msg(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload)
@@ -51,13 +59,21 @@ static int on_msg(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload)
         if (!l->m)
             fuzz_fail("out of memory");
     }
+    if (h->length > l->bcap - l->blen) {
+        size_t want = l->blen + h->length;
+        l->bcap = l->bcap ? l->bcap : 4096;
+        while (l->bcap < want)
+            l->bcap *= 2;
+        l->bytes = realloc(l->bytes, l->bcap);
+        if (!l->bytes)
+            fuzz_fail("out of memory");
+    }
     msg *m = &l->m[l->n++];
     m->h = *h;
-    m->payload = malloc(h->length ? h->length : 1);
-    if (!m->payload)
-        fuzz_fail("out of memory");
+    m->off = l->blen;
     if (h->length)
-        memcpy(m->payload, payload, h->length);
+        memcpy(l->bytes + l->blen, payload, h->length);
+    l->blen += h->length;
     if (l->apply && h->stream_id == 0 && (h->type == RTMP_MSG_SET_CHUNK_SIZE || h->type == RTMP_MSG_ABORT)) {
         rtmp_control c;
         if (rtmp_control_parse(h, payload, &c) == 0) {
@@ -81,7 +97,7 @@ static void same_logs(const log *a, const log *b, const char *what)
             fuzz_fail("%s: message %zu: csid %u/%u ts %u/%u len %u/%u stream %u/%u type %u/%u", what, i,
                       x->csid, y->csid, x->timestamp, y->timestamp, x->length, y->length, x->stream_id,
                       y->stream_id, x->type, y->type);
-        if (x->length && memcmp(a->m[i].payload, b->m[i].payload, x->length) != 0)
+        if (x->length && memcmp(payload_of(a, i), payload_of(b, i), x->length) != 0)
             fuzz_fail("%s: message %zu: payloads differ", what, i);
     }
 }
@@ -108,7 +124,7 @@ static void rewrite(const log *a, fuzz_rng *g)
     for (size_t i = 0; i < a->n; i++) {
         rtmp_msg_hdr h = a->m[i].h;
         h.fmt = RTMP_FMT_AUTO;
-        int rc = rtmp_writer_write(w, &h, a->m[i].payload, &out);
+        int rc = rtmp_writer_write(w, &h, payload_of(a, i), &out);
         if (rc < 0)
             fuzz_fail("rewrite: rtmp_writer_write: %s", rtmp_errname(rc));
     }
