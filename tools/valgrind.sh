@@ -29,7 +29,7 @@ chmod +x "$wrapper"
 if [ $# -eq 0 ]; then
     set -- spec/interop/live_flow_spec.lua spec/interop/client_api_spec.lua spec/interop/proxy_spec.lua \
         spec/interop/capture2lua_spec.lua spec/interop/walkthrough_spec.lua spec/interop/faults_spec.lua \
-        spec/badinput/badinput_spec.lua
+        spec/badinput/badinput_spec.lua spec/interop/close_spec.lua
 fi
 LUARTMP=$wrapper tools/test.sh "$@"
 rc=$?
