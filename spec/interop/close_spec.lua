@@ -4,7 +4,6 @@
 -- Acknowledgements) after the close. ffmpeg decodes every frame; tshark
 -- sees no reset from the server.
 local H = require "support.helpers"
-local C = require "support.client"
 local R = require "support.rawsend"
 local rtmp = require "rtmp"
 
