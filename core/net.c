@@ -25,6 +25,7 @@
 #define MAX_IOV 64
 #define MAX_LISTEN_FDS 8
 #define ACCEPTS_PER_WAKEUP 64
+#define ACCEPT_RESUME 0.5 /* seconds between accept() tries while out of descriptors */
 #define ADDR_BUCKETS_MIN 64
 
 /* A closed connection's socket while it finishes (cfg.linger): the output
@@ -44,6 +45,8 @@ typedef struct rtmp_linger {
     rtmp_outq           q;          /* output still to write */
     uint64_t            written, dropped; /* bytes written / input read and dropped */
     unsigned long       id;
+    uint8_t             addr_len;   /* still counted in net->addrs under addr */
+    uint8_t             addr[16];
     char                peer[64];
 } rtmp_linger;
 
@@ -67,7 +70,7 @@ struct rtmp_net {
     rtmp_conn      *closing;     /* connections to close at the safe point */
     rtmp_listener  *listeners;
     rtmp_timer     *timers;
-    rtmp_linger    *lingers;     /* sockets of closed connections finishing */
+    rtmp_linger    *lingers, *lingers_tail; /* sockets of closed connections finishing, oldest first */
     addr_count    **addrs;       /* hash table of open accepted connections per address */
     size_t          naddr_buckets, naddrs;
     uint8_t         rbuf[READ_BUF_SIZE]; /* shared by every connection's reads */
@@ -110,6 +113,8 @@ struct rtmp_listener {
     rtmp_listener    *next;
     int               nfds;
     ev_io             io[MAX_LISTEN_FDS];
+    ev_timer          resume;           /* accepting paused: out of descriptors */
+    ev_tstamp         starved_since;    /* when accept() first failed for want of them; 0: it did not */
     rtmp_conn_config  cfg;
     rtmp_conn_handler h;
     void             *ud;
@@ -342,12 +347,16 @@ static void linger_end(rtmp_linger *g, const char *why)
     ev_timer_stop(n->loop, &g->timer);
     close(g->fd);
     rtmp_outq_clear(&g->q);
+    if (g->addr_len)
+        addr_release(n, g->addr, g->addr_len);
     if (g->prev)
         g->prev->next = g->next;
     else
         n->lingers = g->next;
     if (g->next)
         g->next->prev = g->prev;
+    else
+        n->lingers_tail = g->prev;
     free(g);
 }
 
@@ -425,14 +434,19 @@ static void linger_start(rtmp_conn *c)
     c->fd = -1;
     g->id = c->id;
     memcpy(g->peer, c->peer, sizeof g->peer);
+    memcpy(g->addr, c->addr, sizeof g->addr); /* the socket still counts for its address */
+    g->addr_len = c->addr_len;
+    c->addr_len = 0;
     ev_io_init(&g->rio, linger_read_cb, g->fd, EV_READ);
     ev_io_init(&g->wio, linger_write_cb, g->fd, EV_WRITE);
     ev_timer_init(&g->timer, linger_timeout_cb, c->cfg.linger, 0);
     g->rio.data = g->wio.data = g->timer.data = g;
-    g->next = n->lingers;
-    if (n->lingers)
-        n->lingers->prev = g;
-    n->lingers = g;
+    g->prev = n->lingers_tail;
+    if (n->lingers_tail)
+        n->lingers_tail->next = g;
+    else
+        n->lingers = g;
+    n->lingers_tail = g;
     ev_io_start(n->loop, &g->rio);
     ev_timer_start(n->loop, &g->timer);
     linger_flush(g);
@@ -799,6 +813,42 @@ void rtmp_conn_pause_reading(rtmp_conn *c, int paused)
     c->read_paused = paused != 0;
 }
 
+/* ---- out of descriptors ---- */
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_listener *l = w->data;
+    for (int i = 0; i < l->nfds; i++)
+        ev_io_start(loop, &l->io[i]);
+}
+
+/* accept() failed with err for want of a descriptor (or of kernel memory).
+ * Make room by ending the oldest linger (1: try again), or stop accepting
+ * on l for ACCEPT_RESUME seconds (0): the pending connection keeps the
+ * listening socket readable, and trying again at once would spin the loop
+ * (and the log) at full speed until some connection ends. */
+static int accept_starved(rtmp_listener *l, int err)
+{
+    rtmp_net *n = l->net;
+    if (n->lingers) {
+        linger_end(n->lingers, "its descriptor is needed");
+        return 1;
+    }
+    if (l->starved_since == 0) {
+        unsigned open = 0;
+        for (const rtmp_conn *c = n->conns; c; c = c->next)
+            open++;
+        l->starved_since = ev_now(n->loop);
+        rtmp_log(RTMP_LOG_WARN, 0, NULL, "accept: %s: %u connections open, none lingering;"
+                 " not accepting until one ends (trying every %.1f s)", strerror(err), open, ACCEPT_RESUME);
+    }
+    for (int i = 0; i < l->nfds; i++)
+        ev_io_stop(n->loop, &l->io[i]);
+    ev_timer_set(&l->resume, ACCEPT_RESUME, 0);
+    ev_timer_start(n->loop, &l->resume);
+    return 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     rtmp_listener *l = w->data;
@@ -807,9 +857,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t sl = sizeof ss;
         int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                rtmp_log(RTMP_LOG_WARN, 0, NULL, "accept: %s", strerror(errno));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                if (accept_starved(l, err))
+                    continue;
+                return;
+            }
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                rtmp_log(RTMP_LOG_WARN, 0, NULL, "accept: %s", strerror(err));
             return;
+        }
+        if (l->starved_since) {
+            rtmp_log(RTMP_LOG_INFO, 0, NULL, "accept: accepting again after %.1f s without descriptors",
+                     ev_now(loop) - l->starved_since);
+            l->starved_since = 0;
         }
         uint8_t key[16];
         uint8_t klen = addr_key((struct sockaddr *)&ss, key);
@@ -967,6 +1028,8 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
         l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     l->net = n;
+    ev_timer_init(&l->resume, accept_resume_cb, ACCEPT_RESUME, 0);
+    l->resume.data = l;
     l->cfg = *cfg;
     l->h = *h;
     l->ud = ud;
@@ -987,6 +1050,7 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
 /* Stop accepting and close the sockets; the struct stays for its owner. */
 static void listener_stop(rtmp_listener *l)
 {
+    ev_timer_stop(l->net->loop, &l->resume);
     for (int i = 0; i < l->nfds; i++) {
         ev_io_stop(l->net->loop, &l->io[i]);
         close(l->io[i].fd);

@@ -9,7 +9,11 @@
 --   - the handshake, connect and idle deadlines are absolute: peers that
 --     trickle bytes are closed on time, with the reason in the log; a
 --     player that only receives media is not cut by the idle deadline;
---   - max_per_address refuses connections past the cap, logging the address.
+--   - max_per_address refuses connections past the cap, logging the address,
+--     and counts a closed connection's socket while it lingers;
+--   - out of descriptors (prlimit), the server ends the oldest lingering
+--     sockets to make room, or stops accepting for a while (one warning,
+--     no spinning) until a connection ends; ffmpeg publishes afterwards.
 --
 -- The hostile peers are passthrough connections of our own client (the
 -- in-process rtmp module, or spec/badinput/limits_peers.lua inside
@@ -389,6 +393,114 @@ describe("max_per_address", function()
     C.wait_until(function() return a.closed_at end, 2)
     assert.has_error(function() rtmp.listen{ listen = "127.0.0.1:0", max_per_address = -1 } end)
     assert.has_error(function() rtmp.listen{ listen = "127.0.0.1:0", max_per_address = 1.5 } end)
+  end)
+end)
+
+-- Peers that never read (so never see the server's close) and never
+-- close: their sockets linger on the server after its deadline closes them.
+local function deaf_peers(port, n)
+  local ps = {}
+  for i = 1, n do
+    ps[i] = peer(port)
+    ps[i].conn:pause_reading(true)
+  end
+  return ps
+end
+
+local function close_all(ps)
+  for _, p in ipairs(ps) do p.conn:close() end
+  C.wait_until(function()
+    for _, p in ipairs(ps) do if not p.closed_at then return false end end
+    return true
+  end, 5)
+end
+
+-- ffmpeg publishes the fixture as fast as it can: its exit status and output.
+local function ffmpeg_publishes(srv, name)
+  local ff = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -i %s -c copy -f flv %s",
+    H.shquote(H.fixture_flv()), H.shquote(srv.url("live/" .. name))), { name = "ffmpeg-publish" })
+  return H.wait_exit(ff, 30), H.output(ff)
+end
+
+-- CPU seconds a process has used (user + system).
+local function cpu_seconds(pid)
+  local stat = assert(H.read_file("/proc/" .. pid .. "/stat"))
+  local fields = {}
+  for f in stat:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = f end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime, stime in clock ticks (USER_HZ 100)
+end
+
+describe("lingering sockets", function()
+  teardown(function() H.cleanup() end)
+
+  it("count in max_per_address until they end", function()
+    local srv = H.luartmp_start{ handshake_timeout = 1, extra = { "--max-per-address", "2" } }
+    local ps = deaf_peers(srv.port, 2)
+    assert(H.wait_until(function() return #closes(srv) == 2 end, 5), srv.log())
+    assert.are.equal(2, H.count_plain(srv.log(), "close: handshake timeout"), srv.log())
+    -- closed by the server, both sockets still linger: the address is full
+    local third = peer(srv.port)
+    assert(C.wait_until(function() return third.closed_at end, 3), "a third connection was accepted")
+    assert.is_truthy(srv.log():find("2 connections open from 127.0.0.1 (max_per_address 2)", 1, true), srv.log())
+    -- one peer closes: its linger ends, and a real publisher gets in
+    ps[1].conn:close()
+    assert(C.wait_until(function()
+      return H.count_plain(srv.log(), "socket closed (peer closed)") == 1 end, 5), srv.log())
+    local rc, out = ffmpeg_publishes(srv, "afterlinger")
+    assert.are.equal(0, rc, out .. "\n" .. srv.log())
+    assert.are.equal(1, srv.count("publish", "afterlinger"), srv.log())
+    assert.are.equal(1, H.count_plain(srv.log(), " refused "), srv.log())
+    close_all(ps)
+    srv.stop()
+  end)
+end)
+
+describe("out of descriptors", function()
+  teardown(function() H.cleanup() end)
+
+  -- 60 peers against a server allowed 48 descriptors: about 40 fit.
+  local LIMIT, PEERS = 48, 60
+
+  it("ends the oldest lingering sockets to make room for new connections", function()
+    local srv = H.luartmp_start{ env = "prlimit --nofile=" .. LIMIT .. ":" .. LIMIT, handshake_timeout = 1 }
+    local ps = deaf_peers(srv.port, PEERS)
+    -- every peer is accepted in the end, the late ones in place of lingers
+    assert(H.wait_until(function() return #closes(srv) == PEERS end, 15), srv.log())
+    local ended = H.count_plain(srv.log(), "socket closed (its descriptor is needed)")
+    assert.is_true(ended >= PEERS - LIMIT, srv.log())
+    local rc, out = ffmpeg_publishes(srv, "room")
+    assert.are.equal(0, rc, out .. "\n" .. srv.log())
+    assert.are.equal(1, srv.count("publish", "room"), srv.log())
+    assert.is_true(H.count_plain(srv.log(), "socket closed (its descriptor is needed)") > ended, srv.log())
+    close_all(ps)
+    srv.stop()
+  end)
+
+  it("stops accepting without spinning while every descriptor is held, then accepts again", function()
+    -- no lingers (--linger 0): open connections hold every descriptor
+    -- until their handshake deadline (2 s) closes them
+    local srv = H.luartmp_start{ env = "prlimit --nofile=" .. LIMIT .. ":" .. LIMIT, handshake_timeout = 2,
+      extra = { "--linger", "0" } }
+    local cpu0 = cpu_seconds(srv.proc.pid)
+    local ps = deaf_peers(srv.port, PEERS)
+    local starved = H.wait_until(function()
+      return srv.log():match("warn accept: Too many open files: (%d+) connections open, none lingering")
+    end, 5)
+    assert(starved, srv.log())
+    assert.is_true(tonumber(starved) >= 30 and tonumber(starved) < LIMIT, srv.log())
+    H.sleep(1.5) -- starved for most of this
+    -- a spinning loop would burn the whole 1.5 s; a paused one next to nothing
+    local burnt = cpu_seconds(srv.proc.pid) - cpu0
+    assert.is_true(burnt < 0.5, fmt("%.2f CPU seconds while out of descriptors", burnt))
+    assert(H.wait_until(function() return #closes(srv) == PEERS end, 15), srv.log())
+    assert.is_truthy(srv.log():find("info accept: accepting again after %d+%.%d s without descriptors"), srv.log())
+    -- one warning per starved spell, not one per try
+    assert.is_true(H.count_plain(srv.log(), "warn accept:") <= 3, srv.log())
+    local rc, out = ffmpeg_publishes(srv, "after")
+    assert.are.equal(0, rc, out .. "\n" .. srv.log())
+    assert.are.equal(1, srv.count("publish", "after"), srv.log())
+    close_all(ps)
+    srv.stop()
   end)
 end)
 
