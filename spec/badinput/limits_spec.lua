@@ -470,8 +470,13 @@ describe("out of descriptors", function()
 
   -- 60 peers against a server allowed 48 descriptors: about 40 fit.
   local LIMIT, PEERS = 48, 60
+  -- Under valgrind a connection that accept() takes past the limit is
+  -- closed by valgrind itself, which then reports EMFILE: peers are lost
+  -- before the server sees them.
+  local UNDER_VALGRIND = "valgrind closes what accept() takes past the descriptor limit"
 
   it("ends the oldest lingering sockets to make room for new connections", function()
+    if H.valgrind then return pending(UNDER_VALGRIND) end
     local srv = H.luartmp_start{ env = "prlimit --nofile=" .. LIMIT .. ":" .. LIMIT, handshake_timeout = 1 }
     local ps = deaf_peers(srv.port, PEERS)
     -- every peer is accepted in the end, the late ones in place of lingers
@@ -487,6 +492,7 @@ describe("out of descriptors", function()
   end)
 
   it("stops accepting without spinning while every descriptor is held, then accepts again", function()
+    if H.valgrind then return pending(UNDER_VALGRIND) end
     -- no lingers (--linger 0): open connections hold every descriptor
     -- until their handshake deadline (2 s) closes them
     local srv = H.luartmp_start{ env = "prlimit --nofile=" .. LIMIT .. ":" .. LIMIT, handshake_timeout = 2,

@@ -21,6 +21,10 @@ H.luartmp = os.getenv("LUARTMP") or "build/luartmp"
 --- True when the specs run inside an ASan/UBSan build (LUARTMP_ASAN=1).
 H.asan = os.getenv("LUARTMP_ASAN") == "1"
 
+--- True when the servers the specs start run under valgrind
+--- (tools/valgrind.sh sets LUARTMP to its wrapper).
+H.valgrind = (os.getenv("LUARTMP") or ""):find("valgrind", 1, true) ~= nil
+
 --- The FLV fixture's shape: what every comparison is measured against.
 H.FIXTURE = {
   seconds = 8, fps = 25, gop = 50, width = 320, height = 240,
