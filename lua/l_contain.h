@@ -39,6 +39,13 @@ typedef struct rtmp_l_memory {
  * of script_instructions. */
 #define RTMP_L_HOOK_STEP 1000
 
+/* The step while the state is within a quarter of its memory budget: a
+ * loop that allocates fast would otherwise run 1000 instructions past the
+ * point where it crossed the budget, enough to hit the hard limit (an
+ * eighth past it) first and get Lua's bare memory error instead of the
+ * budget's error with a traceback. */
+#define RTMP_L_HOOK_NEAR 20
+
 /* Install the budget hook (a count hook) on thread L unless it already
  * has a hook; threads created from L afterwards inherit it.  luartmp
  * calls it on the main thread before it creates the script's coroutine

@@ -103,11 +103,12 @@ void rtmp_l_contain_arm(lua_State *L)
 }
 
 /* The count hook: every RTMP_L_HOOK_STEP instructions of a thread that
- * has it.  Outside calls from the loop it does nothing.  Inside, it adds
- * up the instructions and raises once the call is over its instruction
- * budget, or once the state is over its memory budget after a full
- * collection; from then on it checks at every instruction, so a script's
- * own pcall cannot swallow the error for long. */
+ * has it (RTMP_L_HOOK_NEAR while a call runs with the state within a
+ * quarter of its memory budget).  Outside calls from the loop it does
+ * nothing.  Inside, it adds up the instructions and raises once the call
+ * is over its instruction budget, or once the state is over its memory
+ * budget after a full collection; from then on it checks at every
+ * instruction, so a script's own pcall cannot swallow the error for long. */
 static void contain_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -135,8 +136,11 @@ static void contain_hook(lua_State *L, lua_Debug *ar)
             st->mem->over = 0;
         }
     }
-    if (count != RTMP_L_HOOK_STEP)
-        lua_sethook(L, contain_hook, LUA_MASKCOUNT, RTMP_L_HOOK_STEP);
+    int step = RTMP_L_HOOK_STEP;
+    if (st && st->depth > 0 && st->mem && st->mem->limit && st->mem->used > st->mem->limit - st->mem->limit / 4)
+        step = RTMP_L_HOOK_NEAR;
+    if (count != step)
+        lua_sethook(L, contain_hook, LUA_MASKCOUNT, step);
 }
 
 /* [-0, +0, -] field k of rtmp.options as a non-negative integer (0 when
