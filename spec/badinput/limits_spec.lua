@@ -427,8 +427,7 @@ end
 
 -- ffmpeg publishes the fixture as fast as it can: its exit status and output.
 local function ffmpeg_publishes(srv, name)
-  local ff = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -i %s -c copy -f flv %s",
-    H.shquote(H.fixture_flv()), H.shquote(srv.url("live/" .. name))), { name = "ffmpeg-publish" })
+  local ff = H.ffmpeg_publish(srv.url("live/" .. name), nil, { fast = true })
   return H.wait_exit(ff, 30), H.output(ff)
 end
 

@@ -479,10 +479,11 @@ end
 -- Peers
 ---------------------------------------------------------------------------
 
---- Start ffmpeg publishing the fixture in real time to `url` (-re, -c copy).
-function H.ffmpeg_publish(url, file)
-  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re -i %s -c copy -f flv %s",
-    q(file or H.fixture_flv()), q(url)), { name = "ffmpeg-publish" })
+--- Start ffmpeg publishing the fixture (or `file`) to `url` (-c copy), in
+--- real time (-re), or as fast as it can with opts.fast.
+function H.ffmpeg_publish(url, file, opts)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info %s-i %s -c copy -f flv %s",
+    (opts and opts.fast) and "" or "-re ", q(file or H.fixture_flv()), q(url)), { name = "ffmpeg-publish" })
 end
 
 --- Start ffmpeg recording `url` into `out` (-c copy). It ends by itself
