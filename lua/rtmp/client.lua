@@ -173,7 +173,9 @@ local function on_message(nc, msg)
     end
     if t == 4 then -- User Control: the event names its stream
         local ns = msg.event_name == "stream_eof" and nc.streams[msg.stream_id]
-        if ns and ns.playing then ns:_push(false, "eof") end
+        -- FMS sends StreamEOF between Play.Reset and Play.Start: a play
+        -- ends at StreamEOF only once it has started
+        if ns and ns.playing and ns.started then ns:_push(false, "eof") end
         return
     end
     local ns = nc.streams[msg.stream]
@@ -271,6 +273,7 @@ function NS:_push(msg, marker)
         if marker == "eof" then self.at_eof = true end
     else
         self.at_eof = false
+        if self.playing then self.started = true end -- media: the play has begun
     end
     local item = msg or marker
     if self.tail - self.head + 1 >= self.max_queue and msg then
@@ -291,6 +294,7 @@ function NS:_status(msg)
     local info = info_of(msg) or {}
     self.last_status = info
     local code = info.code
+    if code == "NetStream.Play.Start" and self.playing then self.started = true end
     if EOF_CODES[code] and self.playing then self:_push(false, "eof") end
     local w = self.status_w
     if not w then return end
@@ -336,7 +340,7 @@ function NS:play(name, start, duration, reset)
     assert(type(name) == "string", "ns:play: stream name expected")
     local nc = self.nc
     if not nc.closed then nc.conn:user_control("set_buffer_length", self.id, 3000) end
-    self.playing = name
+    self.playing, self.started = name, false
     local ok, err
     if reset ~= nil then
         ok, err = self:_command_status("NetStream.Play.Start", "NetStream.Play.StreamNotFound", "play", name,
@@ -348,7 +352,7 @@ function NS:play(name, start, duration, reset)
         ok, err = self:_command_status("NetStream.Play.Start", "NetStream.Play.StreamNotFound", "play", name,
                                        start or -2)
     end
-    if not ok then self.playing = nil end
+    if not ok then self.playing, self.started = nil, nil end
     return ok, err
 end
 

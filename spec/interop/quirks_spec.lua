@@ -146,6 +146,46 @@ describe("quirk profile", function()
     assert.are.equal(want.video, (video_frames(out_rd)), "rtmpdump: " .. rdlog)
   end)
 
+  it("fms.lua plays in FMS's order (StreamEOF between Play.Reset and Play.Start); play.lua saves every frame", function()
+    local want = expected_frames()
+    local srv = start("scripts/quirks/fms.lua")
+
+    -- the order on the wire, as our test client receives it
+    local c = C.connect(srv.url("live"))
+    local sid = c:create_stream()
+    local from = #c.msgs
+    c:play(sid, "order")
+    assert.is_truthy(loop_until(function() return c:find({ name = "|RtmpSampleAccess" }, from) end),
+      "no |RtmpSampleAccess")
+    local seen = {}
+    for i = from + 1, #c.msgs do
+      local m = c.msgs[i]
+      if m.type == 4 and m.stream_id == sid then
+        seen[#seen + 1] = m.event_name
+      elseif m.name == "onStatus" then
+        seen[#seen + 1] = m.args[2].code
+      elseif m.name then
+        seen[#seen + 1] = m.name
+      end
+    end
+    assert.are.same({ "stream_begin", "NetStream.Play.Reset", "stream_eof", "stream_begin",
+      "NetStream.Play.Start", "|RtmpSampleAccess" }, seen)
+    c:close()
+
+    -- play.lua (the client API) goes on past the early StreamEOF and saves the stream
+    local url = srv.url("live/fmsplay")
+    local out = H.tmpname("fms-play-lua.flv")
+    local player = H.spawn(fmt("%s scripts/client/play.lua %s %s", q(H.luartmp), q(url), q(out)), { name = "play" })
+    assert(H.wait_until(function() return H.count_plain(srv.log(), " play live/fmsplay") == 1 end, 10),
+      "play.lua did not subscribe: " .. srv.log() .. H.output(player))
+    local pub = publish(url)
+    assert.are.equal(0, wait_exit(pub, 20), H.output(pub))
+    assert.are.equal(0, wait_exit(player, 15), H.output(player))
+    local info = assert(H.probe(out))
+    assert.are.equal(want.video, info.video and info.video.frames, info.log)
+    assert.are.equal(want.audio, info.audio and info.audio.frames, info.log)
+  end)
+
   it("spb_nolimit.lua: a 4-byte Set Peer Bandwidth; ffmpeg and rtmpdump take it, GStreamer logs an error and plays and publishes", function()
     local want = expected_frames()
     local srv = start("scripts/quirks/spb_nolimit.lua")
