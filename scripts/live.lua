@@ -48,8 +48,17 @@ local M = {
                     -- before it is cached and fanned out; return false to drop it
     commands = {},  -- command name -> function(conn, msg)
     streams = {},   -- "app/name" -> stream
-    replies = {},   -- the pieces of the connect answer, each replaceable:
-                    -- controls(conn), result(conn, msg, app, encoding)
+    replies = {},   -- what the server says, each piece replaceable (a profile,
+                    -- docs/QUIRKS.md); the stream state is kept by the commands:
+                    -- controls(conn), result(conn, msg, app, encoding): connect;
+                    -- createStream(conn, msg, sid); publish(conn, msg, sid, name);
+                    -- play(conn, msg, sid, name, send_cache): call send_cache()
+                    -- where the cached metadata and media go (else they follow);
+                    -- publish_notify(conn, sid, name), unpublish_notify(conn, sid,
+                    -- name): to a player when its stream's publisher comes or goes;
+                    -- deleteStream(conn, msg, sid, role), closeStream(conn, msg,
+                    -- sid, role): role "publish", "play" or nil (the stream did
+                    -- neither) -- sent after the stream was left
 }
 
 local commands, hooks, config, streams, replies = M.commands, M.hooks, M.config, M.streams, M.replies
@@ -139,10 +148,7 @@ local function unpublish(conn, sid, s)
     log.info("unpublish %s", s.key)
     for _, p in ipairs(s.players:members()) do
         local psid = p.playing and p.playing[s.key]
-        if psid then
-            p:user_control("stream_eof", psid)
-            on_status(p, psid, "status", "NetStream.Play.UnpublishNotify", s.name .. " is now unpublished.")
-        end
+        if psid then replies.unpublish_notify(p, psid, s.name) end
     end
     relay.unpublished(s)
     clear_cache(s)
@@ -158,15 +164,20 @@ local function stop_playing(conn, sid, s)
     relay.left(s)
 end
 
--- Leave whatever conn does on stream id sid.
+-- Leave whatever conn does on stream id sid; returns the role it had
+-- ("publish", "play"), or the one it had before an earlier closeStream,
+-- or nil.
 local function close_stream(conn, sid)
     local entry = conn.streams and conn.streams[sid]
-    if type(entry) ~= "table" then return end
+    if type(entry) ~= "table" then return conn.left and conn.left[sid] end
     if entry.role == "publish" then
         unpublish(conn, sid, entry.stream)
     else
         stop_playing(conn, sid, entry.stream)
     end
+    conn.left = conn.left or {}
+    conn.left[sid] = entry.role
+    return entry.role
 end
 
 -- ---- commands ----
@@ -213,6 +224,10 @@ function commands.createStream(conn, msg)
     local sid = conn.next_sid
     conn.next_sid = sid + 1
     conn.streams[sid] = true -- created, not yet publishing or playing
+    replies.createStream(conn, msg, sid)
+end
+
+function replies.createStream(conn, msg, sid)
     result(conn, msg, null, sid)
 end
 
@@ -265,17 +280,29 @@ function commands.publish(conn, msg)
     end
     s.publisher, s.publisher_sid = conn, sid
     conn.streams[sid] = { role = "publish", stream = s }
-    conn:user_control("stream_begin", sid)
     record.published(M, s, msg.args[3])
-    on_status(conn, sid, "status", "NetStream.Publish.Start", name .. " is now published.", { details = name })
+    replies.publish(conn, msg, sid, name)
     conn:log("info", "publish %s", s.key)
     relay.published(M, s)
     -- players already waiting for this name
     for _, p in ipairs(s.players:members()) do
-        local psid = p.playing[s.key]
-        p:user_control("stream_begin", psid)
-        on_status(p, psid, "status", "NetStream.Play.PublishNotify", name .. " is now published.")
+        replies.publish_notify(p, p.playing[s.key], name)
     end
+end
+
+function replies.publish(conn, msg, sid, name)
+    conn:user_control("stream_begin", sid)
+    on_status(conn, sid, "status", "NetStream.Publish.Start", name .. " is now published.", { details = name })
+end
+
+function replies.publish_notify(conn, sid, name)
+    conn:user_control("stream_begin", sid)
+    on_status(conn, sid, "status", "NetStream.Play.PublishNotify", name .. " is now published.")
+end
+
+function replies.unpublish_notify(conn, sid, name)
+    conn:user_control("stream_eof", sid)
+    on_status(conn, sid, "status", "NetStream.Play.UnpublishNotify", name .. " is now unpublished.")
 end
 
 function commands.play(conn, msg)
@@ -285,24 +312,40 @@ function commands.play(conn, msg)
     local s = get_stream(conn.app, name, true)
     conn.streams[sid] = { role = "play", stream = s }
     conn.playing[s.key] = sid
-    conn:user_control("stream_begin", sid)
-    on_status(conn, sid, "status", "NetStream.Play.Reset", "Playing and resetting " .. name .. ".", { details = name })
-    on_status(conn, sid, "status", "NetStream.Play.Start", "Started playing " .. name .. ".", { details = name })
-    conn:data({ stream = sid }, "|RtmpSampleAccess", true, true)
-    send_cache(s, conn, sid)
+    local cached = false
+    replies.play(conn, msg, sid, name, function()
+        if not cached then cached = true; send_cache(s, conn, sid) end
+    end)
+    if not cached then send_cache(s, conn, sid) end
     s.players:add(conn, sid)
     conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
     relay.wanted(M, s)
 end
 
+function replies.play(conn, msg, sid, name, send_cache)
+    conn:user_control("stream_begin", sid)
+    on_status(conn, sid, "status", "NetStream.Play.Reset", "Playing and resetting " .. name .. ".", { details = name })
+    on_status(conn, sid, "status", "NetStream.Play.Start", "Started playing " .. name .. ".", { details = name })
+    conn:data({ stream = sid }, "|RtmpSampleAccess", true, true)
+    send_cache()
+end
+
 function commands.deleteStream(conn, msg)
     local sid = tonumber(msg.args[2])
-    if sid then close_stream(conn, math.tointeger(sid) or sid) end
+    if not sid then return end
+    sid = math.tointeger(sid) or sid
+    local role = close_stream(conn, sid)
+    if conn.left then conn.left[sid] = nil end
+    replies.deleteStream(conn, msg, sid, role)
 end
 
 function commands.closeStream(conn, msg)
-    close_stream(conn, msg.stream)
+    replies.closeStream(conn, msg, msg.stream, close_stream(conn, msg.stream))
 end
+
+local function ignore() end
+replies.deleteStream = ignore
+replies.closeStream = ignore
 
 function commands.getStreamLength(conn, msg)
     result(conn, msg, null, 0)
@@ -315,7 +358,6 @@ function commands.pause(conn, msg)
         paused and "Paused live stream." or "Unpaused live stream.")
 end
 
-local function ignore() end
 commands.receiveAudio = ignore
 commands.receiveVideo = ignore
 commands.FCSubscribe = ignore
