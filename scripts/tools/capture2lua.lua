@@ -1,35 +1,65 @@
--- capture2lua.lua: turn one RTMP connection of a pcap/pcapng capture into
--- a Lua script that plays one side of it again (see docs/CAPTURE2LUA.md).
+-- capture2lua.lua: turn one RTMP connection of a capture into a Lua script
+-- that plays one side of it again (see docs/CAPTURE2LUA.md; the runtime is
+-- lua/rtmp/flow.lua, docs/FLOW.md).
 --
 --   luartmp scripts/tools/capture2lua.lua CAPTURE --list
 --   luartmp scripts/tools/capture2lua.lua CAPTURE [--connection N] [--side server|client]
---           [--media FILE] [-o FILE]
+--           [--strict] [--media FILE] [-o FILE]
+--   luartmp scripts/tools/capture2lua.lua --raw CLIENT_FILE SERVER_FILE [...]
+--   luartmp scripts/tools/capture2lua.lua CAPTURE --profile [-o FILE]
 --
--- The script it writes runs on lua/rtmp/flow.lua: for each message the
--- other side sent (an `expect` step) the messages the played side sent
--- next, in order, as `send { ... }` lines with their values as Lua
--- literals; audio and video go to a companion FLV referred to by tag
--- ranges (`media { from, to, ... }`).
+-- Default ("handler" mode, the format of issue 16): a server script is a
+-- set of handlers keyed by what the client asks (`on { "command",
+-- "connect", ... }`), each holding the recorded server's answers with
+-- their capture times (`at`); a client script is its sends, the replies it
+-- waits for (`await`), the media it receives (`receive`) and its outcome.
+-- Which recorded message answers which request is decided by
+-- lua/rtmp/bind.lua.  `--strict` writes the literal transcript (`expect`
+-- and `send` steps in recorded order) instead.
+--
+-- Both modes: objects and ECMA arrays as obj{ {"k", v}, ... } /
+-- ecma{ {"k", v}, ... } in wire order; user control events that are not
+-- the standard layout go out as their bytes; aggregates are split into
+-- the companion FLV; every values list is checked (loaded, encoded and
+-- decoded again it gives the same values, key order included) or kept as
+-- its bytes.
+--
+-- Format notes beyond docs/FLOW.md (kept small): `outcome.sent` gives the
+-- audio/video counts a generated publisher sends; `outcome.codes` is the
+-- set of status codes that count as the recorded outcome (every code the
+-- recorded server sent with an awaited reply, e.g. Play.Reset and
+-- Play.Start).
 --
 -- Used as a module (require "tools.capture2lua") it returns the
 -- generator: M.generate(conn, list, opts) -> text, info.
 
 local rtmp = require "rtmp"
+local bind = require "rtmp.bind"
 
 local fmt = string.format
 local concat = table.concat
+local pack = string.pack
 
 local M = {}
 
 local USAGE = [[
 usage: luartmp capture2lua.lua CAPTURE [--list] [--connection N] [--side server|client]
-                                [--media FILE] [-o FILE]
-  --list          one line per TCP connection: id, endpoints, bytes, RTMP or not, commands
+                                [--strict] [--profile] [--media FILE] [-o FILE]
+       luartmp capture2lua.lua --raw CLIENT_FILE SERVER_FILE [options]
+  --list          one line per TCP connection: id, endpoints, bytes, RTMP or not,
+                  encapsulation, commands
   --connection N  the connection to convert (default: the first RTMP connection)
   --side S        the side the script plays: server (default) or client
+  --strict        the literal transcript (expect/send in recorded order), byte-exact replay
+                  of the recorded peer, instead of handlers
+  --profile       a profile of the recorded server for the live server (scripts/live.lua)
+  --raw C S       read a raw stream pair (one file per direction, as Wireshark's
+                  "Follow TCP Stream -> Save as Raw" writes) instead of a capture
   --media FILE    the companion FLV for audio/video (default: next to -o FILE, or
                   CAPTURE-cN-SIDE.flv in the current directory)
   -o FILE         write the script to FILE (default: standard output)
+exit status: 0 written; 1 the input cannot be read or decoded (nothing written);
+2 usage error
 ]]
 
 ---------------------------------------------------------------------------
@@ -73,7 +103,8 @@ local function key_lit(k)
   return nil
 end
 
--- The keys of an object in wire order (__keys), then the others sorted.
+-- The keys of an object in wire order (__keys), then the others sorted
+-- (a decoded object whose keys came sorted has no __keys).
 local function object_keys(t)
   local mt = getmetatable(t) or {}
   local out, seen = {}, {}
@@ -88,6 +119,7 @@ local function object_keys(t)
   for _, k in ipairs(rest) do out[#out + 1] = k end
   return out
 end
+M.object_keys = object_keys
 
 -- lit(v) -> text, or nil and why when the value has no literal here.
 local lit
@@ -126,10 +158,22 @@ lit = function(v, depth, amf3)
       parts[k] = s
     end
     return "{" .. concat(parts, ", ") .. "}"
-  elseif kind == "object" or kind == "ecma" or kind == "typed" then
-    if kind == "typed" and (mt.__sealed or mt.__dynamic == false or amf3) then
+  elseif kind == "object" or kind == "ecma" then
+    if mt.__count ~= nil or mt.__noend then return nil, "an ECMA array with an odd count or end" end
+    local parts = {}
+    for _, k in ipairs(object_keys(v)) do
+      if type(k) ~= "string" then return nil, "a non-string key" end
+      local s, why = item(v[k], k)
+      if not s then return nil, why end
+      parts[#parts + 1] = "{" .. quote(k) .. ", " .. s .. "}"
+    end
+    return (kind == "ecma" and "ecma" or "obj") .. "{" .. concat(parts, ", ") .. "}"
+  elseif kind == "typed" then
+    if mt.__sealed or mt.__dynamic == false or amf3 then
       return nil, "an AMF3 object with traits"
     end
+    -- flow.typed takes a plain table (keys sorted): the check below keeps
+    -- the message as bytes when the recorded order differs
     local parts = {}
     for _, k in ipairs(object_keys(v)) do
       local kl = key_lit(k)
@@ -138,10 +182,7 @@ lit = function(v, depth, amf3)
       if not s then return nil, why end
       parts[#parts + 1] = kl .. "=" .. s
     end
-    local body = "{" .. concat(parts, ", ") .. "}"
-    if kind == "ecma" then return "ecma" .. body end
-    if kind == "typed" then return fmt("flow.typed(%s, %s)", quote(mt.__class or ""), body) end
-    return body
+    return fmt("flow.typed(%s, {%s})", quote(mt.__class or ""), concat(parts, ", "))
   elseif kind == "date" then
     return fmt("flow.date(%s, %s)", number(v.time or 0), number(v.tz or 0))
   end
@@ -149,24 +190,37 @@ lit = function(v, depth, amf3)
 end
 M.lit = lit
 
--- Deep equality of decoded AMF values, by value and kind (key order aside).
+-- Deep equality of decoded AMF values: by value, kind and key order.
 local function same(a, b, depth)
   if depth > 40 then return false end
   if type(a) ~= type(b) then return false end
   if type(a) == "number" then return a == b or (a ~= a and b ~= b) end
   if type(a) ~= "table" then return a == b end
   if rtmp.amf0.type(a) ~= rtmp.amf0.type(b) then return false end
-  for k, x in pairs(a) do
-    if not same(x, b[k], depth + 1) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
+  local ka, kb = object_keys(a), object_keys(b)
+  if #ka ~= #kb then return false end
+  for i, k in ipairs(ka) do
+    if kb[i] ~= k then return false end
+    if not same(a[k], b[k], depth + 1) then return false end
   end
   return true
 end
+M.same = same
+
+-- What the literals of a script are loaded with here (the runtime's
+-- flow.obj/flow.ecma are rtmp.amf0.object/ecma, docs/FLOW.md).
+local function lit_env()
+  local function array(t) t.n = t.n or #t; return setmetatable(t, { __amf = "array" }) end
+  local function typed(class, t) return setmetatable(t, { __amf = "typed", __class = class }) end
+  local flowlike = { amf3 = rtmp.amf3.value, date = rtmp.amf0.date, typed = typed,
+                     unsupported = rtmp.amf0.unsupported }
+  return { null = rtmp.null, undefined = rtmp.undefined, obj = rtmp.amf0.object,
+           ecma = rtmp.amf0.ecma, array = array, flow = flowlike }
+end
 
 -- The values of a command/data message as Lua literals, checked: the
--- literals, loaded and encoded again, decode to the same values.
+-- literals, loaded and encoded again, decode to the same values (key
+-- order included).
 local function values_lit(msg)
   local vals = msg.values
   if msg.decode_error or not vals then return nil, msg.decode_error or "no values" end
@@ -179,11 +233,7 @@ local function values_lit(msg)
     if top[i] then s = "flow.amf3(" .. s .. ")" end
     parts[i] = s
   end
-  -- check
-  local flow = require "rtmp.flow"
-  local env = { null = rtmp.null, undefined = rtmp.undefined, ecma = flow.ecma,
-                array = flow.array, flow = flow }
-  local chunk = load("return {" .. concat(parts, ", ") .. "}", "values", "t", env)
+  local chunk = load("return {" .. concat(parts, ", ") .. "}", "values", "t", lit_env())
   local ok, back = pcall(chunk)
   if not ok then return nil, "does not load: " .. tostring(back) end
   local okenc, bytes = pcall(rtmp.amf0.encode, table.unpack(back, 1, n))
@@ -192,11 +242,13 @@ local function values_lit(msg)
   local body = msg.payload
   if msg.type == 17 or msg.type == 15 then body = body:sub(2) end
   local b = rtmp.amf0.decode(body)
-  if not a or not b or (a.n or #a) ~= (b.n or #b) or not same(a, b, 0) then
-    return nil, "values do not survive a round trip"
+  if not a or not b or (a.n or #a) ~= (b.n or #b) then return nil, "values do not survive a round trip" end
+  for i = 1, (a.n or #a) do
+    if not same(a[i], b[i], 0) then return nil, "values do not survive a round trip" end
   end
   return parts
 end
+M.values_lit = values_lit
 
 ---------------------------------------------------------------------------
 -- Lines of the script
@@ -204,10 +256,6 @@ end
 
 local AMF_TYPES = { command = true, data = true, command3 = true, data3 = true }
 local MEDIA = { audio = true, video = true }
-
--- Peer messages that never make a step (flow.lua skips them as well).
--- Peer messages that never become a step: the runtime lets them pass.
-local tolerated = require("rtmp.flow").tolerated
 
 -- Messages of the played side that the engine sends by itself.
 local function auto_note(msg)
@@ -233,52 +281,89 @@ local function hdr_fields(msg)
   return concat(f, ", ")
 end
 
+-- The standard body of a control message, to tell whether the recorded
+-- one can be written with fields (else it goes out as its bytes).
+local UC_FIELDS = { stream_begin = 1, stream_eof = 1, stream_dry = 1, set_buffer_length = 2,
+  stream_is_recorded = 1, ping_request = 1, ping_response = 1, buffer_empty = 1, buffer_ready = 1 }
+local function standard_body(msg)
+  local tn = msg.type_name
+  if tn == "set_chunk_size" then return msg.chunk_size and pack(">I4", msg.chunk_size)
+  elseif tn == "window_ack_size" then return msg.window and pack(">I4", msg.window)
+  elseif tn == "ack" then return msg.sequence and pack(">I4", msg.sequence)
+  elseif tn == "abort" then return msg.abort_csid and pack(">I4", msg.abort_csid)
+  elseif tn == "set_peer_bandwidth" then
+    return msg.window and (pack(">I4", msg.window) .. (msg.limit and pack("B", msg.limit) or ""))
+  elseif tn == "user_control" then
+    local nf = UC_FIELDS[msg.event_name or ""]
+    local v = msg.stream_id or msg.ping_time
+    if not nf or v == nil then return nil end
+    if nf == 2 then
+      return msg.buffer_length and pack(">I2 I4 I4", msg.event, v, msg.buffer_length)
+    end
+    return pack(">I2 I4", msg.event, v)
+  end
+end
+
 local WIDTH = 100
 
--- A long object or ECMA array value, one field a line (nil: keep it on one).
+-- A long object or ECMA array value, one pair a line (nil: keep it on one).
 local function break_object(v, indent)
   if type(v) ~= "table" then return nil end
   local mt = getmetatable(v) or {}
   local kind = mt.__amf or rtmp.amf0.type(v)
   if (kind ~= "object" and kind ~= "ecma") or next(mt.__amf3 or {}) then return nil end
-  local out = { indent .. (kind == "ecma" and "ecma{" or "{") }
+  local out = { indent .. (kind == "ecma" and "ecma{" or "obj{") }
   for _, k in ipairs(object_keys(v)) do
-    local kl, s = key_lit(k), lit(v[k], 1, false)
-    if not kl or not s then return nil end
-    out[#out + 1] = indent .. "  " .. kl .. " = " .. s .. ","
+    local s = type(k) == "string" and lit(v[k], 1, false)
+    if not s then return nil end
+    out[#out + 1] = indent .. "  {" .. quote(k) .. ", " .. s .. "},"
   end
   out[#out + 1] = indent .. "},"
   return out
 end
 
--- A `send { ... }` for one message (lines), or a commented one.
-local function send_lines(msg, chunk, indent)
+-- A `send { ... }` for one message (lines). opts: chunk (N), at (text),
+-- named_raw (a user control event as its bytes: `send { "user_control",
+-- event = N, payload = ... }`; else `send { 4, payload = ... }`).
+local function send_lines(msg, indent, opts)
+  opts = opts or {}
   local tn = msg.type_name
-  local extra = chunk and fmt(", chunk = %d", chunk) or ""
+  local extra = (opts.chunk and fmt(", chunk = %d", opts.chunk) or "")
+    .. (opts.at and (", at = " .. opts.at) or "")
   local function raw(why)
+    if tn == "user_control" and opts.named_raw then
+      return { fmt('%ssend { "user_control", event = %d, %s%s, payload = %s },  -- %d bytes (%s)',
+        indent, msg.event or 0, hdr_fields(msg), extra, quote(msg.payload), #msg.payload, why) }
+    end
     return { fmt('%ssend { %d, %s%s, payload = %s },  -- %s (%s)', indent, msg.type,
       hdr_fields(msg), extra, quote(msg.payload), tn or "?", why) }
   end
   if msg.decode_error then return raw("did not decode: " .. tostring(msg.decode_error)) end
   local line
+  if tn == "set_chunk_size" or tn == "window_ack_size" or tn == "set_peer_bandwidth"
+      or tn == "ack" or tn == "abort" or tn == "user_control" then
+    local want = standard_body(msg)
+    if want ~= msg.payload then
+      return raw(tn == "user_control" and "not the standard layout of its event" or "not the standard layout")
+    end
+  end
   if tn == "set_chunk_size" then
-    line = fmt('send { "set_chunk_size", chunk_size = %d }', msg.chunk_size)
+    line = fmt('send { "set_chunk_size", chunk_size = %d%s }', msg.chunk_size, extra)
   elseif tn == "window_ack_size" then
-    line = fmt('send { "window_ack_size", window = %d }', msg.window)
+    line = fmt('send { "window_ack_size", window = %d%s }', msg.window, extra)
   elseif tn == "set_peer_bandwidth" then
-    line = fmt('send { "set_peer_bandwidth", window = %d%s }', msg.window,
-      msg.limit and fmt(", limit = %d", msg.limit) or "")
+    line = fmt('send { "set_peer_bandwidth", window = %d%s%s }', msg.window,
+      msg.limit and fmt(", limit = %d", msg.limit) or "", extra)
   elseif tn == "ack" then
-    line = fmt('send { "ack", sequence = %d }', msg.sequence)
+    line = fmt('send { "ack", sequence = %d%s }', msg.sequence, extra)
   elseif tn == "abort" then
-    line = fmt('send { "abort", abort_csid = %d }', msg.abort_csid)
+    line = fmt('send { "abort", abort_csid = %d%s }', msg.abort_csid, extra)
   elseif tn == "user_control" then
-    local ev = msg.event_name and quote(msg.event_name) or tostring(msg.event)
-    local f = { fmt('send { "user_control", event = %s', ev) }
+    local f = { fmt('send { "user_control", event = %s', quote(msg.event_name)) }
     if msg.stream_id then f[#f + 1] = fmt("stream_id = %d", msg.stream_id) end
     if msg.ping_time then f[#f + 1] = fmt("ping_time = %d", msg.ping_time) end
     if msg.buffer_length then f[#f + 1] = fmt("buffer_length = %d", msg.buffer_length) end
-    line = concat(f, ", ") .. " }"
+    line = concat(f, ", ") .. extra .. " }"
   elseif AMF_TYPES[tn] then
     local parts, why = values_lit(msg)
     if not parts then return raw(why) end
@@ -307,6 +392,79 @@ local function send_lines(msg, chunk, indent)
   return { indent .. line .. "," }
 end
 
+-- The companion FLV, opened on first use.
+local function media_writer(opts, info)
+  if info.writer then return info.writer end
+  local w, err = rtmp.flv.create(opts.media_path)
+  if not w then error(fmt("capture2lua: %s", tostring(err)), 0) end
+  info.writer, info.tags = w, 0
+  return w
+end
+
+local FLV_TYPES = { [8] = "audio", [9] = "video", [18] = "data" }
+
+-- Write a media message to the companion FLV, aggregates split into their
+-- sub-messages.  Returns the tags written: { { type_name, csid, stream, timestamp }, ... },
+-- or nil and why (an aggregate that does not split).
+local function write_media(opts, info, msg)
+  local w = media_writer(opts, info)
+  local subs
+  if msg.type_name == "aggregate" then
+    local ok, s = pcall(msg.split, msg)
+    if not ok or type(s) ~= "table" then return nil, "the aggregate does not split: " .. tostring(s) end
+    subs = s
+    info.aggregates = (info.aggregates or 0) + 1
+  else
+    subs = { msg }
+  end
+  local tags = {}
+  for _, m in ipairs(subs) do
+    local tn = FLV_TYPES[m.type]
+    if tn then
+      local ok, err = w:write({ type = m.type, timestamp = m.timestamp, payload = m.payload })
+      if not ok then error(fmt("capture2lua: writing %s: %s", opts.media_path, tostring(err)), 0) end
+      info.tags = info.tags + 1
+      info.media_tags = info.media_tags + 1
+      tags[#tags + 1] = { type_name = tn, csid = msg.csid, stream = msg.stream or 0,
+                          timestamp = m.timestamp, n = info.tags }
+    end
+  end
+  return tags
+end
+
+-- Where a recorded sender chunked a message at a size it had not announced
+-- (the runtime then chunks it at that size): entry -> size.
+local function odd_chunks(list, dir)
+  local need, chunk = {}, 128
+  for _, e in ipairs(list) do
+    if e.dir == dir then
+      local msg = e.msg
+      if e.chunk_size and e.chunk_size ~= chunk and (msg.length or 0) > math.min(chunk, e.chunk_size)
+          and not bind.is_media(msg) then
+        need[e] = e.chunk_size
+      end
+      if msg.type_name == "set_chunk_size" and msg.chunk_size then chunk = msg.chunk_size end
+    end
+  end
+  return need
+end
+
+---------------------------------------------------------------------------
+-- --strict: the literal transcript
+---------------------------------------------------------------------------
+
+-- Peer messages that never make a step (the strict runtime lets them pass).
+local function tolerated(msg)
+  local tn = msg.type_name
+  if MEDIA[tn] or tn == "aggregate" or tn == "ack" then return true end
+  if tn == "user_control" then
+    local e = msg.event_name
+    return e == "ping_request" or e == "ping_response" or e == "set_buffer_length"
+      or e == "buffer_empty" or e == "buffer_ready"
+  end
+  return false
+end
+
 local function expect_line(msg)
   local tn = msg.type_name
   local name
@@ -320,47 +478,36 @@ local function expect_line(msg)
   if (tn == "command" or tn == "command3") and msg.txn and msg.txn ~= 0 then
     f[#f + 1] = "txn = " .. number(msg.txn)
   end
-  local info = AMF_TYPES[tn] and msg.args and msg.args[2]
-  if (tn == "command" or tn == "command3") and type(info) == "table" and type(info.code) == "string" then
-    f[#f + 1] = "code = " .. quote(info.code)
-  end
+  local code = AMF_TYPES[tn] and bind.info_code(msg)
+  if (tn == "command" or tn == "command3") and code then f[#f + 1] = "code = " .. quote(code) end
   return "expect { " .. concat(f, ", ") .. " },"
 end
 
--- The companion FLV, opened on first use.
-local function media_writer(opts, info)
-  if info.writer then return info.writer end
-  local w, err = rtmp.flv.create(opts.media_path)
-  if not w then error(fmt("capture2lua: %s", tostring(err)), 0) end
-  info.writer, info.tags = w, 0
-  return w
+-- A `media { ... }` line; open: the entry goes on (its `times` follow).
+local function media_line(I, run, extra, open)
+  local cs = {}
+  for _, k in ipairs({ "audio", "video", "data" }) do
+    if run.csid[k] then cs[#cs + 1] = fmt("%s = %d", k, run.csid[k]) end
+  end
+  return fmt("%smedia { from = %d, to = %d, stream = %d, csid = { %s }%s%s  -- %d messages, ts %d..%d ms",
+    I, run.from, run.to, run.stream, concat(cs, ", "), extra or "", open and "," or " },",
+    run.to - run.from + 1, run.ts0, run.ts1)
 end
 
--- generate(conn, list, opts) -> text, info. opts: side ("server" or
--- "client"), capture (path shown), media_path (where the FLV goes),
--- media_ref (how the script names it).
-function M.generate(conn, list, opts)
-  local side = opts.side or "server"
-  if side ~= "server" and side ~= "client" then error("side must be server or client", 2) end
+local function generate_strict(conn, list, opts, info)
+  local side = opts.side
   local ours = side == "server" and "s2c" or "c2s"
   local peer_name = side == "server" and "client" or "server"
-  local info = { steps = 0, sends = 0, auto = 0, media_tags = 0, peer_media = 0 }
   local body = {}
   local I = "  "
   local function out(s) body[#body + 1] = s end
+  local chunks = odd_chunks(list, ours)
 
-  local chunk = 128               -- our outgoing chunk size as the runtime will have it
   local run                       -- the media range being built
   local peer_media = 0            -- peer audio/video since the last step or send
-  local last_peer                 -- the last tolerated peer message type, for comments
   local function flush_run()
     if not run then return end
-    local cs = {}
-    for _, k in ipairs({ "audio", "video" }) do
-      if run.csid[k] then cs[#cs + 1] = fmt("%s = %d", k, run.csid[k]) end
-    end
-    out(fmt("%smedia { from = %d, to = %d, stream = %d, csid = { %s } },  -- %d messages, ts %d..%d ms",
-      I, run.from, run.to, run.stream, concat(cs, ", "), run.to - run.from + 1, run.ts0, run.ts1))
+    out(media_line(I, run))
     run = nil
   end
   local function note_peer_media()
@@ -370,18 +517,26 @@ function M.generate(conn, list, opts)
       peer_media = 0
     end
   end
+  local function expect_media()
+    if peer_media > 0 then
+      info.steps = info.steps + 1
+      out("")
+      out(fmt("%s-- the %s sent %d audio/video messages", I, peer_name, peer_media))
+      out(fmt('%sexpect { "media", count = %d },', I, peer_media))
+      info.peer_media = info.peer_media + peer_media
+      peer_media = 0
+    end
+  end
 
   for _, e in ipairs(list) do
     local msg = e.msg
     local tn = msg.type_name
     if e.dir ~= ours then
-      -- the peer
       if MEDIA[tn] or tn == "aggregate" then
         flush_run()
         peer_media = peer_media + 1
       elseif tolerated(msg) then
         flush_run()
-        last_peer = tn
       else
         flush_run()
         note_peer_media()
@@ -391,104 +546,386 @@ function M.generate(conn, list, opts)
         out(I .. expect_line(msg))
       end
     else
-      -- the played side
       local note = auto_note(msg)
       if note then
         flush_run()
-        for _, l in ipairs(send_lines(msg, nil, I)) do out(l) end
+        for _, l in ipairs(send_lines(msg, I)) do out(l) end
         info.auto = info.auto + 1
-      elseif MEDIA[tn] then
-        if peer_media > 0 then
-          info.steps = info.steps + 1
-          out("")
-          out(fmt("%s-- the %s sent %d audio/video messages", I, peer_name, peer_media))
-          out(fmt('%sexpect { "media", count = %d },', I, peer_media))
-          info.peer_media = info.peer_media + peer_media
-          peer_media = 0
-        end
-        local w = media_writer(opts, info)
-        local ok, err = w:write(msg)
-        if not ok then error(fmt("capture2lua: writing %s: %s", opts.media_path, tostring(err)), 0) end
-        info.tags = info.tags + 1
-        info.media_tags = info.media_tags + 1
-        local stream = msg.stream or 0
-        if run and (run.stream ~= stream or (run.csid[tn] and run.csid[tn] ~= msg.csid)) then
+      elseif MEDIA[tn] or tn == "aggregate" then
+        expect_media()
+        local tags, why = write_media(opts, info, msg)
+        if not tags then
           flush_run()
+          for _, l in ipairs(send_lines(msg, I, { chunk = chunks[e] })) do out(l .. "  -- " .. why) end
+          info.sends = info.sends + 1
         end
-        if not run then
-          run = { from = info.tags, to = info.tags, stream = stream, csid = {},
-                  ts0 = msg.timestamp, ts1 = msg.timestamp }
+        for _, tag in ipairs(tags or {}) do
+          local k = tag.type_name
+          if run and (run.stream ~= tag.stream or (run.csid[k] and run.csid[k] ~= tag.csid)) then
+            flush_run()
+          end
+          if not run then
+            run = { from = tag.n, to = tag.n, stream = tag.stream, csid = {},
+                    ts0 = tag.timestamp, ts1 = tag.timestamp }
+          end
+          run.to = tag.n
+          run.csid[k] = tag.csid
+          run.ts1 = tag.timestamp
         end
-        run.to = info.tags
-        run.csid[tn] = msg.csid
-        run.ts1 = msg.timestamp
       else
         flush_run()
-        if peer_media > 0 then
-          info.steps = info.steps + 1
-          out("")
-          out(fmt("%s-- the %s sent %d audio/video messages", I, peer_name, peer_media))
-          out(fmt('%sexpect { "media", count = %d },', I, peer_media))
-          info.peer_media = info.peer_media + peer_media
-          peer_media = 0
-        end
-        local c = nil
-        if e.chunk_size and e.chunk_size ~= chunk and (msg.length or 0) > math.min(chunk, e.chunk_size) then
-          c = e.chunk_size
-        end
-        for _, l in ipairs(send_lines(msg, c, I)) do out(l) end
+        expect_media()
+        for _, l in ipairs(send_lines(msg, I, { chunk = chunks[e] })) do out(l) end
         info.sends = info.sends + 1
-        if tn == "set_chunk_size" and msg.chunk_size then chunk = msg.chunk_size end
       end
     end
   end
   flush_run()
   note_peer_media()
-  if list.error then
+
+  local h = {}
+  local function H(s) h[#h + 1] = s end
+  H(fmt("-- Each `expect` is a message the %s sent; the `send` lines after it are what the", peer_name))
+  H(fmt("-- %s sent next, in order, until the %s's next message (--strict: the literal", side, peer_name))
+  H("-- transcript). Edit a value, delete or add a line. The txn of a _result/_error is the")
+  H(fmt("-- recorded txn of the command it answers: the live %s's txn is put in its place.", peer_name))
+  H("-- Control messages go on csid 2 with timestamp 0. `-- send` lines are what the engine")
+  H("-- sends by itself (acknowledgements, ping answers).")
+  if info.media_tags > 0 then
+    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1) with their timestamps,", opts.media_ref))
+    H("-- paced in real time (--fast: at once).")
+  end
+  return body, h, "local expect, send, media = flow.expect, flow.send, flow.media"
+end
+
+---------------------------------------------------------------------------
+-- Handler mode: timing helpers
+---------------------------------------------------------------------------
+
+local function secs(x) return fmt("%.3f", x) end
+
+-- Writes the actions of one timeline: sends with `at` only where the time
+-- changes (what went in one burst goes together), media runs with `at` and
+-- per-tag `times`.  opts: media/info for the FLV, chunks, indent.
+local function timeline(out, items, ctx)
+  local I = ctx.indent
+  local prev = "0.000"
+  local after_media = false
+  local run
+  local function flush_run()
+    if not run then return end
+    local at = secs(run.at)
+    local times = {}
+    for k, t in ipairs(run.times) do times[k] = fmt("%d", math.floor((t - run.at) * 1000 + 0.5)) end
+    local extra = ""
+    if at ~= prev or after_media then extra = ", at = " .. at end
+    out(media_line(I, run, extra, true))
+    -- times, wrapped
+    local cur = I .. "  times = { "
+    for k, s in ipairs(times) do
+      local piece = s .. (k < #times and ", " or "")
+      if #cur + #piece > WIDTH then out((cur:gsub("%s+$", ""))); cur = I .. "    " end
+      cur = cur .. piece
+    end
+    out(cur .. " } },")
+    prev = secs(run.last)
+    after_media = true
+    ctx.info.media_runs = (ctx.info.media_runs or 0) + 1
+    run = nil
+  end
+  for _, a in ipairs(items) do
+    if a.close then
+      flush_run()
+      out(fmt("%sclose { at = %s },  -- the recorded %s closed the connection here", I,
+        secs(a.at), ctx.side))
+    elseif a.kind == "await" or a.kind == "receive" then
+      flush_run()
+      out(I .. a.line)
+      prev = "0.000"
+      after_media = false
+    else
+      local e = a.e
+      local msg = e.msg
+      if bind.is_media(msg) then
+        local tags, why = write_media(ctx.opts, ctx.info, msg)
+        if not tags then
+          flush_run()
+          for _, l in ipairs(send_lines(msg, I, { at = secs(a.at), named_raw = true })) do
+            out(l .. "  -- " .. why)
+          end
+        end
+        for _, tag in ipairs(tags or {}) do
+          local k = tag.type_name
+          if run and (run.stream ~= tag.stream or (run.csid[k] and run.csid[k] ~= tag.csid)) then
+            flush_run()
+          end
+          if not run then
+            run = { from = tag.n, to = tag.n, stream = tag.stream, csid = {}, at = a.at,
+                    times = {}, ts0 = tag.timestamp, ts1 = tag.timestamp }
+          end
+          run.to = tag.n
+          run.csid[k] = tag.csid
+          run.ts1 = tag.timestamp
+          run.times[#run.times + 1] = a.at
+          run.last = a.at
+        end
+      else
+        flush_run()
+        local at = secs(a.at)
+        local give = (at ~= prev or after_media) and at or nil
+        local lines = send_lines(msg, I, { chunk = ctx.chunks[e], at = give, named_raw = true })
+        for _, l in ipairs(lines) do out(l) end
+        if not auto_note(msg) then
+          prev = at
+          after_media = false
+          ctx.info.sends = ctx.info.sends + 1
+        else
+          ctx.info.auto = ctx.info.auto + 1
+        end
+      end
+    end
+  end
+  flush_run()
+end
+
+---------------------------------------------------------------------------
+-- Handler mode: the server side
+---------------------------------------------------------------------------
+
+-- The `on { ... }` head of a handler.
+local function on_head(h)
+  local f = { quote(h.type_name or "unknown") }
+  if h.name ~= nil then
+    f[#f + 1] = type(h.name) == "string" and quote(h.name) or tostring(h.name)
+  end
+  if (h.type_name == "command" or h.type_name == "command3") and type(h.txn) == "number" then
+    f[#f + 1] = "txn = " .. number(h.txn)
+  end
+  if (h.stream or 0) ~= 0 then f[#f + 1] = "stream = " .. h.stream end
+  if h.optional then f[#f + 1] = "optional = true" end
+  return "on { " .. concat(f, ", ")
+end
+
+-- Handlers worth writing: of a run of empty handlers with the same key
+-- after its last non-empty one, only the first (the n-th live message runs
+-- the n-th handler, past the last the last again: the rest change nothing).
+local function kept_handlers(handlers)
+  local last_full, seen_empty_after = {}, {}
+  for i, h in ipairs(handlers) do
+    if #h.actions > 0 or h.closes then last_full[h.key] = i end
+  end
+  local keep = {}
+  for i, h in ipairs(handlers) do
+    local lf = last_full[h.key] or 0
+    if i <= lf then
+      keep[#keep + 1] = h
+    elseif not seen_empty_after[h.key] then
+      seen_empty_after[h.key] = true
+      keep[#keep + 1] = h
+    end
+  end
+  return keep
+end
+
+local function generate_server(conn, list, opts, info)
+  local handlers = bind.server(list, conn)
+  local body = {}
+  local function out(s) body[#body + 1] = s end
+  local ctx = { indent = "    ", opts = opts, info = info, chunks = odd_chunks(list, "s2c"),
+                side = "server" }
+  if handlers.close then
+    local h = handlers[handlers.close.handler or 1]
+    if h then h.closes = handlers.close.at end
+  end
+  -- what the server sent before any request goes with the first one
+  if #handlers.opening > 0 and handlers[1] then
+    local first = handlers[1]
+    for k = #handlers.opening, 1, -1 do
+      table.insert(first.actions, 1, { e = handlers.opening[k].e, at = 0 })
+    end
+    first.opening = #handlers.opening
+  end
+  if #handlers == 0 and #handlers.opening > 0 then
+    out("  -- the server sent messages but the client made no request: nothing to answer")
+  end
+  local keep = kept_handlers(handlers)
+  info.handlers = #keep
+  for _, h in ipairs(keep) do
     out("")
-    out(I .. "-- decoding stopped here: " .. tostring(list.error):gsub("\n", " "))
+    out(fmt("  -- [%.3f s] client: %s", h.t or 0, trace_form(h.msg)))
+    if h.opening then
+      out(fmt("  -- (the first %d sends: what the server sent before this request)", h.opening))
+    end
+    local items = {}
+    for _, a in ipairs(h.actions) do items[#items + 1] = a end
+    if h.closes then items[#items + 1] = { close = true, at = h.closes } end
+    if #items == 0 then
+      out("  " .. on_head(h) .. " },")
+    else
+      out("  " .. on_head(h) .. ",")
+      timeline(out, items, ctx)
+      out("  },")
+    end
+  end
+  local h = {}
+  local function H(s) h[#h + 1] = s end
+  H("-- One `on` per message the client sent, in recorded order: the server's answers to it,")
+  H("-- `at` seconds after it arrived (what has no `at` went with the line before it). The")
+  H("-- n-th live message of a kind runs the n-th `on` of that kind (then the last again);")
+  H("-- `optional = true`: a message another client may not send, it never holds anything")
+  H("-- back. A _result/_error carries the recorded txn of its request: the live txn is put")
+  H("-- in its place. `-- send` lines are what the engine sends by itself.")
+  if info.media_tags > 0 then
+    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1), tag k `times[k]` ms after", opts.media_ref))
+    H("-- `at` (real time; --fast: at once).")
+  end
+  if handlers.closed_by == "played" then
+    H("-- The recorded server closed the connection (`close`).")
+  elseif handlers.closed_by == "peer" then
+    H("-- The recorded client closed the connection: `idle` closes it once the client is silent.")
+  end
+  local fields = {}
+  if handlers.closed_by == "peer" then fields[#fields + 1] = "  idle = 10," end
+  return body, h, "local on, send, media, close = flow.on, flow.send, flow.media, flow.close", fields
+end
+
+---------------------------------------------------------------------------
+-- Handler mode: the client side
+---------------------------------------------------------------------------
+
+local function generate_client(conn, list, opts, info)
+  local steps = bind.client(list, conn)
+  local body = {}
+  local function out(s) body[#body + 1] = s end
+  local ctx = { indent = "  ", opts = opts, info = info, chunks = odd_chunks(list, "c2s"),
+                side = "client" }
+  local items = {}
+  local awaits = 0
+  for _, s in ipairs(steps) do
+    if s.kind == "send" then
+      items[#items + 1] = { e = s.e, at = s.at }
+    elseif s.kind == "await" then
+      local f = { quote(s.name) }
+      if s.txn ~= nil then f[#f + 1] = "txn = " .. number(s.txn) end
+      if s.stream ~= nil then f[#f + 1] = "stream = " .. s.stream end
+      if s.code then f[#f + 1] = "code = " .. quote(s.code) end
+      local req = s.request.msg
+      items[#items + 1] = { kind = "await", line = fmt("await { %s },  -- the reply to %s",
+        concat(f, ", "), tostring(req.name)) }
+      awaits = awaits + 1
+    elseif s.kind == "receive" then
+      items[#items + 1] = { kind = "receive", line = fmt("receive { audio = %d, video = %d },",
+        s.audio, s.video) }
+    elseif s.kind == "close" then
+      items[#items + 1] = { close = true, at = s.at }
+    end
+  end
+  info.steps = #steps
+  info.awaits = awaits
+  timeline(out, items, ctx)
+  local oc = steps.outcome
+  local codes = {}
+  for _, c in ipairs(oc.codes) do codes[#codes + 1] = quote(c) end
+  local fields = { "  timeout = 10," }
+  local of = { fmt("codes = { %s }", concat(codes, ", ")) }
+  if oc.received.audio + oc.received.video > 0 then
+    of[#of + 1] = fmt("media = { audio = %d, video = %d }", oc.received.audio, oc.received.video)
+  end
+  if oc.sent.audio + oc.sent.video > 0 then
+    of[#of + 1] = fmt("sent = { audio = %d, video = %d }", oc.sent.audio, oc.sent.video)
+  end
+  of[#of + 1] = "tolerance = 0.1"
+  fields[#fields + 1] = "  outcome = { " .. concat(of, ",\n              ") .. " },"
+  local h = {}
+  local function H(s) h[#h + 1] = s end
+  H("-- The recorded client's messages in order (`at`: seconds after the previous await or")
+  H("-- receive completed; what has no `at` went with the line before it), waiting where it")
+  H("-- must (`await`: the reply to connect, createStream, publish, play) and for the media")
+  H("-- it received (`receive`). The exit status says whether `outcome` was reached: the")
+  H("-- awaited replies' codes, the media counts within `tolerance`. `-- send` lines are what")
+  H("-- the engine sends by itself.")
+  if info.media_tags > 0 then
+    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1), tag k `times[k]` ms after", opts.media_ref))
+    H("-- `at` (real time; --fast: at once).")
+  end
+  return body, h,
+    "local send, await, receive, media, close = flow.send, flow.await, flow.receive, flow.media, flow.close",
+    fields
+end
+
+---------------------------------------------------------------------------
+-- The script
+---------------------------------------------------------------------------
+
+-- generate(conn, list, opts) -> text, info. opts: side ("server" or
+-- "client"), strict (the transcript), capture (path shown), media_path
+-- (where the FLV goes), media_ref (how the script names it), url (client).
+function M.generate(conn, list, opts)
+  local side = opts.side or "server"
+  if side ~= "server" and side ~= "client" then error("side must be server or client", 2) end
+  opts.side = side
+  local info = { steps = 0, sends = 0, auto = 0, media_tags = 0, peer_media = 0, tags = 0,
+                 handlers = 0 }
+  local body, about, locals, fields
+  if opts.strict then
+    body, about, locals = generate_strict(conn, list, opts, info)
+  elseif side == "server" then
+    body, about, locals, fields = generate_server(conn, list, opts, info)
+  else
+    body, about, locals, fields = generate_client(conn, list, opts, info)
+  end
+  if list.error then
+    body[#body + 1] = ""
+    body[#body + 1] = "  -- decoding stopped here: " .. tostring(list.error):gsub("\n", " ")
     info.error = list.error
   end
-  if info.writer then info.writer:close() end
+  if info.writer then info.writer:close(); info.writer = nil end
 
-  -- the header
   local hs = list.handshake or {}
   local function kind(d) return hs[d] and hs[d].kind or "?" end
   local played = side == "server" and conn.server or conn.client
   local h = {}
   local function H(s) h[#h + 1] = s end
-  local cap = opts.capture or "?"
-  H(fmt("-- The %s side of RTMP connection %d in %s,", side, conn.id, cap))
-  H(fmt("-- written by scripts/tools/capture2lua.lua. Client %s, server %s, first packet %s UTC;",
-    conn.client, conn.server, os.date("!%Y-%m-%d %H:%M:%S", math.floor(conn.start or 0))))
-  H(fmt("-- handshake: client %s, server %s. %d steps, %d messages to send, %d media messages.",
-    kind("c2s"), kind("s2c"), info.steps, info.sends, info.media_tags))
+  H(fmt("-- The %s side of RTMP connection %d in %s,", side, conn.id, opts.capture or "?"))
+  H(fmt("-- written by scripts/tools/capture2lua.lua%s. Client %s, server %s, first packet %s UTC;",
+    opts.strict and " --strict" or "", conn.client, conn.server,
+    os.date("!%Y-%m-%d %H:%M:%S", math.floor(conn.start or 0))))
+  if opts.strict then
+    H(fmt("-- handshake: client %s, server %s. %d steps, %d messages to send, %d media messages.",
+      kind("c2s"), kind("s2c"), info.steps, info.sends, info.media_tags))
+  elseif side == "server" then
+    H(fmt("-- handshake: client %s, server %s. %d handlers, %d messages to send, %d media messages.",
+      kind("c2s"), kind("s2c"), info.handlers, info.sends, info.media_tags))
+  else
+    H(fmt("-- handshake: client %s, server %s. %d steps, %d messages to send, %d media messages.",
+      kind("c2s"), kind("s2c"), info.steps, info.sends, info.media_tags))
+  end
   if (conn.gaps or 0) > 0 then
     H(fmt("-- The capture misses %d bytes of this connection: messages after a hole may be lost.",
       conn.gaps))
   end
+  if (info.aggregates or 0) > 0 then
+    H(fmt("-- %d aggregate messages were split into their sub-messages in the companion FLV.",
+      info.aggregates))
+  end
   H("--")
   if side == "server" then
-    H("-- Run:   luartmp THIS.lua [--listen ADDR] [--once] [--fast] [--media FILE]")
+    H("-- Run:   luartmp THIS.lua [--listen ADDR] [--once] [--fast] [--media FILE]" ..
+      (opts.strict and "" or " [--idle S]"))
     H(fmt("--        (recorded at %s), then point the client at rtmp://ADDR/...", played))
-  else
+  elseif opts.strict then
     H("-- Run:   luartmp THIS.lua [URL] [--save FILE] [--duration S] [--linger S] [--fast]")
+    H("--        (URL defaults to the recorded server's tcUrl)")
+  else
+    H("-- Run:   luartmp THIS.lua [URL] [--save FILE] [--timeout S] [--duration S] [--fast]")
     H("--        (URL defaults to the recorded server's tcUrl)")
   end
   H("--")
-  H(fmt("-- Each `expect` is a message the %s sent; the `send` lines after it are what the", peer_name))
-  H(fmt("-- %s sent next, in order, until the %s's next message. Edit a value, delete or add a", side, peer_name))
-  H("-- line. The txn of a _result/_error is the recorded txn of the command it answers: the")
-  H(fmt("-- live %s's txn is put in its place. Control messages go on csid 2 with timestamp 0.", peer_name))
-  H("-- `-- send` lines are what the engine sends by itself (acknowledgements, ping answers).")
-  if info.media_tags > 0 then
-    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1) with their timestamps,", opts.media_ref))
-    H("-- paced in real time (--fast: at once).")
-  end
+  for _, l in ipairs(about) do H(l) end
   H("")
   H('local flow = require "rtmp.flow"')
-  H("local expect, send, media = flow.expect, flow.send, flow.media")
-  H("local null, undefined, ecma, array = flow.null, flow.undefined, flow.ecma, flow.array")
+  H(locals)
+  H("local null, undefined, ecma, array, obj = flow.null, flow.undefined, flow.ecma, flow.array, flow.obj")
   H("")
   H(fmt("return flow.%s {", side))
   if side == "server" then
@@ -499,6 +936,7 @@ function M.generate(conn, list, opts)
   if info.media_tags > 0 then H(fmt("  media = %s,", quote(opts.media_ref))) end
   local ourhs = side == "server" and kind("s2c") or kind("c2s")
   if ourhs == "plain" then H('  handshake = "plain",') end
+  for _, f in ipairs(fields or {}) do H(f) end
   local text = concat(h, "\n") .. "\n" .. concat(body, "\n") .. "\n}\n"
   return text, info
 end
@@ -507,11 +945,26 @@ end
 function M.recorded_url(list)
   for _, e in ipairs(list) do
     if e.dir == "c2s" and e.msg.name == "connect" then
-      local obj = e.msg.args and e.msg.args[1]
-      if type(obj) == "table" and type(obj.tcUrl) == "string" then return obj.tcUrl end
+      local o = e.msg.args and e.msg.args[1]
+      if type(o) == "table" and type(o.tcUrl) == "string" then return o.tcUrl end
       return nil
     end
   end
+end
+
+-- Why a decoded list cannot make a script (nil when it can).
+function M.undecodable(list)
+  if list.error then return "decoding failed: " .. tostring(list.error) end
+  if #list == 0 then return "no RTMP message in the connection" end
+  for _, e in ipairs(list) do
+    local m = e.msg
+    if m.type_name == "unknown" or m.type_name == nil then
+      return fmt("message %d (%s, %.3f s) has type %d, which is not RTMP: the bytes are not at a " ..
+        "message boundary (a capture that starts mid-connection?)", e.index or 0, e.dir, e.t or 0,
+        m.type or -1)
+    end
+  end
+  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -534,9 +987,10 @@ function M.list_lines(cap)
         end
       end
     end
-    lines[#lines + 1] = fmt("%d  %s -> %s  c2s %d bytes  s2c %d bytes  %s%s%s", c.id, c.client,
+    lines[#lines + 1] = fmt("%d  %s -> %s  c2s %d bytes  s2c %d bytes  %s%s%s%s", c.id, c.client,
       c.server, c.bytes and c.bytes.c2s or 0, c.bytes and c.bytes.s2c or 0,
-      c.rtmp and "RTMP" or "not RTMP", (c.gaps or 0) > 0 and fmt("  (%d bytes missing)", c.gaps) or "",
+      c.rtmp and "RTMP" or "not RTMP", c.encap and ("  in " .. tostring(c.encap)) or "",
+      (c.gaps or 0) > 0 and fmt("  (%d bytes missing)", c.gaps) or "",
       #names > 0 and ("  " .. concat(names, " ")) or "")
   end
   return lines
@@ -551,6 +1005,16 @@ local function fail(msg, code)
   os.exit(code or 1)
 end
 
+local function open_input(capture, o, path)
+  if o.raw then
+    if capture.open_input then return capture.open_input{ raw = o.raw } end
+    if capture.open_raw then return capture.open_raw(o.raw[1], o.raw[2]) end
+    return nil, "--raw: this build's rtmp.capture cannot read raw stream pairs (no open_raw)"
+  end
+  if capture.open_input then return capture.open_input{ path = path } end
+  return capture.open(path)
+end
+
 local function main(argv)
   local o, pos = {}, {}
   local i = 1
@@ -559,8 +1023,13 @@ local function main(argv)
     local name, val = a:match("^%-%-([^=]+)=(.*)$")
     name = name or (a:match("^%-%-(.+)$")) or (a == "-o" and "o") or (a == "-h" and "help")
     if name == "help" then io.stdout:write(USAGE); os.exit(0) end
-    if name == "list" then
-      o.list = true
+    if name == "list" or name == "strict" or name == "profile" then
+      o[name] = true
+    elseif name == "raw" then
+      local c, s = argv[i + 1], argv[i + 2]
+      if c == nil or s == nil then fail("--raw needs CLIENT_FILE SERVER_FILE\n" .. USAGE, 2) end
+      o.raw = { c, s }
+      i = i + 2
     elseif name == "connection" or name == "side" or name == "media" or name == "o" then
       if not val then
         i = i + 1
@@ -575,12 +1044,19 @@ local function main(argv)
     end
     i = i + 1
   end
-  if #pos ~= 1 then fail("want one capture file\n" .. USAGE, 2) end
+  if o.raw then
+    if #pos ~= 0 then fail("--raw takes the place of the capture file\n" .. USAGE, 2) end
+  elseif #pos ~= 1 then
+    fail("want one capture file\n" .. USAGE, 2)
+  end
   local side = o.side or "server"
   if side ~= "server" and side ~= "client" then fail("--side must be server or client", 2) end
+  if o.profile and (o.strict or side ~= "server") then
+    fail("--profile describes the recorded server: no --strict, no --side client", 2)
+  end
   local capture = require "rtmp.capture"
-  local path = pos[1]
-  local cap, err = capture.open(path)
+  local path = o.raw and (o.raw[1] .. "+" .. o.raw[2]) or pos[1]
+  local cap, err = open_input(capture, o, pos[1])
   if not cap then fail(tostring(err)) end
   if o.list then
     for _, l in ipairs(M.list_lines(cap)) do io.stdout:write(l, "\n") end
@@ -606,6 +1082,41 @@ local function main(argv)
     end
   end
   local list = capture.messages(conn)
+  if list.handshake_missing then
+    io.stderr:write(fmt("capture2lua: connection %d: the capture starts after the handshake; " ..
+      "decoded from the first message\n", conn.id))
+  end
+  for _, dir in ipairs({ "c2s", "s2c" }) do
+    local n = type(list.skipped) == "table" and list.skipped[dir] or 0
+    if n > 0 then
+      io.stderr:write(fmt("capture2lua: connection %d: skipped %d bytes of the %s's stream to " ..
+        "find its first message\n", conn.id, n, dir == "c2s" and "client" or "server"))
+    end
+  end
+  local why = M.undecodable(list)
+  if why then fail(fmt("connection %d (%s -> %s): %s; nothing written", conn.id,
+    tostring(conn.client), tostring(conn.server), why)) end
+
+  if o.profile then
+    local ok, profile = pcall(require, "rtmp.profile")
+    if not ok or type(profile) ~= "table" or type(profile.generate) ~= "function" then
+      fail("--profile is not available: lua/rtmp/profile.lua (the profile generator) is missing")
+    end
+    local text, pinfo = profile.generate(conn, list, { capture = path })
+    if not text then fail("--profile: " .. tostring(pinfo)) end
+    if o.o then
+      local f, ferr = io.open(o.o, "wb")
+      if not f then fail(tostring(ferr)) end
+      f:write(text)
+      f:close()
+    else
+      io.stdout:write(text)
+    end
+    io.stderr:write(fmt("capture2lua: connection %d (%s -> %s): a profile of the server%s\n",
+      conn.id, conn.client, conn.server, o.o and (" in " .. o.o) or ""))
+    return
+  end
+
   local base = (path:match("([^/]+)$") or path):gsub("%.pcapng$", ""):gsub("%.pcap$", "")
   local media_path = o.media
   if not media_path then
@@ -624,7 +1135,7 @@ local function main(argv)
     if mdir == sdir then media_ref = mfile end
   end
   local text, info = M.generate(conn, list, {
-    side = side, capture = path, media_path = media_path, media_ref = media_ref,
+    side = side, strict = o.strict, capture = path, media_path = media_path, media_ref = media_ref,
     url = M.recorded_url(list),
   })
   if o.o then
@@ -635,10 +1146,17 @@ local function main(argv)
   else
     io.stdout:write(text)
   end
-  io.stderr:write(fmt("capture2lua: connection %d (%s -> %s), %s side: %d steps, %d sends, %d media tags%s%s\n",
-    conn.id, conn.client, conn.server, side, info.steps, info.sends, info.media_tags,
-    info.media_tags > 0 and (" in " .. media_path) or "",
-    info.error and ("; decoding stopped: " .. tostring(info.error)) or ""))
+  local what
+  if o.strict then
+    what = fmt("%d steps, %d sends", info.steps, info.sends)
+  elseif side == "server" then
+    what = fmt("%d handlers, %d sends", info.handlers, info.sends)
+  else
+    what = fmt("%d steps (%d awaits), %d sends", info.steps, info.awaits or 0, info.sends)
+  end
+  io.stderr:write(fmt("capture2lua: connection %d (%s -> %s), %s side%s: %s, %d media tags%s\n",
+    conn.id, conn.client, conn.server, side, o.strict and " (--strict)" or "", what,
+    info.media_tags, info.media_tags > 0 and (" in " .. media_path) or ""))
 end
 
 if ... == "tools.capture2lua" then return M end

@@ -113,14 +113,14 @@ local function commands(trace, dir)
   return out
 end
 
-describe("capture2lua generator", function()
+describe("capture2lua generator --strict", function()
   teardown(function() for _, p in ipairs(tmpfiles) do os.remove(p) end end)
 
   local conn = play_session(1)
   local list = capture.messages(conn)
   local flv = tmpname(".flv")
-  local text, info = c2l.generate(conn, list, { side = "server", capture = "unit", media_path = flv,
-                                                media_ref = flv })
+  local text, info = c2l.generate(conn, list, { side = "server", strict = true, capture = "unit",
+                                                media_path = flv, media_ref = flv })
 
   it("writes a script that loads, with each peer message an expect and the replies after it", function()
     assert.truthy(load(text, "generated", "t"))
@@ -129,12 +129,12 @@ describe("capture2lua generator", function()
     has('expect { "command", "connect", txn = 1 },\n  send { "window_ack_size", window = 2500000 },\n' ..
         '  send { "set_peer_bandwidth", window = 2500000, limit = 2 },\n' ..
         '  send { "set_chunk_size", chunk_size = 300 },')
-    has('data = ecma{version="3,5,1,516"},')
-    has('list = array{},')
-    has('when = flow.date(1700000000000, 60),')
+    has('{"data", ecma{{"version", "3,5,1,516"}}},')
+    has('{"list", array{}},')
+    has('{"when", flow.date(1700000000000, 60)},')
     has('expect { "command", "createStream", txn = 2 },\n  send { "command", csid = 3, values = { "_result", 2, null, 1 } },')
     has('expect { "command", "play", txn = 3 },\n  send { "user_control", event = "stream_begin", stream_id = 1 },')
-    has('send { "data", csid = 5, stream = 1, values = { "onMetaData", ecma{width=320, height=240} } },')
+    has('send { "data", csid = 5, stream = 1, values = { "onMetaData",\n      ecma{{"width", 320}, {"height", 240}},\n  } },')
     -- media: one range per csid layout, the FLV holds them with their timestamps
     has('media { from = 1, to = 6, stream = 1, csid = { audio = 6, video = 7 } },  -- 6 messages, ts 0..85 ms')
     has('media { from = 7, to = 7, stream = 1, csid = { video = 9 } },')
@@ -144,7 +144,7 @@ describe("capture2lua generator", function()
     -- Set Buffer Length is no step; the client's media is one before the answer to it
     assert.falsy(text:find('expect { "user_control", "set_buffer_length"', 1, true))
     has('expect { "media", count = 3 },\n  send { "command", csid = 5, stream = 1, values = { "onStatus", 0,\n' ..
-        '      null,\n      {code="NetStream.Play.Stop"},\n  } },')
+        '      null,\n      obj{{"code", "NetStream.Play.Stop"}},\n  } },')
     local r = assert(rtmp.flv.open(flv))
     local ts = {}
     while true do
@@ -157,7 +157,7 @@ describe("capture2lua generator", function()
   end)
 
   it("gives the same text for the same recording", function()
-    local again = c2l.generate(conn, capture.messages(conn), { side = "server", capture = "unit",
+    local again = c2l.generate(conn, capture.messages(conn), { side = "server", strict = true, capture = "unit",
       media_path = tmpname(".flv"), media_ref = flv })
     assert.equal(text, again)
   end)
@@ -167,7 +167,8 @@ describe("capture2lua generator", function()
       { ["end"] = 1, ["a b"] = "x", k = { 1, 2, { z = null } } }, rtmp.undefined }
     for _, v in ipairs(values) do
       local s = assert(c2l.lit(v))
-      local back = load("return " .. s, "lit", "t", { null = null, undefined = rtmp.undefined })()
+      local back = load("return " .. s, "lit", "t", { null = null, undefined = rtmp.undefined,
+                                                       obj = rtmp.amf0.object })()
       assert.equal(rtmp.amf0.encode(v), rtmp.amf0.encode(back), s)
     end
     local nan = assert(c2l.lit(0 / 0))
@@ -242,7 +243,7 @@ describe("capture2lua generator", function()
   it("plays the client side: the recorded client's commands, in order, to the recorded server", function()
     local script = tmpname(".lua")
     local cflv = tmpname(".flv")
-    local ctext = c2l.generate(conn, list, { side = "client", capture = "unit",
+    local ctext = c2l.generate(conn, list, { side = "client", strict = true, capture = "unit",
       media_path = cflv, media_ref = cflv, url = "rtmp://127.0.0.1/live" })
     write(script, ctext)
     local res = assert(replay.run{ capture = { conn }, script = script, args = { "--linger", "1" } })
