@@ -42,7 +42,15 @@
     X(FLV_TAG_TYPE,   "FLV tag of a type other than audio, video or script data") \
     X(FLV_ENCRYPTED,  "encrypted FLV tag (filter bit set)")                   \
     X(TCP_TRUNCATED,  "captured frame shorter than its headers")              \
-    X(STOP,           "stopped by callback")
+    X(STOP,           "stopped by callback")                                  \
+    X(MEDIA_EMPTY,    "audio or video message without a header byte")         \
+    X(MEDIA_TRUNCATED, "audio or video header cut short")                     \
+    X(MEDIA_MODEX_SIZE, "ModEx data runs past the end of the message")        \
+    X(MEDIA_MODEX,    "ModEx TimestampOffsetNano shorter than 3 bytes or over 999999 ns") \
+    X(MEDIA_PACKET,   "reserved or misplaced enhanced RTMP packet type")      \
+    X(MEDIA_MULTITRACK, "reserved enhanced RTMP multitrack type")             \
+    X(MEDIA_TRACK_SIZE, "multitrack track size runs past the end of the message") \
+    X(MEDIA_TRACKS,   "more tracks in one message than the media model holds (16)")
 
 enum {
     RTMP_OK = 0,

@@ -1,5 +1,6 @@
 #include "mediaq.h"
 #include "error.h"
+#include "media.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,36 +27,11 @@ const char *rtmp_mediaq_level_name(int level)
 
 int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len)
 {
-    if (len < 1)
+    if (type != RTMP_MSG_AUDIO && type != RTMP_MSG_VIDEO)
         return RTMP_MEDIAQ_KEEP;
-    uint8_t b = p[0];
-    if (type == RTMP_MSG_AUDIO) {
-        if (b >> 4 == 9) /* enhanced audio: only coded frames may go */
-            return (b & 0x0F) == 1 ? RTMP_MEDIAQ_AUDIO : RTMP_MEDIAQ_KEEP;
-        if (b >> 4 == 10 && (len < 2 || p[1] == 0)) /* AAC sequence header */
-            return RTMP_MEDIAQ_KEEP;
-        return RTMP_MEDIAQ_AUDIO;
-    }
-    if (type != RTMP_MSG_VIDEO)
-        return RTMP_MEDIAQ_KEEP;
-    int frame;
-    if (b & 0x80) { /* enhanced video: CodedFrames (1) and CodedFramesX (3) only */
-        unsigned packet = b & 0x0F;
-        if (packet != 1 && packet != 3)
-            return RTMP_MEDIAQ_KEEP;
-        frame = (b >> 4) & 7;
-    } else {
-        unsigned codec = b & 0x0F;
-        frame = b >> 4;
-        /* AVC, HEVC (legacy id 12): packet type 0 sequence header, 2 end of sequence */
-        if ((codec == 7 || codec == 12) && (len < 2 || p[1] != 1))
-            return RTMP_MEDIAQ_KEEP;
-    }
-    switch (frame) {
-    case 1: case 4: return RTMP_MEDIAQ_KEY;     /* keyframe, generated keyframe */
-    case 2: case 3: return RTMP_MEDIAQ_INTER;   /* inter, disposable inter */
-    default: return RTMP_MEDIAQ_KEEP;           /* video info / command frame, unknown */
-    }
+    rtmp_media m;
+    rtmp_media_parse(&m, type, p, len); /* a fault after the header keeps the header's class */
+    return rtmp_media_class(&m);
 }
 
 /* cap is 0 or a power of two */

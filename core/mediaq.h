@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "chunk.h"
+#include "media.h"
 
 /* Most unsent media messages tracked; a queue holding more counts as
  * over its bounds. */
@@ -60,12 +61,13 @@ enum {
     RTMP_MEDIAQ_EV_RECOVERED, /* back to level 0 */
 };
 
-/* Message classes, from the header and the payload's first bytes. */
+/* Message classes, from the header and the payload's first bytes: the
+ * media model's (media.h, rtmp_media_class). */
 enum {
-    RTMP_MEDIAQ_KEEP = 0,  /* never dropped */
-    RTMP_MEDIAQ_AUDIO,     /* audio frame */
-    RTMP_MEDIAQ_KEY,       /* video keyframe */
-    RTMP_MEDIAQ_INTER,     /* other video frame (inter, disposable) */
+    RTMP_MEDIAQ_KEEP = RTMP_MEDIA_CLASS_KEEP,    /* never dropped */
+    RTMP_MEDIAQ_AUDIO = RTMP_MEDIA_CLASS_AUDIO,  /* audio frame */
+    RTMP_MEDIAQ_KEY = RTMP_MEDIA_CLASS_KEY,      /* video keyframe */
+    RTMP_MEDIAQ_INTER = RTMP_MEDIA_CLASS_INTER,  /* other video frame (inter, disposable) */
 };
 
 typedef struct rtmp_mediaq_entry {
@@ -103,7 +105,8 @@ void rtmp_mediaq_init(rtmp_mediaq *q, const rtmp_mediaq_config *cfg);
 void rtmp_mediaq_free(rtmp_mediaq *q);
 
 /* The class (RTMP_MEDIAQ_KEEP, _AUDIO, _KEY, _INTER) of a message of type
- * `type` whose payload is p[0 .. len). */
+ * `type` whose payload is p[0 .. len): rtmp_media_parse, then
+ * rtmp_media_class (KEEP for types other than audio and video). */
 int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len);
 
 /* Decide for one message about to be queued, of class cls

@@ -25,9 +25,11 @@
 #include "../core/chunk.h"
 #include "../core/error.h"
 #include "../core/flv.h"
+#include "../core/media.h"
 
 #define READER_MT "rtmp.flv.reader"
 #define WRITER_MT "rtmp.flv.writer"
+#define FLV_HEAD_PEEK 32 /* bytes of each audio/video tag read when appending */
 
 /* ---- reading ---- */
 
@@ -289,28 +291,23 @@ static uint32_t writer_duration(const lwriter *w)
     return d;
 }
 
-/* Account for an audio or video tag p[0 .. len) at ts (output time).
- * Sequence headers and ends are not frames; an AVC or HEVC frame is
- * presented at ts plus its composition time offset. */
+/* Account for an audio or video tag p[0 .. len) at ts (output time); p
+ * may be a prefix of the tag (FLV_HEAD_PEEK bytes when appending): the
+ * media model answers from the header.  Only frames count (the
+ * slow-reader class of the media model: not sequence headers, ends,
+ * metadata or commands); a frame with a composition time offset (AVC,
+ * HEVC, VVC) is presented at ts plus that offset. */
 static void writer_track(lwriter *w, uint8_t type, uint32_t ts, const uint8_t *p, size_t len)
 {
     int i = type == RTMP_FLV_AUDIO ? A : V;
     w->seen |= type == RTMP_FLV_AUDIO ? RTMP_FLV_FLAG_AUDIO : RTMP_FLV_FLAG_VIDEO;
+    rtmp_media m;
+    rtmp_media_parse(&m, type, p, len); /* a fault after the header still has its class */
+    if (rtmp_media_class(&m) == RTMP_MEDIA_CLASS_KEEP)
+        return;
     int64_t pts = ts;
-    if (len >= 2 && type == RTMP_FLV_AUDIO && (p[0] >> 4) == 10 && p[1] == 0)
-        return;                         /* AAC sequence header */
-    if (len >= 1 && type == RTMP_FLV_VIDEO) {
-        uint8_t codec = p[0] & 0x0F;
-        if (p[0] & 0x80) {              /* enhanced RTMP: packet type in the low nibble */
-            if (codec != 1 && codec != 3)
-                return;
-        } else if (codec == 7 || codec == 12) {
-            if (len < 5 || p[1] != 1)
-                return;                 /* sequence header or end of sequence */
-            int32_t cts = (int32_t)(rtmp_get_be24(p + 2) << 8) >> 8;
-            pts += cts;
-        }
-    }
+    if (m.ntracks > 0)
+        pts += m.track[0].cts;
     if (w->count[i] && ts >= w->last[i])
         w->step[i] = ts - w->last[i];
     if (!w->count[i] || ts >= w->last[i])
@@ -399,7 +396,7 @@ static int writer_scan(lwriter *w)
                 return rc;
         }
         if ((t.type == RTMP_FLV_AUDIO || t.type == RTMP_FLV_VIDEO) && !t.filter) {
-            uint8_t head[5];            /* enough for writer_track */
+            uint8_t head[FLV_HEAD_PEEK]; /* enough for writer_track */
             size_t n = t.size < sizeof head ? t.size : sizeof head;
             if (read_exact(w->f, head, n) < 0)
                 return RTMP_ERR_IO;

@@ -20,6 +20,7 @@
 #include "../core/control.h"
 #include "../core/error.h"
 #include "../core/log.h"
+#include "../core/media.h"
 #include "../core/net.h"
 
 #define STATE_KEY "rtmp.state"
@@ -468,32 +469,124 @@ static int h_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_
     return pcall_handler(L, lc, 2, "on_message");
 }
 
-static uint8_t payload_byte(const lmsg *m, size_t i)
+/* ---- media fields: the media model (core/media.h), parsed on access ---- */
+
+static int is_media_msg(const lmsg *m)
 {
-    return m->len > i ? m->data[i] : 0;
+    return m->h.type == RTMP_MSG_AUDIO || m->h.type == RTMP_MSG_VIDEO;
 }
 
-/* Video: legacy frame type in the high nibble; enhanced RTMP sets bit 7
- * and keeps the frame type in bits 4-6. */
-static int video_frame_type(const lmsg *m)
+/* [-0, +1, m] a codec's name; an unlisted FourCC as its 4 bytes; nil when none. */
+static void push_codec(lua_State *L, uint8_t codec, uint32_t fourcc)
 {
-    uint8_t b = payload_byte(m, 0);
-    return (b & 0x80) ? (b >> 4) & 7 : b >> 4;
-}
-
-static int msg_is_sequence_header(const lmsg *m)
-{
-    uint8_t b = payload_byte(m, 0);
-    if (m->len < 2)
-        return 0;
-    if (m->h.type == RTMP_MSG_VIDEO) {
-        if (b & 0x80)
-            return (b & 0x0F) == 0; /* PacketTypeSequenceStart */
-        return ((b & 0x0F) == 7 || (b & 0x0F) == 12) && payload_byte(m, 1) == 0;
+    const char *name = rtmp_media_codec_name(codec);
+    if (name) {
+        lua_pushstring(L, name);
+    } else if (fourcc) {
+        char b[4] = { (char)(fourcc >> 24), (char)(fourcc >> 16), (char)(fourcc >> 8), (char)fourcc };
+        lua_pushlstring(L, b, 4);
+    } else {
+        lua_pushnil(L);
     }
-    if (m->h.type == RTMP_MSG_AUDIO)
-        return (b >> 4) == 10 && payload_byte(m, 1) == 0;
-    return 0;
+}
+
+/* [-0, +1, m] a packet kind's name, or nil. */
+static void push_packet(lua_State *L, int packet)
+{
+    const char *name = rtmp_media_packet_name(packet);
+    if (name)
+        lua_pushstring(L, name);
+    else
+        lua_pushnil(L);
+}
+
+/* [-0, +1, m] { id, codec, packet, keyframe, sequence_header, size, cts } for track i. */
+static void push_track(lua_State *L, const rtmp_media *md, unsigned i)
+{
+    const rtmp_media_track *t = &md->track[i];
+    lua_createtable(L, 0, 7);
+    lua_pushinteger(L, t->id);
+    lua_setfield(L, -2, "id");
+    push_codec(L, t->codec, t->fourcc);
+    lua_setfield(L, -2, "codec");
+    push_packet(L, md->packet);
+    lua_setfield(L, -2, "packet");
+    lua_pushboolean(L, rtmp_media_is_keyframe(md));
+    lua_setfield(L, -2, "keyframe");
+    lua_pushboolean(L, rtmp_media_is_sequence_header(md));
+    lua_setfield(L, -2, "sequence_header");
+    lua_pushinteger(L, (lua_Integer)t->size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, t->cts);
+    lua_setfield(L, -2, "cts");
+}
+
+/* [-0, +(0|1), m] the media field k of an audio or video message; returns
+ * the number of values pushed, or -1 when k is not a media field. */
+static int media_field(lua_State *L, const lmsg *m, const char *k)
+{
+    static const char *const keys[] = { "keyframe", "sequence_header", "sequence_end", "codec",
+                                        "codec_id", "packet", "tracks", "track", "command",
+                                        "nano_offset", "multitrack", "decode_error", NULL };
+    int which = 0;
+    while (keys[which] && strcmp(keys[which], k))
+        which++;
+    if (!keys[which])
+        return -1;
+    rtmp_media md;
+    int rc = rtmp_media_parse(&md, m->h.type, m->data, m->len);
+    switch (which) {
+    case 0: lua_pushboolean(L, rtmp_media_is_keyframe(&md)); return 1;
+    case 1: lua_pushboolean(L, rtmp_media_is_sequence_header(&md)); return 1;
+    case 2: lua_pushboolean(L, rtmp_media_is_sequence_end(&md)); return 1;
+    case 3:
+        if (md.codec == RTMP_MEDIA_CODEC_NONE && !md.fourcc)
+            return 0;
+        push_codec(L, md.codec, md.fourcc);
+        return 1;
+    case 4: /* the legacy codec id or sound format */
+        if (md.enhanced || rc == RTMP_ERR_MEDIA_EMPTY)
+            return 0;
+        lua_pushinteger(L, md.legacy_id);
+        return 1;
+    case 5:
+        push_packet(L, md.packet);
+        return 1;
+    case 6:
+        lua_createtable(L, (int)md.ntracks, 0);
+        for (unsigned i = 0; i < md.ntracks; i++) {
+            push_track(L, &md, i);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        return 1;
+    case 7:
+        if (md.ntracks == 0)
+            return 0;
+        push_track(L, &md, 0);
+        return 1;
+    case 8:
+        if (md.packet != RTMP_MEDIA_COMMAND)
+            return 0;
+        lua_pushinteger(L, md.command);
+        return 1;
+    case 9:
+        if (!md.has_nano)
+            return 0;
+        lua_pushinteger(L, md.nano);
+        return 1;
+    case 10: {
+        const char *name = rtmp_media_multitrack_name(md.multitrack);
+        if (!name)
+            return 0;
+        lua_pushstring(L, name);
+        return 1;
+    }
+    default: /* decode_error */
+        if (rc >= 0)
+            return 0;
+        lua_pushstring(L, rtmp_strerror(rc));
+        return 1;
+    }
 }
 
 static int msg_index(lua_State *L)
@@ -523,28 +616,16 @@ static int msg_index(lua_State *L)
                 }
             return 1;
         }
-        if (!strcmp(k, "keyframe")) {
-            lua_pushboolean(L, m->h.type == RTMP_MSG_VIDEO && video_frame_type(m) == 1);
-            return 1;
-        }
-        if (!strcmp(k, "sequence_header")) {
-            lua_pushboolean(L, msg_is_sequence_header(m));
+        if (is_media_msg(m)) {
+            int n = media_field(L, m, k);
+            if (n >= 0)
+                return n;
+        } else if (!strcmp(k, "keyframe") || !strcmp(k, "sequence_header")) {
+            lua_pushboolean(L, 0);
             return 1;
         }
         if (!strcmp(k, "split")) {
             lua_pushcfunction(L, rtmp_l_msg_split);
-            return 1;
-        }
-        if (!strcmp(k, "codec")) {
-            uint8_t b = payload_byte(m, 0);
-            if (m->h.type == RTMP_MSG_VIDEO && (b & 0x80) && m->len >= 5)
-                lua_pushlstring(L, (const char *)m->data + 1, 4);
-            else if (m->h.type == RTMP_MSG_VIDEO)
-                lua_pushinteger(L, b & 0x0F);
-            else if (m->h.type == RTMP_MSG_AUDIO)
-                lua_pushinteger(L, b >> 4);
-            else
-                return 0;
             return 1;
         }
     }

@@ -28,6 +28,7 @@
 #include "../core/control.h"
 #include "../core/error.h"
 #include "../core/log.h"
+#include "../core/media.h"
 #include "../core/session.h"
 
 #define TRACEFILE_MT "rtmp.tracefile"
@@ -376,84 +377,111 @@ static void fmt_control(tbuf *t, const rtmp_msg_hdr *h, const uint8_t *p)
 }
 
 /* A FourCC as a Lua string literal (escaped: the peer chose the bytes). */
-static void put_fourcc(tbuf *t, const uint8_t *p)
+static void put_fourcc(tbuf *t, uint32_t fourcc)
 {
-    put_string(t, (const char *)p, 4);
+    const char b[4] = { (char)(fourcc >> 24), (char)(fourcc >> 16), (char)(fourcc >> 8), (char)fourcc };
+    put_string(t, b, 4);
+}
+
+/* The parts of an enhanced header after codec and frame: packet, command,
+ * ModEx nanoseconds, multitrack mode and tracks, then any fault. */
+static void put_enhanced(tbuf *t, const rtmp_media *m, int rc)
+{
+    const char *packet = rtmp_media_packet_name(m->packet);
+    if (packet)
+        putf(t, ", packet=\"%s\"", packet);
+    else if (m->wire_packet != 0xFF)
+        putf(t, ", packet=%d", m->wire_packet);
+    if (m->packet == RTMP_MEDIA_COMMAND)
+        putf(t, ", command=%d", m->command);
+    if (m->has_nano)
+        putf(t, ", nano_offset=%lu", (unsigned long)m->nano);
+    const char *mode = rtmp_media_multitrack_name(m->multitrack);
+    if (mode) {
+        putf(t, ", multitrack=\"%s\", tracks={", mode);
+        for (unsigned i = 0; i < m->ntracks; i++) {
+            putf(t, "%s{id=%d, codec=", i ? ", " : "", m->track[i].id);
+            put_fourcc(t, m->track[i].fourcc);
+            putf(t, ", size=%zu}", m->track[i].size);
+        }
+        put(t, "}", 1);
+    }
+    if (rc < 0)
+        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
 }
 
 static void fmt_video(tbuf *t, const uint8_t *p, size_t len)
 {
     static const char *const frames[] = { NULL, "key", "inter", "disposable", "generated", "command" };
-    static const char *const ex_packets[] = { "seq_start", "coded_frames", "seq_end", "coded_frames_x",
-                                              "metadata", "mpeg2ts_seq_start", "multitrack", "mod_ex" };
-    if (len == 0) {
+    rtmp_media m;
+    int rc = rtmp_media_parse(&m, RTMP_MSG_VIDEO, p, len);
+    if (rc == RTMP_ERR_MEDIA_EMPTY) {
         put(t, "{}", 2);
         return;
     }
-    int ex = p[0] & 0x80;
-    int frame = ex ? (p[0] >> 4) & 7 : p[0] >> 4;
     put(t, "{codec=", 7);
-    if (ex && len >= 5) {
-        put_fourcc(t, p + 1);
-    } else if (ex) {
+    const char *legacy = m.enhanced ? NULL : rtmp_media_legacy_name(RTMP_MSG_VIDEO, m.legacy_id);
+    if (m.enhanced && m.fourcc)
+        put_fourcc(t, m.fourcc);
+    else if (m.enhanced)
         put(t, "nil", 3);
-    } else {
-        static const char *const codecs[] = { NULL, NULL, "h263", "screen", "vp6", "vp6a", "screen2",
-                                              "avc", NULL, NULL, NULL, NULL, "hevc", "av1" };
-        int id = p[0] & 0x0F;
-        if (id < 14 && codecs[id])
-            putf(t, "\"%s\"", codecs[id]);
-        else
-            putf(t, "%d", id);
-    }
-    if (frame >= 1 && frame <= 5)
-        putf(t, ", frame=\"%s\"", frames[frame]);
+    else if (legacy)
+        putf(t, "\"%s\"", legacy);
     else
-        putf(t, ", frame=%d", frame);
-    if (ex) {
-        int pt = p[0] & 0x0F;
-        if (pt < 8)
-            putf(t, ", packet=\"%s\"", ex_packets[pt]);
-        else
-            putf(t, ", packet=%d", pt);
-    } else if (((p[0] & 0x0F) == 7 || (p[0] & 0x0F) == 12) && len >= 2) {
+        putf(t, "%d", m.legacy_id);
+    if (m.frame >= 1 && m.frame <= 5)
+        putf(t, ", frame=\"%s\"", frames[m.frame]);
+    else
+        putf(t, ", frame=%d", m.frame);
+    if (m.enhanced) {
+        put_enhanced(t, &m, rc);
+    } else if (m.packet == RTMP_MEDIA_COMMAND) {
+        putf(t, ", command=%d", m.command);
+    } else if (m.wire_packet != 0xFF) { /* AVC, legacy HEVC */
         static const char *const avc[] = { "seq", "nalu", "eos" };
-        if (p[1] < 3)
-            putf(t, ", packet=\"%s\"", avc[p[1]]);
+        if (m.wire_packet < 3)
+            putf(t, ", packet=\"%s\"", avc[m.wire_packet]);
         else
-            putf(t, ", packet=%d", p[1]);
+            putf(t, ", packet=%d", m.wire_packet);
     }
+    if (rc < 0)
+        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
     put(t, "}", 1);
 }
 
 static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
 {
-    static const char *const codecs[] = { "pcm", "adpcm", "mp3", "pcm_le", "nellymoser16",
-        "nellymoser8", "nellymoser", "g711a", "g711u", NULL, "aac", "speex", NULL, NULL, "mp3_8k",
-        "device" };
     static const int rates[] = { 5512, 11025, 22050, 44100 };
-    if (len == 0) {
+    rtmp_media m;
+    int rc = rtmp_media_parse(&m, RTMP_MSG_AUDIO, p, len);
+    if (rc == RTMP_ERR_MEDIA_EMPTY) {
         put(t, "{}", 2);
         return;
     }
-    int id = p[0] >> 4;
-    if (id == 9) { /* enhanced audio: packet type in the low nibble, FourCC next */
-        put(t, "{codec=", 7);
-        if (len >= 5)
-            put_fourcc(t, p + 1);
+    put(t, "{codec=", 7);
+    if (m.enhanced) {
+        if (m.fourcc)
+            put_fourcc(t, m.fourcc);
         else
             put(t, "nil", 3);
-        putf(t, ", packet=%d}", p[0] & 0x0F);
+        put_enhanced(t, &m, rc);
+        put(t, "}", 1);
         return;
     }
-    putf(t, "{codec=\"%s\", rate=%d, bits=%d, channels=%d", codecs[id], rates[(p[0] >> 2) & 3],
-         (p[0] & 2) ? 16 : 8, (p[0] & 1) + 1);
-    if (id == 10 && len >= 2) {
-        if (p[1] < 2)
-            putf(t, ", packet=\"%s\"", p[1] == 0 ? "seq" : "raw");
+    const char *legacy = rtmp_media_legacy_name(RTMP_MSG_AUDIO, m.legacy_id);
+    if (legacy)
+        putf(t, "\"%s\"", legacy);
+    else
+        putf(t, "%d", m.legacy_id); /* reserved sound formats 12, 13 */
+    putf(t, ", rate=%d, bits=%d, channels=%d", rates[m.sound_rate], m.sound_bits, m.sound_channels);
+    if (m.wire_packet != 0xFF) { /* AAC */
+        if (m.wire_packet < 2)
+            putf(t, ", packet=\"%s\"", m.wire_packet == 0 ? "seq" : "raw");
         else
-            putf(t, ", packet=%d", p[1]);
+            putf(t, ", packet=%d", m.wire_packet);
     }
+    if (rc < 0)
+        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
     put(t, "}", 1);
 }
 
