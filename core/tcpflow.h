@@ -11,6 +11,12 @@
  * seen yet (the first copy wins), and a hole that never fills is skipped
  * and counted once the segments waiting behind it pass a bound or the
  * flow is flushed.
+ *
+ * Tunnels are taken apart on the way down: GTP-U (UDP port 2152, G-PDU,
+ * with the optional sequence/N-PDU fields and extension headers), GRE
+ * (checksum, key and sequence fields; IPv4, IPv6 or Ethernet inside) and
+ * VXLAN (UDP port 4789, Ethernet inside), nested up to
+ * RTMP_TCP_MAX_ENCAP deep.  seg->encap names them, outermost first.
  */
 #ifndef RTMP_TCPFLOW_H
 #define RTMP_TCPFLOW_H
@@ -30,6 +36,9 @@ enum {
     RTMP_LINK_LINUX_SLL2 = 276 /* Linux "any" device, v2 */
 };
 
+/* Tunnels taken apart inside one frame, at most. */
+#define RTMP_TCP_MAX_ENCAP 4
+
 enum { RTMP_TCP_FIN = 0x01, RTMP_TCP_SYN = 0x02, RTMP_TCP_RST = 0x04, RTMP_TCP_ACK = 0x10 };
 
 /* One TCP segment.  Addresses are in network order (4 bytes used for
@@ -42,13 +51,19 @@ typedef struct rtmp_tcp_seg {
     uint8_t        flags;       /* RTMP_TCP_* */
     const uint8_t *payload;
     size_t         len;
+    /* the tunnels the segment came through, outermost first, separated
+     * by " / " ("GTP-U teid=0x1a2b", "GRE key=0x5", "VXLAN vni=42");
+     * "" for none */
+    char           encap[96];
 } rtmp_tcp_seg;
 
 /* Take the frame p[0 .. len) of link type linktype apart.  Returns 1 and
  * fills seg for a TCP segment (the payload trimmed to the IP length, so
  * Ethernet padding is not taken for data), 0 for anything else (another
- * protocol, an IP fragment, an unknown link type), or a negative
- * RTMP_ERR_TRUNCATED when a header runs past the captured bytes. */
+ * protocol, an IP fragment, an unknown link type, a GTP-U message that
+ * is not a G-PDU, GRE with routing or version 1, tunnels nested deeper
+ * than RTMP_TCP_MAX_ENCAP), or a negative RTMP_ERR_TCP_TRUNCATED when a
+ * header runs past the captured bytes. */
 int rtmp_tcp_parse(int linktype, const uint8_t *p, size_t len, rtmp_tcp_seg *seg);
 
 /* Write "1.2.3.4:80" or "[::1]:80" into out. */

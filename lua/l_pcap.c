@@ -109,7 +109,8 @@ static void set_addr(lua_State *L, const char *k, int family, const uint8_t *a)
 }
 
 /* cap:next() -> pkt | nil at the end | nil, err.  Frames that are not
- * TCP are skipped; a frame whose headers run past the captured bytes (a
+ * TCP are skipped; TCP inside GTP-U, GRE or VXLAN is taken out of its
+ * tunnels (pkt.encap names them, outermost first); a frame whose headers run past the captured bytes (a
  * short snap length) is skipped and counted in cap:skipped(). */
 static int l_next(lua_State *L)
 {
@@ -133,7 +134,7 @@ static int l_next(lua_State *L)
             c->skipped++;
         if (prc <= 0)
             continue;
-        lua_createtable(L, 0, 13);
+        lua_createtable(L, 0, 14);
         lua_pushnumber(L, (double)ph->ts.tv_sec + (double)ph->ts.tv_usec / 1e6);
         lua_setfield(L, -2, "time");
         set_addr(L, "src", seg.family, seg.src);
@@ -148,6 +149,10 @@ static int l_next(lua_State *L)
         set_bool(L, "ack_flag", seg.flags & RTMP_TCP_ACK);
         lua_pushlstring(L, (const char *)seg.payload, seg.len);
         lua_setfield(L, -2, "payload");
+        if (seg.encap[0]) {
+            lua_pushstring(L, seg.encap);
+            lua_setfield(L, -2, "encap");
+        }
         return 1;
     }
 }

@@ -11,10 +11,32 @@
 -- per direction (rtmp.pcap.flow: segments in sequence order,
 -- retransmissions and overlaps once, holes skipped and counted in
 -- conn.gaps).  The client is the side that sent the SYN, or, when the
--- capture began after it, the side that sent the first byte.  A connection looks like RTMP (conn.rtmp) when the client's
--- first byte is 3 or 6 and the server answered.
+-- capture began after it, the side that sent the first byte.  A
+-- connection looks like RTMP (conn.rtmp) when the client's first byte is
+-- 3 or 6 (and does not read as a chunk header) and the server answered,
+-- or, when its handshake is not in the capture (conn.handshake_missing),
+-- when either direction holds chunk data that decodes (rtmp.tap.probe).
+--
+-- Other fields of a connection: conn.encap, the tunnels its packets came
+-- through ("GTP-U teid=0x1a2b", "GRE key=0x5", "VXLAN vni=42", nested ones
+-- joined by " / "; the server's direction in parentheses when it differs;
+-- nil when none); conn.closed_by, "client" or "server", the side whose FIN
+-- or RST came first (nil: neither was captured) and conn.close_t, its time
+-- in seconds after the connection's first packet.
+--
+-- capture.open_raw(client_file, server_file) reads the two files that
+-- Wireshark's "Follow TCP Stream -> Save as Raw" writes (one direction's
+-- bytes each, no timing) as a capture of one connection (conn.raw_pair).
 local rtmp = require "rtmp"
 local tap = require "rtmp.tap"
+
+local fmt = string.format
+
+-- The first four bytes of pcap (both byte orders, micro- and nanosecond)
+-- and pcapng files.
+local PCAP_MAGIC = { ["\xa1\xb2\xc3\xd4"] = true, ["\xd4\xc3\xb2\xa1"] = true, ["\xa1\xb2\x3c\x4d"] = true,
+                     ["\x4d\x3c\xb2\xa1"] = true, ["\x0a\x0d\x0d\x0a"] = true }
+
 
 local M = {}
 
@@ -38,6 +60,8 @@ local function new_conn(cap, pkt)
     raw = {},                 -- { t, side = "a"|"b", data }
     syn_from = nil,           -- "a" or "b": the side that sent a SYN without ACK
     closed = false,
+    closed_side = nil,        -- "a" or "b": whose FIN or RST came first
+    encaps = {},              -- side -> the tunnels of its first packet
     packets = 0,
   }
   cap.conns[#cap.conns + 1] = c
@@ -50,6 +74,35 @@ local function add_bytes(c, side, when, data)
   end
 end
 
+-- The first n bytes (all with n nil) of one direction's chunks.
+local function leading(chunks, dir, n)
+  local parts, got = {}, 0
+  for _, ch in ipairs(chunks) do
+    if ch.dir == dir then
+      parts[#parts + 1] = ch.data
+      got = got + #ch.data
+      if n and got >= n then break end
+    end
+  end
+  local s = table.concat(parts)
+  return n and s:sub(1, n) or s
+end
+
+-- conn.rtmp, conn.handshake_missing from conn.chunks.
+local function recognise(c)
+  -- a client too short to tell (under 16 bytes) counts as no handshake
+  local hs = tap.has_handshake(leading(c.chunks, "c2s", 16))
+  if hs then
+    c.rtmp, c.handshake_missing = c.bytes.c2s >= 1537 and c.bytes.s2c > 0, false
+  else
+    -- no handshake: RTMP when either direction holds chunk data that decodes
+    local found = tap.probe(leading(c.chunks, "c2s", tap.PROBE_BYTES))
+      or tap.probe(leading(c.chunks, "s2c", tap.PROBE_BYTES))
+    c.rtmp, c.handshake_missing = found ~= nil, found ~= nil
+  end
+  return hs
+end
+
 -- Which side is the client, once everything is read.
 local function settle(c)
   -- the SYN's sender, else (the capture began later) whoever sent the first byte
@@ -58,24 +111,35 @@ local function settle(c)
   c.client, c.server = c[client], c[server]
   c.chunks = {}
   local sent = { c2s = 0, s2c = 0 }
-  local firstbyte = {}
   for _, r in ipairs(c.raw) do
     local dir = r.side == client and "c2s" or "s2c"
     c.chunks[#c.chunks + 1] = { t = r.t, dir = dir, data = r.data }
     sent[dir] = sent[dir] + #r.data
-    firstbyte[dir] = firstbyte[dir] or r.data:byte(1)
   end
   c.bytes = sent
   c.gaps = c.flows.a:gaps() + c.flows.b:gaps()
-  c.rtmp = (firstbyte.c2s == 3 or firstbyte.c2s == 6) and sent.c2s >= 1537 and sent.s2c > 0
+  local hs = recognise(c)
   -- no SYN and no C0: the capture began after the connection did
-  c.midstream = not c.syn_from and firstbyte.c2s ~= 3 and firstbyte.c2s ~= 6 and sent.c2s > 0
-  c.flows, c.raw, c.a, c.b, c.syn_from = nil, nil, nil, nil, nil
+  c.midstream = not c.syn_from and not hs and sent.c2s > 0
+  if c.closed_side then c.closed_by = c.closed_side == client and "client" or "server" end
+  local ec, es = c.encaps[client], c.encaps[server]
+  c.encap = ec or es
+  if ec and es and ec ~= es then c.encap = fmt("%s (server: %s)", ec, es) end
+  c.flows, c.raw, c.a, c.b, c.syn_from, c.closed_side, c.encaps = nil, nil, nil, nil, nil, nil, nil
 end
 
 -- capture.open(path) -> cap | nil, err.  cap.conns: the TCP connections
 -- in order of their first packet (see the module comment for fields).
 function M.open(path)
+  local head = io.open(path, "rb")
+  if head then
+    local magic = head:read(4) or ""
+    head:close()
+    if not PCAP_MAGIC[magic] then
+      return nil, fmt("%s: not a pcap or pcapng file (for the two files Wireshark's \"Follow TCP Stream\" " ..
+        "saves as raw, one per direction, use --raw CLIENT_FILE SERVER_FILE)", path)
+    end
+  end
   local pc, err = rtmp.pcap.open(path)
   if not pc then return nil, err end
   local cap = { path = path, conns = {} }
@@ -99,7 +163,10 @@ function M.open(path)
     end
     local side = (endpoint(pkt.src, pkt.sport) == c.a) and "a" or "b"
     if pkt.syn and not pkt.ack_flag then c.syn_from = c.syn_from or side end
-    if pkt.fin or pkt.rst then c.closed = true end
+    if (pkt.fin or pkt.rst) and not c.closed then
+      c.closed, c.closed_side, c.close_t = true, side, pkt.time - c.start
+    end
+    if c.encaps[side] == nil then c.encaps[side] = pkt.encap or false end
     c.finish = pkt.time
     c.packets = c.packets + 1
     add_bytes(c, side, pkt.time, c.flows[side]:add(pkt.seq, pkt.syn, pkt.payload))
@@ -116,18 +183,234 @@ function M.open(path)
   return cap
 end
 
+---------------------------------------------------------------------------
+-- Raw stream pairs
+---------------------------------------------------------------------------
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("a")
+  f:close()
+  if not data then return nil, path .. ": cannot read" end
+  return data
+end
+
+-- One direction cut after the messages it holds: { data, msgs } pieces,
+-- each ending where its last message ends (a leading handshake or the
+-- bytes skipped before the first chunk header are pieces of their own).
+-- A probe tap is fed a block ahead; a block that completes two messages
+-- or more is fed to the cutting tap a byte at a time.
+local BLOCK = 4096
+local function pieces(data, dir, hs)
+  local out, from = {}, 1
+  local opts = { handshake = hs }
+  if hs then
+    local hl = dir == "c2s" and 1537 or 3073   -- C0 C1 (C2 goes with what follows), S0 S1 S2
+    out[1] = { data = data:sub(1, hl), msgs = {} }
+    from = hl + 1
+  else
+    local start, cs = tap.probe(data)
+    if not start then return { { data = data, msgs = {} } } end
+    if start > 1 then out[1] = { data = data:sub(1, start - 1), msgs = {} } end
+    from, opts.chunk_size = start, cs
+  end
+  local ahead, cut = tap.new(opts), tap.new(opts)
+  if hs then
+    ahead:feed(dir, out[1].data, 0)
+    cut:feed(dir, out[1].data, 0)
+  end
+  local piece_from = from
+  local function close_piece(upto, msgs)
+    out[#out + 1] = { data = data:sub(piece_from, upto), msgs = msgs }
+    piece_from = upto + 1
+  end
+  local pos = from
+  while pos <= #data do
+    local last = math.min(#data, pos + BLOCK - 1)
+    local block = data:sub(pos, last)
+    local n = #ahead:feed(dir, block, 0)
+    if n < 2 then
+      local got = cut:feed(dir, block, 0)
+      if #got > 0 then
+        local msgs = {}
+        for k, e in ipairs(got) do msgs[k] = e.msg end
+        close_piece(last, msgs)
+      end
+    else
+      for k = pos, last do
+        local got = cut:feed(dir, data:sub(k, k), 0)
+        if #got > 0 then
+          local msgs = {}
+          for j, e in ipairs(got) do msgs[j] = e.msg end
+          close_piece(k, msgs)
+        end
+      end
+    end
+    pos = last + 1
+  end
+  if piece_from <= #data then close_piece(#data, {}) end
+  return out
+end
+
+local ANSWERED_BY_STATUS = { play = true, play2 = true, publish = true, pause = true, seek = true }
+-- Client commands after which the server usually sends nothing more of
+-- its own accord: whatever it still has to send went before them.
+local CLOSING = { closeStream = true, deleteStream = true, FCUnpublish = true }
+
+-- Whether server message r answers client message q: the _result or
+-- _error of its transaction, an onStatus on its stream for play, publish
+-- and the like (or on the stream a deleteStream names), onFCPublish for
+-- FCPublish and the like.
+local function answers(r, q)
+  if not (r.name and q.name and r.values and q.values) then return false end
+  local txn = q.values[2]
+  if (r.name == "_result" or r.name == "_error") and type(txn) == "number" and txn > 0 then
+    return r.values[2] == txn
+  end
+  if r.name == "on" .. q.name then return true end
+  if r.name ~= "onStatus" then return false end
+  if ANSWERED_BY_STATUS[q.name] then return r.stream == q.stream end
+  -- closeStream on its stream, deleteStream and FCUnpublish naming one
+  return CLOSING[q.name] and (r.stream == q.stream and q.stream ~= 0 or r.stream == q.values[4]) or false
+end
+
+-- The two directions as chunks in a plausible order (no timing: every
+-- chunk at t = 0): the client's C0 C1, the server's handshake, then each
+-- client message followed, when the server answered it, by the server's
+-- messages up to that answer.  A client acknowledgement places the
+-- server's bytes it counts before it; a closing command (closeStream,
+-- deleteStream, FCUnpublish) comes after what the server sent before its
+-- answers to the rest; the server's remaining messages go last.
+local function interleave(cdata, sdata, hs)
+  local C, S = pieces(cdata, "c2s", hs), pieces(sdata, "s2c", hs)
+  local chunks = {}
+  local sent_s = 0     -- server bytes placed so far
+  local function add(dir, p)
+    if #p.data > 0 then chunks[#chunks + 1] = { t = 0, dir = dir, data = p.data } end
+    if dir == "s2c" then sent_s = sent_s + #p.data end
+  end
+  local ci, si = 1, 1
+  if hs and C[1] then
+    add("c2s", C[1])
+    if S[1] then add("s2c", S[1]) end
+    ci, si = 2, 2
+  end
+  -- the first server piece at or after si answering a client message
+  -- of pieces ci0.. (first message index m0 in piece ci0)
+  local function answer_index(q)
+    for k = si, #S do
+      for _, r in ipairs(S[k].msgs) do
+        if answers(r, q) then return k end
+      end
+    end
+  end
+  while ci <= #C do
+    local p = C[ci]
+    for _, q in ipairs(p.msgs) do
+      if q.type_name == "ack" and q.sequence then
+        while si <= #S and sent_s + #S[si].data <= q.sequence do add("s2c", S[si]) si = si + 1 end
+      elseif q.name and CLOSING[q.name] then
+        local stop = #S + 1
+        for k = ci, #C do
+          for _, later in ipairs(C[k].msgs) do
+            local j = answer_index(later)
+            if j and j < stop then stop = j end
+          end
+        end
+        while si < stop do add("s2c", S[si]) si = si + 1 end
+      end
+    end
+    ci = ci + 1
+    add("c2s", p)
+    for _, q in ipairs(p.msgs) do
+      local j = answer_index(q)
+      if j then
+        for k = si, j do add("s2c", S[k]) end
+        si = j + 1
+      end
+    end
+  end
+  for k = si, #S do add("s2c", S[k]) end
+  return chunks
+end
+
+-- capture.open_raw(client_file, server_file) -> cap | nil, err.  The two
+-- files Wireshark's "Follow TCP Stream -> Save as Raw" writes for one
+-- connection, one per direction: cap.conns holds one connection (id 1,
+-- client and server shown as the file names, conn.raw_pair = true).  The
+-- files have no timing: every chunk is at t = 0, in the order of
+-- `interleave` above, so tools pace nothing.
+function M.open_raw(client_file, server_file)
+  if type(client_file) ~= "string" or type(server_file) ~= "string" then
+    error("capture.open_raw: two file names expected", 2)
+  end
+  local cdata, cerr = read_all(client_file)
+  if not cdata then return nil, cerr end
+  local sdata, serr = read_all(server_file)
+  if not sdata then return nil, serr end
+  if #cdata == 0 and #sdata == 0 then
+    return nil, fmt("%s and %s are both empty", client_file, server_file)
+  end
+  local hs = tap.has_handshake(cdata:sub(1, 16)) and true or false
+  local c = {
+    id = 1, client = client_file, server = server_file, start = 0, finish = 0, packets = 0,
+    gaps = 0, raw_pair = true, closed = false, bytes = { c2s = #cdata, s2c = #sdata },
+  }
+  c.chunks = interleave(cdata, sdata, hs)
+  recognise(c)
+  c.midstream = not hs and #cdata > 0
+  return { path = client_file .. " " .. server_file, conns = { c }, packets = 0, skipped = 0, raw_pair = true }
+end
+
+-- capture.open_input(opts) -> cap | nil, err: opts.raw = { client_file,
+-- server_file } (capture.open_raw) or opts.path (capture.open): what a
+-- tool's "CAPTURE" or "--raw CLIENT_FILE SERVER_FILE" names.
+function M.open_input(opts)
+  if type(opts) ~= "table" then error("capture.open_input: options table expected", 2) end
+  if opts.raw then
+    if type(opts.raw) ~= "table" or #opts.raw ~= 2 then
+      error("capture.open_input: raw = { client_file, server_file } expected", 2)
+    end
+    return M.open_raw(opts.raw[1], opts.raw[2])
+  end
+  if type(opts.path) ~= "string" then error("capture.open_input: path or raw expected", 2) end
+  return M.open(opts.path)
+end
+
 -- capture.messages(conn) -> the messages of both directions in the order
 -- they were completed: { dir, t, msg, chunk_size, index }.  list.handshake
 -- holds each direction's handshake kind; list.error why decoding stopped.
+-- When the connection's handshake is not in the capture
+-- (conn.handshake_missing), each direction is decoded from its first
+-- plausible chunk header (rtmp.tap): list.skipped = { c2s = n, s2c = n }
+-- holds the bytes skipped before it, list.handshake_missing is true.
 function M.messages(conn)
-  local t = tap.new()
+  local t = tap.new{ handshake = not conn.handshake_missing }
   local list = {}
-  for _, ch in ipairs(conn.chunks) do
-    for _, e in ipairs(t:feed(ch.dir, ch.data, ch.t)) do
+  -- the tap is given each chunk's index for its time, so that messages
+  -- of a direction decoded only at the end (no handshake) take their
+  -- place among the other direction's
+  local chunks = conn.chunks
+  for i, ch in ipairs(chunks) do
+    for _, e in ipairs(t:feed(ch.dir, ch.data, i)) do
       list[#list + 1] = e
     end
   end
+  local rest = t:finish()
+  if #rest > 0 then
+    for _, e in ipairs(rest) do list[#list + 1] = e end
+    local order = {}
+    for i, e in ipairs(list) do order[e] = i end
+    table.sort(list, function(x, y)
+      if x.t ~= y.t then return x.t < y.t end
+      return order[x] < order[y]
+    end)
+  end
+  for _, e in ipairs(list) do e.t = chunks[e.t].t end
   list.handshake = t.handshake
+  list.handshake_missing = conn.handshake_missing or nil
+  list.skipped = t.skipped
   list.error = t.error
   return list
 end

@@ -16,11 +16,32 @@
 -- 1-3, extended timestamps on fmt 3 chunks are detected, messages up to
 -- 16 MiB.  A direction that stops decoding sets t.error[dir] (and
 -- t.error) and ignores the rest of its bytes.
+--
+-- A capture may begin after the handshake, or in the middle of a
+-- message.  tap.new{ handshake = "auto" } decides per direction from its
+-- first bytes: a version byte (3 or 6) that does not also read as a
+-- plausible chunk header starts a handshake; anything else is chunk data
+-- without one (t.handshake_missing[dir]).  Such a direction is held until
+-- t:finish() (or 64 KiB), then decoded from the first plausible chunk
+-- header: a fmt 0 or fmt 1 header with a known type, a length that fits
+-- the type and, for fmt 0, a small message stream id, from which a fresh
+-- reader decodes the messages that follow (three, or all there are)
+-- without an error or an impossible message, at chunk size 128 or, when
+-- that fails, another common chunk size.  The bytes before it are
+-- skipped and counted (t.skipped[dir]).  A chunk stream whose first chunk
+-- after that point is fmt 2 or 3 has no length the tap could know: the
+-- direction stops there with that reason in t.error.
 local rtmp = require "rtmp"
+
+local byte, sub, unpack = string.byte, string.sub, string.unpack
 
 local M = {}
 
 local HS_LEN = 1 + 1536 + 1536 -- C0 C1 C2, or S0 S1 S2
+local PROBE_WINDOW = 64 * 1024  -- bytes a start candidate is checked against
+local MAX_SKIP = 1024 * 1024    -- how far a start is looked for
+-- Chunk sizes tried when 128 does not decode: what real peers set.
+local CHUNK_SIZES = { 128, 4096, 60000, 65536, 1024, 2048, 8192, 16384, 32768, 256, 512, 1400, 1536, 5000 }
 
 M.reader_opts = {
   max_message = 16 * 1024 * 1024 - 1, max_chunk_streams = 65600,
@@ -30,9 +51,26 @@ M.reader_opts = {
 local Tap = {}
 Tap.__index = Tap
 
+-- tap.new([opts]): opts.handshake true (default: each direction begins
+-- with its handshake), false (neither does) or "auto" (decided per
+-- direction, see above); opts.chunk_size: a direction without handshake
+-- starts with chunk data at its first byte, at this chunk size (no
+-- probe, nothing held: for a caller that found the start with
+-- tap.probe); opts.reader_opts replaces M.reader_opts.
 function M.new(opts)
   opts = opts or {}
+  local hs = opts.handshake
+  if hs == nil then hs = true end
+  if hs ~= true and hs ~= false and hs ~= "auto" then
+    error("tap.new: handshake must be true, false or \"auto\"", 2)
+  end
   local t = setmetatable({
+    mode = { c2s = hs == true and "handshake" or hs == false and "headless" or nil,
+             s2c = hs == true and "handshake" or hs == false and "headless" or nil },
+    held = { c2s = {}, s2c = {} },       -- headless bytes not decoded yet: { data, t }
+    held_len = { c2s = 0, s2c = 0 },
+    handshake_missing = {},
+    skipped = { c2s = 0, s2c = 0 },
     hs_left = { c2s = HS_LEN, s2c = HS_LEN },
     hs_bytes = { c2s = "", s2c = "" },
     handshake = {},
@@ -41,6 +79,7 @@ function M.new(opts)
     errors = {},
     count = 0,
     reader_opts = opts.reader_opts or M.reader_opts,
+    start_cs = opts.chunk_size,
   }, Tap)
   return t
 end
@@ -73,12 +112,213 @@ local function fail(t, dir, why)
   t.error = t.error or (dir .. ": " .. why)
 end
 
+---------------------------------------------------------------------------
+-- Where chunk data begins when the handshake is not in the capture
+---------------------------------------------------------------------------
+
+-- The payload length each message type allows: { min, max }.
+local LENGTHS = {
+  [1] = { 4, 4 }, [2] = { 4, 4 }, [3] = { 4, 4 }, [4] = { 2, 64 }, [5] = { 4, 4 }, [6] = { 5, 5 },
+  [8] = { 1, 0xFFFFFF }, [9] = { 1, 0xFFFFFF }, [15] = { 1, 1 << 20 }, [16] = { 1, 1 << 20 },
+  [17] = { 1, 1 << 20 }, [18] = { 1, 1 << 20 }, [19] = { 1, 1 << 20 }, [20] = { 1, 1 << 20 },
+  [22] = { 11, 0xFFFFFF },
+}
+local MAX_STREAM = 0xFFFF   -- message stream ids real servers hand out are small
+
+-- Whether a fmt 0 or fmt 1 chunk header that a reader could start with
+-- begins at byte i of data: its basic header, a known type, a length the
+-- type allows, for fmt 0 a small stream id (stream 0 for control).
+local function plausible_header(data, i)
+  local b = byte(data, i)
+  if not b then return false end
+  local fmt, csid, h = b >> 6, b & 0x3F, i + 1
+  if fmt > 1 then return false end
+  if csid == 0 then h = h + 1 elseif csid == 1 then h = h + 2 elseif csid < 2 then return false end
+  local need = fmt == 0 and 11 or 7
+  if #data < h + need - 1 then return false end
+  local len = (byte(data, h + 3) << 16) | (byte(data, h + 4) << 8) | byte(data, h + 5)
+  local typ = byte(data, h + 6)
+  local lim = LENGTHS[typ]
+  if not lim or len < lim[1] or len > lim[2] then return false end
+  if fmt == 0 then
+    local stream = unpack("<I4", data, h + 7)
+    if stream > MAX_STREAM or (typ <= 6 and stream ~= 0) then return false end
+  end
+  return true
+end
+M.plausible_header = plausible_header
+
+-- Whether a decoded message could have been sent: a known type, a length
+-- its type allows, a body that decodes.
+local function sane_message(m, msg)
+  local lim = LENGTHS[m.type]
+  if not lim or m.length < lim[1] or m.length > lim[2] then return false end
+  if msg and msg.decode_error and m.type ~= 8 and m.type ~= 9 and m.type ~= 22 then return false end
+  return true
+end
+
+local function new_reader(t, cs)
+  local r = rtmp.reader(t.reader_opts)
+  if cs ~= 128 then r:set_chunk_size(cs) end
+  return r
+end
+
+-- Whether decoding data from byte i at chunk size cs gives `want`
+-- sane messages (or, when the window holds fewer, every one there is,
+-- at least one) without an error.
+local function decodes_from(t, data, i, cs, want)
+  local window = sub(data, i, i + PROBE_WINDOW - 1)
+  local r = new_reader(t, cs)
+  local list = r:feed(window)
+  r:close()
+  if not list or #list == 0 then return false end
+  for k, m in ipairs(list) do
+    if k > want then break end
+    local ok, msg = pcall(rtmp.message, { csid = m.csid, fmt = m.fmt, type = m.type, stream = m.stream,
+                                          timestamp = m.timestamp }, m.payload)
+    if not ok or not sane_message(m, msg) then return false end
+  end
+  return #list >= want or #window < PROBE_WINDOW
+end
+
+-- probe(data [, from]) -> the 1-based index where chunk data plausibly
+-- starts and the chunk size it decodes at, or nil when none does in the
+-- first MAX_SKIP bytes from `from`.
+function M.probe(data, from, t)
+  t = t or { reader_opts = M.reader_opts }
+  from = from or 1
+  local last = math.min(#data, from + MAX_SKIP - 1)
+  for i = from, last do
+    if plausible_header(data, i) then
+      for _, cs in ipairs(CHUNK_SIZES) do
+        if decodes_from(t, data, i, cs, 3) then return i, cs end
+      end
+    end
+  end
+  return nil
+end
+
+-- Messages out of a reader's list, numbered and timed.
+local function deliver(self, dir, list, when, size, out)
+  for _, m in ipairs(list) do
+    local msg = rtmp.message({ csid = m.csid, fmt = m.fmt, type = m.type, stream = m.stream,
+                               timestamp = m.timestamp }, m.payload)
+    if self.mode[dir] == "headless" and m.type == 0 then
+      -- a chunk stream seen first with a fmt 2 or 3 header: no length
+      fail(self, dir, string.format("chunk stream %d first appears with a fmt %d header after the capture's " ..
+        "start, so its message length is unknown; decoding stopped", m.csid, m.fmt))
+      return size
+    end
+    self.count = self.count + 1
+    out[#out + 1] = { dir = dir, t = when, msg = msg, chunk_size = size, index = self.count }
+    if m.type == 1 and msg.chunk_size then size = msg.chunk_size end
+  end
+  return size
+end
+
+-- Chunk bytes through dir's reader.
+local function read_chunks(self, dir, data, when, out)
+  local r = self.readers[dir]
+  local size = r:chunk_size()
+  local list, err, code, delivered = r:feed(data)
+  if not list then
+    deliver(self, dir, delivered or {}, when, size, out)
+    if not self.errors[dir] then fail(self, dir, string.format("%s (%s)", err, code)) end
+    return
+  end
+  deliver(self, dir, list, when, size, out)
+end
+
+-- Decode the bytes held for a headless direction: find the start, skip
+-- what is before it, then read the held runs in order (each keeps its time).
+local function release(self, dir, out)
+  local runs = self.held[dir]
+  self.held[dir], self.held_len[dir] = nil, 0
+  local parts = {}
+  for k, run in ipairs(runs) do parts[k] = run[1] end
+  local data = table.concat(parts)
+  if #data == 0 then return end
+  local start, cs = M.probe(data, 1, self)
+  if not start then
+    self.skipped[dir] = #data
+    fail(self, dir, string.format("no plausible chunk header in the first %d bytes: the capture began " ..
+      "inside this direction's stream and nothing could be decoded", math.min(#data, MAX_SKIP)))
+    return
+  end
+  self.skipped[dir] = start - 1
+  self.readers[dir] = new_reader(self, cs)
+  local pos = 1
+  for _, run in ipairs(runs) do
+    local a, b = pos, pos + #run[1] - 1
+    pos = b + 1
+    if b >= start and not self.errors[dir] then
+      read_chunks(self, dir, a >= start and run[1] or sub(run[1], start - a + 1), run[2], out)
+    end
+  end
+end
+
+-- has_handshake(first_bytes) -> whether a direction beginning with these
+-- bytes begins with its handshake: a version byte (3 or 6) that does not
+-- also read as a plausible chunk header; nil when too few bytes to tell.
+function M.has_handshake(data)
+  local b = byte(data, 1)
+  if b ~= 3 and b ~= 6 then return false end
+  if #data < 16 then return nil end
+  return not plausible_header(data, 1)
+end
+
+-- Bytes of a direction that M.probe may look at.
+M.PROBE_BYTES = MAX_SKIP + PROBE_WINDOW
+
+local function decide(self, dir, data)
+  local hs = M.has_handshake(data)
+  if hs == nil then return nil end
+  return hs and "handshake" or "headless"
+end
+
 -- Feed bytes sent in direction dir ("c2s" or "s2c") at time `when`;
 -- returns the messages they completed, in order.
 function Tap:feed(dir, data, when)
   assert(dir == "c2s" or dir == "s2c", "direction must be \"c2s\" or \"s2c\"")
   local out = {}
   if self.errors[dir] or #data == 0 then return out end
+  if not self.mode[dir] then
+    local held = self.held[dir]
+    held[#held + 1] = { data, when }
+    self.held_len[dir] = self.held_len[dir] + #data
+    local parts = {}
+    for k, run in ipairs(held) do parts[k] = run[1] end
+    local mode = decide(self, dir, table.concat(parts))
+    if not mode then return out end
+    self.mode[dir] = mode
+    if mode == "handshake" then
+      self.held[dir], self.held_len[dir] = {}, 0
+      for _, run in ipairs(held) do
+        for _, e in ipairs(self:feed(dir, run[1], run[2])) do out[#out + 1] = e end
+      end
+      return out
+    end
+    self.handshake_missing[dir] = true
+    if self.held_len[dir] >= PROBE_WINDOW + MAX_SKIP then release(self, dir, out) end
+    return out
+  end
+  if self.mode[dir] == "headless" then
+    self.handshake_missing[dir] = true
+    if self.start_cs and self.held[dir] then
+      self.held[dir] = nil
+      self.readers[dir] = new_reader(self, self.start_cs)
+    end
+    if self.held[dir] then
+      local held = self.held[dir]
+      held[#held + 1] = { data, when }
+      self.held_len[dir] = self.held_len[dir] + #data
+      self.handshake_missing[dir] = true
+      if self.held_len[dir] >= PROBE_WINDOW + MAX_SKIP then release(self, dir, out) end
+    else
+      read_chunks(self, dir, data, when, out)
+    end
+    return out
+  end
   local left = self.hs_left[dir]
   if left > 0 then
     local take = math.min(left, #data)
@@ -99,23 +339,24 @@ function Tap:feed(dir, data, when)
     data = data:sub(take + 1)
     if left > 0 or #data == 0 then return out end
   end
-  local r = self.readers[dir]
-  if not r then
-    r = rtmp.reader(self.reader_opts)
-    self.readers[dir] = r
-  end
-  local size = r:chunk_size()
-  local list, err, code, delivered = r:feed(data)
-  if not list then
-    list = delivered or {}
-    fail(self, dir, string.format("%s (%s)", err, code))
-  end
-  for _, m in ipairs(list) do
-    local msg = rtmp.message({ csid = m.csid, fmt = m.fmt, type = m.type, stream = m.stream,
-                               timestamp = m.timestamp }, m.payload)
-    self.count = self.count + 1
-    out[#out + 1] = { dir = dir, t = when, msg = msg, chunk_size = size, index = self.count }
-    if m.type == 1 and msg.chunk_size then size = msg.chunk_size end
+  if not self.readers[dir] then self.readers[dir] = rtmp.reader(self.reader_opts) end
+  read_chunks(self, dir, data, when, out)
+  return out
+end
+
+-- The end of the bytes: decode what a headless direction still holds
+-- (and a direction too short to decide, as chunk data).  Returns the
+-- messages that completed.
+function Tap:finish()
+  local out = {}
+  for _, dir in ipairs({ "c2s", "s2c" }) do
+    if not self.mode[dir] and self.held[dir] and #self.held[dir] > 0 then
+      self.mode[dir] = "headless"
+      self.handshake_missing[dir] = true
+    end
+    if self.mode[dir] == "headless" and self.held[dir] and not self.errors[dir] then
+      release(self, dir, out)
+    end
   end
   return out
 end
