@@ -18,8 +18,9 @@
 --   then it answers that close.
 -- * Media (audio, video, aggregates) and data messages on stream S belong
 --   to the latest play or publish on S (never to a pause or a seek); after
---   them, messages the rules below would give to an earlier request follow
---   the play/publish instead (the recording was sending its stream then).
+--   them, messages the rules would give to an earlier request (an onStatus
+--   on S included) follow the play/publish instead, until the next
+--   non-optional request (the recording was sending its stream then).
 -- * Anything else (control messages, user control events, unsolicited
 --   calls such as onBWDone, `_checkbw`, `|RtmpSampleAccess`) belongs to the
 --   latest non-optional request before it.
@@ -204,7 +205,10 @@ function _M.server(list, conn)
         target = av[stream]
         -- media re-anchors: what follows it goes with the play/publish, not
         -- with a pause or seek that came before it
-        if MEDIA[tn] then cur = target end
+        if MEDIA[tn] then
+          cur = target
+          on_stream[stream] = target
+        end
       else
         target = cur
       end
