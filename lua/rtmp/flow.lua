@@ -896,13 +896,11 @@ function Served:start()
     if idle then
         local every = math.max(0.05, math.min(1, idle / 4))
         local function check()
-            local quiet = math.max(self.last_in, self.done_at or 0)
-            if self.running == 0 and rtmp.now() - quiet >= idle then
-                self:log("info", "flow: the peer was silent %g s after the last reply: closing", idle)
-                self.conn:close("flow: peer idle")
-                return
-            end
-            self:after(every, check)
+            if self.running > 0 then return self:after(every, check) end
+            local left = math.max(self.last_in, self.done_at or 0) + idle - rtmp.now()
+            if left > 0.001 then return self:after(left, check) end
+            self:log("info", "flow: the peer was silent %g s after the last reply: closing", idle)
+            self.conn:close("flow: peer idle")
         end
         self:after(every, check)
     end
