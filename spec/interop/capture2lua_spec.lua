@@ -1,6 +1,8 @@
 -- capture2lua: captures of real peers (dumpcap on loopback) turned into
 -- Lua scripts (scripts/tools/capture2lua.lua) that play one side, run with
--- build/luartmp against real peers again.
+-- build/luartmp against real peers again.  Tests 1-4 use --strict (the
+-- transcript); the last ones the default handler scripts, played to peers
+-- other than the recorded one.
 --
 --   1. ffmpeg publishes to nginx-rtmp (captured); the generated server
 --      side takes a publish from ffmpeg, which sends it the same commands
@@ -96,7 +98,7 @@ describe("capture2lua with real peers #nginx", function()
     pub_capture = C.stop(cap)
 
     local script = dir .. "/pub_server.lua"
-    local rc, out = c2l(fmt("%s --side server -o %s", q(pub_capture), q(script)))
+    local rc, out = c2l(fmt("%s --strict --side server -o %s", q(pub_capture), q(script)))
     assert.equal(0, rc, out)
     assert.truthy(loadfile(script), "the generated script does not load")
     local text = H.read_file(script)
@@ -104,7 +106,7 @@ describe("capture2lua with real peers #nginx", function()
     assert.truthy(text:find('send { "set_chunk_size", chunk_size = 4096 }', 1, true), text)
     assert.truthy(text:find('"NetStream.Publish.Start"', 1, true), text)
     -- the same capture gives the same text
-    local rc2, out2 = c2l(fmt("%s --side server", q(pub_capture)))
+    local rc2, out2 = c2l(fmt("%s --strict --side server", q(pub_capture)))
     assert.equal(0, rc2, out2)
     assert.truthy(out2:find(text, 1, true), "a second run wrote another text")
 
@@ -128,7 +130,7 @@ describe("capture2lua with real peers #nginx", function()
   it("one reply edited in the script changes what ffmpeg does", function()
     assert(pub_capture, "needs the publish capture")
     local script = dir .. "/pub_server_edited.lua"
-    local rc, out = c2l(fmt("%s -o %s", q(pub_capture), q(script)))
+    local rc, out = c2l(fmt("%s --strict -o %s", q(pub_capture), q(script)))
     assert.equal(0, rc, out)
     -- createStream answers stream id 7 instead of the recorded 1
     local text, n = H.read_file(script):gsub('values = { "_result", 4, null, 1 }', 'values = { "_result", 4, null, 7 }')
@@ -148,7 +150,7 @@ describe("capture2lua with real peers #nginx", function()
   it("the client side of an ffmpeg publish publishes the recorded media to nginx-rtmp", function()
     assert(pub_capture, "needs the publish capture")
     local script = dir .. "/pub_client.lua"
-    local rc, out = c2l(fmt("%s --side client -o %s", q(pub_capture), q(script)))
+    local rc, out = c2l(fmt("%s --strict --side client -o %s", q(pub_capture), q(script)))
     assert.equal(0, rc, out)
     local text = H.read_file(script)
     assert.truthy(text:find('media = "pub_client.flv"', 1, true), text)
@@ -193,7 +195,7 @@ describe("capture2lua with real peers #nginx", function()
     assert.truthy(player_id, out)
 
     local script = dir .. "/player_client.lua"
-    rc, out = c2l(fmt("%s --connection %d --side client -o %s", q(play_capture), player_id, q(script)))
+    rc, out = c2l(fmt("%s --strict --connection %d --side client -o %s", q(play_capture), player_id, q(script)))
     assert.equal(0, rc, out)
     assert.truthy(loadfile(script))
     assert.truthy(H.read_file(script):find('send { "command", csid = 8, stream = 1, values = { "play"', 1, true))
@@ -217,7 +219,7 @@ describe("capture2lua with real peers #nginx", function()
   it("the server side of an ffmpeg player serves the recorded media", function()
     assert(play_capture and player_id, "needs the play capture")
     local script = dir .. "/player_server.lua"
-    local rc, out = c2l(fmt("%s --connection %d -o %s", q(play_capture), player_id, q(script)))
+    local rc, out = c2l(fmt("%s --strict --connection %d -o %s", q(play_capture), player_id, q(script)))
     assert.equal(0, rc, out)
     local text = H.read_file(script)
     assert.truthy(text:find('media = "player_server.flv"', 1, true), text)
