@@ -355,7 +355,7 @@ function M.open_raw(client_file, server_file)
   local hs = tap.has_handshake(cdata:sub(1, 16)) and true or false
   local c = {
     id = 1, client = client_file, server = server_file, start = 0, finish = 0, packets = 0,
-    gaps = 0, raw_pair = true, closed = false, bytes = { c2s = #cdata, s2c = #sdata },
+    gaps = 0, raw_pair = true, bytes = { c2s = #cdata, s2c = #sdata },
   }
   c.chunks = interleave(cdata, sdata, hs)
   recognise(c)
@@ -376,6 +376,34 @@ function M.open_input(opts)
   end
   if type(opts.path) ~= "string" then error("capture.open_input: path or raw expected", 2) end
   return M.open(opts.path)
+end
+
+-- capture.take_raw_arg(argv) -> the other arguments, and { client_file,
+-- server_file } when argv holds "--raw CLIENT_FILE SERVER_FILE" (nil when
+-- not), or nil and a usage message when --raw lacks its two files.  What
+-- every tool that reads a capture calls before parsing the rest.
+function M.take_raw_arg(argv)
+  local rest, raw = {}, nil
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for k = i, #argv do rest[#rest + 1] = argv[k] end
+      break
+    elseif a == "--raw" then
+      local c, s = argv[i + 1], argv[i + 2]
+      if not c or not s or c:sub(1, 2) == "--" or s:sub(1, 2) == "--" then
+        return nil, "--raw needs two files: CLIENT_FILE SERVER_FILE"
+      end
+      if raw then return nil, "--raw given twice" end
+      raw = { c, s }
+      i = i + 3
+    else
+      rest[#rest + 1] = a
+      i = i + 1
+    end
+  end
+  return rest, raw
 end
 
 -- capture.messages(conn) -> the messages of both directions in the order

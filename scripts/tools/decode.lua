@@ -1,43 +1,64 @@
 -- tools/decode.lua: every RTMP message in a capture, one trace line each.
 --
 --   luartmp scripts/tools/decode.lua capture.pcapng [--connection N] [--from-start]
+--   luartmp scripts/tools/decode.lua --raw CLIENT_FILE SERVER_FILE
 --
 -- Reads pcap or pcapng (rtmp.capture: TCP put back together on any port,
--- both directions decoded).  Lines have the trace format (docs/TRACE.md)
--- as seen from the server: "in" is what the client sent, "out" what the
--- server sent; the time is the capture's (epoch seconds), or with
--- --from-start seconds since the connection's first packet.  conn= is the
--- connection's number in the capture.  Without --connection every RTMP
--- connection is printed in turn, each after a comment line naming its
--- endpoints.  Exit status: 0, 1 when the capture cannot be read or a
--- connection stopped decoding, 2 for a usage error.
+-- out of GTP-U, GRE and VXLAN tunnels, both directions decoded), or with
+-- --raw the two files of Wireshark's "Follow TCP Stream -> Save as Raw"
+-- (one direction each, no timing: every time is 0).  Lines have the trace
+-- format (docs/TRACE.md) as seen from the server: "in" is what the client
+-- sent, "out" what the server sent; the time is the capture's (epoch
+-- seconds), or with --from-start seconds since the connection's first
+-- packet.  conn= is the connection's number in the capture.  An aggregate
+-- message is printed as its sub-messages, each body followed by
+-- --[[aggregate K/N]].  Without --connection every RTMP connection is
+-- printed in turn, each after a comment line naming its endpoints.  Exit
+-- status: 0, 1 when the capture cannot be read or a connection stopped
+-- decoding, 2 for a usage error.
 local rtmp = require "rtmp"
 local capture = require "rtmp.capture"
 local cli = require "client.cli"
 
+local fmt = string.format
+
 local usage = [[
 usage: luartmp scripts/tools/decode.lua CAPTURE [--connection N] [--from-start]
+       luartmp scripts/tools/decode.lua --raw CLIENT_FILE SERVER_FILE [--from-start]
 
 Print every RTMP message of a pcap/pcapng capture as a trace line.
+  --raw C S        read the two raw files Wireshark's "Follow TCP Stream" saves
+                   (C: what the client sent, S: what the server sent)
   --connection N   only connection N (numbers as the first column of --list)
   --from-start     times in seconds since the connection's first packet
   --list           list the TCP connections and stop
 ]]
 
-local o, pos = cli.parse(arg or {}, { connection = "count", ["from-start"] = "flag", list = "flag" }, usage)
-if #pos ~= 1 then cli.usage_error("one capture file expected") end
+local argv, raw = capture.take_raw_arg(arg or {})
+if not argv then cli.usage_error(raw) end
+local o, pos = cli.parse(argv, { connection = "count", ["from-start"] = "flag", list = "flag" }, usage)
+if raw and #pos ~= 0 then cli.usage_error("--raw takes the place of the capture file") end
+if not raw and #pos ~= 1 then cli.usage_error("one capture file expected (or --raw CLIENT_FILE SERVER_FILE)") end
 
-local cap, err = capture.open(pos[1])
+local cap, err = capture.open_input{ path = pos[1], raw = raw }
 if not cap then
   io.stderr:write("decode.lua: ", err, "\n")
   os.exit(1)
 end
+local source = cap.path
 
+-- One line per connection (also the comment line above its messages).
 local function describe(c)
-  return string.format("%d %s -> %s %s %d/%d bytes%s%s", c.id, c.client, c.server,
+  local notes = {}
+  if c.encap then notes[#notes + 1] = "in " .. c.encap end
+  if c.gaps > 0 then notes[#notes + 1] = fmt("%d bytes missing", c.gaps) end
+  if c.handshake_missing then notes[#notes + 1] = "no handshake in the capture"
+  elseif c.midstream then notes[#notes + 1] = "began before the capture" end
+  if c.raw_pair then notes[#notes + 1] = "raw streams, no timing" end
+  if c.closed_by then notes[#notes + 1] = fmt("closed by the %s at %.3f s", c.closed_by, c.close_t) end
+  return fmt("%d %s -> %s %s %d/%d bytes%s", c.id, c.client, c.server,
     c.rtmp and "rtmp" or "not-rtmp", c.bytes.c2s, c.bytes.s2c,
-    c.gaps > 0 and string.format(" (%d bytes missing)", c.gaps) or "",
-    c.midstream and " (began before the capture)" or "")
+    #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or "")
 end
 
 if o.list then
@@ -48,11 +69,11 @@ end
 local conns = capture.rtmp_conns(cap)
 if o.connection then
   local c = cap.conns[o.connection]
-  if not c then cli.usage_error("no connection " .. o.connection .. " in " .. pos[1]) end
+  if not c then cli.usage_error("no connection " .. o.connection .. " in " .. source) end
   conns = { c }
 end
 if #conns == 0 then
-  io.stderr:write("decode.lua: no RTMP connection in ", pos[1], "\n")
+  io.stderr:write("decode.lua: no RTMP connection in ", source, "\n")
   os.exit(1)
 end
 
@@ -60,12 +81,30 @@ local status = 0
 for _, c in ipairs(conns) do
   if not o.connection then print("-- " .. describe(c)) end
   local list = capture.messages(c)
+  for dir, n in pairs(list.skipped or {}) do
+    if n > 0 then
+      io.stderr:write(fmt("decode.lua: connection %d: %d bytes of the %s skipped before the first chunk header\n",
+        c.id, n, dir == "c2s" and "client's stream" or "server's stream"))
+    end
+  end
   for _, e in ipairs(list) do
-    print(rtmp.trace_line(e.msg, { dir = e.dir == "c2s" and "in" or "out", conn = c.id,
-                                   time = o["from-start"] and e.t or c.start + e.t }))
+    local opts = { dir = e.dir == "c2s" and "in" or "out", conn = c.id,
+                   time = o["from-start"] and e.t or c.start + e.t }
+    if e.msg.type == 22 then
+      local subs, why = e.msg:split()
+      if subs then
+        for k, m in ipairs(subs) do
+          print(fmt("%s --[[aggregate %d/%d]]", rtmp.trace_line(m, opts), k, #subs))
+        end
+      else
+        print(fmt("%s --[[aggregate that does not split: %s]]", rtmp.trace_line(e.msg, opts), why))
+      end
+    else
+      print(rtmp.trace_line(e.msg, opts))
+    end
   end
   if list.error then
-    io.stderr:write(string.format("decode.lua: connection %d: %s\n", c.id, list.error))
+    io.stderr:write(fmt("decode.lua: connection %d: %s\n", c.id, list.error))
     status = 1
   end
 end

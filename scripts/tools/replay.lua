@@ -2,6 +2,7 @@
 -- sockets and a virtual clock (rtmp.replay), and print what it sent.
 --
 --   luartmp scripts/tools/replay.lua CAPTURE SCRIPT [script args] [--connection N] [--out FILE]
+--   luartmp scripts/tools/replay.lua --raw CLIENT_FILE SERVER_FILE SCRIPT [script args]
 --   luartmp scripts/tools/replay.lua flow.pcapng scripts/live.lua --out live.trace
 --   luartmp scripts/tools/replay.lua flow.pcapng scripts/client/play.lua --connection 2 \
 --       -- rtmp://127.0.0.1/live/cam /tmp/out.flv
@@ -13,9 +14,11 @@
 -- --out FILE writes the trace (every message in and out, virtual times).
 -- See docs/REPLAY.md.
 local replay = require "rtmp.replay"
+local capture = require "rtmp.capture"
 
 local USAGE = [[
 usage: luartmp scripts/tools/replay.lua CAPTURE SCRIPT [script args] [options] [-- script args]
+       luartmp scripts/tools/replay.lua --raw CLIENT_FILE SERVER_FILE SCRIPT [...]
 
 Replays a recorded session (pcap/pcapng) into SCRIPT with no sockets and a
 virtual clock; prints one line per connection with the sha256 of the bytes
@@ -24,6 +27,9 @@ bytes of every recorded RTMP connection; a client script gets, for its n-th
 rtmp.connect, the server's bytes of the n-th one.
 
 options:
+  --raw C S        instead of CAPTURE, the two raw files Wireshark's "Follow TCP
+                   Stream" saves (C: the client's bytes, S: the server's); they
+                   have no timing, so every recorded byte comes at once
   --connection N   replay only recorded connection N (decode.lua --list numbers them)
   --out FILE       write the trace of every message in and out to FILE ("-": stdout)
   --seed N         handshake seed of every connection (default 1)
@@ -44,7 +50,8 @@ local function usage_error(msg)
   os.exit(2)
 end
 
-local argv = arg or {}
+local argv, raw = capture.take_raw_arg(arg or {})
+if not argv then usage_error(raw) end
 local o, pos = {}, {}
 local VALUED = { connection = "count", out = "string", seed = "count", limit = "number" }
 local i = 1
@@ -79,11 +86,24 @@ while i <= #argv do
   end
   i = i + 1
 end
-if #pos < 2 then usage_error("a capture and a script expected") end
+local source
+if raw then
+  if #pos < 1 then usage_error("a script expected") end
+  local cap, cerr = capture.open_raw(raw[1], raw[2])
+  if not cap then
+    io.stderr:write("replay.lua: ", tostring(cerr), "\n")
+    os.exit(1)
+  end
+  source = cap
+  table.insert(pos, 1, false)
+else
+  if #pos < 2 then usage_error("a capture and a script expected (or --raw CLIENT_FILE SERVER_FILE and a script)") end
+  source = pos[1]
+end
 
-local capture, script = pos[1], pos[2]
+local script = pos[2]
 local args = { table.unpack(pos, 3) }
-local res, err = replay.run{ capture = capture, script = script, args = args, connection = o.connection,
+local res, err = replay.run{ capture = source, script = script, args = args, connection = o.connection,
                              seed = o.seed, limit = o.limit, keep_open = o["keep-open"], quiet = not o.log,
                              fast = o.fast }
 if not res then
