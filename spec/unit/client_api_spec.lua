@@ -331,6 +331,43 @@ describe("client API", function()
     srv.server:close()
   end)
 
+  it("a StreamEOF before Play.Start (FMS's order) does not end the play; one after it does", function()
+    local srv = test_server(function(conn, msg)
+      if accept_connect(conn, msg) then return end
+      if msg.name == "play" then
+        local sid = msg.stream
+        local function status(code)
+          conn:command({ stream = sid, csid = 5 }, "onStatus", 0, null,
+            { level = "status", code = code, description = code })
+        end
+        conn:user_control("stream_begin", sid)
+        status("NetStream.Play.Reset")
+        conn:user_control("stream_eof", sid)
+        conn:user_control("stream_begin", sid)
+        status("NetStream.Play.Start")
+        conn:data({ stream = sid }, "|RtmpSampleAccess", true, true)
+        conn:send({ type = "video", stream = sid, timestamp = 40 }, "\23\1\0\0\0frame")
+        conn:user_control("stream_eof", sid)
+      end
+    end)
+    local ok, first, second, e2 = co_run(function()
+      local nc = assert(rtmp.connect(srv.url))
+      local ns = assert(nc:create_stream())
+      local r = ns:play("fms")
+      local a = ns:read(5)
+      local b = ns:read(5)
+      local c, d = ns:read(5)
+      nc:close()
+      return r, (a and a.name) or a, b, d or c
+    end)
+    assert.is_true(ok)
+    assert.are.equal("|RtmpSampleAccess", first)
+    assert.are.equal(9, second.type)
+    assert.are.equal("\23\1\0\0\0frame", second.payload)
+    assert.are.equal("eof", e2)
+    srv.server:close()
+  end)
+
   it("bounds the read queue: the oldest messages go first", function()
     local srv = test_server(function(conn, msg)
       if accept_connect(conn, msg) then return end
