@@ -444,7 +444,7 @@ static void fmt_video(tbuf *t, const uint8_t *p, size_t len)
         else
             putf(t, ", packet=%d", m.wire_packet);
     }
-    if (rc < 0)
+    if (rc < 0 && !m.enhanced) /* put_enhanced shows it for enhanced headers */
         putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
     put(t, "}", 1);
 }
