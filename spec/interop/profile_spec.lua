@@ -9,6 +9,7 @@
 
 local H = require "support.helpers"
 local C = require "support.capture"
+local T = require "support.client"
 local capture = require "rtmp.capture"
 local profile = require "rtmp.profile"
 local bind = require "rtmp.bind"
@@ -210,6 +211,58 @@ describe("profile of a recorded server", function()
     assert.is_true(has(says_pub, 'description="Start publishing"'))
     assert.is_true(has(says_play, 'description="Start live"'))
     assert.is_false(has(says_play, "Play.Reset"))
+  end)
+
+  it("an FMS-like server (fms.lua): ECMA data, clientid per connection, key order and FMS's play order", function()
+    -- record our test client against scripts/quirks/fms.lua: connect, createStream, play
+    local fms = H.luartmp_start{ script = "scripts/quirks/fms.lua", log_level = "info" }
+    local cap = C.start(fms.port)
+    local c = T.connect(fms.url("live"))
+    local sid = c:create_stream()
+    c:play(sid, "rec")
+    assert(T.wait_until(function() return c:find{ name = "|RtmpSampleAccess" } end, 5), "no play reply")
+    c:close()
+    local recorded_file = C.stop(cap)
+    fms.stop()
+    local rec = sessions(recorded_file)
+    local script = write_profile(rec, rec[1], recorded_file)
+
+    local srv = H.luartmp_start{ script = script, log_level = "info" }
+    local function session(name)
+      local cl = T.connect(srv.url("live"))
+      assert(T.wait_until(function() return cl:find{ name = "onBWDone" } end, 5), "no onBWDone")
+      local s = cl:create_stream()
+      local from = #cl.msgs
+      cl:play(s, name)
+      assert(T.wait_until(function() return cl:find({ name = "|RtmpSampleAccess" }, from) end, 5))
+      local order = {}
+      for i = from + 1, #cl.msgs do
+        local m = cl.msgs[i]
+        if m.type == 4 and m.stream_id == s then order[#order + 1] = m.event_name
+        elseif m.name == "onStatus" then order[#order + 1] = m.args[2].code .. " " .. m.args[2].description
+        elseif m.name then order[#order + 1] = m.name end
+      end
+      cl:close()
+      return cl, order
+    end
+    local a, order = session("one")
+    local b = session("two")
+    local res = a:find{ name = "_result", txn = 1 }
+    local props, info = res.args[1], res.args[2]
+    assert.are.same({ "fmsVer", "capabilities", "mode" }, getmetatable(props).__keys)
+    assert.are.equal("FMS/3,5,7,7009", props.fmsVer)
+    assert.are.same({ "level", "code", "description", "data", "clientid", "objectEncoding" },
+      getmetatable(info).__keys)
+    assert.are.equal("ecma", rtmp.amf0.type(info.data))
+    assert.are.equal("3,5,7,7009", info.data.version)
+    local other = b:find{ name = "_result", txn = 1 }.args[2]
+    assert.are.equal("number", type(info.clientid))
+    assert.are.equal("number", type(other.clientid))
+    assert.are_not.equal(info.clientid, other.clientid)
+    -- the play: FMS's order, the live stream name in the descriptions
+    assert.are.same({ "stream_begin", "NetStream.Play.Reset Playing and resetting one.", "stream_eof",
+      "stream_begin", "NetStream.Play.Start Started playing one.", "|RtmpSampleAccess" }, order)
+    srv.stop()
   end)
 
   it("ffmpeg -listen: the profile answers an ffmpeg player as ffmpeg's server did, and serves every player", function()
