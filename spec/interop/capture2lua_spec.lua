@@ -241,4 +241,46 @@ describe("capture2lua with real peers #nginx", function()
     local recorded = capture_commands(play_capture, player_id, "c2s")
     assert.same(recorded, (trace_commands(trace)))
   end)
+  it("the handler server of an ffmpeg player serves rtmpdump, which was never recorded", function()
+    assert(play_capture and player_id, "needs the play capture")
+    local script = dir .. "/player_handlers.lua"
+    local rc, out = c2l(fmt("%s --connection %d -o %s", q(play_capture), player_id, q(script)))
+    assert.equal(0, rc, out)
+    local text = H.read_file(script)
+    assert.truthy(text:find('on { "command", "play"', 1, true), text)
+    assert.falsy(text:find("expect {", 1, true), text)
+    local companion = assert(H.probe(dir .. "/player_handlers.flv"))
+    -- rtmpdump sends its own commands in its own order (no getStreamLength,
+    -- FCSubscribe, other buffer lengths); the answers follow what it asks
+    local srv = run_server(script, dir .. "/player_handlers.trace", { "--once", "--fast", "--idle", "1" })
+    local got = dir .. "/rtmpdump_from_handlers.flv"
+    local rd = H.rtmpdump_play(srv.url("live/c2lplay"), got)
+    H.wait_exit(rd, 30)
+    assert.equal(0, H.wait_exit(srv.proc, 15), srv.log())    -- every request it has a handler for came
+    local log = srv.log()
+    assert.truthy(log:find("sent media tags 1..", 1, true), log)
+    local info = assert(H.probe(got))
+    assert.truthy(info.video, info.log)
+    assert.equal(companion.video.frames, info.video.frames)
+  end)
+
+  it("the handler client of an ffmpeg player plays from nginx-rtmp and reaches its outcome", function()
+    assert(play_capture and player_id, "needs the play capture")
+    local script = dir .. "/player_client_handlers.lua"
+    local rc, out = c2l(fmt("%s --connection %d --side client -o %s", q(play_capture), player_id, q(script)))
+    assert.equal(0, rc, out)
+    local text = H.read_file(script)
+    assert.truthy(text:find('await { "onStatus", stream = 1', 1, true), text)
+    assert.truthy(text:find("receive { audio = %d+, video = %d+ }"), text)
+    local p = publish(nginx.url("live/c2lplay"), true)
+    H.sleep(0.4)
+    local saved = dir .. "/handler_client_saved.flv"
+    local cl = H.spawn(fmt("%s %s %s --save %s", q(H.luartmp), q(script), q(nginx.url("live")), q(saved)),
+      { name = "flow-client" })
+    assert.equal(0, H.wait_exit(cl, 30), H.output(cl))
+    H.wait_exit(p, 30)
+    local info = assert(H.probe(saved))
+    assert.truthy(info.video and (info.video.frames or 0) > 0, info.log)
+    assert.truthy(info.audio and (info.audio.frames or 0) > 0, info.log)
+  end)
 end)
