@@ -904,6 +904,12 @@ function M.generate(conn, list, opts)
     H(fmt("-- The capture misses %d bytes of this connection: messages after a hole may be lost.",
       conn.gaps))
   end
+  if conn.raw_pair then
+    H("-- Read from a raw stream pair, which holds no times: every `at` is 0 (as --fast).")
+  end
+  if list.handshake_missing then
+    H("-- The capture starts after the handshake: decoded from the first message.")
+  end
   if (info.aggregates or 0) > 0 then
     H(fmt("-- %d aggregate messages were split into their sub-messages in the companion FLV.",
       info.aggregates))

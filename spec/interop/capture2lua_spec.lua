@@ -284,3 +284,32 @@ describe("capture2lua with real peers #nginx", function()
     assert.truthy(info.audio and (info.audio.frames or 0) > 0, info.log)
   end)
 end)
+
+describe("capture2lua inputs", function()
+  teardown(function() H.cleanup() end)
+
+  it("reads a raw stream pair (--raw CLIENT SERVER) and refuses what does not decode, writing nothing", function()
+    local dir = H.mkdir(H.tmpname("c2lraw"))
+    -- the two directions of a committed capture, as Wireshark's "Save as Raw" writes them
+    local cap = assert(capture.open("spec/flows/nginx_serves_play_lua.pcapng"))
+    local parts = { c2s = {}, s2c = {} }
+    for _, ch in ipairs(cap.conns[2].chunks) do table.insert(parts[ch.dir], ch.data) end
+    H.write_file(dir .. "/c.raw", table.concat(parts.c2s))
+    H.write_file(dir .. "/s.raw", table.concat(parts.s2c))
+    local script = dir .. "/raw_server.lua"
+    local rc, out = c2l(fmt("--raw %s %s -o %s", q(dir .. "/c.raw"), q(dir .. "/s.raw"), q(script)))
+    assert.equal(0, rc, out)
+    local text = H.read_file(script)
+    assert.truthy(text:find('on { "command", "play", txn = 0, stream = 1,', 1, true), text)
+    assert.truthy(text:find("media { from = 1, to = 50, stream = 1", 1, true), text)
+    -- bytes that are no RTMP: exit 1, a reason, no script
+    H.write_file(dir .. "/junk_c", string.rep("\x03", 1537) .. string.rep("\xAB\x01", 2000))
+    H.write_file(dir .. "/junk_s", string.rep("\x03", 3073) .. string.rep("\xEF", 500))
+    local bad = dir .. "/junk.lua"
+    rc, out = c2l(fmt("--raw %s %s -o %s", q(dir .. "/junk_c"), q(dir .. "/junk_s"), q(bad)))
+    assert.equal(1, rc, out)
+    assert.truthy(out:find("capture2lua: ", 1, true), out)
+    assert.truthy(out:find("nothing written", 1, true), out)
+    assert.is_nil(H.file_size(bad))
+  end)
+end)
