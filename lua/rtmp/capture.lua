@@ -414,7 +414,10 @@ end
 -- plausible chunk header (rtmp.tap): list.skipped = { c2s = n, s2c = n }
 -- holds the bytes skipped before it, list.handshake_missing is true.
 function M.messages(conn)
-  local t = tap.new{ handshake = not conn.handshake_missing }
+  -- (a connection that is not RTMP: decided per direction, for the reason)
+  local hs = true
+  if conn.handshake_missing then hs = false elseif not conn.rtmp then hs = "auto" end
+  local t = tap.new{ handshake = hs }
   local list = {}
   -- the tap is given each chunk's index for its time, so that messages
   -- of a direction decoded only at the end (no handshake) take their

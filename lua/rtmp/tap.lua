@@ -181,6 +181,26 @@ local function decodes_from(t, data, i, cs, want)
   return #list >= want or #window < PROBE_WINDOW
 end
 
+-- Chunk sizes to try for a candidate header at i: the common ones, then
+-- every distance at which a fmt 3 header of the same chunk stream
+-- (0xC0 | csid) follows the header, when the message is longer than 128.
+local function sizes_for(data, i)
+  local b = byte(data, i)
+  local csid = b & 0x3F
+  local list = { table.unpack(CHUNK_SIZES) }
+  if csid < 2 or b >> 6 ~= 0 and b >> 6 ~= 1 then return list end
+  local hdr = (b >> 6 == 0) and 12 or 8
+  local len = (byte(data, i + 4) << 16) | (byte(data, i + 5) << 8) | byte(data, i + 6)
+  if len <= 128 then return list end
+  local known, cont = {}, 0xC0 | csid
+  for _, cs in ipairs(CHUNK_SIZES) do known[cs] = true end
+  local first = i + hdr
+  for d = 1, math.min(len - 1, PROBE_WINDOW) do
+    if byte(data, first + d) == cont and not known[d] then list[#list + 1] = d end
+  end
+  return list
+end
+
 -- probe(data [, from]) -> the 1-based index where chunk data plausibly
 -- starts and the chunk size it decodes at, or nil when none does in the
 -- first MAX_SKIP bytes from `from`.
@@ -190,7 +210,7 @@ function M.probe(data, from, t)
   local last = math.min(#data, from + MAX_SKIP - 1)
   for i = from, last do
     if plausible_header(data, i) then
-      for _, cs in ipairs(CHUNK_SIZES) do
+      for _, cs in ipairs(sizes_for(data, i)) do
         if decodes_from(t, data, i, cs, 3) then return i, cs end
       end
     end
