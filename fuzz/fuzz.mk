@@ -21,7 +21,7 @@ FUZZ_DIR     := build-fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
                 -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -DLUARTMP_VERSION=\"$(VERSION)\"
-FUZZ_TARGETS ?= handshake chunk amf0 amf3 flv dispatch
+FUZZ_TARGETS ?= handshake chunk amf0 amf3 flv dispatch media
 FUZZ_TIME    ?= 600
 FUZZ_SHORT   ?= 10
 FUZZ_LIBS     = $(LUA_LIBS) $(LIBS)
@@ -53,7 +53,8 @@ fuzz-build: $(FUZZ_BINS)
 fuzz-seeds: all
 	@fuzz/seeds.sh $(FUZZ_DIR)/seeds
 
-$(FUZZ_DIR)/seeds/.done:
+# Made again when what makes them changes (a new target's seeds).
+$(FUZZ_DIR)/seeds/.done: fuzz/seeds.sh fuzz/seeds.lua spec/support/media_vectors.lua
 	@$(MAKE) --no-print-directory all
 	@fuzz/seeds.sh $(FUZZ_DIR)/seeds
 

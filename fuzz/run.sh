@@ -24,7 +24,7 @@ for t in "$@"; do
         corpus=$(mktemp -d "${TMPDIR:-/tmp}/luartmp-fuzz-$t.XXXXXX")
         nice=
     fi
-    mkdir -p "$corpus" "spec/fuzz/$t"
+    mkdir -p "$corpus" "spec/fuzz/$t" "$bin/seeds/$t"  # seeds made before the target existed: none
     case $t in
     chunk) maxlen=16400 ;;
     dispatch|flv) maxlen=8192 ;;

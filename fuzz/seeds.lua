@@ -57,10 +57,16 @@ for file in io.popen("ls '" .. streams .. "'"):lines() do
       put("chunk", id .. "-" .. dir .. "-16k", cfg .. chunks:sub(1, 16384))
       put("chunk", id .. "-" .. dir .. "-2k", cfg .. chunks:sub(1, 2048))
       put("chunk", id .. "-" .. dir .. "-2k-detect-fresh", "\4\5\6\7\8" .. chunks:sub(1, 2048))
-      -- amf0: every command and data body
+      -- amf0: every command and data body; media: the first audio and
+      -- video bodies (sequence headers, frames), byte 0 naming the type
+      local media = 0
       for i, m in ipairs(messages(chunks)) do
         if m.type == 20 or m.type == 18 or m.type == 19 then
           put("amf0", string.format("%s-%s-%d-type%d", id, dir, i, m.type), m.payload)
+        elseif (m.type == 8 or m.type == 9) and media < 12 then
+          media = media + 1
+          put("media", string.format("%s-%s-%d-type%d", id, dir, i, m.type),
+            (m.type == 9 and "\1" or "\0") .. m.payload:sub(1, 1024))
         end
       end
     end
@@ -130,5 +136,14 @@ f = assert(io.open(tmp, "rb"))
 put("flv", "written", f:read("a"))
 f:close()
 os.remove(tmp)
+
+-- media: the golden vectors of spec/unit/media_spec.lua, valid and
+-- malformed (byte 0: 0 audio, 1 video)
+local vectors = require "spec.support.media_vectors"
+for _, list in ipairs{ vectors.valid, vectors.malformed } do
+  for _, v in ipairs(list) do
+    put("media", (v.name:gsub("[^%w]+", "-"):gsub("^%-", ""):gsub("%-$", "")), (v.type == 9 and "\1" or "\0") .. v.payload)
+  end
+end
 
 for t, c in pairs(counts) do io.write(t, " ", c, " seeds\n") end

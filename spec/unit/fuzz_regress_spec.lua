@@ -11,7 +11,7 @@ local rtmp = require "rtmp"
 local amf0 = rtmp.amf0
 local pack = string.pack
 
-local TARGETS = { "handshake", "chunk", "amf0", "amf3", "flv", "dispatch" }
+local TARGETS = { "handshake", "chunk", "amf0", "amf3", "flv", "dispatch", "media" }
 
 local function key(s) return pack(">s2", s) end
 
@@ -44,6 +44,9 @@ local function sample(target)
   if target == "amf3" then return rtmp.amf3.encode(rtmp.amf3.array{ 1, "a", { x = 1.5 } }, "a") end
   if target == "flv" then
     return "FLV\1\5" .. pack(">I4I4", 9, 0) .. pack(">BI3I3BI3", 8, 2, 40, 0, 0) .. "\xAF\1" .. pack(">I4", 13)
+  end
+  if target == "media" then  -- video (byte 0 odd): ModEx, then multitrack ManyTracks avc1 CodedFrames
+    return "\1\x97\2\0\1\2\x06\x11avc1\0" .. pack(">I3", 5) .. "\0\0\40ab" .. "\1" .. pack(">I3", 3) .. "\0\0\0"
   end
   return "\3\1\2\3\4" .. chunks  -- dispatch: after a handshake prefix, in 2 pieces
 end
