@@ -33,7 +33,7 @@ describe("flowdiff.lua", function()
     assert.are.equal(0, H.wait_exit(play, 20), H.output(play))
     local path = C.stop(cap)
     flow = H.tmpname("fd-play-flow.lua")
-    local rc, msg = H.run(fmt("%s scripts/tools/capture2lua.lua %s --side client --connection 2 -o %s",
+    local rc, msg = H.run(fmt("%s scripts/tools/capture2lua.lua %s --strict --side client --connection 2 -o %s",
       q(H.luartmp), q(path), q(flow)), 30)
     assert(rc == 0, msg)
     H.cleanup()
