@@ -265,6 +265,67 @@ return flow.client {
 }
 ]]
 
+  -- Tags of the fixture in its first `ms` milliseconds, and the video and
+  -- audio frames among them (sequence headers left out).
+  local function fixture_tags(ms)
+    local rtmp = require "rtmp"
+    local r = assert(rtmp.flv.open(H.fixture_flv()))
+    local n, video, audio = 0, 0, 0
+    while true do
+      local m = r:read()
+      if not m or m.timestamp >= ms then break end
+      n = n + 1
+      if not m.sequence_header then
+        if m.type == 9 then video = video + 1 elseif m.type == 8 then audio = audio + 1 end
+      end
+    end
+    r:close()
+    return n, video, audio
+  end
+
+  local PUBLISHER = [[
+return flow.client {
+  url = "rtmp://127.0.0.1/live",
+  media = %q,
+  timeout = 5,
+  outcome = { codes = { "NetConnection.Connect.Success", "NetStream.Publish.Start" },
+              sent = { audio = %d, video = %d }, tolerance = 0 },
+  send { "command", csid = 3, values = { "connect", 1, obj{ {"app", "live"}, {"type", "nonprivate"},
+      {"flashVer", "FMLE/3.0 (compatible; Lavf59.27.100)"}, {"tcUrl", "rtmp://127.0.0.1/live"} } } },
+  await { "_result", txn = 1 },
+  send { "command", csid = 3, values = { "releaseStream", 2, null, %q } },
+  send { "command", csid = 3, values = { "FCPublish", 3, null, %q } },
+  send { "command", csid = 3, values = { "createStream", 4, null } },
+  await { "_result", txn = 4 },
+  send { "command", csid = 4, stream = 1, values = { "publish", 5, null, %q, "live" } },
+  await { "onStatus", stream = 1, code = "NetStream.Publish.Start" },
+  media { from = 1, to = %d, stream = 1, csid = { audio = 4, video = 6, data = 4 } },
+  send { "command", csid = 3, values = { "FCUnpublish", 6, null, %q }, at = 0.1 },
+  send { "command", csid = 3, values = { "deleteStream", 7, null, 1 } },
+}
+]]
+
+  for _, kind in ipairs({ "nginx-rtmp", "luartmp" }) do
+    it("publishes to " .. kind .. " at the recorded pace: an ffmpeg player decodes every frame", function()
+      local srv = H.server_start(kind)
+      local n, video, audio = fixture_tags(2000)
+      local player_out = H.tmpname("played.flv")
+      local player = H.ffmpeg_play(srv.url("live/pub"), player_out, 3)
+      H.sleep(0.5)
+      -- sent: the frames and one sequence header each
+      local s = script("publisher.lua", fmt(PUBLISHER, H.fixture_flv(), audio + 1, video + 1, "pub", "pub",
+        "pub", n, "pub"))
+      local t0 = H.now()
+      local rc, out = H.run(fmt("%s %s %s", q(H.luartmp), q(s), q(srv.url("live"))), 30)
+      assert.equal(0, rc, out)
+      assert.is_true(H.now() - t0 >= 1.8, "paced by the timestamps: " .. (H.now() - t0))
+      assert.equal(0, H.wait_exit(player, 20), H.output(player))
+      local info = assert(H.probe(player_out))
+      assert.equal(video, info.video.frames, info.log)
+      assert.equal(audio, info.audio.frames, info.log)
+    end)
+  end
+
   for _, kind in ipairs({ "nginx-rtmp", "luartmp" }) do
     it("plays from " .. kind .. " while ffmpeg publishes: exit 0, the media saved; a missing stream: exit 1", function()
       local srv = H.server_start(kind)
