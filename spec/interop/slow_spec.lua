@@ -234,6 +234,10 @@ describe("slow readers: the queue policy", function()
       msg(9, "\x1c\x00\0\0\0"),          -- legacy HEVC (codec 12) sequence header
       msg(8, "\x90Opus"),                 -- enhanced audio: SequenceStart
       msg(8, "\xaf\x00"),                 -- AAC sequence header
+      msg(9, "\x97\2\0\0\1\x00hvc1"),     -- ModEx TimestampOffsetNano, then SequenceStart
+      msg(9, "\x96\x10avc1\0\0\0\x64"),   -- Multitrack ManyTracks SequenceStart (one track: the 100 x)
+      msg(8, "\x95\x04Opus\0\1\0"),        -- Multitrack OneTrack MultichannelConfig
+      msg(9, "\x98avc1"),                 -- malformed: reserved packet type 8
     }
     for i, m in ipairs(kept) do assert.are.equal(1, send(S, m), "kept " .. i) end
     local dropped = {
@@ -242,6 +246,9 @@ describe("slow readers: the queue policy", function()
       msg(9, "\x1c\x01\0\0\0"),          -- legacy HEVC keyframe
       msg(8, "\x91Opus"),                 -- enhanced audio: CodedFrames
       msg(8, "\x2f"),                     -- MP3
+      msg(9, "\x97\2\0\0\1\x01hvc1\0\0\0"), -- ModEx TimestampOffsetNano, then key CodedFrames
+      msg(9, "\xa6\x13avc1\0\0\0\x64"),   -- Multitrack ManyTracks inter CodedFramesX
+      msg(8, "\x95\x01Opus\0"),           -- Multitrack OneTrack audio CodedFrames
     }
     local before = stalled:queue().dropped
     for i, m in ipairs(dropped) do assert.are.equal(0, send(S, m), "dropped " .. i) end
