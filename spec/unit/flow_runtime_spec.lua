@@ -422,6 +422,48 @@ return flow.client {
   end)
 end)
 
+describe("flow handler runtime, both sides", function()
+  it("client: --duration judges the receive under way and names it", function()
+    local steps = {
+      { t = 0.05, fn = function(_, s)
+          s:command(nil, "_result", 1, null, { level = "status", code = "NetConnection.Connect.Success" })
+        end },
+    }
+    for i = 0, 19 do   -- a frame every 0.1 s from 0.2 s on
+      steps[#steps + 1] = { t = 0.2 + i * 0.1, fn = function(_, s)
+        s:send({ type = "video", csid = 7, stream = 1, timestamp = i * 100 }, "\39\1\0\0\0vvvv")
+      end }
+    end
+    local s = script([[
+return flow.client {
+  url = "rtmp://127.0.0.1/live",
+  outcome = { codes = { "NetConnection.Connect.Success" }, media = { video = 20 } },
+  send { "command", csid = 3, values = { "connect", 1, obj{ {"app", "live"} } } },
+  await { "_result", txn = 1 },
+  receive { video = 20 },
+}
+]])
+    local res = assert(replay.run{ capture = { record(steps) }, script = s, args = { "--duration", "0.75" } })
+    assert.equal(1, res.exit)
+    assert.truthy(res.stderr:find("^flow: step 3 %(receive 0 audio, 20 video%): stopped by %-%-duration after " ..
+      "0.75 s with 0 audio, 6 video received %(want 0, 18"), res.stderr)
+    -- without it the run reaches the outcome
+    res = assert(replay.run{ capture = { record(steps) }, script = s })
+    assert.is_nil(res.exit, res.stderr)
+  end)
+
+  it("server: an AMF3 connect (Flash with objectEncoding 3) finds the AMF0 handler", function()
+    local s = script([[
+return flow.server {
+  on { "command", "connect", txn = 1, send { "command", values = { "_result", 1, null, null } } },
+}
+]])
+    local live = record{ { t = 0.01, fn = function(c) c:command3(nil, "connect", 1, { app = "x" }) end } }
+    local res = assert(replay.run{ capture = { live }, script = s, args = { "--fast" } })
+    assert.same({ '{"_result", 1, rtmp.null, rtmp.null}' }, commands(res))
+  end)
+end)
+
 describe("flow constructors", function()
   it("obj and ecma keep the given key order; ecma still takes a plain table", function()
     local o = flow.obj{ { "zeta", 1 }, { "alpha", "a" }, { "mid", true } }
