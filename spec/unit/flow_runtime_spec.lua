@@ -411,6 +411,14 @@ return flow.client {
                  "got NetStream.Play.StreamNotFound\n", res.stderr)
   end)
 
+  it("passes over a status the outcome does not list, and names it when nothing else comes", function()
+    local res = assert(replay.run{ capture = { server_session(1, { code = "NetStream.Play.Reset" }) },
+                                   script = script(CLIENT), keep_open = true })
+    assert.equal(1, res.exit)
+    assert.equal("flow: step 7 (await onStatus on stream 1 NetStream.Play.Start after play): " ..
+                 "timed out after 3 s (got NetStream.Play.Reset)\n", res.stderr)
+  end)
+
   it("exits 1 when the media falls short of the recorded count", function()
     local res = assert(replay.run{ capture = { server_session(1, { frames = 5 }) }, script = script(CLIENT) })
     assert.equal(1, res.exit)
