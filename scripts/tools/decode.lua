@@ -55,7 +55,6 @@ local function describe(c)
   if c.handshake_missing then notes[#notes + 1] = "no handshake in the capture"
   elseif c.midstream then notes[#notes + 1] = "began before the capture" end
   if c.raw_pair then notes[#notes + 1] = "raw streams, no timing" end
-  if c.closed_by then notes[#notes + 1] = fmt("closed by the %s at %.3f s", c.closed_by, c.close_t) end
   return fmt("%d %s -> %s %s %d/%d bytes%s", c.id, c.client, c.server,
     c.rtmp and "rtmp" or "not-rtmp", c.bytes.c2s, c.bytes.s2c,
     #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or "")
