@@ -195,6 +195,37 @@ describe("media model", function()
     for _, body in ipairs(got) do assert(load("return " .. body, "body", "t", {})) end
   end)
 
+  it("gives the FLV writer its frames and composition times in every form", function()
+    local function duration(tags)
+      local path = os.tmpname()
+      local w = assert(rtmp.flv.create(path))
+      for _, t in ipairs(tags) do assert(w:write{ type = t[1], timestamp = t[2], payload = t[3] }) end
+      local d = w.duration
+      assert(w:close())
+      -- appending reads each tag's head again: the same answer
+      local a = assert(rtmp.flv.create(path, { append = true }))
+      local again = a.duration
+      assert(a:close())
+      os.remove(path)
+      assert.are.equal(d, again, "duration after reopening for append")
+      return d
+    end
+    -- frames at 0 and 40 with composition times 0 and 80: the latest presentation is 120, the step 40
+    assert.are.equal(160, duration{
+      { "video", 0, ex_video(1, 0) .. "hvc1" .. "\1\2" },
+      { "video", 0, ex_video(1, 1) .. "hvc1" .. si24(0) .. "k" },
+      { "video", 40, ex_video(1, 7) .. nano(10, 6) .. multitrack(1, 1) .. "hvc1" .. "\0" .. pack(">I3", 4) .. si24(80) .. "i" },
+      { "video", 80, ex_video(1, 2) .. "hvc1" },              -- SequenceEnd: not a frame
+      { "video", 90, ex_video(5, 1) .. "\0" },                -- command: not a frame
+    })
+    assert.are.equal(160, duration{
+      { "video", 0, legacy_video(1, 7) .. "\0" .. si24(0) .. "c" },
+      { "video", 0, legacy_video(1, 7) .. "\1" .. si24(0) .. "k" },
+      { "video", 40, legacy_video(2, 7) .. "\1" .. si24(80) .. "i" },
+      { "video", 80, legacy_video(1, 7) .. "\2" .. si24(0) },
+    })
+  end)
+
   it("leaves fields that are not media alone on other message types", function()
     local m = rtmp.message({ type = "data" }, rtmp.amf0.encode("onMetaData", {}))
     assert.is_false(m.keyframe)
