@@ -1404,7 +1404,7 @@ local function drive_steps(f, url, handlers)
         d:start()
     end
     handlers.on_message = function(conn, msg)
-        if d and not d.closed then d:message(msg) end
+        if d and not d.closed and not d.finished then d:message(msg) end
     end
     handlers.on_close = function(conn, reason)
         if f.spec.on_close then f.spec.on_close(conn, reason) end
