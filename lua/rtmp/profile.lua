@@ -15,7 +15,7 @@
 -- keeps serving the real media to any number of publishers and players.
 --
 -- Which recorded message answers which request is rtmp.bind's decision;
--- AMF literals are capture2lua's (tools.capture2lua .lit, .quote).
+-- AMF literals and the standard control bodies are rtmp.literal's.
 -- What the recording does not show keeps live.lua's behaviour.
 local rtmp = require "rtmp"
 local bind = require "rtmp.bind"
@@ -26,7 +26,7 @@ local fmt = string.format
 local concat = table.concat
 local ipairs, pairs, type = ipairs, pairs, type
 
-local function c2l() return require "tools.capture2lua" end
+local literal = require "rtmp.literal"
 
 local COMMAND = { command = true, command3 = true }
 local DATA = { data = true, data3 = true }
@@ -41,8 +41,8 @@ local UNSUPPORTED = { play2 = true }
 -- through the literal writer as strings and become expressions after.
 local MARK = "\1"
 local function mark(what) return MARK .. what .. MARK end
-local function mark_lit(what) return c2l().quote(mark(what)) end   -- how it reads in a literal
-local function mark_raw(what) return (c2l().quote(mark(what)):sub(2, -2)) end
+local function mark_lit(what) return literal.quote(mark(what)) end   -- how it reads in a literal
+local function mark_raw(what) return (literal.quote(mark(what)):sub(2, -2)) end
 
 -- The stream name of a request ("name?query" -> "name"), or nil.
 local function stream_name(msg)
@@ -91,47 +91,9 @@ local function unmark(text)
   return text
 end
 
--- The keys of an object in wire order (__keys first, then the others sorted).
-local function keys_of(t)
-  local mt = getmetatable(t) or {}
-  local out, seen = {}, {}
-  for _, k in ipairs(mt.__keys or {}) do
-    if rawget(t, k) ~= nil and not seen[k] then out[#out + 1] = k; seen[k] = true end
-  end
-  local rest = {}
-  for k in pairs(t) do if not seen[k] then rest[#rest + 1] = k end end
-  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(rest) do out[#out + 1] = k end
-  return out
-end
-
--- A literal that keeps the recorded key order: objects and ECMA arrays as
--- object{ {k, v}, ... } / ecma_list{ ... }; every other value is capture2lua's.
-local function olit(v, depth)
-  depth = depth or 0
-  if type(v) == "table" and depth < 32 then
-    local mt = getmetatable(v) or {}
-    local kind = mt.__amf or rtmp.amf0.type(v)
-    if (kind == "object" or kind == "ecma") and not next(mt.__amf3 or {}) then
-      local parts = {}
-      for _, k in ipairs(keys_of(v)) do
-        if type(k) ~= "string" then return c2l().lit(v, depth) end
-        local s, why = olit(v[k], depth + 1)
-        if not s then return nil, why end
-        parts[#parts + 1] = fmt("{ %s, %s }", c2l().quote(k), s)
-      end
-      return (kind == "ecma" and "ecma_list{ " or "object{ ") .. concat(parts, ", ") .. " }"
-    end
-  end
-  return c2l().lit(v, depth)
-end
-
 ---------------------------------------------------------------------------
 -- One recorded message as a line of Lua
 ---------------------------------------------------------------------------
-
-local EVENT_LEN = { stream_begin = 6, stream_eof = 6, stream_dry = 6, stream_is_recorded = 6,
-                    set_buffer_length = 10, ping_request = 6, buffer_empty = 6, buffer_ready = 6 }
 
 -- The header table of a message: its csid, and its stream (the live stream
 -- id when it is the recorded one of the request).
@@ -151,7 +113,7 @@ local function message_lines(msg, ctx)
   local tn = msg.type_name
   if msg.decode_error then
     return { fmt("conn:send({ type = %d, csid = %d%s }, %s)", msg.type, msg.csid or 3,
-      (msg.stream or 0) ~= 0 and fmt(", stream = %d", msg.stream) or "", c2l().quote(msg.payload)) }
+      (msg.stream or 0) ~= 0 and fmt(", stream = %d", msg.stream) or "", literal.quote(msg.payload)) }
   end
   if tn == "set_chunk_size" then
     return { fmt("conn:set_chunk_size(%d)", msg.chunk_size) }
@@ -166,8 +128,8 @@ local function message_lines(msg, ctx)
   elseif tn == "user_control" then
     local ev = msg.event_name
     if ev == "ping_response" then return nil, "a ping response (the engine answers pings)" end
-    if ev and EVENT_LEN[ev] == msg.length then
-      local args = { c2l().quote(ev) }
+    if ev and literal.standard_body(msg) == msg.payload then
+      local args = { literal.quote(ev) }
       if msg.stream_id then
         args[#args + 1] = (ctx.sid and msg.stream_id == ctx.sid and ctx.sid ~= 0) and "sid"
           or tostring(msg.stream_id)
@@ -178,18 +140,18 @@ local function message_lines(msg, ctx)
     end
     -- an event of another length, or unknown: its bytes as recorded
     return { fmt("conn:send({ type = 4, csid = %d }, %s)  -- user control event %s, %d bytes",
-      msg.csid or 2, c2l().quote(msg.payload), tostring(msg.event), msg.length or #msg.payload) }
+      msg.csid or 2, literal.quote(msg.payload), tostring(msg.event), msg.length or #msg.payload) }
   elseif COMMAND[tn] or DATA[tn] then
     local vals = msg.values
     local n = vals.n or #vals
     local parts = {}
     local first = 1
     if COMMAND[tn] then
-      parts[1] = c2l().quote(tostring(vals[1]))
+      parts[1] = literal.quote(tostring(vals[1]))
       if ctx.txn ~= nil and vals[2] == ctx.txn and (vals[1] == "_result" or vals[1] == "_error") then
         parts[2] = "msg.txn"
       else
-        local s = c2l().lit(vals[2])
+        local s = literal.lit(vals[2])
         parts[2] = s or "0"
       end
       first = 3
@@ -197,11 +159,11 @@ local function message_lines(msg, ctx)
     local vctx = { name = ctx.name, encoding = ctx.encoding, sid = ctx.mark_sid }
     for i = first, n do
       local mv = marked(vals[i], vctx, 0, nil)
-      local s, why = olit(mv)
+      local s, why = literal.lit(mv)
       if not s then
         return { fmt("conn:send({ type = %d, csid = %d%s }, %s)  -- values without a literal: %s",
           msg.type, msg.csid or 3, (msg.stream or 0) ~= 0 and fmt(", stream = %d", msg.stream) or "",
-          c2l().quote(msg.payload), why) }
+          literal.quote(msg.payload), why) }
       end
       parts[#parts + 1] = unmark(s)
     end
@@ -209,7 +171,7 @@ local function message_lines(msg, ctx)
     return { fmt("conn:%s(%s, %s)", fn, hdr_lit(msg, ctx), concat(parts, ", ")) }
   end
   return { fmt("conn:send({ type = %d, csid = %d%s }, %s)  -- %s as recorded", msg.type, msg.csid or 3,
-    (msg.stream or 0) ~= 0 and fmt(", stream = %d", msg.stream) or "", c2l().quote(msg.payload),
+    (msg.stream or 0) ~= 0 and fmt(", stream = %d", msg.stream) or "", literal.quote(msg.payload),
     tostring(tn)) }
 end
 
@@ -481,7 +443,7 @@ function _M.generate(conn, list, opts)
     else
       section(h, name)
       if #h.actions == 0 then out("-- The recorded server did not answer it.") end
-      out(fmt("commands[%s] = function(conn, msg)", c2l().quote(name)))
+      out(fmt("commands[%s] = function(conn, msg)", literal.quote(name)))
       if rname then out(I .. "local name = stream_name(msg)") end
       emit(body, h.actions, { txn = h.txn, sid = h.stream, name = rname }, I, info)
       if close_line then out(close_line) end
@@ -503,7 +465,7 @@ function _M.generate(conn, list, opts)
         if r == "nil" then
           out(fmt("%sif role == nil then return %s_none(conn, msg, sid) end", I, name))
         else
-          out(fmt("%sif role == %s then return %s_%s(conn, msg, sid) end", I, c2l().quote(r), name, r))
+          out(fmt("%sif role == %s then return %s_%s(conn, msg, sid) end", I, literal.quote(r), name, r))
         end
       end
       out("end")
@@ -537,8 +499,8 @@ function _M.generate(conn, list, opts)
   H('local live = require "live"')
   H("")
   H("local null, undefined = rtmp.null, rtmp.undefined")
-  H("local object, ecma_list = rtmp.amf0.object, rtmp.amf0.ecma  -- { {key, value}, ... }: keys in order")
-  H("local ecma, array = flow.ecma, flow.array")
+  H("local obj, ecma = rtmp.amf0.object, rtmp.amf0.ecma  -- { {key, value}, ... }: keys in order")
+  H("local array = flow.array")
   H("local replies, commands = live.replies, live.commands")
   H("")
   H("-- The stream name of a request (\"name?query\" -> \"name\").")
@@ -557,7 +519,7 @@ function _M.generate(conn, list, opts)
   if style.kind == "number" then
     H("        conn.profile_clientid = next_id * 1.0")
   else
-    H(fmt("        conn.profile_clientid = string.format(%s, next_id)", c2l().quote(style.format)))
+    H(fmt("        conn.profile_clientid = string.format(%s, next_id)", literal.quote(style.format)))
   end
   H("    end")
   H("    return conn.profile_clientid")
