@@ -22,15 +22,18 @@
 -- first bytes: a version byte (3 or 6) that does not also read as a
 -- plausible chunk header starts a handshake; anything else is chunk data
 -- without one (t.handshake_missing[dir]).  Such a direction is held until
--- t:finish() (or 64 KiB), then decoded from the first plausible chunk
+-- t:finish() (or until 1 MiB + 64 KiB are held), then decoded from the
+-- first plausible chunk
 -- header: a fmt 0 or fmt 1 header with a known type, a length that fits
 -- the type and, for fmt 0, a small message stream id, from which a fresh
 -- reader decodes the messages that follow (three, or all there are)
 -- without an error or an impossible message, at chunk size 128 or, when
--- that fails, another common chunk size.  The bytes before it are
+-- that fails, a common one or one the data suggests (the distance to the
+-- next fmt 3 header of that chunk stream).  The bytes before it are
 -- skipped and counted (t.skipped[dir]).  A chunk stream whose first chunk
 -- after that point is fmt 2 or 3 has no length the tap could know: the
--- direction stops there with that reason in t.error.
+-- messages before it are kept and decoding starts again at the next
+-- plausible header (the bytes in between count as skipped).
 local rtmp = require "rtmp"
 
 local byte, sub, unpack = string.byte, string.sub, string.unpack
@@ -218,63 +221,111 @@ function M.probe(data, from, t)
   return nil
 end
 
--- Messages out of a reader's list, numbered and timed.
+-- Messages out of a reader's list, numbered and timed.  In a direction
+-- without handshake, a message of no known type (a chunk stream whose
+-- first chunk after the start was fmt 2 or 3 reads as type 0, length 0)
+-- ends the list: returns false and what came before it is delivered.
 local function deliver(self, dir, list, when, size, out)
   for _, m in ipairs(list) do
+    if self.mode[dir] == "headless" and not LENGTHS[m.type] then return false end
     local msg = rtmp.message({ csid = m.csid, fmt = m.fmt, type = m.type, stream = m.stream,
                                timestamp = m.timestamp }, m.payload)
-    if self.mode[dir] == "headless" and m.type == 0 then
-      -- a chunk stream seen first with a fmt 2 or 3 header: no length
-      fail(self, dir, string.format("chunk stream %d first appears with a fmt %d header after the capture's " ..
-        "start, so its message length is unknown; decoding stopped", m.csid, m.fmt))
-      return size
-    end
     self.count = self.count + 1
     out[#out + 1] = { dir = dir, t = when, msg = msg, chunk_size = size, index = self.count }
     if m.type == 1 and msg.chunk_size then size = msg.chunk_size end
   end
-  return size
+  return true
 end
 
--- Chunk bytes through dir's reader.
+-- Chunk bytes through dir's reader.  Returns false, having delivered the
+-- messages before it, at a reader error or an impossible message; in a
+-- direction with a handshake that stops the direction (t.error).
 local function read_chunks(self, dir, data, when, out)
   local r = self.readers[dir]
   local size = r:chunk_size()
   local list, err, code, delivered = r:feed(data)
   if not list then
     deliver(self, dir, delivered or {}, when, size, out)
-    if not self.errors[dir] then fail(self, dir, string.format("%s (%s)", err, code)) end
-    return
+    if self.mode[dir] ~= "headless" then fail(self, dir, string.format("%s (%s)", err, code)) end
+    return false, string.format("%s (%s)", err, code)
   end
-  deliver(self, dir, list, when, size, out)
+  if not deliver(self, dir, list, when, size, out) then
+    return false, "a chunk stream whose first chunk after the start was fmt 2 or 3 (its length is unknown)"
+  end
+  return true
+end
+
+local MAX_RESYNC = 64
+
+-- Where the last sane message ends when `data` is read from `start` at
+-- chunk size cs, reading bulk up to byte a and then a byte at a time to
+-- byte b (the run in which decoding went wrong).  start - 1 when none.
+local function last_good_end(self, data, start, cs, a, b)
+  local r = new_reader(self, cs)
+  if a > start then r:feed(sub(data, start, a - 1)) end
+  local good = a - 1
+  for p = a, b do
+    local list = r:feed(sub(data, p, p))
+    if not list then break end
+    local bad = false
+    for _, m in ipairs(list) do
+      if not LENGTHS[m.type] then bad = true break end
+    end
+    if bad then break end
+    if #list > 0 then good = p end
+  end
+  r:close()
+  return good
 end
 
 -- Decode the bytes held for a headless direction: find the start, skip
--- what is before it, then read the held runs in order (each keeps its time).
+-- what is before it, then read the held runs in order (each keeps its
+-- time).  Where decoding goes wrong (a chunk stream first seen with a fmt
+-- 2 or 3 header, a reader error), the messages before are kept, and
+-- decoding starts again at the next plausible chunk header after the last
+-- sane message, with a fresh reader; the bytes passed over count as skipped.
 local function release(self, dir, out)
   local runs = self.held[dir]
   self.held[dir], self.held_len[dir] = nil, 0
-  local parts = {}
-  for k, run in ipairs(runs) do parts[k] = run[1] end
+  local parts, pos = {}, 1
+  for k, run in ipairs(runs) do
+    parts[k] = run[1]
+    run.a, run.b = pos, pos + #run[1] - 1
+    pos = run.b + 1
+  end
   local data = table.concat(parts)
-  if #data == 0 then return end
-  local start, cs = M.probe(data, 1, self)
-  if not start then
-    self.skipped[dir] = #data
-    fail(self, dir, string.format("no plausible chunk header in the first %d bytes: the capture began " ..
-      "inside this direction's stream and nothing could be decoded", math.min(#data, MAX_SKIP)))
-    return
-  end
-  self.skipped[dir] = start - 1
-  self.readers[dir] = new_reader(self, cs)
-  local pos = 1
-  for _, run in ipairs(runs) do
-    local a, b = pos, pos + #run[1] - 1
-    pos = b + 1
-    if b >= start and not self.errors[dir] then
-      read_chunks(self, dir, a >= start and run[1] or sub(run[1], start - a + 1), run[2], out)
+  local from, skipped, resyncs = 1, 0, 0
+  while from <= #data do
+    local start, cs = M.probe(data, from, self)
+    if not start then
+      skipped = skipped + #data - from + 1
+      if from == 1 then
+        fail(self, dir, string.format("no plausible chunk header in the first %d bytes: the capture began " ..
+          "inside this direction's stream and nothing could be decoded", math.min(#data, MAX_SKIP)))
+      else
+        fail(self, dir, string.format("no plausible chunk header in the last %d bytes", #data - from + 1))
+      end
+      break
     end
+    skipped = skipped + start - from
+    self.readers[dir] = new_reader(self, cs)
+    local bad, why
+    for k, run in ipairs(runs) do
+      if run.b >= start then
+        local ok, err = read_chunks(self, dir, run.a >= start and run[1] or sub(run[1], start - run.a + 1), run[2], out)
+        if not ok then bad, why = k, err break end
+      end
+    end
+    if not bad then break end
+    resyncs = resyncs + 1
+    if resyncs > MAX_RESYNC then
+      fail(self, dir, string.format("%s; stopped after %d new starts", why, MAX_RESYNC))
+      break
+    end
+    local good = last_good_end(self, data, start, cs, math.max(runs[bad].a, start), runs[bad].b)
+    from = good >= start and good + 1 or start + 1
   end
+  self.skipped[dir] = skipped
 end
 
 -- has_handshake(first_bytes) -> whether a direction beginning with these

@@ -671,3 +671,40 @@ describe("decode.lua and flowdiff.lua output", function()
     assert.are.same({ "media video audio" }, flowdiff.lines_of(e))
   end)
 end)
+
+describe("rtmp.tap without a handshake", function()
+  -- chunk headers by hand: fmt 0 and a bare fmt 2 (timestamp delta only)
+  local function fmt0(csid, ts, mtype, stream, body)
+    return string.char(csid) .. pack(">I3I3B<I4", ts, #body, mtype, stream) .. body
+  end
+  local function audio(i) return fmt0(4, i * 20, 8, 1, "\175\1" .. string.rep(string.char(i), 8)) end
+
+  it("starts again after a chunk stream whose first chunk is fmt 2, counting the bytes passed over", function()
+    local fresh_fmt2 = string.char(0x80 | 6) .. pack(">I3", 40) .. string.rep("\255", 50)
+    local data = audio(1) .. audio(2) .. audio(3) .. fresh_fmt2 ..
+      fmt0(5, 0, 18, 1, "\2\0\3onX\5") .. audio(4) .. audio(5) .. audio(6)
+    local t = tap.new{ handshake = false }
+    assert.are.same({}, t:feed("c2s", data, 7))
+    local list = t:finish()
+    assert.is_nil(t.error)
+    local seen = {}
+    for _, e in ipairs(list) do
+      assert.are.equal(7, e.t)
+      seen[#seen + 1] = e.msg.type_name .. (e.msg.name and (":" .. e.msg.name) or "") .. "@" .. e.msg.timestamp
+    end
+    assert.are.same({ "audio@20", "audio@40", "audio@60", "data:onX@0", "audio@80", "audio@100", "audio@120" }, seen)
+    assert.are.equal(#fresh_fmt2, t.skipped.c2s)
+    assert.is_true(t.handshake_missing.c2s)
+  end)
+
+  it("auto: a version byte that reads as connect's chunk header is chunk data, not a handshake", function()
+    local connect = fmt0(3, 0, 20, 0, "\2\0\7connect\0\63\240\0\0\0\0\0\0\5")
+    assert.is_false(tap.has_handshake(connect))
+    assert.is_true(tap.has_handshake("\3" .. string.rep("\0", 1536)))
+    local t = tap.new{ handshake = "auto" }
+    t:feed("c2s", connect .. audio(1) .. audio(2), 0)
+    local list = t:finish()
+    assert.are.equal(3, #list)
+    assert.are.equal("connect", list[1].msg.name)
+  end)
+end)
