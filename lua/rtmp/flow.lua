@@ -1,29 +1,57 @@
--- rtmp.flow: the runtime behind the scripts capture2lua writes.
+-- rtmp.flow: the runtime behind the scripts capture2lua writes
+-- (docs/FLOW.md is the reference).
 --
--- A generated script is one table: options, then the recorded conversation
--- as a flat list of steps, read top to bottom.
+-- A script is one table given to flow.server (it plays a recorded server)
+-- or flow.client (a recorded client).  Two runtimes, chosen by what the
+-- table holds:
 --
---   local flow = require "rtmp.flow"
---   local expect, send, media, null = flow.expect, flow.send, flow.media, flow.null
+-- Handlers and steps (the default format, issue 16):
+--
 --   return flow.server {
 --     media = "flow.flv",
+--     on { "command", "connect", txn = 1,                       -- a request...
+--       send { "command", csid = 3, values = { "_result", 1,    -- ...and its answers,
+--           obj{ {"fmsVer", "FMS/3,0,1,123"} }, obj{ {"code", "NetConnection.Connect.Success"} } } },
+--       send { "command", csid = 3, at = 0.012, values = { "onBWDone", 0, null } },  -- at: s after it
+--     },
+--     on { "command", "play", txn = 4, stream = 1,
+--       media { from = 1, to = 250, stream = 1, csid = { audio = 6, video = 7 }, at = 0.1,
+--               times = { 0, 0, 40, ... } },
+--       close { at = 4.2 },
+--     },
+--   }
+--
+-- The server answers each request with the handler for its (type, name),
+-- the n-th request of a kind with the n-th handler, each handler on its
+-- own timeline: nothing waits for a particular peer message.  The client
+-- runs send / await / receive / media / close top to bottom, each wait
+-- bounded by a timeout, and its exit status says whether the script's
+-- outcome was reached.
+--
+-- Strict (capture2lua --strict; any script with an `expect` entry):
+--
+--   return flow.server {
 --     expect { "command", "connect", txn = 1 },                  -- the peer sends this
---     send { "window_ack_size", csid = 2, window = 2500000 },     -- we answer with these
 --     send { "command", csid = 3, values = { "_result", 1, { fmsVer = "FMS/3,0,1,123" } } },
 --     expect { "command", "play", txn = 4 },
 --     media { from = 1, to = 250, stream = 1, csid = { audio = 6, video = 7 } },
 --   }
 --
--- flow.server(spec) listens and plays the recorded server to every client;
--- flow.client(spec) connects and plays the recorded client.  Both read the
--- script's arguments (`arg`, or spec.args); see docs/CAPTURE2LUA.md.
---
--- Matching: the runtime walks the `expect` steps in order.  A peer message
--- that matches the next one sends that step's replies.  A command or data
+-- The runtime walks the `expect` steps in order.  A peer message that
+-- matches the next one sends that step's replies.  A command or data
 -- message that matches a later step skips the steps between (logged);
 -- acknowledgements, pings, Set Buffer Length and media never need a step.
 -- A `_result`/`_error` reply carries the recorded txn of the command it
 -- answers; the live peer's txn for that command is put in its place.
+--
+-- Format notes beyond the agreed format (small, all optional):
+-- outcome.sent = { audio, video } (what a publisher sends, checked like
+-- outcome.media); receive { ..., stream = S }; await { NAME } for a
+-- command or data NAME other than _result/_error/onStatus; send, media
+-- and close entries outside any `on` in a server script run at the
+-- handshake.  The recorded stream id a createStream reply gave is found
+-- from the script (the first stream id used after that createStream),
+-- so awaits need no extra field.
 --
 -- Only the public API is used (rtmp.listen, rtmp.connect with handlers,
 -- rtmp.timer, rtmp.now, rtmp.flv, conn methods), and `rtmp` is looked up
