@@ -6,7 +6,7 @@
 --   local p = M.PLAYERS.rtmpdump(url, out)      -- a player saving an FLV to `out`
 --   local q = M.PUBLISHERS.gst(url)             -- a publisher of M.fixture()
 --   M.cell(capture, peer, fn)                   -- one cell: pass/fail, frames, reason
---   M.write_table(path)                         -- the Markdown table of every cell
+--   M.write_table(path, captures)               -- the Markdown table of every cell
 --
 -- Frames are counted by ffprobe (decoded frames) on what a player saved;
 -- media messages a generated server took, from its trace. Tags of an FLV
@@ -234,11 +234,17 @@ end
 --- The cells so far.
 function M.cells() return cells end
 
---- Write the table of every cell as Markdown to `path`; returns its text.
-function M.write_table(path, title)
-  local out = { "# " .. (title or "capture2lua interop matrix"), "",
-    fmt("Measured by spec/interop/capture_matrix_spec.lua (%s).", os.date("!%Y-%m-%d %H:%M UTC")), "",
-    "| capture | peer | result | frames | reason |", "|---|---|---|---|---|" }
+--- Write the table of every cell as Markdown to `path`, after the list
+--- of `captures` ({ key, about } each); returns its text.
+function M.write_table(path, captures)
+  local out = { "# capture2lua interop matrix", "",
+    fmt("Measured by spec/interop/capture_matrix_spec.lua (%s).", os.date("!%Y-%m-%d %H:%M UTC")), "" }
+  for _, c in ipairs(captures or {}) do
+    out[#out + 1] = fmt("- %s: %s", c.key, c.about)
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "| capture | peer | result | frames | reason |"
+  out[#out + 1] = "|---|---|---|---|---|"
   local passed = 0
   for _, c in ipairs(cells) do
     if c.pass then passed = passed + 1 end
