@@ -20,9 +20,10 @@
 -- server's trace shows each). The server's own --once verdict must be 0
 -- (the client sent every request it needs).
 -- Client cells: the generated client exits 0 (its outcome reached) against
--- nginx-rtmp and against scripts/live.lua; a generated player is fed by
--- an ffmpeg publisher and saves the recorded frames, what a generated
--- publisher sends reaches an ffmpeg player whole.
+-- nginx-rtmp and against scripts/live.lua; a generated player, started
+-- before an ffmpeg publisher feeds its stream, saves the whole fixture
+-- (--save, ffprobe); what a generated publisher sends reaches an ffmpeg
+-- player whole.
 --
 -- Every cell is its own test; the measured table goes to
 -- build/test-tmp/capture-matrix.md (and is printed) at the end.
