@@ -414,9 +414,10 @@ end
 -- plausible chunk header (rtmp.tap): list.skipped = { c2s = n, s2c = n }
 -- holds the bytes skipped before it, list.handshake_missing is true.
 function M.messages(conn)
-  -- (a connection that is not RTMP: decided per direction, for the reason)
+  -- (a connection found not to be RTMP: decided per direction, for the
+  -- reason; one built by hand without conn.rtmp starts with its handshake)
   local hs = true
-  if conn.handshake_missing then hs = false elseif not conn.rtmp then hs = "auto" end
+  if conn.handshake_missing then hs = false elseif conn.rtmp == false then hs = "auto" end
   local t = tap.new{ handshake = hs }
   local list = {}
   -- the tap is given each chunk's index for its time, so that messages
