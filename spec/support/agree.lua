@@ -91,13 +91,13 @@ function A.ours(path)
   -- connections that began before the capture: neither side is compared
   res.skip = {}
   for _, c in ipairs(cap.conns) do
-    if c.midstream or (c.rtmp and c.gaps > 0) then
+    if c.midstream or c.handshake_missing or (c.rtmp and c.gaps > 0) then
       local cport, sport = c.client:match(":(%d+)$"), c.server:match(":(%d+)$")
       res.skip[cport .. ">" .. sport], res.skip[sport .. ">" .. cport] = true, true
     end
   end
   for _, c in ipairs(capture.rtmp_conns(cap)) do
-    if c.gaps > 0 then goto next end
+    if c.gaps > 0 or c.midstream or c.handshake_missing then goto next end
     local cport = tonumber(c.client:match(":(%d+)$"))
     local sport = tonumber(c.server:match(":(%d+)$"))
     ports[#ports + 1] = sport
