@@ -249,17 +249,8 @@ end
 -- --strict: the literal transcript
 ---------------------------------------------------------------------------
 
--- Peer messages that never make a step (the strict runtime lets them pass).
-local function tolerated(msg)
-  local tn = msg.type_name
-  if MEDIA[tn] or tn == "aggregate" or tn == "ack" then return true end
-  if tn == "user_control" then
-    local e = msg.event_name
-    return e == "ping_request" or e == "ping_response" or e == "set_buffer_length"
-      or e == "buffer_empty" or e == "buffer_ready"
-  end
-  return false
-end
+-- Peer messages that never make a step: the strict runtime lets them pass.
+local tolerated = require("rtmp.flow").tolerated
 
 local function expect_line(msg)
   local tn = msg.type_name
@@ -523,6 +514,15 @@ local function kept_handlers(handlers)
   return keep
 end
 
+
+-- The header's line on the companion FLV, for either side.
+local function media_note(H, info, opts)
+  if info.media_tags > 0 then
+    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1), tag k `times[k]` ms after", opts.media_ref))
+    H("-- `at` (real time; --fast: at once).")
+  end
+end
+
 local function generate_server(conn, list, opts, info)
   local handlers = bind.server(list, conn)
   local body = {}
@@ -571,10 +571,7 @@ local function generate_server(conn, list, opts, info)
   H("-- `optional = true`: a message another client may not send, it never holds anything")
   H("-- back. A _result/_error carries the recorded txn of its request: the live txn is put")
   H("-- in its place. `-- send` lines are what the engine sends by itself.")
-  if info.media_tags > 0 then
-    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1), tag k `times[k]` ms after", opts.media_ref))
-    H("-- `at` (real time; --fast: at once).")
-  end
+  media_note(H, info, opts)
   if handlers.closed_by == "played" then
     H("-- The recorded server closed the connection (`close`).")
   elseif handlers.closed_by == "peer" then
@@ -640,10 +637,7 @@ local function generate_client(conn, list, opts, info)
   H("-- it received (`receive`). The exit status says whether `outcome` was reached: the")
   H("-- awaited replies' codes, the media counts within `tolerance`. `-- send` lines are what")
   H("-- the engine sends by itself.")
-  if info.media_tags > 0 then
-    H(fmt("-- `media` sends tags FROM..TO of %s (numbered from 1), tag k `times[k]` ms after", opts.media_ref))
-    H("-- `at` (real time; --fast: at once).")
-  end
+  media_note(H, info, opts)
   return body, h,
     "local send, await, receive, media, close = flow.send, flow.await, flow.receive, flow.media, flow.close",
     fields
