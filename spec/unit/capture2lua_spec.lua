@@ -12,48 +12,17 @@ local c2l = require "tools.capture2lua"
 
 local null = rtmp.null
 local fmt = string.format
-local tmpfiles = {}
-local function tmpname(suffix)
-  local p = os.tmpname() .. (suffix or "")
-  tmpfiles[#tmpfiles + 1] = p
-  return p
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local convo = require "support.convo"
+local tmpname, write = convo.tmpname, convo.write
 
 -- Record a conversation: `script(c, s, pump)` drives a client and a
 -- server session; returns a capture connection (the shape rtmp.capture
 -- gives) holding what each side sent, 10 ms apart.
 local function record(script)
-  local c = rtmp.session{ role = "client", plain_handshake = true }
-  local s = rtmp.session{ role = "server", plain_handshake = true }
-  local chunks, t = {}, 0
-  local function pump()
-    for _ = 1, 4 do
-      local out = c:output()
-      if #out > 0 then
-        t = t + 0.01
-        chunks[#chunks + 1] = { t = t, dir = "c2s", data = out }
-        assert(s:feed(out))
-      end
-      out = s:output()
-      if #out > 0 then
-        t = t + 0.01
-        chunks[#chunks + 1] = { t = t, dir = "s2c", data = out }
-        assert(c:feed(out))
-      end
-    end
-  end
-  pump()
-  assert(c.ready and s.ready)
+  local c, s, pump, chunks = convo.pair()
   script(c, s, pump)
   pump()
-  return { id = 1, client = "127.0.0.1:50000", server = "127.0.0.1:1935", start = 1795525371,
-           rtmp = true, gaps = 0, chunks = chunks, bytes = {} }
+  return convo.conn(chunks)
 end
 
 local VIDEO = "\23\1\0\0\0" .. string.rep("v", 700)
@@ -115,7 +84,7 @@ local function commands(trace, dir)
 end
 
 describe("capture2lua generator --strict", function()
-  teardown(function() for _, p in ipairs(tmpfiles) do os.remove(p) end end)
+  teardown(convo.cleanup)
 
   local conn = play_session(1)
   local list = capture.messages(conn)
@@ -270,28 +239,10 @@ end)
 -- A recording like record(), but every pump's output carries the time given
 -- (seconds): what a side sent in one pump went in one burst.
 local function record_at(script, closed_by, close_t)
-  local c = rtmp.session{ role = "client", plain_handshake = true }
-  local s = rtmp.session{ role = "server", plain_handshake = true }
-  local chunks = {}
-  local function pump(t)
-    for _ = 1, 4 do
-      local out = c:output()
-      if #out > 0 then
-        chunks[#chunks + 1] = { t = t, dir = "c2s", data = out }
-        assert(s:feed(out))
-      end
-      out = s:output()
-      if #out > 0 then
-        chunks[#chunks + 1] = { t = t, dir = "s2c", data = out }
-        assert(c:feed(out))
-      end
-    end
-  end
-  pump(0)
+  local c, s, pump, chunks = convo.pair(0)
   script(c, s, pump)
   pump(chunks[#chunks].t)
-  return { id = 1, client = "127.0.0.1:50000", server = "127.0.0.1:1935", start = 1795525371,
-           rtmp = true, gaps = 0, chunks = chunks, bytes = {}, closed_by = closed_by, close_t = close_t }
+  return convo.conn(chunks, { closed_by = closed_by, close_t = close_t })
 end
 
 -- The flow stand-in: constructors return tagged tables, server/client the spec.
@@ -371,7 +322,7 @@ end
 local VIDEO_KEY = "\23\1\0\0\0" .. string.rep("k", 300)
 
 describe("capture2lua handler scripts", function()
-  teardown(function() for _, p in ipairs(tmpfiles) do os.remove(p) end end)
+  teardown(convo.cleanup)
 
   it("binds connect's _result to connect though the recorded client's Window Ack Size came before it", function()
     -- Flash Player's order: connect, Window Ack Size, then the server's answer
@@ -670,7 +621,7 @@ end)
 
 -- The committed captures of real peers (spec/flows/*.pcapng).
 describe("capture2lua handler scripts from real captures", function()
-  teardown(function() for _, p in ipairs(tmpfiles) do os.remove(p) end end)
+  teardown(convo.cleanup)
 
   local function conn_of(file, id)
     local cap = assert(capture.open("spec/flows/" .. file))

@@ -13,18 +13,8 @@ local flow = require "rtmp.flow"
 local null = rtmp.null
 local fmt = string.format
 
-local tmpfiles = {}
-local function tmpname(suffix)
-  local p = os.tmpname() .. (suffix or "")
-  tmpfiles[#tmpfiles + 1] = p
-  return p
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local convo = require "support.convo"
+local tmpname, write = convo.tmpname, convo.write
 
 -- A script file: the standard header, then `body` (a Lua chunk).
 local HEADER = [[
@@ -44,31 +34,12 @@ end
 -- its time (then both sides' output is exchanged). Returns a capture
 -- connection (the shape rtmp.capture gives).
 local function record(steps)
-  local c = rtmp.session{ role = "client", plain_handshake = true }
-  local s = rtmp.session{ role = "server", plain_handshake = true }
-  local chunks = {}
-  local function pump(t)
-    for _ = 1, 4 do
-      local out = c:output()
-      if #out > 0 then
-        chunks[#chunks + 1] = { t = t, dir = "c2s", data = out }
-        assert(s:feed(out))
-      end
-      out = s:output()
-      if #out > 0 then
-        chunks[#chunks + 1] = { t = t, dir = "s2c", data = out }
-        assert(c:feed(out))
-      end
-    end
-  end
-  pump(0.001)
-  assert(c.ready and s.ready)
+  local c, s, pump, chunks = convo.pair(0.001)
   for _, st in ipairs(steps) do
     st.fn(c, s)
     pump(st.t)
   end
-  return { id = 1, client = "127.0.0.1:50000", server = "127.0.0.1:1935", start = 1795525371,
-           rtmp = true, gaps = 0, chunks = chunks, bytes = {} }
+  return convo.conn(chunks)
 end
 
 -- The messages a replay's connection sent: { { t, type, stream, ts, len, body }, ... }
@@ -140,7 +111,7 @@ return flow.server {
 ]]
 
 describe("flow handler runtime, server side", function()
-  teardown(function() for _, p in ipairs(tmpfiles) do os.remove(p) end end)
+  teardown(convo.cleanup)
 
   it("answers each request with its own handler, in the order they come, with the live txns", function()
     -- the live client sends Window Ack Size first, never _checkbw, and other txns
