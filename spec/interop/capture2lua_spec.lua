@@ -20,21 +20,11 @@ local capture = require "rtmp.capture"
 
 local fmt, q = string.format, H.shquote
 
--- A 2 s H.264/AAC FLV (50 video frames), made once per build directory.
-local FRAMES = 50
-local function fixture()
-  local path = "build/test-tmp/c2l-fixture-160x120-25fps-2s.flv"
-  H.mkdir("build/test-tmp")
-  if not H.file_size(path) then
-    local tmp = path .. ".tmp" .. math.random(1e6)
-    local rc, out = H.run(fmt("ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=160x120:rate=25 " ..
-      "-f lavfi -i sine=frequency=440:sample_rate=44100 -t 2 -c:v libx264 -preset veryfast " ..
-      "-g 25 -keyint_min 25 -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv %s && mv %s %s",
-      q(tmp), q(tmp), q(path)), 60)
-    assert(rc == 0, out)
-  end
-  return path
-end
+-- A 2 s H.264/AAC FLV (50 video frames), made once per build directory:
+-- the matrix's fixture (spec/support/matrix.lua).
+local MX = require "support.matrix"
+local FRAMES = MX.FIXTURE_FRAMES
+local fixture = MX.fixture
 
 local function c2l(args)
   return H.run(fmt("%s scripts/tools/capture2lua.lua %s", q(H.luartmp), args), 30)

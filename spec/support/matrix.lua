@@ -19,8 +19,8 @@ local M = {}
 local fmt, q = string.format, H.shquote
 
 -- The media of every capture: 2 s of H.264/AAC, 160x120 at 25 fps (50
--- video frames), one GOP a second; shared with spec/interop/capture2lua_spec.lua
--- by path (made once per build directory).
+-- video frames), one GOP a second, made once per build directory; also
+-- spec/interop/capture2lua_spec.lua's.
 M.FIXTURE_FRAMES = 50
 function M.fixture()
   local path = "build/test-tmp/c2l-fixture-160x120-25fps-2s.flv"
