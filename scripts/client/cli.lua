@@ -1,13 +1,10 @@
 -- client/cli.lua: what the command-line clients (publish.lua, play.lua)
--- share: option parsing, the stream URL, the progress line, exiting.
---
---   local cli = require "client.cli"
---   local o, pos = cli.parse(arg, { fast = "flag", loop = "count" }, usage)
---
--- Usage errors print the message and a hint on stderr and exit 2;
--- runtime failures print one line and exit 1 (cli.fail).
+-- share: the stream URL, the progress line, exiting.  Their options are
+-- parsed by rtmp.argv (usage errors: a message and a hint on stderr,
+-- exit 2); runtime failures print one line and exit 1 (cli.fail).
 
 local rtmp = require "rtmp"
+local argv = require "rtmp.argv"
 
 local fmt = string.format
 
@@ -19,75 +16,8 @@ local _M = {}
 if rtmp.log.level() == "info" then rtmp.log.level("error") end
 
 -- The script's name for messages ("publish.lua").
-local function progname()
-  return ((arg and arg[0] or "client"):match("[^/]+$"))
-end
+local progname = argv.progname
 _M.progname = progname
-
---- Print "<prog>: <msg>" and the usage hint on stderr, exit 2.
-function _M.usage_error(msg)
-  io.stderr:write(fmt("%s: %s\nTry '%s --help'.\n", progname(), msg, progname()))
-  os.exit(2)
-end
-
---- Parse argv (the script's `arg`) against spec { name = kind }, kind
---- "flag" (no value), "number" (>= 0), "count" (integer >= 0), "string", or a table
---- of allowed strings. --name VALUE and --name=VALUE; "--" ends options;
---- "-" is a positional argument. --help prints `usage` and exits 0.
---- Returns the options table and the array of positional arguments.
-function _M.parse(argv, spec, usage)
-  local o, pos = {}, {}
-  local i, n = 1, #argv
-  while i <= n do
-    local a = argv[i]
-    if a == "--" then
-      for k = i + 1, n do pos[#pos + 1] = argv[k] end
-      break
-    elseif a == "-h" or a == "--help" then
-      io.stdout:write(usage)
-      os.exit(0)
-    elseif a:sub(1, 2) == "--" then
-      local name, val = a:match("^%-%-([^=]+)=(.*)$")
-      name = name or a:sub(3)
-      local kind = spec[name]
-      if not kind then _M.usage_error(fmt("unknown option '%s'", a)) end
-      if kind == "flag" then
-        if val then _M.usage_error(fmt("option '--%s' takes no value", name)) end
-        o[name] = true
-      else
-        if not val then
-          i = i + 1
-          val = argv[i]
-          if not val then _M.usage_error(fmt("option '--%s' needs a value", name)) end
-        end
-        if kind == "string" then
-          o[name] = val
-        elseif type(kind) == "table" then
-          local ok = false
-          for _, v in ipairs(kind) do ok = ok or v == val end
-          if not ok then
-            _M.usage_error(fmt("bad --%s '%s' (want %s)", name, val, table.concat(kind, ", ")))
-          end
-          o[name] = val
-        else
-          local v = tonumber(val)
-          if not v or v < 0 or v ~= v or v == math.huge
-              or (kind == "count" and math.type(v) ~= "integer" and v ~= math.floor(v)) then
-            _M.usage_error(fmt("bad --%s '%s' (want %s)", name, val,
-              kind == "count" and "an integer >= 0" or "a number >= 0"))
-          end
-          o[name] = kind == "count" and math.tointeger(v) or v
-        end
-      end
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      _M.usage_error(fmt("unknown option '%s'", a))
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return o, pos
-end
 
 --- Split a stream URL rtmp://host[:port]/app/name into what rtmp.connect
 --- and publish/play take: { url (rtmp://host:port/app), app, name }, or

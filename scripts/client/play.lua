@@ -14,37 +14,40 @@ local cli = require "client.cli"
 
 local fmt = string.format
 
-local USAGE = [[
+local cmd = require("rtmp.argv").new{
+  usage = [[
 usage: luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | -]
 
 Plays a stream and writes it as FLV to out.flv, or to stdout with "-"
 (the default), e.g. for "| ffplay -".
 
 options:
-  --duration S     stop after S seconds of media (by the stream's timestamps)
-  --frames N       stop after N video frames
-  --timeout S      give up when connect, createStream or play get no answer
-                   within S seconds (default 10), or when no media comes for
-                   S seconds once playing (default: wait as long as it takes)
-  --progress       show the progress line even when stderr is not a terminal
-  -h, --help       this help
+]],
+  options = {
+    { "duration", "number", arg = "S", help = "stop after S seconds of media (by the stream's timestamps)" },
+    { "frames", "integer", arg = "N", help = "stop after N video frames" },
+    { "timeout", "number", arg = "S", help = "give up when connect, createStream or play get no answer\n" ..
+                                             "within S seconds (default 10), or when no media comes for\n" ..
+                                             "S seconds once playing (default: wait as long as it takes)" },
+    { "progress", help = "show the progress line even when stderr is not a terminal" },
+  },
+  after = [[
 
 A progress line (bytes received, media time, bitrate) is shown on stderr
 when it is a terminal.  Exit status: 0 the stream was written (it ended, a
 limit was reached, or the connection closed after media), 1 failed (the
 reason on stderr), 2 bad usage.
-]]
+]],
+}
 
-local o, pos = cli.parse(arg, {
-  duration = "number", frames = "count", timeout = "number", progress = "flag",
-}, USAGE)
-if #pos < 1 then cli.usage_error("need a URL") end
-if #pos > 2 then cli.usage_error("too many arguments") end
+local o, pos = cmd:run(arg)
+if #pos < 1 then cmd:fail("need a URL") end
+if #pos > 2 then cmd:fail("too many arguments") end
 local target, uerr = cli.stream_url(pos[1])
-if not target then cli.usage_error(uerr) end
+if not target then cmd:fail(uerr) end
 local out_path = pos[2] or "-"
 if out_path == "-" and rtmp.isatty(1) then
-  cli.usage_error("stdout is a terminal: give a file name, or pipe the output (| ffplay -)")
+  cmd:fail("stdout is a terminal: give a file name, or pipe the output (| ffplay -)")
 end
 
 -- The output: rtmp.flv.create for a file (duration and header patched on

@@ -13,37 +13,40 @@ local cli = require "client.cli"
 
 local fmt = string.format
 
-local USAGE = [[
+local cmd = require("rtmp.argv").new{
+  usage = [[
 usage: luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
 
 Publishes an FLV file (H.264/AAC or any codec FLV carries) to an RTMP
 server, in real time by default.
 
 options:
-  --fast           send as fast as the connection takes it (no pacing)
-  --loop N         send the file N times in all, timestamps continuing
-                   (0 = loop until interrupted; default 1)
-  --type TYPE      publishing type: live (default), record or append
-  --timeout S      give up when the server has not answered connect,
-                   createStream or publish within S seconds (default 10)
-  --progress       show the progress line even when stderr is not a terminal
-  -h, --help       this help
+]],
+  options = {
+    { "fast", help = "send as fast as the connection takes it (no pacing)" },
+    { "loop", "integer", arg = "N", help = "send the file N times in all, timestamps continuing\n" ..
+                                          "(0 = loop until interrupted; default 1)" },
+    { "type", { "live", "record", "append" }, arg = "TYPE",
+      help = "publishing type: live (default), record or append" },
+    { "timeout", "number", arg = "S", help = "give up when the server has not answered connect,\n" ..
+                                             "createStream or publish within S seconds (default 10)" },
+    { "progress", help = "show the progress line even when stderr is not a terminal" },
+  },
+  after = [[
 
 A progress line (bytes sent, media time, bitrate) is shown on stderr when
 it is a terminal.  Exit status: 0 published, 1 failed (the reason on
 stderr), 2 bad usage.
-]]
+]],
+}
 
-local o, pos = cli.parse(arg, {
-  fast = "flag", loop = "count", type = { "live", "record", "append" },
-  timeout = "number", progress = "flag",
-}, USAGE)
+local o, pos = cmd:run(arg)
 if #pos ~= 2 then
-  cli.usage_error(#pos < 2 and "need a file and a URL" or "too many arguments")
+  cmd:fail(#pos < 2 and "need a file and a URL" or "too many arguments")
 end
 local path = pos[1]
 local target, uerr = cli.stream_url(pos[2])
-if not target then cli.usage_error(uerr) end
+if not target then cmd:fail(uerr) end
 local loops = o.loop or 1
 local pub_type = o.type or "live"
 
