@@ -378,33 +378,12 @@ function M.open_input(opts)
   return M.open(opts.path)
 end
 
--- capture.take_raw_arg(argv) -> the other arguments, and { client_file,
--- server_file } when argv holds "--raw CLIENT_FILE SERVER_FILE" (nil when
--- not), or nil and a usage message when --raw lacks its two files.  What
--- every tool that reads a capture calls before parsing the rest.
-function M.take_raw_arg(argv)
-  local rest, raw = {}, nil
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == "--" then
-      for k = i, #argv do rest[#rest + 1] = argv[k] end
-      break
-    elseif a == "--raw" then
-      local c, s = argv[i + 1], argv[i + 2]
-      if not c or not s or c:sub(1, 2) == "--" or s:sub(1, 2) == "--" then
-        return nil, "--raw needs two files: CLIENT_FILE SERVER_FILE"
-      end
-      if raw then return nil, "--raw given twice" end
-      raw = { c, s }
-      i = i + 3
-    else
-      rest[#rest + 1] = a
-      i = i + 1
-    end
-  end
-  return rest, raw
-end
+-- capture.RAW_OPTION: the option (rtmp.argv) of every tool that reads
+-- a capture for "--raw CLIENT_FILE SERVER_FILE" in its place: o.raw =
+-- { client_file, server_file }, for capture.open_input{ raw = o.raw }.
+M.RAW_OPTION = { "raw", "string", n = 2, arg = "CLIENT_FILE SERVER_FILE",
+  help = "instead of a capture: the two files Wireshark's \"Follow TCP\n" ..
+         "Stream -> Save as Raw\" writes (the client's bytes, the server's)" }
 
 -- capture.messages(conn) -> the messages of both directions in the order
 -- they were completed: { dir, t, msg, chunk_size, index }.  list.handshake

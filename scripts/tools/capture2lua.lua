@@ -42,25 +42,34 @@ local pack = string.pack
 
 local M = {}
 
-local USAGE = [[
+-- The command line (rtmp.argv); the --raw option is the capture's.
+local function command(capture)
+  return require("rtmp.argv").new{
+    prog = "capture2lua",
+    usage = [[
 usage: luartmp capture2lua.lua CAPTURE [--list] [--connection N] [--side server|client]
                                 [--strict] [--profile] [--media FILE] [-o FILE]
        luartmp capture2lua.lua --raw CLIENT_FILE SERVER_FILE [options]
-  --list          one line per TCP connection: id, endpoints, bytes, RTMP or not,
-                  encapsulation, commands
-  --connection N  the connection to convert (default: the first RTMP connection)
-  --side S        the side the script plays: server (default) or client
-  --strict        the literal transcript (expect/send in recorded order), byte-exact replay
-                  of the recorded peer, instead of handlers
-  --profile       a profile of the recorded server for the live server (scripts/live.lua)
-  --raw C S       read a raw stream pair (one file per direction, as Wireshark's
-                  "Follow TCP Stream -> Save as Raw" writes) instead of a capture
-  --media FILE    the companion FLV for audio/video (default: next to -o FILE, or
-                  CAPTURE-cN-SIDE.flv in the current directory)
-  -o FILE         write the script to FILE (default: standard output)
+]],
+    options = {
+      { "list", help = "one line per TCP connection: id, endpoints, bytes, RTMP or not,\n" ..
+                       "encapsulation, commands" },
+      { "connection", "integer", arg = "N", help = "the connection to convert (default: the first RTMP connection)" },
+      { "side", { "server", "client" }, help = "the side the script plays: server (default) or client" },
+      { "strict", help = "the literal transcript (expect/send in recorded order), byte-exact replay\n" ..
+                         "of the recorded peer, instead of handlers" },
+      { "profile", help = "a profile of the recorded server for the live server (scripts/live.lua)" },
+      capture.RAW_OPTION,
+      { "media", "string", arg = "FILE", help = "the companion FLV for audio/video (default: next to -o FILE, or\n" ..
+                                                "CAPTURE-cN-SIDE.flv in the current directory)" },
+      { "o", "string", arg = "FILE", help = "write the script to FILE (default: standard output)" },
+    },
+    after = [[
 exit status: 0 written; 1 the input cannot be read or decoded (nothing written);
 2 usage error
-]]
+]],
+  }
+end
 
 -- AMF values and control bodies as Lua literals: rtmp.literal (shared with
 -- the profile generator, lua/rtmp/profile.lua).
@@ -812,45 +821,18 @@ local function open_input(capture, o, path)
 end
 
 local function main(argv)
-  local o, pos = {}, {}
-  local i = 1
-  while argv[i] ~= nil do
-    local a = argv[i]
-    local name, val = a:match("^%-%-([^=]+)=(.*)$")
-    name = name or (a:match("^%-%-(.+)$")) or (a == "-o" and "o") or (a == "-h" and "help")
-    if name == "help" then io.stdout:write(USAGE); os.exit(0) end
-    if name == "list" or name == "strict" or name == "profile" then
-      o[name] = true
-    elseif name == "raw" then
-      local c, s = argv[i + 1], argv[i + 2]
-      if c == nil or s == nil then fail("--raw needs CLIENT_FILE SERVER_FILE\n" .. USAGE, 2) end
-      o.raw = { c, s }
-      i = i + 2
-    elseif name == "connection" or name == "side" or name == "media" or name == "o" then
-      if not val then
-        i = i + 1
-        val = argv[i]
-        if val == nil then fail(fmt("option '%s' needs a value\n%s", a, USAGE), 2) end
-      end
-      o[name] = val
-    elseif name then
-      fail(fmt("unknown option '%s'\n%s", a, USAGE), 2)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
+  local capture = require "rtmp.capture"
+  local cmd = command(capture)
+  local o, pos = cmd:run(argv)
   if o.raw then
-    if #pos ~= 0 then fail("--raw takes the place of the capture file\n" .. USAGE, 2) end
+    if #pos ~= 0 then cmd:fail("--raw takes the place of the capture file") end
   elseif #pos ~= 1 then
-    fail("want one capture file\n" .. USAGE, 2)
+    cmd:fail("want one capture file")
   end
   local side = o.side or "server"
-  if side ~= "server" and side ~= "client" then fail("--side must be server or client", 2) end
   if o.profile and (o.strict or side ~= "server") then
-    fail("--profile describes the recorded server: no --strict, no --side client", 2)
+    cmd:fail("--profile describes the recorded server: no --strict, no --side client")
   end
-  local capture = require "rtmp.capture"
   local path = o.raw and (o.raw[1] .. "+" .. o.raw[2]) or pos[1]
   local cap, err = open_input(capture, o, pos[1])
   if not cap then fail(tostring(err)) end
@@ -860,8 +842,7 @@ local function main(argv)
   end
   local conn
   if o.connection then
-    local n = math.tointeger(tonumber(o.connection))
-    conn = n and cap.conns[n]
+    conn = cap.conns[o.connection]
     if not conn then fail(fmt("no connection %s in %s (%d connections)", o.connection, path, #cap.conns)) end
   else
     local n = 0

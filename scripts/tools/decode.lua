@@ -18,27 +18,29 @@
 -- decoding, 2 for a usage error.
 local rtmp = require "rtmp"
 local capture = require "rtmp.capture"
-local cli = require "client.cli"
+local argv = require "rtmp.argv"
 
 local fmt = string.format
 
-local usage = [[
+local cmd = argv.new{
+  usage = [[
 usage: luartmp scripts/tools/decode.lua CAPTURE [--connection N] [--from-start]
        luartmp scripts/tools/decode.lua --raw CLIENT_FILE SERVER_FILE [--from-start]
 
 Print every RTMP message of a pcap/pcapng capture as a trace line.
-  --raw C S        read the two raw files Wireshark's "Follow TCP Stream" saves
-                   (C: what the client sent, S: what the server sent)
-  --connection N   only connection N (numbers as the first column of --list)
-  --from-start     times in seconds since the connection's first packet
-  --list           list the TCP connections and stop
-]]
+]],
+  options = {
+    capture.RAW_OPTION,
+    { "connection", "integer", arg = "N", help = "only connection N (numbers as the first column of --list)" },
+    { "from-start", help = "times in seconds since the connection's first packet" },
+    { "list", help = "list the TCP connections and stop" },
+  },
+}
 
-local argv, raw = capture.take_raw_arg(arg or {})
-if not argv then cli.usage_error(raw) end
-local o, pos = cli.parse(argv, { connection = "count", ["from-start"] = "flag", list = "flag" }, usage)
-if raw and #pos ~= 0 then cli.usage_error("--raw takes the place of the capture file") end
-if not raw and #pos ~= 1 then cli.usage_error("one capture file expected (or --raw CLIENT_FILE SERVER_FILE)") end
+local o, pos = cmd:run(arg)
+local raw = o.raw
+if raw and #pos ~= 0 then cmd:fail("--raw takes the place of the capture file") end
+if not raw and #pos ~= 1 then cmd:fail("one capture file expected (or --raw CLIENT_FILE SERVER_FILE)") end
 
 local cap, err = capture.open_input{ path = pos[1], raw = raw }
 if not cap then
@@ -68,7 +70,7 @@ end
 local conns = capture.rtmp_conns(cap)
 if o.connection then
   local c = cap.conns[o.connection]
-  if not c then cli.usage_error("no connection " .. o.connection .. " in " .. source) end
+  if not c then cmd:fail("no connection " .. o.connection .. " in " .. source) end
   conns = { c }
 end
 if #conns == 0 then

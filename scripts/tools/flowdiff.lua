@@ -35,7 +35,10 @@ local fmt = string.format
 
 local M = {}
 
-local usage = [[
+-- The command line (rtmp.argv); the --raw option is the capture's.
+local function command(capture)
+  return require("rtmp.argv").new{
+    usage = [[
 usage: luartmp scripts/tools/flowdiff.lua FLOW.lua [NAME=]URL [NAME=]URL... [options]
        luartmp scripts/tools/flowdiff.lua CAPTURE [NAME=]URL... [--connection N] [options]
        luartmp scripts/tools/flowdiff.lua --raw CLIENT_FILE SERVER_FILE [NAME=]URL... [options]
@@ -43,18 +46,22 @@ usage: luartmp scripts/tools/flowdiff.lua FLOW.lua [NAME=]URL [NAME=]URL... [opt
 Run a client flow against each server and print how their answers differ.
 From a capture, the flow is its client side and the recording is the
 first server ("recorded").
-  --raw C S      the two raw files Wireshark's "Follow TCP Stream" saves, as the capture
-  --connection N the capture's connection (default: the first RTMP one)
-  --media        one line per audio/video message instead of folded runs
-  --timing       also compare message timestamps and chunk header formats
-  --linger S     passed to the flow (strict flows only): close once the server is
-                 quiet S seconds (their default: 2)
-  --duration S   passed to the flow: close S seconds after connecting (default 5; a
-                 server that streams media is never quiet)
-  --timeout S    give each run at most S seconds (default 30)
-  --context N    unchanged lines shown around each difference (default 3)
-  --keep DIR     keep each server's trace in DIR/NAME.trace
-]]
+]],
+    options = {
+      capture.RAW_OPTION,
+      { "connection", "integer", arg = "N", help = "the capture's connection (default: the first RTMP one)" },
+      { "media", help = "one line per audio/video message instead of folded runs" },
+      { "timing", help = "also compare message timestamps and chunk header formats" },
+      { "linger", "number", arg = "S", help = "passed to the flow (strict flows only): close once the server is\n" ..
+                                               "quiet S seconds (their default: 2)" },
+      { "duration", "number", arg = "S", help = "passed to the flow: close S seconds after connecting (default 5; a\n" ..
+                                                 "server that streams media is never quiet)" },
+      { "timeout", "number", arg = "S", help = "give each run at most S seconds (default 30)" },
+      { "context", "integer", arg = "N", help = "unchanged lines shown around each difference (default 3)" },
+      { "keep", "string", arg = "DIR", help = "keep each server's trace in DIR/NAME.trace" },
+    },
+  }
+end
 
 -- One message line of a trace, reduced to what the comparison looks at.
 local function parse(line)
@@ -208,15 +215,13 @@ local function recorded_trace(conn)
 end
 
 local function main(argv)
-  local cli = require "client.cli"
   local capture = require "rtmp.capture"
-  local args, raw = capture.take_raw_arg(argv)
-  if not args then cli.usage_error(raw) end
-  local o, pos = cli.parse(args, { media = "flag", timing = "flag", linger = "number", duration = "number",
-    timeout = "number", context = "count", keep = "string", connection = "count" }, usage)
+  local cmd = command(capture)
+  local o, pos = cmd:run(argv)
+  local raw = o.raw
   local from_capture = raw or (pos[1] and not pos[1]:match("%.lua$"))
   if #pos < (from_capture and (raw and 1 or 2) or 3) then
-    cli.usage_error(from_capture and "a capture and at least one server expected"
+    cmd:fail(from_capture and "a capture and at least one server expected"
       or "a flow script and at least two servers expected")
   end
   local context = o.context or 3
@@ -266,7 +271,7 @@ local function main(argv)
   for _, p in ipairs(pos) do
     local name, url = p:match("^([%w_.%-]+)=(rtmps?://.*)$")
     if not name then name, url = p:match("^rtmps?://([^/]+)"), p end
-    if not name then cli.usage_error("not an RTMP URL: " .. p) end
+    if not name then cmd:fail("not an RTMP URL: " .. p) end
     targets[#targets + 1] = { name = name, url = url }
   end
 

@@ -15,8 +15,10 @@
 -- See docs/REPLAY.md.
 local replay = require "rtmp.replay"
 local capture = require "rtmp.capture"
+local argv = require "rtmp.argv"
 
-local USAGE = [[
+local cmd = argv.new{
+  usage = [[
 usage: luartmp scripts/tools/replay.lua CAPTURE SCRIPT [script args] [options] [-- script args]
        luartmp scripts/tools/replay.lua --raw CLIENT_FILE SERVER_FILE SCRIPT [...]
 
@@ -27,68 +29,33 @@ bytes of every recorded RTMP connection; a client script gets, for its n-th
 rtmp.connect, the server's bytes of the n-th one.
 
 options:
-  --raw C S        instead of CAPTURE, the two raw files Wireshark's "Follow TCP
-                   Stream" saves (C: the client's bytes, S: the server's); they
-                   have no timing, so every recorded byte comes at once
-  --connection N   replay only recorded connection N (decode.lua --list numbers them)
-  --out FILE       write the trace of every message in and out to FILE ("-": stdout)
-  --seed N         handshake seed of every connection (default 1)
-  --limit S        stop the virtual clock S seconds after the last recorded byte (default 120)
-  --keep-open      do not close connections when their recording ends
-  --fast           feed each recorded read whole, not a byte at a time (faster
-                   on big captures; handlers then see a read's messages only
-                   after all of it was decoded)
-  --log            show the script's log and errors (quiet by default)
-  -h, --help       this help
+]],
+  options = {
+    capture.RAW_OPTION,
+    { "connection", "integer", arg = "N", help = "replay only recorded connection N (decode.lua --list numbers them)" },
+    { "out", "string", arg = "FILE", help = "write the trace of every message in and out to FILE (\"-\": stdout)" },
+    { "seed", "integer", arg = "N", help = "handshake seed of every connection (default 1)" },
+    { "limit", "number", arg = "S", help = "stop the virtual clock S seconds after the last recorded\nbyte (default 120)" },
+    { "keep-open", help = "do not close connections when their recording ends" },
+    { "fast", help = "feed each recorded read whole, not a byte at a time (faster\n" ..
+                     "on big captures; handlers then see a read's messages only\n" ..
+                     "after all of it was decoded)" },
+    { "log", help = "show the script's log and errors (quiet by default)" },
+  },
+  after = [[
 
-Everything after "--" goes to the script unread.  Exit status: 0, 1 when
-the capture or the script cannot be read, 2 for a usage error.
-]]
+Raw files have no timing: every recorded byte of them comes at once.
+Everything after "--" goes to the script unread (the script's own options
+go there).  Exit status: 0, 1 when the capture or the script cannot be
+read, 2 for a usage error.
+]],
+}
 
-local function usage_error(msg)
-  io.stderr:write("replay.lua: ", msg, "\nTry 'replay.lua --help'.\n")
-  os.exit(2)
-end
-
-local argv, raw = capture.take_raw_arg(arg or {})
-if not argv then usage_error(raw) end
-local o, pos = {}, {}
-local VALUED = { connection = "count", out = "string", seed = "count", limit = "number" }
-local i = 1
-while i <= #argv do
-  local a = argv[i]
-  if a == "--" then
-    for k = i + 1, #argv do pos[#pos + 1] = argv[k] end
-    break
-  elseif a == "-h" or a == "--help" then
-    io.stdout:write(USAGE)
-    os.exit(0)
-  elseif a == "--keep-open" or a == "--log" or a == "--fast" then
-    o[a:sub(3)] = true
-  elseif a:sub(1, 2) == "--" and VALUED[(a:match("^%-%-([^=]+)"))] then
-    local name, val = a:match("^%-%-([^=]+)=(.*)$")
-    name = name or a:sub(3)
-    if not val then
-      i = i + 1
-      val = argv[i]
-      if not val then usage_error("option '--" .. name .. "' needs a value") end
-    end
-    if VALUED[name] ~= "string" then
-      local v = tonumber(val)
-      if not v or v < 0 or (VALUED[name] == "count" and v ~= math.floor(v)) then
-        usage_error("bad --" .. name .. " '" .. val .. "'")
-      end
-      val = VALUED[name] == "count" and math.tointeger(v) or v
-    end
-    o[name] = val
-  else
-    pos[#pos + 1] = a
-  end
-  i = i + 1
-end
+local o, pos = cmd:run(arg)
+local raw = o.raw
 local source
 if raw then
-  if #pos < 1 then usage_error("a script expected") end
+  if #pos < 1 then cmd:fail("a script expected") end
   local cap, cerr = capture.open_raw(raw[1], raw[2])
   if not cap then
     io.stderr:write("replay.lua: ", tostring(cerr), "\n")
@@ -97,7 +64,7 @@ if raw then
   source = cap
   table.insert(pos, 1, false)
 else
-  if #pos < 2 then usage_error("a capture and a script expected (or --raw CLIENT_FILE SERVER_FILE and a script)") end
+  if #pos < 2 then cmd:fail("a capture and a script expected (or --raw CLIENT_FILE SERVER_FILE and a script)") end
   source = pos[1]
 end
 
