@@ -216,43 +216,6 @@ function _M.typed(class, t) return kind(t, "typed", { __class = class }) end
 --- amf3(v): v written switched to AMF3.
 function _M.amf3(v) return R().amf3.value(v) end
 
----------------------------------------------------------------------------
--- Options
----------------------------------------------------------------------------
-
--- --name VALUE / --name=VALUE / --flag; the rest positional.
-local function parse_args(argv, spec)
-    local o, pos = {}, {}
-    local i = 1
-    while argv[i] ~= nil do
-        local a = argv[i]
-        if a:sub(1, 2) == "--" and #a > 2 then
-            local name, val = a:match("^%-%-([^=]+)=(.*)$")
-            name = name or a:sub(3)
-            local k = spec[name]
-            if not k then error(fmt("unknown option '%s'", a), 0) end
-            if k == "flag" then
-                o[name] = true
-            else
-                if not val then
-                    i = i + 1
-                    val = argv[i]
-                    if val == nil then error(fmt("option '--%s' needs a value", name), 0) end
-                end
-                if k == "number" then
-                    val = tonumber(val)
-                    if not val or val < 0 then error(fmt("bad --%s", name), 0) end
-                end
-                o[name] = val
-            end
-        else
-            pos[#pos + 1] = a
-        end
-        i = i + 1
-    end
-    return o, pos
-end
-
 -- The directory of the script that called flow.server/flow.client: the
 -- first Lua file up the stack other than this one; `return flow.server{}`
 -- is a tail call that leaves no frame, so then the script's arg[0].
@@ -1467,62 +1430,71 @@ end
 -- Sides
 ---------------------------------------------------------------------------
 
-local SERVER_USAGE = [[
-usage: luartmp FLOW.lua [--listen ADDR] [--once] [--fast] [--media FILE]
-  --listen ADDR  where to listen (default: luartmp's --listen, 1935)
-  --once         stop after the first connection ends (exit status 1 if it
-                 ended before the last step)
-  --fast         send media as fast as possible (default: paced by timestamps)
-  --media FILE   the companion FLV (default: the one the script names)
-]]
+-- The command lines of the four runtimes (rtmp.argv).
+local LISTEN = { "listen", "string", arg = "ADDR", help = "where to listen (default: luartmp's --listen, 1935)" }
+local MEDIA = { "media", "string", arg = "FILE", help = "the companion FLV (default: the one the script names)" }
+local SAVE = { "save", "string", arg = "FILE", help = "write the audio, video and metadata received to an FLV file" }
+local STRICT_FAST = { "fast", help = "send media as fast as possible (default: paced by timestamps)" }
+local CLIENT_URL = "  URL: rtmp://host[:port]/app (default: the recorded server)\n"
 
-local CLIENT_USAGE = [[
-usage: luartmp FLOW.lua [URL] [--save FILE] [--duration S] [--linger S] [--fast] [--media FILE]
-  URL            rtmp://host[:port]/app (default: the recorded server)
-  --save FILE    write the audio, video and metadata received to an FLV file
-  --duration S   close the connection S seconds after connecting
-  --linger S     after the last step, close once the server is silent S seconds (default 2)
-  --fast         send media as fast as possible (default: paced by timestamps)
-  --media FILE   the companion FLV (default: the one the script names)
-Exit status 1 when the connection ends before the last step.
-]]
+local SERVER_CMD = {
+    usage = "usage: luartmp FLOW.lua [--listen ADDR] [--once] [--fast] [--media FILE]\n",
+    options = {
+        LISTEN,
+        { "once", help = "stop after the first connection ends (exit status 1 if it\n" ..
+                         "ended before the last step)" },
+        STRICT_FAST,
+        MEDIA,
+    },
+}
 
-local HANDLER_SERVER_USAGE = [[
-usage: luartmp FLOW.lua [--listen ADDR] [--once] [--fast] [--media FILE] [--idle S]
-  --listen ADDR  where to listen (default: luartmp's --listen, 1935)
-  --once         stop after the first connection ends: exit status 0 when the
-                 client sent every request the script needs, else 1
-  --fast         no waits: replies and media at once (default: the recorded times)
-  --media FILE   the companion FLV (default: the one the script names)
-  --idle S       once every reply is out, close when the client was silent S s
-                 (default: the script's idle, if any)
-]]
+local CLIENT_CMD = {
+    usage = "usage: luartmp FLOW.lua [URL] [--save FILE] [--duration S] [--linger S] [--fast] [--media FILE]\n" ..
+        CLIENT_URL,
+    options = {
+        SAVE,
+        { "duration", "number", arg = "S", help = "close the connection S seconds after connecting" },
+        { "linger", "number", arg = "S",
+          help = "after the last step, close once the server is silent S seconds (default 2)" },
+        STRICT_FAST,
+        MEDIA,
+    },
+    after = "Exit status 1 when the connection ends before the last step.\n",
+}
 
-local HANDLER_CLIENT_USAGE = [[
-usage: luartmp FLOW.lua [URL] [--save FILE] [--timeout S] [--duration S] [--fast] [--media FILE]
-  URL            rtmp://host[:port]/app (default: the recorded server)
-  --save FILE    write the audio, video and metadata received to an FLV file
-  --timeout S    seconds to wait for each awaited reply, and for media (default:
-                 the script's timeout, else 10)
-  --duration S   stop S seconds after connecting
-  --fast         no waits: requests and media at once (default: the recorded times)
-  --media FILE   the companion FLV (default: the one the script names)
-Exit status 0 when the recorded outcome was reached, 1 (with one line naming
-the step and the reason) when not.
-]]
+local HANDLER_SERVER_CMD = {
+    usage = "usage: luartmp FLOW.lua [--listen ADDR] [--once] [--fast] [--media FILE] [--idle S]\n",
+    options = {
+        LISTEN,
+        { "once", help = "stop after the first connection ends: exit status 0 when the\n" ..
+                         "client sent every request the script needs, else 1" },
+        { "fast", help = "no waits: replies and media at once (default: the recorded times)" },
+        MEDIA,
+        { "idle", "number", arg = "S", help = "once every reply is out, close when the client was silent S s\n" ..
+                                              "(default: the script's idle, if any)" },
+    },
+}
 
-local function setup(spec, optspec, usage, level, compile_fn)
+local HANDLER_CLIENT_CMD = {
+    usage = "usage: luartmp FLOW.lua [URL] [--save FILE] [--timeout S] [--duration S] [--fast] [--media FILE]\n" ..
+        CLIENT_URL,
+    options = {
+        SAVE,
+        { "timeout", "number", arg = "S", help = "seconds to wait for each awaited reply, and for media (default:\n" ..
+                                                 "the script's timeout, else 10)" },
+        { "duration", "number", arg = "S", help = "stop S seconds after connecting" },
+        { "fast", help = "no waits: requests and media at once (default: the recorded times)" },
+        MEDIA,
+    },
+    after = "Exit status 0 when the recorded outcome was reached, 1 (with one line naming\n" ..
+            "the step and the reason) when not.\n",
+}
+
+local function setup(spec, cmdspec, level, compile_fn)
     if type(spec) ~= "table" then error("flow: want a table", level) end
-    local argv = spec.args or arg or {}
-    for _, a in ipairs(argv) do
-        if a == "-h" or a == "--help" then io.stdout:write(usage); os.exit(0) end
-    end
-    local ok, o, pos = pcall(parse_args, argv, optspec)
-    if not ok then
-        io.stderr:write("flow: ", tostring(o), "\n", usage)
-        os.exit(2)
-    end
-    local f = { spec = spec, opts = o, pos = pos, fast = o.fast or spec.fast, players = {}, done = 0 }
+    local cmd = require("rtmp.argv").new(cmdspec)
+    local o, pos = cmd:run(spec.args or arg or {})
+    local f = { spec = spec, cmd = cmd, opts = o, pos = pos, fast = o.fast or spec.fast, players = {}, done = 0 }
     if compile_fn then compile_fn(spec, f) else f.steps = compile(spec) end
     local dir = spec.dir or script_dir()
     f.media = o.media or resolve(spec.media, dir)
@@ -1538,8 +1510,7 @@ end
 
 -- The strict runtime: expect steps walked in order.
 local function strict_server(spec)
-    local f = setup(spec, { listen = "string", once = "flag", fast = "flag", media = "string" },
-        SERVER_USAGE, 3)
+    local f = setup(spec, SERVER_CMD, 3)
     local rtmp = R()
     local handlers = settings(spec)
     handlers.listen = f.opts.listen or spec.listen
@@ -1574,8 +1545,7 @@ local function strict_server(spec)
 end
 
 local function strict_client(spec)
-    local f = setup(spec, { save = "string", duration = "number", linger = "number",
-                            fast = "flag", media = "string" }, CLIENT_USAGE, 3)
+    local f = setup(spec, CLIENT_CMD, 3)
     local rtmp = R()
     local url = f.pos[1] or spec.url
     if not url then error("flow: no URL (give one as the first argument)", 0) end
@@ -1665,8 +1635,7 @@ end
 --- f.server is the server; f.players the connections' states.
 function _M.server(spec)
     if is_strict(spec) then return strict_server(spec) end
-    local f = setup(spec, { listen = "string", once = "flag", fast = "flag", media = "string",
-                            idle = "number" }, HANDLER_SERVER_USAGE, 3, compile_handlers)
+    local f = setup(spec, HANDLER_SERVER_CMD, 3, compile_handlers)
     local rtmp = R()
     f.idle = f.opts.idle or spec.idle
     if f.idle ~= nil and (type(f.idle) ~= "number" or f.idle <= 0) then f.idle = nil end
@@ -1686,14 +1655,10 @@ end
 --- strict one for a script of `expect` steps. f.conn is the connection.
 function _M.client(spec)
     if is_strict(spec) then return strict_client(spec) end
-    local f = setup(spec, { save = "string", timeout = "number", fast = "flag", media = "string",
-                            duration = "number" }, HANDLER_CLIENT_USAGE, 3, compile_steps)
+    local f = setup(spec, HANDLER_CLIENT_CMD, 3, compile_steps)
     local rtmp = R()
     local url = f.pos[1] or spec.url
-    if not url then
-        io.stderr:write("flow: no URL (give one as the first argument)\n", HANDLER_CLIENT_USAGE)
-        os.exit(2)
-    end
+    if not url then f.cmd:fail("no URL (give one as the first argument)") end
     f.timeout = f.opts.timeout or spec.timeout or 10
     if f.opts.save then
         local w, err = rtmp.flv.create(f.opts.save)
