@@ -30,6 +30,7 @@
 -- later; later messages in that direction wait behind it, in order.
 
 local rtmp = require "rtmp"
+local argv = require "rtmp.argv"
 
 local log = rtmp.log
 local fmt = string.format
@@ -372,69 +373,50 @@ end
 -- Command line
 ---------------------------------------------------------------------------
 
-local USAGE = [[
+-- "NAME=VALUE" as { NAME, VALUE } (the kind of --set, rtmp.argv)
+local function name_value(v)
+    local k, x = v:match("^([%w_]+)=(.*)$")
+    if not k then return nil, "NAME=VALUE" end
+    return { k, x }
+end
+
+local cmd = argv.new{
+    prog = "proxy.lua",
+    usage = [[
 usage: luartmp scripts/proxy.lua --upstream rtmp://HOST[:PORT] [options]
 
 Accepts RTMP connections and relays each one to the upstream server,
 both directions, tracing every message.
 
-  --upstream URL      the server every connection is relayed to (required)
-  --listen ADDR       where to listen (default: luartmp --listen, else 1935)
-  --trace[=PATH]      trace every message on both legs (to the log, or PATH)
-  --faithful          forward bytes unchanged; decode a copy for the trace
-  --hooks FILE        load hook functions from FILE (repeatable; message mode)
-  --set NAME=VALUE    a parameter for hook files (proxy.params.NAME)
-  -h, --help          this text
-]]
+]],
+    options = {
+        { "upstream", "string", arg = "URL", help = "the server every connection is relayed to (required)" },
+        { "listen", "string", arg = "ADDR", help = "where to listen (default: luartmp --listen, else 1935)" },
+        { "trace", "string", arg = "PATH", optional = true,
+          help = "trace every message on both legs (to the log, or PATH)" },
+        { "faithful", help = "forward bytes unchanged; decode a copy for the trace" },
+        { "hooks", "string", arg = "FILE", many = true,
+          help = "load hook functions from FILE (repeatable; message mode)" },
+        { "set", name_value, arg = "NAME=VALUE", many = true,
+          help = "a parameter for hook files (proxy.params.NAME)" },
+    },
+}
 
-local function usage_error(msg)
-    io.stderr:write(fmt("proxy.lua: %s\nTry 'proxy.lua --help'.\n", msg))
-    os.exit(2)
-end
-
-function M.main(argv)
-    local hook_files = {}
-    local i = 1
-    while i <= #argv do
-        local a = argv[i]
-        local name, val = a:match("^%-%-([^=]+)=(.*)$")
-        name = name or a:match("^%-%-(.+)$")
-        local function value()
-            if val then return val end
-            i = i + 1
-            if argv[i] == nil then usage_error(fmt("option '--%s' needs a value", name)) end
-            return argv[i]
-        end
-        if a == "-h" or a == "--help" then
-            io.stdout:write(USAGE)
-            os.exit(0)
-        elseif name == "upstream" then
-            M.config.upstream = value()
-        elseif name == "listen" then
-            M.config.listen = value()
-        elseif name == "trace" then
-            M.config.trace = val or true
-        elseif name == "faithful" then
-            if val then usage_error("option '--faithful' takes no value") end
-            M.config.faithful = true
-        elseif name == "hooks" then
-            hook_files[#hook_files + 1] = value()
-        elseif name == "set" then
-            local v = value()
-            local k, x = v:match("^([%w_]+)=(.*)$")
-            if not k then usage_error(fmt("bad --set '%s' (want NAME=VALUE)", v)) end
-            M.params[k] = x
-        else
-            usage_error(fmt("unknown argument '%s'", a))
-        end
-        i = i + 1
-    end
-    if not M.config.upstream then usage_error("--upstream URL is required") end
+function M.main(args)
+    local o, pos = cmd:run(args)
+    if pos[1] then cmd:fail(fmt("unknown argument '%s'", pos[1])) end
+    M.config.upstream = o.upstream or M.config.upstream
+    M.config.listen = o.listen or M.config.listen
+    if o.trace ~= nil then M.config.trace = o.trace end
+    if o.faithful then M.config.faithful = true end
+    for _, kv in ipairs(o.set or {}) do M.params[kv[1]] = kv[2] end
+    local hook_files = o.hooks or {}
+    if not M.config.upstream then cmd:fail("--upstream URL is required") end
     if not rtmp.parse_url(M.config.upstream) then
-        usage_error(fmt("bad --upstream '%s' (want rtmp://host[:port])", M.config.upstream))
+        cmd:fail(fmt("bad --upstream '%s' (want rtmp://host[:port])", M.config.upstream))
     end
     if M.config.faithful and #hook_files > 0 then
-        usage_error("--hooks needs message mode: the byte-faithful mode changes nothing")
+        cmd:fail("--hooks needs message mode: the byte-faithful mode changes nothing")
     end
     for _, f in ipairs(hook_files) do
         local ok, err = M.load_hooks(f)
