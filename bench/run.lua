@@ -21,22 +21,26 @@ local MICRO = BUILD .. "/micro"
 local LUARTMP = "build/luartmp"
 local DOC = "docs/BENCHMARKS.md"
 
-local opts = { repeats = 3, quick = false, only = nil }
+-- the command line (rtmp.argv: plain Lua, found under lua/)
+package.path = "lua/?.lua;" .. package.path
+local opts
 do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--quick" then opts.quick = true; opts.repeats = 1
-    elseif a == "--repeats" then i = i + 1; opts.repeats = assert(tonumber(arg[i]), "--repeats N")
-    elseif a == "--only" then
-      i = i + 1
-      opts.only = {}
-      for name in arg[i]:gmatch("[^,]+") do opts.only[name] = true end
-    else
-      io.stderr:write("usage: lua5.4 bench/run.lua [--quick] [--repeats N] [--only a,b]\n")
-      os.exit(2)
-    end
-    i = i + 1
+  local cmd = require("rtmp.argv").new{
+    prog = "bench/run.lua",
+    usage = "usage: lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...]\n",
+    options = {
+      { "quick", help = "one repeat of a reduced suite (a smoke test of the machinery)" },
+      { "repeats", "integer", min = 1, arg = "N", help = "runs of each measurement (default 3; 1 with --quick)" },
+      { "only", "string", arg = "NAME,...",
+        help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro" },
+    },
+  }
+  local o, pos = cmd:run(arg)
+  if pos[1] then cmd:fail("unexpected argument '" .. pos[1] .. "'") end
+  opts = { quick = o.quick or false, repeats = o.repeats or (o.quick and 1 or 3) }
+  if o.only then
+    opts.only = {}
+    for name in o.only:gmatch("[^,]+") do opts.only[name] = true end
   end
 end
 
