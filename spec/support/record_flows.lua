@@ -223,10 +223,15 @@ local function write_manifest(entries)
 end
 
 -- main
-local expect_only, wanted = false, {}
-for _, a in ipairs(arg) do
-  if a == "--expect-only" then expect_only = true else wanted[a] = true end
-end
+local cmd = require("rtmp.argv").new{
+  usage = "usage: lua5.4 spec/support/record_flows.lua [--expect-only] [name ...]\n\noptions:\n",
+  options = {
+    { "expect-only", help = "keep the captures, only recompute the expectations" },
+  },
+}
+local o, names = cmd:run(arg)
+local expect_only, wanted = o["expect-only"] == true, {}
+for _, a in ipairs(names) do wanted[a] = true end
 H.mkdir(DIR)
 local old = {}
 local okm, manifest = pcall(dofile, DIR .. "/flows.lua")
