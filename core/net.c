@@ -2,6 +2,8 @@
  * net.c: sockets and libev.  Nothing else in luartmp includes either.
  */
 #include "net.h"
+#include "amf0.h"
+#include "amf3.h"
 #include "error.h"
 #include "log.h"
 
@@ -84,7 +86,8 @@ struct rtmp_conn {
     int               fd;
     int               dirty, closing, connecting;
     int               drop_output;      /* closed as a slow reader: the queue is not written */
-    int               got_connect;      /* accepted: the first connect command arrived */
+    int               got_connect;      /* accepted: a connect command whose body decodes
+                                           arrived (check_connect_body) */
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
@@ -605,6 +608,28 @@ static int is_connect(const rtmp_msg_hdr *h, const uint8_t *p)
     return off != SIZE_MAX && h->length >= off + sizeof name && memcmp(p + off, name, sizeof name) == 0;
 }
 
+/* Whether the body of a connect command decodes as the binding decodes
+ * it for the script: every value whole, nesting at most max_depth levels,
+ * one AMF3 context for all of the body's switches.  0, or the first
+ * RTMP_ERR_AMF_* code.  An externalizable AMF3 object ends the walk as
+ * decodable: its body is its class's own, read by a handler the script
+ * may have registered, so its end cannot be found here.  Out of memory
+ * for the AMF3 tables says nothing about the bytes: 0 as well. */
+static int check_connect_body(const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
+{
+    size_t off = h->type == RTMP_MSG_AMF3_COMMAND ? 1 : 0; /* the format byte (is_connect saw it) */
+    rtmp_amf0_reader r;
+    rtmp_amf3_reader r3;
+    rtmp_amf0_reader_init(&r, p + off, h->length - off);
+    rtmp_amf3_reader_init(&r3, p + off, h->length - off);
+    r.amf3 = &r3;
+    int rc = 0;
+    while (rc == 0 && rtmp_amf0_remaining(&r) > 0)
+        rc = rtmp_amf0_skip_value(&r, max_depth);
+    rtmp_amf3_reader_free(&r3);
+    return rc == RTMP_ERR_AMF_EXTERNALIZABLE || rc == RTMP_ERR_NOMEM ? 0 : rc;
+}
+
 /* Waiting for the first connect command: an accepted RTMP connection
  * after its handshake, with a connect deadline. */
 static int awaits_connect(const rtmp_conn *c)
@@ -619,11 +644,22 @@ static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
     if (c->closing)
         return RTMP_ERR_STOP;
     c->last_active = ev_now(c->net->loop); /* a whole message: the peer is alive */
-    if (!c->got_connect && is_connect(h, payload))
-        c->got_connect = 1;
-    if (c->h.message && c->h.message(c, c->ud, h, payload, applied) < 0)
-        return RTMP_ERR_STOP;
-    return c->closing ? RTMP_ERR_STOP : 0;
+    /* Connect detection (accepted connections): a connect whose body
+     * decodes ends the connect deadline; one that does not still goes to
+     * the handler (which may answer it with _error), then closes the
+     * connection. */
+    int undecodable = 0;
+    if (!c->got_connect && c->cfg.session.role == RTMP_ROLE_SERVER && is_connect(h, payload)) {
+        undecodable = check_connect_body(h, payload, c->cfg.session.max_amf_depth);
+        c->got_connect = undecodable == 0;
+    }
+    int rc = c->h.message ? c->h.message(c, c->ud, h, payload, applied) : 0;
+    if (undecodable < 0) {
+        char reason[80];
+        snprintf(reason, sizeof reason, "undecodable connect: %s", rtmp_strerror(undecodable));
+        rtmp_conn_fail(c, reason); /* the handler's answer is written first (linger) */
+    }
+    return rc < 0 || c->closing ? RTMP_ERR_STOP : 0;
 }
 
 static void arm_deadline(rtmp_conn *c)

@@ -37,7 +37,12 @@ typedef struct rtmp_conn_config {
     rtmp_session_config session;
     double   handshake_timeout;  /* seconds from accept/connect to handshake done (absolute) */
     double   connect_timeout;    /* accepted connections: seconds from handshake done until
-                                    the first connect command arrives (absolute); 0 = none */
+                                    a connect command whose body decodes arrives (absolute);
+                                    0 = none.  A connect whose body does not decode (AMF
+                                    truncated, nested deeper than session.max_amf_depth, ...)
+                                    goes to the message handler, which may answer it, and
+                                    then closes the connection as a failure: "undecodable
+                                    connect: <the error's message>" (connect_timeout 0 too) */
     double   idle_timeout;       /* seconds in which no whole message arrived and the socket
                                     took no byte of output (passthrough: no byte either
                                     way), so bytes trickled without completing a message

@@ -104,6 +104,25 @@ function M.connect_body(app, port)
   return body, { [#name] = true, [#name + #txn] = true, [#body] = true }
 end
 
+--- The AMF0 body of a connect whose command object (level 1) nests
+--- objects `levels` deep, each closed, with app `app` (32 levels is the
+--- server's limit, max_amf_depth).
+function M.nested_connect(levels, app)
+  local inner = "\5"
+  for _ = 2, levels do inner = "\3" .. string.pack(">s2", "a") .. inner .. "\0\0\9" end
+  local obj = "\3" .. string.pack(">s2", "app") .. M.amf0_string(app) ..
+    string.pack(">s2", "deep") .. inner .. "\0\0\9"
+  return H.amf0("connect", 1) .. obj
+end
+
+--- The AMF0 bodies of connects (transaction id `txn`, default 1) of
+--- 100,000 levels of objects (about 400 KB) and of strict arrays (about
+--- 500 KB), never closed.
+function M.deep_connects(txn)
+  local head = H.amf0("connect", txn or 1)
+  return head .. ("\3\0\1a"):rep(100000), head .. ("\10\0\0\0\1"):rep(100000)
+end
+
 ---------------------------------------------------------------------------
 -- Our local ports (how the server's log names our connections)
 ---------------------------------------------------------------------------
@@ -386,6 +405,18 @@ function M.count(srv, lport, text)
     if l:find(text, 1, true) then n = n + 1 end
   end
   return n
+end
+
+--- Stop the server (SIGTERM) and check how it ended: exit status 0, and
+--- no sanitizer report (an ASan/UBSan build, LeakSanitizer's at exit
+--- included) and no script error in its log. Returns the log.
+function M.stop_clean(srv)
+  local rc, log = srv.stop()
+  assert(rc == 0, "luartmp exit status after SIGTERM: " .. tostring(rc) .. "; log:\n" .. log)
+  assert(not log:find("Sanitizer", 1, true), "sanitizer report in the server's log:\n" .. log)
+  assert(not log:find("runtime error:", 1, true), "UBSan report in the server's log:\n" .. log)
+  assert(not log:find("script error", 1, true), "a script error in the server's log:\n" .. log)
+  return log
 end
 
 --- The server's resident set size in KiB (VmRSS).
