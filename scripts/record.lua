@@ -13,8 +13,8 @@
 -- publisher sends at its start, then video from its first keyframe.
 -- Timestamps are moved so the recording starts at 0.
 --
--- Used by scripts/live.lua through published(live, s, mode), write(s,
--- msg) for each published message and unpublished(s); a recorder alone:
+-- scripts/live.lua attaches it (record.attach(live)): it follows live's
+-- streams through live.watch.  A recorder alone:
 --   local rec = assert(record.open("out.flv", false))
 --   rec:write(msg) ... rec:close()
 
@@ -102,7 +102,9 @@ function Recorder:close()
   return ok, err
 end
 
--- ---- the live server's calls ----
+-- ---- the live server's streams ----
+
+local recorders = setmetatable({}, { __mode = "k" }) -- live stream -> its recorder
 
 --- A stream s was published with type mode ("live", "record", "append").
 function M.published(live, s, mode)
@@ -115,23 +117,33 @@ function M.published(live, s, mode)
     log.error("record %s: %s", s.key, err)
     return
   end
-  s.recorder = rec
+  recorders[s] = rec
   log.info("record %s to %s (%s)", s.key, path, mode)
 end
 
 --- Each message published on s.
 function M.write(s, msg)
-  local rec = s.recorder
-  if rec and not rec:write(msg) then s.recorder = nil end
+  local rec = recorders[s]
+  if rec and not rec:write(msg) then recorders[s] = nil end
 end
 
 --- The publisher of s stopped.
 function M.unpublished(s)
-  local rec = s.recorder
+  local rec = recorders[s]
   if rec then
-    s.recorder = nil
+    recorders[s] = nil
     rec:close()
   end
+end
+
+--- record.attach(live): record live's streams published with type
+--- "record" or "append" (the publishing NetStream's type).
+function M.attach(live)
+  live.watch{
+    publish = function(s, source) M.published(live, s, source.type) end,
+    message = M.write,
+    unpublish = M.unpublished,
+  }
 end
 
 return M

@@ -14,12 +14,17 @@
 --   pull  = "rtmp://host[:port]/app"                     or function(app, name) -> url or nil
 --   relay = { retry_min = 1, retry_max = 30, retry_factor = 2, timeout = 10, chunk_size = 4096 }
 -- A URL path after the app names the upstream stream; without one the
--- local name is used.
+-- local name is used.  scripts/live.lua attaches it (relay.attach(live)):
+-- it follows live's streams through live.watch, and a pull feeds one
+-- with live.publish, live.feed and live.unpublish.
 
 local rtmp = require "rtmp"
 
 local null = rtmp.null
 local log = rtmp.log
+
+local pushes = setmetatable({}, { __mode = "k" }) -- live stream -> its push links
+local pulls = setmetatable({}, { __mode = "k" })   -- live stream -> its pull link
 
 local M = {
     defaults = {
@@ -62,8 +67,8 @@ function Link:wanted()
     if self.stopped then return false end
     local s = self.s
     if self.mode == "push" then return s.publisher ~= nil end
-    return s.relay_pull == self and s.players:count() > 0
-        and (s.publisher == nil or s.publisher == self.conn)
+    return pulls[s] == self and s.players:count() > 0
+        and (s.publisher == nil or s.publisher == self.source)
 end
 
 function Link:start()
@@ -85,7 +90,7 @@ function Link:run()
         self.delay = math.min(delay * setting(self.live, "retry_factor"), setting(self.live, "retry_max"))
         rtmp.sleep(delay)
     end
-    if self.mode == "pull" and self.s.relay_pull == self then self.s.relay_pull = nil end
+    if self.mode == "pull" and pulls[self.s] == self then pulls[self.s] = nil end
 end
 
 -- One attempt, from connect to the end of the connection; returns why it ended.
@@ -153,23 +158,16 @@ end
 
 -- Pull: become the publisher of the local stream (if nobody else is).
 function Link:take_stream()
-    local s, c = self.s, self.conn
-    if not c or s.publisher == c then return end
+    local s = self.s
+    if not self.conn or (self.source and s.publisher == self.source) then return end
     if s.publisher then return self:stop("a local publisher took " .. s.key) end
-    c.app = s.app
-    c.streams = { [self.ns.id] = { role = "publish", stream = s } }
-    s.publisher, s.publisher_sid = c, self.ns.id
-    for _, p in ipairs(s.players:members()) do
-        local psid = p.playing and p.playing[s.key]
-        if psid then p:user_control("stream_begin", psid) end
-    end
+    self.source = { conn = self.conn, id = self.ns.id, relay = self }
+    self.live.publish(s, self.source)
 end
 
 function Link:drop_stream()
-    local c = self.conn
-    if c and self.ns and self.s.publisher == c then
-        self.live.unpublish(c, self.ns.id, self.s)
-    end
+    if self.source then self.live.unpublish(self.s, self.source) end
+    self.source = nil
 end
 
 -- Pull: one message from the upstream into the live server's fan-out.
@@ -179,8 +177,9 @@ function Link:feed(msg)
         -- our own play answer already sent |RtmpSampleAccess to the players
         if msg.name == "|RtmpSampleAccess" then return end
     end
-    if self.s.publisher ~= self.conn then self:take_stream() end
-    if self.s.publisher == self.conn then self.live.on_message(self.conn, msg) end
+    local s = self.s
+    if not self.source or s.publisher ~= self.source then self:take_stream() end
+    if self.source and s.publisher == self.source then self.live.feed(s, msg, self.conn) end
 end
 
 -- Push: what a late player would get (metadata, sequence headers, GOP),
@@ -205,7 +204,7 @@ function Link:stop(reason)
     if self.stopped then return end
     self.stopped = true
     log.info("%s: stopped (%s)", self.label, reason)
-    if self.mode == "pull" and self.s.relay_pull == self then self.s.relay_pull = nil end
+    if self.mode == "pull" and pulls[self.s] == self then pulls[self.s] = nil end
     local nc, ns = self.nc, self.ns
     if self.mode == "pull" then self:drop_stream() end
     if nc and not nc.closed then
@@ -217,7 +216,7 @@ function Link:stop(reason)
     end
 end
 
--- ---- what live.lua calls ----
+-- ---- live's streams ----
 
 -- A list of URLs from a config value (a string, a list, or a function of
 -- app and name returning either).
@@ -232,11 +231,12 @@ end
 function M.published(live, s)
     local list = urls(live.config.push, s.app, s.name)
     if #list == 0 then return end
-    s.relay_pushes = {}
+    local links = {}
+    pushes[s] = links
     for _, url in ipairs(list) do
         local l, err = new_link(live, s, "push", url)
         if l then
-            s.relay_pushes[#s.relay_pushes + 1] = l
+            links[#links + 1] = l
             l:start()
         else
             log.warn("relay push %s: bad URL %s: %s", s.key, tostring(url), tostring(err))
@@ -246,22 +246,22 @@ end
 
 -- Its publisher left: stop them.
 function M.unpublished(s)
-    local pushes = s.relay_pushes
-    if not pushes then return end
-    s.relay_pushes = nil
-    for _, l in ipairs(pushes) do l:stop("unpublished") end
+    local links = pushes[s]
+    if not links then return end
+    pushes[s] = nil
+    for _, l in ipairs(links) do l:stop("unpublished") end
 end
 
 -- A published audio, video or data message (metadata as players get it).
 function M.forward(s, msg)
-    local pushes = s.relay_pushes
-    if not pushes then return end
-    for i = 1, #pushes do pushes[i]:forward(msg) end
+    local links = pushes[s]
+    if not links then return end
+    for i = 1, #links do links[i]:forward(msg) end
 end
 
 -- A player joined a stream nobody publishes here: pull it, once.
 function M.wanted(live, s)
-    if s.publisher or s.relay_pull or not live.config.pull then return end
+    if s.publisher or pulls[s] or not live.config.pull then return end
     local url, name = live.config.pull, nil
     if type(url) == "function" then url, name = url(s.app, s.name) end
     if type(url) ~= "string" then return end
@@ -271,14 +271,26 @@ function M.wanted(live, s)
         log.warn("relay pull %s: bad URL %s: %s", s.key, url, tostring(err))
         return
     end
-    s.relay_pull = l
+    pulls[s] = l
     l:start()
 end
 
 -- A player left: the last one ends the pull.
 function M.left(s)
-    local l = s.relay_pull
+    local l = pulls[s]
     if l and s.players:count() == 0 then l:stop("no players left") end
+end
+
+--- relay.attach(live): push what is published on live (not what a pull
+--- feeds), pull what its players want.
+function M.attach(live)
+    live.watch{
+        publish = function(s, source) if not source.relay then M.published(live, s) end end,
+        unpublish = M.unpublished,
+        message = M.forward,
+        play = function(s) M.wanted(live, s) end,
+        stop = M.left,
+    }
 end
 
 return M

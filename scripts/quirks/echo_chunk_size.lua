@@ -27,21 +27,18 @@ if mode ~= "differs" and mode ~= "always" then
 end
 live.config.chunk_size = math.tointeger(tonumber(arg and arg[2])) or live.config.chunk_size
 
-local base_on_message = live.on_message
-
-live.on_message = function(conn, msg)
-    if msg.type_name == "set_chunk_size" and msg.chunk_size then
-        conn.peer_chunk_sizes = (conn.peer_chunk_sizes or 0) + 1
-        if mode == "always" or msg.chunk_size ~= conn.out_chunk_size then
-            conn:set_chunk_size(msg.chunk_size)
-            conn:log("info", "echo chunk size %d (peer's #%d)", msg.chunk_size, conn.peer_chunk_sizes)
-        else
-            conn:log("info", "peer's chunk size %d equals ours: no echo (peer's #%d)",
-                msg.chunk_size, conn.peer_chunk_sizes)
-        end
-        return
+-- the per-message level beneath rtmp.app: a handler for one message type
+local messages = live.app.messages
+messages.set_chunk_size = function(conn, msg)
+    if not msg.chunk_size then return messages.default(conn, msg) end
+    conn.peer_chunk_sizes = (conn.peer_chunk_sizes or 0) + 1
+    if mode == "always" or msg.chunk_size ~= conn.out_chunk_size then
+        conn:set_chunk_size(msg.chunk_size)
+        conn:log("info", "echo chunk size %d (peer's #%d)", msg.chunk_size, conn.peer_chunk_sizes)
+    else
+        conn:log("info", "peer's chunk size %d equals ours: no echo (peer's #%d)",
+            msg.chunk_size, conn.peer_chunk_sizes)
     end
-    return base_on_message(conn, msg)
 end
 
 live.start()
