@@ -48,7 +48,9 @@ $(BUILD)/obj/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# The binding as a Lua module, for the lua5.4 interpreter (busted).
+# The binding's C part as a Lua module, for the lua5.4 interpreter (busted):
+# require "rtmp.core" finds luaopen_rtmp_core in it; require "rtmp" finds
+# lua/rtmp.lua on package.path, which requires "rtmp.core".
 $(BUILD)/rtmp.so: $(CORE_OBJ) $(LUA_OBJ)
 	$(CC) $(CFLAGS) -shared -o $@ $^ $(LIBS)
 
@@ -105,6 +107,8 @@ install: all
 	install -m 644 $(BUILD)/rtmp.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/rtmp.so
 	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/luartmp/scripts/
 	install -d $(DESTDIR)$(PREFIX)/share/luartmp/lua/rtmp $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp
+	install -m 644 lua/rtmp.lua $(DESTDIR)$(PREFIX)/share/luartmp/lua/rtmp.lua
+	install -m 644 lua/rtmp.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp.lua
 	install -m 644 lua/rtmp/*.lua $(DESTDIR)$(PREFIX)/share/luartmp/lua/rtmp/
 	install -m 644 lua/rtmp/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/rtmp/
 

@@ -20,22 +20,6 @@ void rtmp_amf0_reader_init(rtmp_amf0_reader *r, const void *p, size_t len)
     r->amf3 = NULL;
 }
 
-double rtmp_amf0_get_double(const uint8_t *p)
-{
-    uint64_t u = (uint64_t)rtmp_get_be32(p) << 32 | rtmp_get_be32(p + 4);
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-void rtmp_amf0_put_double(uint8_t *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    rtmp_put_be32(p, (uint32_t)(u >> 32));
-    rtmp_put_be32(p + 4, (uint32_t)u);
-}
-
 /* Check that the next value has marker m and that need bytes (marker
  * included) are there.  0 or a negative error; consumes nothing. */
 static int expect(const rtmp_amf0_reader *r, int m, size_t need)
@@ -70,7 +54,7 @@ int rtmp_amf0_read_number(rtmp_amf0_reader *r, double *v)
     int rc = expect(r, RTMP_AMF0_NUMBER, 9);
     if (rc < 0)
         return rc;
-    *v = rtmp_amf0_get_double(r->p + 1);
+    *v = rtmp_amf_get_double(r->p + 1);
     r->p += 9;
     return 0;
 }
@@ -140,7 +124,7 @@ int rtmp_amf0_read_date(rtmp_amf0_reader *r, double *ms, int16_t *tz)
     int rc = expect(r, RTMP_AMF0_DATE, 11);
     if (rc < 0)
         return rc;
-    *ms = rtmp_amf0_get_double(r->p + 1);
+    *ms = rtmp_amf_get_double(r->p + 1);
     *tz = (int16_t)rtmp_get_be16(r->p + 9);
     r->p += 11;
     return 0;
@@ -347,7 +331,7 @@ int rtmp_amf0_write_number(rtmp_buf **out, double v)
     if (!w)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF0_NUMBER;
-    rtmp_amf0_put_double(w + 1, v);
+    rtmp_amf_put_double(w + 1, v);
     (*out)->len += 9;
     return 0;
 }
@@ -446,7 +430,7 @@ int rtmp_amf0_write_date(rtmp_buf **out, double ms, int16_t tz)
     if (!w)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF0_DATE;
-    rtmp_amf0_put_double(w + 1, ms);
+    rtmp_amf_put_double(w + 1, ms);
     rtmp_put_be16(w + 9, (uint16_t)tz);
     (*out)->len += 11;
     return 0;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amf.h"
 #include "buf.h"
 
 /* Type markers. */
@@ -49,11 +50,9 @@ enum {
     RTMP_AMF0_AVMPLUS = 0x11,      /* switch to AMF3 for one value (amf3.h) */
 };
 
-/* Hard ceiling on any nesting bound passed to this module: deeper
- * requests are clamped to it, so recursion stays shallow. */
-#define RTMP_AMF0_MAX_DEPTH 512
-/* Default nesting limit for values from peers (GStreamer and FFmpeg use 16). */
-#define RTMP_AMF0_DEFAULT_DEPTH 32
+/* The nesting limits of amf.h, under the names AMF0 code uses. */
+#define RTMP_AMF0_MAX_DEPTH RTMP_AMF_MAX_DEPTH
+#define RTMP_AMF0_DEFAULT_DEPTH RTMP_AMF_DEFAULT_DEPTH
 
 /* rtmp_amf0_read_key results. */
 #define RTMP_AMF0_END 0  /* the end marker 00 00 09 was read */
@@ -73,12 +72,6 @@ typedef struct rtmp_amf0_reader {
                               switched value to the next (one message
                               body, one AMF3 context); set by the caller */
 } rtmp_amf0_reader;
-
-/* The 8 bytes at p as a big-endian IEEE 754 double (AMF0 numbers and
- * dates, AMF3 doubles, dates and double vectors), and back.  No checks:
- * the caller has the 8 bytes. */
-double rtmp_amf0_get_double(const uint8_t *p);
-void rtmp_amf0_put_double(uint8_t *p, double v);
 
 /* Start reading p[0 .. len).  The bytes must outlive the reader and every
  * string pointer it hands out. */

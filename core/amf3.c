@@ -7,7 +7,6 @@
  * table grows only after the bytes that justify the entry were read.
  */
 #include "amf3.h"
-#include "amf0.h"
 #include "error.h"
 
 #include <stdlib.h>
@@ -138,7 +137,7 @@ int rtmp_amf3_read_double(rtmp_amf3_reader *r, double *v)
         return RTMP_ERR_AMF_TYPE;
     if (r->end - r->p < 9)
         return RTMP_ERR_AMF_TRUNCATED;
-    *v = rtmp_amf0_get_double(r->p + 1);
+    *v = rtmp_amf_get_double(r->p + 1);
     r->p += 9;
     return 0;
 }
@@ -257,7 +256,7 @@ int rtmp_amf3_read_head(rtmp_amf3_reader *r, rtmp_amf3_head *h)
     case RTMP_AMF3_DATE:
         if (rtmp_amf3_remaining(r) < 8)
             return undo(r, saved, RTMP_ERR_AMF_TRUNCATED);
-        h->date = rtmp_amf0_get_double(r->p);
+        h->date = rtmp_amf_get_double(r->p);
         r->p += 8;
         break;
     case RTMP_AMF3_ARRAY:
@@ -318,7 +317,7 @@ uint32_t rtmp_amf3_vector_uint(const uint8_t *bytes, uint32_t i)
 
 double rtmp_amf3_vector_double(const uint8_t *bytes, uint32_t i)
 {
-    return rtmp_amf0_get_double(bytes + (size_t)i * 8);
+    return rtmp_amf_get_double(bytes + (size_t)i * 8);
 }
 
 /* depth: how many more complex values may open inside this value. */
@@ -413,8 +412,8 @@ static int skip(rtmp_amf3_reader *r, int depth)
 int rtmp_amf3_skip_value(rtmp_amf3_reader *r, int max_depth)
 {
     mark m = save(r);
-    if (max_depth > RTMP_AMF0_MAX_DEPTH)
-        max_depth = RTMP_AMF0_MAX_DEPTH;
+    if (max_depth > RTMP_AMF_MAX_DEPTH)
+        max_depth = RTMP_AMF_MAX_DEPTH;
     int rc = skip(r, max_depth);
     return rc < 0 ? undo(r, m, rc) : 0;
 }
@@ -483,7 +482,7 @@ int rtmp_amf3_write_double(rtmp_buf **out, double v)
     if (!w)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF3_DOUBLE;
-    rtmp_amf0_put_double(w + 1, v);
+    rtmp_amf_put_double(w + 1, v);
     (*out)->len += 9;
     return 0;
 }
@@ -532,7 +531,7 @@ int rtmp_amf3_write_date(rtmp_buf **out, double ms)
         return RTMP_ERR_NOMEM;
     w[0] = RTMP_AMF3_DATE;
     w[1] = 1;
-    rtmp_amf0_put_double(w + 2, ms);
+    rtmp_amf_put_double(w + 2, ms);
     (*out)->len += 10;
     return 0;
 }
@@ -570,6 +569,6 @@ int rtmp_amf3_write_vector_uint(rtmp_buf **out, uint32_t v)
 int rtmp_amf3_write_vector_double(rtmp_buf **out, double v)
 {
     uint8_t b[8];
-    rtmp_amf0_put_double(b, v);
+    rtmp_amf_put_double(b, v);
     return rtmp_buf_append(out, b, 8);
 }

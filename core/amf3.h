@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amf.h"
 #include "buf.h"
 
 /* Type markers (AMF 3 specification, section 3.1). */
@@ -211,7 +212,7 @@ double rtmp_amf3_vector_double(const uint8_t *bytes, uint32_t i);
 
 /* Skip one whole value with at most max_depth levels of nested
  * containers (arrays, objects, object vectors, dictionaries; 0: none;
- * clamped to RTMP_AMF0_MAX_DEPTH), entering
+ * clamped to RTMP_AMF_MAX_DEPTH), entering
  * strings, objects and traits in the tables as a full read would.
  * 0, or RTMP_ERR_AMF_TRUNCATED / _MARKER / _DEPTH / _REFERENCE / _TYPE /
  * _EXTERNALIZABLE (an externalizable object: its body has no generic

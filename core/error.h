@@ -50,7 +50,10 @@
     X(MEDIA_PACKET,   "reserved or misplaced enhanced RTMP packet type")      \
     X(MEDIA_MULTITRACK, "reserved enhanced RTMP multitrack type")             \
     X(MEDIA_TRACK_SIZE, "multitrack track size runs past the end of the message") \
-    X(MEDIA_TRACKS,   "more tracks in one message than the media model holds (16)")
+    X(MEDIA_TRACKS,   "more tracks in one message than the media model holds (16)") \
+    X(URL_SCHEME,     "not an rtmp:// URL")                                   \
+    X(URL_HOST,       "no host in URL")                                       \
+    X(URL_IPV6,       "bad IPv6 host in URL")
 
 enum {
     RTMP_OK = 0,

@@ -1,12 +1,40 @@
 /*
- * l_amf.h: what the AMF0 and AMF3 halves of the binding share (l_amf0.c,
- * l_amf3.c): one Lua value model for both encodings (docs/AMF.md).
+ * l_amf.h: AMF values in Lua.  One value model for both encodings
+ * (l_amf.c, docs/AMF.md), what l_amf0.c and l_amf3.c share; the AMF0
+ * codec as the rest of the binding uses it (l_amf0.c); AMF3 inside AMF0
+ * (l_amf3.c, for l_amf0.c).
  */
 #ifndef RTMP_L_AMF_H
 #define RTMP_L_AMF_H
 
 #include "l_rtmp.h"
+#include "../core/amf.h"
 #include "../core/amf3.h"
+
+/* Nesting of AMF values from Lua and of values the binding decodes
+ * without a connection's setting (rtmp.message, rtmp.flv, msg:split). */
+#define RTMP_DEFAULT_AMF_DEPTH RTMP_AMF_DEFAULT_DEPTH
+
+/* ---- the AMF0 codec (l_amf0.c) ---- */
+
+/* Decode every AMF0 value in p[0 .. len) and push one array table
+ * holding them, with field n.  Values nest at most max_depth levels.
+ * [-0, +1, m] on success returns 0; on malformed input pushes nothing and
+ * returns a negative RTMP_ERR_* code. */
+int rtmp_l_amf0_push_values(lua_State *L, const uint8_t *p, size_t len, int max_depth);
+
+/* Encode the Lua values at stack indexes first..last (absolute) as AMF0,
+ * appending to *out.  [-0, +0, e]: raises a Lua error for values that
+ * have no AMF0 form (functions, threads, cycles, nesting past max_depth). */
+void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out, int max_depth);
+
+/* ---- the value model (l_amf.c) ---- */
+
+/* [-0, +1, -] push the rtmp.null / rtmp.undefined / rtmp.amf0.unsupported
+ * sentinels (made on first use). */
+void rtmp_l_push_null(lua_State *L);
+void rtmp_l_push_undefined(lua_State *L);
+void rtmp_l_amf_push_unsupported(lua_State *L);
 
 /* Table kinds: the value of the metatable's __amf field.  Tables of a
  * kind that needs no per-table metatable field share one metatable. */
@@ -56,6 +84,10 @@ void rtmp_l_amf_push_mt(lua_State *L, int kind);
  * sequence 1..n (n > 0), else object. */
 int rtmp_l_amf_kind(lua_State *L, int t);
 
+/* [-0, +0, -] the string field f of the metatable of t (*len: its
+ * length, when len is not NULL), or NULL. */
+const char *rtmp_l_amf_meta_string(lua_State *L, int t, const char *f, size_t *len);
+
 /* [-0, +0, -] whether plain table t is a sequence 1..n, n > 0 (*n: its
  * number of keys). */
 int rtmp_l_amf_is_sequence(lua_State *L, int t, lua_Integer *n);
@@ -88,17 +120,18 @@ void rtmp_l_amf_push_type(lua_State *L, int idx, int amf3);
 int rtmp_l_amf_new_text(lua_State *L, int kind, const char *f);
 
 /* [-0, +0, v] the optional max_depth argument at arg of decode and
- * validate (default RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF0_MAX_DEPTH). */
+ * validate (default RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF_MAX_DEPTH). */
 int rtmp_l_amf_opt_depth(lua_State *L, int arg);
 
 /* [-0, +3, m] the failure of decode and validate: fail, "<message>
  * [(<cls>)] at byte <off>", the error name; returns 3.  cls may be NULL. */
 int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t clen);
 
-/* The start of both encoders' error for tables nested deeper than their
- * limit (AMF0: "... than N as AMF0", AMF3: "... than the AMF limit as
- * AMF3"). */
-#define RTMP_L_AMF_TOO_DEEP "cannot encode tables nested deeper than"
+/* [-0, +0, v] raise the error fmt (lua_pushfstring's formats) with the
+ * position, as luaL_error does, and remember code (an RTMP_ERR_*) as the
+ * code of the error being raised: rtmp_l_amf_too_deep tells a nesting
+ * error (RTMP_ERR_AMF_DEPTH) from any other by it. */
+int rtmp_l_amf_raise(lua_State *L, int code, const char *fmt, ...);
 
 /* [-0, +0, -] After a decode that followed references, with its values
  * table at the top of the stack: 1 when they cannot be written again
@@ -106,19 +139,14 @@ int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t cl
  * a repeated key dropped (the key keeps its last value), deeper than
  * where it was read; writing it there would nest past the limit.  write
  * is a C function taking (values, max_depth) that encodes them and
- * raises; only the nesting error counts (any other error is left to
- * show when the values are encoded). */
+ * raises; only a nesting error (raised by rtmp_l_amf_raise with
+ * RTMP_ERR_AMF_DEPTH) counts: any other is left to show when the values
+ * are encoded. */
 int rtmp_l_amf_too_deep(lua_State *L, lua_CFunction write, int max_depth);
 
-/* [-0, +1, m] a new buffer slot (*slot NULL; the buffer is released when
- * the slot is collected), for an encoder that may raise. */
-rtmp_buf **rtmp_l_amf_slot_new(lua_State *L);
-
-/* [-0, +1, m] the slot's bytes as a string ("" when none); the buffer is
- * released and *slot set to NULL. */
-void rtmp_l_amf_slot_push(lua_State *L, rtmp_buf **slot);
-
-/* AMF3 inside AMF0.  One message body is one AMF3 context: the reference
+/* ---- AMF3 inside AMF0 (l_amf3.c, for l_amf0.c) ----
+ *
+ * AMF3 inside AMF0.  One message body is one AMF3 context: the reference
  * tables continue from one 0x11 switch to the next.  The caller keeps a
  * stack slot for the context, nil until the first switch. */
 

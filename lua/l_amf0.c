@@ -58,7 +58,7 @@
  * raises.
  *
  * Nesting.  Objects and arrays nest at most max_depth levels (default
- * RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF0_MAX_DEPTH): a top-level
+ * RTMP_DEFAULT_AMF_DEPTH, at most RTMP_AMF_MAX_DEPTH): a top-level
  * object is level 1.  Deeper input fails with AMF_DEPTH; deeper tables
  * raise when encoded.
  *
@@ -73,97 +73,6 @@
 #include "l_amf.h"
 #include "../core/amf0.h"
 #include "../core/error.h"
-
-#define SLOT_MT "rtmp.amf0.buf"
-
-/* Registry keys (their addresses). */
-static const char null_key = 'n', undefined_key = 'u', unsupported_key = 'x';
-static const char shared_mt_keys[RTMP_K_COUNT_];  /* their addresses */
-
-/* Table kinds (l_amf.h). */
-const char *const rtmp_l_amf_kinds[] = {
-    "object", "ecma", "array", "date", "typed", "xmldoc", "xml", "bytearray", "vector_int",
-    "vector_uint", "vector_double", "vector_object", "dictionary", "external", "amf3", NULL,
-};
-#define kind_names rtmp_l_amf_kinds
-
-/* Sentinels */
-
-static int sentinel_tostring(lua_State *L)
-{
-    luaL_getmetafield(L, 1, "__name");
-    return 1;
-}
-
-/* [-0, +1, m] the sentinel stored under key, created on first use. */
-static void push_sentinel(lua_State *L, const char *key, const char *name)
-{
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
-        return;
-    lua_pop(L, 1);
-    lua_newuserdatauv(L, 0, 0);
-    if (luaL_newmetatable(L, name)) {
-        lua_pushcfunction(L, sentinel_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-}
-
-void rtmp_l_push_null(lua_State *L) { push_sentinel(L, &null_key, "rtmp.null"); }
-void rtmp_l_push_undefined(lua_State *L) { push_sentinel(L, &undefined_key, "rtmp.undefined"); }
-static void push_unsupported(lua_State *L) { push_sentinel(L, &unsupported_key, "rtmp.amf0.unsupported"); }
-
-/* [-0, +0, m] which sentinel the value at idx is: the AMF0 marker, or -1. */
-static int sentinel_marker(lua_State *L, int idx)
-{
-    static const struct { void (*push)(lua_State *); int marker; } s[] = {
-        { rtmp_l_push_null, RTMP_AMF0_NULL },
-        { rtmp_l_push_undefined, RTMP_AMF0_UNDEFINED },
-        { push_unsupported, RTMP_AMF0_UNSUPPORTED },
-    };
-    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
-        s[i].push(L);
-        int eq = lua_rawequal(L, idx, -1);
-        lua_pop(L, 1);
-        if (eq)
-            return s[i].marker;
-    }
-    return -1;
-}
-
-/* [-0, +0, m] set field __amf of the table on top to the kind's name. */
-static void set_kind(lua_State *L, int kind)
-{
-    lua_pushstring(L, kind_names[kind]);
-    lua_setfield(L, -2, "__amf");
-}
-
-/* [-0, +1, m] the metatable shared by tables of one kind that need no
- * per-table fields. */
-static void push_shared_mt(lua_State *L, int kind)
-{
-    const char *key = &shared_mt_keys[kind];
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL)
-        return;
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 1);
-    set_kind(L, kind);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
-}
-
-/* Byte-wise order of keys, shorter first on a common prefix. */
-static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
-{
-    int c = memcmp(a, b, an < bn ? an : bn);
-    if (c)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
 
 /* Decoding */
 
@@ -278,7 +187,7 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
             return rc;
         if (rc == RTMP_AMF0_END)
             break;
-        if (prev && key_cmp(prev, prevn, k, kn) >= 0)
+        if (prev && rtmp_l_amf_key_cmp(prev, prevn, k, kn) >= 0)
             sorted = 0;
         prev = k;
         prevn = kn;
@@ -300,10 +209,10 @@ static int dec_props(dec *d, int depth, int kind, uint32_t declared, const char 
         last_keys(L, keys);
     int count_differs = kind == K_ECMA && (lua_Integer)declared != nkeys;
     if (sorted && lua_isnil(L, refs) && lua_isnil(L, sw) && kind != K_TYPED && !count_differs && !noend) {
-        push_shared_mt(L, kind);
+        rtmp_l_amf_push_mt(L, kind);
     } else {
         lua_createtable(L, 0, 4);
-        set_kind(L, kind);
+        rtmp_l_amf_set_kind(L, kind);
         if (!sorted) {
             lua_pushvalue(L, keys);
             lua_setfield(L, -2, "__keys");
@@ -348,10 +257,10 @@ static int dec_elements(dec *d, int depth, uint32_t count)
     lua_pushinteger(L, count);
     lua_setfield(L, t, "n");
     if (lua_isnil(L, refs) && lua_isnil(L, sw)) {
-        push_shared_mt(L, K_ARRAY);
+        rtmp_l_amf_push_mt(L, K_ARRAY);
     } else {
         lua_createtable(L, 0, 3);
-        set_kind(L, K_ARRAY);
+        rtmp_l_amf_set_kind(L, K_ARRAY);
         set_marks(L, refs, sw);
     }
     lua_setmetatable(L, t);
@@ -398,7 +307,7 @@ static int dec_value(dec *d, int depth)
         else if (m == RTMP_AMF0_UNDEFINED)
             rtmp_l_push_undefined(L);
         else
-            push_unsupported(L);
+            rtmp_l_amf_push_unsupported(L);
         break;
     case RTMP_AMF0_DATE:
         if ((rc = rtmp_amf0_read_date(&d->r, &v, &tz)) < 0)
@@ -408,7 +317,7 @@ static int dec_value(dec *d, int depth)
         lua_setfield(L, -2, "time");
         lua_pushinteger(L, tz);
         lua_setfield(L, -2, "tz");
-        push_shared_mt(L, K_DATE);
+        rtmp_l_amf_push_mt(L, K_DATE);
         lua_setmetatable(L, -2);
         break;
     case RTMP_AMF0_REFERENCE:
@@ -421,7 +330,7 @@ static int dec_value(dec *d, int depth)
         lua_createtable(L, 0, 1);
         lua_pushlstring(L, s, n);
         lua_setfield(L, -2, "xml");
-        push_shared_mt(L, K_XMLDOC);
+        rtmp_l_amf_push_mt(L, K_XMLDOC);
         lua_setmetatable(L, -2);
         break;
     case RTMP_AMF0_AVMPLUS: {
@@ -490,8 +399,8 @@ static int decode_all(lua_State *L, const uint8_t *p, size_t len, int max_depth,
 {
     int base = lua_gettop(L);
     dec d = { .L = L, .refs = base + 2, .amf3 = base + 4 };
-    if (max_depth > RTMP_AMF0_MAX_DEPTH)
-        max_depth = RTMP_AMF0_MAX_DEPTH;
+    if (max_depth > RTMP_AMF_MAX_DEPTH)
+        max_depth = RTMP_AMF_MAX_DEPTH;
     rtmp_amf0_reader_init(&d.r, p, len);
     luaL_checkstack(L, 5, NULL);
     lua_newtable(L);
@@ -567,51 +476,6 @@ static void enc_check(enc *e, int rc, const char *what)
         luaL_error(e->L, "cannot encode %s as AMF0", what);
 }
 
-/* [-0, +0, -] the string field f of the metatable of t, or NULL. */
-static const char *meta_string(lua_State *L, int t, const char *f, size_t *len)
-{
-    const char *s = NULL;
-    if (luaL_getmetafield(L, t, f) != LUA_TNIL) {
-        if (lua_type(L, -1) == LUA_TSTRING)
-            s = lua_tolstring(L, -1, len);  /* kept alive by the metatable */
-        lua_pop(L, 1);
-    }
-    return s;
-}
-
-/* [-0, +0, -] whether the plain table t is a sequence 1..n with n > 0;
- * *n gets its length. */
-static int is_sequence(lua_State *L, int t, lua_Integer *n)
-{
-    lua_Integer count = 0, max = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        lua_Integer k = lua_tointeger(L, -1);
-        if (k > max)
-            max = k;
-        count++;
-    }
-    *n = count;
-    return count > 0 && max == count;
-}
-
-/* [-0, +0, -] the AMF0 kind of table t. */
-static int table_kind(lua_State *L, int t)
-{
-    const char *k = meta_string(L, t, "__amf", NULL);
-    if (k)
-        for (int i = 0; kind_names[i]; i++)
-            if (strcmp(k, kind_names[i]) == 0)
-                return i;
-    lua_Integer n;
-    return is_sequence(L, t, &n) ? K_ARRAY : K_OBJECT;
-}
-
 /* [-0, +0, -] whether the __refs table at stack index refs (0: none)
  * marks the key at stack index k as a reference. */
 static int ref_marked(lua_State *L, int refs, int k)
@@ -622,76 +486,6 @@ static int ref_marked(lua_State *L, int refs, int k)
     int marked = lua_rawget(L, refs) != LUA_TNIL && lua_toboolean(L, -1);
     lua_pop(L, 1);
     return marked;
-}
-
-typedef struct other_key {
-    const char *s;
-    size_t len;
-    lua_Integer i;  /* position in the anchor table of (key, string) pairs */
-} other_key;
-
-static int other_cmp(const void *a, const void *b)
-{
-    const other_key *x = a, *y = b;
-    return key_cmp(x->s, x->len, y->s, y->len);
-}
-
-/* (l_amf.h) */
-void rtmp_l_amf_other_keys(lua_State *L, int t, int seen, int res, lua_Integer dense, int skip_n, int amf3)
-{
-    lua_Integer nres = (lua_Integer)lua_rawlen(L, res), nothers = 0;
-    lua_newtable(L);  /* others: original key, key string, ... */
-    int others = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        int kt = lua_type(L, -1);
-        if (kt == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1
-            && lua_tointeger(L, -1) <= dense)
-            continue;
-        if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
-            luaL_error(L, "cannot encode a %s key as %s", luaL_typename(L, -1), amf3 ? "AMF3" : "AMF0");
-        if (skip_n && kt == LUA_TSTRING && strcmp(lua_tostring(L, -1), "n") == 0)
-            continue;
-        lua_pushvalue(L, -1);
-        lua_tolstring(L, -1, NULL);  /* numbers become their string form */
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, seen) != LUA_TNIL) {
-            lua_pop(L, 2);
-            continue;
-        }
-        lua_pop(L, 1);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, others, ++nothers);  /* original key */
-        lua_rawseti(L, others, ++nothers);  /* its string */
-    }
-    if (nothers > 0) {
-        size_t count = (size_t)nothers / 2;
-        other_key *ok = lua_newuserdatauv(L, count * sizeof *ok, 0);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, (lua_Integer)(2 * i + 2));
-            ok[i].s = lua_tolstring(L, -1, &ok[i].len);  /* anchored in others */
-            ok[i].i = (lua_Integer)(2 * i + 1);
-            lua_pop(L, 1);
-        }
-        qsort(ok, count, sizeof *ok, other_cmp);
-        for (size_t i = 0; i < count; i++) {
-            lua_rawgeti(L, others, ok[i].i + 1);
-            lua_pushvalue(L, -1);
-            if (lua_rawget(L, seen) != LUA_TNIL) {  /* 1 and "1" */
-                lua_pop(L, 2);
-                continue;
-            }
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, seen);
-            lua_rawseti(L, res, ++nres);
-            lua_rawgeti(L, others, ok[i].i);
-            lua_rawseti(L, res, ++nres);
-        }
-    }
-    lua_settop(L, others - 1);
 }
 
 /* One property: the key string at stack index k, the value at v. */
@@ -742,7 +536,7 @@ static void enc_props(enc *e, int t, int depth, int kind)
         enc_check(e, rtmp_amf0_write_ecma_start(e->out, 0), "an ECMA array");
     } else if (kind == K_TYPED) {
         size_t cn;
-        const char *cls = meta_string(L, t, "__class", &cn);
+        const char *cls = rtmp_l_amf_meta_string(L, t, "__class", &cn);
         if (!cls)
             luaL_error(L, "typed object without a string __class");
         int rc = rtmp_amf0_write_typed_object_start(e->out, cls, cn);
@@ -849,7 +643,7 @@ static void enc_elements(enc *e, int t, int depth)
         if (n < 0)
             luaL_error(L, "array field n is negative");
     } else {
-        is_sequence(L, t, &n);
+        rtmp_l_amf_is_sequence(L, t, &n);
     }
     if (n > 0xFFFFFFFFLL)
         luaL_error(L, "cannot encode an array longer than 2^32-1 as AMF0");
@@ -871,7 +665,7 @@ static void enc_elements(enc *e, int t, int depth)
 static void enc_table(enc *e, int t, int depth, int as_ref)
 {
     lua_State *L = e->L;
-    int kind = table_kind(L, t);
+    int kind = rtmp_l_amf_kind(L, t);
     if (kind == K_XMLDOC) {
         size_t len;
         lua_getfield(L, t, "xml");
@@ -911,7 +705,7 @@ static void enc_table(enc *e, int t, int depth, int as_ref)
         luaL_error(L, "cannot encode a cycle as AMF0");
     lua_pop(L, 1);
     if (depth >= e->max_depth)
-        luaL_error(L, RTMP_L_AMF_TOO_DEEP " %d as AMF0", e->max_depth);
+        rtmp_l_amf_raise(L, RTMP_ERR_AMF_DEPTH, "cannot encode tables nested deeper than %d as AMF0", e->max_depth);
 
     lua_pushvalue(L, t);
     lua_pushboolean(L, 1);
@@ -950,7 +744,7 @@ static void enc_value(enc *e, int idx, int depth, int flags)
     int rc;
     /* Kinds with no AMF0 form, and positions that came switched, are
      * written as 0x11 and one AMF3 value. */
-    if ((flags & AS_AMF3) || (lua_istable(L, idx) && has_meta(L, idx) && table_kind(L, idx) > K_XMLDOC)) {
+    if ((flags & AS_AMF3) || (lua_istable(L, idx) && has_meta(L, idx) && rtmp_l_amf_kind(L, idx) > K_XMLDOC)) {
         enc_check(e, rtmp_amf0_write_avmplus(e->out), "a switch to AMF3");
         rtmp_l_amf3_encode_value(L, e->amf3, idx, e->out, e->max_depth - depth);
         return;
@@ -972,7 +766,7 @@ static void enc_value(enc *e, int idx, int depth, int flags)
         break;
     }
     case LUA_TUSERDATA: {
-        int m = sentinel_marker(L, idx);
+        int m = rtmp_l_amf_sentinel(L, idx);
         if (m == RTMP_AMF0_NULL)
             rc = rtmp_amf0_write_null(e->out);
         else if (m == RTMP_AMF0_UNDEFINED)
@@ -996,8 +790,8 @@ void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out
 {
     luaL_checkstack(L, 5, NULL);
     enc e = { .L = L, .out = out, .max_depth = max_depth };
-    if (e.max_depth > RTMP_AMF0_MAX_DEPTH)
-        e.max_depth = RTMP_AMF0_MAX_DEPTH;
+    if (e.max_depth > RTMP_AMF_MAX_DEPTH)
+        e.max_depth = RTMP_AMF_MAX_DEPTH;
     lua_newtable(L);
     e.visiting = lua_gettop(L);
     lua_newtable(L);
@@ -1009,125 +803,13 @@ void rtmp_l_amf0_encode_values(lua_State *L, int first, int last, rtmp_buf **out
     lua_pop(L, 3);
 }
 
-/* What l_amf3.c shares (l_amf.h). */
-
-void rtmp_l_amf_push_mt(lua_State *L, int kind) { push_shared_mt(L, kind); }
-int rtmp_l_amf_kind(lua_State *L, int t) { return table_kind(L, t); }
-int rtmp_l_amf_is_sequence(lua_State *L, int t, lua_Integer *n) { return is_sequence(L, t, n); }
-int rtmp_l_amf_sentinel(lua_State *L, int idx) { return sentinel_marker(L, idx); }
-int rtmp_l_amf_key_cmp(const char *a, size_t an, const char *b, size_t bn) { return key_cmp(a, an, b, bn); }
-void rtmp_l_amf_set_kind(lua_State *L, int kind) { set_kind(L, kind); }
-
-void rtmp_l_amf_push_type(lua_State *L, int idx, int amf3)
-{
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        lua_pushliteral(L, "null");
-        break;
-    case LUA_TBOOLEAN:
-        lua_pushliteral(L, "boolean");
-        break;
-    case LUA_TNUMBER:
-        if (!amf3)
-            lua_pushliteral(L, "number");
-        else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) >= RTMP_AMF3_INT_MIN
-                 && lua_tointeger(L, idx) <= RTMP_AMF3_INT_MAX)
-            lua_pushliteral(L, "integer");
-        else
-            lua_pushliteral(L, "double");
-        break;
-    case LUA_TSTRING:
-        lua_pushliteral(L, "string");
-        break;
-    case LUA_TTABLE:
-        lua_pushstring(L, kind_names[table_kind(L, idx)]);
-        break;
-    case LUA_TUSERDATA:
-        switch (sentinel_marker(L, idx)) {
-        case RTMP_AMF0_NULL: lua_pushliteral(L, "null"); break;
-        case RTMP_AMF0_UNDEFINED: lua_pushliteral(L, "undefined"); break;
-        case RTMP_AMF0_UNSUPPORTED:
-            if (amf3)
-                luaL_pushfail(L);  /* no AMF3 form */
-            else
-                lua_pushliteral(L, "unsupported");
-            break;
-        default: luaL_pushfail(L); break;
-        }
-        break;
-    default:
-        luaL_pushfail(L);
-        break;
-    }
-}
-
-int rtmp_l_amf_new_text(lua_State *L, int kind, const char *f)
-{
-    luaL_checkstring(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, f);
-    push_shared_mt(L, kind);
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-int rtmp_l_amf_opt_depth(lua_State *L, int arg)
-{
-    lua_Integer depth = luaL_optinteger(L, arg, RTMP_DEFAULT_AMF_DEPTH);
-    luaL_argcheck(L, depth >= 0 && depth <= RTMP_AMF0_MAX_DEPTH, arg, "out of range");
-    return (int)depth;
-}
-
-int rtmp_l_amf_fail(lua_State *L, int rc, size_t off, const char *cls, size_t clen)
-{
-    luaL_pushfail(L);
-    if (cls) {
-        lua_pushlstring(L, cls, clen);
-        lua_pushfstring(L, "%s (%s) at byte %I", rtmp_strerror(rc), lua_tostring(L, -1), (lua_Integer)off);
-        lua_remove(L, -2);
-    } else {
-        lua_pushfstring(L, "%s at byte %I", rtmp_strerror(rc), (lua_Integer)off);
-    }
-    lua_pushstring(L, rtmp_errname(rc));
-    return 3;
-}
-
-rtmp_buf **rtmp_l_amf_slot_new(lua_State *L)
-{
-    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-    *slot = NULL;
-    luaL_setmetatable(L, SLOT_MT);
-    return slot;
-}
-
-void rtmp_l_amf_slot_push(lua_State *L, rtmp_buf **slot)
-{
-    if (*slot)
-        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
-    else
-        lua_pushliteral(L, "");
-    rtmp_buf_unref(*slot);
-    *slot = NULL;
-}
-
-/* The Lua functions */
-
-static int slot_gc(lua_State *L)
-{
-    rtmp_buf **slot = luaL_checkudata(L, 1, SLOT_MT);
-    rtmp_buf_unref(*slot);
-    *slot = NULL;
-    return 0;
-}
-
 /* rtmp.amf0.encode(...) -> string */
 static int l_encode(lua_State *L)
 {
     int n = lua_gettop(L);
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    rtmp_buf **slot = rtmp_l_slot_new(L);
     rtmp_l_amf0_encode_values(L, 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
-    rtmp_l_amf_slot_push(L, slot);
+    rtmp_l_slot_push(L, slot);
     return 1;
 }
 
@@ -1175,34 +857,20 @@ static int l_encode_values(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    rtmp_buf **slot = rtmp_l_slot_new(L);
     encode_values(L, 1, slot, RTMP_DEFAULT_AMF_DEPTH);
-    rtmp_l_amf_slot_push(L, slot);
+    rtmp_l_slot_push(L, slot);
     return 1;
 }
 
 /* (values, max_depth): encode_values into a buffer that is dropped. */
 static int dry_write(lua_State *L)
 {
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    rtmp_buf **slot = rtmp_l_slot_new(L);
     encode_values(L, 1, slot, (int)lua_tointeger(L, 2));
     rtmp_buf_unref(*slot);
     *slot = NULL;
     return 0;
-}
-
-int rtmp_l_amf_too_deep(lua_State *L, lua_CFunction write, int max_depth)
-{
-    luaL_checkstack(L, 3, NULL);
-    lua_pushcfunction(L, write);
-    lua_pushvalue(L, -2);
-    lua_pushinteger(L, max_depth);
-    if (lua_pcall(L, 2, 0, 0) == LUA_OK)
-        return 0;
-    const char *m = lua_tostring(L, -1);
-    int deep = m && strstr(m, RTMP_L_AMF_TOO_DEEP) != NULL;
-    lua_pop(L, 1);
-    return deep;
 }
 
 /* rtmp.amf0.decode(s [, max_depth]) -> values | nil, message, code */
@@ -1264,7 +932,7 @@ static void make_props(lua_State *L, int arg, int kind)
         }
     }
     lua_createtable(L, 0, 3);
-    set_kind(L, kind);
+    rtmp_l_amf_set_kind(L, kind);
     lua_pushvalue(L, keys);
     lua_setfield(L, -2, "__keys");
     lua_remove(L, keys);
@@ -1321,7 +989,7 @@ static int l_array(lua_State *L)
     }
     lua_pushinteger(L, n);
     lua_setfield(L, -2, "n");
-    push_shared_mt(L, K_ARRAY);
+    rtmp_l_amf_push_mt(L, K_ARRAY);
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -1337,7 +1005,7 @@ static int l_date(lua_State *L)
     lua_setfield(L, -2, "time");
     lua_pushinteger(L, tz);
     lua_setfield(L, -2, "tz");
-    push_shared_mt(L, K_DATE);
+    rtmp_l_amf_push_mt(L, K_DATE);
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -1400,18 +1068,13 @@ static const luaL_Reg amf0_funcs[] = {
 
 void rtmp_l_open_amf0(lua_State *L)
 {
-    if (luaL_newmetatable(L, SLOT_MT)) {
-        lua_pushcfunction(L, slot_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
     for (int k = K_OBJECT; k < K_TYPED; k++) {
-        push_shared_mt(L, k);
+        rtmp_l_amf_push_mt(L, k);
         lua_pop(L, 1);
     }
 
     luaL_newlib(L, amf0_funcs);
-    push_unsupported(L);
+    rtmp_l_amf_push_unsupported(L);
     lua_setfield(L, -2, "unsupported");
     lua_setfield(L, -2, "amf0");
     rtmp_l_push_null(L);

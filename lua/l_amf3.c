@@ -493,7 +493,7 @@ int rtmp_l_amf3_push_value(lua_State *L, int ctx, const uint8_t *start, size_t l
     dec3 d = { .L = L };
     open_ctx(L, &d, ctx);
     d.r->p = d.r->start + at;
-    int rc = d3_value(&d, depth > RTMP_AMF0_MAX_DEPTH ? RTMP_AMF0_MAX_DEPTH : depth);
+    int rc = d3_value(&d, depth > RTMP_AMF_MAX_DEPTH ? RTMP_AMF_MAX_DEPTH : depth);
     *next = rtmp_amf3_offset(d.r);
     if (rc < 0) {
         if (cls)
@@ -530,7 +530,7 @@ static int dry_write(lua_State *L)
     lua_getfield(L, 1, "n");
     lua_Integer n = lua_tointeger(L, -1);
     lua_settop(L, 1);
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);  /* 2 */
+    rtmp_buf **slot = rtmp_l_slot_new(L);  /* 2 */
     lua_pushnil(L);                            /* 3: the context */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
@@ -989,7 +989,7 @@ static void e3_table(enc3 *e, int t, int depth)
     }
     lua_pop(L, 1);
     if (is_container(marker) && depth <= 0)
-        luaL_error(L, RTMP_L_AMF_TOO_DEEP " the AMF limit as AMF3");
+        rtmp_l_amf_raise(L, RTMP_ERR_AMF_DEPTH, "cannot encode tables nested deeper than the AMF limit as AMF3");
     if (e->c->nobjects <= RTMP_AMF3_LEN_MAX) {
         lua_pushvalue(L, t);
         lua_pushinteger(L, e->c->nobjects);
@@ -1082,8 +1082,8 @@ static void encode_range(lua_State *L, int ctx, int first, int last, rtmp_buf **
 {
     luaL_checkstack(L, 6, NULL);
     int base = lua_gettop(L);
-    if (depth > RTMP_AMF0_MAX_DEPTH)
-        depth = RTMP_AMF0_MAX_DEPTH;
+    if (depth > RTMP_AMF_MAX_DEPTH)
+        depth = RTMP_AMF_MAX_DEPTH;
     if (lua_isnil(L, ctx)) {
         enc3_count *c = lua_newuserdatauv(L, sizeof *c, 3);
         memset(c, 0, sizeof *c);
@@ -1117,11 +1117,11 @@ void rtmp_l_amf3_encode_value(lua_State *L, int ctx, int idx, rtmp_buf **out, in
 static int l_encode(lua_State *L)
 {
     int n = lua_gettop(L);
-    rtmp_buf **slot = rtmp_l_amf_slot_new(L);
+    rtmp_buf **slot = rtmp_l_slot_new(L);
     lua_pushnil(L);  /* one context for all values */
     encode_range(L, lua_gettop(L), 1, n, slot, RTMP_DEFAULT_AMF_DEPTH);
     lua_pop(L, 1);
-    rtmp_l_amf_slot_push(L, slot);
+    rtmp_l_slot_push(L, slot);
     return 1;
 }
 

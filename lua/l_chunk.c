@@ -19,13 +19,14 @@
  *     w:close()
  *   rtmp.chunk_fmt0(chunk_size, msg) -> bytes
  *
- * Reader options: max_message, max_chunk_streams, min_chunk_size,
- * max_chunk_size, ext_ts_fmt3 ("detect" | "spec" | "never"),
- * accept_fresh_fmt (boolean), auto_chunk_size (boolean, default true: a
+ * Reader options: the chunk reader's settings (l_settings.c: max_message,
+ * max_amf_message, max_chunk_streams, min_chunk_size, max_chunk_size,
+ * ext_ts_fmt3, accept_fresh_fmt), auto_chunk_size (boolean, default true: a
  * Set Chunk Size message sets the reader's chunk size and an Abort
  * message aborts, right after the message, as a session would).
  */
 #include "l_rtmp.h"
+#include "l_settings.h"
 #include "../core/chunk.h"
 #include "../core/error.h"
 
@@ -191,26 +192,11 @@ static int l_reader_tostring(lua_State *L)
     return 1;
 }
 
+/* The reader settings of the table at t (l_settings.c describes them, as
+ * for connections) and auto_chunk_size. */
 static void read_reader_opts(lua_State *L, int t, rtmp_reader_config *cfg, int *auto_cs)
 {
-    static const char *const modes[] = { "detect", "spec", "never", NULL };
-    cfg->max_message = (uint32_t)field_int(L, t, "max_message", 0, 0xFFFFFFFF, cfg->max_message);
-    cfg->max_chunk_streams = (uint32_t)field_int(L, t, "max_chunk_streams", 0, 0xFFFFFFFF, cfg->max_chunk_streams);
-    cfg->min_chunk_size = (uint32_t)field_int(L, t, "min_chunk_size", 1, 0x7FFFFFFF, cfg->min_chunk_size);
-    cfg->max_chunk_size = (uint32_t)field_int(L, t, "max_chunk_size", 1, 0x7FFFFFFF, cfg->max_chunk_size);
-    if (lua_getfield(L, t, "ext_ts_fmt3") != LUA_TNIL) {
-        const char *m = lua_tostring(L, -1);
-        int i = 0;
-        while (m && modes[i] && strcmp(modes[i], m) != 0)
-            i++;
-        if (!m || !modes[i])
-            luaL_error(L, "field 'ext_ts_fmt3' must be \"detect\", \"spec\" or \"never\"");
-        cfg->ext_ts_fmt3 = i == 0 ? RTMP_EXT_TS_DETECT : i == 1 ? RTMP_EXT_TS_SPEC : RTMP_EXT_TS_NEVER;
-    }
-    lua_pop(L, 1);
-    if (lua_getfield(L, t, "accept_fresh_fmt") != LUA_TNIL)
-        cfg->accept_fresh_fmt = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    rtmp_l_settings_read_reader(L, t, cfg);
     if (lua_getfield(L, t, "auto_chunk_size") != LUA_TNIL)
         *auto_cs = lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "l_rtmp.h"
+#include "l_amf.h"
 #include "l_msg.h"
 #include "../core/aggregate.h"
-#include "../core/amf0.h"
+#include "../core/amf.h"
 #include "../core/chunk.h"
 #include "../core/error.h"
 #include "../core/flv.h"
@@ -588,12 +588,12 @@ static int writer_finish(lwriter *w)
     if (fflush(w->f) != 0 || seek_to(w->f, 4) < 0 || fwrite(&flags, 1, 1, w->f) != 1)
         rc = RTMP_ERR_IO;
     if (rc == 0 && w->dur_off) {
-        rtmp_amf0_put_double(b, writer_duration(w) / 1000.0);
+        rtmp_amf_put_double(b, writer_duration(w) / 1000.0);
         if (seek_to(w->f, w->dur_off) < 0 || fwrite(b, 1, 8, w->f) != 8)
             rc = RTMP_ERR_IO;
     }
     if (rc == 0 && w->size_off) {
-        rtmp_amf0_put_double(b, (double)w->bytes);
+        rtmp_amf_put_double(b, (double)w->bytes);
         if (seek_to(w->f, w->size_off) < 0 || fwrite(b, 1, 8, w->f) != 8)
             rc = RTMP_ERR_IO;
     }

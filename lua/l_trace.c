@@ -1,43 +1,28 @@
 /*
  * l_trace.c: the per-connection message trace (conn:trace, the trace
- * setting, luartmp --trace).
+ * setting, luartmp --trace, rtmp.trace_line).
  *
  * The session's observer (session.h) reports each message received and
- * each message queued; this file turns one into one line:
- *
- *   <time> conn=<id> <in|out> csid=<n> fmt=<n> type=<name> stream=<n> ts=<n> len=<n> body=<lua>
- *
- * and appends it to a file or writes it to the log.  Bodies are Lua table
- * constructors (AMF values as Lua literals, rtmp.null / rtmp.undefined
- * for null and undefined; control fields; media codec and frame type),
- * formatted here in C from the core decoders into a fixed buffer: long
- * strings, deep values and long bodies are cut with a --[[...]] marker and
- * the result is still a valid constructor.  docs/TRACE.md has the format.
+ * each message queued; core/trace.c turns one into one line (docs/TRACE.md)
+ * and this file appends it to a file (opened by path, shared by every
+ * trace naming the same path, or a Lua file the script gives) or writes
+ * it to the log.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "l_rtmp.h"
+#include "l_trace.h"
 #include "l_msg.h"
-#include "../core/amf0.h"
-#include "../core/chunk.h"
-#include "../core/control.h"
-#include "../core/error.h"
+#include "l_settings.h"
 #include "../core/log.h"
-#include "../core/media.h"
 #include "../core/session.h"
+#include "../core/trace.h"
 
 #define TRACEFILE_MT "rtmp.tracefile"
 #define TRACEFILES_KEY "rtmp.tracefiles"
-
-#define BODY_MAX   3000   /* body characters before the cut */
-#define RESERVE    512    /* room after BODY_MAX for markers and closers */
-#define STR_MAX    200    /* string bytes shown */
-#define TRACE_DEPTH 8     /* nesting shown */
 
 /* A file opened by path, shared by every trace that names the same path. */
 typedef struct tracefile {
@@ -53,478 +38,6 @@ struct rtmp_l_trace {
     char         peer[64];
 };
 
-/* ---- the body ---- */
-
-typedef struct tbuf {
-    char  *p;
-    size_t n, lim, cap;   /* lim: the budget; cap: lim plus the reserve */
-} tbuf;
-
-/* Append unless past the budget: 0, or -1 (nothing appended). */
-static int put(tbuf *t, const char *s, size_t n)
-{
-    if (t->n + n > t->lim)
-        return -1;
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-    return 0;
-}
-
-static int puts_(tbuf *t, const char *s) { return put(t, s, strlen(s)); }
-
-/* Append from the reserve (markers, closers): never fails, cut at cap. */
-static void force(tbuf *t, const char *s)
-{
-    size_t n = strlen(s);
-    if (t->n + n > t->cap)
-        n = t->cap - t->n;
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-}
-
-static int putf(tbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int putf(tbuf *t, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    return put(t, tmp, n < 0 ? 0 : (size_t)n >= sizeof tmp ? sizeof tmp - 1 : (size_t)n);
-}
-
-/* A Lua string literal of s[0 .. min(len, STR_MAX)), with a marker for
- * the bytes left out. */
-static int put_string(tbuf *t, const char *s, size_t len)
-{
-    size_t shown = len > STR_MAX ? STR_MAX : len;
-    char tmp[STR_MAX * 4 + 64];
-    size_t k = 0;
-    tmp[k++] = '"';
-    for (size_t i = 0; i < shown; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            tmp[k++] = '\\';
-            tmp[k++] = (char)c;
-        } else if (c == '\n') {
-            tmp[k++] = '\\';
-            tmp[k++] = 'n';
-        } else if (c < 0x20 || c >= 0x7F) {
-            k += (size_t)snprintf(tmp + k, 5, "\\x%02X", c);
-        } else {
-            tmp[k++] = (char)c;
-        }
-    }
-    tmp[k++] = '"';
-    if (shown < len)
-        k += (size_t)snprintf(tmp + k, 40, " --[[+%zu bytes]]", len - shown);
-    return put(t, tmp, k);
-}
-
-static int is_name(const char *s, size_t len)
-{
-    static const char *const kw[] = { "and", "break", "do", "else", "elseif", "end", "false", "for",
-        "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then",
-        "true", "until", "while" };
-    if (len == 0 || len > 64 || (s[0] >= '0' && s[0] <= '9'))
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')
-              || s[i] == '_'))
-            return 0;
-    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-        if (strlen(kw[i]) == len && memcmp(kw[i], s, len) == 0)
-            return 0;
-    return 1;
-}
-
-static int put_key(tbuf *t, const char *k, size_t len)
-{
-    if (is_name(k, len))
-        return put(t, k, len) < 0 || put(t, "=", 1) < 0 ? -1 : 0;
-    if (put(t, "[", 1) < 0 || put_string(t, k, len) < 0)
-        return -1;
-    return put(t, "]=", 2);
-}
-
-/* A number as Lua reads it back: integers without a fraction, others
- * with the fewest digits that round-trip, nan and infinities as
- * expressions. */
-static int put_number(tbuf *t, double v)
-{
-    if (isnan(v))
-        return puts_(t, "0/0");
-    if (isinf(v))
-        return puts_(t, v > 0 ? "1/0" : "-1/0");
-    if (v == 0 && signbit(v))
-        return puts_(t, "-0.0");
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        return putf(t, "%.0f", v);
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    return puts_(t, tmp);
-}
-
-/* Results of the value formatter. */
-enum { V_OK = 0, V_STOP, V_OVER, V_BAD };
-
-static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err);
-
-/* The entries of a container after its head: keyed (object, typed
- * object, ECMA array) or count values (strict array).  Writes the
- * closing brace; V_OK, V_STOP (cut for length, still valid) or V_BAD. */
-static int fmt_entries(tbuf *t, rtmp_amf0_reader *r, int depth, int keyed, uint32_t count, int ecma,
-                       int *err)
-{
-    int rc = V_OK;
-    for (uint32_t i = 0; keyed || i < count; i++) {
-        size_t mark = t->n;
-        const char *k = NULL;
-        size_t klen = 0;
-        if (keyed) {
-            if (ecma && rtmp_amf0_ecma_end_missing(r))
-                break;
-            int kr = rtmp_amf0_read_key(r, &k, &klen);
-            if (kr < 0) {
-                *err = kr;
-                rc = V_BAD;
-                break;
-            }
-            if (kr == RTMP_AMF0_END)
-                break;
-        }
-        int vr = (i > 0 && put(t, ", ", 2) < 0) || (keyed && put_key(t, k, klen) < 0)
-               ? V_OVER : fmt_value(t, r, depth + 1, err);
-        if (vr == V_OK)
-            continue;
-        if (vr == V_OVER || vr == V_BAD)
-            t->n = mark;
-        if (vr == V_OVER)
-            force(t, i > 0 ? ", --[[cut]]" : "--[[cut]]");
-        rc = vr == V_BAD ? V_BAD : V_STOP;
-        break;
-    }
-    force(t, "}");
-    return rc;
-}
-
-/* One AMF0 value at r as a Lua expression. */
-static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err)
-{
-    int m = rtmp_amf0_peek_marker(r);
-    int rc = 0;
-    double d;
-    int b;
-    const char *s;
-    size_t len;
-    uint32_t count;
-    if (m < 0) {
-        *err = m;
-        return V_BAD;
-    }
-    if ((m == RTMP_AMF0_OBJECT || m == RTMP_AMF0_TYPED_OBJECT || m == RTMP_AMF0_ECMA_ARRAY
-         || m == RTMP_AMF0_STRICT_ARRAY) && depth >= TRACE_DEPTH) {
-        size_t at = rtmp_amf0_offset(r);
-        if ((rc = rtmp_amf0_skip_value(r, RTMP_AMF0_MAX_DEPTH)) < 0) {
-            *err = rc;
-            return V_BAD;
-        }
-        return putf(t, "{--[[%zu bytes deeper]]}", rtmp_amf0_offset(r) - at) < 0 ? V_OVER : V_OK;
-    }
-    switch (m) {
-    case RTMP_AMF0_NUMBER:
-        if ((rc = rtmp_amf0_read_number(r, &d)) < 0)
-            break;
-        return put_number(t, d) < 0 ? V_OVER : V_OK;
-    case RTMP_AMF0_BOOLEAN:
-        if ((rc = rtmp_amf0_read_boolean(r, &b)) < 0)
-            break;
-        return puts_(t, b ? "true" : "false") < 0 ? V_OVER : V_OK;
-    case RTMP_AMF0_STRING:
-    case RTMP_AMF0_LONG_STRING:
-        if ((rc = rtmp_amf0_read_string(r, &s, &len)) < 0)
-            break;
-        return put_string(t, s, len) < 0 ? V_OVER : V_OK;
-    case RTMP_AMF0_XML_DOCUMENT:
-        if ((rc = rtmp_amf0_read_xml_document(r, &s, &len)) < 0)
-            break;
-        return put_string(t, s, len) < 0 ? V_OVER : V_OK;
-    case RTMP_AMF0_NULL:
-    case RTMP_AMF0_UNDEFINED:
-    case RTMP_AMF0_UNSUPPORTED:
-        if ((rc = rtmp_amf0_read_marker(r)) < 0)
-            break;
-        return puts_(t, m == RTMP_AMF0_NULL ? "rtmp.null" : "rtmp.undefined") < 0 ? V_OVER : V_OK;
-    case RTMP_AMF0_DATE: {
-        int16_t tz;
-        if ((rc = rtmp_amf0_read_date(r, &d, &tz)) < 0)
-            break;
-        if (puts_(t, "{date=") < 0 || put_number(t, d) < 0 || putf(t, ", tz=%d}", tz) < 0)
-            return V_OVER;
-        return V_OK;
-    }
-    case RTMP_AMF0_REFERENCE: {
-        uint16_t idx;
-        if ((rc = rtmp_amf0_read_reference(r, &idx)) < 0)
-            break;
-        return putf(t, "nil --[[reference %u]]", (unsigned)idx) < 0 ? V_OVER : V_OK;
-    }
-    case RTMP_AMF0_AVMPLUS: {
-        size_t at = rtmp_amf0_offset(r);
-        if ((rc = rtmp_amf0_skip_value(r, TRACE_DEPTH)) < 0)
-            break;
-        return putf(t, "nil --[[amf3 value, %zu bytes]]", rtmp_amf0_offset(r) - at) < 0 ? V_OVER : V_OK;
-    }
-    case RTMP_AMF0_OBJECT:
-    case RTMP_AMF0_ECMA_ARRAY:
-    case RTMP_AMF0_TYPED_OBJECT:
-    case RTMP_AMF0_STRICT_ARRAY: {
-        size_t mark = t->n;
-        if (m == RTMP_AMF0_OBJECT)
-            rc = rtmp_amf0_read_object_start(r);
-        else if (m == RTMP_AMF0_ECMA_ARRAY)
-            rc = rtmp_amf0_read_ecma_start(r, &count);
-        else if (m == RTMP_AMF0_STRICT_ARRAY)
-            rc = rtmp_amf0_read_strict_array_start(r, &count);
-        else
-            rc = rtmp_amf0_read_typed_object_start(r, &s, &len);
-        if (rc < 0)
-            break;
-        if (m == RTMP_AMF0_TYPED_OBJECT) {
-            if (puts_(t, "--[[class ") < 0 || put_string(t, s, len > 64 ? 64 : len) < 0 || puts_(t, "]] ") < 0) {
-                t->n = mark;
-                return V_OVER;
-            }
-        }
-        if (put(t, "{", 1) < 0) {
-            t->n = mark;
-            return V_OVER;
-        }
-        return fmt_entries(t, r, depth, m != RTMP_AMF0_STRICT_ARRAY, count, m == RTMP_AMF0_ECMA_ARRAY, err);
-    }
-    default:
-        rc = RTMP_ERR_AMF_MARKER;
-        break;
-    }
-    *err = rc;
-    return V_BAD;
-}
-
-/* A body of AMF0 values: {v1, v2, ...}, with decode_error="..." when the
- * bytes do not decode (the values before the bad one are shown). */
-static void fmt_amf_body(tbuf *t, const uint8_t *p, size_t len)
-{
-    rtmp_amf0_reader r;
-    rtmp_amf0_reader_init(&r, p, len);
-    put(t, "{", 1);
-    int err = 0, rc = V_OK;
-    for (int i = 0; rtmp_amf0_remaining(&r) > 0; i++) {
-        size_t mark = t->n;
-        rc = i > 0 && put(t, ", ", 2) < 0 ? V_OVER : fmt_value(t, &r, 0, &err);
-        if (rc == V_OK)
-            continue;
-        if (rc == V_OVER || rc == V_BAD)
-            t->n = mark;
-        if (rc == V_OVER)
-            force(t, i > 0 ? ", --[[cut]]" : "--[[cut]]");
-        if (rc == V_BAD) {
-            char tmp[120];
-            snprintf(tmp, sizeof tmp, "%sdecode_error=\"%s at byte %zu\"", i > 0 ? ", " : "",
-                     rtmp_errname(err), rtmp_amf0_offset(&r));
-            force(t, tmp);
-        }
-        break;
-    }
-    force(t, "}");
-}
-
-static void fmt_control(tbuf *t, const rtmp_msg_hdr *h, const uint8_t *p)
-{
-    rtmp_control c;
-    if (rtmp_control_parse(h, p, &c) < 0) {
-        putf(t, "{decode_error=\"%s\"}", rtmp_errname(RTMP_ERR_CONTROL));
-        return;
-    }
-    switch (h->type) {
-    case RTMP_MSG_SET_CHUNK_SIZE: putf(t, "{chunk_size=%lu}", (unsigned long)c.value); break;
-    case RTMP_MSG_ABORT: putf(t, "{abort_csid=%lu}", (unsigned long)c.value); break;
-    case RTMP_MSG_ACK: putf(t, "{sequence=%lu}", (unsigned long)c.value); break;
-    case RTMP_MSG_WINDOW_ACK_SIZE: putf(t, "{window=%lu}", (unsigned long)c.value); break;
-    case RTMP_MSG_SET_PEER_BANDWIDTH:
-        if (c.limit >= 0)
-            putf(t, "{window=%lu, limit=%d}", (unsigned long)c.value, c.limit);
-        else
-            putf(t, "{window=%lu}", (unsigned long)c.value);
-        break;
-    case RTMP_MSG_USER_CONTROL: {
-        const char *name = rtmp_uc_name(c.event);
-        putf(t, "{event=%u", (unsigned)c.event);
-        if (name)
-            putf(t, ", event_name=\"%s\"", name);
-        if (c.nfields >= 1)
-            putf(t, ", %s=%lu", c.event == RTMP_UC_PING_REQUEST || c.event == RTMP_UC_PING_RESPONSE
-                                    ? "ping_time" : "stream_id", (unsigned long)c.value);
-        if (c.event == RTMP_UC_SET_BUFFER_LENGTH && c.nfields >= 2)
-            putf(t, ", buffer_length=%lu", (unsigned long)c.value2);
-        put(t, "}", 1);
-        break;
-    }
-    }
-}
-
-/* A FourCC as a Lua string literal (escaped: the peer chose the bytes). */
-static void put_fourcc(tbuf *t, uint32_t fourcc)
-{
-    const char b[4] = { (char)(fourcc >> 24), (char)(fourcc >> 16), (char)(fourcc >> 8), (char)fourcc };
-    put_string(t, b, 4);
-}
-
-/* The parts of an enhanced header after codec and frame: packet, command,
- * ModEx nanoseconds, multitrack mode and tracks, then any fault. */
-static void put_enhanced(tbuf *t, const rtmp_media *m, int rc)
-{
-    const char *packet = rtmp_media_packet_name(m->packet);
-    if (packet)
-        putf(t, ", packet=\"%s\"", packet);
-    else if (m->wire_packet != 0xFF)
-        putf(t, ", packet=%d", m->wire_packet);
-    if (m->packet == RTMP_MEDIA_COMMAND)
-        putf(t, ", command=%d", m->command);
-    if (m->has_nano)
-        putf(t, ", nano_offset=%lu", (unsigned long)m->nano);
-    const char *mode = rtmp_media_multitrack_name(m->multitrack);
-    if (mode) {
-        putf(t, ", multitrack=\"%s\", tracks={", mode);
-        for (unsigned i = 0; i < m->ntracks; i++) {
-            putf(t, "%s{id=%d, codec=", i ? ", " : "", m->track[i].id);
-            put_fourcc(t, m->track[i].fourcc);
-            putf(t, ", size=%zu}", m->track[i].size);
-        }
-        put(t, "}", 1);
-    }
-    if (rc < 0)
-        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
-}
-
-static void fmt_video(tbuf *t, const uint8_t *p, size_t len)
-{
-    static const char *const frames[] = { NULL, "key", "inter", "disposable", "generated", "command" };
-    rtmp_media m;
-    int rc = rtmp_media_parse(&m, RTMP_MSG_VIDEO, p, len);
-    if (rc == RTMP_ERR_MEDIA_EMPTY) {
-        put(t, "{}", 2);
-        return;
-    }
-    put(t, "{codec=", 7);
-    const char *legacy = m.enhanced ? NULL : rtmp_media_legacy_name(RTMP_MSG_VIDEO, m.legacy_id);
-    if (m.enhanced && m.fourcc)
-        put_fourcc(t, m.fourcc);
-    else if (m.enhanced)
-        put(t, "nil", 3);
-    else if (legacy)
-        putf(t, "\"%s\"", legacy);
-    else
-        putf(t, "%d", m.legacy_id);
-    if (m.frame >= 1 && m.frame <= 5)
-        putf(t, ", frame=\"%s\"", frames[m.frame]);
-    else
-        putf(t, ", frame=%d", m.frame);
-    if (m.enhanced) {
-        put_enhanced(t, &m, rc);
-    } else if (m.packet == RTMP_MEDIA_COMMAND) {
-        putf(t, ", command=%d", m.command);
-    } else if (m.wire_packet != 0xFF) { /* AVC, legacy HEVC */
-        static const char *const avc[] = { "seq", "nalu", "eos" };
-        if (m.wire_packet < 3)
-            putf(t, ", packet=\"%s\"", avc[m.wire_packet]);
-        else
-            putf(t, ", packet=%d", m.wire_packet);
-    }
-    if (rc < 0 && !m.enhanced) /* put_enhanced shows it for enhanced headers */
-        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
-    put(t, "}", 1);
-}
-
-static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
-{
-    static const int rates[] = { 5512, 11025, 22050, 44100 };
-    rtmp_media m;
-    int rc = rtmp_media_parse(&m, RTMP_MSG_AUDIO, p, len);
-    if (rc == RTMP_ERR_MEDIA_EMPTY) {
-        put(t, "{}", 2);
-        return;
-    }
-    put(t, "{codec=", 7);
-    if (m.enhanced) {
-        if (m.fourcc)
-            put_fourcc(t, m.fourcc);
-        else
-            put(t, "nil", 3);
-        put_enhanced(t, &m, rc);
-        put(t, "}", 1);
-        return;
-    }
-    const char *legacy = rtmp_media_legacy_name(RTMP_MSG_AUDIO, m.legacy_id);
-    if (legacy)
-        putf(t, "\"%s\"", legacy);
-    else
-        putf(t, "%d", m.legacy_id); /* reserved sound formats 12, 13 */
-    putf(t, ", rate=%d, bits=%d, channels=%d", rates[m.sound_rate], m.sound_bits, m.sound_channels);
-    if (m.wire_packet != 0xFF) { /* AAC */
-        if (m.wire_packet < 2)
-            putf(t, ", packet=\"%s\"", m.wire_packet == 0 ? "seq" : "raw");
-        else
-            putf(t, ", packet=%d", m.wire_packet);
-    }
-    if (rc < 0)
-        putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
-    put(t, "}", 1);
-}
-
-/* The whole line for one message (NUL-terminated, no newline); returns
- * its length.  line holds at least 4096 bytes. */
-static size_t format_line(char *line, const struct timeval *tv, unsigned long id, int dir, int fmt,
-                          const rtmp_msg_hdr *h, const uint8_t *payload, size_t len)
-{
-    int n = snprintf(line, 256, "%lld.%06ld conn=%lu %s ", (long long)tv->tv_sec, (long)tv->tv_usec, id,
-                     dir == RTMP_TRACE_IN ? "in" : "out");
-    if (!h) {
-        n += snprintf(line + n, 256, "csid=- fmt=- type=raw stream=- ts=- len=%zu body={}", len);
-        return (size_t)n;
-    }
-    char fmts[8], types[8];
-    snprintf(fmts, sizeof fmts, "%d", fmt);
-    const char *tname = rtmp_msg_type_name(h->type);
-    if (!strcmp(tname, "unknown")) {
-        snprintf(types, sizeof types, "%u", (unsigned)h->type);
-        tname = types;
-    }
-    n += snprintf(line + n, 256, "csid=%lu fmt=%s type=%s stream=%lu ts=%lu len=%lu body=",
-                  (unsigned long)h->csid, fmt >= 0 && fmt <= 3 ? fmts : "-", tname,
-                  (unsigned long)h->stream_id, (unsigned long)h->timestamp, (unsigned long)h->length);
-    tbuf t = { line + n, 0, BODY_MAX, BODY_MAX + RESERVE };
-    if (rtmp_is_control(h->type)) {
-        fmt_control(&t, h, payload);
-    } else if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF0_DATA) {
-        fmt_amf_body(&t, payload, len);
-    } else if (h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA) {
-        fmt_amf_body(&t, payload + (len > 0), len - (len > 0)); /* after the format byte */
-    } else if (h->type == RTMP_MSG_VIDEO) {
-        fmt_video(&t, payload, len);
-    } else if (h->type == RTMP_MSG_AUDIO) {
-        fmt_audio(&t, payload, len);
-    } else {
-        put(&t, "{}", 2);
-    }
-    n += (int)t.n;
-    line[n] = '\0';
-    return (size_t)n;
-}
-
 /* ---- output ---- */
 
 static FILE *trace_file(const rtmp_l_trace *tr)
@@ -539,10 +52,10 @@ static FILE *trace_file(const rtmp_l_trace *tr)
 static void observe(void *ud, int dir, int fmt, const rtmp_msg_hdr *h, const uint8_t *payload, size_t len)
 {
     rtmp_l_trace *tr = ud;
-    char line[BODY_MAX + RESERVE + 600];
+    char line[RTMP_TRACE_LINE_MAX + 1];
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    size_t n = format_line(line, &tv, tr->id, dir, fmt, h, payload, len);
+    size_t n = rtmp_trace_format(line, (long long)tv.tv_sec, (long)tv.tv_usec, tr->id, dir, fmt, h, payload, len);
     if (!tr->own && !tr->stream) {
         /* to the log, whatever its level: tracing was asked for */
         int level = rtmp_log_level;
@@ -676,7 +189,7 @@ void rtmp_l_trace_settings(lua_State *L, int t, rtmp_session *s, rtmp_l_trace **
     if (!lua_istable(L, t) || lua_getfield(L, t, "trace") == LUA_TNIL) {
         if (lua_istable(L, t))
             lua_pop(L, 1);
-        lua_getfield(L, LUA_REGISTRYINDEX, "rtmp.options");
+        lua_getfield(L, LUA_REGISTRYINDEX, RTMP_L_OPTIONS_KEY);
         if (lua_istable(L, -1))
             lua_getfield(L, -1, "trace");
         else
@@ -692,6 +205,18 @@ void rtmp_l_trace_settings(lua_State *L, int t, rtmp_session *s, rtmp_l_trace **
         lua_pop(L, 2);
     }
     lua_settop(L, top - 1);
+}
+
+int rtmp_l_trace_method(lua_State *L, rtmp_session *s, rtmp_l_trace **slot, unsigned long id,
+                        const char *peer)
+{
+    lua_settop(L, 3);
+    if (lua_toboolean(L, 2) && !lua_isnil(L, 3))
+        lua_copy(L, 3, 2); /* where to: the path or file replaces true */
+    if (rtmp_l_trace_set(L, 2, s, slot, id, peer) == 2)
+        return 2;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* rtmp.trace_line(msg [, { dir = "in"|"out", conn = id, time = seconds, fmt = n }])
@@ -731,8 +256,9 @@ static int l_trace_line(lua_State *L)
         }
         lua_pop(L, 4);
     }
-    char line[BODY_MAX + RESERVE + 600];
-    size_t n = format_line(line, &tv, id, dir, fmt, &m->h, m->data, m->len);
+    char line[RTMP_TRACE_LINE_MAX];
+    size_t n = rtmp_trace_format(line, (long long)tv.tv_sec, (long)tv.tv_usec, id, dir, fmt, &m->h, m->data,
+                                 m->len);
     lua_pushlstring(L, line, n);
     return 1;
 }

@@ -1,5 +1,7 @@
 /*
- * l_util.c: small process-level helpers for command-line scripts.
+ * l_util.c: what every part of the binding may use (l_rtmp.h): the
+ * buffer slot, an integer field of an options table; and rtmp.isatty for
+ * command-line scripts.
  *
  *   rtmp.isatty(2)          -- is stderr a terminal?
  *   rtmp.isatty("stdout")   -- the same, by name
@@ -8,6 +10,55 @@
 #include <unistd.h>
 
 #include "l_rtmp.h"
+
+#define SLOT_MT "rtmp.bufslot"
+
+rtmp_buf **rtmp_l_slot_new(lua_State *L)
+{
+    rtmp_buf **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+    *slot = NULL;
+    luaL_setmetatable(L, SLOT_MT);
+    return slot;
+}
+
+void rtmp_l_slot_push(lua_State *L, rtmp_buf **slot)
+{
+    if (*slot)
+        lua_pushlstring(L, (const char *)(*slot)->data, (*slot)->len);
+    else
+        lua_pushliteral(L, "");
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+}
+
+rtmp_buf *rtmp_l_slot_take(rtmp_buf **slot)
+{
+    rtmp_buf *b = *slot;
+    *slot = NULL;
+    return b;
+}
+
+static int slot_gc(lua_State *L)
+{
+    rtmp_buf **slot = luaL_checkudata(L, 1, SLOT_MT);
+    rtmp_buf_unref(*slot);
+    *slot = NULL;
+    return 0;
+}
+
+uint32_t rtmp_l_opt_u32(lua_State *L, int t, const char *k, uint32_t def)
+{
+    uint32_t v = def;
+    if (t && lua_getfield(L, t, k) != LUA_TNIL) {
+        lua_Integer i = luaL_checkinteger(L, -1);
+        if (i < 0 || i > 0xFFFFFFFFLL)
+            luaL_error(L, "field '%s' out of range", k);
+        v = (uint32_t)i;
+    }
+    if (t)
+        lua_pop(L, 1);
+    return v;
+}
 
 /* rtmp.isatty(fd): true when the file descriptor fd (an integer, or one of
  * "stdin", "stdout", "stderr") refers to a terminal, false otherwise
@@ -30,6 +81,11 @@ static int l_isatty(lua_State *L)
 
 void rtmp_l_open_util(lua_State *L)
 {
+    if (luaL_newmetatable(L, SLOT_MT)) {
+        lua_pushcfunction(L, slot_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
 }

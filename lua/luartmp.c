@@ -16,6 +16,7 @@
 
 #include "../core/log.h"
 #include "l_contain.h"
+#include "l_settings.h"
 
 #ifndef LUARTMP_VERSION
 #define LUARTMP_VERSION "0.0.0"
@@ -24,9 +25,9 @@
 #define LUARTMP_SHARE "/usr/local/share/luartmp"
 #endif
 
-int luaopen_rtmp(lua_State *L);
+int luaopen_rtmp_core(lua_State *L);
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: luartmp [options] [script.lua [args...]]\n"
     "\n"
     "Runs script.lua (default: the live server, scripts/live.lua) with the\n"
@@ -37,53 +38,19 @@ static const char usage[] =
     "options:\n"
     "  -l, --listen ADDR            where servers listen: PORT, HOST:PORT or [V6]:PORT\n"
     "                               (repeatable; default 1935 on IPv4 and IPv6)\n"
-    "  --log-level LEVEL            error, warn, info (default), debug or trace\n"
-    "  --handshake-timeout SECONDS  close connections that have not completed the\n"
-    "                               handshake this long after connecting (default 10)\n"
-    "  --connect-timeout SECONDS    close accepted connections that send no connect command\n"
-    "                               this long after the handshake (default 10; 0 = never)\n"
-    "  --idle-timeout SECONDS       close connections in which no whole message arrived and\n"
-    "                               nothing was written this long (default 60; 0 = never)\n"
-    "  --max-per-address N          connections open at once from one IP address; more are\n"
-    "                               logged and closed at once (default 0 = no cap)\n"
-    "  --linger SECONDS             a closed connection's socket may stay open this long to\n"
-    "                               write what was queued and end with a FIN (default 30;\n"
-    "                               0 = close at once)\n"
-    "  --merge-window SECONDS       let media fanned out to players wait up to this long to be\n"
-    "                               written together (fewer system calls; default 0 = at once)\n"
+    "  --log-level LEVEL            error, warn, info (default), debug or trace\n";
+
+/* Then the settings' lines (l_settings.c), then these. */
+static const char usage_tail[] =
     "  --trace[=PATH]               trace every message of every connection, one line each\n"
     "                               (docs/TRACE.md): appended to PATH, or to the log\n"
-    "  --script-instructions N      stop a call into the script (a handler, a timer) after\n"
-    "                               N Lua instructions (default 0 = no limit)\n"
     "  --script-memory BYTES        memory budget of the script's Lua state while handlers\n"
     "                               run (suffix K, M or G; default 0 = none)\n"
-    "  --on-error close|drop        a script error in a connection's handler closes the\n"
-    "                               connection (default) or drops only that call\n"
     "  -h, --help                   this help\n"
     "  -v, --version                print the version\n";
 
-/* BYTES with an optional K, M or G suffix (powers of 1024). */
-static int parse_bytes(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -1;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end || v > (SIZE_MAX >> shift) >> 1)
-        return -1;
-    *out = (size_t)(v << shift);
-    return 0;
-}
+/* Column of the help text in the option lines. */
+#define USAGE_COL 31
 
 /* The Lua state's allocator with --script-memory: realloc and free, with
  * the bytes in use counted in rtmp_l_memory.  While the binding has armed
@@ -122,17 +89,6 @@ static int fail_usage(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'luartmp --help'.\n");
     return 2;
-}
-
-static int parse_seconds(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < 0)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* The project root: the directory holding scripts/ and lua/.  In a build
@@ -181,19 +137,18 @@ static void set_paths(lua_State *L, const char *root)
                     lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
-    /* make require "rtmp" find the built-in module */
+    /* the built-in C part; require "rtmp" finds lua/rtmp.lua, which requires it */
     lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_rtmp);
-    lua_setfield(L, -2, "rtmp");
+    lua_pushcfunction(L, luaopen_rtmp_core);
+    lua_setfield(L, -2, "rtmp.core");
     lua_pop(L, 2);
 }
 
 int main(int argc, char **argv)
 {
-    double hs_timeout = -1, idle_timeout = -1, merge_window = -1, connect_timeout = -1, linger = -1;
-    long max_per_address = -1;
-    double script_instructions = -1;
-    const char *on_error = NULL;
+    /* settings given on the command line, in order, set into rtmp.options */
+    struct { const rtmp_l_setting *s; const char *val; } set[64];
+    int nset = 0;
     static rtmp_l_memory memory; /* the allocator's accounting (--script-memory) */
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
@@ -218,7 +173,9 @@ int main(int argc, char **argv)
             a = name;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
+            fputs(usage_head, stdout);
+            rtmp_l_settings_help(stdout, USAGE_COL);
+            fputs(usage_tail, stdout);
             return 0;
         }
         if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
@@ -231,12 +188,9 @@ int main(int argc, char **argv)
             trace = val ? val : "";
             continue;
         }
-        int takes = strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0
-                 || strcmp(a, "--handshake-timeout") == 0 || strcmp(a, "--idle-timeout") == 0
-                 || strcmp(a, "--merge-window") == 0 || strcmp(a, "--connect-timeout") == 0
-                 || strcmp(a, "--linger") == 0
-                 || strcmp(a, "--max-per-address") == 0 || strcmp(a, "--script-instructions") == 0
-                 || strcmp(a, "--script-memory") == 0 || strcmp(a, "--on-error") == 0;
+        const rtmp_l_setting *setting = rtmp_l_setting_cli(a);
+        int takes = setting || strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0
+                 || strcmp(a, "--log-level") == 0 || strcmp(a, "--script-memory") == 0;
         if (!takes)
             return fail_usage("unknown option '%s'", argv[i]);
         if (!val) {
@@ -244,7 +198,17 @@ int main(int argc, char **argv)
                 return fail_usage("option '%s' needs a value", a);
             val = argv[++i];
         }
-        if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
+        if (setting) {
+            char want[160], msg[400];
+            if (rtmp_l_setting_parse(setting, val, want, sizeof want) < 0) {
+                snprintf(msg, sizeof msg, "bad %s '%.200s' (want %s)", setting->cli, val, want);
+                return fail_usage("%s", msg);
+            }
+            if (nset == (int)(sizeof set / sizeof set[0]))
+                return fail_usage("too many options%s", "");
+            set[nset].s = setting;
+            set[nset++].val = val;
+        } else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
             if (nlisten == (int)(sizeof listen / sizeof listen[0]))
                 return fail_usage("too many --listen options (at most 16)%s", "");
             listen[nlisten++] = val;
@@ -252,40 +216,11 @@ int main(int argc, char **argv)
             if (rtmp_log_parse_level(val) < 0)
                 return fail_usage("bad log level '%s' (want error, warn, info, debug or trace)", val);
             log_level = val;
-        } else if (strcmp(a, "--handshake-timeout") == 0) {
-            if (parse_seconds(val, &hs_timeout) < 0)
-                return fail_usage("bad --handshake-timeout '%s' (want seconds >= 0)", val);
-        } else if (strcmp(a, "--idle-timeout") == 0) {
-            if (parse_seconds(val, &idle_timeout) < 0)
-                return fail_usage("bad --idle-timeout '%s' (want seconds >= 0)", val);
-        } else if (strcmp(a, "--connect-timeout") == 0) {
-            if (parse_seconds(val, &connect_timeout) < 0)
-                return fail_usage("bad --connect-timeout '%s' (want seconds >= 0)", val);
-        } else if (strcmp(a, "--linger") == 0) {
-            if (parse_seconds(val, &linger) < 0)
-                return fail_usage("bad --linger '%s' (want seconds >= 0)", val);
-        } else if (strcmp(a, "--max-per-address") == 0) {
-            char *end;
-            errno = 0;
-            max_per_address = strtol(val, &end, 10);
-            if (errno || end == val || *end || max_per_address < 0 || max_per_address > 1000000000)
-                return fail_usage("bad --max-per-address '%s' (want a whole number >= 0)", val);
-        } else if (strcmp(a, "--merge-window") == 0) {
-            if (parse_seconds(val, &merge_window) < 0 || merge_window > 5)
-                return fail_usage("bad --merge-window '%s' (want seconds, 0 to 5)", val);
-        } else if (strcmp(a, "--script-instructions") == 0) {
-            char *end;
-            errno = 0;
-            script_instructions = strtod(val, &end);
-            if (errno || end == val || *end || !(script_instructions >= 0) || script_instructions > 1e15)
-                return fail_usage("bad --script-instructions '%s' (want a number >= 0)", val);
-        } else if (strcmp(a, "--script-memory") == 0) {
-            if (parse_bytes(val, &memory.limit) < 0)
+        } else {
+            double bytes; /* --script-memory */
+            if (rtmp_l_parse_bytes(val, &bytes) < 0 || bytes > (double)(SIZE_MAX >> 1))
                 return fail_usage("bad --script-memory '%s' (want bytes, with an optional K, M or G)", val);
-        } else if (strcmp(a, "--on-error") == 0) {
-            if (strcmp(val, "close") != 0 && strcmp(val, "drop") != 0)
-                return fail_usage("bad --on-error '%s' (want close or drop)", val);
-            on_error = val;
+            memory.limit = (size_t)bytes;
         }
     }
     if (log_level)
@@ -338,9 +273,10 @@ int main(int argc, char **argv)
     }
     lua_setglobal(L, "arg");
 
-    /* rtmp.options from the command line */
+    /* rtmp.options from the command line (in the module's C part: its
+     * table is the one require "rtmp" gives) */
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "rtmp");
+    lua_pushliteral(L, "rtmp.core");
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
         lua_close(L);
@@ -365,43 +301,16 @@ int main(int argc, char **argv)
             lua_pushboolean(L, 1);
         lua_setfield(L, -2, "trace");
     }
-    if (hs_timeout >= 0) {
-        lua_pushnumber(L, hs_timeout);
-        lua_setfield(L, -2, "handshake_timeout");
-    }
-    if (idle_timeout >= 0) {
-        lua_pushnumber(L, idle_timeout);
-        lua_setfield(L, -2, "idle_timeout");
-    }
-    if (connect_timeout >= 0) {
-        lua_pushnumber(L, connect_timeout);
-        lua_setfield(L, -2, "connect_timeout");
-    }
-    if (linger >= 0) {
-        lua_pushnumber(L, linger);
-        lua_setfield(L, -2, "linger");
-    }
-    if (max_per_address >= 0) {
-        lua_pushinteger(L, max_per_address);
-        lua_setfield(L, -2, "max_per_address");
-    }
-    if (merge_window >= 0) {
-        lua_pushnumber(L, merge_window);
-        lua_setfield(L, -2, "merge_window");
-    }
-    if (script_instructions >= 0) {
-        lua_pushinteger(L, (lua_Integer)script_instructions);
-        lua_setfield(L, -2, "script_instructions");
-    }
-    if (on_error) {
-        lua_pushstring(L, on_error);
-        lua_setfield(L, -2, "on_error");
-    }
+    for (int k = 0; k < nset; k++)
+        rtmp_l_setting_set(L, -1, set[k].s, set[k].val);
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1);
     /* budgets: the hook on this thread, inherited by the script's coroutine */
-    if (script_instructions > 0 || memory.limit)
+    lua_getfield(L, -1, "options");
+    int budget = lua_getfield(L, -1, "script_instructions") == LUA_TNUMBER && lua_tonumber(L, -1) > 0;
+    lua_pop(L, 2);
+    if (budget || memory.limit)
         rtmp_l_contain_arm(L);
     int rtmp_idx = lua_gettop(L);
 

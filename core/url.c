@@ -1,0 +1,62 @@
+/*
+ * url.c: rtmp:// URLs taken apart (see url.h).
+ */
+#include "url.h"
+#include "error.h"
+
+#include <string.h>
+
+static rtmp_url_part part(const char *from, const char *to)
+{
+    rtmp_url_part p = { from, (size_t)(to - from) };
+    return p;
+}
+
+/* The first c in [p, end), or NULL. */
+static const char *find(const char *p, const char *end, char c)
+{
+    return memchr(p, c, (size_t)(end - p));
+}
+
+int rtmp_url_parse(const char *url, size_t len, rtmp_url *u)
+{
+    static const char scheme[] = "rtmp://";
+    const char *end = url + len;
+    if (len < sizeof scheme - 1 || memcmp(url, scheme, sizeof scheme - 1) != 0)
+        return RTMP_ERR_URL_SCHEME;
+    const char *host = url + sizeof scheme - 1;
+    const char *slash = find(host, end, '/');
+    const char *hend = slash ? slash : end;
+    const char *hstart = host, *hstop = hend, *port = NULL;
+    if (host < hend && *host == '[') {
+        const char *rb = find(host, hend, ']');
+        if (!rb)
+            return RTMP_ERR_URL_IPV6;
+        hstart = host + 1;
+        hstop = rb;
+        if (rb + 1 < hend && rb[1] == ':')
+            port = rb + 2;
+    } else {
+        const char *colon = find(host, hend, ':');
+        if (colon) {
+            hstop = colon;
+            port = colon + 1;
+        }
+    }
+    if (hstop == hstart)
+        return RTMP_ERR_URL_HOST;
+    u->host = part(hstart, hstop);
+    if (port)
+        u->port = part(port, hend);
+    else
+        u->port = part(RTMP_URL_DEFAULT_PORT, RTMP_URL_DEFAULT_PORT + sizeof RTMP_URL_DEFAULT_PORT - 1);
+    const char *path = slash ? slash + 1 : end; /* no path: the empty end of url */
+    const char *seg = find(path, end, '/');
+    const char *q = find(path, end, '?');
+    if (q && (!seg || q < seg))
+        seg = NULL; /* app?query: the query belongs to the app */
+    u->app = part(path, seg ? seg : end);
+    u->path = seg ? part(seg + 1, end) : part(end, end);
+    u->tc_url = part(url, seg ? seg : end);
+    return 0;
+}

@@ -1,0 +1,98 @@
+/*
+ * l_loop.c: the binding's state per Lua state (l_loop.h) and the loop's
+ * functions:
+ *
+ *   rtmp.run([seconds]) -> stopped    run until nothing is left to do,
+ *                                     rtmp.stop(), a signal, or seconds
+ *   rtmp.stop()
+ *   rtmp.now() -> seconds             the loop's clock
+ *   rtmp.shutdown([reason])           close every server and connection now
+ *   rtmp.handle_signals()             SIGINT/SIGTERM close everything and end rtmp.run
+ */
+#include <string.h>
+
+#include "l_loop.h"
+
+#define STATE_KEY "rtmp.state"
+
+rtmp_l_state *rtmp_l_state_get(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+    rtmp_l_state *st = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return st;
+}
+
+static int l_run(lua_State *L)
+{
+    rtmp_l_state *st = rtmp_l_state_get(L);
+    double timeout = luaL_optnumber(L, 1, 0);
+    lua_pushboolean(L, rtmp_net_run(st->net, timeout));
+    return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+    rtmp_net_stop(rtmp_l_state_get(L)->net);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, rtmp_net_now(rtmp_l_state_get(L)->net));
+    return 1;
+}
+
+static int l_shutdown(lua_State *L)
+{
+    rtmp_net_shutdown(rtmp_l_state_get(L)->net, luaL_optstring(L, 1, "shutdown"));
+    return 0;
+}
+
+static int l_handle_signals(lua_State *L)
+{
+    rtmp_net_handle_signals(rtmp_l_state_get(L)->net);
+    return 0;
+}
+
+/* The state's __gc: the loop goes with the Lua state. */
+static int state_gc(lua_State *L)
+{
+    rtmp_l_state *st = lua_touserdata(L, 1);
+    st->L = NULL;
+    if (st->net) {
+        rtmp_net_free(st->net);
+        st->net = NULL;
+    }
+    return 0;
+}
+
+static const luaL_Reg loop_funcs[] = {
+    { "run", l_run },
+    { "stop", l_stop },
+    { "now", l_now },
+    { "shutdown", l_shutdown },
+    { "handle_signals", l_handle_signals },
+    { NULL, NULL },
+};
+
+void rtmp_l_open_loop(lua_State *L)
+{
+    /* the loop, freed when the Lua state closes */
+    rtmp_l_state *st = lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st);
+    st->L = L;
+    /* the allocator's accounting, when luartmp runs with --script-memory */
+    lua_getfield(L, LUA_REGISTRYINDEX, RTMP_L_MEMORY_KEY);
+    st->mem = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    st->net = rtmp_net_new();
+    if (!st->net)
+        luaL_error(L, "cannot create the event loop");
+    lua_newtable(L);
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+    luaL_setfuncs(L, loop_funcs, 0);
+}

@@ -1,0 +1,48 @@
+/*
+ * l_url.c: rtmp.parse_url, the URL parser of the core (core/url.h) for
+ * Lua.
+ *
+ *   rtmp.parse_url("rtmp://host[:port]/app[/instance...]")
+ *     -> { host =, port =, app =, path =, tc_url = } | nil, err
+ */
+#include "l_rtmp.h"
+#include "../core/error.h"
+#include "../core/url.h"
+
+int rtmp_l_url_fail(lua_State *L, int rc, const char *url)
+{
+    lua_pushnil(L);
+    if (rc == RTMP_ERR_URL_SCHEME)
+        lua_pushfstring(L, "%s: %s", rtmp_strerror(rc), url);
+    else
+        lua_pushstring(L, rtmp_strerror(rc));
+    return 2;
+}
+
+static int l_parse_url(lua_State *L)
+{
+    size_t len;
+    const char *url = luaL_checklstring(L, 1, &len);
+    rtmp_url u;
+    int rc = rtmp_url_parse(url, len, &u);
+    if (rc < 0)
+        return rtmp_l_url_fail(L, rc, url);
+    lua_createtable(L, 0, 5);
+    lua_pushlstring(L, u.host.s, u.host.len);
+    lua_setfield(L, -2, "host");
+    lua_pushlstring(L, u.port.s, u.port.len);
+    lua_setfield(L, -2, "port");
+    lua_pushlstring(L, u.app.s, u.app.len);
+    lua_setfield(L, -2, "app");
+    lua_pushlstring(L, u.path.s, u.path.len);
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, u.tc_url.s, u.tc_url.len);
+    lua_setfield(L, -2, "tc_url");
+    return 1;
+}
+
+void rtmp_l_open_url(lua_State *L)
+{
+    lua_pushcfunction(L, l_parse_url);
+    lua_setfield(L, -2, "parse_url");
+}

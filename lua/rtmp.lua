@@ -1,0 +1,46 @@
+-- rtmp: the module scripts require.  Its C part is rtmp.core (lua/rtmp.c and
+-- the binding, docs/ARCHITECTURE.md); this file adds what is written in Lua:
+-- rtmp.spawn, rtmp.sleep and the coroutine form of rtmp.connect, from
+-- rtmp.client (lua/rtmp/client.lua, loaded when first used).  C never loads a
+-- Lua module: this file is where the two meet.  `require "rtmp"` and
+-- `require "rtmp.core"` give the same table.
+local core = require "rtmp.core"
+
+if core.spawn then return core end -- loaded already (package.loaded was emptied)
+
+local require, type, ipairs, error = require, type, ipairs, error
+
+local connect = core.connect -- the callback form (l_conn.c)
+
+-- The handlers that make rtmp.connect's second argument a callback table.
+local HANDLERS = { "on_open", "on_handshake", "on_message", "on_close", "on_data" }
+
+local function has_handlers(t)
+  for _, name in ipairs(HANDLERS) do
+    if type(t[name]) == "function" then return true end
+  end
+  return false
+end
+
+--- rtmp.connect(url, handlers) -> conn | nil, err.  With handler functions:
+--- the callback form, handlers.on_handshake(conn) after the handshake, then
+--- on_message for every message and on_close(conn, reason) at the end.
+--- Without (no table, or settings only): rtmp.client.connect, the coroutine
+--- API, which waits for the connect _result.
+function core.connect(url, opts)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
+  end
+  if opts == nil or (type(opts) == "table" and not has_handlers(opts)) then
+    return require("rtmp.client").connect(url, opts)
+  end
+  return connect(url, opts)
+end
+
+--- rtmp.spawn(fn, ...) -> coroutine: run fn in a coroutine resumed by the loop.
+function core.spawn(...) return require("rtmp.client").spawn(...) end
+
+--- rtmp.sleep(seconds): wait without blocking the loop (inside a coroutine).
+function core.sleep(...) return require("rtmp.client").sleep(...) end
+
+return core
