@@ -58,13 +58,21 @@ function _M.split_name(s)
     return name, query, params
 end
 
---- app.metadata(msg) -> the onMetaData message players get (without
---- @setDataFrame, timestamp 0), or nil when msg does not set metadata.
-function _M.metadata(msg)
+--- app.is_metadata(msg) -> where "onMetaData" is among msg's values (1,
+--- or 2 after "@setDataFrame"), or nil when msg does not set metadata.
+function _M.is_metadata(msg)
     local values = msg.values
     if not values then return nil end
     local first = values[1] == "@setDataFrame" and 2 or 1
-    if values[first] ~= "onMetaData" then return nil end
+    if values[first] == "onMetaData" then return first end
+end
+
+--- app.metadata(msg) -> the onMetaData message players get (without
+--- @setDataFrame, timestamp 0), or nil when msg does not set metadata.
+function _M.metadata(msg)
+    local first = _M.is_metadata(msg)
+    if not first then return nil end
+    local values = msg.values
     return rtmp.message({ type = "data", timestamp = 0 }, rtmp.amf0.encode(unpack(values, first, values.n)))
 end
 

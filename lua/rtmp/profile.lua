@@ -6,8 +6,9 @@
 --
 -- The text is a script in the style of scripts/quirks/fms.lua: it requires
 -- scripts/live.lua, replaces the replies the recorded server gave (the
--- pieces of live.replies and the handlers in live.commands), and starts
--- the live server.  Run with it, luartmp answers connect, createStream,
+-- pieces of live.replies and the handlers in live.commands: those of
+-- rtmp.app, the application layer under live.lua), and starts the live
+-- server.  Run with it, luartmp answers connect, createStream,
 -- publish, play and the rest with the recorded values (fmsVer,
 -- capabilities, descriptions, data, clientid style), in the recorded
 -- order, with the recorded unsolicited messages (window, bandwidth, chunk
@@ -16,9 +17,10 @@
 --
 -- Which recorded message answers which request is rtmp.bind's decision;
 -- AMF literals and the standard control bodies are rtmp.literal's.
--- What the recording does not show keeps live.lua's behaviour.
+-- What the recording does not show keeps rtmp.app's and live.lua's behaviour.
 local rtmp = require "rtmp"
 local bind = require "rtmp.bind"
+local app = require "rtmp.app"
 
 local _M = {}
 
@@ -31,7 +33,7 @@ local literal = require "rtmp.literal"
 local COMMAND = { command = true, command3 = true }
 local DATA = { data = true, data3 = true }
 
--- Requests whose reply is a piece of live.replies (live keeps their state).
+-- Requests whose reply is a piece of live.replies (rtmp.app keeps their state).
 local STATEFUL = { connect = true, createStream = true, publish = true, play = true,
                    deleteStream = true, closeStream = true }
 -- play2 and the like have no live handler: they are left to live.lua.
@@ -46,9 +48,7 @@ local function mark_raw(what) return (literal.quote(mark(what)):sub(2, -2)) end
 
 -- The stream name of a request ("name?query" -> "name"), or nil.
 local function stream_name(msg)
-  local s = msg and msg.args and msg.args[2]
-  if type(s) ~= "string" then return nil end
-  return (s:match("^([^?]*)"))
+  return (app.split_name(msg and msg.args and msg.args[2]))
 end
 
 -- `s` with whole-word occurrences of `name` replaced by the name mark.
@@ -195,9 +195,7 @@ local function is_media(msg) return bind.is_media(msg) end
 
 -- A data message that is the stream's metadata (the cache sends live's own).
 local function is_metadata(msg)
-  if not DATA[msg.type_name] then return false end
-  local v = msg.values
-  return v and (v[1] == "onMetaData" or (v[1] == "@setDataFrame" and v[2] == "onMetaData")) or false
+  return DATA[msg.type_name] and app.is_metadata(msg) ~= nil or false
 end
 
 -- The roles of the recorded streams (publish or play), in recorded order.
@@ -485,18 +483,19 @@ function _M.generate(conn, list, opts)
     #conns > 1 and "s" or "", concat(conns, ", ")))
   H("--")
   H("-- scripts/live.lua serves the media (any number of publishers and players);")
-  H("-- what the recorded server said replaces live.lua's replies below: the same")
+  H("-- what the recorded server said replaces rtmp.app's replies below: the same")
   H("-- values, in the same order, with the same unsolicited messages. The live")
   H("-- connection's transaction ids, stream ids, stream names, objectEncoding and a")
   H("-- clientid of the recorded style take the recorded ones' places. `[+T s]` is")
   H("-- when the recording sent a message after the request. Requests the recording")
-  H("-- did not show keep live.lua's answers.")
+  H("-- did not show keep rtmp.app's answers (docs/APP.md).")
   H("--")
   H("-- Run it:  luartmp --listen 1935 THIS.lua")
   H("")
   H('local rtmp = require "rtmp"')
   H('local flow = require "rtmp.flow"')
   H('local live = require "live"')
+  H('local app = require "rtmp.app"')
   H("")
   H("local null, undefined = rtmp.null, rtmp.undefined")
   H("local obj, ecma = rtmp.amf0.object, rtmp.amf0.ecma  -- { {key, value}, ... }: keys in order")
@@ -505,8 +504,7 @@ function _M.generate(conn, list, opts)
   H("")
   H("-- The stream name of a request (\"name?query\" -> \"name\").")
   H("local function stream_name(msg)")
-  H("    local s = msg.args and msg.args[2]")
-  H("    return type(s) == \"string\" and s:match(\"^([^?]*)\") or \"\"")
+  H("    return app.split_name(msg.args and msg.args[2]) or \"\"")
   H("end")
   -- the clientid style
   local style = _M.clientid_style(sources)
