@@ -2,6 +2,7 @@
 #include "amf0.h"
 #include "buf.h"
 #include "error.h"
+#include "media.h"
 
 #include <string.h>
 
@@ -129,4 +130,32 @@ int rtmp_flv_meta_find(const uint8_t *p, size_t len, size_t *duration_off, size_
         if (rc < 0)
             return rc;
     }
+}
+
+void rtmp_flv_clock_add(rtmp_flv_clock *c, uint8_t type, uint32_t ts, const uint8_t *p, size_t len)
+{
+    int i = type == RTMP_FLV_AUDIO ? 0 : 1;
+    rtmp_media m;
+    rtmp_media_parse(&m, type, p, len); /* a fault after the header still has its class */
+    if (rtmp_media_class(&m) == RTMP_MEDIA_CLASS_KEEP)
+        return;
+    int64_t pts = ts;
+    if (m.ntracks > 0)
+        pts += m.track[0].cts;
+    if (c->count[i] && ts >= c->last[i])
+        c->step[i] = ts - c->last[i];
+    if (!c->count[i] || ts >= c->last[i])
+        c->last[i] = ts;
+    if (pts > 0 && (!c->count[i] || (uint32_t)pts > c->top[i]))
+        c->top[i] = (uint32_t)pts;
+    c->count[i]++;
+}
+
+uint32_t rtmp_flv_clock_ms(const rtmp_flv_clock *c)
+{
+    uint32_t d = 0;
+    for (int i = 0; i < 2; i++)
+        if (c->count[i] && c->top[i] + c->step[i] > d)
+            d = c->top[i] + c->step[i];
+    return d;
 }

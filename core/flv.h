@@ -108,4 +108,30 @@ size_t rtmp_flv_set_data_frame_len(const uint8_t *p, size_t len);
  * bounded by RTMP_AMF0_DEFAULT_DEPTH). */
 int rtmp_flv_meta_find(const uint8_t *p, size_t len, size_t *duration_off, size_t *filesize_off);
 
+/* The duration of what an FLV file holds, from its audio and video tags
+ * as they are written (or scanned, to append): the latest presentation
+ * time of a frame of either kind plus the step between the last two
+ * frames of that kind (one frame's length, as far as the timestamps
+ * tell).  Only frames count (the media model's slow-reader class: not
+ * sequence headers, ends, metadata or commands); a frame with a
+ * composition time offset (AVC, HEVC, VVC) is presented at its timestamp
+ * plus that offset.  Zeroed: no frame yet. */
+typedef struct rtmp_flv_clock {
+    uint32_t last[2], step[2]; /* audio, video frames: last timestamp and the step to it */
+    uint32_t top[2];           /* latest presentation time */
+    unsigned count[2];
+} rtmp_flv_clock;
+
+/* The bytes of a tag's data the clock needs (the media header, also an
+ * enhanced one with its composition time): a prefix this long is enough. */
+#define RTMP_FLV_CLOCK_PEEK 32
+
+/* Account for the audio or video tag (type 8 or 9) with data p[0 .. len)
+ * at timestamp ts; p may be a prefix of the data (RTMP_FLV_CLOCK_PEEK
+ * bytes). */
+void rtmp_flv_clock_add(rtmp_flv_clock *c, uint8_t type, uint32_t ts, const uint8_t *p, size_t len);
+
+/* The duration in ms (0 before any frame). */
+uint32_t rtmp_flv_clock_ms(const rtmp_flv_clock *c);
+
 #endif

@@ -25,11 +25,9 @@
 #include "../core/chunk.h"
 #include "../core/error.h"
 #include "../core/flv.h"
-#include "../core/media.h"
 
 #define READER_MT "rtmp.flv.reader"
 #define WRITER_MT "rtmp.flv.writer"
-#define FLV_HEAD_PEEK 32 /* bytes of each audio/video tag read when appending */
 
 /* ---- reading ---- */
 
@@ -258,8 +256,6 @@ static int reader_index(lua_State *L)
 
 /* ---- writing ---- */
 
-enum { A = 0, V = 1 };
-
 typedef struct lwriter {
     FILE     *f;              /* NULL once closed */
     uint64_t  bytes;          /* file size so far */
@@ -269,9 +265,7 @@ typedef struct lwriter {
     uint32_t  base;           /* added to every timestamp (appending) */
     int       has_meta;       /* an onMetaData tag is in the file */
     uint64_t  dur_off, size_off;  /* file offsets of its duration and filesize doubles */
-    uint32_t  last[2], step[2];   /* audio, video frames: last timestamp and the step to it */
-    uint32_t  top[2];             /* latest presentation time */
-    unsigned  count[2];
+    rtmp_flv_clock clock;         /* the duration of what the file holds */
 } lwriter;
 
 static lwriter *check_writer(lua_State *L)
@@ -279,42 +273,12 @@ static lwriter *check_writer(lua_State *L)
     return luaL_checkudata(L, 1, WRITER_MT);
 }
 
-/* Duration in ms: the latest presentation time of an audio or video
- * frame plus the step between the last two frames of its kind (one
- * frame's length, as far as the timestamps tell). */
-static uint32_t writer_duration(const lwriter *w)
-{
-    uint32_t d = 0;
-    for (int i = A; i <= V; i++)
-        if (w->count[i] && w->top[i] + w->step[i] > d)
-            d = w->top[i] + w->step[i];
-    return d;
-}
-
-/* Account for an audio or video tag p[0 .. len) at ts (output time); p
- * may be a prefix of the tag (FLV_HEAD_PEEK bytes when appending): the
- * media model answers from the header.  Only frames count (the
- * slow-reader class of the media model: not sequence headers, ends,
- * metadata or commands); a frame with a composition time offset (AVC,
- * HEVC, VVC) is presented at ts plus that offset. */
+/* Account for an audio or video tag written (or scanned) at ts: the
+ * header flags it makes, the duration (core/flv.h). */
 static void writer_track(lwriter *w, uint8_t type, uint32_t ts, const uint8_t *p, size_t len)
 {
-    int i = type == RTMP_FLV_AUDIO ? A : V;
     w->seen |= type == RTMP_FLV_AUDIO ? RTMP_FLV_FLAG_AUDIO : RTMP_FLV_FLAG_VIDEO;
-    rtmp_media m;
-    rtmp_media_parse(&m, type, p, len); /* a fault after the header still has its class */
-    if (rtmp_media_class(&m) == RTMP_MEDIA_CLASS_KEEP)
-        return;
-    int64_t pts = ts;
-    if (m.ntracks > 0)
-        pts += m.track[0].cts;
-    if (w->count[i] && ts >= w->last[i])
-        w->step[i] = ts - w->last[i];
-    if (!w->count[i] || ts >= w->last[i])
-        w->last[i] = ts;
-    if (pts > 0 && (!w->count[i] || (uint32_t)pts > w->top[i]))
-        w->top[i] = (uint32_t)pts;
-    w->count[i]++;
+    rtmp_flv_clock_add(&w->clock, type, ts, p, len);
 }
 
 /* Note the onMetaData payload p[0 .. len) whose data starts at file
@@ -396,7 +360,7 @@ static int writer_scan(lwriter *w)
                 return rc;
         }
         if ((t.type == RTMP_FLV_AUDIO || t.type == RTMP_FLV_VIDEO) && !t.filter) {
-            uint8_t head[FLV_HEAD_PEEK]; /* enough for writer_track */
+            uint8_t head[RTMP_FLV_CLOCK_PEEK];
             size_t n = t.size < sizeof head ? t.size : sizeof head;
             if (read_exact(w->f, head, n) < 0)
                 return RTMP_ERR_IO;
@@ -407,7 +371,7 @@ static int writer_scan(lwriter *w)
             return RTMP_ERR_IO;
     }
     w->bytes = size;
-    w->base = writer_duration(w);
+    w->base = rtmp_flv_clock_ms(&w->clock);
     return fseeko(w->f, 0, SEEK_END) == 0 ? 0 : RTMP_ERR_IO;
 }
 
@@ -588,7 +552,7 @@ static int writer_finish(lwriter *w)
     if (fflush(w->f) != 0 || seek_to(w->f, 4) < 0 || fwrite(&flags, 1, 1, w->f) != 1)
         rc = RTMP_ERR_IO;
     if (rc == 0 && w->dur_off) {
-        rtmp_amf_put_double(b, writer_duration(w) / 1000.0);
+        rtmp_amf_put_double(b, rtmp_flv_clock_ms(&w->clock) / 1000.0);
         if (seek_to(w->f, w->dur_off) < 0 || fwrite(b, 1, 8, w->f) != 8)
             rc = RTMP_ERR_IO;
     }
@@ -626,7 +590,7 @@ static int writer_index(lua_State *L)
     lwriter *w = check_writer(L);
     const char *k = luaL_checkstring(L, 2);
     if (!strcmp(k, "bytes")) { lua_pushinteger(L, (lua_Integer)w->bytes); return 1; }
-    if (!strcmp(k, "duration")) { lua_pushinteger(L, writer_duration(w)); return 1; }
+    if (!strcmp(k, "duration")) { lua_pushinteger(L, rtmp_flv_clock_ms(&w->clock)); return 1; }
     lua_getmetatable(L, 1);
     lua_getfield(L, -1, "methods");
     lua_getfield(L, -1, k);
