@@ -407,34 +407,22 @@ static int l_connect(lua_State *L)
     rtmp_conn_set_ud(c, lc);
     rtmp_l_conn_box(L, lc, 2);
     rtmp_l_trace_settings(L, 2, rtmp_conn_session(c), &lc->trace, lc->o.id, lc->o.peer);
-    /* remember the URL parts in the connection's fields */
+    /* remember the URL and its parts in the connection's fields */
     lua_getiuservalue(L, -1, 1);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "url");
-    lua_pushlstring(L, u.app.s, u.app.len);
-    lua_setfield(L, -2, "app");
-    lua_pushlstring(L, u.path.s, u.path.len);
-    lua_setfield(L, -2, "path");
-    lua_pushlstring(L, u.tc_url.s, u.tc_url.len);
-    lua_setfield(L, -2, "tc_url");
+    rtmp_l_url_set(L, &u, 0);
     lua_pop(L, 1);
     return 1;
 }
 
 void rtmp_l_open_conn(lua_State *L)
 {
-    luaL_newmetatable(L, CONN_MT);
-    lua_newtable(L); /* the methods: the __index closure's upvalue */
-    luaL_setfuncs(L, conn_methods, 0);
-    rtmp_l_send_methods(L, &conn_sendable);
-    lua_pushcclosure(L, conn_index, 1);
-    lua_setfield(L, -2, "__index");
     static const luaL_Reg meta[] = {
         { "__newindex", conn_newindex }, { "__gc", conn_gc }, { "__eq", conn_eq },
         { "__tostring", conn_tostring }, { NULL, NULL },
     };
-    luaL_setfuncs(L, meta, 0);
-    lua_pop(L, 1);
+    rtmp_l_send_newtype(L, CONN_MT, &conn_sendable, conn_methods, conn_index, meta);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "connect");
 }

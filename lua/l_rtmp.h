@@ -66,6 +66,12 @@ uint32_t rtmp_l_opt_u32(lua_State *L, int t, const char *k, uint32_t def);
 
 /* ---- l_url.c ---- */
 
+struct rtmp_url;
+
+/* [-0, +0, m] Set the parts of u as fields of the table on top: app, path,
+ * tc_url, and with address also host and port. */
+void rtmp_l_url_set(lua_State *L, const struct rtmp_url *u, int address);
+
 /* [-0, +2, m] nil and the message of URL error rc (core/url.h) for url:
  * "not an rtmp:// URL: <url>", "no host in URL", ...; returns 2. */
 int rtmp_l_url_fail(lua_State *L, int rc, const char *url);

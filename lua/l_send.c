@@ -565,10 +565,18 @@ static const luaL_Reg sending_methods[] = {
     { NULL, NULL },
 };
 
-void rtmp_l_send_methods(lua_State *L, const rtmp_l_sendable *type)
+void rtmp_l_send_newtype(lua_State *L, const char *name, const rtmp_l_sendable *type, const luaL_Reg *methods,
+                         lua_CFunction index, const luaL_Reg *meta)
 {
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
     lua_pushlightuserdata(L, (void *)type);
     luaL_setfuncs(L, sending_methods, 1);
+    lua_pushcclosure(L, index, 1);
+    lua_setfield(L, -2, "__index");
+    luaL_setfuncs(L, meta, 0);
+    lua_pop(L, 1);
 }
 
 void rtmp_l_open_send(lua_State *L)

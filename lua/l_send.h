@@ -20,11 +20,15 @@ typedef struct rtmp_l_sendable {
     rtmp_session *(*session)(lua_State *L, int idx, rtmp_conn **cp);
 } rtmp_l_sendable;
 
-/* [-0, +0, m] Add the sending methods (send, command, data, command3,
- * data3, set_chunk_size, set_window_ack_size, set_peer_bandwidth,
- * user_control, ack, raw, auto, option, abort, begin, send_chunks) for
- * objects of type to the table on top. */
-void rtmp_l_send_methods(lua_State *L, const rtmp_l_sendable *type);
+/* [-0, +0, m] Register the metatable name of a type whose objects have
+ * the sending methods (send, command, data, command3, data3,
+ * set_chunk_size, set_window_ack_size, set_peer_bandwidth, user_control,
+ * ack, raw, auto, option, abort, begin, send_chunks) on the session that
+ * type finds behind them: __index is the C closure index, whose upvalue 1
+ * is the table of methods (the type's own, then the sending methods; it
+ * serves them first, then its fields), and meta the other metamethods. */
+void rtmp_l_send_newtype(lua_State *L, const char *name, const rtmp_l_sendable *type, const luaL_Reg *methods,
+                         lua_CFunction index, const luaL_Reg *meta);
 
 /* [-0, +(0|1), -] Push the session state field k of s (pending, ready,
  * in_chunk_size, out_chunk_size, ack_window, last_ack_sent, peer_ack,

@@ -169,17 +169,8 @@ static const luaL_Reg session_methods[] = {
 
 void rtmp_l_open_session(lua_State *L)
 {
-    luaL_newmetatable(L, SESSION_MT);
-    lua_newtable(L); /* the methods: the __index closure's upvalue */
-    luaL_setfuncs(L, session_methods, 0);
-    rtmp_l_send_methods(L, &session_sendable);
-    lua_pushcclosure(L, session_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, session_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = { { "__gc", session_gc }, { "__close", session_gc }, { NULL, NULL } };
+    rtmp_l_send_newtype(L, SESSION_MT, &session_sendable, session_methods, session_index, meta);
     lua_pushcfunction(L, l_session);
     lua_setfield(L, -2, "session");
 }

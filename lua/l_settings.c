@@ -207,7 +207,7 @@ static void want(const rtmp_l_setting *s, int lua, char *out, size_t len)
         return;
     }
     if (s->type > RTMP_L_SET_BYTES) {
-        snprintf(out, len, "%s", type_names[s->type]);
+        snprintf(out, len, "a %s", type_names[s->type]);
         return;
     }
     const char *kind = (lua ? lua_kind : cli_kind)[s->type];

@@ -19,6 +19,17 @@ int rtmp_l_url_fail(lua_State *L, int rc, const char *url)
     return 2;
 }
 
+void rtmp_l_url_set(lua_State *L, const rtmp_url *u, int address)
+{
+    const struct { const char *k; rtmp_url_part p; } parts[] = {
+        { "host", u->host }, { "port", u->port }, { "app", u->app }, { "path", u->path }, { "tc_url", u->tc_url },
+    };
+    for (size_t i = address ? 0 : 2; i < sizeof parts / sizeof parts[0]; i++) {
+        lua_pushlstring(L, parts[i].p.s, parts[i].p.len);
+        lua_setfield(L, -2, parts[i].k);
+    }
+}
+
 static int l_parse_url(lua_State *L)
 {
     size_t len;
@@ -28,16 +39,7 @@ static int l_parse_url(lua_State *L)
     if (rc < 0)
         return rtmp_l_url_fail(L, rc, url);
     lua_createtable(L, 0, 5);
-    lua_pushlstring(L, u.host.s, u.host.len);
-    lua_setfield(L, -2, "host");
-    lua_pushlstring(L, u.port.s, u.port.len);
-    lua_setfield(L, -2, "port");
-    lua_pushlstring(L, u.app.s, u.app.len);
-    lua_setfield(L, -2, "app");
-    lua_pushlstring(L, u.path.s, u.path.len);
-    lua_setfield(L, -2, "path");
-    lua_pushlstring(L, u.tc_url.s, u.tc_url.len);
-    lua_setfield(L, -2, "tc_url");
+    rtmp_l_url_set(L, &u, 1);
     return 1;
 }
 
