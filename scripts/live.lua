@@ -1,21 +1,18 @@
--- live.lua: the default luartmp script, a live server.
+-- live.lua: the default luartmp script, a live server: one publisher per
+-- stream name, any number of players; a late player gets the metadata and
+-- sequence headers, then the media from the last keyframe.  A C group
+-- chunks each message once for every player: Lua runs once per published
+-- message, never once per player.
 --
--- One publisher per stream name, any number of players.  Players that
--- join late get the cached metadata and sequence headers, then the media
--- from the last keyframe.  Media is handed to a C group that chunks each
--- message once and queues the same bytes to every player: Lua runs once
--- per published message, never once per player.
+--   luartmp [--listen 1935] scripts/live.lua, or:
+--   local live = require "live"
+--   live.hooks.on_publish = function(conn, app, name) ... end
+--   live.start{ listen = "1935", takeover = true }
 --
--- Run it:      luartmp [--listen 1935] scripts/live.lua
--- Reuse it:    local live = require "live"
---              live.hooks.on_publish = function(conn, app, name) ... end
---              live.start{ listen = "1935", takeover = true }
---
--- This file is the policy: streams, takeover, the late-join cache, slow
--- players.  NetConnection and NetStream (commands, replies, stream ids)
--- are rtmp.app's (docs/APP.md): live.app is the app, live.replies and
--- live.commands its replies and command handlers, each replaceable.
--- record.lua and relay.lua follow the streams through live.watch.
+-- The policy only (streams, takeover, the late-join cache, slow players):
+-- commands, replies and stream ids are rtmp.app's (docs/APP.md); live.app
+-- is the app, live.replies and live.commands its pieces.  record.lua and
+-- relay.lua follow the streams through live.watch.
 
 local rtmp = require "rtmp"
 local app = require "rtmp.app"
@@ -30,10 +27,9 @@ local M = {
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
         pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
         relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
-        -- Also chunk_size, window and peer_bandwidth (what connect announces,
-        -- rtmp.app's defaults), and the slow-player bounds max_queue_bytes,
-        -- max_queue_time, max_queue_stall, send_buffer (docs/SLOW.md): when
-        -- set, given to rtmp.listen; unset, its defaults hold.
+        -- Also chunk_size, window, peer_bandwidth (what connect announces:
+        -- rtmp.app's), and max_queue_bytes, max_queue_time, max_queue_stall,
+        -- send_buffer (slow players, docs/SLOW.md: rtmp.listen's when unset).
     },
     hooks = {},     -- on_connect(conn, msg, app), on_publish(conn, app, name), on_play(conn, app, name):
                     -- return false, "reason" [, status code] to refuse (they may wait: rtmp.sleep, a
@@ -145,8 +141,7 @@ end
 
 -- ---- the app's events ----
 
--- A hook's verdict: false, reason [, code] refuses; a connection that
--- closed while the hook waited is refused too.
+-- A hook's verdict: false, reason [, code] refuses; so does a close while it waited.
 local function verdict(hook, conn, ...)
     if not hook then return true end
     local ok, err, code = hook(conn, ...)
@@ -212,8 +207,8 @@ function server.on_close(conn, reason)
     if hooks.on_close then hooks.on_close(conn, reason) end
 end
 
--- Start listening.  opts: listen address (default: --listen, else 1935),
--- takeover, and any live.config or rtmp.listen setting.
+-- Start listening.  opts: listen (default: --listen, else 1935), and any
+-- live.config or rtmp.listen setting.
 function M.start(opts)
     opts = opts or {}
     for k, v in pairs(opts) do

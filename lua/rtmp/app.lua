@@ -158,8 +158,8 @@ function REPLIES.play(conn, msg, sid, name, start)
     start()
 end
 
--- To a player when a publisher of its stream comes or goes (the server's
--- policy decides when: app.publish_notify / app.unpublish_notify).
+-- To a player when a publisher of its stream comes or goes: the server's
+-- policy decides when (live.lua: when a publisher starts or stops).
 function REPLIES.publish_notify(conn, sid, name)
     conn:user_control("stream_begin", sid)
     on_status(conn, sid, "status", "NetStream.Play.PublishNotify", name .. " is now published.")
