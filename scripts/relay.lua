@@ -252,7 +252,7 @@ function M.unpublished(s)
     for _, l in ipairs(links) do l:stop("unpublished") end
 end
 
--- A published audio, video or data message (metadata as players get it).
+-- A published audio, video or data message, as published.
 function M.forward(s, msg)
     local links = pushes[s]
     if not links then return end
