@@ -6,14 +6,16 @@
  * and one lhandle.c for what they share.  Each part fills in its fields
  * of the module table with an rtmp_l_open_<part>(L) function that expects
  * the module table on top of the stack and leaves the stack as it found
- * it.  Who may call whom (no cycles between parts):
+ * it.  Who calls whom (no cycle: no part calls back into one that calls it):
  *
- *   rtmp.c ──> every part's open function
- *   l_server.c ──> l_conn.c ──> l_send.c ──> l_msg.c ──> l_body.c ──> l_amf0.c ──> l_amf3.c ──> l_amf.c
- *   l_group.c ──> l_conn.c, l_msg.c, l_queue.c      l_session.c ──> l_send.c, l_msg.c
- *   l_conn.c, l_timer.c ──> l_contain.c ──> l_loop.c
- *   l_conn.c, l_server.c, l_session.c ──> l_settings.c, l_trace.c
- *   every part ──> l_util.c (below), core/
+ *   rtmp.c ──> each part's rtmp_l_open_*
+ *   l_server ──> l_conn ──> l_send ──> l_msg ──> l_body ──> l_amf0 ──> l_amf3 ──> l_amf
+ *   l_group ──> l_conn, l_msg, l_queue       l_session ──> l_send, l_msg
+ *   l_conn ──> l_queue, l_url, l_log         l_flv ──> l_msg     l_chunk ──> l_settings
+ *   l_server, l_conn, l_timer ──> l_contain ──> l_loop
+ *   l_server, l_conn, l_session, l_send, l_contain ──> l_settings
+ *   l_server, l_conn, l_session ──> l_trace
+ *   every part ──> l_util (below), core/
  */
 #ifndef RTMP_L_RTMP_H
 #define RTMP_L_RTMP_H
