@@ -1,6 +1,6 @@
 /*
  * fuzz_media.c: the media model (core/media.c) and the media fields of
- * message objects (l_net.c over it).
+ * message objects (l_msg.c over it).
  *
  * Byte 0 picks the message type (bit 0 clear: audio, set: video); the
  * rest is the body, parsed in place (libFuzzer's buffer ends exactly at

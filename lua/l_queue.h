@@ -1,6 +1,6 @@
 /*
  * l_queue.h: the slow-reader policy (core/mediaq.h) as group fan-out and
- * connections use it (l_queue.c, for l_net.c).
+ * connections use it (l_queue.c, for l_group.c and l_conn.c).
  *
  * A connection's queue state lives in a slot of the binding's connection
  * (NULL until media is first fanned out to it, or conn:queue is called).
