@@ -20,7 +20,7 @@ static const char *find(const char *p, const char *end, char c)
 
 int rtmp_url_parse(const char *url, size_t len, rtmp_url *u)
 {
-    static const char scheme[] = "rtmp://";
+    static const char scheme[] = "rtmp://", default_port[] = RTMP_URL_DEFAULT_PORT;
     const char *end = url + len;
     if (len < sizeof scheme - 1 || memcmp(url, scheme, sizeof scheme - 1) != 0)
         return RTMP_ERR_URL_SCHEME;
@@ -49,7 +49,7 @@ int rtmp_url_parse(const char *url, size_t len, rtmp_url *u)
     if (port)
         u->port = part(port, hend);
     else
-        u->port = part(RTMP_URL_DEFAULT_PORT, RTMP_URL_DEFAULT_PORT + sizeof RTMP_URL_DEFAULT_PORT - 1);
+        u->port = part(default_port, default_port + sizeof default_port - 1);
     const char *path = slash ? slash + 1 : end; /* no path: the empty end of url */
     const char *seg = find(path, end, '/');
     const char *q = find(path, end, '?');
