@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "l_queue.h"
+#include "l_settings.h"
 #include "../core/log.h"
 #include "../core/net.h"
 
@@ -79,14 +80,13 @@ void rtmp_l_queue_sent(rtmp_mediaq *q, rtmp_conn *c, const rtmp_msg_hdr *h, int 
         rtmp_mediaq_queued(q, h, cls, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
 }
 
-static double opt_nonneg(lua_State *L, int t, const char *k, double def)
+/* [-0, +0, e] setting k of the table at t (checked as l_settings.c
+ * describes it), def when absent. */
+static double opt_setting(lua_State *L, int t, const char *k, double def)
 {
     double v = def;
-    if (lua_getfield(L, t, k) != LUA_TNIL) {
-        v = luaL_checknumber(L, -1);
-        if (!(v >= 0))
-            luaL_error(L, "%s must be a number >= 0", k);
-    }
+    if (lua_getfield(L, t, k) != LUA_TNIL)
+        v = rtmp_l_setting_number(L, rtmp_l_setting_find(k), -1);
     lua_pop(L, 1);
     return v;
 }
@@ -104,9 +104,9 @@ int rtmp_l_queue_method(lua_State *L, int idx, rtmp_mediaq **slot, rtmp_conn *c)
     if (!q)
         return luaL_error(L, "out of memory");
     if (!lua_isnoneornil(L, idx)) {
-        q->cfg.max_bytes = (size_t)opt_nonneg(L, idx, "max_queue_bytes", (double)q->cfg.max_bytes);
-        q->cfg.max_time = opt_nonneg(L, idx, "max_queue_time", q->cfg.max_time);
-        q->cfg.max_stall = opt_nonneg(L, idx, "max_queue_stall", q->cfg.max_stall);
+        q->cfg.max_bytes = (size_t)opt_setting(L, idx, "max_queue_bytes", (double)q->cfg.max_bytes);
+        q->cfg.max_time = opt_setting(L, idx, "max_queue_time", q->cfg.max_time);
+        q->cfg.max_stall = opt_setting(L, idx, "max_queue_stall", q->cfg.max_stall);
     }
     lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)q->cfg.max_bytes);
