@@ -288,7 +288,10 @@ static int conn_index(lua_State *L)
             lua_pushboolean(L, !lc->o.c && rtmp_net_lingering(lc->o.st->net, lc->o.id));
             return 1;
         }
-        if (!strcmp(k, "on_error")) { lua_pushstring(L, lc->o.on_error == RTMP_L_ON_ERROR_DROP ? "drop" : "close"); return 1; }
+        if (!strcmp(k, "on_error")) {
+            lua_pushstring(L, rtmp_l_setting_choice_name(rtmp_l_setting_find("on_error"), lc->o.on_error));
+            return 1;
+        }
         if (!strcmp(k, "script_instructions")) { lua_pushinteger(L, lc->o.instructions); return 1; }
         if (lc->o.c) {
             /* bytes as the socket saw them; the rest from the session */
