@@ -276,11 +276,25 @@ function NS:send(msg)
     return self.conn:send(self.hdr, msg)
 end
 
+--- ns:defer(fn): fn() runs where the play reply lets the media begin
+--- (with what ns:send queued, in order); at once outside on_play.
+function NS:defer(fn)
+    local q = self.pending
+    if q then
+        q[#q + 1] = fn
+    else
+        fn()
+    end
+end
+
 local function start(ns)
     local q = ns.pending
     if not q then return end
     ns.pending = nil
-    for i = 1, #q do ns.conn:send(ns.hdr, q[i]) end
+    for i = 1, #q do
+        local x = q[i]
+        if type(x) == "function" then x() else ns.conn:send(ns.hdr, x) end
+    end
 end
 
 local function new_stream(conn, sid, role, msg)

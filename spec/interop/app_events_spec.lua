@@ -32,6 +32,7 @@ local server = app.new{
     if ns.name == "missing" then return false, "missing here" end
     if ns.name == "forbidden" then return false, "not for you", "NetStream.Play.Failed" end
     ns:send(rtmp.message({ type = "data" }, rtmp.amf0.encode("onHello", ns.name)))
+    ns:defer(function() conn:data({ stream = ns.id }, "onDeferred", ns.name) end)
   end,
   on_stop = function(conn, ns, reason) conn:log("info", "event on_stop %s reason=%s", ns.name, reason) end,
   on_media = function(conn, ns, msg) conn:log("info", "event on_media %s type=%d len=%d", ns.name, msg.type, msg.length) end,
@@ -146,7 +147,9 @@ describe("rtmp.app", function()
     local _, i_access = c:find{ name = "|RtmpSampleAccess" }
     local hello, i_hello = c:find{ name = "onHello" }
     assert.truthy(i_start and i_access and hello)
-    assert.is_true(i_start < i_access and i_access < i_hello)
+    local deferred, i_deferred = c:find{ name = "onDeferred" }
+    assert.truthy(deferred)
+    assert.is_true(i_start < i_access and i_access < i_hello and i_hello < i_deferred)
     assert.are.equal(p, hello.stream)
     -- a call the app does not know goes to on_call
     local t = c:call(nil, "sum", null, 2, 3)
