@@ -59,7 +59,7 @@ $(BUILD)/luartmp: $(MAIN_OBJ) $(CORE_OBJ) $(LUA_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_LIBS) $(LIBS)
 
 # Benchmarks: tools built from bench/ with the sans-I/O core (no net.c).
-SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o,$(CORE_OBJ))
+SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o $(BUILD)/obj/core/group.o,$(CORE_OBJ))
 LOADER_SRC   := $(wildcard bench/loader*.c)
 
 $(BUILD)/bench/rtmp-loader: $(LOADER_SRC) $(SANS_IO_OBJ) $(wildcard bench/*.h)

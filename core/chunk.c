@@ -771,6 +771,41 @@ int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint
     return emit(out, chunk_size, 0, h, h->timestamp, ext, ext, payload);
 }
 
+uint32_t rtmp_chunk_default_csid(uint8_t type)
+{
+    switch (type) {
+    case RTMP_MSG_SET_CHUNK_SIZE: case RTMP_MSG_ABORT: case RTMP_MSG_ACK:
+    case RTMP_MSG_USER_CONTROL: case RTMP_MSG_WINDOW_ACK_SIZE: case RTMP_MSG_SET_PEER_BANDWIDTH:
+        return 2;
+    case RTMP_MSG_AUDIO: return 6;
+    case RTMP_MSG_VIDEO: case RTMP_MSG_AGGREGATE: return 7;
+    case RTMP_MSG_AMF0_DATA: case RTMP_MSG_AMF3_DATA: return 5;
+    default: return 3;
+    }
+}
+
+int rtmp_chunk_gather_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const rtmp_buf *buf,
+                           size_t from, uint8_t *out, size_t n)
+{
+    if (chunk_size < 1 || from > h->length || n > h->length - from)
+        return RTMP_ERR_INVAL;
+    size_t basic = h->csid < 64 ? 1 : h->csid < 320 ? 2 : 3;
+    size_t ext = h->timestamp >= EXT_TS ? 4 : 0;
+    size_t first = basic + 11 + ext, cont = basic + ext;
+    while (n > 0) {
+        size_t chunk = from / chunk_size, in = from % chunk_size;
+        size_t off = first + chunk * (chunk_size + cont) + in;
+        size_t take = chunk_size - in < n ? chunk_size - in : n;
+        if (off > buf->len || take > buf->len - off)
+            return RTMP_ERR_INVAL;
+        memcpy(out, buf->data + off, take);
+        out += take;
+        from += take;
+        n -= take;
+    }
+    return 0;
+}
+
 int rtmp_writer_note(rtmp_writer *w, const rtmp_msg_hdr *h)
 {
     if (h->csid < RTMP_MIN_CSID || h->csid > RTMP_MAX_CSID)

@@ -198,6 +198,18 @@ int rtmp_writer_write(rtmp_writer *w, const rtmp_msg_hdr *h, const uint8_t *payl
  * RTMP_ERR_INVAL (bad csid or chunk size). */
 int rtmp_chunk_write_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf **out);
 
+/* The chunk stream a message of this type goes on unless told: 2 for
+ * protocol control, 6 audio, 7 video and aggregates, 5 data, 3 the rest. */
+uint32_t rtmp_chunk_default_csid(uint8_t type);
+
+/* Copy n payload bytes, from payload offset from on, out of buf: bytes
+ * rtmp_chunk_write_fmt0(chunk_size, h, ...) wrote (a fmt 0 header, then
+ * fmt 3 headers between chunks, each with the extended timestamp when
+ * the first has one).  0, or RTMP_ERR_INVAL when from + n passes
+ * h->length or buf is shorter than that layout says. */
+int rtmp_chunk_gather_fmt0(uint32_t chunk_size, const rtmp_msg_hdr *h, const rtmp_buf *buf,
+                           size_t from, uint8_t *out, size_t n);
+
 /* Record in w that a message with header h was sent on h->csid by other
  * means (rtmp_chunk_write_fmt0), so the next compressed header is right.
  * 0, RTMP_ERR_NOMEM or RTMP_ERR_INVAL (bad csid). */

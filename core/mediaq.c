@@ -25,15 +25,6 @@ const char *rtmp_mediaq_level_name(int level)
     return level >= 0 && level <= 2 ? names[level] : "?";
 }
 
-int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len)
-{
-    if (type != RTMP_MSG_AUDIO && type != RTMP_MSG_VIDEO)
-        return RTMP_MEDIAQ_KEEP;
-    rtmp_media m;
-    rtmp_media_parse(&m, type, p, len); /* a fault after the header keeps the header's class */
-    return rtmp_media_class(&m);
-}
-
 /* cap is 0 or a power of two */
 static rtmp_mediaq_entry *entry(const rtmp_mediaq *q, uint32_t i)
 {

@@ -104,13 +104,8 @@ void rtmp_mediaq_init(rtmp_mediaq *q, const rtmp_mediaq_config *cfg);
 /* Release the ring; q may be reused after rtmp_mediaq_init. */
 void rtmp_mediaq_free(rtmp_mediaq *q);
 
-/* The class (RTMP_MEDIAQ_KEEP, _AUDIO, _KEY, _INTER) of a message of type
- * `type` whose payload is p[0 .. len): rtmp_media_parse, then
- * rtmp_media_class (KEEP for types other than audio and video). */
-int rtmp_mediaq_class(uint8_t type, const uint8_t *p, size_t len);
-
 /* Decide for one message about to be queued, of class cls
- * (rtmp_mediaq_class: the same for every player, so a fan-out computes it
+ * (rtmp_media_class: the same for every player, so a fan-out computes it
  * once per message).  written: bytes the connection has written so far; pending: bytes queued and not written
  * (so written + pending counts every byte ever queued); now: a clock in
  * seconds.  Returns RTMP_MEDIAQ_SEND, RTMP_MEDIAQ_DROP (counted in

@@ -106,6 +106,7 @@ struct rtmp_conn {
                                                any byte either way) */
     double            ready_at;         /* handshake done */
     uint64_t          nread, written;
+    uint64_t          exempt_end;       /* rtmp_conn_exempt_queued: written + pending then */
     int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
     char              reason[256];
@@ -520,7 +521,7 @@ static int check_output_bound(rtmp_conn *c)
 {
     if (c->closing)
         return RTMP_ERR_CLOSED;
-    if (rtmp_conn_pending(c) > c->cfg.max_output) {
+    if (rtmp_conn_pending(c) - rtmp_conn_exempt(c) > c->cfg.max_output) {
         char reason[128];
         snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
         rtmp_conn_drop(c, reason);
@@ -569,6 +570,18 @@ int rtmp_conn_write(rtmp_conn *c, const uint8_t *p, size_t n)
 size_t rtmp_conn_pending(const rtmp_conn *c)
 {
     return c->cfg.passthrough ? c->pq.bytes : rtmp_session_pending(c->s);
+}
+
+void rtmp_conn_exempt_queued(rtmp_conn *c)
+{
+    c->exempt_end = c->written + rtmp_conn_pending(c);
+}
+
+size_t rtmp_conn_exempt(const rtmp_conn *c)
+{
+    size_t left = c->exempt_end > c->written ? (size_t)(c->exempt_end - c->written) : 0;
+    size_t pending = rtmp_conn_pending(c);
+    return left < pending ? left : pending;
 }
 
 int rtmp_conn_output(rtmp_conn *c)

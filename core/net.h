@@ -157,6 +157,14 @@ int rtmp_conn_write(rtmp_conn *c, const uint8_t *p, size_t n);
  * passthrough connection, what rtmp_conn_write queued). */
 size_t rtmp_conn_pending(const rtmp_conn *c);
 
+/* Exempt what is queued now from max_output (a late joiner's first
+ * burst, bounded by its group's GOP bound instead): the bound then
+ * applies to the bytes queued after it. */
+void rtmp_conn_exempt_queued(rtmp_conn *c);
+
+/* Bytes of the exempt output not written yet (at most the pending). */
+size_t rtmp_conn_exempt(const rtmp_conn *c);
+
 /* Stop (paused non-zero) or resume reading from the socket: while paused
  * the kernel's receive buffer fills and the peer's sends stall, as with a
  * reader that stopped reading.  Output and deadlines go on. */

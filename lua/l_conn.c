@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "l_conn.h"
+#include "l_group.h"
 #include "l_msg.h"
 #include "l_queue.h"
 #include "l_send.h"
@@ -113,6 +114,8 @@ void rtmp_l_conn_closed(rtmp_conn *c, void *ud, const char *reason)
     rtmp_l_queue_free(&lc->mq);
     if (!L) /* the Lua state is closing: no more calls into it */
         goto done;
+    while (lc->nfwd > 0)
+        luaL_unref(L, LUA_REGISTRYINDEX, lc->fwd[--lc->nfwd].ref);
     if (push_handler(L, lc, "on_close") == LUA_TFUNCTION) {
         rtmp_l_conn_push(L, lc);
         lua_pushstring(L, reason);
@@ -155,6 +158,16 @@ int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uin
 {
     lconn *lc = ud;
     lua_State *L = lc->o.st->L;
+    if (lc->nfwd && (h->type == RTMP_MSG_AUDIO || h->type == RTMP_MSG_VIDEO))
+        for (int i = 0; i < lc->nfwd; i++)
+            if (lc->fwd[i].stream_id == h->stream_id) {
+                /* forwarded: fanned out in C, no Lua message object */
+                rtmp_msg_hdr out = *h;
+                out.csid = rtmp_chunk_default_csid(h->type);
+                if (h->length > 0)
+                    rtmp_group_send(lc->fwd[i].g, &out, payload, rtmp_net_now(lc->o.st->net));
+                return 0;
+            }
     if (push_handler(L, lc, "on_message") != LUA_TFUNCTION) {
         lua_pop(L, 1);
         return 0;
@@ -256,6 +269,40 @@ static int conn_trace(lua_State *L)
     return rtmp_l_trace_method(L, rtmp_conn_session(c), &lc->trace, lc->o.id, lc->o.peer);
 }
 
+/* conn:forward(stream_id, group) -> true: from now on, the audio and
+ * video the peer sends on that message stream go to the group in C (its
+ * fan-out and cache), not to on_message; conn:forward(stream_id) or
+ * conn:forward(stream_id, nil) ends it.  Data, commands and aggregates
+ * still go to on_message.  At most RTMP_L_FORWARDS streams at once. */
+static int conn_forward(lua_State *L)
+{
+    lconn *lc = rtmp_l_conn_check(L, 1);
+    lua_Integer sid = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, sid >= 0 && sid <= 0xFFFFFFFF, 2, "stream id out of range");
+    rtmp_group *g = lua_isnoneornil(L, 3) ? NULL : rtmp_l_group_check(L, 3);
+    rtmp_conn *c = open_conn(L, lc);
+    if (!c)
+        return 2;
+    int i = 0;
+    while (i < lc->nfwd && lc->fwd[i].stream_id != (uint32_t)sid)
+        i++;
+    if (i < lc->nfwd) { /* replace or end */
+        luaL_unref(L, LUA_REGISTRYINDEX, lc->fwd[i].ref);
+        lc->fwd[i] = lc->fwd[--lc->nfwd];
+    }
+    if (g) {
+        if (lc->nfwd == RTMP_L_FORWARDS)
+            return luaL_error(L, "conn:forward: at most %d streams at once", RTMP_L_FORWARDS);
+        lua_pushvalue(L, 3);
+        lc->fwd[lc->nfwd].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lc->fwd[lc->nfwd].stream_id = (uint32_t)sid;
+        lc->fwd[lc->nfwd].g = g;
+        lc->nfwd++;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* conn:queue([settings]) -> the slow-reader policy's settings and state (l_queue.c). */
 static int conn_queue(lua_State *L)
 {
@@ -268,6 +315,7 @@ static const luaL_Reg conn_methods[] = {
     { "trace", conn_trace },
     { "log", conn_log },
     { "queue", conn_queue },
+    { "forward", conn_forward },
     { "pause_reading", conn_pause_reading },
     { NULL, NULL },
 };

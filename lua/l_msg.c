@@ -279,19 +279,6 @@ static int type_from_value(lua_State *L, int idx)
     return (int)t;
 }
 
-static int default_csid(uint8_t type)
-{
-    switch (type) {
-    case RTMP_MSG_SET_CHUNK_SIZE: case RTMP_MSG_ABORT: case RTMP_MSG_ACK:
-    case RTMP_MSG_USER_CONTROL: case RTMP_MSG_WINDOW_ACK_SIZE: case RTMP_MSG_SET_PEER_BANDWIDTH:
-        return 2;
-    case RTMP_MSG_AUDIO: return 6;
-    case RTMP_MSG_VIDEO: case RTMP_MSG_AGGREGATE: return 7;
-    case RTMP_MSG_AMF0_DATA: case RTMP_MSG_AMF3_DATA: return 5;
-    default: return 3;
-    }
-}
-
 void rtmp_l_read_hdr(lua_State *L, int t, rtmp_msg_hdr *h)
 {
     if (t && !lua_istable(L, t))
@@ -300,7 +287,7 @@ void rtmp_l_read_hdr(lua_State *L, int t, rtmp_msg_hdr *h)
         h->type = (uint8_t)type_from_value(L, lua_gettop(L));
     if (t)
         lua_pop(L, 1);
-    h->csid = rtmp_l_opt_u32(L, t, "csid", h->csid ? h->csid : (uint32_t)default_csid(h->type));
+    h->csid = rtmp_l_opt_u32(L, t, "csid", h->csid ? h->csid : rtmp_chunk_default_csid(h->type));
     h->stream_id = rtmp_l_opt_u32(L, t, "stream", h->stream_id);
     h->timestamp = rtmp_l_opt_u32(L, t, "timestamp", h->timestamp);
     uint32_t fmt = rtmp_l_opt_u32(L, t, "fmt", RTMP_FMT_AUTO);

@@ -1,84 +1,15 @@
 /*
- * l_queue.c: the slow-reader policy for group fan-out (core/mediaq.c
- * decides; this file creates the state from a connection's settings, logs
- * what the policy did, closes a stalled connection, and gives scripts
- * conn:queue).
+ * l_queue.c: conn:queue, the slow-reader policy's settings and state as a
+ * script sees them (core/mediaq.c decides; core/group.c applies it to
+ * each member of a fan-out).
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include <lauxlib.h>
 
 #include "l_queue.h"
 #include "l_settings.h"
-#include "../core/log.h"
-#include "../core/net.h"
-
-static rtmp_mediaq *slot_get(rtmp_mediaq **slot, rtmp_conn *c)
-{
-    if (!*slot) {
-        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
-        rtmp_mediaq_config cfg = { cc->max_queue_bytes, cc->max_queue_time, cc->max_queue_stall };
-        rtmp_mediaq *q = malloc(sizeof *q);
-        if (!q)
-            return NULL;
-        rtmp_mediaq_init(q, &cfg);
-        *slot = q;
-    }
-    return *slot;
-}
-
-int rtmp_l_queue_offer(rtmp_mediaq **slot, rtmp_conn *c, const rtmp_msg_hdr *h, int cls, double now)
-{
-    rtmp_mediaq *q = *slot;
-    if (!q) {
-        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
-        if (cc->max_queue_bytes == 0 && cc->max_queue_time <= 0)
-            return 1; /* no policy for this connection */
-        if (!(q = slot_get(slot, c)))
-            return 1; /* out of memory: fan out as without a policy */
-    }
-    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_bytes_written(c), rtmp_conn_pending(c), now);
-    if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
-        return 1; /* the usual case */
-    unsigned long id = rtmp_conn_id(c);
-    const char *peer = rtmp_conn_peer(c);
-    if (rc == RTMP_MEDIAQ_STALL) {
-        char reason[256];
-        snprintf(reason, sizeof reason,
-                 "slow reader: over the queue bounds for %.1f s (queue %zu bytes, %.2f s of media;"
-                 " bounds %zu bytes, %.2f s; dropped %llu messages, %llu bytes)",
-                 now - q->over_since, q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
-                 (unsigned long long)q->dropped, (unsigned long long)q->dropped_bytes);
-        rtmp_conn_drop(c, reason);
-        return -1;
-    }
-    switch (q->event) {
-    case RTMP_MEDIAQ_EV_INTER:
-    case RTMP_MEDIAQ_EV_GOP:
-        rtmp_log(RTMP_LOG_WARN, id, peer,
-                 "slow reader: queue %zu bytes, %.2f s of media (bounds %zu bytes, %.2f s): %s",
-                 q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
-                 q->event == RTMP_MEDIAQ_EV_INTER ? "dropping non-key video until the next keyframe"
-                                                  : "dropping audio and video until a keyframe finds the queue under its bounds");
-        break;
-    case RTMP_MEDIAQ_EV_RECOVERED:
-        rtmp_log(RTMP_LOG_INFO, id, peer,
-                 "slow reader caught up after %.1f s: dropped %llu messages (%llu bytes); queue %zu bytes",
-                 now - q->level_since, (unsigned long long)q->run_dropped,
-                 (unsigned long long)q->run_dropped_bytes, q->bytes);
-        break;
-    default:
-        break;
-    }
-    return rc == RTMP_MEDIAQ_SEND;
-}
-
-void rtmp_l_queue_sent(rtmp_mediaq *q, rtmp_conn *c, const rtmp_msg_hdr *h, int cls)
-{
-    if (q && cls != RTMP_MEDIAQ_KEEP)
-        rtmp_mediaq_queued(q, h, cls, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
-}
+#include "../core/group.h"
 
 /* [-0, +0, e] setting k of the table at t (checked as l_settings.c
  * describes it), def when absent. */
@@ -100,7 +31,7 @@ int rtmp_l_queue_method(lua_State *L, int idx, rtmp_mediaq **slot, rtmp_conn *c)
         lua_pushliteral(L, "closed");
         return 2;
     }
-    rtmp_mediaq *q = slot_get(slot, c);
+    rtmp_mediaq *q = rtmp_group_queue(slot, c);
     if (!q)
         return luaL_error(L, "out of memory");
     if (!lua_isnoneornil(L, idx)) {

@@ -133,6 +133,10 @@ static const rtmp_l_setting settings[] = {
       CONTAIN, 0, 0, 0, on_error_names, on_error_values,
       "a script error in a connection's handler closes the connection (close) or drops only "
       "that call (drop)" },
+    { "gop_max_bytes", NULL, "BYTES", RTMP_L_SET_BYTES, OTHER, 0, 0, HUGE_BYTES, NULL, NULL,
+      "a group's late-join cache (rtmp.group{cache = true}) keeps the current GOP while it holds "
+      "at most this much payload (default 32 MiB); a joiner's first burst is bounded by it, "
+      "not by max_output" },
     { "trace", NULL, "PATH", RTMP_L_SET_TRACE, OTHER, 0, 0, 0, NULL, NULL,
       "trace every message, one line each (docs/TRACE.md): true (to the log), a path (appended "
       "to) or an open file" },

@@ -1,15 +1,16 @@
 -- live.lua: the default luartmp script, a live server: one publisher per
 -- stream name, any number of players; a late player gets the metadata and
 -- sequence headers, then the media from the last keyframe.  A C group
--- chunks each message once for every player: Lua runs once per published
--- message, never once per player.
+-- (rtmp.group, core/group.c) chunks each message once for every player and
+-- keeps that cache; unless a hook or watcher reads them, a publisher's
+-- audio and video go to it without Lua at all (conn:forward).
 --
 --   luartmp [--listen 1935] scripts/live.lua, or:
 --   local live = require "live"
 --   live.hooks.on_publish = function(conn, app, name) ... end
 --   live.start{ listen = "1935", takeover = true }
 --
--- The policy only (streams, takeover, the late-join cache, slow players):
+-- The policy only (streams, takeover, what goes through Lua, slow players):
 -- commands, replies and stream ids are rtmp.app's (docs/APP.md); live.app
 -- is the app, live.replies and live.commands its pieces.  record.lua and
 -- relay.lua follow the streams through live.watch.
@@ -23,7 +24,7 @@ local M = {
     config = {
         record_dir = false,       -- where publish type record/append writes <app>/<name>.flv (false: off)
         takeover = false,         -- a second publisher of a name replaces the first (else BadName)
-        gop_max_bytes = 32 * 1024 * 1024, -- stop caching a GOP past this size
+        gop_max_bytes = false,    -- stop caching a GOP past this size (false: rtmp.group's 32 MiB)
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
         pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
         relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
@@ -34,12 +35,14 @@ local M = {
     hooks = {},     -- on_connect(conn, msg, app), on_publish(conn, app, name), on_play(conn, app, name):
                     -- return false, "reason" [, status code] to refuse (they may wait: rtmp.sleep, a
                     -- request); on_media(conn, msg, stream): each published audio/video message
-                    -- before it is cached and fanned out, false drops it; on_close(conn, reason)
-    streams = {},   -- "app/name" -> stream: key, app, name, players (a group), viewers (conn ->
-                    -- its NetStream), publisher (a NetStream, or a relay's source), the cache
+                    -- before it is cached and fanned out, false drops it (set it before the
+                    -- publish: without it media bypasses Lua); on_close(conn, reason)
+    streams = {},   -- "app/name" -> stream: key, app, name, players (a group with the late-join
+                    -- cache), viewers (conn -> its NetStream), publisher (a NetStream, or a relay's)
     watchers = { publish = {}, unpublish = {}, message = {}, play = {}, stop = {} },
 }
 local SLOW = { "max_queue_bytes", "max_queue_time", "max_queue_stall", "send_buffer" }
+local BUILTIN -- message watchers of record.lua and relay.lua (set once they attach)
 
 local server = app.new{ config = M.config }
 M.app, M.replies, M.commands = server, server.replies, server.commands
@@ -58,30 +61,12 @@ local function emit(list, ...)
     for i = 1, #list do list[i](...) end
 end
 
--- ---- the late-join cache: metadata, sequence headers, the current GOP ----
-
-local function cache_clear(s)
-    s.metadata, s.video_header, s.audio_header, s.gop, s.gop_bytes = nil, nil, nil, {}, 0
-end
-
-local function cache_media(s, msg)
-    if msg.sequence_header then
-        if msg.type == 9 then s.video_header = msg else s.audio_header = msg end
-    elseif msg.type == 9 and msg.keyframe then
-        s.gop, s.gop_bytes = { msg }, msg.length
-    elseif #s.gop > 0 and s.gop_bytes + msg.length <= config.gop_max_bytes then
-        s.gop[#s.gop + 1] = msg
-        s.gop_bytes = s.gop_bytes + msg.length
-    end
-end
-
 --- live.each_cached(s, send): send(msg) for what a player needs to start
---- decoding: metadata, sequence headers, the current GOP from its keyframe.
+--- decoding (the group's cache: metadata, each track's configuration, the
+--- current GOP from its keyframe); players get it from the group itself.
 function M.each_cached(s, send)
-    if s.metadata then send(s.metadata) end
-    if s.video_header then send(s.video_header) end
-    if s.audio_header then send(s.audio_header) end
-    for i = 1, #s.gop do send(s.gop[i]) end
+    local cached = s.players:cached()
+    for i = 1, #cached do send(cached[i]) end
 end
 
 -- ---- streams ----
@@ -90,8 +75,8 @@ local function get_stream(app_name, name)
     local key = app_name .. "/" .. name
     local s = streams[key]
     if not s then
-        s = { key = key, app = app_name, name = name, players = rtmp.group(), viewers = {} }
-        cache_clear(s)
+        local players = rtmp.group{ cache = true, gop_max_bytes = config.gop_max_bytes or nil }
+        s = { key = key, app = app_name, name = name, players = players, viewers = {} }
         streams[key] = s
     end
     return s
@@ -116,7 +101,7 @@ function M.unpublish(s, source)
     log.info("unpublish %s", s.key)
     for p, ns in pairs(s.viewers) do replies.unpublish_notify(p, ns.id, s.name) end
     emit(watchers.unpublish, s)
-    cache_clear(s)
+    s.players:reset()
     forget_if_unused(s)
 end
 
@@ -127,12 +112,10 @@ function M.feed(s, msg, conn)
     if t == 8 or t == 9 then
         if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
         if msg.length == 0 then return end -- no codec byte, no frame: nothing to cache or forward
-        cache_media(s, msg)
         s.players:send(msg)
     elseif (t == 18 or t == 15) and msg.values then
         local meta = app.metadata(msg)
-        if meta then s.metadata = meta end
-        s.players:send(meta or msg)
+        if meta then s.players:metadata(meta) else s.players:send(msg) end
     else
         return
     end
@@ -170,9 +153,14 @@ function server.on_publish(conn, ns)
     ns.live = s
     conn:log("info", "publish %s", s.key)
     M.publish(s, ns)
+    -- nothing reads each message in Lua: the core fans media out and caches it
+    if not (hooks.on_media or config.record_dir or config.push or #watchers.message > BUILTIN) then
+        conn:forward(ns.id, s.players)
+    end
 end
 
 function server.on_unpublish(conn, ns)
+    if not conn.closed then conn:forward(ns.id) end
     if ns.live then M.unpublish(ns.live, ns) end
 end
 
@@ -182,8 +170,7 @@ function server.on_play(conn, ns)
     local s = get_stream(ns.app, ns.name)
     ns.live = s
     s.viewers[conn] = ns
-    M.each_cached(s, function(msg) ns:send(msg) end) -- after the play reply
-    s.players:add(conn, ns.id)
+    ns:defer(function() s.players:add(conn, ns.id) end) -- the cache follows the play reply
     conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
     emit(watchers.play, s, ns)
 end
@@ -233,6 +220,7 @@ end
 
 require("record").attach(M) -- publish(name, "record"/"append") to FLV files (config.record_dir)
 require("relay").attach(M)  -- push and pull relays (config.push, config.pull)
+BUILTIN = #watchers.message -- theirs read messages only when configured (record_dir, push)
 
 if ... ~= "live" then -- run as the main script, not required as a module
     M.start()

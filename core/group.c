@@ -1,0 +1,512 @@
+/*
+ * group.c: fan-out, the members' slow-reader policy, the late-join cache
+ * (group.h).
+ */
+#include "group.h"
+#include "error.h"
+#include "log.h"
+#include "media.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEND_KEYS 8     /* distinct (chunk size, stream id) chunked per message without a second chunking */
+#define ENTRY_KEYS 4    /* chunkings kept per cached message */
+#define MAX_CONFIGS 32  /* track configurations cached */
+
+typedef struct member {
+    rtmp_conn *const *conn;
+    rtmp_mediaq     **mq;
+    uint32_t          stream_id;
+    void             *ud;
+} member;
+
+/* One chunking of a message. */
+typedef struct chunked {
+    uint32_t  chunk_size, stream_id;
+    rtmp_buf *buf;
+} chunked;
+
+/* A cached message: its header as published (stream id 0) and its
+ * chunkings, the first one the bytes the fan-out sent. */
+typedef struct entry {
+    rtmp_msg_hdr h;
+    uint32_t     key;      /* configurations: type << 16 | packet << 8 | first track id */
+    int          n;
+    chunked      k[ENTRY_KEYS];
+} entry;
+
+struct rtmp_group {
+    rtmp_group_config cfg;
+    member  *m;
+    size_t   n, cap;
+    entry    meta;                 /* n == 0: none */
+    entry    conf[MAX_CONFIGS];
+    size_t   nconf;
+    entry   *gop;                  /* from the last keyframe */
+    size_t   ngop, gop_cap, gop_bytes;
+    int      gop_full;             /* past gop_max_bytes: no more until the next keyframe */
+    uint32_t last_cs, last_sid;    /* the key a message was last chunked for */
+};
+
+rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
+{
+    rtmp_group *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->cfg = *cfg;
+    g->last_cs = 4096;
+    g->last_sid = 1;
+    return g;
+}
+
+static void entry_free(entry *e)
+{
+    for (int i = 0; i < e->n; i++)
+        rtmp_buf_unref(e->k[i].buf);
+    e->n = 0;
+}
+
+void rtmp_group_reset(rtmp_group *g)
+{
+    entry_free(&g->meta);
+    for (size_t i = 0; i < g->nconf; i++)
+        entry_free(&g->conf[i]);
+    g->nconf = 0;
+    for (size_t i = 0; i < g->ngop; i++)
+        entry_free(&g->gop[i]);
+    g->ngop = g->gop_bytes = 0;
+    g->gop_full = 0;
+}
+
+static void drop(rtmp_group *g, size_t i)
+{
+    void *ud = g->m[i].ud;
+    g->m[i] = g->m[--g->n];
+    if (g->cfg.release)
+        g->cfg.release(ud);
+}
+
+void rtmp_group_clear(rtmp_group *g)
+{
+    while (g->n)
+        drop(g, g->n - 1);
+}
+
+void rtmp_group_free(rtmp_group *g)
+{
+    if (!g)
+        return;
+    rtmp_group_clear(g);
+    rtmp_group_reset(g);
+    free(g->gop);
+    free(g->m);
+    free(g);
+}
+
+static void prune(rtmp_group *g)
+{
+    for (size_t i = 0; i < g->n;)
+        if (!*g->m[i].conn)
+            drop(g, i);
+        else
+            i++;
+}
+
+size_t rtmp_group_count(rtmp_group *g)
+{
+    prune(g);
+    return g->n;
+}
+
+void *rtmp_group_member(const rtmp_group *g, size_t i)
+{
+    return i < g->n ? g->m[i].ud : NULL;
+}
+
+int rtmp_group_has(const rtmp_group *g, rtmp_conn *const *conn)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].conn == conn)
+            return *conn != NULL;
+    return 0;
+}
+
+int rtmp_group_remove(rtmp_group *g, rtmp_conn *const *conn)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].conn == conn) {
+            drop(g, i);
+            return 1;
+        }
+    return 0;
+}
+
+/* ---- chunkings ---- */
+
+/* The chunking of e for (cs, sid): a reference to one kept in e, made
+ * from e's first one when missing (and kept when there is room).  NULL on
+ * OOM.  The caller unrefs. */
+static rtmp_buf *entry_chunked(entry *e, uint32_t cs, uint32_t sid)
+{
+    for (int i = 0; i < e->n; i++)
+        if (e->k[i].chunk_size == cs && e->k[i].stream_id == sid)
+            return rtmp_buf_ref(e->k[i].buf);
+    rtmp_msg_hdr h = e->h;
+    h.stream_id = e->k[0].stream_id;
+    uint8_t *p = malloc(h.length ? h.length : 1);
+    rtmp_buf *buf = NULL;
+    if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) == 0) {
+        h.stream_id = sid;
+        if (rtmp_chunk_write_fmt0(cs, &h, p, &buf) < 0) {
+            rtmp_buf_unref(buf);
+            buf = NULL;
+        }
+    }
+    free(p);
+    if (buf && e->n < ENTRY_KEYS) {
+        e->k[e->n].chunk_size = cs;
+        e->k[e->n].stream_id = sid;
+        e->k[e->n].buf = rtmp_buf_ref(buf);
+        e->n++;
+    }
+    return buf;
+}
+
+/* Make e hold a message (h as published, the chunking k).  The old
+ * contents are dropped. */
+static void entry_set(entry *e, const rtmp_msg_hdr *h, const chunked *k, uint32_t key)
+{
+    entry_free(e);
+    e->h = *h;
+    e->h.stream_id = 0;
+    e->key = key;
+    e->k[0] = *k;
+    rtmp_buf_ref(k->buf);
+    e->n = 1;
+}
+
+/* ---- the cache ---- */
+
+/* The cache's slot for a message, or NULL when it is not cached.  m is
+ * the parsed body (rc its parse result). */
+static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media *m, int rc)
+{
+    if (rc < 0 && m->packet == RTMP_MEDIA_NO_PACKET)
+        return NULL;
+    int config = rtmp_media_is_sequence_header(m) || m->packet == RTMP_MEDIA_METADATA;
+    if (config) {
+        uint32_t key = (uint32_t)h->type << 16 | (uint32_t)m->packet << 8 | (m->ntracks ? m->track[0].id : 0);
+        for (size_t i = 0; i < g->nconf; i++)
+            if (g->conf[i].key == key)
+                return &g->conf[i];
+        if (g->nconf == MAX_CONFIGS)
+            return NULL;
+        g->conf[g->nconf].n = 0;
+        g->conf[g->nconf].key = key;
+        return &g->conf[g->nconf++];
+    }
+    if (h->type == RTMP_MSG_VIDEO && rtmp_media_class(m) == RTMP_MEDIA_CLASS_KEY) {
+        for (size_t i = 0; i < g->ngop; i++)
+            entry_free(&g->gop[i]);
+        g->ngop = g->gop_bytes = 0;
+        g->gop_full = 0;
+    } else if (g->ngop == 0 || g->gop_full) {
+        return NULL; /* no keyframe yet, or the GOP is over its bound */
+    }
+    if (g->gop_bytes + h->length > g->cfg.gop_max_bytes) {
+        g->gop_full = 1;
+        return NULL;
+    }
+    if (g->ngop == g->gop_cap) {
+        size_t cap = g->gop_cap ? g->gop_cap * 2 : 256;
+        entry *e = realloc(g->gop, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        g->gop = e;
+        g->gop_cap = cap;
+    }
+    g->gop_bytes += h->length;
+    g->gop[g->ngop].n = 0;
+    return &g->gop[g->ngop++];
+}
+
+size_t rtmp_group_cached_bytes(const rtmp_group *g, size_t *messages)
+{
+    size_t bytes = g->gop_bytes, n = g->ngop;
+    if (g->meta.n) {
+        bytes += g->meta.h.length;
+        n++;
+    }
+    for (size_t i = 0; i < g->nconf; i++)
+        if (g->conf[i].n) {
+            bytes += g->conf[i].h.length;
+            n++;
+        }
+    if (messages)
+        *messages = n;
+    return bytes;
+}
+
+/* The cache in a joiner's order: metadata, configurations, the GOP. */
+static entry *cache_at(const rtmp_group *g, size_t i)
+{
+    if (i == 0)
+        return g->meta.n ? (entry *)&g->meta : NULL;
+    i--;
+    if (i < g->nconf)
+        return g->conf[i].n ? (entry *)&g->conf[i] : NULL;
+    i -= g->nconf;
+    return i < g->ngop ? &g->gop[i] : NULL;
+}
+
+#define CACHE_SLOTS(g) (1 + (g)->nconf + (g)->ngop)
+
+int rtmp_group_each_cached(const rtmp_group *g,
+                           int (*fn)(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload), void *ud)
+{
+    for (size_t i = 0; i < CACHE_SLOTS(g); i++) {
+        entry *e = cache_at(g, i);
+        if (!e)
+            continue;
+        rtmp_msg_hdr h = e->h;
+        h.stream_id = e->k[0].stream_id;
+        uint8_t *p = malloc(h.length ? h.length : 1);
+        if (!p)
+            return RTMP_ERR_NOMEM;
+        int rc = rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length);
+        h.stream_id = 0;
+        if (rc == 0)
+            rc = fn(ud, &h, p);
+        free(p);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- members ---- */
+
+static int open_ready(rtmp_conn *c)
+{
+    return c && !rtmp_conn_closing(c) && rtmp_session_ready(rtmp_conn_session(c));
+}
+
+int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].conn == conn) {
+            g->m[i].stream_id = stream_id;
+            return 1;
+        }
+    rtmp_conn *c = *conn;
+    if (!c || rtmp_conn_closing(c))
+        return RTMP_ERR_CLOSED;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 8;
+        member *m = realloc(g->m, cap * sizeof *m);
+        if (!m)
+            return RTMP_ERR_NOMEM;
+        g->m = m;
+        g->cap = cap;
+    }
+    g->m[g->n++] = (member){ conn, mq, stream_id, ud };
+    if (!g->cfg.cache || !rtmp_session_ready(rtmp_conn_session(c)))
+        return 0;
+    /* the late-join burst: references to the cached chunkings */
+    rtmp_session *s = rtmp_conn_session(c);
+    uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
+    size_t sent = 0;
+    for (size_t i = 0; i < CACHE_SLOTS(g); i++) {
+        entry *e = cache_at(g, i);
+        if (!e)
+            continue;
+        rtmp_buf *buf = entry_chunked(e, cs, stream_id);
+        if (!buf)
+            break;
+        rtmp_msg_hdr h = e->h;
+        h.stream_id = stream_id;
+        int rc = rtmp_session_send_chunked(s, &h, buf);
+        rtmp_buf_unref(buf);
+        if (rc < 0)
+            break;
+        sent++;
+    }
+    if (sent) {
+        rtmp_conn_exempt_queued(c);
+        rtmp_conn_output(c);
+        rtmp_log(RTMP_LOG_DEBUG, rtmp_conn_id(c), rtmp_conn_peer(c),
+                 "late join: %zu cached messages (%zu bytes of payload)", sent,
+                 rtmp_group_cached_bytes(g, NULL));
+    }
+    return 0;
+}
+
+/* ---- the slow-reader policy of one member ---- */
+
+rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn *c)
+{
+    if (!*slot) {
+        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
+        rtmp_mediaq_config cfg = { cc->max_queue_bytes, cc->max_queue_time, cc->max_queue_stall };
+        rtmp_mediaq *q = malloc(sizeof *q);
+        if (!q)
+            return NULL;
+        rtmp_mediaq_init(q, &cfg);
+        *slot = q;
+    }
+    return *slot;
+}
+
+/* Before queuing message h of class cls to member mb: 1 to send it, 0 to
+ * drop it, -1 when the connection was closed for staying over its bounds.
+ * The bytes measured leave out a late joiner's exempt burst. */
+static int offer(member *mb, rtmp_conn *c, const rtmp_msg_hdr *h, int cls, double now)
+{
+    rtmp_mediaq *q = *mb->mq;
+    if (!q) {
+        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
+        if (cc->max_queue_bytes == 0 && cc->max_queue_time <= 0)
+            return 1; /* no policy for this connection */
+        if (!(q = rtmp_group_queue(mb->mq, c)))
+            return 1; /* out of memory: fan out as without a policy */
+    }
+    size_t exempt = rtmp_conn_exempt(c);
+    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_bytes_written(c) + exempt, rtmp_conn_pending(c) - exempt, now);
+    if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
+        return 1; /* the usual case */
+    unsigned long id = rtmp_conn_id(c);
+    const char *peer = rtmp_conn_peer(c);
+    if (rc == RTMP_MEDIAQ_STALL) {
+        char reason[256];
+        snprintf(reason, sizeof reason,
+                 "slow reader: over the queue bounds for %.1f s (queue %zu bytes, %.2f s of media;"
+                 " bounds %zu bytes, %.2f s; dropped %llu messages, %llu bytes)",
+                 now - q->over_since, q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
+                 (unsigned long long)q->dropped, (unsigned long long)q->dropped_bytes);
+        rtmp_conn_drop(c, reason);
+        return -1;
+    }
+    switch (q->event) {
+    case RTMP_MEDIAQ_EV_INTER:
+    case RTMP_MEDIAQ_EV_GOP:
+        rtmp_log(RTMP_LOG_WARN, id, peer,
+                 "slow reader: queue %zu bytes, %.2f s of media (bounds %zu bytes, %.2f s): %s",
+                 q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
+                 q->event == RTMP_MEDIAQ_EV_INTER ? "dropping non-key video until the next keyframe"
+                                                  : "dropping audio and video until a keyframe finds the queue under its bounds");
+        break;
+    case RTMP_MEDIAQ_EV_RECOVERED:
+        rtmp_log(RTMP_LOG_INFO, id, peer,
+                 "slow reader caught up after %.1f s: dropped %llu messages (%llu bytes); queue %zu bytes",
+                 now - q->level_since, (unsigned long long)q->run_dropped,
+                 (unsigned long long)q->run_dropped_bytes, q->bytes);
+        break;
+    default:
+        break;
+    }
+    return rc == RTMP_MEDIAQ_SEND;
+}
+
+/* ---- fan-out ---- */
+
+static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, double now, int is_meta)
+{
+    rtmp_msg_hdr h = *hin;
+    h.fmt = RTMP_FMT_AUTO;
+    rtmp_media m;
+    int prc = -1, cls = RTMP_MEDIA_CLASS_KEEP;
+    if (h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO) {
+        prc = rtmp_media_parse(&m, h.type, payload, h.length);
+        cls = rtmp_media_class(&m); /* the same for every member: once per message */
+    }
+    entry *slot = NULL;
+    if (g->cfg.cache) {
+        if (is_meta)
+            slot = &g->meta;
+        else if (h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO)
+            slot = cache_slot(g, &h, &m, prc);
+    }
+
+    chunked keys[SEND_KEYS];
+    int nkeys = 0, reached = 0;
+    for (size_t i = 0; i < g->n;) {
+        member *mb = &g->m[i];
+        rtmp_conn *c = *mb->conn;
+        if (!c) {
+            drop(g, i);
+            continue;
+        }
+        i++;
+        if (!open_ready(c))
+            continue;
+        h.stream_id = mb->stream_id;
+        if (offer(mb, c, &h, cls, now) <= 0)
+            continue; /* dropped, or closed as a stalled reader */
+        rtmp_session *s = rtmp_conn_session(c);
+        uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
+        rtmp_buf *buf = NULL, *uncached = NULL;
+        for (int k = 0; k < nkeys && !buf; k++)
+            if (keys[k].chunk_size == cs && keys[k].stream_id == h.stream_id)
+                buf = keys[k].buf;
+        if (!buf) {
+            if (rtmp_chunk_write_fmt0(cs, &h, payload, &buf) < 0) {
+                rtmp_buf_unref(buf);
+                continue;
+            }
+            if (nkeys < SEND_KEYS)
+                keys[nkeys++] = (chunked){ cs, h.stream_id, buf };
+            else
+                uncached = buf; /* more distinct keys than the array holds */
+        }
+        if (rtmp_session_send_chunked(s, &h, buf) >= 0) {
+            rtmp_mediaq *q = *mb->mq;
+            if (q && cls != RTMP_MEDIA_CLASS_KEEP)
+                rtmp_mediaq_queued(q, &h, cls, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
+            if (rtmp_conn_output_media(c) >= 0)
+                reached++;
+        }
+        rtmp_buf_unref(uncached);
+    }
+    if (slot) {
+        /* the cache keeps the chunking the members got (or one of its own) */
+        if (nkeys == 0) {
+            h.stream_id = g->last_sid;
+            rtmp_buf *buf = NULL;
+            if (rtmp_chunk_write_fmt0(g->last_cs, &h, payload, &buf) >= 0)
+                keys[nkeys++] = (chunked){ g->last_cs, g->last_sid, buf };
+            else
+                rtmp_buf_unref(buf);
+        }
+        if (nkeys > 0) {
+            entry_set(slot, &h, &keys[0], slot->key);
+            for (int k = 1; k < nkeys && slot->n < ENTRY_KEYS; k++) {
+                slot->k[slot->n] = keys[k];
+                rtmp_buf_ref(keys[k].buf);
+                slot->n++;
+            }
+            g->last_cs = keys[0].chunk_size;
+            g->last_sid = keys[0].stream_id;
+        } else if (slot != &g->meta) {
+            /* nothing to keep: forget the slot (the GOP's newest, or a configuration) */
+            if (slot >= g->gop && slot < g->gop + g->ngop) {
+                g->ngop--;
+                g->gop_bytes -= h.length;
+            }
+        }
+    }
+    for (int k = 0; k < nkeys; k++)
+        rtmp_buf_unref(keys[k].buf);
+    return reached;
+}
+
+int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
+{
+    return fan_out(g, h, payload, now, 0);
+}
+
+int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
+{
+    return fan_out(g, h, payload, now, 1);
+}

@@ -1,0 +1,112 @@
+/*
+ * group.h: fan-out of one publisher's messages to many players, the
+ * players' slow-reader policy (mediaq.h), and the late-join cache.
+ *
+ * A message is chunked once per (outgoing chunk size, message stream id)
+ * among the members, with a fmt 0 first chunk, and a reference to the
+ * same bytes is queued to each member (rtmp_session_send_chunked).
+ *
+ * With a cache (cfg.cache), the group keeps what a player joining late
+ * needs to decode, as the same chunked buffers it fanned out:
+ *   - the metadata (rtmp_group_metadata: onMetaData as players get it);
+ *   - each track's configuration: sequence headers (legacy AVC/HEVC/AAC,
+ *     SequenceStart, MPEG2TSSequenceStart), MultichannelConfig and the
+ *     colour Metadata packet, one per (type, packet kind, first track id),
+ *     the newest replacing the older;
+ *   - the current GOP: the messages from the last video keyframe on,
+ *     while they add up to at most cfg.gop_max_bytes of payload (past it
+ *     the GOP stops growing until the next keyframe).
+ * What a message is comes from media.h, never from a second classifier.
+ * rtmp_group_add sends a joiner references to these buffers (chunked
+ * again only for a (chunk size, stream id) no earlier member used, and
+ * then kept for the next joiner), in that order, and exempts them from
+ * the joiner's output bound (rtmp_conn_exempt_queued): the first burst
+ * is bounded by the GOP bound, not by max_output.
+ *
+ * Members are the owner's connections; the owner keeps two slots per
+ * connection that the group reads: the connection (NULL once closed) and
+ * its slow-reader state (created here from the connection's settings on
+ * first use).  cfg.release is called when a member is dropped.
+ */
+#ifndef RTMP_GROUP_H
+#define RTMP_GROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "chunk.h"
+#include "mediaq.h"
+#include "net.h"
+
+/* The default GOP bound (live.lua's gop_max_bytes, rtmp.group's). */
+#define RTMP_GROUP_GOP_MAX (32u * 1024 * 1024)
+
+typedef struct rtmp_group rtmp_group;
+
+typedef struct rtmp_group_config {
+    int    cache;                 /* keep the late-join cache */
+    size_t gop_max_bytes;         /* payload bytes of the cached GOP at most */
+    void (*release)(void *ud);    /* a member is dropped (removed, found closed, group freed) */
+} rtmp_group_config;
+
+/* A new, empty group; NULL on OOM. */
+rtmp_group *rtmp_group_new(const rtmp_group_config *cfg);
+
+/* Drop every member (release each) and the cache, and free g. */
+void rtmp_group_free(rtmp_group *g);
+
+/* Add a member: conn is the owner's slot of the connection (NULL once
+ * closed), mq its slot of slow-reader state; media goes out on message
+ * stream id stream_id; ud is given to release.  With a cache, the joiner
+ * is sent the cache now (see above).  Returns 0 when added, 1 when conn
+ * was a member already (its stream id is updated, nothing sent, ud not
+ * kept), RTMP_ERR_CLOSED (closed or closing), RTMP_ERR_NOMEM. */
+int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud);
+
+/* Remove the member whose slot is conn: 1 when it was one, else 0. */
+int rtmp_group_remove(rtmp_group *g, rtmp_conn *const *conn);
+
+/* Whether the member whose slot is conn is in g and open. */
+int rtmp_group_has(const rtmp_group *g, rtmp_conn *const *conn);
+
+/* Open members, after dropping the closed ones. */
+size_t rtmp_group_count(rtmp_group *g);
+
+/* The i-th member's ud (i < rtmp_group_count), for listing them. */
+void *rtmp_group_member(const rtmp_group *g, size_t i);
+
+/* Drop every member. */
+void rtmp_group_clear(rtmp_group *g);
+
+/* Fan one message out: h's type, timestamp and csid, payload[0 ..
+ * h->length); each member gets it on its own stream id, unless its
+ * slow-reader policy drops it (a member over its bounds for max_stall is
+ * closed as a slow reader).  With a cache, audio and video are cached as
+ * said above.  now: the clock (rtmp_net_now).  Returns the members
+ * reached. */
+int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
+
+/* The same for the stream's metadata, which the cache keeps (replacing
+ * the older) for joiners. */
+int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
+
+/* The slow-reader state in slot for connection c, made from c's
+ * settings (max_queue_bytes, _time, _stall) when the slot is empty; NULL
+ * on OOM. */
+rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn *c);
+
+/* Empty the cache (the publisher left). */
+void rtmp_group_reset(rtmp_group *g);
+
+/* Bytes of payload the cache holds, and messages. */
+size_t rtmp_group_cached_bytes(const rtmp_group *g, size_t *messages);
+
+/* Call fn for each cached message in the order a joiner gets them, with
+ * its header (as published: stream id 0) and whole payload (valid until
+ * fn returns).  Stops at and returns fn's first non-zero result; 0, or
+ * RTMP_ERR_NOMEM. */
+int rtmp_group_each_cached(const rtmp_group *g,
+                           int (*fn)(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload), void *ud);
+
+#endif
