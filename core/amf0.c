@@ -323,6 +323,20 @@ int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth)
     return rc;
 }
 
+int rtmp_amf0_check_body(const uint8_t *p, size_t len, int max_depth)
+{
+    rtmp_amf0_reader r;
+    rtmp_amf3_reader r3;
+    rtmp_amf0_reader_init(&r, p, len);
+    rtmp_amf3_reader_init(&r3, p, len);
+    r.amf3 = &r3;
+    int rc = 0;
+    while (rc == 0 && rtmp_amf0_remaining(&r) > 0)
+        rc = rtmp_amf0_skip_value(&r, max_depth);
+    rtmp_amf3_reader_free(&r3);
+    return rc == RTMP_ERR_AMF_EXTERNALIZABLE || rc == RTMP_ERR_NOMEM ? 0 : rc;
+}
+
 /* Writers. */
 
 int rtmp_amf0_write_number(rtmp_buf **out, double v)

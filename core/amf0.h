@@ -169,6 +169,16 @@ static inline int rtmp_amf0_ecma_end_missing(const rtmp_amf0_reader *r) { return
  * where the value started. */
 int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth);
 
+/* Whether the body p[0 .. len) of a command or data message (AMF0
+ * values, each maybe switched to AMF3, with one AMF3 context for the
+ * whole body) decodes: every value whole, nesting at most max_depth
+ * levels.  0, or the first RTMP_ERR_AMF_* code.  An externalizable AMF3
+ * object ends the walk as decodable: its body is its class's own, read
+ * by a handler a script may have registered, so its end cannot be found
+ * here.  Out of memory for the AMF3 tables says nothing about the bytes:
+ * 0 as well. */
+int rtmp_amf0_check_body(const uint8_t *p, size_t len, int max_depth);
+
 /* Writers: append one item to *out. */
 
 /* Marker 0 and the double, big-endian. */

@@ -2,8 +2,6 @@
  * net.c: sockets and libev.  Nothing else in luartmp includes either.
  */
 #include "net.h"
-#include "amf0.h"
-#include "amf3.h"
 #include "error.h"
 #include "log.h"
 
@@ -86,30 +84,25 @@ struct rtmp_conn {
     int               fd;
     int               dirty, closing, connecting;
     int               drop_output;      /* closed as a slow reader: the queue is not written */
-    int               got_connect;      /* accepted: a connect command whose body decodes
-                                           arrived (check_connect_body) */
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
     int               read_paused;      /* rtmp_conn_pause_reading */
-    ev_timer          deadline;
+    ev_timer          deadline;         /* armed at rtmp_conn_core_next_deadline */
+    double            deadline_at;      /* when it fires; 0: not armed */
     ev_timer          merge;            /* write-merging window (media only) */
-    rtmp_session     *s;
+    rtmp_conn_core   *cc;               /* the session, deadlines, closing policy */
+    rtmp_session     *s;                /* cc's session */
     rtmp_outq         pq;               /* passthrough output (rtmp_conn_write); the
                                            session's queue stays empty */
     rtmp_conn_handler h;
     void             *ud;
     rtmp_conn_config  cfg;
     unsigned long     id;
-    double            started, last_active; /* last_active: a whole message in, or
-                                               output the socket took (passthrough:
-                                               any byte either way) */
-    double            ready_at;         /* handshake done */
     uint64_t          nread, written;
     uint64_t          exempt_end;       /* rtmp_conn_exempt_queued: written + pending then */
     int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
-    char              reason[256];
 };
 
 struct rtmp_listener {
@@ -132,21 +125,6 @@ struct rtmp_timer {
     rtmp_timer_cb  cb;
     void          *ud;
 };
-
-void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
-{
-    memset(cfg, 0, sizeof *cfg);
-    rtmp_session_config_default(&cfg->session, role);
-    cfg->handshake_timeout = 10;
-    cfg->connect_timeout = 10;
-    cfg->session.reader.max_amf_message = 1u << 20; /* decoded into Lua: keep it small */
-    cfg->idle_timeout = 60;
-    cfg->max_output = 16 * 1024 * 1024;
-    cfg->max_queue_bytes = 4 * 1024 * 1024;
-    cfg->max_queue_time = 10;
-    cfg->max_queue_stall = 30;
-    cfg->linger = 30;
-}
 
 /* ---- connections ---- */
 
@@ -260,13 +238,15 @@ static uint8_t addr_key(const struct sockaddr *sa, uint8_t key[16])
     return 0;
 }
 
-static void close_at(rtmp_conn *c, const char *reason, int level)
+/* The core began closing c (any cause: conn.h): stop reading, and close
+ * at the next safe point. */
+static void on_closing(void *ud)
 {
-    if (c->closing)
-        return;
+    rtmp_conn *c = ud;
+    int how = rtmp_conn_core_close_how(c->cc);
     c->closing = 1;
-    c->close_level = level;
-    snprintf(c->reason, sizeof c->reason, "%s", reason ? reason : "closed");
+    c->close_level = how == RTMP_CLOSE_NORMAL ? RTMP_LOG_INFO : RTMP_LOG_WARN;
+    c->drop_output = how == RTMP_CLOSE_DROP;
     ev_io_stop(c->net->loop, &c->rio);
     c->next_closing = c->net->closing;
     c->net->closing = c;
@@ -274,27 +254,17 @@ static void close_at(rtmp_conn *c, const char *reason, int level)
 
 void rtmp_conn_close(rtmp_conn *c, const char *reason)
 {
-    close_at(c, reason, RTMP_LOG_INFO);
+    rtmp_conn_core_close(c->cc, reason, RTMP_CLOSE_NORMAL);
 }
 
 void rtmp_conn_fail(rtmp_conn *c, const char *reason)
 {
-    close_at(c, reason, RTMP_LOG_WARN);
+    rtmp_conn_core_close(c->cc, reason, RTMP_CLOSE_FAIL);
 }
 
 void rtmp_conn_drop(rtmp_conn *c, const char *reason)
 {
-    c->drop_output = 1;
-    close_at(c, reason, RTMP_LOG_WARN);
-}
-
-static void close_for_error(rtmp_conn *c, int err)
-{
-    char reason[200];
-    if (err == RTMP_ERR_STOP)  /* a handler already closed it */
-        return;
-    snprintf(reason, sizeof reason, "%s%s", rtmp_session_ready(c->s) ? "" : "handshake: ", rtmp_strerror(err));
-    rtmp_conn_fail(c, reason);
+    rtmp_conn_core_close(c->cc, reason, RTMP_CLOSE_DROP);
 }
 
 /* Write from q what the socket fd takes now, counting it in *written.
@@ -323,8 +293,7 @@ static void flush(rtmp_conn *c)
     rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
     uint64_t before = c->written;
     int rc = write_queue(c->fd, q, &c->written);
-    if (c->written != before)
-        c->last_active = ev_now(c->net->loop);
+    rtmp_conn_core_wrote(c->cc, (size_t)(c->written - before), ev_now(c->net->loop));
     if (rc < 0) {
         char reason[128];
         snprintf(reason, sizeof reason, "write: %s", strerror(errno));
@@ -482,7 +451,7 @@ static void conn_free(rtmp_conn *c)
         close(c->fd);
     if (c->addr_len)
         addr_release(n, c->addr, c->addr_len);
-    rtmp_session_free(c->s);
+    rtmp_conn_core_free(c->cc);
     rtmp_outq_clear(&c->pq);
     free(c);
 }
@@ -508,10 +477,11 @@ static void process_pending(rtmp_net *n)
                     pp = &(*pp)->next_dirty;
                 *pp = c->next_dirty;
             }
-            conn_log(c, c->close_level, "close: %s (in %llu bytes, out %llu bytes)", c->reason,
+            const char *reason = rtmp_conn_core_reason(c->cc);
+            conn_log(c, c->close_level, "close: %s (in %llu bytes, out %llu bytes)", reason,
                      (unsigned long long)c->nread, (unsigned long long)c->written);
             if (c->h.close)
-                c->h.close(c, c->ud, c->reason);
+                c->h.close(c, c->ud, reason);
             conn_free(c);
         }
     }
@@ -604,91 +574,30 @@ static int on_ready(void *ud)
     static const char *const kinds[] = { "unknown", "plain", "digest layout 1", "digest layout 2" };
     rtmp_session_info info;
     rtmp_session_get_info(c->s, &info);
-    c->ready_at = c->last_active = ev_now(c->net->loop);
     conn_log(c, RTMP_LOG_DEBUG, "handshake done (peer: %s)",
              info.hs_peer_kind >= 0 && info.hs_peer_kind <= 3 ? kinds[info.hs_peer_kind] : "?");
     if (c->h.ready && c->h.ready(c, c->ud) < 0)
         return RTMP_ERR_STOP;
-    return c->closing ? RTMP_ERR_STOP : 0;
-}
-
-/* A connect command: AMF0 (type 20), or AMF3 (type 17: a format byte,
- * then the name as an AMF0 string). */
-static int is_connect(const rtmp_msg_hdr *h, const uint8_t *p)
-{
-    static const uint8_t name[10] = { 0x02, 0x00, 0x07, 'c', 'o', 'n', 'n', 'e', 'c', 't' };
-    size_t off = h->type == RTMP_MSG_AMF0_COMMAND ? 0 : h->type == RTMP_MSG_AMF3_COMMAND ? 1 : SIZE_MAX;
-    return off != SIZE_MAX && h->length >= off + sizeof name && memcmp(p + off, name, sizeof name) == 0;
-}
-
-/* Whether the body of a connect command decodes as the binding decodes
- * it for the script: every value whole, nesting at most max_depth levels,
- * one AMF3 context for all of the body's switches.  0, or the first
- * RTMP_ERR_AMF_* code.  An externalizable AMF3 object ends the walk as
- * decodable: its body is its class's own, read by a handler the script
- * may have registered, so its end cannot be found here.  Out of memory
- * for the AMF3 tables says nothing about the bytes: 0 as well. */
-static int check_connect_body(const rtmp_msg_hdr *h, const uint8_t *p, int max_depth)
-{
-    size_t off = h->type == RTMP_MSG_AMF3_COMMAND ? 1 : 0; /* the format byte (is_connect saw it) */
-    rtmp_amf0_reader r;
-    rtmp_amf3_reader r3;
-    rtmp_amf0_reader_init(&r, p + off, h->length - off);
-    rtmp_amf3_reader_init(&r3, p + off, h->length - off);
-    r.amf3 = &r3;
-    int rc = 0;
-    while (rc == 0 && rtmp_amf0_remaining(&r) > 0)
-        rc = rtmp_amf0_skip_value(&r, max_depth);
-    rtmp_amf3_reader_free(&r3);
-    return rc == RTMP_ERR_AMF_EXTERNALIZABLE || rc == RTMP_ERR_NOMEM ? 0 : rc;
-}
-
-/* Waiting for the first connect command: an accepted RTMP connection
- * after its handshake, with a connect deadline. */
-static int awaits_connect(const rtmp_conn *c)
-{
-    return !c->cfg.passthrough && c->cfg.session.role == RTMP_ROLE_SERVER && c->cfg.connect_timeout > 0
-        && !c->got_connect && rtmp_session_ready(c->s);
+    return 0;
 }
 
 static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
     rtmp_conn *c = ud;
-    if (c->closing)
-        return RTMP_ERR_STOP;
-    c->last_active = ev_now(c->net->loop); /* a whole message: the peer is alive */
-    /* Connect detection (accepted connections): a connect whose body
-     * decodes ends the connect deadline; one that does not still goes to
-     * the handler (which may answer it with _error), then closes the
-     * connection. */
-    int undecodable = 0;
-    if (!c->got_connect && c->cfg.session.role == RTMP_ROLE_SERVER && is_connect(h, payload)) {
-        undecodable = check_connect_body(h, payload, c->cfg.session.max_amf_depth);
-        c->got_connect = undecodable == 0;
-    }
-    int rc = c->h.message ? c->h.message(c, c->ud, h, payload, applied) : 0;
-    if (undecodable < 0) {
-        char reason[80];
-        snprintf(reason, sizeof reason, "undecodable connect: %s", rtmp_strerror(undecodable));
-        rtmp_conn_fail(c, reason); /* the handler's answer is written first (linger) */
-    }
-    return rc < 0 || c->closing ? RTMP_ERR_STOP : 0;
+    return c->h.message ? c->h.message(c, c->ud, h, payload, applied) : 0;
 }
 
-static void arm_deadline(rtmp_conn *c)
+/* Arm the deadline timer at the core's next deadline, unless it is armed
+ * no later (conn.h: a timer that fires early asks again). */
+static void arm_deadline(rtmp_conn *c, int always)
 {
-    double now = ev_now(c->net->loop), next = 0;
-    if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0)
-        next = c->started + c->cfg.handshake_timeout;
-    if (awaits_connect(c))
-        next = c->ready_at + c->cfg.connect_timeout;
-    if (c->cfg.idle_timeout > 0) {
-        double idle = c->last_active + c->cfg.idle_timeout;
-        if (next == 0 || idle < next)
-            next = idle;
-    }
+    double next = rtmp_conn_core_next_deadline(c->cc);
+    if (!always && c->deadline_at > 0 && (next == 0 || next >= c->deadline_at))
+        return;
     ev_timer_stop(c->net->loop, &c->deadline);
+    c->deadline_at = next;
     if (next > 0) {
+        double now = ev_now(c->net->loop);
         ev_timer_set(&c->deadline, next > now ? next - now : 0.001, 0);
         ev_timer_start(c->net->loop, &c->deadline);
     }
@@ -697,23 +606,9 @@ static void arm_deadline(rtmp_conn *c)
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     rtmp_conn *c = w->data;
-    double now = ev_now(loop);
-    if (c->closing)
-        return;
-    if (!c->cfg.passthrough && !rtmp_session_ready(c->s) && c->cfg.handshake_timeout > 0
-        && now >= c->started + c->cfg.handshake_timeout) {
-        rtmp_conn_fail(c, "handshake timeout");
-        return;
-    }
-    if (awaits_connect(c) && now >= c->ready_at + c->cfg.connect_timeout) {
-        rtmp_conn_fail(c, "connect timeout");
-        return;
-    }
-    if (c->cfg.idle_timeout > 0 && now >= c->last_active + c->cfg.idle_timeout) {
-        rtmp_conn_fail(c, "idle timeout");
-        return;
-    }
-    arm_deadline(c);
+    c->deadline_at = 0;
+    if (!rtmp_conn_core_tick(c->cc, ev_now(loop)))
+        arm_deadline(c, 1);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -730,24 +625,21 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (got == 0) {
-        rtmp_conn_close(c, "peer closed the connection");
+        rtmp_conn_core_peer_closed(c->cc);
         return;
     }
     c->nread += (uint64_t)got;
     if (c->cfg.passthrough) { /* a byte pipe: any byte is activity */
-        c->last_active = ev_now(loop);
+        rtmp_conn_core_activity(c->cc, ev_now(loop));
         if (c->h.data && !c->closing)
             c->h.data(c, c->ud, n->rbuf, (size_t)got);
         return;
     }
-    int was_ready = rtmp_session_ready(c->s);
-    ssize_t rc = rtmp_session_feed(c->s, n->rbuf, (size_t)got);
-    if (rc < 0)
-        close_for_error(c, (int)rc);
+    rtmp_conn_core_feed(c->cc, n->rbuf, (size_t)got, ev_now(loop)); /* an error closes c */
     if (rtmp_session_pending(c->s))
         rtmp_conn_output(c);
-    if (!was_ready && rtmp_session_ready(c->s))
-        arm_deadline(c);
+    if (!c->closing)
+        arm_deadline(c, 0);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -777,7 +669,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
                 rtmp_conn_output(c);
             return;
         }
-        if (rtmp_session_start(c->s) < 0) {
+        if (rtmp_conn_core_start(c->cc) < 0) {
             rtmp_conn_close(c, "handshake: out of memory");
             return;
         }
@@ -792,19 +684,19 @@ static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, con
     rtmp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    static const rtmp_session_handler sh = { on_ready, on_message };
-    c->s = rtmp_session_new(&cfg->session, &sh, c);
-    if (!c->s) {
+    static const rtmp_conn_core_handler ch = { on_ready, on_message, on_closing };
+    c->cc = rtmp_conn_core_new(cfg, &ch, c, ev_now(n->loop));
+    if (!c->cc) {
         free(c);
         return NULL;
     }
+    c->s = rtmp_conn_core_session(c->cc);
     c->net = n;
     c->fd = fd;
     c->cfg = *cfg;
     c->h = *h;
     c->ud = ud;
     c->id = ++n->next_id;
-    c->started = c->last_active = ev_now(n->loop);
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
     ev_init(&c->deadline, deadline_cb);
@@ -814,7 +706,7 @@ static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, con
     if (n->conns)
         n->conns->prev = c;
     n->conns = c;
-    arm_deadline(c);
+    arm_deadline(c, 1);
     return c;
 }
 
@@ -955,6 +847,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* ---- accessors ---- */
 
 rtmp_session *rtmp_conn_session(rtmp_conn *c) { return c->s; }
+rtmp_conn_core *rtmp_conn_get_core(rtmp_conn *c) { return c->cc; }
 unsigned long rtmp_conn_id(const rtmp_conn *c) { return c->id; }
 const char *rtmp_conn_peer(const rtmp_conn *c) { return c->peer; }
 
@@ -975,7 +868,7 @@ uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }
 
 size_t rtmp_conn_memory(const rtmp_conn *c)
 {
-    size_t n = sizeof *c + rtmp_session_memory(c->s) + c->pq.cap * sizeof *c->pq.segs;
+    size_t n = sizeof *c + rtmp_conn_core_memory(c->cc) + c->pq.cap * sizeof *c->pq.segs;
     for (size_t i = 0; i < c->pq.count; i++) /* each a buffer of its own (rtmp_conn_write) */
         n += sizeof(rtmp_buf) + c->pq.segs[(c->pq.head + i) % c->pq.cap].buf->cap;
     return n;

@@ -2,9 +2,10 @@
  * net.h: the network layer, the only part of luartmp that touches
  * sockets and libev.
  *
- * Listeners accept connections; each connection owns an rtmp_session and
+ * Listeners accept connections; each connection owns a socket-free
+ * connection (conn.h: a session, its deadlines and closing policy) and
  * feeds it what it reads (into one read buffer shared by all
- * connections).  Output is flushed once per loop iteration with one
+ * connections), on libev's clock.  Output is flushed once per loop iteration with one
  * writev per connection; the write watcher is armed only on EAGAIN.
  * Connections are closed at a safe point, never inside the callback that
  * is parsing them.
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "session.h"
+#include "conn.h"
 
 typedef struct rtmp_net rtmp_net;
 typedef struct rtmp_conn rtmp_conn;
@@ -33,52 +34,9 @@ typedef struct rtmp_conn_handler {
     void (*data)(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
 } rtmp_conn_handler;
 
-typedef struct rtmp_conn_config {
-    rtmp_session_config session;
-    double   handshake_timeout;  /* seconds from accept/connect to handshake done (absolute) */
-    double   connect_timeout;    /* accepted connections: seconds from handshake done until
-                                    a connect command whose body decodes arrives (absolute);
-                                    0 = none.  A connect whose body does not decode (AMF
-                                    truncated, nested deeper than session.max_amf_depth, ...)
-                                    goes to the message handler, which may answer it, and
-                                    then closes the connection as a failure: "undecodable
-                                    connect: <the error's message>" (connect_timeout 0 too) */
-    double   idle_timeout;       /* seconds in which no whole message arrived and the socket
-                                    took no byte of output (passthrough: no byte either
-                                    way), so bytes trickled without completing a message
-                                    do not count; 0 = none */
-    unsigned max_per_address;    /* listeners: connections open at once from one IP
-                                    address (over every listener of the loop); a new one
-                                    past it is logged and closed at once; 0 = no cap */
-    size_t   max_output;         /* bytes queued before the connection is closed as a slow reader */
-    size_t   max_queue_bytes;    /* media fan-out (group:send) to this connection: drop media
-                                    while more than this is queued (core/mediaq.h); 0 = no bound */
-    double   max_queue_time;     /* ... or more than this many seconds of media; 0 = no bound */
-    double   max_queue_stall;    /* close a connection over either bound this long; 0 = never */
-    size_t   send_buffer;        /* SO_SNDBUF for the socket; 0 = the kernel's autotuning (which
-                                    lets a stalled reader hold up to net.ipv4.tcp_wmem's maximum,
-                                    4 MiB by default, of kernel memory besides the queue) */
-    size_t   recv_buffer;        /* SO_RCVBUF for the socket (set before connecting, so the
-                                    window stays small); 0 = the kernel's autotuning */
-    double   merge_window;       /* seconds media output may wait to be written together with
-                                    what follows (rtmp_conn_output_media); 0 = at once */
-    double   linger;             /* seconds a closed connection's socket may stay open to
-                                    write the output queued at the close (not after
-                                    rtmp_conn_drop), send its FIN after the last byte, and
-                                    read and drop the peer's input until the peer closes
-                                    too; 0 = close() at once, which drops unwritten output
-                                    and answers late input with a reset */
-    int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
-                                    (handshake_timeout does not apply; idle_timeout does),
-                                    bytes read go to the data handler (the session never
-                                    sees them, so ready and message never run), and
-                                    rtmp_conn_write queues bytes to send */
-} rtmp_conn_config;
-
-/* Defaults: handshake, connect timeouts 10 s, idle 60 s, max_output
- * 16 MiB, max_amf_message 1 MiB (the session's reader), the session's
- * and reader's other defaults. */
-void rtmp_conn_config_default(rtmp_conn_config *cfg, int role);
+/* A connection's settings (rtmp_conn_config) and their defaults
+ * (rtmp_conn_config_default) are conn.h's: the socket-free connection
+ * each rtmp_conn drives. */
 
 /* The loop.  One per process is the usual case (uses libev's default loop). */
 rtmp_net *rtmp_net_new(void);
@@ -117,6 +75,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
 
 /* Connection accessors. */
 rtmp_session *rtmp_conn_session(rtmp_conn *c);
+rtmp_conn_core *rtmp_conn_get_core(rtmp_conn *c);   /* its socket-free part (conn.h) */
 unsigned long rtmp_conn_id(const rtmp_conn *c);
 const char *rtmp_conn_peer(const rtmp_conn *c);   /* "127.0.0.1:5555", "[::1]:5555" */
 /* Our end of the socket, in the same form, written into out (empty when

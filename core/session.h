@@ -60,7 +60,7 @@ typedef struct rtmp_session_config {
     uint64_t           hs_seed;
     rtmp_reader_config reader;
     int                max_amf_depth; /* nesting accepted in AMF values from the peer
-                                         (decoded by the binding; net.c's connect
+                                         (decoded by the binding; conn.c's connect
                                          detection checks a connect's body with it) */
 } rtmp_session_config;
 
