@@ -170,9 +170,11 @@ function server.on_play(conn, ns)
     local s = get_stream(ns.app, ns.name)
     ns.live = s
     s.viewers[conn] = ns
-    ns:defer(function() s.players:add(conn, ns.id) end) -- the cache follows the play reply
     conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
-    emit(watchers.play, s, ns)
+    ns:defer(function() -- after the play reply: the group sends its cache on add
+        s.players:add(conn, ns.id)
+        emit(watchers.play, s, ns) -- watchers see the player in the group
+    end)
 end
 
 function server.on_stop(conn, ns)
