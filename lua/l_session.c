@@ -1,31 +1,36 @@
 /*
- * l_session.c: socket-free sessions ("rtmp.session"): a protocol session
- * with no socket and no clock, Lua-owned.  Bytes in with s:feed(bytes) ->
- * array of messages (or nil, message, code), bytes out with s:output() ->
- * string; the sending methods and state fields of a connection (l_send.c)
- * work on it.
+ * l_session.c: socket-free connections ("rtmp.session"), Lua-owned: the
+ * core's connection (core/conn.h: a session plus its deadlines, connect
+ * detection and closing policy) with no socket, on a clock the caller
+ * passes in.  Bytes in with s:feed(bytes [, now]) -> array of messages
+ * (or nil, message, code), bytes out with s:output([now]) -> string, the
+ * deadlines with s.deadline and s:tick(now), the close the core decided
+ * in s.closed; the sending methods and state fields of a connection
+ * (l_send.c) work on it.  The replay (lua/rtmp/replay.lua) drives these
+ * with its virtual clock, as core/net.c drives the same code with libev.
  */
 #include <string.h>
 #include <sys/uio.h>
 
+#include "l_digest.h"
 #include "l_msg.h"
 #include "l_send.h"
 #include "l_settings.h"
 #include "l_trace.h"
+#include "../core/conn.h"
 #include "../core/error.h"
 
 #define SESSION_MT "rtmp.session"
 
-/* A Lua-owned session with no socket. */
+/* A Lua-owned connection with no socket. */
 typedef struct lsession {
-    rtmp_session *s;
+    rtmp_conn_core *cc;   /* NULL once freed (s:close, __gc) */
+    rtmp_session *s;      /* cc's session */
     lua_State    *L;      /* during feed: where messages go */
     int           out;    /* during feed: stack index of the message array */
     int           max_amf_depth;
     rtmp_l_trace *trace;  /* message trace (l_trace.c), NULL when off */
 } lsession;
-
-static int ls_ready(void *ud) { (void)ud; return 0; }
 
 static int ls_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
@@ -36,29 +41,32 @@ static int ls_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
     return 0;
 }
 
-/* rtmp.session{ role = "server"|"client", <settings as rtmp.listen> } ->
- * a protocol session with no socket and no clock: bytes in with
- * s:feed(bytes) -> array of messages (or nil, message, code), bytes out with
- * s:output() -> string.  The sending methods of a connection work on it. */
+/* rtmp.session(settings [, now]) -> a connection with no socket:
+ * settings as rtmp.listen's (over rtmp.options) with role = "server" or
+ * "client"; now: the time it starts at on the caller's clock [0], from
+ * which the handshake deadline runs.  A client's C0C1 is queued at once. */
 static int l_session(lua_State *L)
 {
     static const char *const roles[] = { "server", "client", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
+    double now = luaL_optnumber(L, 2, 0);
     lua_getfield(L, 1, "role");
     int role = luaL_checkoption(L, -1, "server", roles);
     lua_pop(L, 1);
     rtmp_conn_config cfg;
     rtmp_l_settings_read(L, 1, &cfg, role);
+    cfg.passthrough = 0; /* a session is RTMP: it has no data handler */
     lsession *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     memset(ls, 0, sizeof *ls);
     luaL_setmetatable(L, SESSION_MT);
-    static const rtmp_session_handler sh = { ls_ready, ls_message };
+    static const rtmp_conn_core_handler ch = { NULL, ls_message, NULL };
     ls->max_amf_depth = cfg.session.max_amf_depth;
-    ls->s = rtmp_session_new(&cfg.session, &sh, ls);
-    if (!ls->s)
+    ls->cc = rtmp_conn_core_new(&cfg, &ch, ls, now);
+    if (!ls->cc)
         return luaL_error(L, "out of memory");
+    ls->s = rtmp_conn_core_session(ls->cc);
     rtmp_l_trace_settings(L, 1, ls->s, &ls->trace, 0, NULL);
-    if (rtmp_session_start(ls->s) < 0)
+    if (rtmp_conn_core_start(ls->cc) < 0)
         return luaL_error(L, "out of memory");
     return 1;
 }
@@ -66,9 +74,15 @@ static int l_session(lua_State *L)
 static lsession *check_session(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
-    if (!ls->s)
+    if (!ls->cc)
         luaL_argerror(L, 1, "session already closed");
     return ls;
+}
+
+/* [-0, +0, v] the optional time at idx, else the last one passed in. */
+static double opt_now(lua_State *L, int idx, const lsession *ls)
+{
+    return luaL_optnumber(L, idx, rtmp_conn_core_now(ls->cc));
 }
 
 /* The session behind a session object (l_send.h). */
@@ -96,16 +110,26 @@ static int session_trace(lua_State *L)
     return rtmp_l_trace_method(L, s, &ls->trace, 0, NULL);
 }
 
+/* s:feed(bytes [, now]) -> array of the whole messages the bytes
+ * completed | nil, message, code.  A protocol error closes the
+ * connection (s.closed says why) and returns it; a connection that was
+ * closed before the call returns nil, "closed", "CLOSED".  One the core
+ * closes while reading the bytes (an undecodable connect: after the
+ * message) returns the messages up to the close; the rest is not read. */
 static int session_feed(lua_State *L)
 {
     lsession *ls = check_session(L);
     size_t len;
     const char *p = luaL_checklstring(L, 2, &len);
+    double now = opt_now(L, 3, ls);
+    int was_closing = rtmp_conn_core_closing(ls->cc);
     lua_newtable(L);
     ls->L = L;
     ls->out = lua_gettop(L);
-    ssize_t rc = rtmp_session_feed(ls->s, (const uint8_t *)p, len);
+    ssize_t rc = rtmp_conn_core_feed(ls->cc, (const uint8_t *)p, len, now);
     ls->L = NULL;
+    if (rc == RTMP_ERR_CLOSED && !was_closing)
+        return 1; /* closed while reading: what came before the close */
     if (rc < 0) {
         lua_pushnil(L);
         lua_pushstring(L, rtmp_strerror((int)rc));
@@ -115,10 +139,14 @@ static int session_feed(lua_State *L)
     return 1;
 }
 
+/* s:output([now]) -> the bytes queued since the last call, taken by
+ * the peer at now (which keeps the connection from being idle). */
 static int session_output(lua_State *L)
 {
     lsession *ls = check_session(L);
+    double now = opt_now(L, 2, ls);
     rtmp_outq *q = rtmp_session_output(ls->s);
+    size_t taken = q->bytes;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     struct iovec iov[16];
@@ -132,6 +160,19 @@ static int session_output(lua_State *L)
         rtmp_outq_consume(q, total);
     }
     luaL_pushresult(&b);
+    rtmp_conn_core_wrote(ls->cc, taken, now);
+    return 1;
+}
+
+/* s:tick(now) -> the reason the connection closes, or nil: runs the
+ * deadlines (handshake, connect, idle) at now. */
+static int session_tick(lua_State *L)
+{
+    lsession *ls = check_session(L);
+    double now = luaL_checknumber(L, 2);
+    if (!rtmp_conn_core_tick(ls->cc, now))
+        return 0;
+    lua_pushstring(L, rtmp_conn_core_reason(ls->cc));
     return 1;
 }
 
@@ -141,6 +182,20 @@ static int session_index(lua_State *L)
     if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
         return 1; /* a method: it reports "closed" itself */
     lsession *ls = check_session(L);
+    if (!strcmp(k, "closed")) { /* the reason, or false */
+        if (rtmp_conn_core_closing(ls->cc))
+            lua_pushstring(L, rtmp_conn_core_reason(ls->cc));
+        else
+            lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (!strcmp(k, "deadline")) { /* when s:tick is next due, or nil */
+        double next = rtmp_conn_core_next_deadline(ls->cc);
+        if (next <= 0)
+            return 0;
+        lua_pushnumber(L, next);
+        return 1;
+    }
     if (!strcmp(k, "bytes_in") || !strcmp(k, "bytes_out")) {
         rtmp_session_info info;
         rtmp_session_get_info(ls->s, &info);
@@ -153,8 +208,11 @@ static int session_index(lua_State *L)
 static int session_gc(lua_State *L)
 {
     lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (!ls->cc)
+        return 0;
     rtmp_l_trace_free(L, ls->s, &ls->trace);
-    rtmp_session_free(ls->s);
+    rtmp_conn_core_free(ls->cc);
+    ls->cc = NULL;
     ls->s = NULL;
     return 0;
 }
@@ -162,6 +220,7 @@ static int session_gc(lua_State *L)
 static const luaL_Reg session_methods[] = {
     { "feed", session_feed },
     { "output", session_output },
+    { "tick", session_tick },
     { "trace", session_trace },
     { "close", session_gc },
     { NULL, NULL },
@@ -169,6 +228,9 @@ static const luaL_Reg session_methods[] = {
 
 void rtmp_l_open_session(lua_State *L)
 {
+    /* rtmp.sha256, which the replay of sessions hashes output with; its
+     * place is beside the other parts in rtmp.c's list (l_rtmp.h) */
+    rtmp_l_open_digest(L);
     static const luaL_Reg meta[] = { { "__gc", session_gc }, { "__close", session_gc }, { NULL, NULL } };
     rtmp_l_send_newtype(L, SESSION_MT, &session_sendable, session_methods, session_index, meta);
     lua_pushcfunction(L, l_session);

@@ -26,54 +26,8 @@ _M.default_seed = 1           -- handshake_seed of every replayed connection
 _M.HANDSHAKE_OUT = 3073       -- bytes of handshake either role sends (C0+C1+C2, S0+S1+S2)
 _M.max_events_per_instant = 1000000  -- then the replay stops (result.timed_out = "runaway")
 
----------------------------------------------------------------------------
--- SHA-256 (FIPS 180-4), for the output hashes.
----------------------------------------------------------------------------
-
-local K = {
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-}
-
-local M32 = 0xffffffff
-local function rotr(x, n) return ((x >> n) | (x << (32 - n))) & M32 end
-
---- sha256(bytes) -> 64 lowercase hex digits.
-function _M.sha256(s)
-  local h0, h1, h2, h3 = 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a
-  local h4, h5, h6, h7 = 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
-  local len = #s
-  s = s .. "\128" .. string.rep("\0", (55 - len) % 64) .. string.pack(">I8", len * 8)
-  local w = {}
-  for pos = 1, #s, 64 do
-    for i = 1, 16 do w[i] = string.unpack(">I4", s, pos + (i - 1) * 4) end
-    for i = 17, 64 do
-      local a, b = w[i - 15], w[i - 2]
-      local s0 = rotr(a, 7) ~ rotr(a, 18) ~ (a >> 3)
-      local s1 = rotr(b, 17) ~ rotr(b, 19) ~ (b >> 10)
-      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M32
-    end
-    local a, b, c, d, e, f, g, h = h0, h1, h2, h3, h4, h5, h6, h7
-    for i = 1, 64 do
-      local S1 = rotr(e, 6) ~ rotr(e, 11) ~ rotr(e, 25)
-      local ch = (e & f) ~ (~e & g)
-      local t1 = (h + S1 + ch + K[i] + w[i]) & M32
-      local S0 = rotr(a, 2) ~ rotr(a, 13) ~ rotr(a, 22)
-      local maj = (a & b) ~ (a & c) ~ (b & c)
-      local t2 = (S0 + maj) & M32
-      h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M32, c, b, a, (t1 + t2) & M32
-    end
-    h0, h1, h2, h3 = (h0 + a) & M32, (h1 + b) & M32, (h2 + c) & M32, (h3 + d) & M32
-    h4, h5, h6, h7 = (h4 + e) & M32, (h5 + f) & M32, (h6 + g) & M32, (h7 + h) & M32
-  end
-  return fmt("%08x%08x%08x%08x%08x%08x%08x%08x", h0, h1, h2, h3, h4, h5, h6, h7)
-end
+--- sha256(bytes) -> 64 lowercase hex digits (libcrypto's, rtmp.sha256).
+_M.sha256 = rtmp.sha256
 
 ---------------------------------------------------------------------------
 -- Trace lines
@@ -285,18 +239,24 @@ CONN.__tostring = function(conn)
   return fmt("rtmp.conn(%d %s%s)", st.id, st.peer, st.closing and " closed" or "")
 end
 
--- Settings of rtmp.listen / rtmp.connect that are not session settings.
-local NOT_SETTINGS = { on_open = true, on_handshake = true, on_message = true, on_close = true,
-                       on_data = true, listen = true, trace = true }
+-- Fields of rtmp.listen / rtmp.connect settings the replay does not
+-- pass on to its sessions: where to listen, and the trace (the replay
+-- writes its own, with virtual times).
+local NOT_SETTINGS = { listen = true, trace = true }
 
 -- The rtmp.session settings for a connection made by rtmp.listen or
--- rtmp.connect with `handlers` (their settings, the replay's seed unless
--- they give one).
+-- rtmp.connect with `handlers`: the replay's rtmp.options, then the
+-- handlers' settings, with the replay's seed unless they give one.  The
+-- session reads them as rtmp.listen does (lua/l_settings.c), defaults and
+-- deadlines included.
 function R:settings(role, handlers)
-  local settings = { role = role, handshake_seed = self.seed }
-  for k, v in pairs(handlers) do
-    if not NOT_SETTINGS[k] and type(v) ~= "function" then settings[k] = v end
+  local settings = { handshake_seed = self.seed }
+  for _, t in ipairs{ self.options, handlers } do
+    for k, v in pairs(t) do
+      if not NOT_SETTINGS[k] and type(v) ~= "function" then settings[k] = v end
+    end
   end
+  settings.role = role
   return settings
 end
 
@@ -307,11 +267,8 @@ function R:new_conn(role, handlers, peer, fields)
   local st = {
     replay = self, id = self.nconns, role = role, peer = peer, handlers = handlers,
     fields = fields or {}, closing = false, out = {}, sent = 0,
-    s = rtmp.session(settings),
+    s = rtmp.session(settings, self.now),  -- the core's connection: deadlines, connect, closing
     reader = rtmp.reader{ max_message = 0x7fffffff, accept_fresh_fmt = true },
-    handshake_timeout = handlers.handshake_timeout or self.options.handshake_timeout or 10,
-    idle_timeout = handlers.idle_timeout or self.options.idle_timeout or 60,
-    connect_timeout = role == "server" and (handlers.connect_timeout or self.options.connect_timeout or 10) or 0,
   }
   state[conn] = st
   local rec = { id = st.id, role = role, peer = peer, conn = conn, out = st.out, messages_in = 0,
@@ -319,8 +276,6 @@ function R:new_conn(role, handlers, peer, fields)
   st.rec = rec
   self.result.conns[#self.result.conns + 1] = rec
   self.open[conn] = true
-  st.started = self.now
-  st.last_active = self.now
   self:arm_deadline(conn)
   return conn, st
 end
@@ -335,9 +290,8 @@ end
 function R:drain(conn)
   local st = state[conn]
   if not st or not st.s then return end
-  local bytes = st.s:output()
+  local bytes = st.s:output(self.now)  -- the virtual socket takes it all: not idle
   if #bytes == 0 then return end
-  st.last_active = self.now -- the socket took output: not idle
   st.out[#st.out + 1] = bytes
   local skip = _M.HANDSHAKE_OUT - st.sent
   st.sent = st.sent + #bytes
@@ -358,42 +312,18 @@ function R:drain(conn)
   end
 end
 
--- Waiting for the first connect command: an accepted connection after
--- its handshake, with a connect deadline (as core/net.c).
-local function awaits_connect(st)
-  return st.role == "server" and st.connect_timeout > 0 and st.ready and not st.got_connect
-end
-
--- The handshake deadline, the connect deadline, then the idle timeout
--- (no whole message in and nothing written), on the virtual clock.
+-- The connection's next deadline (handshake, connect, idle: the core's,
+-- as core/net.c arms them), on the virtual clock.
 function R:arm_deadline(conn)
   local st = state[conn]
   if st.deadline then st.deadline.cancelled = true end
-  local t
-  if not st.ready and st.handshake_timeout > 0 then
-    t = st.started + st.handshake_timeout
-  end
-  if awaits_connect(st) then
-    local c = st.ready_at + st.connect_timeout
-    if not t or c < t then t = c end
-  end
-  if st.idle_timeout > 0 then
-    local idle = st.last_active + st.idle_timeout
-    if not t or idle < t then t = idle end
-  end
+  local t = st.s.deadline
   if not t then return end
   st.deadline = self:at(t, function()
     st.deadline = nil
     if st.closing then return end
-    if not st.ready and st.handshake_timeout > 0 and self.now >= st.started + st.handshake_timeout then
-      return self:close_conn(conn, "handshake timeout")
-    end
-    if awaits_connect(st) and self.now >= st.ready_at + st.connect_timeout then
-      return self:close_conn(conn, "connect timeout")
-    end
-    if st.idle_timeout > 0 and self.now >= st.last_active + st.idle_timeout then
-      return self:close_conn(conn, "idle timeout")
-    end
+    local reason = st.s:tick(self.now)
+    if reason then return self:close_conn(conn, reason) end
     self:arm_deadline(conn)
   end)
 end
@@ -467,26 +397,21 @@ function R:input(conn, bytes)
   while i <= n and not st.closing do
     local piece = step == 1 and bytes:sub(i, i) or bytes:sub(i, i + step - 1)
     i = i + step
-    local msgs, err = st.s:feed(piece)
+    local msgs, err = st.s:feed(piece, self.now)
     if not st.ready and st.s.ready then
       st.ready = true
-      st.ready_at, st.last_active = self.now, self.now
       self:trace(fmt("%.6f conn=%d handshake peer=%s", self.now, st.id, tostring(st.s.handshake)))
       local h = st.handlers.on_handshake
       self:drain(conn)
       if h then self:call(conn, "on_handshake", h, conn) end
       self:drain(conn)
     end
-    if not msgs then
-      self:close_conn(conn, (st.ready and "" or "handshake: ") .. tostring(err))
+    if not msgs then  -- a protocol error: the core closed the session with the reason
+      self:close_conn(conn, st.s.closed or tostring(err))
       break
     end
     for _, msg in ipairs(msgs) do
       if st.closing then break end
-      st.last_active = self.now -- a whole message: the peer is alive
-      if not st.got_connect and (msg.type == 20 or msg.type == 17) and msg.name == "connect" then
-        st.got_connect = true
-      end
       st.rec.messages_in = st.rec.messages_in + 1
       self:trace(trace_line(msg, "in", st.id, self.now, msg.fmt))
       local h = st.handlers.on_message
@@ -494,6 +419,9 @@ function R:input(conn, bytes)
       if h then self:call(conn, "on_message", h, conn, msg) end
       self:drain_all()
     end
+    -- the core closed it after the messages it returned (an undecodable
+    -- connect, once the script had answered it)
+    if not st.closing and st.s.closed then self:close_conn(conn, st.s.closed) end
   end
   self:drain(conn)
   self:arm_deadline(conn)
@@ -542,10 +470,11 @@ function GROUP:_prune()
 end
 function GROUP:add(conn, sid)
   assert(state[conn], "group:add: connection expected")
+  sid = sid or 1  -- rtmp.group's default (was 0 here)
   for _, e in ipairs(self.m) do
-    if e.conn == conn then e.sid = sid or 0 return true end
+    if e.conn == conn then e.sid = sid return true end
   end
-  self.m[#self.m + 1] = { conn = conn, sid = sid or 0 }
+  self.m[#self.m + 1] = { conn = conn, sid = sid }
   return true
 end
 function GROUP:remove(conn)
