@@ -23,6 +23,10 @@ struct rtmp_conn_core {
     int                    got_connect;  /* accepted: a connect whose body decodes arrived */
     int                    closing;
     int                    how;          /* RTMP_CLOSE_* */
+    uint64_t               written;      /* output the peer took */
+    uint64_t               exempt_end;   /* written + pending at rtmp_conn_core_exempt_queued */
+    unsigned long          id;           /* rtmp_conn_core_set_label */
+    char                   peer[64];
     char                   reason[256];
 };
 
@@ -166,6 +170,7 @@ ssize_t rtmp_conn_core_feed(rtmp_conn_core *cc, const uint8_t *in, size_t len, d
 void rtmp_conn_core_wrote(rtmp_conn_core *cc, size_t n, double now)
 {
     cc->now = now;
+    cc->written += n;
     if (n > 0)
         cc->last_active = now;
 }
@@ -218,4 +223,53 @@ int rtmp_conn_core_tick(rtmp_conn_core *cc, double now)
     else if (cc->cfg.idle_timeout > 0 && now >= cc->last_active + cc->cfg.idle_timeout)
         rtmp_conn_core_close(cc, RTMP_CLOSE_IDLE_TIMEOUT, RTMP_CLOSE_FAIL);
     return cc->closing;
+}
+
+/* ---- output ---- */
+
+void rtmp_conn_core_set_label(rtmp_conn_core *cc, unsigned long id, const char *peer)
+{
+    cc->id = id;
+    snprintf(cc->peer, sizeof cc->peer, "%s", peer ? peer : "");
+}
+
+unsigned long rtmp_conn_core_id(const rtmp_conn_core *cc) { return cc->id; }
+const char *rtmp_conn_core_peer(const rtmp_conn_core *cc) { return cc->peer; }
+uint64_t rtmp_conn_core_written(const rtmp_conn_core *cc) { return cc->written; }
+size_t rtmp_conn_core_pending(const rtmp_conn_core *cc) { return rtmp_session_pending(cc->s); }
+
+void rtmp_conn_core_exempt_queued(rtmp_conn_core *cc)
+{
+    cc->exempt_end = cc->written + rtmp_session_pending(cc->s);
+}
+
+size_t rtmp_conn_core_exempt(const rtmp_conn_core *cc)
+{
+    size_t left = cc->exempt_end > cc->written ? (size_t)(cc->exempt_end - cc->written) : 0;
+    size_t pending = rtmp_session_pending(cc->s);
+    return left < pending ? left : pending;
+}
+
+int rtmp_conn_core_check_output(rtmp_conn_core *cc, size_t pending)
+{
+    if (cc->closing)
+        return RTMP_ERR_CLOSED;
+    size_t exempt = rtmp_conn_core_exempt(cc);
+    if (pending - (exempt < pending ? exempt : pending) > cc->cfg.max_output) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", cc->cfg.max_output);
+        rtmp_conn_core_close(cc, reason, RTMP_CLOSE_DROP);
+        return RTMP_ERR_QUEUE_FULL;
+    }
+    return 0;
+}
+
+int rtmp_conn_core_output(rtmp_conn_core *cc, int media)
+{
+    int rc = rtmp_conn_core_check_output(cc, rtmp_session_pending(cc->s));
+    if (rc < 0)
+        return rc;
+    if (cc->h.output)
+        cc->h.output(cc->ud, media);
+    return 0;
 }

@@ -117,6 +117,10 @@ typedef struct rtmp_conn_core_handler {
     /* The connection began closing (rtmp_conn_core_reason says why);
      * called once, from whichever call closed it. */
     void (*closing)(void *ud);
+    /* Output was queued and is within the bound (rtmp_conn_core_output):
+     * write it before the loop next waits, or, for media, within
+     * cfg.merge_window. */
+    void (*output)(void *ud, int media);
 } rtmp_conn_core_handler;
 
 /* A new connection starting at time now, with a session made from
@@ -177,6 +181,41 @@ int rtmp_conn_core_close_how(const rtmp_conn_core *cc);
 
 /* The time the last call passed in (rtmp_conn_core_new's at first). */
 double rtmp_conn_core_now(const rtmp_conn_core *cc);
+
+/* ---- output: what a fan-out (group.h) asks of a member ----
+ *
+ * The output bound: a connection with more than cfg.max_output bytes
+ * queued and not taken by the peer, leaving out an exempt first burst
+ * (a late joiner's cache, bounded by its group instead), is closed as a
+ * slow reader, its queue dropped: "output queue over N bytes (slow
+ * reader)". */
+
+/* Name the connection in the log lines others write about it (the
+ * group's slow-reader lines): its id and peer address. */
+void rtmp_conn_core_set_label(rtmp_conn_core *cc, unsigned long id, const char *peer);
+unsigned long rtmp_conn_core_id(const rtmp_conn_core *cc);
+const char *rtmp_conn_core_peer(const rtmp_conn_core *cc);   /* "" when unnamed */
+
+/* Bytes of output the peer took (rtmp_conn_core_wrote), and bytes the
+ * session has queued that it has not. */
+uint64_t rtmp_conn_core_written(const rtmp_conn_core *cc);
+size_t rtmp_conn_core_pending(const rtmp_conn_core *cc);
+
+/* Exempt what is queued now from the bound: the bound then applies to
+ * the bytes queued after it.  rtmp_conn_core_exempt: the exempt bytes
+ * the peer has not taken yet (at most the pending). */
+void rtmp_conn_core_exempt_queued(rtmp_conn_core *cc);
+size_t rtmp_conn_core_exempt(const rtmp_conn_core *cc);
+
+/* The bound, for an owner whose queue holds pending bytes (its own for a
+ * passthrough connection): 0; RTMP_ERR_CLOSED when closing; or
+ * RTMP_ERR_QUEUE_FULL after closing the connection as a slow reader. */
+int rtmp_conn_core_check_output(rtmp_conn_core *cc, size_t pending);
+
+/* The session has new output (media: fanned-out audio or video, which
+ * may wait the merge window): the bound on the session's queue, then the
+ * output handler.  0, RTMP_ERR_CLOSED or RTMP_ERR_QUEUE_FULL. */
+int rtmp_conn_core_output(rtmp_conn_core *cc, int media);
 
 /* Accepted connections: 1 once a connect command whose body decodes
  * has arrived. */

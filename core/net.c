@@ -100,7 +100,6 @@ struct rtmp_conn {
     rtmp_conn_config  cfg;
     unsigned long     id;
     uint64_t          nread, written;
-    uint64_t          exempt_end;       /* rtmp_conn_exempt_queued: written + pending then */
     int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
 };
@@ -487,17 +486,44 @@ static void process_pending(rtmp_net *n)
     }
 }
 
+/* The output bound (max_output, conn.h): 0, or < 0 when c is closing or
+ * was just closed as a slow reader. */
 static int check_output_bound(rtmp_conn *c)
 {
-    if (c->closing)
-        return RTMP_ERR_CLOSED;
-    if (rtmp_conn_pending(c) - rtmp_conn_exempt(c) > c->cfg.max_output) {
-        char reason[128];
-        snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", c->cfg.max_output);
-        rtmp_conn_drop(c, reason);
-        return RTMP_ERR_QUEUE_FULL;
+    return rtmp_conn_core_check_output(c->cc, rtmp_conn_pending(c));
+}
+
+/* Write c's output before the loop next waits. */
+static void mark_dirty(rtmp_conn *c)
+{
+    ev_timer_stop(c->net->loop, &c->merge); /* everything goes out now */
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = c->net->dirty;
+        c->net->dirty = c;
     }
-    return 0;
+}
+
+/* Media: within the merge window, unless something flushes it sooner. */
+static void mark_media(rtmp_conn *c)
+{
+    if (c->cfg.merge_window <= 0) {
+        mark_dirty(c);
+        return;
+    }
+    if (!c->dirty && !ev_is_active(&c->merge)) {
+        ev_timer_set(&c->merge, c->cfg.merge_window, 0);
+        ev_timer_start(c->net->loop, &c->merge);
+    }
+}
+
+/* The core's output handler (rtmp_conn_core_output: the bound held). */
+static void on_output(void *ud, int media)
+{
+    if (media)
+        mark_media(ud);
+    else
+        mark_dirty(ud);
 }
 
 int rtmp_conn_output_media(rtmp_conn *c)
@@ -505,12 +531,7 @@ int rtmp_conn_output_media(rtmp_conn *c)
     int rc = check_output_bound(c);
     if (rc < 0)
         return rc;
-    if (c->cfg.merge_window <= 0)
-        return rtmp_conn_output(c);
-    if (!c->dirty && !ev_is_active(&c->merge)) {
-        ev_timer_set(&c->merge, c->cfg.merge_window, 0);
-        ev_timer_start(c->net->loop, &c->merge);
-    }
+    mark_media(c);
     return 0;
 }
 
@@ -544,14 +565,12 @@ size_t rtmp_conn_pending(const rtmp_conn *c)
 
 void rtmp_conn_exempt_queued(rtmp_conn *c)
 {
-    c->exempt_end = c->written + rtmp_conn_pending(c);
+    rtmp_conn_core_exempt_queued(c->cc);
 }
 
 size_t rtmp_conn_exempt(const rtmp_conn *c)
 {
-    size_t left = c->exempt_end > c->written ? (size_t)(c->exempt_end - c->written) : 0;
-    size_t pending = rtmp_conn_pending(c);
-    return left < pending ? left : pending;
+    return rtmp_conn_core_exempt(c->cc);
 }
 
 int rtmp_conn_output(rtmp_conn *c)
@@ -559,12 +578,7 @@ int rtmp_conn_output(rtmp_conn *c)
     int rc = check_output_bound(c);
     if (rc < 0)
         return rc;
-    ev_timer_stop(c->net->loop, &c->merge); /* everything goes out now */
-    if (!c->dirty) {
-        c->dirty = 1;
-        c->next_dirty = c->net->dirty;
-        c->net->dirty = c;
-    }
+    mark_dirty(c);
     return 0;
 }
 
@@ -684,7 +698,7 @@ static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, con
     rtmp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    static const rtmp_conn_core_handler ch = { on_ready, on_message, on_closing };
+    static const rtmp_conn_core_handler ch = { on_ready, on_message, on_closing, on_output };
     c->cc = rtmp_conn_core_new(cfg, &ch, c, ev_now(n->loop));
     if (!c->cc) {
         free(c);
@@ -837,6 +851,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             c->addr_len = klen;
         }
         format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+        rtmp_conn_core_set_label(c->cc, c->id, c->peer);
         conn_log(c, RTMP_LOG_DEBUG, "accepted");
         ev_io_start(loop, &c->rio);
         if (c->h.open)
@@ -1051,6 +1066,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         return NULL;
     }
     format_addr(ai->ai_addr, c->peer, sizeof c->peer);
+    rtmp_conn_core_set_label(c->cc, c->id, c->peer);
     freeaddrinfo(res);
     c->connecting = 1;
     ev_io_start(n->loop, &c->wio); /* writable = connected (or failed) */

@@ -59,7 +59,7 @@ static int l_session(lua_State *L)
     lsession *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     memset(ls, 0, sizeof *ls);
     luaL_setmetatable(L, SESSION_MT);
-    static const rtmp_conn_core_handler ch = { NULL, ls_message, NULL };
+    static const rtmp_conn_core_handler ch = { NULL, ls_message, NULL, NULL };
     ls->max_amf_depth = cfg.session.max_amf_depth;
     ls->cc = rtmp_conn_core_new(&cfg, &ch, ls, now);
     if (!ls->cc)
