@@ -243,6 +243,27 @@ describe("the virtual clock", function()
     assert.is_truthy(find_line(res.trace, "^10.500000 conn=1 close reason=connect timeout$"))
   end)
 
+  it("closes a connection whose first connect does not decode at once, after the script's answer, as the server does", function()
+    local c, c01 = client_after_s0s1s2()
+    local c2 = c:output()
+    local deep = "\5"
+    for _ = 1, 40 do deep = "\3" .. string.pack(">s2", "a") .. deep .. "\0\0\9" end
+    local connect = rtmp.writer():write{ csid = 3, type = 20, stream = 0, timestamp = 0,
+                                         payload = rtmp.amf0.encode("connect", 1) .. deep }
+    local rec = { id = 1, client = "127.0.0.1:5000", server = "127.0.0.1:1935", start = 0, closed = false,
+                  chunks = { { t = 0, dir = "c2s", data = c01 }, { t = 0.5, dir = "c2s", data = c2 .. connect } } }
+    local res = assert(replay.run{ capture = { rec }, script = "scripts/live.lua" })
+    assert.are.equal("undecodable connect: AMF nesting too deep", res.conns[1].closed)
+    local answered, closed
+    for i, l in ipairs(res.trace) do
+      if l:find("^0%.500000 conn=1 out .*\"_error\"") then answered = i end
+      if l == "0.500000 conn=1 close reason=undecodable connect: AMF nesting too deep" then closed = i end
+    end
+    assert.is_truthy(answered, table.concat(res.trace, "\n"))
+    assert.is_truthy(closed, table.concat(res.trace, "\n"))
+    assert.is_true(answered < closed)  -- (was: taken for a connect, closed at the idle timeout)
+  end)
+
   it("keeps a connection whose peer trickles a message only until the idle deadline", function()
     local c, c01 = client_after_s0s1s2()
     local c2 = c:output()
