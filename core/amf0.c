@@ -323,7 +323,7 @@ int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth)
     return rc;
 }
 
-int rtmp_amf0_check_body(const uint8_t *p, size_t len, int max_depth)
+int rtmp_amf0_walk(const uint8_t *p, size_t len, int max_depth, size_t *count, size_t *offset)
 {
     rtmp_amf0_reader r;
     rtmp_amf3_reader r3;
@@ -331,9 +331,21 @@ int rtmp_amf0_check_body(const uint8_t *p, size_t len, int max_depth)
     rtmp_amf3_reader_init(&r3, p, len);
     r.amf3 = &r3;
     int rc = 0;
+    size_t n = 0;
     while (rc == 0 && rtmp_amf0_remaining(&r) > 0)
-        rc = rtmp_amf0_skip_value(&r, max_depth);
+        if ((rc = rtmp_amf0_skip_value(&r, max_depth)) == 0)
+            n++;
     rtmp_amf3_reader_free(&r3);
+    if (count)
+        *count = n;
+    if (offset)
+        *offset = rtmp_amf0_offset(&r);
+    return rc;
+}
+
+int rtmp_amf0_check_body(const uint8_t *p, size_t len, int max_depth)
+{
+    int rc = rtmp_amf0_walk(p, len, max_depth, NULL, NULL);
     return rc == RTMP_ERR_AMF_EXTERNALIZABLE || rc == RTMP_ERR_NOMEM ? 0 : rc;
 }
 

@@ -169,6 +169,13 @@ static inline int rtmp_amf0_ecma_end_missing(const rtmp_amf0_reader *r) { return
  * where the value started. */
 int rtmp_amf0_skip_value(rtmp_amf0_reader *r, int max_depth);
 
+/* Walk every value of p[0 .. len) (AMF0 values, each maybe switched to
+ * AMF3, one AMF3 context for all) with rtmp_amf0_skip_value: 0, or its
+ * first error.  *count (may be NULL): the values walked whole; *offset
+ * (may be NULL): where the walk stopped (the failing value's first
+ * byte, or len). */
+int rtmp_amf0_walk(const uint8_t *p, size_t len, int max_depth, size_t *count, size_t *offset);
+
 /* Whether the body p[0 .. len) of a command or data message (AMF0
  * values, each maybe switched to AMF3, with one AMF3 context for the
  * whole body) decodes: every value whole, nesting at most max_depth
