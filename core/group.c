@@ -16,7 +16,7 @@
 #define MAX_CONFIGS 32  /* track configurations cached */
 
 typedef struct member {
-    rtmp_conn *const *conn;
+    rtmp_conn_core *const *conn;
     rtmp_mediaq     **mq;
     uint32_t          stream_id;
     void             *ud;
@@ -125,7 +125,7 @@ void *rtmp_group_member(const rtmp_group *g, size_t i)
     return i < g->n ? g->m[i].ud : NULL;
 }
 
-int rtmp_group_has(const rtmp_group *g, rtmp_conn *const *conn)
+int rtmp_group_has(const rtmp_group *g, rtmp_conn_core *const *conn)
 {
     for (size_t i = 0; i < g->n; i++)
         if (g->m[i].conn == conn)
@@ -133,7 +133,7 @@ int rtmp_group_has(const rtmp_group *g, rtmp_conn *const *conn)
     return 0;
 }
 
-int rtmp_group_remove(rtmp_group *g, rtmp_conn *const *conn)
+int rtmp_group_remove(rtmp_group *g, rtmp_conn_core *const *conn)
 {
     for (size_t i = 0; i < g->n; i++)
         if (g->m[i].conn == conn) {
@@ -288,20 +288,20 @@ int rtmp_group_each_cached(const rtmp_group *g,
 
 /* ---- members ---- */
 
-static int open_ready(rtmp_conn *c)
+static int open_ready(rtmp_conn_core *c)
 {
-    return c && !rtmp_conn_closing(c) && rtmp_session_ready(rtmp_conn_session(c));
+    return c && !rtmp_conn_core_closing(c) && rtmp_session_ready(rtmp_conn_core_session(c));
 }
 
-int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud)
+int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud)
 {
     for (size_t i = 0; i < g->n; i++)
         if (g->m[i].conn == conn) {
             g->m[i].stream_id = stream_id;
             return 1;
         }
-    rtmp_conn *c = *conn;
-    if (!c || rtmp_conn_closing(c))
+    rtmp_conn_core *c = *conn;
+    if (!c || rtmp_conn_core_closing(c))
         return RTMP_ERR_CLOSED;
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 8;
@@ -312,10 +312,10 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint
         g->cap = cap;
     }
     g->m[g->n++] = (member){ conn, mq, stream_id, ud };
-    if (!g->cfg.cache || !rtmp_session_ready(rtmp_conn_session(c)))
+    if (!g->cfg.cache || !rtmp_session_ready(rtmp_conn_core_session(c)))
         return 0;
     /* the late-join burst: references to the cached chunkings */
-    rtmp_session *s = rtmp_conn_session(c);
+    rtmp_session *s = rtmp_conn_core_session(c);
     uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
     size_t sent = 0;
     for (size_t i = 0; i < CACHE_SLOTS(g); i++) {
@@ -334,9 +334,9 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint
         sent++;
     }
     if (sent) {
-        rtmp_conn_exempt_queued(c);
-        rtmp_conn_output(c);
-        rtmp_log(RTMP_LOG_DEBUG, rtmp_conn_id(c), rtmp_conn_peer(c),
+        rtmp_conn_core_exempt_queued(c);
+        rtmp_conn_core_output(c, 0);
+        rtmp_log(RTMP_LOG_DEBUG, rtmp_conn_core_id(c), rtmp_conn_core_peer(c),
                  "late join: %zu cached messages (%zu bytes of payload)", sent,
                  rtmp_group_cached_bytes(g, NULL));
     }
@@ -345,10 +345,10 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint
 
 /* ---- the slow-reader policy of one member ---- */
 
-rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn *c)
+rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn_core *c)
 {
     if (!*slot) {
-        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
+        const rtmp_conn_config *cc = rtmp_conn_core_config(c);
         rtmp_mediaq_config cfg = { cc->max_queue_bytes, cc->max_queue_time, cc->max_queue_stall };
         rtmp_mediaq *q = malloc(sizeof *q);
         if (!q)
@@ -362,22 +362,22 @@ rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn *c)
 /* Before queuing message h of class cls to member mb: 1 to send it, 0 to
  * drop it, -1 when the connection was closed for staying over its bounds.
  * The bytes measured leave out a late joiner's exempt burst. */
-static int offer(member *mb, rtmp_conn *c, const rtmp_msg_hdr *h, int cls, double now)
+static int offer(member *mb, rtmp_conn_core *c, const rtmp_msg_hdr *h, int cls, double now)
 {
     rtmp_mediaq *q = *mb->mq;
     if (!q) {
-        const rtmp_conn_config *cc = rtmp_conn_get_config(c);
+        const rtmp_conn_config *cc = rtmp_conn_core_config(c);
         if (cc->max_queue_bytes == 0 && cc->max_queue_time <= 0)
             return 1; /* no policy for this connection */
         if (!(q = rtmp_group_queue(mb->mq, c)))
             return 1; /* out of memory: fan out as without a policy */
     }
-    size_t exempt = rtmp_conn_exempt(c);
-    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_bytes_written(c) + exempt, rtmp_conn_pending(c) - exempt, now);
+    size_t exempt = rtmp_conn_core_exempt(c);
+    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_core_written(c) + exempt, rtmp_conn_core_pending(c) - exempt, now);
     if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
         return 1; /* the usual case */
-    unsigned long id = rtmp_conn_id(c);
-    const char *peer = rtmp_conn_peer(c);
+    unsigned long id = rtmp_conn_core_id(c);
+    const char *peer = rtmp_conn_core_peer(c);
     if (rc == RTMP_MEDIAQ_STALL) {
         char reason[256];
         snprintf(reason, sizeof reason,
@@ -385,7 +385,7 @@ static int offer(member *mb, rtmp_conn *c, const rtmp_msg_hdr *h, int cls, doubl
                  " bounds %zu bytes, %.2f s; dropped %llu messages, %llu bytes)",
                  now - q->over_since, q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
                  (unsigned long long)q->dropped, (unsigned long long)q->dropped_bytes);
-        rtmp_conn_drop(c, reason);
+        rtmp_conn_core_close(c, reason, RTMP_CLOSE_DROP);
         return -1;
     }
     switch (q->event) {
@@ -433,7 +433,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
     int nkeys = 0, reached = 0;
     for (size_t i = 0; i < g->n;) {
         member *mb = &g->m[i];
-        rtmp_conn *c = *mb->conn;
+        rtmp_conn_core *c = *mb->conn;
         if (!c) {
             drop(g, i);
             continue;
@@ -444,7 +444,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         h.stream_id = mb->stream_id;
         if (offer(mb, c, &h, cls, now) <= 0)
             continue; /* dropped, or closed as a stalled reader */
-        rtmp_session *s = rtmp_conn_session(c);
+        rtmp_session *s = rtmp_conn_core_session(c);
         uint32_t cs = rtmp_writer_chunk_size(rtmp_session_writer(s));
         rtmp_buf *buf = NULL, *uncached = NULL;
         for (int k = 0; k < nkeys && !buf; k++)
@@ -463,8 +463,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         if (rtmp_session_send_chunked(s, &h, buf) >= 0) {
             rtmp_mediaq *q = *mb->mq;
             if (q && cls != RTMP_MEDIA_CLASS_KEEP)
-                rtmp_mediaq_queued(q, &h, cls, rtmp_conn_bytes_written(c) + rtmp_conn_pending(c));
-            if (rtmp_conn_output_media(c) >= 0)
+                rtmp_mediaq_queued(q, &h, cls, rtmp_conn_core_written(c) + rtmp_conn_core_pending(c));
+            if (rtmp_conn_core_output(c, 1) >= 0)
                 reached++;
         }
         rtmp_buf_unref(uncached);

@@ -20,13 +20,16 @@
  * rtmp_group_add sends a joiner references to these buffers (chunked
  * again only for a (chunk size, stream id) no earlier member used, and
  * then kept for the next joiner), in that order, and exempts them from
- * the joiner's output bound (rtmp_conn_exempt_queued): the first burst
+ * the joiner's output bound (rtmp_conn_core_exempt_queued): the first burst
  * is bounded by the GOP bound, not by max_output.
  *
- * Members are the owner's connections; the owner keeps two slots per
- * connection that the group reads: the connection (NULL once closed) and
- * its slow-reader state (created here from the connection's settings on
- * first use).  cfg.release is called when a member is dropped.
+ * Members are socket-free connections (conn.h), whoever drives them:
+ * core/net.c's sockets or the replay's virtual clock.  The owner keeps two
+ * slots per connection that the group reads: the connection (NULL once
+ * closed) and its slow-reader state (created here from the connection's
+ * settings on first use).  Output goes through rtmp_conn_core_output,
+ * which bounds it and tells the connection's driver to write it.
+ * cfg.release is called when a member is dropped.
  */
 #ifndef RTMP_GROUP_H
 #define RTMP_GROUP_H
@@ -37,7 +40,7 @@
 #include "buf.h"
 #include "chunk.h"
 #include "mediaq.h"
-#include "net.h"
+#include "conn.h"
 
 /* The default GOP bound (live.lua's gop_max_bytes, rtmp.group's). */
 #define RTMP_GROUP_GOP_MAX (32u * 1024 * 1024)
@@ -62,13 +65,13 @@ void rtmp_group_free(rtmp_group *g);
  * is sent the cache now (see above).  Returns 0 when added, 1 when conn
  * was a member already (its stream id is updated, nothing sent, ud not
  * kept), RTMP_ERR_CLOSED (closed or closing), RTMP_ERR_NOMEM. */
-int rtmp_group_add(rtmp_group *g, rtmp_conn *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud);
+int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud);
 
 /* Remove the member whose slot is conn: 1 when it was one, else 0. */
-int rtmp_group_remove(rtmp_group *g, rtmp_conn *const *conn);
+int rtmp_group_remove(rtmp_group *g, rtmp_conn_core *const *conn);
 
 /* Whether the member whose slot is conn is in g and open. */
-int rtmp_group_has(const rtmp_group *g, rtmp_conn *const *conn);
+int rtmp_group_has(const rtmp_group *g, rtmp_conn_core *const *conn);
 
 /* Open members, after dropping the closed ones. */
 size_t rtmp_group_count(rtmp_group *g);
@@ -83,7 +86,7 @@ void rtmp_group_clear(rtmp_group *g);
  * h->length); each member gets it on its own stream id, unless its
  * slow-reader policy drops it (a member over its bounds for max_stall is
  * closed as a slow reader).  With a cache, audio and video are cached as
- * said above.  now: the clock (rtmp_net_now).  Returns the members
+ * said above.  now: the clock of the members' owner.  Returns the members
  * reached. */
 int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
 
@@ -94,7 +97,7 @@ int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *pay
 /* The slow-reader state in slot for connection c, made from c's
  * settings (max_queue_bytes, _time, _stall) when the slot is empty; NULL
  * on OOM. */
-rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn *c);
+rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn_core *c);
 
 /* Empty the cache (the publisher left). */
 void rtmp_group_reset(rtmp_group *g);

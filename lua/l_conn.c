@@ -76,6 +76,7 @@ lconn *rtmp_l_conn_new(rtmp_l_state *st, rtmp_conn *c, int role)
         return NULL;
     lc->o.st = st;
     lc->o.c = c;
+    lc->cc = rtmp_conn_get_core(c);
     lc->refs = 2; /* the box and the open connection */
     lc->role = role;
     lc->o.id = rtmp_conn_id(c);
@@ -109,13 +110,13 @@ void rtmp_l_conn_closed(rtmp_conn *c, void *ud, const char *reason)
     if (!lc)
         return;
     lc->o.c = NULL; /* closed: methods now return nil, "closed" */
+    lc->cc = NULL;  /* and groups drop it */
     lua_State *L = lc->o.st->L;
     rtmp_l_trace_free(L, rtmp_conn_session(c), &lc->trace);
     rtmp_l_queue_free(&lc->mq);
     if (!L) /* the Lua state is closing: no more calls into it */
         goto done;
-    while (lc->nfwd > 0)
-        luaL_unref(L, LUA_REGISTRYINDEX, lc->fwd[--lc->nfwd].ref);
+    rtmp_l_forward_clear(L, &lc->fwd);
     if (push_handler(L, lc, "on_close") == LUA_TFUNCTION) {
         rtmp_l_conn_push(L, lc);
         lua_pushstring(L, reason);
@@ -158,16 +159,11 @@ int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uin
 {
     lconn *lc = ud;
     lua_State *L = lc->o.st->L;
-    if (lc->nfwd && (h->type == RTMP_MSG_AUDIO || h->type == RTMP_MSG_VIDEO))
-        for (int i = 0; i < lc->nfwd; i++)
-            if (lc->fwd[i].stream_id == h->stream_id) {
-                /* forwarded: fanned out in C, no Lua message object */
-                rtmp_msg_hdr out = *h;
-                out.csid = rtmp_chunk_default_csid(h->type);
-                if (h->length > 0)
-                    rtmp_group_send(lc->fwd[i].g, &out, payload, rtmp_net_now(lc->o.st->net));
-                return 0;
-            }
+    rtmp_group *fg = rtmp_l_forward_find(&lc->fwd, h);
+    if (fg) { /* forwarded: fanned out in C, no Lua message object */
+        rtmp_l_forward_send(fg, h, payload, rtmp_net_now(lc->o.st->net));
+        return 0;
+    }
     if (push_handler(L, lc, "on_message") != LUA_TFUNCTION) {
         lua_pop(L, 1);
         return 0;
@@ -277,30 +273,9 @@ static int conn_trace(lua_State *L)
 static int conn_forward(lua_State *L)
 {
     lconn *lc = rtmp_l_conn_check(L, 1);
-    lua_Integer sid = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, sid >= 0 && sid <= 0xFFFFFFFF, 2, "stream id out of range");
-    rtmp_group *g = lua_isnoneornil(L, 3) ? NULL : rtmp_l_group_check(L, 3);
-    rtmp_conn *c = open_conn(L, lc);
-    if (!c)
+    if (!open_conn(L, lc))
         return 2;
-    int i = 0;
-    while (i < lc->nfwd && lc->fwd[i].stream_id != (uint32_t)sid)
-        i++;
-    if (i < lc->nfwd) { /* replace or end */
-        luaL_unref(L, LUA_REGISTRYINDEX, lc->fwd[i].ref);
-        lc->fwd[i] = lc->fwd[--lc->nfwd];
-    }
-    if (g) {
-        if (lc->nfwd == RTMP_L_FORWARDS)
-            return luaL_error(L, "conn:forward: at most %d streams at once", RTMP_L_FORWARDS);
-        lua_pushvalue(L, 3);
-        lc->fwd[lc->nfwd].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lc->fwd[lc->nfwd].stream_id = (uint32_t)sid;
-        lc->fwd[lc->nfwd].g = g;
-        lc->nfwd++;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    return rtmp_l_forward_method(L, &lc->fwd);
 }
 
 /* conn:queue([settings]) -> the slow-reader policy's settings and state (l_queue.c). */

@@ -12,6 +12,7 @@
 
 #include "l_rtmp.h"
 #include "l_contain.h"
+#include "l_group.h"
 #include "l_loop.h"
 #include "l_trace.h"
 #include "../core/mediaq.h"
@@ -19,28 +20,17 @@
 
 #define CONN_MT "rtmp.conn"
 
-/* Most message streams of one connection forwarded to groups at once. */
-#define RTMP_L_FORWARDS 4
-
-/* conn:forward(stream_id, group): audio and video of that message stream
- * go to the group in C (core/group.h), without a call into Lua. */
-typedef struct lforward {
-    uint32_t           stream_id;
-    struct rtmp_group *g;
-    int                ref;     /* registry ref keeping the group's box alive */
-} lforward;
-
 /* A connection as the binding sees it.  refs counts the box (until its
  * __gc), the open connection, and each group membership; freed at 0. */
 typedef struct lconn {
     rtmp_l_owner   o;       /* o.st, o.c (NULL once closed), o.id, o.peer, containment */
+    rtmp_conn_core *cc;     /* o.c's core connection, NULL once closed (a group's member slot) */
     int            boxref;  /* registry ref keeping the box alive while open */
     int            refs;
     int            role;
     rtmp_l_trace  *trace;   /* message trace (l_trace.c), NULL when off */
     rtmp_mediaq   *mq;      /* slow-reader policy state (core/group.c), NULL until used */
-    int            nfwd;    /* conn:forward entries in fwd */
-    lforward       fwd[RTMP_L_FORWARDS];
+    rtmp_l_forwards fwd;    /* conn:forward: streams fanned out through groups in C */
 } lconn;
 
 /* A new lconn for c (refs 2: the box to come, and the open connection);

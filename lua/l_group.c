@@ -8,10 +8,12 @@
  *   g:members(), g:clear(), g:send(msg [, hdr]) -> members reached,
  *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached()
  *
- * A group is Lua-owned; it holds a reference to each member's lconn
- * (l_conn.h), dropped when the member is removed or found closed.
- * conn:forward(stream_id, g) (l_conn.c) fans a publisher's audio and
- * video out through g in C, with no Lua call per message.
+ * A group is Lua-owned; it holds a reference to each member, a
+ * connection's lconn (l_conn.h) or a session (l_session.c, kept alive by
+ * a registry reference), dropped when the member is removed or found
+ * closed.  conn:forward(stream_id, g) (l_conn.c) and s:forward (l_session.c)
+ * fan a publisher's audio and video out through g in C, with no Lua call
+ * per message.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,50 @@ typedef struct lgroup {
     rtmp_group *g;
 } lgroup;
 
+/* One membership, the group's ud for it: a connection's lconn, or a
+ * session and the reference that keeps it alive. */
+typedef struct lmember {
+    lconn     *lc;   /* a connection, or NULL */
+    lua_State *L;    /* a session: the main thread, and the reference */
+    int        ref;
+} lmember;
+
 static void release_member(void *ud)
 {
-    rtmp_l_conn_release(ud);
+    lmember *m = ud;
+    if (m->lc)
+        rtmp_l_conn_release(m->lc);
+    else
+        luaL_unref(m->L, LUA_REGISTRYINDEX, m->ref);
+    free(m);
+}
+
+/* [-0, +0, v] The member at idx, a connection (*lcp) or a session (the
+ * result); raises when it is neither. */
+static rtmp_l_member *member_at(lua_State *L, int idx, lconn **lcp)
+{
+    rtmp_l_member *sm = luaL_testudata(L, idx, RTMP_L_SESSION_MT);
+    *lcp = sm ? NULL : rtmp_l_conn_check(L, idx);
+    return sm;
+}
+
+/* The member's slot of its core connection (NULL once closed). */
+static rtmp_conn_core *const *member_slot(rtmp_l_member *sm, lconn *lc)
+{
+    return sm ? &sm->cc : &lc->cc;
+}
+
+/* [-0, +0, e] The time of the group's clock (rtmp.group{ clock = f }), or the loop's. */
+static double group_now(lua_State *L, int idx)
+{
+    if (lua_getiuservalue(L, idx, 1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return rtmp_net_now(rtmp_l_state_get(L)->net);
+    }
+    lua_call(L, 0, 1);
+    double now = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return now;
 }
 
 rtmp_group *rtmp_l_group_check(lua_State *L, int idx)
@@ -44,7 +87,9 @@ rtmp_group *rtmp_l_group_check(lua_State *L, int idx)
 }
 
 /* rtmp.group([opts]): opts.cache keeps the late-join cache, bounded by
- * opts.gop_max_bytes (the settings table's row). */
+ * opts.gop_max_bytes (the settings table's row); opts.clock, a function
+ * giving the time in seconds, is the clock the slow-reader policy
+ * measures with (the replay's virtual clock; default the loop's). */
 static int l_group(lua_State *L)
 {
     rtmp_group_config cfg = { 0, RTMP_GROUP_GOP_MAX, release_member };
@@ -57,9 +102,14 @@ static int l_group(lua_State *L)
             cfg.gop_max_bytes = (size_t)rtmp_l_setting_number(L, rtmp_l_setting_find("gop_max_bytes"), -1);
         lua_pop(L, 1);
     }
-    lgroup *lg = lua_newuserdatauv(L, sizeof *lg, 0);
+    lgroup *lg = lua_newuserdatauv(L, sizeof *lg, 1);
     lg->g = NULL;
     luaL_setmetatable(L, GROUP_MT);
+    if (!lua_isnoneornil(L, 1)) {
+        if (lua_getfield(L, 1, "clock") != LUA_TNIL)
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+        lua_setiuservalue(L, -2, 1);
+    }
     if (!(lg->g = rtmp_group_new(&cfg)))
         return luaL_error(L, "out of memory");
     return 1;
@@ -70,12 +120,25 @@ static int l_group(lua_State *L)
 static int group_add(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
-    lconn *lc = rtmp_l_conn_check(L, 2);
+    lconn *lc;
+    rtmp_l_member *sm = member_at(L, 2, &lc);
     uint32_t sid = (uint32_t)luaL_optinteger(L, 3, 1);
-    lc->refs++; /* the membership's, given back by release_member */
-    int rc = rtmp_group_add(g, &lc->o.c, &lc->mq, sid, lc);
+    lmember *m = calloc(1, sizeof *m);
+    if (!m)
+        return luaL_error(L, "out of memory");
+    if (lc) {
+        m->lc = lc;
+        lc->refs++; /* the membership's, given back by release_member */
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+        m->L = lua_tothread(L, -1);
+        lua_pop(L, 1);
+        lua_pushvalue(L, 2);
+        m->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    int rc = rtmp_group_add(g, member_slot(sm, lc), sm ? &sm->mq : &lc->mq, sid, m);
     if (rc != 0)
-        lc->refs--; /* a member already, or not added */
+        release_member(m); /* a member already, or not added */
     if (rc < 0 && rc != RTMP_ERR_CLOSED)
         return luaL_error(L, "%s", rtmp_strerror(rc));
     if (rc == RTMP_ERR_CLOSED) {
@@ -90,16 +153,18 @@ static int group_add(lua_State *L)
 static int group_remove(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
-    lconn *lc = rtmp_l_conn_check(L, 2);
-    lua_pushboolean(L, rtmp_group_remove(g, &lc->o.c));
+    lconn *lc;
+    rtmp_l_member *sm = member_at(L, 2, &lc);
+    lua_pushboolean(L, rtmp_group_remove(g, member_slot(sm, lc)));
     return 1;
 }
 
 static int group_has(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
-    lconn *lc = rtmp_l_conn_check(L, 2);
-    lua_pushboolean(L, rtmp_group_has(g, &lc->o.c));
+    lconn *lc;
+    rtmp_l_member *sm = member_at(L, 2, &lc);
+    lua_pushboolean(L, rtmp_group_has(g, member_slot(sm, lc)));
     return 1;
 }
 
@@ -110,14 +175,18 @@ static int group_len(lua_State *L)
     return 1;
 }
 
-/* g:members() -> array of the open connections. */
+/* g:members() -> array of the open members (connections, sessions). */
 static int group_members(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
     size_t n = rtmp_group_count(g);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        rtmp_l_conn_push(L, rtmp_group_member(g, i));
+        const lmember *m = rtmp_group_member(g, i);
+        if (m->lc)
+            rtmp_l_conn_push(L, m->lc);
+        else
+            lua_rawgeti(L, LUA_REGISTRYINDEX, m->ref);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -151,7 +220,7 @@ static int group_send(lua_State *L)
     rtmp_group *g = rtmp_l_group_check(L, 1);
     rtmp_msg_hdr h;
     lmsg *m = send_args(L, &h);
-    lua_pushinteger(L, rtmp_group_send(g, &h, m->data, rtmp_net_now(rtmp_l_state_get(L)->net)));
+    lua_pushinteger(L, rtmp_group_send(g, &h, m->data, group_now(L, 1)));
     return 1;
 }
 
@@ -162,7 +231,7 @@ static int group_metadata(lua_State *L)
     rtmp_group *g = rtmp_l_group_check(L, 1);
     rtmp_msg_hdr h;
     lmsg *m = send_args(L, &h);
-    lua_pushinteger(L, rtmp_group_metadata(g, &h, m->data, rtmp_net_now(rtmp_l_state_get(L)->net)));
+    lua_pushinteger(L, rtmp_group_metadata(g, &h, m->data, group_now(L, 1)));
     return 1;
 }
 
@@ -202,6 +271,59 @@ static int group_gc(lua_State *L)
     rtmp_group_free(lg->g);
     lg->g = NULL;
     return 0;
+}
+
+/* ---- forwarding (l_group.h) ---- */
+
+int rtmp_l_forward_method(lua_State *L, rtmp_l_forwards *fw)
+{
+    lua_Integer sid = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, sid >= 0 && sid <= 0xFFFFFFFF, 2, "stream id out of range");
+    rtmp_group *g = lua_isnoneornil(L, 3) ? NULL : rtmp_l_group_check(L, 3);
+    int i = 0;
+    while (i < fw->n && fw->f[i].stream_id != (uint32_t)sid)
+        i++;
+    if (i < fw->n) { /* replace or end */
+        luaL_unref(L, LUA_REGISTRYINDEX, fw->f[i].ref);
+        fw->f[i] = fw->f[--fw->n];
+    }
+    if (g) {
+        if (fw->n == RTMP_L_FORWARDS)
+            return luaL_error(L, "forward: at most %d streams at once", RTMP_L_FORWARDS);
+        lua_pushvalue(L, 3);
+        fw->f[fw->n].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        fw->f[fw->n].stream_id = (uint32_t)sid;
+        fw->f[fw->n].g = g;
+        fw->n++;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h)
+{
+    if (fw->n && (h->type == RTMP_MSG_AUDIO || h->type == RTMP_MSG_VIDEO))
+        for (int i = 0; i < fw->n; i++)
+            if (fw->f[i].stream_id == h->stream_id)
+                return fw->f[i].g;
+    return NULL;
+}
+
+void rtmp_l_forward_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
+{
+    rtmp_msg_hdr out = *h;
+    out.csid = rtmp_chunk_default_csid(h->type);
+    if (h->length > 0)
+        rtmp_group_send(g, &out, payload, now);
+}
+
+void rtmp_l_forward_clear(lua_State *L, rtmp_l_forwards *fw)
+{
+    while (fw->n > 0) {
+        fw->n--;
+        if (L)
+            luaL_unref(L, LUA_REGISTRYINDEX, fw->f[fw->n].ref);
+    }
 }
 
 static const luaL_Reg group_methods[] = {

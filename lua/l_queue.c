@@ -31,7 +31,7 @@ int rtmp_l_queue_method(lua_State *L, int idx, rtmp_mediaq **slot, rtmp_conn *c)
         lua_pushliteral(L, "closed");
         return 2;
     }
-    rtmp_mediaq *q = rtmp_group_queue(slot, c);
+    rtmp_mediaq *q = rtmp_group_queue(slot, rtmp_conn_get_core(c));
     if (!q)
         return luaL_error(L, "out of memory");
     if (!lua_isnoneornil(L, idx)) {

@@ -207,6 +207,15 @@ function conn_methods.trace()
   return true  -- the replay writes its own trace (virtual times)
 end
 
+-- conn:forward(stream_id [, group]): the session's, with the core's group
+-- behind the virtual one.
+function conn_methods.forward(conn, sid, group)
+  local st = state[conn]
+  if st.closing then return nil, "closed" end
+  st.forwards[sid] = group
+  return st.s:forward(sid, group and group.g)
+end
+
 CONN.__index = function(conn, k)
   local st = state[conn]
   local m = conn_methods[k]
@@ -266,11 +275,12 @@ function R:new_conn(role, handlers, peer, fields)
   local conn = setmetatable({}, CONN)
   local st = {
     replay = self, id = self.nconns, role = role, peer = peer, handlers = handlers,
-    fields = fields or {}, closing = false, out = {}, sent = 0,
+    fields = fields or {}, closing = false, out = {}, sent = 0, forwards = {},
     s = rtmp.session(settings, self.now),  -- the core's connection: deadlines, connect, closing
     reader = rtmp.reader{ max_message = 0x7fffffff, accept_fresh_fmt = true },
   }
   state[conn] = st
+  self.by_session[st.s] = conn
   local rec = { id = st.id, role = role, peer = peer, conn = conn, out = st.out, messages_in = 0,
                 messages_out = 0 }
   st.rec = rec
@@ -410,13 +420,19 @@ function R:input(conn, bytes)
       self:close_conn(conn, st.s.closed or tostring(err))
       break
     end
-    for _, msg in ipairs(msgs) do
+    local forwarded = msgs.forwarded or {}
+    for i, msg in ipairs(msgs) do
       if st.closing then break end
       st.rec.messages_in = st.rec.messages_in + 1
       self:trace(trace_line(msg, "in", st.id, self.now, msg.fmt))
       local h = st.handlers.on_message
       self:drain(conn)
-      if h then self:call(conn, "on_message", h, conn, msg) end
+      if forwarded[i] then  -- conn:forward: the group fanned it out during the feed
+        local g = st.forwards[msg.stream]
+        if g then g:drain() end
+      elseif h then
+        self:call(conn, "on_message", h, conn, msg)
+      end
       self:drain_all()
     end
     -- the core closed it after the messages it returned (an undecodable
@@ -458,69 +474,63 @@ function TIMER:stop()
 end
 function TIMER:active() return self.ev ~= nil end
 
+-- rtmp.group over the virtual connections: the core's group (fan-out,
+-- slow-reader policy, late-join cache) holding their sessions, on the
+-- virtual clock.  This wrapper only turns connections into sessions and
+-- back, and writes the trace of what a call queued, member by member.
 local GROUP = {}
 GROUP.__index = GROUP
-GROUP.__len = function(g) return g:count() end
+GROUP.__len = function(g) return g.g:count() end
 
-function GROUP:_prune()
-  local m = self.m
-  for i = #m, 1, -1 do
-    if state[m[i].conn].closing and not self.replay.open[m[i].conn] then table.remove(m, i) end
+-- The session of an open virtual connection (nil once it is gone).
+local function session_of(conn)
+  local st = state[conn]
+  if not st then error("connection expected", 3) end
+  return st.s
+end
+
+-- What the group queued: traced per member, in the group's order.
+function GROUP:drain()
+  for _, s in ipairs(self.g:members()) do
+    local conn = self.replay.by_session[s]
+    if conn then self.replay:drain(conn) end
   end
 end
+
 function GROUP:add(conn, sid)
-  assert(state[conn], "group:add: connection expected")
-  sid = sid or 1  -- rtmp.group's default (was 0 here)
-  for _, e in ipairs(self.m) do
-    if e.conn == conn then e.sid = sid return true end
-  end
-  self.m[#self.m + 1] = { conn = conn, sid = sid }
-  return true
+  local s = session_of(conn)
+  if not s then return nil, "closed" end
+  local ok, err = self.g:add(s, sid)
+  self.replay:drain(conn)  -- a late joiner's cache
+  return ok, err
 end
 function GROUP:remove(conn)
-  for i, e in ipairs(self.m) do
-    if e.conn == conn then table.remove(self.m, i) return true end
-  end
-  return false
+  local s = session_of(conn)
+  return s and self.g:remove(s) or false
 end
 function GROUP:has(conn)
-  self:_prune()
-  for _, e in ipairs(self.m) do if e.conn == conn then return true end end
-  return false
+  local s = session_of(conn)
+  return s and self.g:has(s) or false
 end
-function GROUP:count()
-  self:_prune()
-  return #self.m
-end
+function GROUP:count() return self.g:count() end
 function GROUP:members()
-  self:_prune()
   local out = {}
-  for _, e in ipairs(self.m) do
-    if not state[e.conn].closing then out[#out + 1] = e.conn end
-  end
+  for _, s in ipairs(self.g:members()) do out[#out + 1] = self.replay.by_session[s] end
   return out
 end
-function GROUP:clear() self.m = {} return true end
-
---- group:send(msg [, hdr]) -> members reached: each ready member gets msg
---- on its stream id with a fmt 0 first chunk, the bytes rtmp.chunk_fmt0
---- gives at its chunk size (as lua/l_net.c group_send queues them).
+function GROUP:clear() return self.g:clear() end
 function GROUP:send(msg, hdr)
-  self:_prune()
-  local h = {}
-  if hdr then for k, v in pairs(hdr) do h[k] = v end end
-  h.fmt = 0
-  local reached = 0
-  for _, e in ipairs(self.m) do
-    local st = state[e.conn]
-    if not st.closing and st.s and st.s.ready then
-      h.stream = e.sid
-      if st.s:send(h, msg) then reached = reached + 1 end
-      self.replay:drain(e.conn)
-    end
-  end
-  return reached
+  local n = self.g:send(msg, hdr)
+  self:drain()
+  return n
 end
+function GROUP:metadata(msg, hdr)
+  local n = self.g:metadata(msg, hdr)
+  self:drain()
+  return n
+end
+function GROUP:reset() return self.g:reset() end
+function GROUP:cached() return self.g:cached() end
 
 local SERVER = {}
 SERVER.__index = SERVER
@@ -551,8 +561,12 @@ function R:module()
     return t
   end
 
-  function v.group()
-    return setmetatable({ m = {}, replay = replay }, GROUP)
+  function v.group(opts)
+    local o = { clock = function() return replay.now end }
+    for k, val in pairs(opts or {}) do
+      if k ~= "clock" then o[k] = val end
+    end
+    return setmetatable({ g = rtmp.group(o), replay = replay }, GROUP)
   end
 
   function v.listen(opts)
@@ -702,6 +716,7 @@ function _M.run(opts)
   local self = setmetatable({
     queue = {}, seq = 0, now = 0, stopped = false, grace = opts.limit or 120, input_end = 0, started_at = 0,
     recorded = list, listeners = {}, open = {}, nconns = 0, nconnect = 0,
+    by_session = setmetatable({}, { __mode = "k" }),  -- session -> its virtual connection
     seed = opts.seed or _M.default_seed, keep_open = opts.keep_open, fast = opts.fast,
     options = opts.options or {}, quiet = opts.quiet ~= false, errors = {},
     EXIT = "rtmp.replay: os.exit",
