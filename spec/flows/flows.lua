@@ -9,7 +9,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13659, sha256 = "98512d5f89e1e6f0cf4c27a93d9cd18f419d52eef0dd0d7d7606953f645069ea", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "12fbd5c541a5289ae01afb8b2a73ed6e0f45ed1647f64937138afd05c8ede4db", closed = "peer closed the connection" },
     },
   },
   {
@@ -20,7 +20,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "9afc730cdd3fa255fe1359160d1ae1d603d071434d85e4f9b0ba20450be12144", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 11114, sha256 = "cabef23a2381cca6c828c30132afa2644268ce8c0193cdf733fd325e48f42c58", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 11142, sha256 = "d985987b5f1954327115dc5bf696ee01254eb1c3358404f38157a78f436f3cc9", closed = "peer closed the connection" },
     },
   },
   {
@@ -31,7 +31,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13640, sha256 = "af486d32eac1f85c7947f30ed29232d9b6133f8a08f33c0e301d71e089eaff24", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "4d436776811e810b3e7cec600c027fb323c8a0213fdd03d5a6285986e85b1e77", closed = "peer closed the connection" },
     },
   },
   {
@@ -43,8 +43,8 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13659, sha256 = "9a6dd94c85d68f75c4e700cf85587dcae410084fee82399e7b728d007ae0c3b3", closed = "peer closed the connection" },
-      { id = 3, recorded = 3, bytes = 13646, sha256 = "0c3cd1ba9f3d7f23fa753802b596253fd2d63605825c725f341bdfd1d380587e", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "f577f6679b6bc3b54b419a1df4d4edb9715f84e3cad448fa7bb476a8879cbe8b", closed = "peer closed the connection" },
+      { id = 3, recorded = 3, bytes = 13784, sha256 = "127a06e6e1750341c3d7a9ab51e2c172c900f67280bf6e3208417a70489ad111", closed = "peer closed the connection" },
     },
   },
   {
