@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "l_conn.h"
-#include "l_group.h"
 #include "l_msg.h"
 #include "l_queue.h"
 #include "l_send.h"

@@ -12,7 +12,7 @@
 
 #include "l_rtmp.h"
 #include "l_contain.h"
-#include "l_group.h"
+#include "l_forward.h"
 #include "l_loop.h"
 #include "l_trace.h"
 #include "../core/mediaq.h"

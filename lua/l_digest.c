@@ -5,7 +5,7 @@
  */
 #include <openssl/evp.h>
 
-#include "l_digest.h"
+#include "l_rtmp.h"
 
 static int l_sha256(lua_State *L)
 {

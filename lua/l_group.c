@@ -26,10 +26,10 @@
 #include "../core/amf.h"
 #include "../core/group.h"
 
-#define GROUP_MT "rtmp.group"
+#define GROUP_MT RTMP_L_GROUP_MT
 
 typedef struct lgroup {
-    rtmp_group *g;
+    rtmp_group *g;   /* first: l_forward.c reads it (l_group.h) */
 } lgroup;
 
 /* One membership, the group's ud for it: a connection's lconn, or a
@@ -271,59 +271,6 @@ static int group_gc(lua_State *L)
     rtmp_group_free(lg->g);
     lg->g = NULL;
     return 0;
-}
-
-/* ---- forwarding (l_group.h) ---- */
-
-int rtmp_l_forward_method(lua_State *L, rtmp_l_forwards *fw)
-{
-    lua_Integer sid = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, sid >= 0 && sid <= 0xFFFFFFFF, 2, "stream id out of range");
-    rtmp_group *g = lua_isnoneornil(L, 3) ? NULL : rtmp_l_group_check(L, 3);
-    int i = 0;
-    while (i < fw->n && fw->f[i].stream_id != (uint32_t)sid)
-        i++;
-    if (i < fw->n) { /* replace or end */
-        luaL_unref(L, LUA_REGISTRYINDEX, fw->f[i].ref);
-        fw->f[i] = fw->f[--fw->n];
-    }
-    if (g) {
-        if (fw->n == RTMP_L_FORWARDS)
-            return luaL_error(L, "forward: at most %d streams at once", RTMP_L_FORWARDS);
-        lua_pushvalue(L, 3);
-        fw->f[fw->n].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        fw->f[fw->n].stream_id = (uint32_t)sid;
-        fw->f[fw->n].g = g;
-        fw->n++;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h)
-{
-    if (fw->n && (h->type == RTMP_MSG_AUDIO || h->type == RTMP_MSG_VIDEO))
-        for (int i = 0; i < fw->n; i++)
-            if (fw->f[i].stream_id == h->stream_id)
-                return fw->f[i].g;
-    return NULL;
-}
-
-void rtmp_l_forward_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
-{
-    rtmp_msg_hdr out = *h;
-    out.csid = rtmp_chunk_default_csid(h->type);
-    if (h->length > 0)
-        rtmp_group_send(g, &out, payload, now);
-}
-
-void rtmp_l_forward_clear(lua_State *L, rtmp_l_forwards *fw)
-{
-    while (fw->n > 0) {
-        fw->n--;
-        if (L)
-            luaL_unref(L, LUA_REGISTRYINDEX, fw->f[fw->n].ref);
-    }
 }
 
 static const luaL_Reg group_methods[] = {

@@ -1,7 +1,6 @@
 /*
- * l_group.h: the group object (l_group.c), for what a group may hold and
- * for what forwards a published stream to one (conn:forward in l_conn.c,
- * s:forward in l_session.c).
+ * l_group.h: the group object (l_group.c), for what a group may hold
+ * (connections, sessions) and what reads a group's box (l_forward.c).
  *
  * A group holds connections (l_conn.h) and socket-free sessions
  * (l_session.c): each is a core connection (core/conn.h) to the group.
@@ -16,6 +15,11 @@
 /* [-0, +0, v] the group at idx; raises when it is not one. */
 rtmp_group *rtmp_l_group_check(lua_State *L, int idx);
 
+/* A group's userdata ("rtmp.group") begins with its rtmp_group pointer
+ * (NULL once finalized): l_forward.c reads it without calling l_group.c,
+ * which calls l_conn.c (no cycle). */
+#define RTMP_L_GROUP_MT "rtmp.group"
+
 /* Sessions ("rtmp.session", l_session.c) a group may hold: their
  * userdata begins with these slots, which the group reads. */
 #define RTMP_L_SESSION_MT "rtmp.session"
@@ -23,37 +27,5 @@ typedef struct rtmp_l_member {
     rtmp_conn_core *cc;   /* NULL once the session is freed */
     rtmp_mediaq    *mq;   /* slow-reader state (core/group.c), NULL until used */
 } rtmp_l_member;
-
-/* ---- forwarding: audio and video of a message stream go to a group in
- * C (its fan-out and cache), without a call into Lua ---- */
-
-/* Most message streams one connection or session forwards at once. */
-#define RTMP_L_FORWARDS 4
-
-typedef struct rtmp_l_forwards {
-    int n;
-    struct {
-        uint32_t    stream_id;
-        rtmp_group *g;
-        int         ref;   /* registry ref keeping the group's box alive */
-    } f[RTMP_L_FORWARDS];
-} rtmp_l_forwards;
-
-/* [-0, +1, e] x:forward(stream_id [, group]) with the arguments at 2
- * and 3: forward the stream to the group, or (no group) end it.  Pushes
- * true; raises past RTMP_L_FORWARDS streams. */
-int rtmp_l_forward_method(lua_State *L, rtmp_l_forwards *fw);
-
-/* The group a message (h) is forwarded to, or NULL: audio or video on
- * a forwarded stream. */
-rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h);
-
-/* Fan a forwarded message out through g at time now (the type's default
- * chunk stream; an empty message has nothing to forward). */
-void rtmp_l_forward_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
-
-/* [-0, +0, -] End every forward (L NULL: the Lua state is closing, the
- * references go with it). */
-void rtmp_l_forward_clear(lua_State *L, rtmp_l_forwards *fw);
 
 #endif

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "l_digest.h"
+#include "l_forward.h"
 #include "l_group.h"
 #include "l_msg.h"
 #include "l_send.h"
@@ -268,9 +268,6 @@ static const luaL_Reg session_methods[] = {
 
 void rtmp_l_open_session(lua_State *L)
 {
-    /* rtmp.sha256, which the replay of sessions hashes output with; its
-     * place is beside the other parts in rtmp.c's list (l_rtmp.h) */
-    rtmp_l_open_digest(L);
     static const luaL_Reg meta[] = { { "__gc", session_gc }, { "__close", session_gc }, { NULL, NULL } };
     rtmp_l_send_newtype(L, SESSION_MT, &session_sendable, session_methods, session_index, meta);
     lua_pushcfunction(L, l_session);
