@@ -14,6 +14,7 @@
 #define SEND_KEYS 8     /* distinct (chunk size, stream id) chunked per message without a second chunking */
 #define ENTRY_KEYS 4    /* chunkings kept per cached message */
 #define MAX_CONFIGS 32  /* track configurations cached */
+#define MAX_CONFIG_BYTES (1024 * 1024) /* their payloads together at most */
 
 typedef struct member {
     rtmp_conn_core *const *conn;
@@ -198,9 +199,21 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
     int config = rtmp_media_is_sequence_header(m) || m->packet == RTMP_MEDIA_METADATA;
     if (config) {
         uint32_t key = (uint32_t)h->type << 16 | (uint32_t)m->packet << 8 | (m->ntracks ? m->track[0].id : 0);
-        for (size_t i = 0; i < g->nconf; i++)
+        /* configurations are small (an avcC is under 1 KB): all of them
+         * together stay under MAX_CONFIG_BYTES, so a publisher cannot make
+         * every joiner's burst 32 x max_message */
+        size_t others = 0;
+        entry *same = NULL;
+        for (size_t i = 0; i < g->nconf; i++) {
             if (g->conf[i].key == key)
-                return &g->conf[i];
+                same = &g->conf[i];
+            else if (g->conf[i].n)
+                others += g->conf[i].h.length;
+        }
+        if (others + h->length > MAX_CONFIG_BYTES)
+            return NULL;
+        if (same)
+            return same;
         if (g->nconf == MAX_CONFIGS)
             return NULL;
         g->conf[g->nconf].n = 0;

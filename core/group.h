@@ -12,7 +12,8 @@
  *   - each track's configuration: sequence headers (legacy AVC/HEVC/AAC,
  *     SequenceStart, MPEG2TSSequenceStart), MultichannelConfig and the
  *     colour Metadata packet, one per (type, packet kind, first track id),
- *     the newest replacing the older;
+ *     the newest replacing the older, at most 32 of them and 1 MiB of
+ *     payload together (past it a configuration is not cached);
  *   - the current GOP: the messages from the last video keyframe on,
  *     while they add up to at most cfg.gop_max_bytes of payload (past it
  *     the GOP stops growing until the next keyframe).
@@ -21,7 +22,8 @@
  * again only for a (chunk size, stream id) no earlier member used, and
  * then kept for the next joiner), in that order, and exempts them from
  * the joiner's output bound (rtmp_conn_core_exempt_queued): the first burst
- * is bounded by the GOP bound, not by max_output.
+ * is bounded by the GOP bound plus the configurations' and the metadata's
+ * (one message), not by max_output.
  *
  * Members are socket-free connections (conn.h), whoever drives them:
  * core/net.c's sockets or the replay's virtual clock.  The owner keeps two
