@@ -141,13 +141,14 @@ function server.on_publish(conn, ns)
     if not ok then return false, err, code end
     local s = get_stream(ns.app, ns.name)
     local old = s.publisher
-    if old and old.conn ~= conn then
+    -- another connection, or another stream of this one, publishing the name
+    if old and (old.conn ~= conn or old.id ~= ns.id) then
         if not config.takeover then
             conn:log("info", "publish %s refused: already publishing", s.key)
             return false, s.name .. " is already publishing.", "NetStream.Publish.BadName"
         end
         M.unpublish(s, old)
-        old.conn:close("replaced by a new publisher of " .. s.key)
+        if old.conn ~= conn then old.conn:close("replaced by a new publisher of " .. s.key) end
         s = get_stream(ns.app, ns.name)
     end
     ns.live = s

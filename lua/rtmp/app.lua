@@ -569,9 +569,15 @@ function _M.new(t)
             for sid, ns in pairs(streams) do
                 if ns ~= true then sids[#sids + 1] = sid end
             end
-            for i = 1, #sids do leave(self, conn, sids[i], reason) end
+            -- one stream's failing event does not keep the others (or
+            -- on_close) from running: each is reported and the rest go on
+            for i = 1, #sids do
+                local ok, err = xpcall(leave, traceback, self, conn, sids[i], reason)
+                if not ok then report(conn, "closing stream " .. tostring(sids[i]), err) end
+            end
         end
-        run(self, "on_close", conn, nil, reason)
+        local ok, err = xpcall(run, traceback, self, "on_close", conn, nil, reason)
+        if not ok then report(conn, "on_close", err) end
     end
     self.handlers = { on_message = on_message, on_close = on_close }
     return self

@@ -181,6 +181,28 @@ describe("rtmp.app", function()
     end
   end)
 
+  it("live.lua: a connection publishing a name again on another stream is refused with BadName", function()
+    local live = H.luartmp_start{ log_level = "info" }
+    local c = raw_client(live.url("live"), function(conn)
+      connect_cmd(conn)
+      conn:command(nil, "createStream", 2, null)
+      conn:command(nil, "createStream", 3, null)
+    end)
+    local r2 = c:wait(function() return c:find{ name = "_result", txn = 2 } end, 5)
+    local r3 = c:wait(function() return c:find{ name = "_result", txn = 3 } end, 5)
+    assert(r2 and r3, live.log())
+    local s1, s2 = math.tointeger(r2.args[2]), math.tointeger(r3.args[2])
+    assert.are_not.equal(s1, s2)
+    c.conn:command({ stream = s1 }, "publish", 4, null, "twice", "live")
+    assert.are.equal("status", status_of(c, "NetStream.Publish.Start").level)
+    c.conn:command({ stream = s2 }, "publish", 5, null, "twice", "live")
+    assert.are.equal("error", status_of(c, "NetStream.Publish.BadName").level)
+    -- the first publish taken, the second refused, in live.lua's log
+    assert.are.equal(2, live.count("publish", "twice"), live.log())
+    assert.are.equal(1, H.count_plain(live.log(), "publish live/twice refused: already publishing"), live.log())
+    assert.is_false(c.closed)
+  end)
+
   it("lets a live.lua publish hook wait without losing what ffmpeg sends meanwhile", function()
     local script = H.tmpname("slow-hook") .. ".lua"
     H.write_file(script, table.concat({
