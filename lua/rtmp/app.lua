@@ -203,6 +203,7 @@ local function release(self, conn)
     if not q or conn.closed then return end
     if conn.pause_reading then conn:pause_reading(false) end
     for i = 1, #q do
+        if conn.closed then return end -- a message before closed it: the rest is moot
         local again = held[conn]
         if again then -- an event waits again: the rest waits with it
             for j = i, #q do again[#again + 1] = q[j] end

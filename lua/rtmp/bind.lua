@@ -85,12 +85,15 @@ function _M.name(msg)
   return nil
 end
 
---- bind.key(msg) -> "command connect", "user_control set_buffer_length", "ack", ...
-function _M.key(msg)
-  local n = _M.name(msg)
-  local tn = msg.type_name or tostring(msg.type)
+--- bind.key_of(type_name, name) -> the key of that pair: "command connect", "ack".
+function _M.key_of(tn, n)
   if n ~= nil then return tn .. " " .. tostring(n) end
   return tn
+end
+
+--- bind.key(msg) -> "command connect", "user_control set_buffer_length", "ack", ...
+function _M.key(msg)
+  return _M.key_of(msg.type_name or tostring(msg.type), _M.name(msg))
 end
 
 -- The `code` of a command's info object (its second argument), if any.

@@ -63,6 +63,7 @@ local fmt = string.format
 local unpack = table.unpack
 
 local function R() return require "rtmp" end
+local bind = require "rtmp.bind"   -- the keys and codes the generator wrote the script by
 
 -- Message type numbers a script may use for a type name.
 local NUMBERED = { [1] = "set_chunk_size", [2] = "abort", [3] = "ack", [4] = "user_control",
@@ -287,10 +288,7 @@ end
 _M.tolerated = tolerated
 
 -- The `code` of a command's info object (its second argument), if any.
-local function info_code(msg)
-    local info = msg.args and msg.args[2]
-    return type(info) == "table" and type(info.code) == "string" and info.code or nil
-end
+local info_code = bind.info_code
 
 -- strict_txn (the client side, which sends the recorded txns): a
 -- _result or _error must carry the step's txn.
@@ -601,22 +599,12 @@ local MAX_PENDING = 4 * 1024 * 1024   -- media waits while more output than this
 local FAMILY = { command = "command3", command3 = "command", data = "data3", data3 = "data" }
 local AMF_TYPES = { command = true, command3 = true, data = true, data3 = true }
 
--- The (type name, name) a peer message is matched by.
+-- The (type name, name) a peer message is matched by (rtmp.bind's keys).
 local function msg_key(msg)
-    local tn = msg.type_name or tostring(msg.type)
-    local name
-    if tn == "user_control" then
-        name = msg.event_name or msg.event
-    elseif AMF_TYPES[tn] then
-        name = msg.name
-    end
-    return tn, name
+    return msg.type_name or tostring(msg.type), bind.name(msg)
 end
 
-local function key_of(tn, name)
-    if name == nil then return tn end
-    return tn .. " " .. tostring(name)
-end
+local key_of = bind.key_of
 
 -- The info object's code and level of a command or data message
 -- (onStatus, _result, _error: the object after the command object;
