@@ -201,6 +201,7 @@ describe("rtmp.app", function()
     assert.are.equal(2, live.count("publish", "twice"), live.log())
     assert.are.equal(1, H.count_plain(live.log(), "publish live/twice refused: already publishing"), live.log())
     assert.is_false(c.closed)
+    c:close()
   end)
 
   it("lets a live.lua publish hook wait without losing what ffmpeg sends meanwhile", function()
