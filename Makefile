@@ -14,9 +14,9 @@ DESTDIR ?=
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = lua5.4 libcrypto libpcap
+PKGS     = lua5.4 libssl libcrypto libpcap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcrypto libpcap 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libssl libcrypto libpcap 2>/dev/null)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
 
 WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \

@@ -1,9 +1,12 @@
 /*
- * net.c: sockets and libev.  Nothing else in luartmp includes either.
+ * net.c: sockets, libev and TLS (OpenSSL).  Nothing else in luartmp
+ * includes any of them.
  */
 #include "net.h"
 #include "error.h"
+#include "handshake.h"
 #include "log.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,12 +24,48 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #define READ_BUF_SIZE (64 * 1024)
 #define MAX_IOV 64
 #define MAX_LISTEN_FDS 8
 #define ACCEPTS_PER_WAKEUP 64
 #define ACCEPT_RESUME 0.5 /* seconds between accept() tries while out of descriptors */
 #define ADDR_BUCKETS_MIN 64
+#define TLS_RECORD 16384               /* the most plaintext one TLS record carries */
+#define TLS_READ_BUDGET (256 * 1024)   /* plaintext read per wakeup before others' turn */
+#define TLS_CONTENT_HANDSHAKE 0x16     /* the first byte of a TLS client's first record */
+
+/* A connection's TLS (NULL on a plain one).  See "TLS" below. */
+typedef struct rtmp_tls {
+    SSL      *ssl;
+    int       open;             /* the TLS handshake is complete */
+    int       server;           /* accepted (else we connected) */
+    int       peeked;           /* the peer's first byte was checked */
+    int       verify;           /* client: the certificate is verified */
+    int       ktls_send, ktls_recv;
+    int       fatal;            /* OpenSSL failed: no close_notify, no more I/O */
+    int       read_wants_write; /* SSL_read needs the socket writable */
+    int       write_wants_read; /* SSL_write needs the socket readable */
+    size_t    inflight;         /* length of an SSL_write that would block: it is
+                                   retried with the same bytes (OpenSSL's rule),
+                                   which stay queued until written */
+    int       inflight_staged;  /* ... from stage (else from the queue's head) */
+    uint8_t  *stage;            /* one record: small queued pieces written together */
+    char      sni[256];         /* sent (client) or received (server) */
+    char      name[256];        /* client: the name verified (the SNI, or an IP address) */
+} rtmp_tls;
+
+/* A client SSL_CTX, shared by the connections made with the same CA file
+ * and verification (the system store is read once per context). */
+typedef struct tls_client_entry {
+    struct tls_client_entry *next;
+    SSL_CTX               *ctx;
+    int                    insecure;
+    char                   ca[]; /* "" for none */
+} tls_client_entry;
 
 /* A closed connection's socket while it finishes (cfg.linger): the output
  * queued at the close is written, then our side is shut down (the FIN
@@ -43,6 +82,8 @@ typedef struct rtmp_linger {
     ev_io               rio, wio;
     ev_timer            timer;
     rtmp_outq           q;          /* output still to write */
+    rtmp_tls           *tls;        /* a TLS connection's: written through it,
+                                       then close_notify before the FIN */
     uint64_t            written, dropped; /* bytes written / input read and dropped */
     unsigned long       id;
     uint8_t             addr_len;   /* still counted in net->addrs under addr */
@@ -73,6 +114,7 @@ struct rtmp_net {
     rtmp_linger    *lingers, *lingers_tail; /* sockets of closed connections finishing, oldest first */
     addr_count    **addrs;       /* hash table of open accepted connections per address */
     size_t          naddr_buckets, naddrs;
+    tls_client_entry *tls_clients; /* client TLS contexts, one per (CA file, verification) */
     uint8_t         rbuf[READ_BUF_SIZE]; /* shared by every connection's reads */
 };
 
@@ -83,7 +125,9 @@ struct rtmp_conn {
     rtmp_conn        *next_closing;     /* valid while closing */
     int               fd;
     int               dirty, closing, connecting;
+    int               accepted;         /* by a listener (else connected) */
     int               drop_output;      /* closed as a slow reader: the queue is not written */
+    rtmp_tls         *tls;              /* NULL: plain TCP */
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
@@ -115,6 +159,7 @@ struct rtmp_listener {
     rtmp_conn_handler h;
     void             *ud;
     int               port;
+    SSL_CTX          *tls_ctx;          /* rtmps:// listeners: their certificate and key */
 };
 
 struct rtmp_timer {
@@ -268,8 +313,8 @@ void rtmp_conn_drop(rtmp_conn *c, const char *reason)
 
 /* Write from q what the socket fd takes now, counting it in *written.
  * 1: q is empty; 0: the socket is full (wait for EV_WRITE); -1: a write
- * error, in errno. */
-static int write_queue(int fd, rtmp_outq *q, uint64_t *written)
+ * error, described in why. */
+static int write_queue(int fd, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
 {
     struct iovec iov[MAX_IOV];
     while (q->bytes > 0) {
@@ -278,7 +323,10 @@ static int write_queue(int fd, rtmp_outq *q, uint64_t *written)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            snprintf(why, whylen, "write: %s", strerror(errno));
+            return -1;
         }
         rtmp_outq_consume(q, (size_t)w);
         *written += (uint64_t)w;
@@ -286,21 +334,295 @@ static int write_queue(int fd, rtmp_outq *q, uint64_t *written)
     return 1;
 }
 
+/* ---- TLS ----
+ *
+ * A TLS connection reads with SSL_read into the shared read buffer, and
+ * writes its queue one of two ways:
+ *   - kTLS send (the kernel encrypts; OpenSSL's SSL_OP_ENABLE_KTLS, when
+ *     the kernel has the tls ULP and the cipher suits it): the same writev
+ *     of the queue's shared buffers as a plain connection;
+ *   - otherwise TLS records of up to TLS_RECORD bytes, one SSL_write_ex
+ *     each: a queue piece of a record or more (a video message) is
+ *     encrypted from where it lies; smaller pieces (audio, control) are
+ *     copied together into the connection's one staging record.  Nothing
+ *     leaves the queue before SSL_write took it, and a write that would
+ *     block is retried with the same bytes, as OpenSSL requires.
+ * TLS 1.3 KeyUpdate: SSL_read answers a request on our next SSL_write;
+ * with kTLS send it is sent before the next writev.  Renegotiation is off.
+ * The session above sees plaintext only and never knows. */
+
+/* The reason of the OpenSSL failure e (SSL_get_error) of ssl in what it
+ * was doing ("read", "write", "TLS handshake"), into out. */
+static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t len)
+{
+    unsigned long err = ERR_peek_last_error();
+    if (e == SSL_ERROR_SYSCALL && err == 0) {
+        if (errno)
+            snprintf(out, len, "%s: %s", what, strerror(errno));
+        else
+            snprintf(out, len, "%s: the peer closed the connection", what);
+    } else if (e == SSL_ERROR_ZERO_RETURN) {
+        snprintf(out, len, "%s: the peer ended the TLS session", what);
+    } else {
+        const char *r = ERR_reason_error_string(err);
+        int alert = ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET;
+        snprintf(out, len, "%s: TLS: %s%s", what, r ? r : "error",
+                 alert ? " (an alert from the peer)" : "");
+    }
+    (void)ssl;
+}
+
+/* Write from q what the TLS connection t takes now (as write_queue). */
+static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
+{
+    if (t->fatal)
+        return 1; /* nothing can be sent any more: the close is under way */
+    if (t->ktls_send) {
+        if (SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) { /* answer the peer's first */
+            ERR_clear_error();
+            int r = SSL_do_handshake(t->ssl);
+            if (r != 1) {
+                int e = SSL_get_error(t->ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+                    return 0;
+                t->fatal = 1;
+                tls_error_text(t->ssl, e, "write (key update)", why, whylen);
+                return -1;
+            }
+        }
+        return write_queue(SSL_get_fd(t->ssl), q, written, why, whylen);
+    }
+    struct iovec iov[MAX_IOV];
+    while (q->bytes > 0) {
+        const void *p;
+        size_t len;
+        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
+        if (t->inflight) { /* the same bytes again */
+            len = t->inflight;
+            p = t->inflight_staged ? t->stage : iov[0].iov_base;
+        } else if (iov[0].iov_len >= TLS_RECORD || cnt == 1) {
+            p = iov[0].iov_base; /* in place: OpenSSL cuts it into records */
+            len = iov[0].iov_len;
+        } else {
+            if (!t->stage && !(t->stage = malloc(TLS_RECORD))) {
+                snprintf(why, whylen, "write: out of memory");
+                return -1;
+            }
+            len = 0;
+            for (int i = 0; i < cnt && len < TLS_RECORD; i++) {
+                size_t take = iov[i].iov_len < TLS_RECORD - len ? iov[i].iov_len : TLS_RECORD - len;
+                memcpy(t->stage + len, iov[i].iov_base, take);
+                len += take;
+            }
+            p = t->stage;
+        }
+        size_t n;
+        ERR_clear_error();
+        int r = SSL_write_ex(t->ssl, p, len, &n);
+        if (r > 0) { /* one record or more (partial writes are on) */
+            t->inflight = 0;
+            rtmp_outq_consume(q, n);
+            *written += n;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            t->inflight = len;
+            t->inflight_staged = p == t->stage;
+            t->write_wants_read = e == SSL_ERROR_WANT_READ;
+            return 0;
+        }
+        t->fatal = 1;
+        tls_error_text(t->ssl, e, "write", why, whylen);
+        return -1;
+    }
+    return 1;
+}
+
+/* Write from q what the connection (plain fd, or t) takes now. */
+static int out_write(int fd, rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
+{
+    return t ? tls_write_queue(t, q, written, why, whylen) : write_queue(fd, q, written, why, whylen);
+}
+
+static void tls_free(rtmp_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t->stage);
+    free(t);
+}
+
+/* Send close_notify, once, when the session is open and sound (best
+ * effort: what the socket takes now). */
+static void tls_close_notify(rtmp_tls *t)
+{
+    if (t && t->open && !t->fatal) {
+        ERR_clear_error();
+        SSL_shutdown(t->ssl);
+        t->fatal = 1; /* nothing more goes through it */
+    }
+}
+
+/* A TLS state for the socket fd, from ctx: accepted (server) or
+ * connecting.  NULL when out of memory. */
+static rtmp_tls *tls_new(SSL_CTX *ctx, int fd, int server)
+{
+    rtmp_tls *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->server = server;
+    t->ssl = SSL_new(ctx);
+    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+        SSL_free(t->ssl);
+        free(t);
+        return NULL;
+    }
+    if (server)
+        SSL_set_accept_state(t->ssl);
+    else
+        SSL_set_connect_state(t->ssl);
+    return t;
+}
+
+/* Client: send name as SNI (unless an IP address) and, with verify,
+ * check the certificate against it.  0, or -1 when out of memory. */
+static int tls_client_name(rtmp_tls *t, const char *name, int verify)
+{
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (!is_ip) {
+        snprintf(t->sni, sizeof t->sni, "%s", name);
+        if (SSL_set_tlsext_host_name(t->ssl, name) != 1)
+            return -1;
+    }
+    t->verify = verify;
+    if (verify) {
+        X509_VERIFY_PARAM *p = SSL_get0_param(t->ssl);
+        X509_VERIFY_PARAM_set_hostflags(p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(p, name) : X509_VERIFY_PARAM_set1_host(p, name, 0)) != 1)
+            return -1;
+    }
+    return 0;
+}
+
+/* What every context of ours has: TLS 1.2 at least, no renegotiation,
+ * kTLS when the kernel and the cipher allow it, an end without
+ * close_notify taken as an end, partial writes (one record per
+ * SSL_write_ex, tls_write_queue) from a buffer that may move between
+ * retries. */
+static void tls_ctx_common(SSL_CTX *ctx)
+{
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+/* "<what> '<path>': <why>" for a file OpenSSL did not load: it cannot
+ * be read, or it is not kind ("a PEM certificate"). */
+static void tls_file_error(const char *what, const char *path, const char *kind, char *err, size_t errlen)
+{
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+    } else { /* the first error says what (no start line, ...), the last only where (PEM lib) */
+        const char *r = ERR_reason_error_string(ERR_peek_error());
+        snprintf(err, errlen, "%s '%s': not %s (%s)", what, path, kind, r ? r : "cannot be loaded");
+    }
+    ERR_clear_error();
+}
+
+/* A server context with tls's certificate chain and key; NULL and err. */
+static SSL_CTX *tls_server_ctx(const rtmp_tls_config *tls, char *err, size_t errlen)
+{
+    if (!tls || !tls->cert || !*tls->cert || !tls->key || !*tls->key) {
+        snprintf(err, errlen, "an rtmps:// listener needs a certificate and its key (docs/TLS.md)");
+        return NULL;
+    }
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    tls_ctx_common(ctx);
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
+        tls_file_error("TLS certificate", tls->cert, "a PEM certificate", err, errlen);
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, errlen, "TLS key '%s' is not the key of the certificate '%s'", tls->key, tls->cert);
+            ERR_clear_error();
+        } else {
+            tls_file_error("TLS key", tls->key, "a PEM private key", err, errlen);
+        }
+    } else {
+        return ctx;
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* The client context for tls's CA file and verification, made at the
+ * first use and kept by n; NULL and err (a CA file that does not load). */
+static SSL_CTX *tls_client_ctx(rtmp_net *n, const rtmp_tls_config *tls, char *err, size_t errlen)
+{
+    int insecure = tls->insecure != 0;
+    const char *ca = !insecure && tls->ca ? tls->ca : "";
+    for (tls_client_entry *e = n->tls_clients; e; e = e->next)
+        if (e->insecure == insecure && !strcmp(e->ca, ca))
+            return e->ctx;
+    ERR_clear_error();
+    tls_client_entry *e = calloc(1, sizeof *e + strlen(ca) + 1);
+    SSL_CTX *ctx = e ? SSL_CTX_new(TLS_client_method()) : NULL;
+    if (!ctx) {
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    tls_ctx_common(ctx);
+    if (!insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_default_verify_paths(ctx); /* the system store (none is no error: a CA file may do) */
+        ERR_clear_error();
+        if (*ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+            tls_file_error("TLS CA file", ca, "PEM certificates", err, errlen);
+            SSL_CTX_free(ctx);
+            free(e);
+            return NULL;
+        }
+    }
+    e->ctx = ctx;
+    e->insecure = insecure;
+    strcpy(e->ca, ca);
+    e->next = n->tls_clients;
+    n->tls_clients = e;
+    return ctx;
+}
+
+/* Whether c's output may be written: connected, and past the TLS handshake. */
+static int conn_writable(const rtmp_conn *c)
+{
+    return !c->connecting && c->fd >= 0 && (!c->tls || c->tls->open);
+}
+
 /* Write as much queued output as the socket takes now. */
 static void flush(rtmp_conn *c)
 {
     rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
     uint64_t before = c->written;
-    int rc = write_queue(c->fd, q, &c->written);
+    char reason[300];
+    int rc = out_write(c->fd, c->tls, q, &c->written, reason, sizeof reason);
     rtmp_conn_core_wrote(c->cc, (size_t)(c->written - before), ev_now(c->net->loop));
     if (rc < 0) {
-        char reason[128];
-        snprintf(reason, sizeof reason, "write: %s", strerror(errno));
         rtmp_outq_consume(q, q->bytes); /* nothing more can be sent */
         rtmp_conn_fail(c, reason);
         return;
     }
-    if (rc == 0)
+    /* the write watcher: a full socket, or TLS reading that waits for it */
+    int wait_write = rc == 0 && !(c->tls && c->tls->write_wants_read);
+    if (wait_write || (c->tls && c->tls->read_wants_write))
         ev_io_start(c->net->loop, &c->wio);
     else
         ev_io_stop(c->net->loop, &c->wio);
@@ -318,6 +640,7 @@ static void linger_end(rtmp_linger *g, const char *why)
     ev_io_stop(n->loop, &g->wio);
     ev_timer_stop(n->loop, &g->timer);
     close(g->fd);
+    tls_free(g->tls);
     rtmp_outq_clear(&g->q);
     if (g->addr_len)
         addr_release(n, g->addr, g->addr_len);
@@ -336,9 +659,10 @@ static void linger_end(rtmp_linger *g, const char *why)
  * end, if the peer has closed its side).  0, or -1 when g has ended. */
 static int linger_flush(rtmp_linger *g)
 {
-    int rc = write_queue(g->fd, &g->q, &g->written);
+    char why[300];
+    int rc = out_write(g->fd, g->tls, &g->q, &g->written, why, sizeof why);
     if (rc < 0) {
-        linger_end(g, strerror(errno));
+        linger_end(g, why);
         return -1;
     }
     if (rc == 0) {
@@ -347,6 +671,7 @@ static int linger_flush(rtmp_linger *g)
     }
     ev_io_stop(g->net->loop, &g->wio);
     rtmp_outq_clear(&g->q);
+    tls_close_notify(g->tls);
     shutdown(g->fd, SHUT_WR);
     if (g->peer_done) {
         linger_end(g, "peer closed");
@@ -397,9 +722,13 @@ static void linger_start(rtmp_conn *c)
     if (!g)
         return;
     rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
-    if (!c->drop_output) {
+    if (!c->drop_output && conn_writable(c)) { /* (no plaintext before the TLS handshake) */
         g->q = *q;
         memset(q, 0, sizeof *q);
+    }
+    if (c->tls && c->tls->open && !c->tls->fatal) { /* written through it, then close_notify */
+        g->tls = c->tls;
+        c->tls = NULL;
     }
     g->net = n;
     g->fd = c->fd;
@@ -446,8 +775,11 @@ static void conn_free(rtmp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     linger_start(c);
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        tls_close_notify(c->tls);
         close(c->fd);
+    }
+    tls_free(c->tls);
     if (c->addr_len)
         addr_release(n, c->addr, c->addr_len);
     rtmp_conn_core_free(c->cc);
@@ -462,13 +794,13 @@ static void process_pending(rtmp_net *n)
             rtmp_conn *c = n->dirty;
             n->dirty = c->next_dirty;
             c->dirty = 0;
-            if (!c->connecting && c->fd >= 0)
+            if (conn_writable(c))
                 flush(c);
         }
         if (n->closing) {
             rtmp_conn *c = n->closing;
             n->closing = c->next_closing;
-            if (!c->connecting && c->fd >= 0)
+            if (conn_writable(c))
                 flush(c); /* best effort: what the socket takes now */
             if (c->dirty) { /* unlink from the dirty list */
                 rtmp_conn **pp = &n->dirty;
@@ -625,10 +957,206 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
         arm_deadline(c, 1);
 }
 
+/* Bytes read (plaintext on a TLS connection): to the data handler of a
+ * passthrough connection, else into the connection's session. */
+static void deliver(rtmp_conn *c, const uint8_t *p, size_t len)
+{
+    ev_tstamp now = ev_now(c->net->loop);
+    c->nread += (uint64_t)len;
+    if (c->cfg.passthrough) { /* a byte pipe: any byte is activity */
+        rtmp_conn_core_activity(c->cc, now);
+        if (c->h.data && !c->closing)
+            c->h.data(c, c->ud, p, len);
+        return;
+    }
+    rtmp_conn_core_feed(c->cc, p, len, now); /* an error closes c */
+    if (rtmp_session_pending(c->s))
+        rtmp_conn_output(c);
+    if (!c->closing)
+        arm_deadline(c, 0);
+}
+
+/* Whether b is what an RTMP peer sends first (C0, S0), as the handshake
+ * decides it. */
+static int is_rtmp_c0(uint8_t b)
+{
+    rtmp_handshake *hs = rtmp_handshake_new(RTMP_ROLE_SERVER, 0);
+    rtmp_buf *out = NULL;
+    int yes = hs && rtmp_handshake_feed(hs, &b, 1, &out) == 1;
+    rtmp_buf_unref(out);
+    rtmp_handshake_free(hs);
+    return yes;
+}
+
+static void tls_read(rtmp_conn *c);
+
+/* The TLS handshake is complete: log what was negotiated, then start
+ * what waited for it (a client's RTMP handshake, queued output). */
+static void tls_ready(rtmp_conn *c)
+{
+    rtmp_tls *t = c->tls;
+    rtmp_net *n = c->net;
+    t->open = 1;
+    t->ktls_send = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? 1 : 0;
+    t->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) ? 1 : 0;
+    if (t->server) {
+        const char *sn = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+        snprintf(t->sni, sizeof t->sni, "%s", sn ? sn : "");
+    }
+    conn_log(c, RTMP_LOG_INFO, "TLS: %s %s, SNI %s, %s, output %s", SSL_get_version(t->ssl),
+             SSL_get_cipher_name(t->ssl), t->sni[0] ? t->sni : "none",
+             t->server ? "no client certificate asked"
+                       : t->verify ? "certificate verified" : "certificate NOT verified (insecure)",
+             t->ktls_send ? "kTLS send (writev of shared buffers)" : "TLS records of up to 16 KiB (no kTLS send)");
+    ev_io_stop(n->loop, &c->wio);
+    if (c->read_paused)
+        ev_io_stop(n->loop, &c->rio);
+    if (!c->accepted && !c->cfg.passthrough && rtmp_conn_core_start(c->cc) < 0) {
+        rtmp_conn_close(c, "handshake: out of memory");
+        return;
+    }
+    if (rtmp_conn_pending(c) > 0)
+        rtmp_conn_output(c);
+    tls_read(c); /* what came with the handshake's last flight */
+}
+
+/* The peer's first byte, before OpenSSL reads it: a TLS peer's first
+ * record is a handshake (or an alert); anything else is closed with a
+ * clear reason (a plain RTMP peer sends C0, or answers with S0).
+ * 1: go on with the TLS handshake; 0: wait (a server has nothing yet);
+ * -1: c was closed. */
+static int tls_check_first_byte(rtmp_conn *c)
+{
+    rtmp_tls *t = c->tls;
+    uint8_t b;
+    ssize_t got = recv(c->fd, &b, 1, MSG_PEEK);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return t->server ? 0 : 1; /* a client has its ClientHello to send */
+    if (got == 0 && t->server) { /* gone before a word: as on a plain port */
+        rtmp_conn_core_peer_closed(c->cc);
+        return -1;
+    }
+    if (got <= 0)
+        return 1; /* OpenSSL reports it */
+    t->peeked = 1;
+    if (b == TLS_CONTENT_HANDSHAKE || b == 0x15 /* alert */)
+        return 1;
+    char reason[200];
+    int rtmp = is_rtmp_c0(b);
+    if (t->server)
+        snprintf(reason, sizeof reason, rtmp ? "plain RTMP on a TLS port (first byte 0x%02x, not a TLS handshake):"
+                 " the client must use rtmps://" : "not a TLS handshake (first byte 0x%02x)", b);
+    else
+        snprintf(reason, sizeof reason, rtmp ? "TLS handshake: the server answered in plain RTMP (first byte 0x%02x):"
+                 " not an rtmps:// port" : "TLS handshake: the server's answer is not TLS (first byte 0x%02x)", b);
+    t->fatal = 1;
+    rtmp_conn_fail(c, reason);
+    return -1;
+}
+
+/* Why the TLS handshake failed (SSL_get_error e), into out. */
+static void tls_handshake_error(rtmp_conn *c, int e, char *out, size_t len)
+{
+    rtmp_tls *t = c->tls;
+    long v = t->verify ? SSL_get_verify_result(t->ssl) : X509_V_OK;
+    if (v != X509_V_OK) {
+        char subject[256] = "?";
+        X509 *cert = SSL_get0_peer_certificate(t->ssl);
+        if (cert)
+            X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+        snprintf(out, len, "TLS handshake: certificate verify failed: %s (certificate %s%s%s)",
+                 X509_verify_cert_error_string(v), subject,
+                 v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH ? ", wanted " : "",
+                 v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH ? t->name : "");
+        return;
+    }
+    tls_error_text(t->ssl, e, "TLS handshake", out, len);
+    if (!t->server && !t->peeked && ERR_peek_last_error() == 0) /* closed without a word */
+        snprintf(out + strlen(out), len - strlen(out), " (is it an rtmps:// port?)");
+}
+
+/* Drive the TLS handshake as far as the socket allows. */
+static void tls_handshake(rtmp_conn *c)
+{
+    rtmp_tls *t = c->tls;
+    if (!t->peeked && tls_check_first_byte(c) <= 0)
+        return;
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        tls_ready(c);
+        return;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(c->net->loop, &c->wio); /* the read watcher runs during the handshake */
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(c->net->loop, &c->wio);
+        return;
+    }
+    char reason[512];
+    tls_handshake_error(c, e, reason, sizeof reason);
+    t->fatal = 1;
+    rtmp_conn_fail(c, reason);
+}
+
+/* Read and decrypt what there is (up to TLS_READ_BUDGET, then libev
+ * comes back while the socket has more; OpenSSL's buffered records are
+ * read first, the socket would not announce them). */
+static void tls_read(rtmp_conn *c)
+{
+    rtmp_tls *t = c->tls;
+    rtmp_net *n = c->net;
+    if (!t->open) {
+        tls_handshake(c);
+        return;
+    }
+    if (t->write_wants_read) { /* an SSL_write waited for this */
+        t->write_wants_read = 0;
+        mark_dirty(c);
+    }
+    size_t total = 0;
+    while (!c->closing && !c->read_paused && !t->fatal) {
+        size_t got;
+        ERR_clear_error();
+        int r = SSL_read_ex(t->ssl, n->rbuf, sizeof n->rbuf, &got);
+        if (r > 0) {
+            deliver(c, n->rbuf, got);
+            total += got;
+            if (total >= TLS_READ_BUDGET && !SSL_pending(t->ssl) && !SSL_has_pending(t->ssl))
+                break;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) { /* (a KeyUpdate answer, say): go on once writable */
+            t->read_wants_write = 1;
+            ev_io_start(n->loop, &c->wio);
+            break;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify, or an end without it */
+            rtmp_conn_core_peer_closed(c->cc);
+            break;
+        }
+        char reason[300];
+        t->fatal = 1;
+        tls_error_text(t->ssl, e, "read", reason, sizeof reason);
+        rtmp_conn_fail(c, reason);
+        break;
+    }
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     rtmp_conn *c = w->data;
     rtmp_net *n = c->net;
+    if (c->tls) {
+        tls_read(c);
+        return;
+    }
     ssize_t got = read(c->fd, n->rbuf, sizeof n->rbuf);
     if (got < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -642,18 +1170,13 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         rtmp_conn_core_peer_closed(c->cc);
         return;
     }
-    c->nread += (uint64_t)got;
-    if (c->cfg.passthrough) { /* a byte pipe: any byte is activity */
-        rtmp_conn_core_activity(c->cc, ev_now(loop));
-        if (c->h.data && !c->closing)
-            c->h.data(c, c->ud, n->rbuf, (size_t)got);
+    if (c->nread == 0 && c->accepted && !c->cfg.passthrough && n->rbuf[0] == TLS_CONTENT_HANDSHAKE) {
+        c->nread += (uint64_t)got;
+        rtmp_conn_fail(c, "a TLS handshake on a plain RTMP port (first byte 0x16): this listener is rtmp://,"
+                          " not rtmps://");
         return;
     }
-    rtmp_conn_core_feed(c->cc, n->rbuf, (size_t)got, ev_now(loop)); /* an error closes c */
-    if (rtmp_session_pending(c->s))
-        rtmp_conn_output(c);
-    if (!c->closing)
-        arm_deadline(c, 0);
+    deliver(c, n->rbuf, (size_t)got);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -675,9 +1198,14 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->connecting = 0;
         ev_io_stop(loop, w);
+        conn_log(c, RTMP_LOG_DEBUG, "connected");
+        if (c->tls) { /* first the TLS handshake, reading whatever the pause */
+            ev_io_start(loop, &c->rio);
+            tls_handshake(c);
+            return;
+        }
         if (!c->read_paused)
             ev_io_start(loop, &c->rio);
-        conn_log(c, RTMP_LOG_DEBUG, "connected");
         if (c->cfg.passthrough) { /* no handshake: send what was queued meanwhile */
             if (c->pq.bytes > 0)
                 rtmp_conn_output(c);
@@ -689,6 +1217,14 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         rtmp_conn_output(c);
         return;
+    }
+    if (c->tls && !c->tls->open) {
+        tls_handshake(c);
+        return;
+    }
+    if (c->tls && c->tls->read_wants_write) {
+        c->tls->read_wants_write = 0;
+        tls_read(c);
     }
     flush(c);
 }
@@ -761,11 +1297,16 @@ void rtmp_conn_pause_reading(rtmp_conn *c, int paused)
 {
     if (c->closing || c->fd < 0)
         return;
-    if (paused)
-        ev_io_stop(c->net->loop, &c->rio);
-    else if (!c->connecting)
-        ev_io_start(c->net->loop, &c->rio);
     c->read_paused = paused != 0;
+    if (paused) {
+        if (!c->tls || c->tls->open) /* a TLS handshake still reads */
+            ev_io_stop(c->net->loop, &c->rio);
+    } else if (!c->connecting) {
+        ev_io_start(c->net->loop, &c->rio);
+        /* decrypted bytes OpenSSL holds: the socket will not announce them */
+        if (c->tls && c->tls->open && (SSL_pending(c->tls->ssl) > 0 || SSL_has_pending(c->tls->ssl)))
+            ev_feed_event(c->net->loop, &c->rio, EV_READ);
+    }
 }
 
 /* ---- out of descriptors ---- */
@@ -840,19 +1381,25 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         tune_socket(fd, &l->cfg);
-        rtmp_conn *c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
+        rtmp_tls *t = NULL;
+        rtmp_conn *c = NULL;
+        if (!l->tls_ctx || (t = tls_new(l->tls_ctx, fd, 1)) != NULL)
+            c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
         if (!c) {
             rtmp_log(RTMP_LOG_ERROR, 0, NULL, "accept: out of memory");
+            tls_free(t);
             close(fd);
             continue;
         }
+        c->tls = t;
+        c->accepted = 1;
         if (klen && addr_acquire(l->net, key, klen) == 0) {
             memcpy(c->addr, key, klen);
             c->addr_len = klen;
         }
         format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
         rtmp_conn_core_set_label(c->cc, c->id, c->peer);
-        conn_log(c, RTMP_LOG_DEBUG, "accepted");
+        conn_log(c, RTMP_LOG_DEBUG, "accepted%s", t ? " (TLS)" : "");
         ev_io_start(loop, &c->rio);
         if (c->h.open)
             c->h.open(c, c->ud);
@@ -881,9 +1428,29 @@ const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cf
 
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }
 
+int rtmp_conn_tls(const rtmp_conn *c, rtmp_tls_info *info)
+{
+    const rtmp_tls *t = c->tls;
+    if (!t)
+        return -1;
+    memset(info, 0, sizeof *info);
+    info->done = t->open;
+    info->sni = t->sni;
+    if (t->open) {
+        info->version = SSL_get_version(t->ssl);
+        info->cipher = SSL_get_cipher_name(t->ssl);
+        info->ktls_send = t->ktls_send;
+        info->ktls_recv = t->ktls_recv;
+        info->peer_verified = !t->server && t->verify && SSL_get_verify_result(t->ssl) == X509_V_OK;
+    }
+    return 0;
+}
+
 size_t rtmp_conn_memory(const rtmp_conn *c)
 {
     size_t n = sizeof *c + rtmp_conn_core_memory(c->cc) + c->pq.cap * sizeof *c->pq.segs;
+    if (c->tls) /* ours; OpenSSL's own buffers (about two records) are not counted */
+        n += sizeof *c->tls + (c->tls->stage ? TLS_RECORD : 0);
     for (size_t i = 0; i < c->pq.count; i++) /* each a buffer of its own (rtmp_conn_write) */
         n += sizeof(rtmp_buf) + c->pq.segs[(c->pq.head + i) % c->pq.cap].buf->cap;
     return n;
@@ -921,6 +1488,39 @@ static int split_addr(const char *addr, char *host, size_t hostlen, char *port, 
     return 0;
 }
 
+/* A listen address: the forms of split_addr, after rtmp:// or rtmps://
+ * (*tls = 1) or none.  0, or -1 with the message in err. */
+static int parse_listen(const char *addr, char *host, size_t hostlen, char *port, size_t portlen, int *any,
+                        int *tls, char *err, size_t errlen)
+{
+    size_t skip = rtmp_url_scheme(addr, strlen(addr), tls);
+    const char *rest = addr + skip;
+    if ((skip == 0 && strstr(addr, "://")) || strchr(rest, '/')
+        || split_addr(rest, host, hostlen, port, portlen, any) < 0) {
+        snprintf(err, errlen, "bad listen address '%s' (want PORT, HOST:PORT or [V6]:PORT; after rtmps:// for TLS)",
+                 addr);
+        return -1;
+    }
+    return 0;
+}
+
+int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen)
+{
+    char host[256], port[32], why[400];
+    int any, use_tls;
+    if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
+        return -1;
+    if (use_tls) {
+        SSL_CTX *ctx = tls_server_ctx(tls, why, sizeof why);
+        if (!ctx) {
+            snprintf(err, errlen, "listen %s: %s", addr, why);
+            return -1;
+        }
+        SSL_CTX_free(ctx);
+    }
+    return 0;
+}
+
 static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -943,12 +1543,16 @@ fail:;
 }
 
 rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
-                               const rtmp_conn_handler *h, void *ud, char *err, size_t errlen)
+                               const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
+                               char *err, size_t errlen)
 {
-    char host[256], port[32];
-    int any;
-    if (split_addr(addr, host, sizeof host, port, sizeof port, &any) < 0) {
-        snprintf(err, errlen, "bad listen address '%s' (want PORT, HOST:PORT or [V6]:PORT)", addr);
+    char host[256], port[32], why[400];
+    int any, use_tls;
+    if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
+        return NULL;
+    SSL_CTX *ctx = NULL;
+    if (use_tls && !(ctx = tls_server_ctx(tls, why, sizeof why))) {
+        snprintf(err, errlen, "listen %s: %s", addr, why);
         return NULL;
     }
     struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
@@ -956,14 +1560,17 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
     int gai = getaddrinfo(any ? NULL : host, port, &hints, &res);
     if (gai) {
         snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(gai));
+        SSL_CTX_free(ctx);
         return NULL;
     }
     rtmp_listener *l = calloc(1, sizeof *l);
     if (!l) {
         freeaddrinfo(res);
+        SSL_CTX_free(ctx);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    l->tls_ctx = ctx;
     char firsterr[256] = "", scratch[256];
     for (struct addrinfo *ai = res; ai && l->nfds < MAX_LISTEN_FDS; ai = ai->ai_next) {
         int fd = listen_one(ai, firsterr[0] ? scratch : firsterr, sizeof firsterr);
@@ -976,6 +1583,7 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
     freeaddrinfo(res);
     if (l->nfds == 0) {
         snprintf(err, errlen, "%s", firsterr[0] ? firsterr : "no address to listen on");
+        SSL_CTX_free(l->tls_ctx);
         free(l);
         return NULL;
     }
@@ -997,7 +1605,7 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
         socklen_t l2 = sizeof s2;
         getsockname(l->io[i].fd, (struct sockaddr *)&s2, &l2);
         format_addr((struct sockaddr *)&s2, where, sizeof where);
-        rtmp_log(RTMP_LOG_INFO, 0, NULL, "listening on %s", where);
+        rtmp_log(RTMP_LOG_INFO, 0, NULL, "listening on %s%s", where, l->tls_ctx ? " (rtmps: TLS)" : "");
     }
     l->next = n->listeners;
     n->listeners = l;
@@ -1024,14 +1632,19 @@ void rtmp_listener_close(rtmp_listener *l)
             break;
         }
     listener_stop(l);
+    SSL_CTX_free(l->tls_ctx); /* its connections hold their own references */
     free(l);
 }
 
 int rtmp_listener_port(const rtmp_listener *l) { return l->port; }
 
 rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, const rtmp_conn_config *cfg,
-                            const rtmp_conn_handler *h, void *ud, char *err, size_t errlen)
+                            const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
+                            char *err, size_t errlen)
 {
+    SSL_CTX *ctx = NULL;
+    if (tls && !(ctx = tls_client_ctx(n, tls, err, errlen)))
+        return NULL;
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
     struct addrinfo *res;
     int gai = getaddrinfo(host, port, &hints, &res);
@@ -1058,13 +1671,19 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
         return NULL;
     }
     ev_now_update(n->loop); /* deadlines count from now, also when called outside the loop */
-    rtmp_conn *c = conn_new(n, fd, cfg, h, ud);
+    rtmp_tls *t = NULL;
+    rtmp_conn *c = NULL;
+    if (!ctx || ((t = tls_new(ctx, fd, 0)) != NULL
+                 && tls_client_name(t, tls->sni && *tls->sni ? tls->sni : host, !tls->insecure) == 0))
+        c = conn_new(n, fd, cfg, h, ud);
     if (!c) {
+        tls_free(t);
         close(fd);
         freeaddrinfo(res);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    c->tls = t;
     format_addr(ai->ai_addr, c->peer, sizeof c->peer);
     rtmp_conn_core_set_label(c->cc, c->id, c->peer);
     freeaddrinfo(res);
@@ -1151,6 +1770,12 @@ void rtmp_net_free(rtmp_net *n)
     while (n->timers)
         rtmp_timer_free(n->timers);
     free(n->addrs); /* every entry went with its connection */
+    while (n->tls_clients) { /* connections hold their own references */
+        tls_client_entry *e = n->tls_clients;
+        n->tls_clients = e->next;
+        SSL_CTX_free(e->ctx);
+        free(e);
+    }
     if (ev_is_active(&n->sigint)) {
         ev_ref(n->loop);
         ev_ref(n->loop);

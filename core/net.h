@@ -9,6 +9,12 @@
  * writev per connection; the write watcher is armed only on EAGAIN.
  * Connections are closed at a safe point, never inside the callback that
  * is parsing them.
+ *
+ * TLS (OpenSSL) lives here too, and only here: a listener whose address
+ * is rtmps://ADDR:PORT, or a connection made with a TLS configuration,
+ * reads through SSL_read and writes either with the same writev (the
+ * kernel encrypts: kTLS send) or as TLS records of up to 16 KiB; the
+ * session above never knows.  docs/TLS.md.
  */
 #ifndef RTMP_NET_H
 #define RTMP_NET_H
@@ -33,6 +39,35 @@ typedef struct rtmp_conn_handler {
      * valid until return, instead of feeding the session. */
     void (*data)(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
 } rtmp_conn_handler;
+
+/* TLS for a listener (cert and key) or an outgoing connection (the
+ * rest).  The strings are read during the call that takes the
+ * configuration; none is kept. */
+typedef struct rtmp_tls_config {
+    const char *cert;     /* listeners: the certificate chain, PEM (required) */
+    const char *key;      /* listeners: its private key, PEM (required) */
+    const char *ca;       /* connections: a CA file (PEM) trusted besides the
+                             system store; NULL: the system store only */
+    const char *sni;      /* connections: the server name sent (SNI) and
+                             verified; NULL: the host connected to */
+    int         insecure; /* connections: do not verify the certificate */
+} rtmp_tls_config;
+
+/* What a TLS connection negotiated (rtmp_conn_tls).  The strings stay
+ * valid while the connection is open. */
+typedef struct rtmp_tls_info {
+    int         done;          /* the TLS handshake is complete (else only sni
+                                  of a client is set) */
+    const char *version;       /* "TLSv1.3" */
+    const char *cipher;        /* "TLS_AES_256_GCM_SHA384" */
+    const char *sni;           /* the server name sent (client) or received
+                                  (server); "" when none */
+    int         ktls_send;     /* the kernel encrypts our output: one writev of
+                                  shared buffers per flush, as without TLS */
+    int         ktls_recv;     /* the kernel decrypts our input */
+    int         peer_verified; /* client: the server's certificate chain and
+                                  name were verified (0 with insecure) */
+} rtmp_tls_info;
 
 /* A connection's settings (rtmp_conn_config) and their defaults
  * (rtmp_conn_config_default) are conn.h's: the socket-free connection
@@ -60,18 +95,36 @@ void rtmp_net_shutdown(rtmp_net *n, const char *reason);
 double rtmp_net_now(rtmp_net *n);
 
 /* Listen on addr ("1935", "127.0.0.1:1935", "[::1]:1935", "*:1935"; a bare
- * port listens on IPv4 and IPv6).  Returns NULL and writes a message into
- * err on failure. */
+ * port listens on IPv4 and IPv6), optionally after "rtmp://", or after
+ * "rtmps://" for a TLS listener, which takes tls->cert and tls->key (tls
+ * is ignored otherwise; NULL: none).  Returns NULL and writes a message
+ * into err on failure: a bad address, an rtmps:// one without a
+ * certificate and key, a certificate or key that does not load, an
+ * address that cannot be bound. */
 rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
-                               const rtmp_conn_handler *h, void *ud, char *err, size_t errlen);
+                               const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
+                               char *err, size_t errlen);
+
+/* The checks rtmp_net_listen makes before it binds: the address's form,
+ * and for rtmps:// the certificate and key (loaded, then dropped).  0, or
+ * -1 with the message in err.  For a command line to refuse what cannot
+ * work before anything runs. */
+int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen);
 void rtmp_listener_close(rtmp_listener *l);
 /* Local port the listener is bound to (useful with port 0). */
 int rtmp_listener_port(const rtmp_listener *l);
 
 /* Connect to host:port (numeric or resolvable; resolution blocks).
- * The handshake starts once TCP connects.  NULL and err on failure. */
+ * The handshake starts once TCP connects; with tls (not NULL), once the
+ * TLS handshake that follows is complete: SNI from tls->sni or host
+ * (none for an IP address), the certificate verified against the system
+ * store and tls->ca, for that name, unless tls->insecure.  NULL and err
+ * on failure (a CA file that does not load, resolution, socket); what
+ * fails later (the TLS handshake, verification) closes the connection
+ * with the reason. */
 rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, const rtmp_conn_config *cfg,
-                            const rtmp_conn_handler *h, void *ud, char *err, size_t errlen);
+                            const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
+                            char *err, size_t errlen);
 
 /* Connection accessors. */
 rtmp_session *rtmp_conn_session(rtmp_conn *c);
@@ -81,8 +134,12 @@ const char *rtmp_conn_peer(const rtmp_conn *c);   /* "127.0.0.1:5555", "[::1]:55
 /* Our end of the socket, in the same form, written into out (empty when
  * unknown: not connected yet, or closed). */
 void rtmp_conn_local(const rtmp_conn *c, char *out, size_t len);
-uint64_t rtmp_conn_bytes_written(const rtmp_conn *c); /* bytes the socket took */
-uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the socket */
+uint64_t rtmp_conn_bytes_written(const rtmp_conn *c); /* bytes the socket took (TLS: before
+                                                         encryption, as the session sent them) */
+uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the socket (TLS: after
+                                                         decryption) */
+/* TLS: 0 and what was negotiated in *info; -1 for a plain connection. */
+int rtmp_conn_tls(const rtmp_conn *c, rtmp_tls_info *info);
 int rtmp_conn_closing(const rtmp_conn *c);
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);

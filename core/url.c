@@ -1,5 +1,5 @@
 /*
- * url.c: rtmp:// URLs taken apart (see url.h).
+ * url.c: rtmp:// and rtmps:// URLs taken apart (see url.h).
  */
 #include "url.h"
 #include "error.h"
@@ -18,13 +18,28 @@ static const char *find(const char *p, const char *end, char c)
     return memchr(p, c, (size_t)(end - p));
 }
 
+size_t rtmp_url_scheme(const char *s, size_t len, int *tls)
+{
+    static const char plain[] = "rtmp://", secure[] = "rtmps://";
+    *tls = 0;
+    if (len >= sizeof plain - 1 && memcmp(s, plain, sizeof plain - 1) == 0)
+        return sizeof plain - 1;
+    if (len >= sizeof secure - 1 && memcmp(s, secure, sizeof secure - 1) == 0) {
+        *tls = 1;
+        return sizeof secure - 1;
+    }
+    return 0;
+}
+
 int rtmp_url_parse(const char *url, size_t len, rtmp_url *u)
 {
-    static const char scheme[] = "rtmp://", default_port[] = RTMP_URL_DEFAULT_PORT;
+    static const char default_port[] = RTMP_URL_DEFAULT_PORT, default_tls_port[] = RTMP_URL_DEFAULT_TLS_PORT;
     const char *end = url + len;
-    if (len < sizeof scheme - 1 || memcmp(url, scheme, sizeof scheme - 1) != 0)
+    int tls;
+    size_t skip = rtmp_url_scheme(url, len, &tls);
+    if (skip == 0)
         return RTMP_ERR_URL_SCHEME;
-    const char *host = url + sizeof scheme - 1;
+    const char *host = url + skip;
     const char *slash = find(host, end, '/');
     const char *hend = slash ? slash : end;
     const char *hstart = host, *hstop = hend, *port = NULL;
@@ -46,8 +61,11 @@ int rtmp_url_parse(const char *url, size_t len, rtmp_url *u)
     if (hstop == hstart)
         return RTMP_ERR_URL_HOST;
     u->host = part(hstart, hstop);
+    u->tls = tls;
     if (port)
         u->port = part(port, hend);
+    else if (tls)
+        u->port = part(default_tls_port, default_tls_port + sizeof default_tls_port - 1);
     else
         u->port = part(default_port, default_port + sizeof default_port - 1);
     const char *path = slash ? slash + 1 : end; /* no path: the empty end of url */

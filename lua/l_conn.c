@@ -20,6 +20,7 @@
 #include "l_queue.h"
 #include "l_send.h"
 #include "l_settings.h"
+#include "l_tls.h"
 #include "../core/error.h"
 #include "../core/log.h"
 #include "../core/url.h"
@@ -320,6 +321,7 @@ static int conn_index(lua_State *L)
             if (!strcmp(k, "bytes_in")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_in(lc->o.c)); return 1; }
             if (!strcmp(k, "bytes_out")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_bytes_written(lc->o.c)); return 1; }
             if (!strcmp(k, "pending")) { lua_pushinteger(L, (lua_Integer)rtmp_conn_pending(lc->o.c)); return 1; }
+            if (!strcmp(k, "tls")) return rtmp_l_push_tls(L, lc->o.c); /* what TLS negotiated, or false */
             if (!strcmp(k, "local_addr")) {
                 char a[80];
                 rtmp_conn_local(lc->o.c, a, sizeof a);
@@ -411,12 +413,14 @@ static int l_connect(lua_State *L)
     lua_pushlstring(L, u.port.s, u.port.len);
     rtmp_conn_config cfg;
     rtmp_l_settings_read(L, 2, &cfg, RTMP_ROLE_CLIENT);
+    rtmp_tls_config tls; /* rtmps:// */
+    rtmp_l_settings_read_tls(L, 2, &tls);
     lua_Integer instructions;
     int on_error;
     rtmp_l_contain_read(L, 2, &instructions, &on_error);
     char err[300];
-    rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, &client_handler,
-                                    NULL, err, sizeof err);
+    rtmp_conn *c = rtmp_net_connect(st->net, lua_tostring(L, -2), lua_tostring(L, -1), &cfg, u.tls ? &tls : NULL,
+                                    &client_handler, NULL, err, sizeof err);
     if (!c) {
         lua_pushnil(L);
         lua_pushstring(L, err);

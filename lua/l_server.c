@@ -4,18 +4,21 @@
  *
  *   rtmp.listen{ listen = "ADDR", on_open, on_handshake, on_message,
  *                on_close, on_data, <settings> } -> server | nil, err
- *   server.port, server:close() (also __close)
+ *   rtmp.listen{ listen = "rtmps://ADDR", tls = { cert =, key = }, ... }
+ *   server.port, server.tls, server:close() (also __close)
  */
 #include <string.h>
 
 #include "l_conn.h"
 #include "l_settings.h"
+#include "../core/url.h"
 
 #define SERVER_MT "rtmp.server"
 
 typedef struct lserver {
     rtmp_l_state  *st;
     rtmp_listener *l;       /* NULL once closed */
+    int            tls;     /* an rtmps:// listener */
     int            handlers; /* registry ref to the handlers table */
     lua_Integer    instructions; /* its connections' script_instructions and on_error */
     int            on_error;
@@ -56,6 +59,8 @@ static int l_listen(lua_State *L)
     lua_Integer instructions;
     int on_error;
     rtmp_l_contain_read(L, 1, &instructions, &on_error);
+    rtmp_tls_config tls;
+    rtmp_l_settings_read_tls(L, 1, &tls);
 
     /* collect addresses: opts.listen, else rtmp.options.listen, else the default */
     lua_getfield(L, 1, "listen");
@@ -92,7 +97,9 @@ static int l_listen(lua_State *L)
     lua_geti(L, addrs, 1);
     const char *addr = luaL_checkstring(L, -1);
     char err[300];
-    srv->l = rtmp_net_listen(st->net, addr, &cfg, &server_handler, srv, err, sizeof err);
+    srv->l = rtmp_net_listen(st->net, addr, &cfg, &tls, &server_handler, srv, err, sizeof err);
+    int scheme_tls;
+    srv->tls = rtmp_url_scheme(addr, strlen(addr), &scheme_tls) > 0 && scheme_tls;
     lua_pop(L, 1);
     if (!srv->l) {
         luaL_unref(L, LUA_REGISTRYINDEX, srv->handlers);
@@ -133,6 +140,10 @@ static int server_index(lua_State *L)
         if (!srv->l)
             return 0;
         lua_pushinteger(L, rtmp_listener_port(srv->l));
+        return 1;
+    }
+    if (!strcmp(k, "tls")) {
+        lua_pushboolean(L, srv->tls);
         return 1;
     }
     if (!strcmp(k, "close")) {

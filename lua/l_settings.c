@@ -21,6 +21,7 @@ enum { T_NONE = -1, T_DOUBLE, T_INT, T_UNSIGNED, T_ULONG, T_ULLONG };
 #define FIELD(m) RTMP_L_FOR_CONN, offsetof(rtmp_conn_config, m), CTYPE(m)
 #define CONTAIN RTMP_L_FOR_CONTAIN, 0, T_NONE
 #define OTHER RTMP_L_FOR_OTHER, 0, T_NONE
+#define TLS(m) RTMP_L_FOR_TLS, offsetof(rtmp_tls_config, m), T_NONE
 
 #define U32 4294967295.0
 #define NEVER 1e9        /* seconds: no practical bound */
@@ -34,8 +35,18 @@ static const int on_error_values[] = { RTMP_L_ON_ERROR_CLOSE, RTMP_L_ON_ERROR_DR
 /* The settings, in the order --help lists them. */
 static const rtmp_l_setting settings[] = {
     { "listen", NULL, "ADDR", RTMP_L_SET_ADDRESS, OTHER, 0, 0, 0, NULL, NULL,
-      "where a server listens: PORT, HOST:PORT or [V6]:PORT (a bare port: IPv4 and IPv6), or an array "
-      "of one" },
+      "where a server listens: PORT, HOST:PORT or [V6]:PORT (a bare port: IPv4 and IPv6), after "
+      "rtmps:// for TLS (with tls.cert and tls.key), or an array of one" },
+    { "tls.cert", "--tls-cert", "FILE", RTMP_L_SET_STRING, TLS(cert), 0, 0, 0, NULL, NULL,
+      "rtmps:// listeners: the certificate chain (PEM), the server's first" },
+    { "tls.key", "--tls-key", "FILE", RTMP_L_SET_STRING, TLS(key), 0, 0, 0, NULL, NULL,
+      "rtmps:// listeners: the certificate's private key (PEM)" },
+    { "tls.ca", "--tls-ca", "FILE", RTMP_L_SET_STRING, TLS(ca), 0, 0, 0, NULL, NULL,
+      "rtmps:// connections: CA certificates (PEM) trusted besides the system store" },
+    { "tls.insecure", "--tls-insecure", NULL, RTMP_L_SET_BOOLEAN, TLS(insecure), 0, 0, 0, NULL, NULL,
+      "rtmps:// connections: do not verify the server's certificate (tests only)" },
+    { "tls.sni", NULL, "NAME", RTMP_L_SET_STRING, TLS(sni), 0, 0, 0, NULL, NULL,
+      "rtmps:// connections: the server name sent and verified instead of the URL's host" },
     { "handshake_timeout", "--handshake-timeout", "SECONDS", RTMP_L_SET_SECONDS,
       FIELD(handshake_timeout), 0, 0, NEVER, NULL, NULL,
       "close connections that have not completed the handshake this long after connecting" },
@@ -145,7 +156,7 @@ static const rtmp_l_setting settings[] = {
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
 static const char *const type_names[] = { "seconds", "count", "bytes", "boolean", "choice", "integer",
-                                          "table", "trace", "address" };
+                                          "table", "trace", "address", "string" };
 
 const rtmp_l_setting *rtmp_l_settings(size_t *n)
 {
@@ -344,6 +355,59 @@ void rtmp_l_settings_read(lua_State *L, int t, rtmp_conn_config *cfg, int role)
         apply(L, t, cfg, 0);
 }
 
+/* The part of a dotted name after the dot ("cert" of "tls.cert"). */
+static const char *subkey(const rtmp_l_setting *s)
+{
+    const char *dot = strchr(s->name, '.');
+    return dot ? dot + 1 : s->name;
+}
+
+/* [-0, +0, e] the TLS fields of the table src.tls (if any) over *tls */
+static void apply_tls(lua_State *L, int src, rtmp_tls_config *tls)
+{
+    int kind = lua_getfield(L, src, "tls");
+    if (kind == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    int t = lua_gettop(L);
+    if (kind != LUA_TTABLE)
+        luaL_error(L, "tls must be a table { cert =, key =, ca =, sni =, insecure = }, not %s",
+                   luaL_tolstring(L, t, NULL));
+    lua_pushnil(L);
+    while (lua_next(L, t)) { /* a misspelt key is an error, not silence */
+        const rtmp_l_setting *s = NULL;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            lua_pushfstring(L, "tls.%s", lua_tostring(L, -2));
+            s = rtmp_l_setting_find(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        if (!s)
+            luaL_error(L, "unknown TLS setting '%s' (want cert, key, ca, sni or insecure)",
+                       luaL_tolstring(L, -2, NULL));
+        if (s->type == RTMP_L_SET_STRING) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                raise_bad(L, s, -1);
+            *(const char **)((char *)tls + s->offset) = lua_tostring(L, -1);
+        } else {
+            *(int *)((char *)tls + s->offset) = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+void rtmp_l_settings_read_tls(lua_State *L, int t, rtmp_tls_config *tls)
+{
+    t = t ? lua_absindex(L, t) : 0;
+    memset(tls, 0, sizeof *tls);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RTMP_L_OPTIONS_KEY) == LUA_TTABLE)
+        apply_tls(L, lua_gettop(L), tls);
+    lua_pop(L, 1);
+    if (t)
+        apply_tls(L, t, tls);
+}
+
 void rtmp_l_settings_read_reader(lua_State *L, int t, rtmp_reader_config *cfg)
 {
     rtmp_conn_config c;
@@ -401,11 +465,18 @@ static int parse_number(const rtmp_l_setting *s, const char *text, double *v)
     return in_bounds(s, *v) ? 0 : -1;
 }
 
+int rtmp_l_setting_is_flag(const rtmp_l_setting *s)
+{
+    return s->type == RTMP_L_SET_BOOLEAN;
+}
+
 int rtmp_l_setting_parse(const rtmp_l_setting *s, const char *text, char *w, size_t wlen)
 {
     int ok = 0;
     double v;
-    if (s->type == RTMP_L_SET_CHOICE) {
+    if (s->type == RTMP_L_SET_STRING) {
+        ok = text[0] != '\0';
+    } else if (s->type == RTMP_L_SET_CHOICE) {
         for (int i = 0; s->choices[i]; i++)
             ok |= !strcmp(text, s->choices[i]);
     } else if (s->type <= RTMP_L_SET_BYTES) {
@@ -420,20 +491,40 @@ int rtmp_l_setting_parse(const rtmp_l_setting *s, const char *text, char *w, siz
 void rtmp_l_setting_set(lua_State *L, int t, const rtmp_l_setting *s, const char *text)
 {
     t = lua_absindex(L, t);
+    const char *dot = strchr(s->name, '.');
+    if (dot) { /* a field of the table setting named before the dot */
+        lua_pushlstring(L, s->name, (size_t)(dot - s->name));
+        if (lua_getfield(L, t, lua_tostring(L, -1)) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_settable(L, t);
+        }
+        t = lua_gettop(L);
+    }
     double v = 0;
-    if (s->type == RTMP_L_SET_CHOICE)
+    if (s->type == RTMP_L_SET_BOOLEAN)
+        lua_pushboolean(L, 1);
+    else if (s->type == RTMP_L_SET_CHOICE || s->type == RTMP_L_SET_STRING)
         lua_pushstring(L, text);
     else if (parse_number(s, text, &v) == 0 && s->type == RTMP_L_SET_SECONDS)
         lua_pushnumber(L, v);
     else
         lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, t, s->name);
+    lua_setfield(L, t, subkey(s));
+    if (dot)
+        lua_pop(L, 2);
 }
 
 /* The default of s as text (a byte count in KiB, MiB or GiB when whole). */
 static void default_text(const rtmp_l_setting *s, const rtmp_conn_config *d, char *out, size_t len)
 {
-    if (s->type == RTMP_L_SET_CHOICE && s->user == RTMP_L_FOR_CONN) {
+    if (s->type == RTMP_L_SET_STRING) {
+        snprintf(out, len, "none");
+    } else if (s->type == RTMP_L_SET_BOOLEAN && s->user != RTMP_L_FOR_CONN) {
+        snprintf(out, len, "off");
+    } else if (s->type == RTMP_L_SET_CHOICE && s->user == RTMP_L_FOR_CONN) {
         snprintf(out, len, "%s", rtmp_l_setting_choice_name(s, (int)get_field(s, d)));
     } else if (s->type == RTMP_L_SET_CHOICE) {
         snprintf(out, len, "%s", s->choices[0]);
@@ -463,7 +554,7 @@ void rtmp_l_settings_help(FILE *f, int col)
         if (!s->cli)
             continue;
         char head[96], def[48], text[400];
-        int n = snprintf(head, sizeof head, "  %s %s", s->cli, s->arg);
+        int n = snprintf(head, sizeof head, "  %s%s%s", s->cli, s->arg ? " " : "", s->arg ? s->arg : "");
         default_text(s, &d, def, sizeof def);
         /* "..., this long; 0 = never" reads "... this long (default 60; 0 = never)" */
         const char *note = strstr(s->help, "; 0 = ");

@@ -3,7 +3,9 @@
  * (l_settings.c).  Each setting is described once: its Lua key, type,
  * bounds, one-line help and command-line spelling; its default is the
  * core's (rtmp_conn_config_default), read from the field the setting
- * fills.  The same description serves
+ * fills.  A name with a dot is a field of a table setting: "tls.cert"
+ * is tls = { cert = ... } in Lua, --tls-cert on the command line.
+ * The same description serves
  *   - the Lua parser of rtmp.listen / rtmp.connect / rtmp.session
  *     settings (over rtmp.options, over the defaults);
  *   - the luartmp command line (--idle-timeout SECONDS ..., and --help);
@@ -41,6 +43,7 @@ enum {
     RTMP_L_SET_AUTOS,    /* a table { ack = false, ... } of RTMP_AUTO_* names */
     RTMP_L_SET_TRACE,    /* true, a path or an open file (l_trace.c) */
     RTMP_L_SET_ADDRESS,  /* an address or an array of them (rtmp.listen) */
+    RTMP_L_SET_STRING,   /* a string (a file name, a host name) */
 };
 
 /* Who reads a setting. */
@@ -48,6 +51,7 @@ enum {
     RTMP_L_FOR_CONN,     /* a field of rtmp_conn_config, at offset */
     RTMP_L_FOR_CONTAIN,  /* the binding's containment (l_contain.c) */
     RTMP_L_FOR_OTHER,    /* read where it is used (trace, listen) */
+    RTMP_L_FOR_TLS,      /* a field of rtmp_tls_config (core/net.h), at offset */
 };
 
 typedef struct rtmp_l_setting {
@@ -74,6 +78,13 @@ const rtmp_l_setting *rtmp_l_setting_find(const char *name);
  * Raises "<name> must be ..." for a bad value. */
 void rtmp_l_settings_read(lua_State *L, int t, rtmp_conn_config *cfg, int role);
 
+/* [-0, +0, e] The TLS settings (tls = { cert, key, ca, sni, insecure })
+ * of rtmp.options, then of the table at t (0: none), field by field,
+ * into *tls (zeroed first).  The strings point into those tables: valid
+ * while the tables hold them.  Raises "tls must be a table ...", "unknown
+ * TLS setting ...", "tls.cert must be a string ...". */
+void rtmp_l_settings_read_tls(lua_State *L, int t, rtmp_tls_config *tls);
+
 /* [-0, +0, e] Only the chunk reader's settings (max_message, ...,
  * ext_ts_fmt3, accept_fresh_fmt) of the table at t over cfg: rtmp.reader. */
 void rtmp_l_settings_read_reader(lua_State *L, int t, rtmp_reader_config *cfg);
@@ -94,12 +105,17 @@ const char *rtmp_l_setting_choice_name(const rtmp_l_setting *s, int value);
 /* The setting spelled opt ("--idle-timeout") on the command line, or NULL. */
 const rtmp_l_setting *rtmp_l_setting_cli(const char *opt);
 
+/* Whether s is a flag on the command line (a boolean: no value). */
+int rtmp_l_setting_is_flag(const rtmp_l_setting *s);
+
 /* Check text as a value of s on the command line: 0, or -1 after writing
  * what s wants ("seconds >= 0", "close or drop") into want. */
 int rtmp_l_setting_parse(const rtmp_l_setting *s, const char *text, char *want, size_t wantlen);
 
 /* [-0, +0, m] Set field s->name of the table at t to text as s's value
- * (text passed rtmp_l_setting_parse). */
+ * (text passed rtmp_l_setting_parse; NULL for a flag: true); a dotted
+ * name sets a field of the table under its first part (made if
+ * missing): "tls.cert" sets t.tls.cert. */
 void rtmp_l_setting_set(lua_State *L, int t, const rtmp_l_setting *s, const char *text);
 
 /* A byte count with an optional K, M or G suffix (powers of 1024), up to

@@ -2,8 +2,8 @@
  * l_url.c: rtmp.parse_url, the URL parser of the core (core/url.h) for
  * Lua.
  *
- *   rtmp.parse_url("rtmp://host[:port]/app[/instance...]")
- *     -> { host =, port =, app =, path =, tc_url = } | nil, err
+ *   rtmp.parse_url("rtmp[s]://host[:port]/app[/instance...]")
+ *     -> { host =, port =, app =, path =, tc_url =, tls = } | nil, err
  */
 #include "l_rtmp.h"
 #include "../core/error.h"
@@ -38,8 +38,10 @@ static int l_parse_url(lua_State *L)
     int rc = rtmp_url_parse(url, len, &u);
     if (rc < 0)
         return rtmp_l_url_fail(L, rc, url);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     rtmp_l_url_set(L, &u, 1);
+    lua_pushboolean(L, u.tls); /* rtmps:// */
+    lua_setfield(L, -2, "tls");
     return 1;
 }
 

@@ -36,8 +36,10 @@ static const char usage_head[] =
     "in the scripts directory.\n"
     "\n"
     "options:\n"
-    "  -l, --listen ADDR            where servers listen: PORT, HOST:PORT or [V6]:PORT\n"
-    "                               (repeatable; default 1935 on IPv4 and IPv6)\n"
+    "  -l, --listen ADDR            where servers listen: PORT, HOST:PORT or [V6]:PORT,\n"
+    "                               after rtmps:// for TLS (with --tls-cert and --tls-key)\n"
+    "                               (repeatable, plain and TLS mixed; default 1935 on IPv4\n"
+    "                               and IPv6)\n"
     "  --log-level LEVEL            error, warn, info (default), debug or trace\n";
 
 /* Then the settings' lines (l_settings.c), then these. */
@@ -193,6 +195,15 @@ int main(int argc, char **argv)
                  || strcmp(a, "--log-level") == 0 || strcmp(a, "--script-memory") == 0;
         if (!takes)
             return fail_usage("unknown option '%s'", argv[i]);
+        if (setting && rtmp_l_setting_is_flag(setting)) { /* --tls-insecure */
+            if (val)
+                return fail_usage("option '%s' takes no value", a);
+            if (nset == (int)(sizeof set / sizeof set[0]))
+                return fail_usage("too many options%s", "");
+            set[nset].s = setting;
+            set[nset++].val = NULL;
+            continue;
+        }
         if (!val) {
             if (i + 1 >= argc)
                 return fail_usage("option '%s' needs a value", a);
@@ -306,6 +317,18 @@ int main(int argc, char **argv)
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1);
+    /* what cannot listen says so now, not from inside the script: a bad
+     * address, rtmps:// without a certificate and key that load */
+    rtmp_tls_config tls;
+    rtmp_l_settings_read_tls(L, 0, &tls);
+    for (int k = 0; k < nlisten; k++) {
+        char err[600];
+        if (rtmp_net_check_listen(listen[k], &tls, err, sizeof err) < 0) {
+            fprintf(stderr, "luartmp: %s\n", err);
+            lua_close(L);
+            return 2;
+        }
+    }
     /* budgets: the hook on this thread, inherited by the script's coroutine */
     lua_getfield(L, -1, "options");
     int budget = lua_getfield(L, -1, "script_instructions") == LUA_TNUMBER && lua_tonumber(L, -1) > 0;

@@ -41,7 +41,7 @@ describe("luartmp command-line settings", function()
     local rc2, help = run("--help")
     assert.are.equal(0, rc2)
     local n = 0
-    for cli, _, default, kind in out:gmatch("(%-%-[%w%-]+)\t([%w_]+)\t(%S+)\t(%S+)\n") do
+    for cli, _, default, kind in out:gmatch("(%-%-[%w%-]+)\t([%w_.]+)\t(%S+)\t(%S+)\n") do
       n = n + 1
       -- the option's block: from its line to the next option
       local block = help:match("\n  " .. cli:gsub("%-", "%%-") .. " .-\n  %-")
@@ -53,17 +53,40 @@ describe("luartmp command-line settings", function()
           if v >= 1024 and v % 1024 == 0 then v, unit = v // 1024, u end
         end
         default = string.format("%d%s", v, unit)
+      elseif kind == "string" then   -- a file: none unless given
+        default = "none"
+      elseif kind == "boolean" then  -- a flag (--tls-insecure)
+        default = default == "true" and "on" or "off"
       elseif kind ~= "choice" then
         default = string.format("%g", tonumber(default))
       end
       assert.are.equal(default, shown, cli)
     end
-    assert.are.equal(13, n)
+    assert.are.equal(17, n)
     for _, cli in ipairs({ "--handshake-timeout", "--connect-timeout", "--idle-timeout", "--max-per-address",
         "--linger", "--merge-window", "--script-instructions", "--on-error", "--max-output", "--max-message",
-        "--max-queue-bytes", "--max-queue-time", "--max-queue-stall" }) do
+        "--max-queue-bytes", "--max-queue-time", "--max-queue-stall", "--tls-cert", "--tls-key", "--tls-ca",
+        "--tls-insecure" }) do
       assert.truthy(help:find("\n  " .. cli .. " ", 1, true), cli)
     end
+  end)
+
+  it("puts the TLS options in rtmp.options.tls, --tls-insecure a flag without a value", function()
+    local tls_script = H.tmpname("tls-options") .. ".lua"
+    H.write_file(tls_script, [[
+      local rtmp = require "rtmp"
+      local t = rtmp.options.tls or {}
+      print(tostring(t.cert), tostring(t.key), tostring(t.ca), tostring(t.insecure))
+    ]])
+    local rc, out = run("--tls-cert c.pem --tls-key=k.pem --tls-ca ca.pem --tls-insecure " .. q(tls_script))
+    assert.are.equal(0, rc, out)
+    assert.are.equal("c.pem\tk.pem\tca.pem\ttrue\n", out)
+    rc, out = run("--tls-insecure=yes " .. q(tls_script))
+    assert.are.equal(2, rc, out)
+    assert.truthy(out:find("option '--tls-insecure' takes no value", 1, true), out)
+    rc, out = run("--tls-cert '' " .. q(tls_script))
+    assert.are.equal(2, rc, out)
+    assert.truthy(out:find("bad --tls-cert '' (want a string)", 1, true), out)
   end)
 
   it("puts each value in rtmp.options, typed as the setting takes it", function()

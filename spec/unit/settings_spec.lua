@@ -44,7 +44,8 @@ describe("rtmp.settings", function()
         for _, c in ipairs(s.choices) do found = found or c == s.default end
         assert.truthy(found, name)
       end
-      if s.cli then assert.are.equal("--" .. name:gsub("_", "-"), s.cli) end
+      -- a dotted name is a field of a table setting: tls.cert is --tls-cert
+      if s.cli then assert.are.equal("--" .. name:gsub("[_.]", "-"), s.cli) end
     end
     -- every setting a connection reads today, the command line's among them
     for _, name in ipairs({ "listen", "handshake_timeout", "connect_timeout", "idle_timeout", "max_per_address",
@@ -52,10 +53,10 @@ describe("rtmp.settings", function()
         "send_buffer", "recv_buffer", "max_message", "max_amf_message", "max_chunk_streams", "min_chunk_size",
         "max_chunk_size", "ext_ts_fmt3", "accept_fresh_fmt", "ack_window", "max_amf_depth", "bytes_in_start",
         "plain_handshake", "handshake_seed", "auto", "passthrough", "script_instructions", "on_error",
-        "trace", "gop_max_bytes" }) do
+        "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ca", "tls.insecure", "tls.sni" }) do
       assert.is_table(rtmp.settings[name], name)
     end
-    assert.are.equal(31, n)
+    assert.are.equal(36, n)
   end)
 
   it("gives the defaults a session applies", function()

@@ -29,8 +29,17 @@ describe("rtmp.parse_url", function()
     assert.are.same({ "h", "1935", "", "", "rtmp://h/" }, parts("rtmp://h/"))
   end)
 
+  it("takes rtmps:// apart the same, TLS on and port 443 by default (as ffmpeg and librtmp)", function()
+    assert.are.same({ "example.com", "443", "live", "stream", "rtmps://example.com/live" },
+      parts("rtmps://example.com/live/stream"))
+    assert.are.same({ "::1", "1936", "app", "x", "rtmps://[::1]:1936/app" }, parts("rtmps://[::1]:1936/app/x"))
+    assert.is_true(rtmp.parse_url("rtmps://h/live").tls)
+    assert.is_false(rtmp.parse_url("rtmp://h/live").tls)
+  end)
+
   it("refuses what is not an rtmp URL, with a message", function()
-    for _, bad in ipairs({ "http://h/live", "rtmp://", "rtmp:///live", "rtmp://[::1/live" }) do
+    for _, bad in ipairs({ "http://h/live", "rtmp://", "rtmp:///live", "rtmp://[::1/live", "rtmps://", "rtmpt://h/live",
+        "rtmps:/h/live" }) do
       local u, err = rtmp.parse_url(bad)
       assert.is_nil(u, bad)
       assert.is_string(err, bad)
