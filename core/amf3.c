@@ -418,6 +418,23 @@ int rtmp_amf3_skip_value(rtmp_amf3_reader *r, int max_depth)
     return rc < 0 ? undo(r, m, rc) : 0;
 }
 
+int rtmp_amf3_walk(const uint8_t *p, size_t len, int max_depth, size_t *count, size_t *offset)
+{
+    rtmp_amf3_reader r;
+    rtmp_amf3_reader_init(&r, p, len);
+    int rc = 0;
+    size_t n = 0;
+    while (rc == 0 && rtmp_amf3_remaining(&r) > 0)
+        if ((rc = rtmp_amf3_skip_value(&r, max_depth)) == 0)
+            n++;
+    if (count)
+        *count = n;
+    if (offset)
+        *offset = rtmp_amf3_offset(&r);
+    rtmp_amf3_reader_free(&r);
+    return rc;
+}
+
 /* Writers. */
 
 int rtmp_amf3_write_u29(rtmp_buf **out, uint32_t v)

@@ -219,6 +219,13 @@ double rtmp_amf3_vector_double(const uint8_t *bytes, uint32_t i);
  * form) / NOMEM, with the reader left where the value started. */
 int rtmp_amf3_skip_value(rtmp_amf3_reader *r, int max_depth);
 
+/* Walk every value of p[0 .. len) (AMF3 values, one context for all) with
+ * rtmp_amf3_skip_value: 0, or its first error.  *count (may be NULL): the
+ * values walked whole; *offset (may be NULL): where the walk stopped (the
+ * failing value's first byte, or len).  The reader's tables live only
+ * during the call. */
+int rtmp_amf3_walk(const uint8_t *p, size_t len, int max_depth, size_t *count, size_t *offset);
+
 /* Writers: append one item to *out. */
 
 /* A bare U29 (RTMP_ERR_INVAL past 2^29-1). */

@@ -1011,29 +1011,15 @@ static int l_date(lua_State *L)
 }
 
 /* rtmp.amf0.validate(s [, max_depth]) -> count | nil, message, code:
- * walks every value with the core's skip (no Lua values built). */
+ * the core's walk (rtmp_amf0_walk; no Lua values built). */
 static int l_validate(lua_State *L)
 {
-    size_t len;
+    size_t len, n, off;
     const char *s = luaL_checklstring(L, 1, &len);
-    int depth = rtmp_l_amf_opt_depth(L, 2);
-    /* No Lua call between init and free: plain C structs suffice. */
-    rtmp_amf0_reader r;
-    rtmp_amf3_reader r3;
-    rtmp_amf0_reader_init(&r, s, len);
-    rtmp_amf3_reader_init(&r3, s, len);
-    r.amf3 = &r3;
-    lua_Integer n = 0;
-    while (rtmp_amf0_remaining(&r) > 0) {
-        int rc = rtmp_amf0_skip_value(&r, depth);
-        if (rc < 0) {
-            rtmp_amf3_reader_free(&r3);
-            return rtmp_l_amf_fail(L, rc, rtmp_amf0_offset(&r), NULL, 0);
-        }
-        n++;
-    }
-    rtmp_amf3_reader_free(&r3);
-    lua_pushinteger(L, n);
+    int rc = rtmp_amf0_walk((const uint8_t *)s, len, rtmp_l_amf_opt_depth(L, 2), &n, &off);
+    if (rc < 0)
+        return rtmp_l_amf_fail(L, rc, off, NULL, 0);
+    lua_pushinteger(L, (lua_Integer)n);
     return 1;
 }
 

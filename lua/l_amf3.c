@@ -578,26 +578,16 @@ static int l_decode(lua_State *L)
 }
 
 /* rtmp.amf3.validate(s [, max_depth]) -> count | nil, message, code:
- * walks every value with the core's skip (no Lua values built; an
+ * the core's walk (rtmp_amf3_walk; no Lua values built; an
  * externalizable object fails, handlers are not consulted). */
 static int l_validate(lua_State *L)
 {
-    size_t len;
+    size_t len, n, off;
     const char *s = luaL_checklstring(L, 1, &len);
-    int depth = rtmp_l_amf_opt_depth(L, 2);
-    rtmp_amf3_reader *r = push_reader(L, (const uint8_t *)s, len);
-    lua_Integer n = 0;
-    while (rtmp_amf3_remaining(r) > 0) {
-        int rc = rtmp_amf3_skip_value(r, depth);
-        if (rc < 0) {
-            size_t off = rtmp_amf3_offset(r);
-            rtmp_amf3_reader_free(r);
-            return rtmp_l_amf_fail(L, rc, off, NULL, 0);
-        }
-        n++;
-    }
-    rtmp_amf3_reader_free(r);
-    lua_pushinteger(L, n);
+    int rc = rtmp_amf3_walk((const uint8_t *)s, len, rtmp_l_amf_opt_depth(L, 2), &n, &off);
+    if (rc < 0)
+        return rtmp_l_amf_fail(L, rc, off, NULL, 0);
+    lua_pushinteger(L, (lua_Integer)n);
     return 1;
 }
 
