@@ -355,29 +355,6 @@ int rtmp_session_send(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *pay
     return rc;
 }
 
-/* The payload of one message chunked by rtmp_chunk_write_fmt0 at chunk
- * size cs, gathered from buf (our own bytes: a fmt 0 header, then fmt 3
- * headers between chunks, each with 4 extended-timestamp bytes when the
- * first has them).  malloc'd, or NULL (OOM, or bytes of another shape). */
-static uint8_t *unchunk(const rtmp_msg_hdr *h, const rtmp_buf *buf, uint32_t cs)
-{
-    size_t basic = h->csid < 64 ? 1 : h->csid < 320 ? 2 : 3;
-    size_t ext = h->timestamp >= 0xFFFFFF ? 4 : 0;
-    size_t off = basic + 11 + ext, got = 0;
-    uint8_t *p = malloc(h->length ? h->length : 1);
-    while (p && got < h->length) {
-        size_t n = h->length - got < cs ? h->length - got : cs;
-        if (off + n > buf->len) {
-            free(p);
-            return NULL;
-        }
-        memcpy(p + got, buf->data + off, n);
-        got += n;
-        off += n + basic + ext;
-    }
-    return p;
-}
-
 int rtmp_session_send_chunked(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_buf *buf)
 {
     if (!s->ready) {
@@ -390,11 +367,12 @@ int rtmp_session_send_chunked(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_buf *
             return rc;
     }
     s->bytes_out += buf->len;
-    if (s->observe) {
-        uint8_t *p = unchunk(h, buf, rtmp_writer_chunk_size(s->writer));
-        if (p)
-            s->observe(s->observe_ud, RTMP_TRACE_OUT, 0, h, p, h->length);
-        free(p);
+    if (s->observe) { /* the first bytes only (session.h): no copy of the message per member */
+        uint8_t head[RTMP_TRACE_HEAD];
+        size_t n = h->length < sizeof head ? h->length : sizeof head;
+        if (rtmp_chunk_gather_fmt0(rtmp_writer_chunk_size(s->writer), h, buf, 0, head, n) < 0)
+            n = 0; /* bytes of another shape than the contract says: the line without its body */
+        s->observe(s->observe_ud, RTMP_TRACE_OUT, 0, h, head, n);
     }
     return rtmp_writer_note(s->writer, h);
 }

@@ -81,10 +81,17 @@ typedef struct rtmp_session rtmp_session;
  * and every message it queues, for a per-connection trace.  dir is
  * RTMP_TRACE_IN or RTMP_TRACE_OUT; fmt is the fmt of the message's first
  * chunk on the wire (-1 when unknown); h is NULL for raw bytes queued with
- * rtmp_session_send_raw, whose count is len; otherwise payload holds the
- * whole message (len == h->length).  Everything is valid until return;
- * the observer must not call back into the session. */
+ * rtmp_session_send_raw, whose count is len.  Otherwise payload holds the
+ * message's first len bytes, h->length being the whole length: all of
+ * them (len == h->length), except for a message queued already chunked
+ * (rtmp_session_send_chunked: group fan-out), where len is
+ * min(h->length, RTMP_TRACE_HEAD), gathered from the shared chunks into
+ * the stack, so tracing never reassembles a message per member.  That is
+ * enough for a trace line (trace.h); an observer needing whole bodies
+ * must not rely on out-bound messages.  Everything is valid until
+ * return; the observer must not call back into the session. */
 enum { RTMP_TRACE_IN = 0, RTMP_TRACE_OUT = 1 };
+#define RTMP_TRACE_HEAD 9000  /* 3 body bytes per character of a trace body (trace.c checks it) */
 typedef void (*rtmp_session_observer)(void *ud, int dir, int fmt, const rtmp_msg_hdr *h,
                                       const uint8_t *payload, size_t len);
 
@@ -111,7 +118,8 @@ int rtmp_session_send(rtmp_session *s, const rtmp_msg_hdr *h, const uint8_t *pay
 /* Queue bytes already chunked with rtmp_chunk_write_fmt0 at this
  * session's outgoing chunk size (shared between connections); h is the
  * header they were chunked from, recorded in the writer.  Takes a new
- * reference on buf. */
+ * reference on buf.  A trace observer is given the first bytes only (see
+ * rtmp_session_observer). */
 int rtmp_session_send_chunked(rtmp_session *s, const rtmp_msg_hdr *h, rtmp_buf *buf);
 
 /* Queue raw bytes exactly as given (no chunking at all). */

@@ -5,6 +5,11 @@
  * piece is appended within a budget (BODY_MAX), and what closes a cut
  * value (markers, braces) comes from a reserve after it, so a cut body is
  * still a valid Lua table constructor.
+ *
+ * A body may be given short (its first bytes, session.h): nothing is read
+ * past the bytes given, and where they end before what the line shows,
+ * the line says so with a "(N more bytes)" marker instead of a decode
+ * error, since the bytes are not known to be malformed.
  */
 #include "trace.h"
 #include "amf0.h"
@@ -23,11 +28,20 @@
 #define STR_MAX    200    /* string bytes shown */
 #define TRACE_DEPTH 8     /* nesting shown */
 
+/* Every AMF value shown takes at most 3 body bytes per character of the
+ * line (a number: 9 bytes, at least "0, "), but for strings over STR_MAX
+ * bytes and values deeper than TRACE_DEPTH or switched to AMF3, which are
+ * shown in part anyway.  So a body given its first RTMP_TRACE_HEAD bytes
+ * fills the budget as the whole body would, unless one of those values
+ * lies across the end of the bytes given. */
+_Static_assert(RTMP_TRACE_HEAD >= 3 * BODY_MAX, "RTMP_TRACE_HEAD too small for a whole trace body");
+
 /* ---- the body ---- */
 
 typedef struct tbuf {
     char  *p;
     size_t n, lim, cap;   /* lim: the budget; cap: lim plus the reserve */
+    size_t missing;       /* body bytes after those given (0: the whole body) */
 } tbuf;
 
 /* Append unless past the budget: 0, or -1 (nothing appended). */
@@ -50,6 +64,15 @@ static void force(tbuf *t, const char *s)
         n = t->cap - t->n;
     memcpy(t->p + t->n, s, n);
     t->n += n;
+}
+
+/* From the reserve: the marker of a body given short, with n the bytes of
+ * the body after what the line shows. */
+static void force_more(tbuf *t, int comma, size_t n)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s--[[... (%zu more bytes)]]", comma ? ", " : "", n);
+    force(t, tmp);
 }
 
 static int putf(tbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -139,8 +162,31 @@ static int put_number(tbuf *t, double v)
     return puts_(t, tmp);
 }
 
-/* Results of the value formatter. */
-enum { V_OK = 0, V_STOP, V_OVER, V_BAD };
+/* Results of the value formatter: shown; cut and closed (still valid);
+ * past the budget, nothing shown; ran out of the bytes given while the
+ * body has more, nothing shown; does not decode (*err). */
+enum { V_OK = 0, V_STOP, V_OVER, V_SHORT, V_BAD };
+
+/* A failed read rc: V_SHORT when the bytes given ran out and the body
+ * has more, else V_BAD with *err = rc. */
+static int failed(const tbuf *t, int rc, int *err)
+{
+    if (rc == RTMP_ERR_AMF_TRUNCATED && t->missing > 0)
+        return V_SHORT;
+    *err = rc;
+    return V_BAD;
+}
+
+/* After a value that was not shown (V_OVER or V_SHORT, the output back at
+ * its start, at byte `at`): its marker; V_STOP. */
+static int mark_unshown(tbuf *t, const rtmp_amf0_reader *r, int vr, int comma, size_t at)
+{
+    if (vr == V_OVER)
+        force(t, comma ? ", --[[cut]]" : "--[[cut]]");
+    else
+        force_more(t, comma, rtmp_amf0_offset(r) + rtmp_amf0_remaining(r) - at + t->missing);
+    return V_STOP;
+}
 
 static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err);
 
@@ -150,36 +196,37 @@ static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err);
 static int fmt_entries(tbuf *t, rtmp_amf0_reader *r, int depth, int keyed, uint32_t count, int ecma,
                        int *err)
 {
-    int rc = V_OK;
+    int vr = V_OK;
     for (uint32_t i = 0; keyed || i < count; i++) {
-        size_t mark = t->n;
+        size_t mark = t->n, at = rtmp_amf0_offset(r);
         const char *k = NULL;
         size_t klen = 0;
         if (keyed) {
-            if (ecma && rtmp_amf0_ecma_end_missing(r))
-                break;
-            int kr = rtmp_amf0_read_key(r, &k, &klen);
-            if (kr < 0) {
-                *err = kr;
-                rc = V_BAD;
-                break;
+            if (ecma && rtmp_amf0_ecma_end_missing(r)) {
+                if (t->missing == 0)
+                    break;     /* the body's end ends the array (amf0.h) */
+                vr = V_SHORT;  /* the bytes given end: the array may go on */
+            } else {
+                int kr = rtmp_amf0_read_key(r, &k, &klen);
+                if (kr < 0)
+                    vr = failed(t, kr, err);
+                else if (kr == RTMP_AMF0_END)
+                    break;
             }
-            if (kr == RTMP_AMF0_END)
-                break;
         }
-        int vr = (i > 0 && put(t, ", ", 2) < 0) || (keyed && put_key(t, k, klen) < 0)
+        if (vr == V_OK)
+            vr = (i > 0 && put(t, ", ", 2) < 0) || (keyed && put_key(t, k, klen) < 0)
                ? V_OVER : fmt_value(t, r, depth + 1, err);
         if (vr == V_OK)
             continue;
-        if (vr == V_OVER || vr == V_BAD)
+        if (vr != V_STOP)
             t->n = mark;
-        if (vr == V_OVER)
-            force(t, i > 0 ? ", --[[cut]]" : "--[[cut]]");
-        rc = vr == V_BAD ? V_BAD : V_STOP;
+        if (vr == V_OVER || vr == V_SHORT)
+            vr = mark_unshown(t, r, vr, i > 0, at);
         break;
     }
     force(t, "}");
-    return rc;
+    return vr;
 }
 
 /* One AMF0 value at r as a Lua expression. */
@@ -192,17 +239,13 @@ static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err)
     const char *s;
     size_t len;
     uint32_t count;
-    if (m < 0) {
-        *err = m;
-        return V_BAD;
-    }
+    if (m < 0)
+        return failed(t, m, err);
     if ((m == RTMP_AMF0_OBJECT || m == RTMP_AMF0_TYPED_OBJECT || m == RTMP_AMF0_ECMA_ARRAY
          || m == RTMP_AMF0_STRICT_ARRAY) && depth >= TRACE_DEPTH) {
         size_t at = rtmp_amf0_offset(r);
-        if ((rc = rtmp_amf0_skip_value(r, RTMP_AMF_MAX_DEPTH)) < 0) {
-            *err = rc;
-            return V_BAD;
-        }
+        if ((rc = rtmp_amf0_skip_value(r, RTMP_AMF_MAX_DEPTH)) < 0)
+            return failed(t, rc, err);
         return putf(t, "{--[[%zu bytes deeper]]}", rtmp_amf0_offset(r) - at) < 0 ? V_OVER : V_OK;
     }
     switch (m) {
@@ -280,27 +323,27 @@ static int fmt_value(tbuf *t, rtmp_amf0_reader *r, int depth, int *err)
         rc = RTMP_ERR_AMF_MARKER;
         break;
     }
-    *err = rc;
-    return V_BAD;
+    return failed(t, rc, err);
 }
 
 /* A body of AMF0 values: {v1, v2, ...}, with decode_error="..." when the
- * bytes do not decode (the values before the bad one are shown). */
+ * bytes do not decode (the values before the bad one are shown), or the
+ * "more bytes" marker where the bytes given end. */
 static void fmt_amf_body(tbuf *t, const uint8_t *p, size_t len)
 {
     rtmp_amf0_reader r;
     rtmp_amf0_reader_init(&r, p, len);
     put(t, "{", 1);
-    int err = 0, rc = V_OK;
-    for (int i = 0; rtmp_amf0_remaining(&r) > 0; i++) {
-        size_t mark = t->n;
+    int err = 0, rc = V_OK, i;
+    for (i = 0; rtmp_amf0_remaining(&r) > 0; i++) {
+        size_t mark = t->n, at = rtmp_amf0_offset(&r);
         rc = i > 0 && put(t, ", ", 2) < 0 ? V_OVER : fmt_value(t, &r, 0, &err);
         if (rc == V_OK)
             continue;
-        if (rc == V_OVER || rc == V_BAD)
+        if (rc != V_STOP)
             t->n = mark;
-        if (rc == V_OVER)
-            force(t, i > 0 ? ", --[[cut]]" : "--[[cut]]");
+        if (rc == V_OVER || rc == V_SHORT)
+            rc = mark_unshown(t, &r, rc, i > 0, at);
         if (rc == V_BAD) {
             char tmp[120];
             snprintf(tmp, sizeof tmp, "%sdecode_error=\"%s at byte %zu\"", i > 0 ? ", " : "",
@@ -309,14 +352,24 @@ static void fmt_amf_body(tbuf *t, const uint8_t *p, size_t len)
         }
         break;
     }
+    if (rc == V_OK && t->missing > 0) /* every value given shown: the body goes on */
+        force_more(t, i > 0, t->missing);
     force(t, "}");
 }
 
-static void fmt_control(tbuf *t, const rtmp_msg_hdr *h, const uint8_t *p)
+static void fmt_control(tbuf *t, const rtmp_msg_hdr *h, const uint8_t *p, size_t len)
 {
+    rtmp_msg_hdr given = *h;
+    given.length = (uint32_t)len; /* read only the bytes given */
     rtmp_control c;
-    if (rtmp_control_parse(h, p, &c) < 0) {
-        putf(t, "{decode_error=\"%s\"}", rtmp_errname(RTMP_ERR_CONTROL));
+    if (rtmp_control_parse(&given, p, &c) < 0) {
+        if (t->missing > 0) {
+            put(t, "{", 1);
+            force_more(t, 0, t->missing);
+            force(t, "}");
+        } else {
+            putf(t, "{decode_error=\"%s\"}", rtmp_errname(RTMP_ERR_CONTROL));
+        }
         return;
     }
     switch (h->type) {
@@ -380,15 +433,47 @@ static void put_enhanced(tbuf *t, const rtmp_media *m, int rc)
         putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
 }
 
+/* The media model of the len bytes given of a body (t->missing more
+ * follow): rtmp_media_parse's result, or MEDIA_SHORT when what the line shows
+ * ends where the bytes given end while the body goes on: a header cut
+ * short there, or the tracks of a many-tracks message so far (more may
+ * follow).  A one-track message's track runs to the body's end, so its
+ * size counts the bytes not given. */
+enum { MEDIA_SHORT = 1 };
+static int parse_media(const tbuf *t, rtmp_media *m, uint8_t type, const uint8_t *p, size_t len)
+{
+    int rc = rtmp_media_parse(m, type, p, len);
+    if (t->missing == 0)
+        return rc;
+    if (rc == RTMP_ERR_MEDIA_EMPTY || rc == RTMP_ERR_MEDIA_TRUNCATED || rc == RTMP_ERR_MEDIA_MODEX_SIZE
+        || rc == RTMP_ERR_MEDIA_TRACK_SIZE)
+        return MEDIA_SHORT;
+    if (rc == 0 && m->multitrack == RTMP_MEDIA_ONE_TRACK)
+        m->track[0].size += t->missing;
+    else if (rc == 0 && m->multitrack != RTMP_MEDIA_SINGLE)
+        return MEDIA_SHORT;
+    return rc;
+}
+
+/* An empty audio or video body "{}", or one given no byte. */
+static int put_empty_media(tbuf *t, size_t len)
+{
+    if (len > 0)
+        return 0;
+    put(t, "{", 1);
+    if (t->missing > 0)
+        force_more(t, 0, t->missing);
+    force(t, "}");
+    return 1;
+}
+
 static void fmt_video(tbuf *t, const uint8_t *p, size_t len)
 {
     static const char *const frames[] = { NULL, "key", "inter", "disposable", "generated", "command" };
-    rtmp_media m;
-    int rc = rtmp_media_parse(&m, RTMP_MSG_VIDEO, p, len);
-    if (rc == RTMP_ERR_MEDIA_EMPTY) {
-        put(t, "{}", 2);
+    if (put_empty_media(t, len))
         return;
-    }
+    rtmp_media m;
+    int rc = parse_media(t, &m, RTMP_MSG_VIDEO, p, len);
     put(t, "{codec=", 7);
     const char *legacy = m.enhanced ? NULL : rtmp_media_legacy_name(RTMP_MSG_VIDEO, m.legacy_id);
     if (m.enhanced && m.fourcc)
@@ -416,18 +501,18 @@ static void fmt_video(tbuf *t, const uint8_t *p, size_t len)
     }
     if (rc < 0 && !m.enhanced) /* put_enhanced shows it for enhanced headers */
         putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
-    put(t, "}", 1);
+    if (rc == MEDIA_SHORT)
+        force_more(t, 1, t->missing);
+    force(t, "}");
 }
 
 static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
 {
     static const int rates[] = { 5512, 11025, 22050, 44100 };
-    rtmp_media m;
-    int rc = rtmp_media_parse(&m, RTMP_MSG_AUDIO, p, len);
-    if (rc == RTMP_ERR_MEDIA_EMPTY) {
-        put(t, "{}", 2);
+    if (put_empty_media(t, len))
         return;
-    }
+    rtmp_media m;
+    int rc = parse_media(t, &m, RTMP_MSG_AUDIO, p, len);
     put(t, "{codec=", 7);
     if (m.enhanced) {
         if (m.fourcc)
@@ -435,7 +520,9 @@ static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
         else
             put(t, "nil", 3);
         put_enhanced(t, &m, rc);
-        put(t, "}", 1);
+        if (rc == MEDIA_SHORT)
+            force_more(t, 1, t->missing);
+        force(t, "}");
         return;
     }
     const char *legacy = rtmp_media_legacy_name(RTMP_MSG_AUDIO, m.legacy_id);
@@ -452,7 +539,9 @@ static void fmt_audio(tbuf *t, const uint8_t *p, size_t len)
     }
     if (rc < 0)
         putf(t, ", decode_error=\"%s\"", rtmp_errname(rc));
-    put(t, "}", 1);
+    if (rc == MEDIA_SHORT)
+        force_more(t, 1, t->missing);
+    force(t, "}");
 }
 
 /* (trace.h) */
@@ -475,12 +564,16 @@ size_t rtmp_trace_format(char *line, long long sec, long usec, unsigned long id,
     n += snprintf(line + n, 256, "csid=%lu fmt=%s type=%s stream=%lu ts=%lu len=%lu body=",
                   (unsigned long)h->csid, fmt >= 0 && fmt <= 3 ? fmts : "-", tname,
                   (unsigned long)h->stream_id, (unsigned long)h->timestamp, (unsigned long)h->length);
-    tbuf t = { line + n, 0, BODY_MAX, BODY_MAX + RESERVE };
+    if (len > h->length)
+        len = h->length;
+    tbuf t = { line + n, 0, BODY_MAX, BODY_MAX + RESERVE, h->length - len };
     if (rtmp_is_control(h->type)) {
-        fmt_control(&t, h, payload);
+        fmt_control(&t, h, payload, len);
     } else if (h->type == RTMP_MSG_AMF0_COMMAND || h->type == RTMP_MSG_AMF0_DATA) {
         fmt_amf_body(&t, payload, len);
     } else if (h->type == RTMP_MSG_AMF3_COMMAND || h->type == RTMP_MSG_AMF3_DATA) {
+        if (len == 0 && t.missing > 0) /* the format byte not given */
+            t.missing--;
         fmt_amf_body(&t, payload + (len > 0), len - (len > 0)); /* after the format byte */
     } else if (h->type == RTMP_MSG_VIDEO) {
         fmt_video(&t, payload, len);

@@ -27,7 +27,15 @@
  * NUL-terminated, no newline; returns its length.  sec.usec is the time
  * shown; dir RTMP_TRACE_IN or RTMP_TRACE_OUT; fmt the first chunk's fmt (shown
  * as "-" outside 0..3).  h NULL: raw bytes (len of them) with no message
- * header. */
+ * header.  Otherwise payload holds the body's first len bytes (len <=
+ * h->length, shown as len=): no byte past them is read.  Given at least
+ * min(h->length, RTMP_TRACE_HEAD) bytes (what an observer gets,
+ * session.h), the line is the whole body's unless a string over 200 bytes
+ * or a value shown in part lies across their end.  Where the bytes given
+ * end before what the line would show, the body ends with
+ * --[[... (N more bytes)]] (N: the bytes from the first not shown to the
+ * body's end; for audio and video, the bytes not given) in place of a
+ * decode error. */
 size_t rtmp_trace_format(char *line, long long sec, long usec, unsigned long id, int dir, int fmt,
                          const rtmp_msg_hdr *h, const uint8_t *payload, size_t len);
 

@@ -49,6 +49,9 @@ static FILE *trace_file(const rtmp_l_trace *tr)
     return NULL;
 }
 
+/* The session's observer: payload holds the message's first len bytes,
+ * not always all h->length of them (session.h), as rtmp_trace_format
+ * takes them. */
 static void observe(void *ud, int dir, int fmt, const rtmp_msg_hdr *h, const uint8_t *payload, size_t len)
 {
     rtmp_l_trace *tr = ud;
