@@ -51,6 +51,13 @@
     X(MEDIA_MULTITRACK, "reserved enhanced RTMP multitrack type")             \
     X(MEDIA_TRACK_SIZE, "multitrack track size runs past the end of the message") \
     X(MEDIA_TRACKS,   "more tracks in one message than the media model holds (16)") \
+    X(MP4_TRUNCATED,  "MP4 file truncated (a box or a sample runs past the end)") \
+    X(MP4_BOX,        "malformed MP4 box (size below its header, or past its parent)") \
+    X(MP4_TABLE,      "MP4 sample tables do not agree (counts, sizes or offsets)") \
+    X(MP4_LIMIT,      "MP4 box, table or sample over the reader's limit")     \
+    X(MP4_NO_MOOV,    "MP4 file without a movie box (moov)")                  \
+    X(MP4_CONFIG,     "codec configuration malformed or missing")             \
+    X(MP4_CODEC,      "codec that MP4 or RTMP cannot carry here")             \
     X(URL_SCHEME,     "not an rtmp:// URL")                                   \
     X(URL_HOST,       "no host in URL")                                       \
     X(URL_IPV6,       "bad IPv6 host in URL")

@@ -412,3 +412,137 @@ const char *rtmp_media_multitrack_name(int mode)
     static const char *const names[] = { "one_track", "many_tracks", "many_tracks_many_codecs" };
     return mode >= 0 && mode <= 2 ? names[mode] : NULL;
 }
+
+uint32_t rtmp_media_fourcc(int codec)
+{
+    for (size_t i = 0; i < sizeof video_fourccs / sizeof video_fourccs[0]; i++)
+        if (video_fourccs[i].codec == codec)
+            return video_fourccs[i].fourcc;
+    for (size_t i = 0; i < sizeof audio_fourccs / sizeof audio_fourccs[0]; i++)
+        if (audio_fourccs[i].codec == codec)
+            return audio_fourccs[i].fourcc;
+    return 0;
+}
+
+int rtmp_media_legacy_id(int codec)
+{
+    for (int id = 0; id < 16; id++)
+        if (codec != RTMP_MEDIA_CODEC_NONE && (legacy_video_codec[id] == codec || legacy_audio_codec[id] == codec))
+            return id;
+    return -1;
+}
+
+int rtmp_media_legacy_form(int codec)
+{
+    return codec == RTMP_MEDIA_AVC || codec == RTMP_MEDIA_AAC || codec == RTMP_MEDIA_MP3;
+}
+
+int rtmp_media_codec_type(int codec)
+{
+    if (codec >= RTMP_MEDIA_AVC && codec <= RTMP_MEDIA_SCREEN2)
+        return RTMP_MSG_VIDEO;
+    if (codec >= RTMP_MEDIA_AAC && codec < RTMP_MEDIA_CODEC_COUNT_)
+        return RTMP_MSG_AUDIO;
+    return 0;
+}
+
+/* The enhanced packet type byte value of a packet kind (-1: none). */
+static int wire_of(uint8_t type, int packet)
+{
+    for (unsigned pt = 0; pt < 16; pt++)
+        if (pt != (type == RTMP_MSG_VIDEO ? V_MULTITRACK : A_MULTITRACK) && packet_of(type, pt) == packet)
+            return (int)pt;
+    return -1;
+}
+
+static int cts_fits(int32_t cts)
+{
+    return cts >= -0x800000 && cts <= 0x7FFFFF;
+}
+
+int rtmp_media_put_head(uint8_t out[RTMP_MEDIA_HEAD_MAX], const rtmp_media_head *h)
+{
+    const uint8_t type = h->type;
+    if (type != RTMP_MSG_AUDIO && type != RTMP_MSG_VIDEO)
+        return RTMP_ERR_INVAL;
+    if (h->multitrack != RTMP_MEDIA_MANY_TRACKS_MANY_CODECS && rtmp_media_codec_type(h->codec) != type)
+        return RTMP_ERR_INVAL;
+    int legacy = !h->enhanced && h->multitrack == RTMP_MEDIA_SINGLE && rtmp_media_legacy_form(h->codec);
+    if (!cts_fits(h->cts))
+        return RTMP_ERR_INVAL;
+    if (legacy && h->codec == RTMP_MEDIA_AVC) {
+        if (h->packet > RTMP_MEDIA_SEQ_END)
+            return RTMP_ERR_INVAL;
+        out[0] = (uint8_t)((h->frame & 0x0F) << 4 | 7);
+        out[1] = h->packet; /* SEQ_START 0, CODED_FRAMES 1, SEQ_END 2: the AVC packet types */
+        rtmp_put_be24(out + 2, (uint32_t)h->cts & 0xFFFFFF);
+        return 5;
+    }
+    if (legacy && h->codec == RTMP_MEDIA_AAC) {
+        if (h->packet != RTMP_MEDIA_SEQ_START && h->packet != RTMP_MEDIA_CODED_FRAMES)
+            return RTMP_ERR_INVAL;
+        out[0] = (uint8_t)(10 << 4 | (h->sound & 0x0F));
+        out[1] = h->packet;
+        return 2;
+    }
+    if (legacy) { /* MP3 */
+        if (h->packet != RTMP_MEDIA_CODED_FRAMES)
+            return RTMP_ERR_INVAL;
+        out[0] = (uint8_t)(2 << 4 | (h->sound & 0x0F));
+        return 1;
+    }
+    int pt = wire_of(type, h->packet);
+    uint32_t fourcc = rtmp_media_fourcc(h->codec);
+    if (pt < 0 || (h->multitrack != RTMP_MEDIA_MANY_TRACKS_MANY_CODECS && !fourcc))
+        return RTMP_ERR_INVAL;
+    size_t n = 0;
+    if (h->multitrack != RTMP_MEDIA_SINGLE) {
+        if (h->multitrack < RTMP_MEDIA_ONE_TRACK || h->multitrack > RTMP_MEDIA_MANY_TRACKS_MANY_CODECS)
+            return RTMP_ERR_INVAL;
+        out[n++] = type == RTMP_MSG_VIDEO ? (uint8_t)(0x80 | (h->frame & 7) << 4 | V_MULTITRACK)
+                                          : (uint8_t)(0x90 | A_MULTITRACK);
+        out[n++] = (uint8_t)(h->multitrack << 4 | pt);
+        if (h->multitrack != RTMP_MEDIA_MANY_TRACKS_MANY_CODECS) {
+            rtmp_put_be32(out + n, fourcc);
+            n += 4;
+        }
+        return (int)n;
+    }
+    out[n++] = type == RTMP_MSG_VIDEO ? (uint8_t)(0x80 | (h->frame & 7) << 4 | pt) : (uint8_t)(0x90 | pt);
+    rtmp_put_be32(out + n, fourcc);
+    n += 4;
+    if (h->packet == RTMP_MEDIA_CODED_FRAMES && codec_has_cts(h->codec)) {
+        rtmp_put_be24(out + n, (uint32_t)h->cts & 0xFFFFFF);
+        n += 3;
+    }
+    return (int)n;
+}
+
+int rtmp_media_put_track(uint8_t out[RTMP_MEDIA_TRACK_HEAD_MAX], const rtmp_media_head *h, uint8_t codec,
+                         uint8_t id, int32_t cts, size_t size)
+{
+    size_t n = 0;
+    int has_cts = h->packet == RTMP_MEDIA_CODED_FRAMES && codec_has_cts(codec);
+    if (!cts_fits(cts) || h->multitrack < RTMP_MEDIA_ONE_TRACK || h->multitrack > RTMP_MEDIA_MANY_TRACKS_MANY_CODECS)
+        return RTMP_ERR_INVAL;
+    if (h->multitrack == RTMP_MEDIA_MANY_TRACKS_MANY_CODECS) {
+        uint32_t fourcc = rtmp_media_fourcc(codec);
+        if (!fourcc)
+            return RTMP_ERR_INVAL;
+        rtmp_put_be32(out, fourcc);
+        n = 4;
+    }
+    out[n++] = id;
+    if (h->multitrack != RTMP_MEDIA_ONE_TRACK) {
+        size_t total = size + (has_cts ? 3 : 0);
+        if (total > 0xFFFFFF)
+            return RTMP_ERR_INVAL;
+        rtmp_put_be24(out + n, (uint32_t)total);
+        n += 3;
+    }
+    if (has_cts) {
+        rtmp_put_be24(out + n, (uint32_t)cts & 0xFFFFFF);
+        n += 3;
+    }
+    return (int)n;
+}

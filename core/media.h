@@ -212,4 +212,61 @@ const char *rtmp_media_legacy_name(uint8_t type, unsigned id);
  * "many_tracks_many_codecs"; NULL for RTMP_MEDIA_SINGLE. */
 const char *rtmp_media_multitrack_name(int mode);
 
+/* The FourCC of a codec that has one (RTMP_MEDIA_AVC: "avc1" ... MP3:
+ * ".mp3") as a big-endian UI32; 0 for the others. */
+uint32_t rtmp_media_fourcc(int codec);
+
+/* The legacy codec id (video) or sound format (audio) of a codec, the
+ * lowest where there are two (MP3: 2); -1 when it has none. */
+int rtmp_media_legacy_id(int codec);
+
+/* 1 for the codecs rtmp_media_put_head writes in their legacy form
+ * unless told otherwise (AVC, AAC, MP3), else 0. */
+int rtmp_media_legacy_form(int codec);
+
+/* The message type that carries a codec: RTMP_MSG_VIDEO for AVC ...
+ * SCREEN2, RTMP_MSG_AUDIO for AAC ... DEVICE, 0 for CODEC_NONE and
+ * unknown values. */
+int rtmp_media_codec_type(int codec);
+
+/* Building headers: the inverse of rtmp_media_parse for the forms a
+ * publisher sends (core/mp4 makes messages from MP4 samples with it). */
+typedef struct rtmp_media_head {
+    uint8_t  type;        /* RTMP_MSG_AUDIO or RTMP_MSG_VIDEO */
+    uint8_t  codec;       /* RTMP_MEDIA_AVC ... (ManyTracksManyCodecs: each track's, not this) */
+    uint8_t  packet;      /* RTMP_MEDIA_SEQ_START, CODED_FRAMES or SEQ_END */
+    uint8_t  frame;       /* video frame type (1 key, 2 inter); 0 for audio */
+    uint8_t  enhanced;    /* 1: ExAudioTagHeader / ExVideoTagHeader also where a legacy form exists */
+    int8_t   multitrack;  /* RTMP_MEDIA_SINGLE, or the mode of a multitrack message (enhanced) */
+    uint8_t  sound;       /* legacy audio: the low nibble of byte 0 (rate(2) size(1) type(1)) */
+    int32_t  cts;         /* single track: the composition time of AVC/HEVC/VVC coded frames (ms) */
+} rtmp_media_head;
+
+#define RTMP_MEDIA_HEAD_MAX 16        /* bytes rtmp_media_put_head writes at most */
+#define RTMP_MEDIA_TRACK_HEAD_MAX 11  /* bytes rtmp_media_put_track writes at most */
+
+/* Write the header of a message into out.  A single track: everything
+ * before its codec data (legacy AVC: byte 0, packet type, SI24
+ * composition time; legacy AAC: byte 0, packet type; legacy MP3: byte 0;
+ * enhanced: byte 0, the FourCC, the composition time of avc1/hvc1/vvc1
+ * coded frames).  A multitrack message: byte 0, the multitrack byte and,
+ * unless ManyTracksManyCodecs, the FourCC; each track follows with
+ * rtmp_media_put_track and its data.  The legacy forms written are AVC,
+ * AAC and MP3 (unless h->enhanced); every other codec with a FourCC is
+ * written enhanced.  Returns the bytes written, or RTMP_ERR_INVAL: a
+ * codec with neither form, a packet the form has not (legacy MP3 frames
+ * only, legacy AAC no end, an enhanced multitrack message of a codec
+ * without a FourCC), a composition time out of SI24 range. */
+int rtmp_media_put_head(uint8_t out[RTMP_MEDIA_HEAD_MAX], const rtmp_media_head *h);
+
+/* Write what precedes one track's codec data in the multitrack message
+ * whose header h describes: the FourCC of `codec` (ManyTracksManyCodecs),
+ * the track id, the UI24 size of the rest of the track (not in OneTrack)
+ * and the composition time of avc1/hvc1/vvc1 coded frames.  `size` is
+ * the length of the codec data that follows.  Returns the bytes written,
+ * or RTMP_ERR_INVAL (a size that does not fit in 24 bits, a codec without
+ * a FourCC, a composition time out of range). */
+int rtmp_media_put_track(uint8_t out[RTMP_MEDIA_TRACK_HEAD_MAX], const rtmp_media_head *h, uint8_t codec,
+                         uint8_t id, int32_t cts, size_t size);
+
 #endif

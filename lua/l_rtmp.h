@@ -11,7 +11,7 @@
  *   rtmp.c ──> each part's rtmp_l_open_*
  *   l_server ──> l_conn ──> l_send ──> l_msg ──> l_body ──> l_amf0 ──> l_amf3 ──> l_amf
  *   l_group ──> l_conn, l_msg, l_queue       l_session ──> l_send, l_msg, l_forward
- *   l_conn ──> l_forward, l_queue, l_url, l_log   l_flv ──> l_msg     l_chunk ──> l_settings
+ *   l_conn ──> l_forward, l_queue, l_url, l_log   l_flv, l_mp4 ──> l_msg     l_chunk ──> l_settings
  *   l_forward ──> core/group (a group's box read by its layout, l_group.h: no call back)
  *   l_server, l_conn, l_timer ──> l_contain ──> l_loop
  *   l_server, l_conn, l_session, l_send, l_contain ──> l_settings
@@ -47,6 +47,7 @@ void rtmp_l_open_group(lua_State *L);     /* rtmp.group (l_group.c) */
 void rtmp_l_open_timer(lua_State *L);     /* rtmp.timer (l_timer.c) */
 void rtmp_l_open_url(lua_State *L);       /* rtmp.parse_url (l_url.c) */
 void rtmp_l_open_flv(lua_State *L);       /* rtmp.flv: FLV files (l_flv.c) */
+void rtmp_l_open_mp4(lua_State *L);       /* rtmp.mp4: MP4 files (l_mp4.c) */
 void rtmp_l_open_pcap(lua_State *L);      /* rtmp.pcap: captured TCP (l_pcap.c) */
 void rtmp_l_open_trace(lua_State *L);     /* rtmp.trace_line (l_trace.c) */
 void rtmp_l_open_digest(lua_State *L);    /* rtmp.sha256 from libcrypto (l_digest.c) */
