@@ -1,24 +1,22 @@
 -- live.lua: the default luartmp script, a live server: one publisher per
 -- stream name, any number of players; a late player gets the metadata and
--- sequence headers, then the media from the last keyframe.  A C group
--- (rtmp.group, core/group.c) chunks each message once for every player and
--- keeps that cache; unless a hook or watcher reads them, a publisher's
--- audio and video go to it without Lua at all (conn:forward).
+-- sequence headers, then the media from the last keyframe.
 --
---   luartmp [--listen 1935] scripts/live.lua, or:
+--   luartmp [--listen 1935] scripts/live.lua, or from a script of yours:
 --   local live = require "live"
 --   live.hooks.on_publish = function(conn, app, name) ... end
 --   live.start{ listen = "1935", takeover = true }
 --
--- The policy only (streams, takeover, what goes through Lua, slow players):
--- commands, replies and stream ids are rtmp.app's (docs/APP.md); live.app
--- is the app, live.replies and live.commands its pieces.  record.lua and
--- relay.lua follow the streams through live.watch.
+-- The policy only: streams by app and name, takeover, a core group per
+-- stream (rtmp.group: fan-out, late-join cache, slow players) and what goes
+-- through Lua.  Commands, replies, stream ids and listening are rtmp.app's
+-- (docs/APP.md): live.app, with live.replies and live.commands to replace
+-- one answer.  record.lua and relay.lua follow the streams (live.watch).
 
 local rtmp = require "rtmp"
 local app = require "rtmp.app"
 
-local log = rtmp.log
+local log, verdict = rtmp.log, app.verdict
 
 local M = {
     config = {
@@ -28,9 +26,8 @@ local M = {
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
         pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
         relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
-        -- Also chunk_size, window, peer_bandwidth (what connect announces:
-        -- rtmp.app's), and max_queue_bytes, max_queue_time, max_queue_stall,
-        -- send_buffer (slow players, docs/SLOW.md: rtmp.listen's when unset).
+        -- and rtmp.app's: chunk_size, window, peer_bandwidth, any rtmp.listen setting
+        -- (slow players: max_queue_bytes, max_queue_time, max_queue_stall; docs/SLOW.md)
     },
     hooks = {},     -- on_connect(conn, msg, app), on_publish(conn, app, name), on_play(conn, app, name):
                     -- return false, "reason" [, status code] to refuse (they may wait: rtmp.sleep, a
@@ -41,7 +38,6 @@ local M = {
                     -- cache), viewers (conn -> its NetStream), publisher (a NetStream, or a relay's)
     watchers = { publish = {}, unpublish = {}, message = {}, play = {}, stop = {} },
 }
-local SLOW = { "max_queue_bytes", "max_queue_time", "max_queue_stall", "send_buffer" }
 local BUILTIN -- message watchers of record.lua and relay.lua (set once they attach)
 
 local server = app.new{ config = M.config }
@@ -57,13 +53,11 @@ function M.watch(t)
     end
 end
 
-local function emit(list, ...)
-    for i = 1, #list do list[i](...) end
-end
+local function emit(list, ...) for i = 1, #list do list[i](...) end end
 
 --- live.each_cached(s, send): send(msg) for what a player needs to start
---- decoding (the group's cache: metadata, each track's configuration, the
---- current GOP from its keyframe); players get it from the group itself.
+--- decoding: the group's cache (metadata, each track's configuration, the
+--- current GOP from its keyframe), which players get from the group itself.
 function M.each_cached(s, send)
     local cached = s.players:cached()
     for i = 1, #cached do send(cached[i]) end
@@ -124,17 +118,7 @@ end
 
 -- ---- the app's events ----
 
--- A hook's verdict: false, reason [, code] refuses; so does a close while it waited.
-local function verdict(hook, conn, ...)
-    if not hook then return true end
-    local ok, err, code = hook(conn, ...)
-    if ok == false then return false, err, code end
-    return not conn.closed
-end
-
-function server.on_connect(conn, app_name, msg)
-    return verdict(hooks.on_connect, conn, msg, app_name)
-end
+function server.on_connect(conn, app_name, msg) return verdict(hooks.on_connect, conn, msg, app_name) end
 
 function server.on_publish(conn, ns)
     local ok, err, code = verdict(hooks.on_publish, conn, ns.app, ns.name)
@@ -148,7 +132,8 @@ function server.on_publish(conn, ns)
             return false, s.name .. " is already publishing.", "NetStream.Publish.BadName"
         end
         M.unpublish(s, old)
-        if old.conn ~= conn then old.conn:close("replaced by a new publisher of " .. s.key) end
+        if old.conn ~= conn then old.conn:close("replaced by a new publisher of " .. s.key)
+        else old:forward() end -- the old stream stays open: its media stop here
         s = get_stream(ns.app, ns.name)
     end
     ns.live = s
@@ -156,14 +141,11 @@ function server.on_publish(conn, ns)
     M.publish(s, ns)
     -- nothing reads each message in Lua: the core fans media out and caches it
     if not (hooks.on_media or config.record_dir or config.push or #watchers.message > BUILTIN) then
-        conn:forward(ns.id, s.players)
+        ns:forward(s.players)
     end
 end
 
-function server.on_unpublish(conn, ns)
-    if not conn.closed then conn:forward(ns.id) end
-    if ns.live then M.unpublish(ns.live, ns) end
-end
+function server.on_unpublish(conn, ns) if ns.live then M.unpublish(ns.live, ns) end end
 
 function server.on_play(conn, ns)
     local ok, err, code = verdict(hooks.on_play, conn, ns.app, ns.name)
@@ -193,31 +175,18 @@ function server.on_media(conn, ns, msg)
 end
 server.on_data = server.on_media
 
-function server.on_close(conn, reason)
-    if hooks.on_close then hooks.on_close(conn, reason) end
-end
+function server.on_close(conn, reason) if hooks.on_close then hooks.on_close(conn, reason) end end
 
--- Start listening.  opts: listen (default: --listen, else 1935), and any
--- live.config or rtmp.listen setting.
+--- live.start([opts]) -> servers: listen (live.app:listen) on opts.listen,
+--- an address or a list (default: --listen, else 1935); opts may hold any
+--- live.config or rtmp.listen setting.
 function M.start(opts)
     opts = opts or {}
     for k, v in pairs(opts) do
         if config[k] ~= nil then config[k] = v end
     end
-    local addrs = opts.listen or rtmp.options.listen or "1935"
-    if type(addrs) ~= "table" then addrs = { addrs } end
-    local servers = {}
-    for _, addr in ipairs(addrs) do
-        local settings = {}
-        for k, v in pairs(opts) do settings[k] = v end
-        settings.listen = addr
-        for _, k in ipairs(SLOW) do
-            if config[k] ~= nil then settings[k] = config[k] end
-        end
-        local srv, err = server:listen(settings)
-        if not srv then error(err, 2) end
-        servers[#servers + 1] = srv
-    end
+    local servers = { server:listen(opts) }
+    if not servers[1] then error(servers[2], 2) end
     return servers
 end
 

@@ -261,6 +261,17 @@ local function run(self, name, conn, k, ...)
     if k then return k(unpack(r, 2, r.n)) end
 end
 
+--- app.verdict(hook, conn, ...) -> true, or false [, reason, code]: what
+--- hook(conn, ...), a script's own hook called from an event, decided
+--- (none: yes).  `false, reason [, code]` refuses, and so does conn
+--- closing while the hook waited.
+function _M.verdict(hook, conn, ...)
+    if not hook then return true end
+    local ok, reason, code = hook(conn, ...)
+    if ok == false then return false, reason, code end
+    return not conn.closed
+end
+
 -- ---- net streams ----
 
 local NS = {}
@@ -286,6 +297,15 @@ function NS:defer(fn)
     else
         fn()
     end
+end
+
+--- ns:forward(group): the audio and video of this publishing stream go to
+--- group (rtmp.group) in C, with no Lua and no on_media, until the stream
+--- ends; ns:forward() ends it sooner (conn:forward).
+function NS:forward(group)
+    if self.role ~= "publish" then error("ns:forward: not a publishing stream", 2) end
+    self.forwarding = group or nil
+    return self.conn:forward(self.id, group)
 end
 
 local function start(ns)
@@ -322,6 +342,7 @@ local function leave(self, conn, sid, reason)
     end
     left[sid] = ns.role
     ns.left = reason
+    if ns.forwarding and not conn.closed then ns:forward() end
     run(self, ns.role == "publish" and "on_unpublish" or "on_stop", conn, nil, ns, reason)
     return ns.role
 end
@@ -530,7 +551,8 @@ end
 
 --- app.new(t) -> app: t holds the events (on_connect, ...; set or changed
 --- later as fields) and optionally config (chunk_size, window,
---- peer_bandwidth: _M.defaults fill what it lacks).  The app has replies,
+--- peer_bandwidth: _M.defaults fill what it lacks; and rtmp.listen settings
+--- for app:listen).  The app has replies,
 --- commands and messages (each replaceable), handlers ({ on_message,
 --- on_close } for rtmp.listen) and app:listen(settings).
 function _M.new(t)
@@ -584,16 +606,39 @@ function _M.new(t)
     return self
 end
 
---- app:listen(settings) -> server or nil, err: rtmp.listen with the app's
---- handlers (settings: any of rtmp.listen's but on_message and on_close).
+--- app:listen([settings]) -> server, ... (one per address) or nil, err:
+--- rtmp.listen with the app's handlers on each address of settings.listen
+--- (one, or a list; default: config.listen, else --listen, else 1935).
+--- settings: any of rtmp.listen's but on_message and on_close; a setting
+--- it lacks comes from the app's config when set there (not false).
 function App:listen(settings)
     local s = {}
     for k, v in pairs(settings or {}) do s[k] = v end
     if s.on_message or s.on_close then
         error("app:listen: on_message and on_close are the app's (see app.messages, on_close)", 2)
     end
+    local config = self.config
+    for name in pairs(rtmp.settings) do
+        local k = name:match("^[^.]*") -- "tls.cert" is read from the table tls
+        if s[k] == nil and config[k] then s[k] = config[k] end
+    end
     s.on_message, s.on_close = self.handlers.on_message, self.handlers.on_close
-    return rtmp.listen(s)
+    local addrs = s.listen or rtmp.options.listen or rtmp.settings.listen.default
+    if type(addrs) ~= "table" then addrs = { addrs } end
+    if #addrs == 0 then error("app:listen: no address", 2) end
+    local servers = {}
+    for i = 1, #addrs do
+        local one = {}  -- rtmp.listen keeps its table: one each
+        for k, v in pairs(s) do one[k] = v end
+        one.listen = addrs[i]
+        local srv, err = rtmp.listen(one)
+        if not srv then
+            for j = 1, #servers do servers[j]:close() end
+            return nil, err
+        end
+        servers[i] = srv
+    end
+    return unpack(servers)
 end
 
 return _M
