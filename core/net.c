@@ -356,18 +356,15 @@ static int write_queue(int fd, rtmp_outq *q, uint64_t *written, char *why, size_
 static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t len)
 {
     unsigned long err = ERR_peek_last_error();
-    if (e == SSL_ERROR_SYSCALL && err == 0) {
-        if (errno)
+    if ((e == SSL_ERROR_SYSCALL && err == 0) || e == SSL_ERROR_ZERO_RETURN) {
+        if (e == SSL_ERROR_SYSCALL && errno)
             snprintf(out, len, "%s: %s", what, strerror(errno));
         else
             snprintf(out, len, "%s: the peer closed the connection", what);
-    } else if (e == SSL_ERROR_ZERO_RETURN) {
-        snprintf(out, len, "%s: the peer ended the TLS session", what);
     } else {
         const char *r = ERR_reason_error_string(err);
         int alert = ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET;
-        snprintf(out, len, "%s: TLS: %s%s", what, r ? r : "error",
-                 alert ? " (an alert from the peer)" : "");
+        snprintf(out, len, alert ? "%s: the peer's TLS alert: %s" : "%s: TLS: %s", what, r ? r : "error");
     }
     (void)ssl;
 }
@@ -1061,7 +1058,8 @@ static void tls_handshake_error(rtmp_conn *c, int e, char *out, size_t len)
     long v = t->verify ? SSL_get_verify_result(t->ssl) : X509_V_OK;
     if (v != X509_V_OK) {
         char subject[256] = "?";
-        X509 *cert = SSL_get0_peer_certificate(t->ssl);
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(t->ssl); /* the server's first */
+        X509 *cert = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
         if (cert)
             X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
         snprintf(out, len, "TLS handshake: certificate verify failed: %s (certificate %s%s%s)",
@@ -1070,9 +1068,11 @@ static void tls_handshake_error(rtmp_conn *c, int e, char *out, size_t len)
                  v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH ? t->name : "");
         return;
     }
-    tls_error_text(t->ssl, e, "TLS handshake", out, len);
     if (!t->server && !t->peeked && ERR_peek_last_error() == 0) /* closed without a word */
-        snprintf(out + strlen(out), len - strlen(out), " (is it an rtmps:// port?)");
+        snprintf(out, len, "TLS handshake: the server closed the connection without answering"
+                 " (not an rtmps:// port?)");
+    else
+        tls_error_text(t->ssl, e, "TLS handshake", out, len);
 }
 
 /* Drive the TLS handshake as far as the socket allows. */

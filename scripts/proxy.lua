@@ -3,6 +3,9 @@
 --
 -- Run it:      luartmp scripts/proxy.lua --upstream rtmp://origin:1935 [--listen ADDR]
 --                  [--trace[=PATH]] [--hooks FILE]... [--set NAME=VALUE]... [--faithful]
+-- Either side may be TLS: --listen rtmps://ADDR (with luartmp's --tls-cert
+-- and --tls-key), --upstream rtmps://origin (with luartmp's --tls-ca, or
+-- --tls-insecure).
 -- Reuse it:    local proxy = require "proxy"
 --              proxy.add_hooks{ client = function(msg, ctx) ... end }
 --              proxy.start{ upstream = "rtmp://origin:1935", listen = "1936" }
@@ -38,8 +41,8 @@ local unpack = string.unpack
 
 local M = {
     config = {
-        upstream = nil,     -- rtmp://host[:port][/...]: where every connection is relayed
-        listen = nil,       -- address (default: luartmp --listen, else 1935)
+        upstream = nil,     -- rtmp[s]://host[:port][/...]: where every connection is relayed
+        listen = nil,       -- address, rtmps:// for TLS (default: luartmp --listen, else 1935)
         trace = nil,        -- true (the log), a path, or nil (luartmp --trace decides)
         faithful = false,   -- byte-faithful mode
     },
@@ -314,7 +317,8 @@ end
 ---------------------------------------------------------------------------
 
 --- Start listening.  opts: upstream (required), listen, trace, faithful,
---- and any rtmp.listen setting.  Returns the server.
+--- and any rtmp.listen setting.  Returns the server, or nil and why it
+--- could not listen.
 function M.start(opts)
     opts = opts or {}
     local own = { upstream = true, listen = true, trace = true, faithful = true }
@@ -352,7 +356,7 @@ function M.start(opts)
         if p then close_pair(p, "client: " .. reason) end
     end
     local srv, lerr = rtmp.listen(settings)
-    if not srv then error(lerr, 2) end
+    if not srv then return nil, lerr end
     log.info("proxy: %s -> %s (%s mode)", settings.listen, up, M.config.faithful and "byte-faithful" or "message")
     return srv
 end
@@ -390,8 +394,10 @@ both directions, tracing every message.
 
 ]],
     options = {
-        { "upstream", "string", arg = "URL", help = "the server every connection is relayed to (required)" },
-        { "listen", "string", arg = "ADDR", help = "where to listen (default: luartmp --listen, else 1935)" },
+        { "upstream", "string", arg = "URL", help = "the server every connection is relayed to (required;\n" ..
+                                                   "rtmps:// for TLS)" },
+        { "listen", "string", arg = "ADDR", help = "where to listen, rtmps://ADDR for TLS (default:\n" ..
+                                                 "luartmp --listen, else 1935)" },
         { "trace", "string", arg = "PATH", optional = true,
           help = "trace every message on both legs (to the log, or PATH)" },
         { "faithful", help = "forward bytes unchanged; decode a copy for the trace" },
@@ -413,7 +419,7 @@ function M.main(args)
     local hook_files = o.hooks or {}
     if not M.config.upstream then cmd:fail("--upstream URL is required") end
     if not rtmp.parse_url(M.config.upstream) then
-        cmd:fail(fmt("bad --upstream '%s' (want rtmp://host[:port])", M.config.upstream))
+        cmd:fail(fmt("bad --upstream '%s' (want rtmp[s]://host[:port])", M.config.upstream))
     end
     if M.config.faithful and #hook_files > 0 then
         cmd:fail("--hooks needs message mode: the byte-faithful mode changes nothing")
@@ -425,7 +431,11 @@ function M.main(args)
             os.exit(1)
         end
     end
-    M.start()
+    local srv, err = M.start()
+    if not srv then
+        io.stderr:write(fmt("proxy.lua: %s\n", err))
+        os.exit(1)
+    end
 end
 
 if ... ~= "proxy" then -- run as the main script, not required as a module

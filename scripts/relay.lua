@@ -12,7 +12,10 @@
 -- Configured through live.config (see docs/RELAY.md):
 --   push  = { "rtmp://host[:port]/app[/name]", ... }  or function(app, name) -> url or list
 --   pull  = "rtmp://host[:port]/app"                     or function(app, name) -> url or nil
---   relay = { retry_min = 1, retry_max = 30, retry_factor = 2, timeout = 10, chunk_size = 4096 }
+--   relay = { retry_min = 1, retry_max = 30, retry_factor = 2, timeout = 10, chunk_size = 4096,
+--             tls = { ca =, insecure =, sni = } }
+-- rtmps:// URLs relay over TLS (the tls settings over luartmp's --tls-ca
+-- and --tls-insecure).
 -- A URL path after the app names the upstream stream; without one the
 -- local name is used.  scripts/live.lua attaches it (relay.attach(live)):
 -- it follows live's streams through live.watch, and a pull feeds one
@@ -33,6 +36,7 @@ local M = {
         retry_factor = 2,    -- growth of the delay after each failed attempt
         timeout = 10,        -- an attempt that is not publishing/playing after this is a failure (s)
         chunk_size = 4096,   -- our outgoing chunk size towards the upstream
+        tls = nil,           -- rtmps:// upstreams: { ca =, insecure =, sni = } (rtmp.connect's)
     },
 }
 
@@ -99,6 +103,7 @@ function Link:session()
         timeout = setting(self.live, "timeout"),
         flash_ver = self.mode == "push" and "FMLE/3.0 (compatible; luartmp relay)" or nil,
         properties = self.mode == "push" and { type = "nonprivate" } or nil,
+        tls = setting(self.live, "tls"),
     })
     if not nc then return err end
     self.nc, self.conn = nc, nc.conn

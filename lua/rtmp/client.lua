@@ -2,6 +2,9 @@
 -- rtmp.connect(url, handlers).
 --
 --   local nc = assert(rtmp.connect("rtmp://127.0.0.1/live"))   -- inside a coroutine
+--   -- over TLS: rtmps://, the certificate verified against the system store
+--   -- and tls.ca (docs/TLS.md)
+--   local nc = assert(rtmp.connect("rtmps://example.com/live", { tls = { ca = "ca.pem" } }))
 --   local ns = assert(nc:create_stream())
 --   assert(ns:publish("name"))
 --   ns:send(msg) ...

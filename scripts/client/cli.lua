@@ -19,15 +19,15 @@ if rtmp.log.level() == "info" then rtmp.log.level("error") end
 local progname = argv.progname
 _M.progname = progname
 
---- Split a stream URL rtmp://host[:port]/app/name into what rtmp.connect
---- and publish/play take: { url (rtmp://host:port/app), app, name }, or
+--- Split a stream URL rtmp[s]://host[:port]/app/name into what rtmp.connect
+--- and publish/play take: { url (rtmp[s]://host:port/app), app, name }, or
 --- nil, err. The app is the first path segment, the name the rest
 --- (FFmpeg's convention, as rtmp.parse_url).
 function _M.stream_url(url)
   local u, err = rtmp.parse_url(url)
   if not u then return nil, fmt("bad URL '%s': %s", url, err) end
   if u.app == "" or u.path == "" then
-    return nil, fmt("bad URL '%s' (want rtmp://host[:port]/app/name: no stream name)", url)
+    return nil, fmt("bad URL '%s' (want rtmp[s]://host[:port]/app/name: no stream name)", url)
   end
   return { url = u.tc_url, app = u.app, name = u.path, host = u.host, port = u.port }
 end

@@ -19,7 +19,9 @@ local cmd = require("rtmp.argv").new{
 usage: luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | -]
 
 Plays a stream and writes it as FLV to out.flv, or to stdout with "-"
-(the default), e.g. for "| ffplay -".
+(the default), e.g. for "| ffplay -".  An rtmps:// URL goes over TLS;
+TLS options go to luartmp, before the script: luartmp --tls-ca FILE (or
+--tls-insecure) scripts/client/play.lua ... (docs/TLS.md).
 
 options:
 ]],

@@ -18,7 +18,9 @@ local cmd = require("rtmp.argv").new{
 usage: luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
 
 Publishes an FLV file (H.264/AAC or any codec FLV carries) to an RTMP
-server, in real time by default.
+server, in real time by default.  An rtmps:// URL goes over TLS; TLS
+options go to luartmp, before the script: luartmp --tls-ca FILE (or
+--tls-insecure) scripts/client/publish.lua ... (docs/TLS.md).
 
 options:
 ]],

@@ -80,3 +80,304 @@ describe("rtmps:// listeners", function()
     assert.are.equal(0, srv.count("publish", "refused"))
   end)
 end)
+
+describe("rtmps:// connections", function()
+  after_each(function() H.cleanup() end)
+
+  it("publish.lua and play.lua go through a TLS front (stunnel4) to nginx-rtmp, verified with --tls-ca", function()
+    local c = T.certs()
+    local nginx = H.nginx_start()
+    local front = T.stunnel_start(nginx.port)
+    local url = front.url("live/fronted")
+    local out = H.tmpname("play-through-front.flv")
+    local player = H.spawn(fmt("%s --tls-ca %s scripts/client/play.lua --timeout 10 %s %s", q(H.luartmp), q(c.ca),
+      q(url), q(out)), { name = "play" })
+    assert(H.wait_until(function() return nginx.count("play", "fronted") >= 1 end, 15),
+      "play.lua did not reach play through the front:\n" .. H.output(player) .. front.log())
+    local rc, text = H.run(fmt("%s --tls-ca %s scripts/client/publish.lua %s %s", q(H.luartmp), q(c.ca),
+      q(H.fixture_flv()), q(url)), F.seconds + 20)
+    assert.are.equal(0, rc, text)
+    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
+    assert_every_frame("play.lua through the TLS front", out, fixture_audio_frames())
+    assert.are.equal(1, nginx.count("publish", "fronted"))
+  end)
+
+  it("rtmp.connect over rtmps:// shows what TLS negotiated in conn.tls, and false on a plain connection", function()
+    local c = T.certs()
+    local srv = T.luartmp_start()
+    local script = H.tmpname("tls-fields") .. ".lua"
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      local tls_url, plain_url, ca = ...
+      local nc = assert(rtmp.connect(tls_url, { tls = { ca = ca } }))
+      local t = nc.conn.tls
+      print("tls", t.handshake, t.version, t.cipher ~= nil, t.sni, t.peer_verified, t.ktls_send ~= nil)
+      print("url", nc.conn.url, nc.conn.tc_url)
+      nc:close()
+      local plain = assert(rtmp.connect(plain_url))
+      print("plain", plain.conn.tls)
+      plain:close()
+      -- the IP address: no SNI (RFC 6066), the certificate checked for the address
+      local ip = assert(rtmp.connect((tls_url:gsub("localhost", "127.0.0.1")), { tls = { ca = ca } }))
+      print("ip", ip.conn.tls.sni == "", ip.conn.tls.peer_verified)
+      ip:close()
+      -- insecure: connected, not verified
+      local ins = assert(rtmp.connect(tls_url, { tls = { insecure = true } }))
+      print("insecure", ins.conn.tls.peer_verified)
+      ins:close()
+    ]])
+    local rc, out = H.run(fmt("%s %s %s %s %s", q(H.luartmp), q(script), q(srv.tls_url("live")), q(srv.url("live")),
+      q(c.ca)), 20)
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("tls\ttrue\tTLSv1.3\ttrue\tlocalhost\ttrue\ttrue\n", 1, true), out)
+    -- tcUrl keeps the scheme, as ffmpeg sends it
+    assert.truthy(out:find("url\t" .. srv.tls_url("live") .. "\t" .. srv.tls_url("live") .. "\n", 1, true), out)
+    assert.truthy(out:find("plain\tfalse\n", 1, true), out)
+    assert.truthy(out:find("ip\ttrue\ttrue\n", 1, true), out)
+    assert.truthy(out:find("insecure\tfalse\n", 1, true), out)
+    -- the server saw the SNI of the first and no SNI from the address
+    local log = srv.log()
+    assert.truthy(log:find("SNI localhost", 1, true), log)
+    assert.truthy(log:find("SNI none", 1, true), log)
+  end)
+end)
+
+describe("relays and the proxy over rtmps://", function()
+  after_each(function() H.cleanup() end)
+
+  -- An ffmpeg player on `play_url` (from before the publisher starts, once
+  -- `srv` logged it), the fixture published to `pub_url`: the player gets
+  -- every frame.
+  local function through(srv, name, play_url, pub_url)
+    local out = H.tmpname(name .. ".flv")
+    local player = H.ffmpeg_play(play_url, out, 3)
+    assert(H.wait_until(function() return srv.count("play", name) >= 1 end, 15),
+      "the player did not reach play:\n" .. srv.log())
+    local pub = H.ffmpeg_publish(pub_url)
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 20), "publisher: " .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 20), "player: " .. H.output(player))
+    assert_every_frame(name, out, fixture_audio_frames())
+  end
+
+  it("push to nginx-rtmp behind a TLS front, verified with --tls-ca", function()
+    local c = T.certs()
+    local nginx = H.nginx_start()
+    local front = T.stunnel_start(nginx.port)
+    local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "push", front.url("live") },
+                                 extra = { "--tls-ca", c.ca } }
+    through(nginx, "pushed", nginx.url("live/pushed"), srv.url("live/pushed"))
+    assert.truthy(srv.log():find("certificate verified", 1, true), srv.log())
+  end)
+
+  it("pull from a luartmp origin's rtmps:// listener, with --tls-insecure", function()
+    local origin = T.luartmp_start()
+    local edge = H.luartmp_start{ script = "spec/interop/relay_live.lua", args = { "pull", origin.tls_url("live") },
+                                  extra = { "--tls-insecure" } }
+    through(edge, "pulled", edge.url("live/pulled"), origin.url("live/pulled"))
+    assert.truthy(edge.log():find("certificate NOT verified (insecure)", 1, true), edge.log())
+    assert.truthy(origin.log():find("SNI localhost", 1, true), origin.log())
+  end)
+
+  it("the proxy: a TLS listener in front of a plain upstream (message mode), and a plain one in front of "
+    .. "a TLS upstream (byte-faithful)", function()
+    local c = T.certs()
+    local nginx = H.nginx_start()
+    -- TLS in, plain out
+    local port = H.free_port()
+    local p1 = H.spawn(fmt("%s --log-level debug --listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s "
+      .. "scripts/proxy.lua --upstream %s", q(H.luartmp), port, q(c.cert), q(c.key), q(nginx.url(""))),
+      { name = "proxy-tls-in" })
+    assert(H.wait_port(port, 10, p1))
+    through(nginx, "tls_in", nginx.url("live/tls_in"), fmt("rtmps://localhost:%d/live/tls_in", port))
+    -- plain in, TLS out (through stunnel to nginx), bytes unchanged
+    local front = T.stunnel_start(nginx.port)
+    local port2 = H.free_port()
+    local p2 = H.spawn(fmt("%s --log-level debug --tls-ca %s scripts/proxy.lua --faithful --listen 127.0.0.1:%d "
+      .. "--upstream %s", q(H.luartmp), q(c.ca), port2, q(front.url(""))), { name = "proxy-tls-out" })
+    assert(H.wait_port(port2, 10, p2))
+    through(nginx, "tls_out", nginx.url("live/tls_out"), fmt("rtmp://127.0.0.1:%d/live/tls_out", port2))
+    assert.truthy(H.output(p1):find("TLS: TLSv1", 1, true), H.output(p1))
+    assert.truthy(H.output(p2):find("certificate verified", 1, true), H.output(p2))
+  end)
+
+  it("the proxy says why it cannot listen, in one line", function()
+    local rc, out = H.run(fmt("%s scripts/proxy.lua --upstream rtmp://127.0.0.1:1 --listen rtmps://127.0.0.1:%d",
+      q(H.luartmp), H.free_port()), 10)
+    assert.are.equal(1, rc, out)
+    assert.truthy(out:find("^proxy.lua: listen rtmps://127.0.0.1:%d+: an rtmps:// listener needs a certificate and its key"),
+      out)
+    assert.falsy(out:find("traceback", 1, true), out)
+  end)
+end)
+
+describe("TLS errors", function()
+  after_each(function() H.cleanup() end)
+
+  -- Run a Lua script with luartmp and its arguments: exit status, output.
+  local function lua_run(text, ...)
+    local script = H.tmpname("tls-errors") .. ".lua"
+    H.write_file(script, text)
+    local args = { q(H.luartmp), q(script) }
+    for _, a in ipairs({ ... }) do args[#args + 1] = q(a) end
+    return H.run(table.concat(args, " "), 30)
+  end
+
+  -- Each URL given: "<url>\t<result of rtmp.connect>" (the error a script gets).
+  local CONNECT_EACH = [[
+    local rtmp = require "rtmp"
+    local ca = ...
+    for i = 2, select("#", ...) do
+      local url = select(i, ...)
+      local nc, err = rtmp.connect(url, { tls = { ca = ca }, timeout = 5 })
+      print(url .. "\t" .. (nc and "connected" or err))
+      if nc then nc:close() end
+    end
+  ]]
+
+  it("a plain client on the TLS port and a TLS client on the plain port are closed, saying so, while "
+    .. "the process serves others", function()
+    local c = T.certs()
+    local srv = T.luartmp_start()
+    -- a TLS publisher and player keep going meanwhile
+    local out = H.tmpname("meanwhile.flv")
+    local player = H.ffmpeg_play(srv.tls_url("live/meanwhile"), out, 4)
+    assert(H.wait_until(function() return srv.count("play", "meanwhile") >= 1 end, 15), srv.log())
+    local pub = H.ffmpeg_publish(srv.tls_url("live/meanwhile"))
+    assert(H.wait_until(function() return srv.count("publish", "meanwhile") >= 1 end, 15), srv.log())
+
+    local plain_on_tls = fmt("rtmp://127.0.0.1:%d/live", srv.tls_port)
+    local tls_on_plain = fmt("rtmps://127.0.0.1:%d/live", srv.port)
+    local rc, text = lua_run(CONNECT_EACH, c.ca, plain_on_tls, tls_on_plain, srv.tls_url("live"))
+    assert.are.equal(0, rc, text)
+    -- what the client sees: the server ended it; a server that is not TLS
+    assert.truthy(text:find(plain_on_tls .. "\tclosed: peer closed the connection\n", 1, true), text)
+    assert.truthy(text:find(tls_on_plain .. "\tclosed: TLS handshake: the server closed the connection without "
+      .. "answering (not an rtmps:// port?)\n", 1, true), text)
+    assert.truthy(text:find(srv.tls_url("live") .. "\tconnected\n", 1, true), text)
+    -- what the server logs: connection id, peer, reason
+    local log = srv.log()
+    assert.truthy(log:find("warn conn=%d+ peer=127%.0%.0%.1:%d+ close: plain RTMP on a TLS port %(first byte 0x03, "
+      .. "not a TLS handshake%): the client must use rtmps://"), log)
+    assert.truthy(log:find("warn conn=%d+ peer=127%.0%.0%.1:%d+ close: a TLS handshake on a plain RTMP port %(first "
+      .. "byte 0x16%): this listener is rtmp://, not rtmps://"), log)
+    -- ffmpeg as the plain client on the TLS port fails too
+    local ff = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -rw_timeout 3000000 -i %s -f null -",
+      q(plain_on_tls .. "/meanwhile")), { name = "ffmpeg-plain" })
+    assert.are_not.equal(0, H.wait_exit(ff, 15))
+    assert.are.equal(2, H.count_plain(srv.log(), "close: plain RTMP on a TLS port"), srv.log())
+
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
+    assert_every_frame("the player meanwhile", out, fixture_audio_frames())
+    assert.are.equal(0, srv.stop())
+  end)
+
+  it("a bad certificate: self-signed, expired, for another name; the verify error string is the reason", function()
+    local c = T.certs()
+    local self_srv = T.luartmp_start{ cert = c.self_signed }
+    local expired_srv = T.luartmp_start{ cert = c.expired }
+    local wrong_srv = T.luartmp_start{ cert = c.wrong }
+    local urls = { self_srv.tls_url("live"), expired_srv.tls_url("live"), wrong_srv.tls_url("live"),
+                   wrong_srv.tls_url("live", "127.0.0.1") }
+    local rc, text = lua_run(CONNECT_EACH, c.ca, table.unpack(urls))
+    assert.are.equal(0, rc, text)
+    local want = {
+      "closed: TLS handshake: certificate verify failed: self-signed certificate (certificate /CN=localhost)",
+      "closed: TLS handshake: certificate verify failed: certificate has expired (certificate /CN=localhost)",
+      "closed: TLS handshake: certificate verify failed: hostname mismatch (certificate /CN=wrong.example, "
+        .. "wanted localhost)",
+      "closed: TLS handshake: certificate verify failed: IP address mismatch (certificate /CN=wrong.example, "
+        .. "wanted 127.0.0.1)",
+    }
+    for i, url in ipairs(urls) do
+      assert.truthy(text:find(url .. "\t" .. want[i] .. "\n", 1, true), want[i] .. " in:\n" .. text)
+    end
+    -- the client's log line carries its connection id and the server's address
+    assert.truthy(text:find("warn conn=%d+ peer=127%.0%.0%.1:" .. expired_srv.tls_port
+      .. " close: TLS handshake: certificate verify failed: certificate has expired"), text)
+    -- each server logs the alert the client sent
+    assert.truthy(self_srv.log():find("close: TLS handshake: the peer's TLS alert: tlsv1 alert unknown ca", 1, true))
+    assert.truthy(expired_srv.log():find("close: TLS handshake: the peer's TLS alert: sslv3 alert certificate expired",
+      1, true))
+    assert.truthy(wrong_srv.log():find("close: TLS handshake: the peer's TLS alert: sslv3 alert bad certificate", 1, true))
+    -- without the CA, the system store does not know ours; --tls-insecure takes any
+    rc, text = lua_run([[
+      local rtmp = require "rtmp"
+      local url = ...
+      print("store", select(2, rtmp.connect(url, { timeout = 5 })))
+      local nc = rtmp.connect(url, { tls = { insecure = true }, timeout = 5 })
+      print("insecure", nc and nc.conn.tls.version)
+      if nc then nc:close() end
+    ]], self_srv.tls_url("live"))
+    assert.are.equal(0, rc, text)
+    assert.truthy(text:find("store\tclosed: TLS handshake: certificate verify failed: self-signed certificate", 1, true),
+      text)
+    assert.truthy(text:find("insecure\tTLSv1.3\n", 1, true), text)
+  end)
+
+  it("a certificate, key or CA file that does not load, an rtmps:// address without them: nil and the reason, "
+    .. "or one line and exit 2 from the command line", function()
+    local c = T.certs()
+    local rc, text = lua_run([[
+      local rtmp = require "rtmp"
+      local cert, key, ca = ...
+      local function try(t) print(select(2, rtmp.listen(t))) end
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = "/nonexistent/cert.pem", key = key } }
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = "/nonexistent/key.pem" } }
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = key, key = key } }
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = cert } }
+      try{ listen = "rtmps://127.0.0.1:0" }
+      try{ listen = "rtmps://127.0.0.1:0/live", tls = { cert = cert, key = key } }
+      print(select(2, rtmp.connect("rtmps://127.0.0.1:1/live", { tls = { ca = "/nonexistent/ca.pem" } })))
+      print(pcall(rtmp.listen, { listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = key, kye = 1 } }))
+      print(pcall(rtmp.listen, { listen = "rtmps://127.0.0.1:0", tls = "yes" }))
+      print(pcall(rtmp.listen, { listen = "rtmps://127.0.0.1:0", tls = { cert = 5, key = key } }))
+      local srv = assert(rtmp.listen{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = key } })
+      print(srv.tls, srv.port > 0)
+      srv:close()
+    ]], c.cert, c.key, c.ca)
+    assert.are.equal(0, rc, text)
+    for _, line in ipairs({
+      "listen rtmps://127.0.0.1:0: TLS certificate '/nonexistent/cert.pem': No such file or directory\n",
+      "listen rtmps://127.0.0.1:0: TLS key '/nonexistent/key.pem': No such file or directory\n",
+      "listen rtmps://127.0.0.1:0: TLS certificate '" .. c.key .. "': not a PEM certificate (no start line)\n",
+      "listen rtmps://127.0.0.1:0: TLS key '" .. c.cert .. "': not a PEM private key",
+      "listen rtmps://127.0.0.1:0: an rtmps:// listener needs a certificate and its key (docs/TLS.md)\n",
+      "bad listen address 'rtmps://127.0.0.1:0/live' (want PORT, HOST:PORT or [V6]:PORT; after rtmps:// for TLS)\n",
+      "TLS CA file '/nonexistent/ca.pem': No such file or directory\n",
+      "unknown TLS setting 'kye' (want cert, key, ca, sni or insecure)",
+      "tls must be a table { cert =, key =, ca =, sni =, insecure = }, not yes",
+      "tls.cert must be a string, not 5",
+      "true\ttrue\n",
+    }) do
+      assert.truthy(text:find(line, 1, true), line .. " in:\n" .. text)
+    end
+    -- the command line: the live server never starts, one line, no traceback
+    for args, line in pairs({
+      ["--listen rtmps://127.0.0.1:%d"] = "luartmp: listen rtmps://127.0.0.1:%d: an rtmps:// listener needs a "
+        .. "certificate and its key (docs/TLS.md)\n",
+      ["--listen rtmps://127.0.0.1:%d --tls-cert /nonexistent.pem --tls-key /nonexistent.key"] =
+        "luartmp: listen rtmps://127.0.0.1:%d: TLS certificate '/nonexistent.pem': No such file or directory\n",
+      ["--listen 127.0.0.1:%d --listen rtmpx://127.0.0.1:1"] =
+        "luartmp: bad listen address 'rtmpx://127.0.0.1:1' (want PORT, HOST:PORT or [V6]:PORT; after rtmps:// for TLS)\n",
+    }) do
+      local port = H.free_port()
+      local out
+      rc, out = H.run(q(H.luartmp) .. " " .. args:format(port) .. " scripts/live.lua", 10)
+      assert.are.equal(2, rc, out)
+      assert.are.equal(line:format(port), out)
+    end
+    -- a file the process may not read (as an unprivileged user, when we are root)
+    if not select(2, H.run("id -u", 5)):match("^0\n") then return end
+    local private = H.tmpname("private.key")
+    assert.are.equal(0, H.exec(fmt("cp %s %s && chmod 600 %s", q(c.key), q(private), q(private))))
+    rc, text = H.run(fmt("su nobody -s /bin/sh -c %s", q(fmt("%s --listen rtmps://127.0.0.1:%d --tls-cert %s "
+      .. "--tls-key %s scripts/live.lua", q(H.luartmp), H.free_port(), q(c.cert), q(private)))), 10)
+    if text:find("Permission denied", 1, true) and text:find("TLS key", 1, true) then
+      assert.are.equal(2, rc, text)
+      assert.truthy(text:find("TLS key '" .. private .. "': Permission denied\n", 1, true), text)
+    else
+      pending("nobody cannot run " .. H.luartmp .. " here: " .. text)
+    end
+  end)
+end)

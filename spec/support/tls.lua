@@ -5,6 +5,7 @@
 --   local T = require "support.tls"
 --   local c = T.certs()            -- { ca, cert, key, expired, wrong, self_signed, ... }
 --   local srv = T.luartmp_start()  -- H.luartmp_start plus srv.tls_port, srv.tls_url(path)
+--   local front = T.stunnel_start(nginx.port)  -- TLS in front of a plain server
 
 local H = require "support.helpers"
 
@@ -79,6 +80,31 @@ function T.luartmp_start(opts)
     return fmt("rtmps://%s:%d/%s", host or "localhost", tls_port, path or "live")
   end
   return srv
+end
+
+--- A TLS front (stunnel4) on 127.0.0.1: it accepts TLS with opts.cert and
+--- opts.key (default: the test server certificate) and relays the bytes
+--- in the clear to 127.0.0.1:`port` (nginx-rtmp, say). Returns { port,
+--- proc, url(path [, host]) (rtmps://, host localhost by default), log() }.
+function T.stunnel_start(port, opts)
+  opts = opts or {}
+  local c = T.certs()
+  local front = H.free_port()
+  local conf = H.tmpname("stunnel.conf")
+  H.write_file(conf, table.concat({
+    "foreground = yes", "pid =", "debug = info",
+    "[rtmps]",
+    fmt("accept = 127.0.0.1:%d", front),
+    fmt("connect = 127.0.0.1:%d", port),
+    "cert = " .. (opts.cert or c.cert),
+    "key = " .. (opts.key or c.key), "" }, "\n"))
+  local proc = H.spawn("stunnel4 " .. q(conf), { name = "stunnel" })
+  local ok, why = H.wait_port(front, 10, proc)
+  assert(ok, why)
+  local st = { port = front, proc = proc }
+  function st.url(path, host) return fmt("rtmps://%s:%d/%s", host or "localhost", front, path or "live") end
+  function st.log() return H.output(proc) end
+  return st
 end
 
 return T
