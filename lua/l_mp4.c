@@ -748,17 +748,20 @@ static int writer_gc(lua_State *L)
     return 0;
 }
 
-/* Create the missing directories of path (mkdir option). */
-static void mkdirs(lua_State *L, const char *path)
+/* Create the missing directories of path (mkdir option); 0 or
+ * RTMP_ERR_NOMEM. */
+static int mkdirs(const char *path)
 {
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, strlen(path) + 1);
-    strcpy(p, path);
+    char *p = strdup(path);
+    if (!p)
+        return RTMP_ERR_NOMEM;
     for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
         *s = '\0';
         mkdir(p, 0777);                 /* errors: fopen says */
         *s = '/';
     }
+    free(p);
+    return 0;
 }
 
 /* rtmp.mp4.writer(path | sink [, { fragment_ms =, max_fragment =, mkdir = }])
@@ -779,8 +782,8 @@ static int l_writer(lua_State *L)
     lua_setiuservalue(L, -2, 2);
     if (is_path) {
         const char *path = lua_tostring(L, 1);
-        if (opt_flag(L, t, "mkdir", 0))
-            mkdirs(L, path);
+        if (opt_flag(L, t, "mkdir", 0) && mkdirs(path) < 0)
+            return fail3(L, path, RTMP_ERR_NOMEM);
         w->f = fopen(path, "wb");
         if (!w->f)
             return fail3(L, path, RTMP_ERR_IO);

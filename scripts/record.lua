@@ -1,20 +1,27 @@
 -- record.lua: the live server's recorder.  A stream published with type
 -- "record" or "append" is written to <record_dir>/<app>/<name>.flv while
 -- live.config.record_dir is set (nil or false: recording off, the
--- default), and the file is closed when the publisher stops.
+-- default), and the file is closed when the publisher stops.  With
+-- live.config.record_format = "mp4" (default "flv") the file is
+-- <name>.mp4, fragmented MP4 (rtmp.mp4.writer): what an Enhanced RTMP
+-- stream holds (HEVC, AV1, VP9, Opus, FLAC, AC-3, E-AC-3, multitrack) in
+-- a file ffprobe and browsers read.
 --
 --   local live = require "live"
 --   live.config.record_dir = "/var/lib/luartmp"
+--   live.config.record_format = "mp4"      -- or live.start{ record_format = "mp4" }
 --   live.start()
 --
 -- "record" starts a new file (replacing an old one), "append" continues
--- an existing one after its last tag (or starts it).  The file begins
+-- an existing FLV after its last tag (or starts it); an MP4 is not
+-- appended to: "append" replaces it as "record" does (logged).  The file begins
 -- with what a decoder needs first: the metadata and sequence headers the
 -- publisher sends at its start, then video from its first keyframe.
 -- Timestamps are moved so the recording starts at 0.
 --
 -- scripts/live.lua attaches it (record.attach(live)): it follows live's
--- streams through live.watch.  A recorder alone:
+-- streams through live.watch.  A recorder alone (the format from the
+-- name: .mp4 or FLV):
 --   local rec = assert(record.open("out.flv", false))
 --   rec:write(msg) ... rec:close()
 
@@ -36,15 +43,28 @@ local function safe(s)
   return s
 end
 
---- The file a stream of app/name is recorded into under dir.
-function M.path(dir, app, name)
-  return dir .. "/" .. safe(app) .. "/" .. safe(name) .. ".flv"
+-- The recording formats: record_format -> file extension.
+local FORMATS = { flv = ".flv", mp4 = ".mp4" }
+
+--- The file a stream of app/name is recorded into under dir (format:
+--- "flv", the default, or "mp4").
+function M.path(dir, app, name, format)
+  return dir .. "/" .. safe(app) .. "/" .. safe(name) .. (FORMATS[format or "flv"] or error("record: no format "
+    .. tostring(format), 2))
 end
 
---- Open a recorder writing to path (append: continue the file) ->
---- recorder or nil, err.  Missing directories are created.
+local function is_mp4(path) return path:lower():sub(-4) == ".mp4" end
+
+--- Open a recorder writing to path, FLV or (a name ending in .mp4)
+--- fragmented MP4 (append: continue an FLV file) -> recorder or nil, err.
+--- Missing directories are created.
 function M.open(path, append)
-  local w, err = rtmp.flv.create(path, { append = append, mkdir = true })
+  local w, err
+  if is_mp4(path) then
+    w, err = rtmp.mp4.writer(path, { mkdir = true })
+  else
+    w, err = rtmp.flv.create(path, { append = append, mkdir = true })
+  end
   if not w then return nil, err end
   return setmetatable({ w = w, path = path, base = nil, keyframe = false, messages = 0 }, Recorder)
 end
@@ -78,7 +98,13 @@ function Recorder:write(msg)
   elseif t ~= 18 and t ~= 15 then
     return true
   end
-  local ok, err = self.w:write(msg, self:time(msg.timestamp))
+  local ok, err, code = self.w:write(msg, self:time(msg.timestamp))
+  if not ok and code ~= nil and code ~= "IO" then
+    -- a message the MP4 writer cannot take (a configuration that does not
+    -- parse): that message only
+    log.warn("record %s: message at %d ms not recorded: %s", self.path, msg.timestamp, err)
+    return true
+  end
   if not ok then
     log.error("record %s: %s; recording stopped", self.path, err)
     self:close()
@@ -111,7 +137,15 @@ function M.published(live, s, mode)
   local dir = live.config.record_dir
   if not dir or (mode ~= "record" and mode ~= "append") then return end
   M.unpublished(s)
-  local path = M.path(dir, s.app, s.name)
+  local format = live.config.record_format or "flv"
+  if not FORMATS[format] then
+    log.error("record %s: record_format %q is neither \"flv\" nor \"mp4\"; not recorded", s.key, tostring(format))
+    return
+  end
+  local path = M.path(dir, s.app, s.name, format)
+  if mode == "append" and format == "mp4" then
+    log.warn("record %s: an MP4 recording is not appended to: %s starts again", s.key, path)
+  end
   local rec, err = M.open(path, mode == "append")
   if not rec then
     log.error("record %s: %s", s.key, err)
@@ -137,8 +171,10 @@ function M.unpublished(s)
 end
 
 --- record.attach(live): record live's streams published with type
---- "record" or "append" (the publishing NetStream's type).
+--- "record" or "append" (the publishing NetStream's type), in
+--- live.config.record_format (made a setting live.start takes: "flv").
 function M.attach(live)
+  if live.config.record_format == nil then live.config.record_format = "flv" end
   live.watch{
     publish = function(s, source) M.published(live, s, source.type) end,
     message = M.write,

@@ -1,12 +1,14 @@
--- play.lua: play an RTMP stream into an FLV file, or to stdout.
+-- play.lua: play an RTMP stream into an FLV or MP4 file, or to stdout.
 --
---   luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | -]
+--   luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | out.mp4 | -]
 --   luartmp scripts/client/play.lua rtmp://127.0.0.1/live/cam - | ffplay -
 --
--- Writes every audio, video and data message of the stream as an FLV tag,
--- timestamps shifted so the file starts at 0. Ends with a complete FLV
--- when the stream ends (StreamEOF, unpublish, Play.Stop), the connection
--- closes, SIGINT/SIGTERM arrives, or --duration/--frames is reached.
+-- Writes every audio, video and data message of the stream as an FLV tag
+-- (to a name ending in .mp4: as fragmented MP4, one track per kind and
+-- track id), timestamps shifted so the file starts at 0. Ends with a
+-- complete file when the stream ends (StreamEOF, unpublish, Play.Stop),
+-- the connection closes, SIGINT/SIGTERM arrives, or --duration/--frames
+-- is reached.
 -- See docs/CLIENT_SCRIPTS.md.
 
 local rtmp = require "rtmp"
@@ -16,10 +18,11 @@ local fmt = string.format
 
 local cmd = require("rtmp.argv").new{
   usage = [[
-usage: luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | -]
+usage: luartmp scripts/client/play.lua [options] rtmp://host[:port]/app/name [out.flv | out.mp4 | -]
 
-Plays a stream and writes it as FLV to out.flv, or to stdout with "-"
-(the default), e.g. for "| ffplay -".  An rtmps:// URL goes over TLS;
+Plays a stream and writes it as FLV to out.flv, as fragmented MP4 to a
+name ending in .mp4 (Enhanced RTMP codecs and multitrack too), or as FLV
+to stdout with "-" (the default), e.g. for "| ffplay -".  An rtmps:// URL goes over TLS;
 TLS options go to luartmp, before the script: luartmp --tls-ca FILE (or
 --tls-insecure) scripts/client/play.lua ... (docs/TLS.md).
 
@@ -81,9 +84,13 @@ local function stdout_writer()
   return w
 end
 
+-- A name ending in .mp4 gets fragmented MP4 (rtmp.mp4.writer: a fragment
+-- at each keyframe, Enhanced RTMP codecs and multitrack as MP4 tracks).
 local writer, err
 if out_path == "-" then
   writer, err = stdout_writer()
+elseif out_path:lower():match("%.mp4$") then
+  writer, err = rtmp.mp4.writer(out_path)
 else
   writer, err = rtmp.flv.create(out_path)
 end

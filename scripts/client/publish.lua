@@ -1,11 +1,14 @@
--- publish.lua: publish an FLV file to an RTMP server.
+-- publish.lua: publish an FLV or MP4 file to an RTMP server.
 --
---   luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
+--   luartmp scripts/client/publish.lua [options] file.flv|file.mp4 rtmp://host[:port]/app/name
 --
--- Sends the file's tags in real time (each at its timestamp, measured on
--- the loop's clock, as ffmpeg -re does), or as fast as the connection
--- takes them (--fast). Exits 0 once the whole file (every loop) is sent
--- and the stream is closed; otherwise one line on stderr and exit 1.
+-- Sends the file's tags (an MP4: its samples as RTMP messages, rtmp.mp4:
+-- legacy headers for H.264, AAC, MP3, Enhanced RTMP for the rest, several
+-- tracks of a kind as multitrack messages) in real time (each at its
+-- timestamp, measured on the loop's clock, as ffmpeg -re does), or as
+-- fast as the connection takes them (--fast). Exits 0 once the whole
+-- file (every loop) is sent and the stream is closed; otherwise one line
+-- on stderr and exit 1.
 -- See docs/CLIENT_SCRIPTS.md.
 
 local rtmp = require "rtmp"
@@ -16,11 +19,14 @@ local fmt = string.format
 local cmd = require("rtmp.argv").new{
   usage = [[
 usage: luartmp scripts/client/publish.lua [options] file.flv rtmp://host[:port]/app/name
+       luartmp scripts/client/publish.lua [options] file.mp4 rtmp://host[:port]/app/name
 
-Publishes an FLV file (H.264/AAC or any codec FLV carries) to an RTMP
-server, in real time by default.  An rtmps:// URL goes over TLS; TLS
-options go to luartmp, before the script: luartmp --tls-ca FILE (or
---tls-insecure) scripts/client/publish.lua ... (docs/TLS.md).
+Publishes an FLV file (H.264/AAC or any codec FLV carries) or an MP4
+(H.264, HEVC, AV1, VP9, AAC, Opus, FLAC, AC-3, E-AC-3, MP3; Enhanced RTMP
+where the codec needs it) to an RTMP server, in real time by default.
+An rtmps:// URL goes over TLS; TLS options go to luartmp, before the
+script: luartmp --tls-ca FILE (or --tls-insecure)
+scripts/client/publish.lua ... (docs/TLS.md).
 
 options:
 ]],
@@ -33,6 +39,8 @@ options:
     { "timeout", "number", arg = "S", help = "give up when the server has not answered connect,\n" ..
                                              "createStream or publish within S seconds (default 10)" },
     { "progress", help = "show the progress line even when stderr is not a terminal" },
+    { "enhanced", help = "an MP4's H.264, AAC and MP3 in Enhanced RTMP headers too\n" ..
+                         "(default: the legacy ones every server knows)" },
   },
   after = [[
 
@@ -63,8 +71,43 @@ local function file_error(e)
   return path .. ": " .. e
 end
 
-local reader, err = rtmp.flv.open(path)
+-- The file: an MP4 (by its ftyp box) is read with rtmp.mp4, anything
+-- else as FLV.  Both give message objects through :read().
+local function is_mp4()
+  local f = io.open(path, "rb")
+  local head = f and f:read(8) or ""
+  if f then f:close() end
+  return head:sub(5, 8) == "ftyp"
+end
+local MP4 = is_mp4()
+
+local function open_file()
+  if not MP4 then return rtmp.flv.open(path) end
+  local r, oerr = rtmp.mp4.open(path)
+  if not r then return nil, oerr end
+  local next_message = r:messages{ enhanced = o.enhanced }
+  return { tracks = r.tracks, read = function() return next_message() end, close = function() r:close() end }
+end
+
+local reader, err = open_file()
 if not reader then cli.fail(file_error(err)) end
+
+-- An MP4's tracks RTMP cannot carry are said once; the codecs it sends
+-- are announced in connect (fourCcList, Enhanced RTMP).
+local fourccs = {}
+if MP4 then
+  local seen = {}
+  for _, t in ipairs(reader.tracks) do
+    if not t.codec then
+      io.stderr:write(fmt("%s: %s: %s track %d (%s) is not sent: RTMP cannot carry it\n", cli.progname(), path,
+        t.kind, t.id, t.entry))
+    elseif not seen[t.codec] then
+      seen[t.codec] = true
+      fourccs[#fourccs + 1] = t.codec
+    end
+  end
+  if #fourccs == 0 then cli.fail(fmt("%s: no audio or video track RTMP can carry", path)) end
+end
 
 local media_ms = 0                   -- the highest timestamp sent
 local progress                       -- the progress line, once publishing
@@ -80,7 +123,7 @@ end)
 
 local nc
 nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10,
-  flash_ver = "FMLE/3.0 (compatible; luartmp)" })
+  flash_ver = "FMLE/3.0 (compatible; luartmp)", properties = MP4 and { fourCcList = fourccs } or nil })
 if not nc then cli.fail(fmt("%s: %s", pos[2], err)) end
 local ns
 ns, err = nc:create_stream()
@@ -137,7 +180,7 @@ while true do
     end
     offset = offset + (max_ts - first_ts) + gap
     pass, first_ts, max_ts = pass + 1, nil, nil
-    reader, rerr = rtmp.flv.open(path)
+    reader, rerr = open_file()
     if not reader then failed(file_error(rerr)) end
   elseif msg.type == 8 or msg.type == 9 or msg.type == 18 then
     local ts = msg.timestamp
