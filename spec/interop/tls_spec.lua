@@ -81,6 +81,54 @@ describe("rtmps:// listeners", function()
   end)
 end)
 
+-- GStreamer's rtmp2 elements trust the system's CAs only (GIO), not ours:
+-- they are told to check all but the issuer, so the name and the dates are
+-- still verified.
+local GST_FLAGS = "tls-validation-flags=bad-identity+not-activated+expired+revoked+insecure+generic-error"
+
+-- GStreamer publishing `file` to `url` (rtmp2sink), at the file's pace.
+local function gst_publish(url, file)
+  return H.spawn(fmt("gst-launch-1.0 filesrc location=%s ! flvdemux name=d d.video ! queue ! h264parse ! "
+    .. "flvmux name=m streamable=true ! rtmp2sink location=%s %s d.audio ! queue ! aacparse ! m.",
+    q(file), q(url), GST_FLAGS), { name = "gst-publish" })
+end
+
+-- GStreamer playing `url` (rtmp2src) into the FLV file `out`; it ends at the
+-- stream's end (EOS), the file complete.
+local function gst_record(url, out)
+  return H.spawn(fmt("gst-launch-1.0 -e rtmp2src location=%s %s ! flvdemux name=d d.video ! queue ! h264parse ! "
+    .. "flvmux name=m ! filesink location=%s d.audio ! queue ! aacparse ! m.", q(url), GST_FLAGS, q(out)),
+    { name = "gst-play" })
+end
+
+describe("GStreamer over rtmps://", function()
+  after_each(function() H.cleanup() end)
+
+  it("rtmp2sink publishes and rtmp2src plays through luartmp's TLS listener, every frame", function()
+    local srv = T.luartmp_start()
+    local gst_out, ff_out = H.tmpname("gst-play.flv"), H.tmpname("ffmpeg-play.flv")
+    local gst_player = gst_record(srv.tls_url("live/gst"), gst_out)
+    local ff_player = H.ffmpeg_play(srv.tls_url("live/gst"), ff_out, 4)
+    assert(H.wait_until(function() return srv.count("play", "gst") >= 2 end, 15), srv.log())
+    local pub = gst_publish(srv.tls_url("live/gst"), H.fixture_flv())
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "rtmp2sink: " .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(gst_player, 15), "rtmp2src: " .. H.output(gst_player))
+    assert.are.equal(0, H.wait_exit(ff_player, 15), "ffmpeg: " .. H.output(ff_player))
+    assert_every_frame("rtmp2src", gst_out, fixture_audio_frames())
+    assert_every_frame("ffmpeg after rtmp2sink", ff_out, fixture_audio_frames())
+    assert.are.equal(3, H.count_plain(srv.log(), "SNI localhost"), srv.log())
+  end)
+
+  it("rtmp2sink refuses a certificate for another name", function()
+    local srv = T.luartmp_start{ cert = T.certs().wrong }
+    local pub = gst_publish(srv.tls_url("live/wrong"), H.fixture_flv())
+    assert.are_not.equal(0, H.wait_exit(pub, 15), H.output(pub))
+    assert.are.equal(0, srv.count("publish", "wrong"))
+    -- (GIO drops the connection without an alert: the server logs how it ended)
+    assert.truthy(srv.log():find("warn conn=%d+ peer=127%.0%.0%.1:%d+ close: TLS handshake: "), srv.log())
+  end)
+end)
+
 describe("rtmps:// connections", function()
   after_each(function() H.cleanup() end)
 
