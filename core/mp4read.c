@@ -196,10 +196,24 @@ static int table_at(table *t, const uint8_t *body, size_t len, size_t at, size_t
 
 /* ---- moov ---- */
 
-/* Ticks to microseconds (v may be negative). */
+/* Ticks to microseconds (v may be negative), saturating: a lying file
+ * may give any value. */
 static int64_t ticks_us(int64_t v, uint32_t ts)
 {
-    return v / (int64_t)ts * 1000000 + v % (int64_t)ts * 1000000 / (int64_t)ts;
+    const int64_t lim = INT64_MAX / 1000000 - 1;
+    int64_t sec = v / (int64_t)ts;
+    if (sec > lim || sec < -lim)
+        return sec > 0 ? lim * 1000000 : -lim * 1000000;
+    return sec * 1000000 + v % (int64_t)ts * 1000000 / (int64_t)ts;
+}
+
+/* dts + shift, saturating. */
+static int64_t shifted(uint64_t dts, int64_t shift)
+{
+    int64_t v = dts > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)dts, out;
+    if (__builtin_add_overflow(v, shift, &out))
+        return shift > 0 ? INT64_MAX : INT64_MIN;
+    return out;
 }
 
 /* esds: the objectTypeIndication and the DecoderSpecificInfo. */
@@ -573,7 +587,7 @@ static int finish_sample(rtmp_mp4_reader *r, const rtrack *tr, rtmp_mp4_sample *
         return RTMP_ERR_MP4_LIMIT;
     if (s->offset > r->size || s->size > r->size - s->offset)
         return RTMP_ERR_MP4_TRUNCATED;
-    s->time_us = ticks_us((int64_t)s->dts + tr->t.shift, ts);
+    s->time_us = ticks_us(shifted(s->dts, tr->t.shift), ts);
     s->cts_us = ticks_us(s->cts, ts);
     return 0;
 }

@@ -11,6 +11,9 @@
 #      client's bytes and the server's bytes.
 #   3. fuzz/seeds.lua (lua5.4 with build/rtmp.so) cuts those streams into
 #      seeds for each target and adds encoded AMF values and FLV files.
+#   4. ffmpeg writes the mp4 target's seeds: 0.2 s files of every codec
+#      rtmp.mp4 carries, moov first (faststart) so each fits in the 4 KiB
+#      a short run takes, one fragmented, one with two video tracks.
 set -eu
 out=${1:?usage: fuzz/seeds.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,4 +73,24 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$here"
 LUA_CPATH="$here/build/?.so;;" lua5.4 "$here/fuzz/seeds.lua" "$out" "$work/streams" "$work/in.flv"
+
+mkdir -p "$out/mp4"
+v="-f lavfi -i testsrc2=size=32x24:rate=10"
+a16="-f lavfi -i sine=frequency=440:sample_rate=16000"
+a32="-f lavfi -i sine=frequency=440:sample_rate=32000"
+mp4() {
+    name=$1
+    shift
+    ffmpeg -nostdin -v error -y "$@" -t 0.2 "$out/mp4/$name.mp4"
+}
+mp4 h264-aac $v $a16 -c:v libx264 -preset ultrafast -g 2 -c:a aac -b:a 8k -movflags +faststart
+mp4 hevc-opus $v $a16 -c:v libx265 -preset ultrafast -x265-params log-level=none:info=0:keyint=2 \
+    -c:a libopus -b:a 8k -movflags +faststart
+mp4 av1-flac $v $a16 -c:v libaom-av1 -cpu-used 8 -usage realtime -g 2 -c:a flac -strict -2 -movflags +faststart
+mp4 vp9-ac3 $v $a32 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -g 2 -c:a ac3 -b:a 32k -movflags +faststart
+mp4 eac3-mp3 $a32 $a16 -map 0:a -map 1:a -c:a:0 eac3 -b:a:0 32k -c:a:1 libmp3lame -b:a:1 8k -movflags +faststart
+mp4 h264-aac-frag $v $a16 -c:v libx264 -preset ultrafast -g 2 -c:a aac -b:a 8k \
+    -movflags +frag_keyframe+empty_moov+default_base_moof
+mp4 h264x2 $v -f lavfi -i testsrc=size=16x16:rate=10 -map 0:v -map 1:v -c:v libx264 -preset ultrafast -g 2 \
+    -movflags +faststart
 touch "$out/.done"

@@ -41,6 +41,14 @@ static int fail3(lua_State *L, const char *what, int code)
     return 3;
 }
 
+/* [-0, +2, m] nil, "closed": a method of a closed reader or writer */
+static int push_closed(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+}
+
 /* [-0, +1, m] a FourCC as its 4 characters */
 static void push_tag(lua_State *L, uint32_t tag)
 {
@@ -320,11 +328,8 @@ static int push_sample(lua_State *L, lreader *m, const rtmp_mp4_sample *s)
 static int reader_read(lua_State *L)
 {
     lreader *m = check_reader(L, 1);
-    if (!m->r) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    if (!m->r)
+        return push_closed(L);
     rtmp_mp4_sample s;
     int rc = m->err ? m->err : step(m, &s);
     if (rc == RTMP_MP4_END)
@@ -347,9 +352,20 @@ static void push_body(lua_State *L, lreader *m, uint8_t type, uint32_t ts)
     m->out->len = 0;
 }
 
-static int64_t rtmp_ms(int64_t us)
+/* Microseconds (a difference of two sample times: taken as a double, a
+ * lying file's times cannot overflow) to RTMP's milliseconds, rounded. */
+static int64_t rtmp_ms(double us)
 {
-    return us >= 0 ? (us + 500) / 1000 : -((-us + 500) / 1000);
+    double ms = us / 1000;
+    if (ms > 4e18 || ms < -4e18)
+        return ms > 0 ? (int64_t)4e18 : -(int64_t)4e18;
+    return (int64_t)(ms < 0 ? ms - 0.5 : ms + 0.5);
+}
+
+/* A composition time offset in SI24's range (a lying file's may not be). */
+static int32_t clamp_cts(int64_t v)
+{
+    return v > 0x7FFFFF ? 0x7FFFFF : v < -0x800000 ? -0x800000 : (int32_t)v;
 }
 
 /* The sequence start of the tracks of one kind (video, then audio): 1
@@ -397,7 +413,7 @@ static int media_message(lreader *m, uint8_t *type, uint32_t *ts)
         m->origin = s[0].time_us;
         m->has_origin = 1;
     }
-    int64_t ms = rtmp_ms(s[0].time_us - m->origin);
+    int64_t ms = rtmp_ms((double)s[0].time_us - (double)m->origin);
     unsigned n = 1;
     while (multi && n < RTMP_MEDIA_MAX_TRACKS) {
         if ((rc = next_sample(m, &s[n])) < 0)
@@ -405,7 +421,8 @@ static int media_message(lreader *m, uint8_t *type, uint32_t *ts)
         if (rc == 0)
             break;
         const rtmp_mp4_track *t = rtmp_mp4_reader_track(m->r, s[n].track);
-        int same = t->type == t0->type && s[n].key == s[0].key && rtmp_ms(s[n].time_us - m->origin) == ms;
+        int same = t->type == t0->type && s[n].key == s[0].key
+                && rtmp_ms((double)s[n].time_us - (double)m->origin) == ms;
         for (unsigned i = 0; same && i < n; i++)
             same = s[i].track != s[n].track;
         if (!same) {
@@ -427,8 +444,9 @@ static int media_message(lreader *m, uint8_t *type, uint32_t *ts)
                 || fread(m->data + pos, 1, s[i].size, m->f) != s[i].size)
                 return ferror(m->f) ? RTMP_ERR_IO : RTMP_ERR_MP4_TRUNCATED;
         }
+        int64_t pts = rtmp_ms((double)s[i].time_us + (double)s[i].cts_us - (double)m->origin);
         parts[i] = (rtmp_mp4_part){ .track = rtmp_mp4_reader_track(m->r, s[i].track), .len = s[i].size,
-                                    .cts = (int32_t)(rtmp_ms(s[i].time_us + s[i].cts_us - m->origin) - ms) };
+                                    .cts = clamp_cts(pts - ms) };
         pos += s[i].size;
     }
     for (unsigned i = 0, off = 0; i < n; off += (unsigned)parts[i].len, i++)
@@ -447,11 +465,8 @@ static int messages_next(lua_State *L)
 {
     lreader *m = check_reader(L, lua_upvalueindex(1));
     int rc = 0;
-    if (!m->r) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    if (!m->r)
+        return push_closed(L);
     if (m->err)
         goto failed;
     while (m->phase != P_END) {
@@ -649,26 +664,19 @@ static int writer_write(lua_State *L)
         lua_pop(L, 1);
         msg = check_msg(L, 2);
     }
-    uint32_t ts = msg->h.timestamp;
-    if (!lua_isnoneornil(L, 3)) {
-        lua_Integer t = luaL_checkinteger(L, 3);
-        luaL_argcheck(L, t >= 0 && t <= 0xFFFFFFFFLL, 3, "timestamp out of range 0 .. 2^32-1");
-        ts = (uint32_t)t;
-    }
-    if (!w->w) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    lua_Integer ts = luaL_optinteger(L, 3, msg->h.timestamp); /* one that replaces the message's */
+    luaL_argcheck(L, ts >= 0 && ts <= 0xFFFFFFFFLL, 3, "timestamp out of range 0 .. 2^32-1");
+    if (!w->w)
+        return push_closed(L);
     int rc = 0;
     if (msg->h.type == RTMP_MSG_AGGREGATE) {
         rtmp_agg_iter it;
         rtmp_agg_sub sub;
-        rtmp_agg_init(&it, msg->data, msg->len, ts, 0);
+        rtmp_agg_init(&it, msg->data, msg->len, (uint32_t)ts, 0);
         while (rc >= 0 && (rc = rtmp_agg_next(&it, &sub)) > 0)
             rc = write_one(L, w, sub.type, sub.timestamp, sub.data, sub.size);
     } else {
-        rc = write_one(L, w, msg->h.type, ts, msg->data, msg->len);
+        rc = write_one(L, w, msg->h.type, (uint32_t)ts, msg->data, msg->len);
     }
     int drc = drain(L, w);
     if (drc == 2)
