@@ -260,6 +260,18 @@ describe("rtmp.mp4 reader", function()
     r:close()
   end)
 
+  it("keeps times in range when a fragment's decode time lies past 2^63 microseconds (a fuzz finding)", function()
+    local r = assert(rtmp.mp4.open("spec/fuzz/mp4/decode-time-microseconds-overflow"))
+    local n = 0
+    for m in r:messages() do
+      assert.is_true(math.type(m.timestamp) == "integer" and m.timestamp >= 0 and m.timestamp <= 0xFFFFFFFF)
+      n = n + 1
+    end
+    assert.is_nil(r.error)
+    r:close()
+    assert.is_true(n > 3)
+  end)
+
   it("refuses a trun whose sample count runs past its box", function()
     local file = H.read_file((M.clip("h264-aac-frag")))
     local at = assert(file:find("trun", 1, true))
