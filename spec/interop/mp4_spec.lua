@@ -16,7 +16,7 @@ local PUBLISH, PLAY = "scripts/client/publish.lua", "scripts/client/play.lua"
 -- The clips sent, each under its own stream name; opts: publish.lua options.
 local RUNS = {
   { clip = "h264-aac" }, { clip = "hevc-opus" }, { clip = "av1-flac" }, { clip = "vp9-ac3" },
-  { clip = "h264-mp3" }, { clip = "eac3" }, { clip = "h264x2" },
+  { clip = "h264-mp3" }, { clip = "eac3" }, { clip = "h264x2" }, { clip = "h264-hevc" },
   { clip = "h264-aac", name = "h264-aac-enhanced", opts = "--enhanced" },
 }
 
@@ -89,6 +89,23 @@ describe("MP4 through RTMP", function()
     assert.same({ { "video", 160, 120 }, { "video", 128, 96 } },
       { { tracks[1].kind, tracks[1].width, tracks[1].height }, { tracks[2].kind, tracks[2].width, tracks[2].height } })
     assert.is_nil(srv.log():find("%[error%]"), srv.log())
+  end)
+
+  it("a late play.lua gets both tracks' configurations of a ManyTracksManyCodecs stream first: all it got decodes", function()
+    local srv = H.luartmp_start()
+    local pub = publish(srv.url("live/late"), (M.clip("h264-hevc")), "--loop 3")
+    wait_log(srv, " publish live/late")
+    H.sleep(1.3)
+    local out = H.tmpname("late.mp4")
+    local player = H.spawn(fmt("%s %s %s %s", q(H.luartmp), PLAY, q(srv.url("live/late")), q(out)), { name = "play" })
+    wait_publishers({ pub })
+    assert.are.equal(0, H.wait_exit(player, 20), H.output(player))
+    local got = M.streams(out)
+    assert.same({ { "video", "h264" }, { "video", "hevc" } }, { { got[1].kind, got[1].codec }, { got[2].kind, got[2].codec } })
+    for i = 1, 2 do
+      assert.is_true(got[i].packets > 0 and got[i].packets < 3 * M.FPS, "packets: " .. tostring(got[i].packets))
+      assert.are.equal(got[i].packets, got[i].frames, "every packet decodes")
+    end
   end)
 
   it("publish.lua of an H.264/AAC MP4 to nginx-rtmp in the legacy forms: ffmpeg reads every frame back", function()

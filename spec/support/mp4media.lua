@@ -9,6 +9,7 @@
 --   M.packets(path, 0)                        -- ffprobe's packets of stream 0
 
 local H = require "support.helpers"
+local rtmp = require "rtmp"
 
 local q, fmt = H.shquote, string.format
 
@@ -18,7 +19,9 @@ M.FPS, M.SECONDS, M.GOP = 25, 1, 12
 
 local VIDEO = {
   h264 = "-c:v libx264 -preset veryfast -pix_fmt yuv420p",
-  hevc = "-c:v libx265 -preset ultrafast -pix_fmt yuv420p -x265-params log-level=none:keyint=12:min-keyint=12:scenecut=0",
+  -- closed GOPs: a player joining at a keyframe decodes all it gets (x265's open GOP leaves RASL frames after it)
+  hevc = "-c:v libx265 -preset ultrafast -pix_fmt yuv420p -x265-params " ..
+    "log-level=none:keyint=12:min-keyint=12:scenecut=0:open-gop=0",
   av1 = "-c:v libaom-av1 -cpu-used 8 -usage realtime -pix_fmt yuv420p",
   vp9 = "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -pix_fmt yuv420p",
 }
@@ -42,7 +45,9 @@ M.CLIPS = {
   -- fragmented input: a moof (two trafs) per keyframe, data offsets from the moof
   ["h264-aac-frag"] = { video = "h264", audio = "aac", extra = "-movflags +frag_keyframe+empty_moov+default_base_moof" },
   -- two video tracks (ffmpeg -map 0:v -map 1:v), keyframes together
-  ["h264x2"] = { video = "h264", video2 = true },
+  ["h264x2"] = { video = "h264", video2 = "h264" },
+  -- two video tracks of two codecs (ManyTracksManyCodecs)
+  ["h264-hevc"] = { video = "h264", video2 = "hevc" },
 }
 
 local function command(clip, out)
@@ -57,7 +62,12 @@ local function command(clip, out)
       maps[#maps + 1] = fmt("-map %d:v", n)
       n = n + 1
     end
-    codecs[#codecs + 1] = VIDEO[clip.video] .. fmt(" -g %d -keyint_min %d", M.GOP, M.GOP)
+    if clip.video2 and clip.video2 ~= clip.video then   -- a codec per stream: -c:v:0 ... -c:v:1 ...
+      codecs[#codecs + 1] = VIDEO[clip.video]:gsub("-c:v ", "-c:v:0 ") .. " " .. VIDEO[clip.video2]:gsub("-c:v ", "-c:v:1 ")
+    else
+      codecs[#codecs + 1] = VIDEO[clip.video]
+    end
+    codecs[#codecs] = codecs[#codecs] .. fmt(" -g %d -keyint_min %d", M.GOP, M.GOP)
   end
   if clip.audio then
     local a = AUDIO[clip.audio]
@@ -69,10 +79,12 @@ local function command(clip, out)
     table.concat(maps, " "), M.SECONDS, table.concat(codecs, " "), clip.extra or "", q(out))
 end
 
---- The path of clip `name` (made once), and the clip's description.
+--- The path of clip `name` (made once: the name holds a digest of the
+--- ffmpeg command, so a changed recipe makes a new file), and the clip's
+--- description.
 function M.clip(name)
   local clip = assert(M.CLIPS[name], "no clip " .. tostring(name))
-  local path = "build/test-tmp/mp4-" .. name .. ".mp4"
+  local path = fmt("build/test-tmp/mp4-%s-%s.mp4", name, rtmp.sha256(command(clip, "OUT")):sub(1, 8))
   if not H.file_size(path) then
     H.mkdir("build/test-tmp")
     local tmp = path .. ".tmp" .. math.random(1e6)

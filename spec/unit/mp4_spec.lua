@@ -272,6 +272,10 @@ describe("rtmp.mp4 reader", function()
     assert.is_true(n > 3)
   end)
 
+  it("reads two video tracks of two codecs", function()
+    check_clip("h264-hevc")
+  end)
+
   it("refuses a trun whose sample count runs past its box", function()
     local file = H.read_file((M.clip("h264-aac-frag")))
     local at = assert(file:find("trun", 1, true))
@@ -365,6 +369,25 @@ describe("rtmp.mp4 reader messages", function()
     assert.same({ [0] = M.FPS, [1] = M.FPS }, per)
     assert.are.equal(M.FPS, #list - 2, "frames of the same time go together")
     r:close()
+  end)
+
+  it("sends an H.264 and an HEVC track as ManyTracksManyCodecs messages", function()
+    local list = messages((M.clip("h264-hevc")))
+    local seq = list[2]
+    assert.same({ "many_tracks_many_codecs", true }, { seq.multitrack, seq.sequence_header })
+    assert.same({ { 0, "avc1" }, { 1, "hvc1" } },
+      { { seq.tracks[1].id, seq.tracks[1].codec }, { seq.tracks[2].id, seq.tracks[2].codec } })
+    -- frames: one codec's alone in ManyTracks, both together in ManyTracksManyCodecs
+    local per = {}
+    for i = 3, #list do
+      local codecs = {}
+      for _, t in ipairs(list[i].tracks) do
+        per[t.codec] = (per[t.codec] or 0) + 1
+        codecs[t.codec] = true
+      end
+      assert.are.equal(codecs.avc1 and codecs.hvc1 and "many_tracks_many_codecs" or "many_tracks", list[i].multitrack)
+    end
+    assert.same({ avc1 = M.FPS, hvc1 = M.FPS }, per)
   end)
 end)
 
@@ -481,7 +504,7 @@ describe("rtmp.mp4 writer", function()
   end)
 
   -- Every clip: messages -> writer -> reader: the same samples, byte for byte.
-  for _, name in ipairs{ "h264-aac", "hevc-opus", "av1-flac", "vp9-ac3", "h264-mp3", "eac3", "h264x2" } do
+  for _, name in ipairs{ "h264-aac", "hevc-opus", "av1-flac", "vp9-ac3", "h264-mp3", "eac3", "h264x2", "h264-hevc" } do
     it("round-trips " .. name .. ": every sample's bytes, and ffprobe decodes as many frames", function()
       local src = M.clip(name)
       local r = assert(rtmp.mp4.open(src))
