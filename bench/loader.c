@@ -13,6 +13,7 @@
  * to stdout as one JSON object (--json) and to stderr as a short summary.
  */
 #include "loader.h"
+#include "url.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,8 +39,9 @@ static const char *const phase_names[] = { "publisher setup", "warmup", "ramp", 
 static const char *const mode_names[] = { "fanout", "ingest", "cycles", "idle" };
 
 static const char usage_text[] =
-    "usage: rtmp-loader --url rtmp://HOST:PORT/APP/STREAM [options]\n"
+    "usage: rtmp-loader --url rtmp[s]://HOST:PORT/APP/STREAM [options]\n"
     "\n"
+    "  --tls               TLS (as rtmps://) whatever the URL's scheme; no verification\n"
     "  --flv FILE          publish FILE to --url in real time, looping (@setDataFrame first,\n"
     "                      chunk size 4096)\n"
     "  --players N         N players of --url (fanout mode)\n"
@@ -93,7 +95,7 @@ static int int_arg(const char *opt, const char *s, int min)
 static void parse_options(loader_opts *o, int argc, char **argv)
 {
     enum { O_URL = 256, O_FLV, O_PLAYERS, O_RAMP, O_DURATION, O_WARMUP, O_PID, O_PUBLISHERS,
-           O_CYCLES, O_CONCURRENCY, O_IDLE, O_STAGE, O_TIMEOUT, O_JSON, O_QUICKACK, O_THREADS };
+           O_CYCLES, O_CONCURRENCY, O_IDLE, O_STAGE, O_TIMEOUT, O_JSON, O_QUICKACK, O_THREADS, O_TLS };
     static const struct option longopts[] = {
         { "url", required_argument, NULL, O_URL },
         { "flv", required_argument, NULL, O_FLV },
@@ -111,6 +113,7 @@ static void parse_options(loader_opts *o, int argc, char **argv)
         { "json", no_argument, NULL, O_JSON },
         { "quickack", no_argument, NULL, O_QUICKACK },
         { "threads", required_argument, NULL, O_THREADS },
+        { "tls", no_argument, NULL, O_TLS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -150,6 +153,7 @@ static void parse_options(loader_opts *o, int argc, char **argv)
         case O_JSON: o->json = 1; break;
         case O_QUICKACK: o->quickack = 1; break;
         case O_THREADS: o->threads = int_arg("threads", optarg, 1); break;
+        case O_TLS: o->tls = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); exit(2);
         }
@@ -179,52 +183,32 @@ static void parse_options(loader_opts *o, int argc, char **argv)
     }
 }
 
-/* rtmp://HOST[:PORT]/APP[/STREAM]; HOST may be [v6]. */
+/* rtmp[s]://HOST[:PORT]/APP[/STREAM], taken apart by the core (url.h);
+ * HOST may be [v6].  TLS for rtmps:// or --tls: one client context, no
+ * verification. */
 static void parse_url(loader_bench *b, const char *url)
 {
-    const char *p = url;
-    if (strncmp(p, "rtmp://", 7) != 0)
-        die("--url must start with rtmp://: %s", url);
-    p += 7;
-    const char *host = p, *host_end;
-    if (*p == '[') {
-        host = ++p;
-        host_end = strchr(p, ']');
-        if (!host_end)
-            die("bad IPv6 address in %s", url);
-        p = host_end + 1;
-    } else {
-        host_end = p + strcspn(p, ":/");
-        p = host_end;
-    }
-    if ((size_t)(host_end - host) >= sizeof b->host || host_end == host)
-        die("bad host in %s", url);
-    memcpy(b->host, host, (size_t)(host_end - host));
-    snprintf(b->port, sizeof b->port, "1935");
-    if (*p == ':') {
-        size_t n = strcspn(p + 1, "/");
-        if (n == 0 || n >= sizeof b->port)
-            die("bad port in %s", url);
-        memcpy(b->port, p + 1, n);
-        b->port[n] = 0;
-        p += 1 + n;
-    }
-    if (*p != '/' || !p[1])
+    rtmp_url u;
+    if (rtmp_url_parse(url, strlen(url), &u) < 0)
+        die("--url must be rtmp[s]://HOST[:PORT]/APP[/STREAM]: %s", url);
+    if (u.app.len == 0)
         die("no application in %s", url);
-    p++;
-    size_t n = strcspn(p, "/");
-    if (n >= sizeof b->app)
-        die("application too long in %s", url);
-    memcpy(b->app, p, n);
-    p += n;
-    if (*p == '/')
-        p++;
-    if (strlen(p) >= sizeof b->stream)
-        die("stream name too long in %s", url);
-    strcpy(b->stream, p);
-    int v6 = strchr(b->host, ':') != NULL;
-    snprintf(b->tcurl, sizeof b->tcurl, "rtmp://%s%s%s:%s/%s", v6 ? "[" : "", b->host, v6 ? "]" : "",
-             b->port, b->app);
+    if (u.host.len >= sizeof b->host || u.port.len >= sizeof b->port || u.app.len >= sizeof b->app
+        || u.path.len >= sizeof b->stream || u.tc_url.len >= sizeof b->tcurl)
+        die("URL too long: %s", url);
+    memcpy(b->host, u.host.s, u.host.len);
+    memcpy(b->port, u.port.s, u.port.len);
+    memcpy(b->app, u.app.s, u.app.len);
+    memcpy(b->stream, u.path.s, u.path.len);
+    memcpy(b->tcurl, u.tc_url.s, u.tc_url.len);
+    if (u.tls || b->o.tls) {
+        b->tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!b->tls_ctx)
+            die("%s", "cannot make a TLS context");
+        SSL_CTX_set_verify(b->tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(b->tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_options(b->tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    }
 
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
     int rc = getaddrinfo(b->host, b->port, &hints, &ai);
@@ -983,6 +967,7 @@ static void teardown(loader_bench *b)
     loader_samples_free(&b->lags);
     if (b->have_flv)
         loader_flv_free(&b->flv);
+    SSL_CTX_free(b->tls_ctx);
 }
 
 int main(int argc, char **argv)

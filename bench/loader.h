@@ -7,7 +7,8 @@
  *   loader_stats.c  histograms, percentiles, /proc sampling, JSON output
  *
  * Every connection is an rtmp_session in the client role; the loader owns
- * the sockets.  One libev loop per worker: worker 0 is the main thread
+ * the sockets.  With an rtmps:// URL (or --tls) every connection speaks
+ * TLS (OpenSSL, no certificate verification: a load generator).  One libev loop per worker: worker 0 is the main thread
  * (publishers, orchestration, every connection outside fanout mode);
  * fanout players are spread over --threads workers.  All times come from
  * one clock, CLOCK_MONOTONIC, in seconds (loader_now).
@@ -24,6 +25,7 @@
 #include <sys/types.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "session.h"
 
@@ -233,6 +235,8 @@ typedef struct loader_conn {
     loader_pub    *pub;          /* publishers only */
     const char    *name;         /* stream name (not owned) */
     int            fd;
+    SSL           *ssl;          /* TLS: NULL until TCP connects */
+    int            tls_open;     /* the TLS handshake is done */
     int            role;         /* LOADER_PLAYER / LOADER_PUBLISHER */
     int            state;        /* LOADER_ST_* */
     int            stop_at;      /* state at which it holds (idle mode) */
@@ -295,6 +299,7 @@ typedef struct loader_opts {
     pid_t       server_pid;
     int         json;
     int         quickack;        /* TCP_QUICKACK after every read */
+    int         tls;             /* --tls: TLS whatever the URL's scheme */
     int         threads;         /* fanout: workers the players are spread over */
     int         mode;
 } loader_opts;
@@ -309,6 +314,7 @@ typedef struct loader_bench {
     char            host[256], port[16], app[256], stream[512], tcurl[1024];
     struct sockaddr_storage addr;
     socklen_t       addrlen;
+    SSL_CTX        *tls_ctx;   /* rtmps:// or --tls: every connection over TLS */
 
     /* publishers (fanout/cycles: one) and players */
     loader_conn   **pubs;

@@ -106,6 +106,8 @@ void loader_conn_close(loader_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     rtmp_session_free(c->s);
     c->s = NULL;
     c->state = LOADER_ST_CLOSED;
@@ -165,11 +167,24 @@ static int conn_flush(loader_conn *c)
     if (!c->s || c->dead)
         return c->dead ? -1 : 0;
     rtmp_outq *q = rtmp_session_output(c->s);
+    int want_read = 0; /* TLS: a write that needs the socket readable */
     while (q->bytes > 0) {
         struct iovec iov[64];
         int n = rtmp_outq_iov(q, iov, 64);
-        ssize_t w = writev(c->fd, iov, n);
-        if (w < 0) {
+        ssize_t w;
+        if (c->ssl) { /* one queue piece per SSL_write (a blocked one is retried with the same piece) */
+            size_t done;
+            int r = SSL_write_ex(c->ssl, iov[0].iov_base, iov[0].iov_len, &done);
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                want_read = e == SSL_ERROR_WANT_READ;
+                if (e == SSL_ERROR_WANT_WRITE || want_read)
+                    break;
+                loader_conn_fail(c, "TLS write (%s): error %d", loader_state_name(c->state), e);
+                return -1;
+            }
+            w = (ssize_t)done;
+        } else if ((w = writev(c->fd, iov, n)) < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -185,7 +200,7 @@ static int conn_flush(loader_conn *c)
             pub_written(c);
         }
     }
-    watch(c, EV_READ | (q->bytes ? EV_WRITE : 0));
+    watch(c, EV_READ | (q->bytes && !want_read ? EV_WRITE : 0));
     return 0;
 }
 
@@ -618,6 +633,26 @@ static int on_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
 
 /* ---- socket events ---- */
 
+static void start_session(loader_conn *c);
+
+/* Drive the TLS handshake; the RTMP session starts once it is done. */
+static void tls_handshake(loader_conn *c)
+{
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->tls_open = 1;
+        start_session(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        watch(c, EV_READ);
+    else if (e == SSL_ERROR_WANT_WRITE)
+        watch(c, EV_READ | EV_WRITE);
+    else
+        loader_conn_fail(c, "TLS handshake: error %d", e);
+}
+
 static void on_connected(loader_conn *c)
 {
     reach(c, LOADER_ST_TCP_UP);
@@ -625,6 +660,22 @@ static void on_connected(loader_conn *c)
         watch(c, EV_READ);   /* to see the server close it */
         return;
     }
+    if (c->b->tls_ctx) {
+        if (!(c->ssl = SSL_new(c->b->tls_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1) {
+            loader_conn_fail(c, "out of memory");
+            return;
+        }
+        SSL_set_connect_state(c->ssl);
+        SSL_set_tlsext_host_name(c->ssl, c->b->host);
+        tls_handshake(c);
+        return;
+    }
+    start_session(c);
+}
+
+/* The RTMP session: handshake, then connect (held until it is done). */
+static void start_session(loader_conn *c)
+{
     rtmp_session_config cfg;
     rtmp_session_config_default(&cfg, RTMP_ROLE_CLIENT);
     rtmp_session_handler h = { .handshake_done = NULL, .message = on_message };
@@ -646,12 +697,37 @@ static void on_connected(loader_conn *c)
     conn_flush(c);
 }
 
+/* read(), or SSL_read_ex on a TLS connection with its errors mapped to
+ * read()'s: bytes, 0 at the end, -1 with errno (EAGAIN: nothing now). */
+static ssize_t conn_read(loader_conn *c, uint8_t *buf, size_t size)
+{
+    if (!c->ssl)
+        return read(c->fd, buf, size);
+    size_t got;
+    int r = SSL_read_ex(c->ssl, buf, size, &got);
+    if (r > 0)
+        return (ssize_t)got;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        if (errno == 0 || errno == EAGAIN)
+            errno = EPROTO;
+        return -1;
+    }
+}
+
 static void on_readable(loader_conn *c)
 {
     loader_bench *b = c->b;
     loader_worker *w = c->w;
-    for (int i = 0; i < 4; i++) {
-        ssize_t n = read(c->fd, w->rbuf, w->rbuf_size);
+    /* TLS: up to 16 records (one per SSL_read) per wakeup, as plain reads 4 buffers */
+    for (int i = 0; i < (c->ssl ? 16 : 4); i++) {
+        ssize_t n = conn_read(c, w->rbuf, w->rbuf_size);
         if (n > 0) {
             w->t_read = loader_now();
             if (b->o.quickack) {
@@ -671,7 +747,7 @@ static void on_readable(loader_conn *c)
                 loader_conn_fail(c, "protocol error in %s: %s", loader_state_name(c->state), rtmp_strerror((int)rc));
                 return;
             }
-            if ((size_t)n < w->rbuf_size)
+            if ((size_t)n < w->rbuf_size && !c->ssl)
                 break;
         } else if (n == 0) {
             loader_conn_fail(c, "closed by server in %s", loader_state_name(c->state));
@@ -702,6 +778,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
             loader_conn_fail(c, "tcp connect: %s", strerror(err));
         else
             on_connected(c);
+    } else if (c->ssl && !c->tls_open) {
+        tls_handshake(c);
     } else {
         if (revents & EV_READ)
             on_readable(c);

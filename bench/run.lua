@@ -10,7 +10,7 @@
 --
 -- --quick runs one repeat of a reduced suite (a smoke test of the
 -- machinery); names for --only: fanout, merge, latency, setup, idle,
--- ingest, hook, micro.
+-- ingest, hook, micro, tls.
 local json = require "dkjson"
 
 local fmt = string.format
@@ -32,7 +32,7 @@ do
       { "quick", help = "one repeat of a reduced suite (a smoke test of the machinery)" },
       { "repeats", "integer", min = 1, arg = "N", help = "runs of each measurement (default 3; 1 with --quick)" },
       { "only", "string", arg = "NAME,...",
-        help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro" },
+        help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro, tls" },
     },
   }
   local o, pos = cmd:run(arg)
@@ -329,6 +329,45 @@ if want("latency") then
   end
   section("End-to-end latency, publisher write to player read (ms)",
     { "N", "", "luartmp", "nginx-rtmp", "ratio" }, rows)
+end
+
+-- RTMPS fan-out: the same players over TLS (loader --tls, no verification)
+-- to an rtmps:// listener, next to the plain figures of the fan-out above;
+-- whether the connections' output went through kernel TLS (one writev of
+-- shared buffers) or TLS records, from luartmp's log line per connection.
+if want("tls") then
+  local cert, key = tmp .. "/tls.pem", tmp .. "/tls.key"
+  assert(sh(fmt("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
+    .. ">/dev/null 2>&1", key, cert)) == 0, "openssl could not make the bench certificate")
+  local logs = {}
+  local variant = { name = "luartmp", start = function(port)
+    local plain = free_port() -- live.lua's default listener, unused; the loader goes to `port`
+    logs[#logs + 1] = fmt("%s/luartmp-%d.log", tmp, plain)
+    return start_luartmp(plain, fmt("--log-level info --listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s",
+      port, cert, key))
+  end }
+  local rows = {}
+  for _, n in ipairs(opts.quick and { 100 } or { 100, 1000 }) do
+    local r = fanout(n)
+    local T = repeat_runs(variant, fmt("--tls --flv %s --players %d --duration %d", SOURCE, n, WINDOW))
+    local tc = med(T, "cpu_seconds", cpu_per_gb)
+    local lc, nc = med(r.luartmp, "cpu_seconds", cpu_per_gb), med(r["nginx-rtmp"], "cpu_seconds", cpu_per_gb)
+    local ktls, records = 0, 0
+    for _, path in ipairs(logs) do
+      local text = read_file(path) or ""
+      for _ in text:gmatch("output kTLS send") do ktls = ktls + 1 end
+      for _ in text:gmatch("output TLS records") do records = records + 1 end
+    end
+    logs = {}
+    rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), ratio(tc, nc),
+      fmt("%d of %d", ktls, ktls + records), num(med(T, "behind"), 0) }
+  end
+  section("RTMPS fan-out: one publisher, N players over TLS",
+    { "N", "luartmp TLS CPU s/GB", "luartmp plain CPU s/GB", "nginx CPU s/GB (plain)", "TLS/plain", "TLS/nginx",
+      "connections on kTLS send", "TLS behind" }, rows,
+    "The fan-out above over rtmps:// (OpenSSL; the loader's players and publisher speak TLS without verification). "
+    .. "nginx-rtmp has no RTMPS: its plain figures. Without kTLS (the kernel's `tls` ULP) output goes as TLS records "
+    .. "of up to 16 KiB, encrypted in user space.")
 end
 
 if want("setup") then
