@@ -429,3 +429,65 @@ describe("TLS errors", function()
     end
   end)
 end)
+
+describe("TLS 1.3 KeyUpdate", function()
+  after_each(function() H.cleanup() end)
+
+  local pipe_bin
+  -- spec/support/tls_pipe.c, compiled once per run: a one-connection TLS
+  -- pipe asking its TLS peer for new keys every `interval` seconds.
+  local function pipe_start(mode, target, interval, c)
+    if not pipe_bin then
+      pipe_bin = H.tmpname("tls_pipe")
+      local rc, out = H.run(fmt("cc -O1 -o %s spec/support/tls_pipe.c -lssl -lcrypto 2>&1", q(pipe_bin)), 60)
+      assert(rc == 0, "cc: " .. out)
+    end
+    local port = H.free_port()
+    local p = H.spawn(fmt("%s %s %d %d %s %s", q(pipe_bin), mode, port, target, interval,
+      c and (q(c.cert) .. " " .. q(c.key)) or ""), { name = "tls_pipe" })
+    assert(H.wait_port(port, 10, p))
+    return p, port
+  end
+
+  -- "key_updates sent=N received=M ..." of a finished pipe
+  local function counts(p)
+    local text = H.read_file(p.out) or ""
+    local s, r = text:match("key_updates sent=(%d+) received=(%d+)")
+    assert(s, "tls_pipe said: " .. text .. H.output(p))
+    return tonumber(s), tonumber(r)
+  end
+
+  it("the server answers every request and the TLS player gets every frame (ffmpeg behind a pipe)", function()
+    local srv = T.luartmp_start()
+    local pipe, port = pipe_start("client", srv.tls_port, 0.5)
+    local out = H.tmpname("keyupdate-play.flv")
+    local player = H.ffmpeg_play(fmt("rtmp://127.0.0.1:%d/live/rekey", port), out, 3)
+    assert(H.wait_until(function() return srv.count("play", "rekey") >= 1 end, 15), srv.log())
+    local pub = H.ffmpeg_publish(srv.url("live/rekey"))
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
+    assert.are.equal(0, H.wait_exit(pipe, 10), H.output(pipe))
+    assert_every_frame("the player whose keys changed", out, fixture_audio_frames())
+    local sent, received = counts(pipe)
+    assert.is_true(sent >= 10, "KeyUpdates sent: " .. sent)
+    assert.is_true(received >= sent - 1, fmt("the server answered %d of %d", received, sent))
+  end)
+
+  it("luartmp's client answers too, and play.lua gets every frame", function()
+    local c = T.certs()
+    local srv = H.luartmp_start()
+    local pipe, port = pipe_start("server", srv.port, 0.5, c)
+    local out = H.tmpname("keyupdate-client.flv")
+    local player = H.spawn(fmt("%s --tls-ca %s scripts/client/play.lua --timeout 10 rtmps://localhost:%d/live/rekey2 %s",
+      q(H.luartmp), q(c.ca), port, q(out)), { name = "play" })
+    assert(H.wait_until(function() return srv.count("play", "rekey2") >= 1 end, 15), srv.log() .. H.output(player))
+    local pub = H.ffmpeg_publish(srv.url("live/rekey2"))
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
+    assert.are.equal(0, H.wait_exit(pipe, 10), H.output(pipe))
+    assert_every_frame("play.lua whose keys changed", out, fixture_audio_frames())
+    local sent, received = counts(pipe)
+    assert.is_true(sent >= 10, "KeyUpdates sent: " .. sent)
+    assert.is_true(received >= sent - 1, fmt("the client answered %d of %d", received, sent))
+  end)
+end)
