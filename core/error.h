@@ -42,6 +42,10 @@
     X(FLV_TAG_TYPE,   "FLV tag of a type other than audio, video or script data") \
     X(FLV_ENCRYPTED,  "encrypted FLV tag (filter bit set)")                   \
     X(TCP_TRUNCATED,  "captured frame shorter than its headers")              \
+    X(TLS_RECORD,     "not a TLS record (content type, version or length out of range)") \
+    X(TLS_UNEXPECTED, "TLS stream that does not begin with a hello or an alert") \
+    X(TLS_MALFORMED,  "malformed TLS hello or alert (a length runs past what holds it)") \
+    X(TLS_LIMIT,      "TLS hello longer than the reader holds (32 KiB)")     \
     X(STOP,           "stopped by callback")                                  \
     X(MEDIA_EMPTY,    "audio or video message without a header byte")         \
     X(MEDIA_TRUNCATED, "audio or video header cut short")                     \

@@ -5,17 +5,21 @@
  *   for pkt in cap.next, cap do ... end                     -- TCP segments only
  *   local f = rtmp.pcap.flow()                              -- one direction
  *   local bytes = f:add(pkt.seq, pkt.syn, pkt.payload)      -- what is now in order
+ *   local hello = rtmp.pcap.tls(first_bytes)                -- a TLS direction's hello
  *
  * libpcap reads the file; core/tcpflow.c takes frames apart and puts
- * each direction's bytes back in order.
+ * each direction's bytes back in order; core/tlsinfo.c reads what a TLS
+ * connection negotiated.
  */
 #include <pcap/pcap.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "l_rtmp.h"
 #include "../core/buf.h"
 #include "../core/error.h"
 #include "../core/tcpflow.h"
+#include "../core/tlsinfo.h"
 
 #define PCAP_MT "rtmp.pcap"
 #define FLOW_MT "rtmp.tcpflow"
@@ -265,6 +269,130 @@ static int l_flow_gc(lua_State *L)
     return 0;
 }
 
+/* ---- TLS ---- */
+
+/* [-0, +1, m] a value's name from its table, else its number as "0x%04x" */
+static void push_named(lua_State *L, const char *name, unsigned id)
+{
+    char hex[8];
+    if (!name) {
+        snprintf(hex, sizeof hex, "0x%04x", id & 0xffff);
+        name = hex;
+    }
+    lua_pushstring(L, name);
+}
+
+/* [-0, +1, m] a list of 16-bit values as names (versions) or numbers */
+static void push_list(lua_State *L, const uint16_t *v, unsigned n, const char *(*name)(uint16_t))
+{
+    lua_createtable(L, (int)n, 0);
+    for (unsigned i = 0; i < n; i++) {
+        if (name)
+            push_named(L, name(v[i]), v[i]);
+        else
+            lua_pushinteger(L, v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* rtmp.pcap.tls(bytes) -> hello | false | nil, err, code: the first
+ * hello (or alert) of one direction of a TLS connection, from its first
+ * bytes (core/tlsinfo.h; docs/CAPTURE.md has the fields).  false when
+ * the bytes end before it is complete; nil, message, error name
+ * ("TLS_RECORD": not TLS at all) when they are not a hello. */
+static int l_tls(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    rtmp_tls_hello *h = lua_newuserdatauv(L, sizeof *h, 0);
+    int rc = rtmp_tls_hello_read(h, (const uint8_t *)p, n);
+    if (rc == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, rtmp_strerror(rc));
+        lua_pushstring(L, rtmp_errname(rc));
+        return 3;
+    }
+    lua_createtable(L, 0, 16);
+    set_int(L, "bytes", (lua_Integer)h->used);
+    push_named(L, rtmp_tls_version_name(h->record_version), h->record_version);
+    lua_setfield(L, -2, "record_version");
+    if (h->type == RTMP_TLS_ALERT) {
+        push_named(L, rtmp_tls_alert_name(h->alert_desc), h->alert_desc);
+        lua_setfield(L, -2, "alert");
+        set_int(L, "alert_id", h->alert_desc);
+        if (h->alert_level == 1 || h->alert_level == 2)
+            lua_pushstring(L, h->alert_level == 1 ? "warning" : "fatal");
+        else
+            lua_pushinteger(L, h->alert_level);
+        lua_setfield(L, -2, "level");
+        return 1;
+    }
+    lua_pushstring(L, h->type == RTMP_TLS_CLIENT_HELLO ? "client" : "server");
+    lua_setfield(L, -2, "hello");
+    push_named(L, rtmp_tls_version_name(h->legacy_version), h->legacy_version);
+    lua_setfield(L, -2, "legacy_version");
+    push_named(L, rtmp_tls_version_name(h->version), h->version);
+    lua_setfield(L, -2, "version");
+    set_int(L, "version_id", h->version);
+    if (h->has_versions) {
+        push_list(L, h->versions, h->nversions, rtmp_tls_version_name);
+        lua_setfield(L, -2, "versions");
+    }
+    if (h->type == RTMP_TLS_CLIENT_HELLO) {
+        push_list(L, h->ciphers, h->nciphers, NULL);
+        lua_setfield(L, -2, "ciphers");
+        set_int(L, "ciphers_total", h->ciphers_total);
+    } else {
+        set_int(L, "cipher", h->cipher);
+        push_named(L, rtmp_tls_cipher_name(h->cipher), h->cipher);
+        lua_setfield(L, -2, "cipher_name");
+        if (h->has_group) {
+            push_named(L, rtmp_tls_group_name(h->group), h->group);
+            lua_setfield(L, -2, "group");
+        }
+        set_bool(L, "hello_retry", h->hello_retry);
+    }
+    if (h->sni) {
+        lua_pushlstring(L, (const char *)h->sni, h->sni_len);
+        lua_setfield(L, -2, "sni");
+    }
+    if (h->alpn_total) {
+        lua_createtable(L, (int)h->nalpn, 0);
+        for (unsigned i = 0; i < h->nalpn; i++) {
+            lua_pushlstring(L, (const char *)h->alpn[i], h->alpn_len[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "alpn");
+    }
+    set_int(L, "extensions", h->extensions);
+    return 1;
+}
+
+/* rtmp.pcap.tls_walk(bytes) -> { records, bytes, partial, handshake,
+ * application_data, alert, change_cipher_spec, heartbeat }: the TLS
+ * records that follow one another from the first byte (bytes: how far
+ * they go; partial: the last one is cut short by the end of the input). */
+static int l_tls_walk(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    rtmp_tls_walk_stats st;
+    size_t walked = rtmp_tls_walk((const uint8_t *)p, n, &st);
+    static const char *const kinds[] = { "change_cipher_spec", "alert", "handshake", "application_data",
+                                         "heartbeat" };
+    lua_createtable(L, 0, 8);
+    set_int(L, "records", st.records);
+    set_int(L, "bytes", (lua_Integer)walked);
+    set_bool(L, "partial", st.partial);
+    for (int i = 0; i < 5; i++)
+        set_int(L, kinds[i], st.by_type[i]);
+    return 1;
+}
+
 void rtmp_l_open_pcap(lua_State *L)
 {
     static const luaL_Reg pcap_methods[] = {
@@ -292,9 +420,13 @@ void rtmp_l_open_pcap(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, l_open);
     lua_setfield(L, -2, "open");
+    lua_pushcfunction(L, l_tls);
+    lua_setfield(L, -2, "tls");
+    lua_pushcfunction(L, l_tls_walk);
+    lua_setfield(L, -2, "tls_walk");
     lua_pushcfunction(L, l_flow);
     lua_setfield(L, -2, "flow");
     lua_setfield(L, -2, "pcap");

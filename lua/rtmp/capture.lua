@@ -17,6 +17,18 @@
 -- or, when its handshake is not in the capture (conn.handshake_missing),
 -- when either direction holds chunk data that decodes (rtmp.tap.probe).
 --
+-- A connection whose client begins with a TLS record (RTMPS: 0x16 0x03
+-- ..., where RTMP begins with its version byte 3), or, when the capture
+-- began later, whose both directions are runs of TLS records, is TLS
+-- (conn.tls, and conn.rtmp is false): conn.tls.client and conn.tls.server
+-- are the hellos read from the cleartext handshake (rtmp.pcap.tls: SNI,
+-- ALPN, versions offered; the version, cipher suite and group chosen) or
+-- the alert sent in their place; conn.tls.midstream is true when the
+-- capture holds no hello.  What follows is encrypted: capture.tls_reason
+-- says so, with what was negotiated and how to get a capture that
+-- decodes, and capture.messages(conn) gives no message and that reason
+-- as list.error.
+--
 -- Other fields of a connection: conn.encap, the tunnels its packets came
 -- through ("GTP-U teid=0x1a2b", "GRE key=0x5", "VXLAN vni=42", nested ones
 -- joined by " / "; the server's direction in parentheses when it differs;
@@ -88,11 +100,42 @@ local function leading(chunks, dir, n)
   return n and s:sub(1, n) or s
 end
 
--- conn.rtmp, conn.handshake_missing from conn.chunks.
+-- Bytes of each direction the TLS hellos are looked for in.
+local TLS_BYTES = 64 * 1024
+
+-- conn.tls from conn.chunks, or nil when the connection is not TLS: the
+-- client's first bytes are a hello (or an alert), or the first record of
+-- a hello cut short by the end of the capture; else (the capture began
+-- after the handshake) both directions are runs of whole TLS records
+-- from their first byte, at least two in all.
+local function tls_of(c)
+  local cb, sb = leading(c.chunks, "c2s", TLS_BYTES), leading(c.chunks, "s2c", TLS_BYTES)
+  local ch, cerr = rtmp.pcap.tls(cb)
+  local started = ch or (ch == false and cb:byte(1) == 22 and cb:byte(2) == 3)
+  if not started then
+    if #cb + #sb == 0 then return nil end
+    local cw, sw = rtmp.pcap.tls_walk(cb), rtmp.pcap.tls_walk(sb)
+    if cw.bytes < #cb or sw.bytes < #sb or cw.records + sw.records < 2 then return nil end
+    return { midstream = true, records = { c2s = cw, s2c = sw } }
+  end
+  local t = { client = ch or nil }
+  if not ch then t.client_error = cerr or "the capture ends inside the client's hello" end
+  local sh, serr = rtmp.pcap.tls(sb)
+  if sh then t.server = sh
+  elseif #sb == 0 then t.server_error = "the server sent nothing"
+  elseif sh == false then t.server_error = "the capture ends inside the server's hello"
+  else t.server_error = serr end
+  return t
+end
+
+-- conn.rtmp, conn.handshake_missing (or conn.tls) from conn.chunks.
 local function recognise(c)
   -- a client too short to tell (under 16 bytes) counts as no handshake
   local hs = tap.has_handshake(leading(c.chunks, "c2s", 16))
-  if hs then
+  c.tls = not hs and tls_of(c) or nil
+  if c.tls then
+    c.rtmp, c.handshake_missing = false, false
+  elseif hs then
     c.rtmp, c.handshake_missing = c.bytes.c2s >= 1537 and c.bytes.s2c > 0, false
   else
     -- no handshake: RTMP when either direction holds chunk data that decodes
@@ -119,8 +162,8 @@ local function settle(c)
   c.bytes = sent
   c.gaps = c.flows.a:gaps() + c.flows.b:gaps()
   local hs = recognise(c)
-  -- no SYN and no C0: the capture began after the connection did
-  c.midstream = not c.syn_from and not hs and sent.c2s > 0
+  -- no SYN and no C0 (or TLS hello): the capture began after the connection did
+  c.midstream = not c.syn_from and not hs and sent.c2s > 0 and not (c.tls and not c.tls.midstream)
   if c.closed_side then c.closed_by = c.closed_side == client and "client" or "server" end
   local ec, es = c.encaps[client], c.encaps[server]
   c.encap = ec or es
@@ -393,6 +436,9 @@ M.RAW_OPTION = { "raw", "string", n = 2, arg = "CLIENT_FILE SERVER_FILE",
 -- plausible chunk header (rtmp.tap): list.skipped = { c2s = n, s2c = n }
 -- holds the bytes skipped before it, list.handshake_missing is true.
 function M.messages(conn)
+  if conn.tls then
+    return { error = M.tls_reason(conn), tls = true, handshake = {}, skipped = { c2s = 0, s2c = 0 } }
+  end
   -- (a connection found not to be RTMP: decided per direction, for the
   -- reason; one built by hand without conn.rtmp starts with its handshake)
   local hs = true
@@ -424,6 +470,71 @@ function M.messages(conn)
   list.skipped = t.skipped
   list.error = t.error
   return list
+end
+
+---------------------------------------------------------------------------
+-- TLS
+---------------------------------------------------------------------------
+
+local function names(list)
+  local out = {}
+  for k, v in ipairs(list or {}) do out[k] = tostring(v) end
+  return table.concat(out, " ")
+end
+
+local function alert_text(h)
+  return fmt("alert %s (%s)", h.alert, tostring(h.level))
+end
+
+-- capture.tls_summary(conn) -> what a TLS connection (conn.tls)
+-- negotiated, as one line: the server's choice first ("server chose TLS
+-- 1.3, TLS_AES_256_GCM_SHA384, group x25519"), then what the client
+-- offered ("client offered SNI localhost, ALPN rtmp, versions TLS 1.3 TLS
+-- 1.2, 29 cipher suites").  nil for a connection that is not TLS.
+function M.tls_summary(conn)
+  local t = conn.tls
+  if not t then return nil end
+  if t.midstream then
+    return "the capture began after the TLS handshake: what was negotiated is not in it"
+  end
+  local parts = {}
+  local sh, ch = t.server, t.client
+  if sh and sh.hello == "server" then
+    local s = "server chose " .. sh.version .. ", " .. sh.cipher_name
+    if sh.group then s = s .. ", group " .. sh.group end
+    if sh.alpn then s = s .. ", ALPN " .. names(sh.alpn) end
+    if sh.hello_retry then s = s .. " (a HelloRetryRequest: the client's second hello is not shown)" end
+    parts[#parts + 1] = s
+  elseif sh and sh.alert then
+    parts[#parts + 1] = "the server answered with " .. alert_text(sh)
+  else
+    parts[#parts + 1] = "no ServerHello: " .. tostring(t.server_error or "the server sent something else")
+  end
+  if ch and ch.hello == "client" then
+    local c = { "SNI " .. (ch.sni or "none") }
+    c[#c + 1] = "ALPN " .. (ch.alpn and names(ch.alpn) or "none")
+    c[#c + 1] = "versions " .. (ch.versions and names(ch.versions) or ("up to " .. ch.version))
+    c[#c + 1] = fmt("%d cipher suites", ch.ciphers_total)
+    parts[#parts + 1] = "client offered " .. table.concat(c, ", ")
+  elseif ch and ch.alert then
+    parts[#parts + 1] = "the client sent " .. alert_text(ch)
+  else
+    parts[#parts + 1] = "no ClientHello: " .. tostring(t.client_error)
+  end
+  return table.concat(parts, "; ")
+end
+
+-- What to do instead, for every tool that meets a TLS connection.
+M.TLS_ADVICE = "for a capture that decodes, capture on the plain side of the TLS front (between " ..
+  "stunnel or nginx and the RTMP server), or between luartmp and its peer with TLS off (rtmp:// " ..
+  "instead of rtmps://)"
+
+-- capture.tls_reason(conn) -> why a TLS connection cannot be decoded,
+-- with what it negotiated and what to do instead; nil when not TLS.
+function M.tls_reason(conn)
+  if not conn.tls then return nil end
+  return fmt("TLS: %s. The RTMP inside (RTMPS) is encrypted and cannot be decoded from this capture; %s",
+    M.tls_summary(conn), M.TLS_ADVICE)
 end
 
 -- The RTMP connections of cap, or the one numbered n.

@@ -794,7 +794,8 @@ function M.list_lines(cap)
     end
     lines[#lines + 1] = fmt("%d  %s -> %s  c2s %d bytes  s2c %d bytes  %s%s%s%s", c.id, c.client,
       c.server, c.bytes and c.bytes.c2s or 0, c.bytes and c.bytes.s2c or 0,
-      c.rtmp and "RTMP" or "not RTMP", c.encap and ("  in " .. tostring(c.encap)) or "",
+      c.rtmp and "RTMP" or c.tls and ("TLS (" .. capture.tls_summary(c) .. "; encrypted)") or "not RTMP",
+      c.encap and ("  in " .. tostring(c.encap)) or "",
       (c.gaps or 0) > 0 and fmt("  (%d bytes missing)", c.gaps) or "",
       #names > 0 and ("  " .. concat(names, " ")) or "")
   end
@@ -845,13 +846,16 @@ local function main(argv)
     conn = cap.conns[o.connection]
     if not conn then fail(fmt("no connection %s in %s (%d connections)", o.connection, path, #cap.conns)) end
   else
-    local n = 0
+    local n, tls = 0, nil
     for _, c in ipairs(cap.conns) do
       if c.rtmp then
         n = n + 1
         conn = conn or c
       end
+      tls = tls or (c.tls and c)
     end
+    -- only TLS: say what it negotiated, and why there is nothing to convert
+    if not conn and tls then conn = tls end
     if not conn then fail(fmt("no RTMP connection in %s (%d TCP connections)", path, #cap.conns)) end
     if n > 1 then
       io.stderr:write(fmt("capture2lua: %d RTMP connections in %s; converting %d (--list shows them, " ..
@@ -870,7 +874,7 @@ local function main(argv)
         "find its first message\n", conn.id, n, dir == "c2s" and "client" or "server"))
     end
   end
-  local why = M.undecodable(list)
+  local why = capture.tls_reason(conn) or M.undecodable(list)
   if why then fail(fmt("connection %d (%s -> %s): %s; nothing written", conn.id,
     tostring(conn.client), tostring(conn.server), why)) end
 

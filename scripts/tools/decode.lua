@@ -13,9 +13,12 @@
 -- packet.  conn= is the connection's number in the capture.  An aggregate
 -- message is printed as its sub-messages, each body followed by
 -- --[[aggregate K/N]].  Without --connection every RTMP connection is
--- printed in turn, each after a comment line naming its endpoints.  Exit
--- status: 0, 1 when the capture cannot be read or a connection stopped
--- decoding, 2 for a usage error.
+-- printed in turn, each after a comment line naming its endpoints.  A TLS
+-- connection (RTMPS) is listed with what its cleartext handshake
+-- negotiated (SNI, ALPN, versions, cipher suite); the RTMP inside is
+-- encrypted, which is said on stderr, with how to capture it decodably.
+-- Exit status: 0, 1 when the capture cannot be read or a connection
+-- stopped decoding or is TLS, 2 for a usage error.
 local rtmp = require "rtmp"
 local capture = require "rtmp.capture"
 local argv = require "rtmp.argv"
@@ -57,8 +60,9 @@ local function describe(c)
   if c.handshake_missing then notes[#notes + 1] = "no handshake in the capture"
   elseif c.midstream then notes[#notes + 1] = "began before the capture" end
   if c.raw_pair then notes[#notes + 1] = "raw streams, no timing" end
+  if c.tls then notes[#notes + 1] = capture.tls_summary(c) .. "; encrypted" end
   return fmt("%d %s -> %s %s %d/%d bytes%s", c.id, c.client, c.server,
-    c.rtmp and "rtmp" or "not-rtmp", c.bytes.c2s, c.bytes.s2c,
+    c.rtmp and "rtmp" or c.tls and "tls" or "not-rtmp", c.bytes.c2s, c.bytes.s2c,
     #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or "")
 end
 
@@ -67,7 +71,11 @@ if o.list then
   os.exit(0)
 end
 
-local conns = capture.rtmp_conns(cap)
+-- the RTMP connections, and the TLS ones, which are reported
+local conns = {}
+for _, c in ipairs(cap.conns) do
+  if c.rtmp or c.tls then conns[#conns + 1] = c end
+end
 if o.connection then
   local c = cap.conns[o.connection]
   if not c then cmd:fail("no connection " .. o.connection .. " in " .. source) end
@@ -81,7 +89,7 @@ end
 local status = 0
 for _, c in ipairs(conns) do
   if not o.connection then print("-- " .. describe(c)) end
-  local list = capture.messages(c)
+  local list = capture.messages(c)   -- for TLS: none, and list.error says why
   for dir, n in pairs(list.skipped or {}) do
     if n > 0 then
       io.stderr:write(fmt("decode.lua: connection %d: %d bytes of the %s skipped before the first chunk header\n",

@@ -234,6 +234,10 @@ local function main(argv)
       os.exit(2)
     end
     local conn = o.connection and cap.conns[o.connection] or capture.rtmp_conns(cap)[1]
+    if conn and conn.tls then
+      io.stderr:write(fmt("flowdiff.lua: connection %d: %s\n", conn.id, capture.tls_reason(conn)))
+      os.exit(2)
+    end
     if not conn or not conn.rtmp then
       io.stderr:write("flowdiff.lua: no RTMP connection", o.connection and (" " .. o.connection) or "", " in ",
         cap.path, "\n")
