@@ -656,6 +656,65 @@ end
 -- The script
 ---------------------------------------------------------------------------
 
+-- What the connection's audio and video are, for the header, per
+-- sender: the codecs (FourCCs) per type in order of appearance, and the
+-- Enhanced RTMP forms (the media model's fields: no legacy codec id,
+-- ModEx nano offsets, multitrack modes, command frames).  ours: the
+-- direction the script sends ("c2s" or "s2c").  Lines (none without media).
+local function media_summary(list, ours)
+  local by = {}
+  for _, e in ipairs(list) do
+    local m = e.msg
+    local tn = m.type_name
+    if MEDIA[tn] and (m.length or 0) > 0 then
+      local d = by[e.dir]
+      if not d then
+        d = { n = 0, enhanced = 0, nano = 0, command = 0, codecs = { audio = {}, video = {} }, seen = {},
+              modes = {}, mode_list = {} }
+        by[e.dir] = d
+      end
+      d.n = d.n + 1
+      if m.codec and not d.seen[tn .. "/" .. m.codec] then
+        d.seen[tn .. "/" .. m.codec] = true
+        d.codecs[tn][#d.codecs[tn] + 1] = m.codec
+      end
+      if m.codec_id == nil then
+        d.enhanced = d.enhanced + 1
+        if m.nano_offset then d.nano = d.nano + 1 end
+        if m.packet == "command" then d.command = d.command + 1 end
+        local mt = m.multitrack
+        if mt then
+          if not d.modes[mt] then d.mode_list[#d.mode_list + 1] = mt end
+          d.modes[mt] = (d.modes[mt] or 0) + 1
+        end
+      end
+    end
+  end
+  local out = {}
+  for _, dir in ipairs({ "c2s", "s2c" }) do
+    local d = by[dir]
+    if d then
+      local kinds = {}
+      for _, tn in ipairs({ "video", "audio" }) do
+        if #d.codecs[tn] > 0 then kinds[#kinds + 1] = tn .. " " .. concat(d.codecs[tn], " ") end
+      end
+      out[#out + 1] = fmt("-- The %s's media (%s): %d messages%s.", dir == "c2s" and "client" or "server",
+        dir == ours and "sent from the companion FLV, byte for byte" or "the peer's", d.n,
+        #kinds > 0 and (", " .. concat(kinds, "; ")) or "")
+      if d.enhanced > 0 then
+        local forms = {}
+        if d.nano > 0 then forms[#forms + 1] = fmt("%d with a ModEx nanosecond offset", d.nano) end
+        for _, mt in ipairs(d.mode_list) do forms[#forms + 1] = fmt("%d multitrack %s", d.modes[mt], mt) end
+        if d.command > 0 then forms[#forms + 1] = fmt("%d command frames", d.command) end
+        out[#out + 1] = fmt("--   Enhanced RTMP: %d of them%s.", d.enhanced,
+          #forms > 0 and (" (" .. concat(forms, ", ") .. ")") or "")
+      end
+    end
+  end
+  return out
+end
+M.media_summary = media_summary
+
 -- generate(conn, list, opts) -> text, info. opts: side ("server" or
 -- "client"), strict (the transcript), capture (path shown), media_path
 -- (where the FLV goes), media_ref (how the script names it), url (client).
@@ -699,6 +758,7 @@ function M.generate(conn, list, opts)
     H(fmt("-- handshake: client %s, server %s. %d steps, %d messages to send, %d media messages.",
       kind("c2s"), kind("s2c"), info.steps, info.sends, info.media_tags))
   end
+  for _, l in ipairs(media_summary(list, side == "server" and "s2c" or "c2s")) do H(l) end
   if (conn.gaps or 0) > 0 then
     H(fmt("-- The capture misses %d bytes of this connection: messages after a hole may be lost.",
       conn.gaps))
