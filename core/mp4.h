@@ -117,6 +117,13 @@ int rtmp_mp4_config_params(rtmp_mp4_track *t);
  * or RTMP_ERR_NOMEM. */
 int rtmp_mp4_config_from_frame(int codec, const uint8_t *p, size_t len, rtmp_mp4_track *t, rtmp_buf **out);
 
+/* A video track's picture size from its configuration record (AVC, HEVC:
+ * the SPS, cropped; AV1: the sequence header's maximum frame size) or,
+ * for VP9, from a key frame's uncompressed header (frame, flen).  0, or
+ * RTMP_ERR_MP4_CONFIG (not there, or it does not parse) / RTMP_ERR_MP4_CODEC. */
+int rtmp_mp4_video_size(int codec, const uint8_t *config, size_t len, const uint8_t *frame, size_t flen,
+                        uint16_t *width, uint16_t *height);
+
 /* ---- RTMP messages from samples (mp4codec.c) ---- */
 
 /* One track's part of a message: the track and its sample's data. */
@@ -256,6 +263,7 @@ int rtmp_mp4_writer_message(rtmp_mp4_writer *w, uint8_t type, uint32_t timestamp
                             size_t len, rtmp_buf **out);
 
 /* Width and height for the first video track's sample entry (onMetaData),
+ * when its configuration (or, for VP9, its first key frame) does not say;
  * used when the moov is written. */
 void rtmp_mp4_writer_dimensions(rtmp_mp4_writer *w, uint16_t width, uint16_t height);
 

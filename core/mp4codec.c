@@ -88,6 +88,322 @@ static uint32_t getbits(bits *b, unsigned n)
     return v;
 }
 
+/* Exp-Golomb ue(v) (values past 2^31 read as UINT32_MAX: a lie). */
+static uint32_t ue(bits *b)
+{
+    unsigned zeros = 0;
+    while (!getbits(b, 1) && !b->over)
+        if (++zeros > 31)
+            return b->over = 1, UINT32_MAX;
+    return zeros ? (uint32_t)((1ull << zeros) - 1 + getbits(b, zeros)) : 0;
+}
+
+static void se(bits *b)
+{
+    ue(b);                              /* only skipped here */
+}
+
+/* A NAL unit's payload after its header of hdr bytes, emulation
+ * prevention bytes (00 00 03) dropped, into out (at most cap bytes: the
+ * fields read here are near the start). */
+static size_t rbsp(const uint8_t *nal, size_t len, size_t hdr, uint8_t *out, size_t cap)
+{
+    size_t n = 0, zeros = 0;
+    for (size_t i = hdr; i < len && n < cap; i++) {
+        if (zeros >= 2 && nal[i] == 3) {
+            zeros = 0;
+            continue;
+        }
+        zeros = nal[i] == 0 ? zeros + 1 : 0;
+        out[n++] = nal[i];
+    }
+    return n;
+}
+
+#define RBSP_CAP 256
+
+/* H.264 SPS (ISO/IEC 14496-10 7.3.2.1.1): the cropped frame size. */
+static int avc_sps_size(const uint8_t *nal, size_t len, uint32_t *w, uint32_t *h)
+{
+    uint8_t buf[RBSP_CAP];
+    bits b = { buf, rbsp(nal, len, 1, buf, sizeof buf), 0, 0 };
+    uint32_t profile = getbits(&b, 8), chroma = 1, separate = 0;
+    getbits(&b, 16);                    /* constraint flags, level */
+    ue(&b);                             /* seq_parameter_set_id */
+    if (profile == 100 || profile == 110 || profile == 122 || profile == 244 || profile == 44 || profile == 83
+        || profile == 86 || profile == 118 || profile == 128 || profile == 138 || profile == 139
+        || profile == 134 || profile == 135) {
+        chroma = ue(&b);
+        if (chroma == 3)
+            separate = getbits(&b, 1);
+        ue(&b);                         /* bit depths */
+        ue(&b);
+        getbits(&b, 1);
+        if (getbits(&b, 1)) {           /* seq_scaling_matrix_present_flag: skip the lists */
+            for (int i = 0; i < (chroma != 3 ? 8 : 12) && !b.over; i++) {
+                if (!getbits(&b, 1))
+                    continue;
+                int last = 8, next = 8;
+                for (int j = 0; j < (i < 6 ? 16 : 64) && next != 0 && !b.over; j++) {
+                    uint32_t v = ue(&b);  /* se(v) as its ue(v) code */
+                    int delta = v & 1 ? (int)((v + 1) / 2) : -(int)(v / 2);
+                    next = (last + delta + 256) % 256;
+                    last = next ? next : last;
+                }
+            }
+        }
+    }
+    ue(&b);                             /* log2_max_frame_num_minus4 */
+    uint32_t poc = ue(&b);
+    if (poc == 0) {
+        ue(&b);
+    } else if (poc == 1) {
+        getbits(&b, 1);
+        se(&b);
+        se(&b);
+        uint32_t n = ue(&b);
+        for (uint32_t i = 0; i < n && !b.over; i++)
+            se(&b);
+    }
+    ue(&b);                             /* max_num_ref_frames */
+    getbits(&b, 1);
+    uint32_t mbw = ue(&b), mbh = ue(&b), frame_mbs_only = getbits(&b, 1);
+    if (!frame_mbs_only)
+        getbits(&b, 1);
+    getbits(&b, 1);                     /* direct_8x8_inference_flag */
+    uint32_t l = 0, r = 0, t = 0, bo = 0;
+    if (getbits(&b, 1)) {
+        l = ue(&b), r = ue(&b), t = ue(&b), bo = ue(&b);
+    }
+    if (b.over || mbw > 1024 || mbh > 1024 || chroma > 3)
+        return RTMP_ERR_MP4_CONFIG;
+    uint32_t cx = chroma == 0 || separate ? 1 : chroma == 3 ? 1 : 2;
+    uint32_t cy = (chroma == 1 && !separate ? 2 : 1) * (2 - frame_mbs_only);
+    uint64_t fw = (uint64_t)(mbw + 1) * 16, fh = (uint64_t)(mbh + 1) * 16 * (2 - frame_mbs_only);
+    uint64_t cw = (uint64_t)cx * ((uint64_t)l + r), ch = (uint64_t)cy * ((uint64_t)t + bo);
+    if (cw >= fw || ch >= fh)
+        return RTMP_ERR_MP4_CONFIG;
+    *w = (uint32_t)(fw - cw);
+    *h = (uint32_t)(fh - ch);
+    return 0;
+}
+
+/* HEVC SPS (ISO/IEC 23008-2 7.3.2.2): the conformance window's size. */
+static int hevc_sps_size(const uint8_t *nal, size_t len, uint32_t *w, uint32_t *h)
+{
+    uint8_t buf[RBSP_CAP];
+    bits b = { buf, rbsp(nal, len, 2, buf, sizeof buf), 0, 0 };
+    getbits(&b, 4);                     /* sps_video_parameter_set_id */
+    uint32_t sub = getbits(&b, 3);
+    getbits(&b, 1);
+    getbits(&b, 8);                     /* profile_tier_level: general profile space, tier, idc */
+    getbits(&b, 32);                    /* compatibility flags */
+    getbits(&b, 24);                    /* 4 flags and 44 reserved bits: 48 */
+    getbits(&b, 24);
+    getbits(&b, 8);                     /* general_level_idc */
+    uint32_t present[8] = { 0 };
+    for (uint32_t i = 0; i < sub; i++)
+        present[i] = getbits(&b, 2);    /* sub_layer profile and level present */
+    if (sub > 0)
+        for (uint32_t i = sub; i < 8; i++)
+            getbits(&b, 2);
+    for (uint32_t i = 0; i < sub; i++) {
+        if (present[i] & 2) {           /* 88 bits of profile */
+            getbits(&b, 32);
+            getbits(&b, 32);
+            getbits(&b, 24);
+        }
+        if (present[i] & 1)
+            getbits(&b, 8);
+    }
+    ue(&b);                             /* sps_seq_parameter_set_id */
+    uint32_t chroma = ue(&b), separate = chroma == 3 ? getbits(&b, 1) : 0;
+    uint32_t pw = ue(&b), ph = ue(&b), l = 0, r = 0, t = 0, bo = 0;
+    if (getbits(&b, 1)) {
+        l = ue(&b), r = ue(&b), t = ue(&b), bo = ue(&b);
+    }
+    if (b.over || chroma > 3 || pw > 65535 || ph > 65535)
+        return RTMP_ERR_MP4_CONFIG;
+    uint32_t cx = chroma == 1 || chroma == 2 ? (separate ? 1 : 2) : 1, cy = chroma == 1 && !separate ? 2 : 1;
+    uint64_t cw = (uint64_t)cx * ((uint64_t)l + r), ch = (uint64_t)cy * ((uint64_t)t + bo);
+    if (cw >= pw || ch >= ph)
+        return RTMP_ERR_MP4_CONFIG;
+    *w = (uint32_t)(pw - cw);
+    *h = (uint32_t)(ph - ch);
+    return 0;
+}
+
+/* The first NAL unit of type `type` in an avcC or hvcC record. */
+static int record_nal(int codec, const uint8_t *c, size_t n, const uint8_t **nal, size_t *len)
+{
+    size_t pos;
+    unsigned arrays;
+    if (codec == RTMP_MEDIA_AVC) {      /* 5 bytes, then numOfSequenceParameterSets & 0x1F */
+        if (n < 8 || (c[5] & 0x1F) == 0)
+            return RTMP_ERR_MP4_CONFIG;
+        *len = rtmp_get_be16(c + 6);
+        *nal = c + 8;
+        return *len <= n - 8 && *len > 1 ? 0 : RTMP_ERR_MP4_CONFIG;
+    }
+    if (n < 23)                         /* 22 bytes, then numOfArrays */
+        return RTMP_ERR_MP4_CONFIG;
+    arrays = c[22];
+    pos = 23;
+    for (unsigned i = 0; i < arrays; i++) {
+        if (n - pos < 3)
+            return RTMP_ERR_MP4_CONFIG;
+        unsigned type = c[pos] & 0x3F, count = rtmp_get_be16(c + pos + 1);
+        pos += 3;
+        for (unsigned k = 0; k < count; k++) {
+            if (n - pos < 2 || rtmp_get_be16(c + pos) > n - pos - 2)
+                return RTMP_ERR_MP4_CONFIG;
+            size_t l = rtmp_get_be16(c + pos);
+            if (type == 33 && l > 2) {  /* SPS_NUT */
+                *nal = c + pos + 2;
+                *len = l;
+                return 0;
+            }
+            pos += 2 + l;
+        }
+    }
+    return RTMP_ERR_MP4_CONFIG;
+}
+
+/* Variable-length unsigned (AV1 4.10.3). */
+static uint32_t uvlc(bits *b)
+{
+    unsigned zeros = 0;
+    while (!getbits(b, 1) && !b->over)
+        if (++zeros >= 32)
+            return b->over = 1, UINT32_MAX;
+    return zeros ? (uint32_t)((1ull << zeros) - 1 + getbits(b, zeros)) : 0;
+}
+
+/* The max frame size of the sequence header OBU among the
+ * AV1CodecConfigurationRecord's configOBUs (AV1 5.5). */
+static int av1_size(const uint8_t *c, size_t n, uint32_t *w, uint32_t *h)
+{
+    size_t pos = 4;
+    while (pos < n) {
+        uint8_t head = c[pos++];
+        unsigned type = (head >> 3) & 0x0F;
+        if (head & 4)
+            pos++;                      /* extension header */
+        uint64_t size = n - (pos < n ? pos : n);
+        if (head & 2) {                 /* leb128 size */
+            size = 0;
+            for (int i = 0; i < 8 && pos < n; i++) {
+                uint8_t v = c[pos++];
+                size |= (uint64_t)(v & 0x7F) << (7 * i);
+                if (!(v & 0x80))
+                    break;
+            }
+        }
+        if (pos > n || size > n - pos)
+            return RTMP_ERR_MP4_CONFIG;
+        if (type != 1) {                /* OBU_SEQUENCE_HEADER */
+            pos += (size_t)size;
+            continue;
+        }
+        bits b = { c + pos, (size_t)size, 0, 0 };
+        getbits(&b, 3);                 /* seq_profile */
+        getbits(&b, 1);                 /* still_picture */
+        if (getbits(&b, 1)) {           /* reduced_still_picture_header */
+            getbits(&b, 5);
+        } else {
+            uint32_t model = 0, delay_len = 0;
+            if (getbits(&b, 1)) {       /* timing_info_present_flag */
+                getbits(&b, 32);
+                getbits(&b, 32);
+                if (getbits(&b, 1))
+                    uvlc(&b);
+                if ((model = getbits(&b, 1))) {
+                    delay_len = getbits(&b, 5) + 1;
+                    getbits(&b, 32);
+                    getbits(&b, 10);
+                }
+            }
+            uint32_t display = getbits(&b, 1), points = getbits(&b, 5) + 1;
+            for (uint32_t i = 0; i < points && !b.over; i++) {
+                getbits(&b, 12);        /* operating_point_idc */
+                if (getbits(&b, 5) > 7)
+                    getbits(&b, 1);     /* seq_tier */
+                if (model && getbits(&b, 1)) {
+                    getbits(&b, delay_len);
+                    getbits(&b, delay_len);
+                    getbits(&b, 1);
+                }
+                if (display && getbits(&b, 1))
+                    getbits(&b, 4);
+            }
+        }
+        uint32_t wb = getbits(&b, 4) + 1, hb = getbits(&b, 4) + 1;
+        *w = getbits(&b, wb) + 1;
+        *h = getbits(&b, hb) + 1;
+        return b.over ? RTMP_ERR_MP4_CONFIG : 0;
+    }
+    return RTMP_ERR_MP4_CONFIG;
+}
+
+/* A VP9 key frame's uncompressed header (VP9 6.2): the frame size. */
+static int vp9_size(const uint8_t *p, size_t n, uint32_t *w, uint32_t *h)
+{
+    bits b = { p, n, 0, 0 };
+    if (getbits(&b, 2) != 2)            /* frame_marker */
+        return RTMP_ERR_MP4_CONFIG;
+    uint32_t profile = getbits(&b, 1);
+    profile |= getbits(&b, 1) << 1;
+    if (profile == 3)
+        getbits(&b, 1);
+    if (getbits(&b, 1) || getbits(&b, 1) != 0) /* show_existing_frame; frame_type 0: a key frame */
+        return RTMP_ERR_MP4_CONFIG;
+    getbits(&b, 2);                     /* show_frame, error_resilient_mode */
+    if (getbits(&b, 24) != 0x498342)
+        return RTMP_ERR_MP4_CONFIG;
+    if (profile >= 2)
+        getbits(&b, 1);
+    if (getbits(&b, 3) != 7) {          /* color_space other than RGB */
+        getbits(&b, 1);
+        if (profile == 1 || profile == 3)
+            getbits(&b, 3);
+    } else if (profile == 1 || profile == 3) {
+        getbits(&b, 1);
+    }
+    *w = getbits(&b, 16) + 1;
+    *h = getbits(&b, 16) + 1;
+    return b.over ? RTMP_ERR_MP4_CONFIG : 0;
+}
+
+int rtmp_mp4_video_size(int codec, const uint8_t *config, size_t len, const uint8_t *frame, size_t flen,
+                        uint16_t *width, uint16_t *height)
+{
+    uint32_t w = 0, h = 0;
+    const uint8_t *nal;
+    size_t nlen;
+    int rc;
+    switch (codec) {
+    case RTMP_MEDIA_AVC:
+    case RTMP_MEDIA_HEVC:
+        rc = config ? record_nal(codec, config, len, &nal, &nlen) : RTMP_ERR_MP4_CONFIG;
+        if (rc == 0)
+            rc = codec == RTMP_MEDIA_AVC ? avc_sps_size(nal, nlen, &w, &h) : hevc_sps_size(nal, nlen, &w, &h);
+        break;
+    case RTMP_MEDIA_AV1:
+        rc = config ? av1_size(config, len, &w, &h) : RTMP_ERR_MP4_CONFIG;
+        break;
+    case RTMP_MEDIA_VP9:
+        rc = frame ? vp9_size(frame, flen, &w, &h) : RTMP_ERR_MP4_CONFIG;
+        break;
+    default:
+        rc = RTMP_ERR_MP4_CODEC;
+    }
+    if (rc < 0 || w == 0 || h == 0 || w > 65535 || h > 65535)
+        return rc < 0 ? rc : RTMP_ERR_MP4_CONFIG;
+    *width = (uint16_t)w;
+    *height = (uint16_t)h;
+    return 0;
+}
+
 /* ---- audio parameters from configurations ---- */
 
 static const uint32_t aac_rates[13] = { 96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050,

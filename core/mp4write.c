@@ -442,6 +442,8 @@ static int add_sample(rtmp_mp4_writer *wr, wtrack *tr, uint32_t ms, int32_t cts_
         return 0;
     }
     tr->started = 1;
+    if (tr->t.type == RTMP_MSG_VIDEO && key && !tr->in_moov && tr->t.codec == RTMP_MEDIA_VP9)
+        rtmp_mp4_video_size(tr->t.codec, NULL, 0, p, len, &tr->t.width, &tr->t.height); /* in its key frames */
     uint64_t dts = ms_ticks(ms, tr->t.timescale);
     if (tr->n) {
         wsample *last = &tr->s[tr->n - 1];
@@ -506,7 +508,10 @@ static int new_track(rtmp_mp4_writer *wr, uint8_t type, uint8_t id, int codec, c
     tr->t.config_len = tr->config ? tr->config->len : 0;
     tr->t.id = wr->ntracks + 1;
     tr->t.timescale = type == RTMP_MSG_VIDEO ? VIDEO_TIMESCALE : tr->t.sample_rate ? tr->t.sample_rate : 1000;
-    if (type == RTMP_MSG_VIDEO && !cutter(wr)) {
+    /* the picture size: from the configuration, else onMetaData's (the first video track) */
+    if (type == RTMP_MSG_VIDEO
+        && rtmp_mp4_video_size(codec, tr->t.config, tr->t.config_len, NULL, 0, &tr->t.width, &tr->t.height) < 0
+        && !cutter(wr)) {
         tr->t.width = wr->width;
         tr->t.height = wr->height;
     }
@@ -636,7 +641,7 @@ void rtmp_mp4_writer_dimensions(rtmp_mp4_writer *wr, uint16_t width, uint16_t he
     wr->height = height;
     for (unsigned i = 0; i < wr->ntracks; i++) {
         wtrack *tr = &wr->tr[i];
-        if (tr->t.type == RTMP_MSG_VIDEO && !tr->in_moov && tr == cutter(wr)) {
+        if (tr->t.type == RTMP_MSG_VIDEO && !tr->in_moov && tr == cutter(wr) && tr->t.width == 0) {
             tr->t.width = width;
             tr->t.height = height;
         }
