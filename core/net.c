@@ -6,6 +6,7 @@
 #include "error.h"
 #include "handshake.h"
 #include "log.h"
+#include "tlsinfo.h"
 #include "url.h"
 
 #include <arpa/inet.h>
@@ -36,7 +37,6 @@
 #define ADDR_BUCKETS_MIN 64
 #define TLS_RECORD 16384               /* the most plaintext one TLS record carries */
 #define TLS_READ_BUDGET (256 * 1024)   /* plaintext read per wakeup before others' turn */
-#define TLS_CONTENT_HANDSHAKE 0x16     /* the first byte of a TLS client's first record */
 
 /* A connection's TLS (NULL on a plain one).  See "TLS" below. */
 typedef struct rtmp_tls {
@@ -1036,7 +1036,7 @@ static int tls_check_first_byte(rtmp_conn *c)
     if (got <= 0)
         return 1; /* OpenSSL reports it */
     t->peeked = 1;
-    if (b == TLS_CONTENT_HANDSHAKE || b == 0x15 /* alert */)
+    if (b == RTMP_TLS_HANDSHAKE || b == RTMP_TLS_ALERT) /* a record's content type (tlsinfo.h) */
         return 1;
     char reason[200];
     int rtmp = is_rtmp_c0(b);
@@ -1170,7 +1170,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         rtmp_conn_core_peer_closed(c->cc);
         return;
     }
-    if (c->nread == 0 && c->accepted && !c->cfg.passthrough && n->rbuf[0] == TLS_CONTENT_HANDSHAKE) {
+    if (c->nread == 0 && c->accepted && !c->cfg.passthrough && n->rbuf[0] == RTMP_TLS_HANDSHAKE) {
         c->nread += (uint64_t)got;
         rtmp_conn_fail(c, "a TLS handshake on a plain RTMP port (first byte 0x16): this listener is rtmp://,"
                           " not rtmps://");

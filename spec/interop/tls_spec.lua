@@ -457,20 +457,28 @@ describe("TLS 1.3 KeyUpdate", function()
     return tonumber(s), tonumber(r)
   end
 
+  -- `player` (started, writing `out`) plays live/`name` of `srv` through
+  -- `pipe`: publish the fixture, then every frame must have arrived and
+  -- `who` must have answered every request for new keys (but the last,
+  -- which may cross the end).
+  local function rekeyed(srv, name, player, pipe, out, who)
+    assert(H.wait_until(function() return srv.count("play", name) >= 1 end, 15), srv.log() .. H.output(player))
+    local pub = H.ffmpeg_publish(srv.url("live/" .. name))
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
+    assert.are.equal(0, H.wait_exit(pipe, 10), H.output(pipe))
+    assert_every_frame(who .. ", its keys changed", out, fixture_audio_frames())
+    local sent, received = counts(pipe)
+    assert.is_true(sent >= 10, "KeyUpdates sent: " .. sent)
+    assert.is_true(received >= sent - 1, fmt("%s answered %d of %d", who, received, sent))
+  end
+
   it("the server answers every request and the TLS player gets every frame (ffmpeg behind a pipe)", function()
     local srv = T.luartmp_start()
     local pipe, port = pipe_start("client", srv.tls_port, 0.5)
     local out = H.tmpname("keyupdate-play.flv")
     local player = H.ffmpeg_play(fmt("rtmp://127.0.0.1:%d/live/rekey", port), out, 3)
-    assert(H.wait_until(function() return srv.count("play", "rekey") >= 1 end, 15), srv.log())
-    local pub = H.ffmpeg_publish(srv.url("live/rekey"))
-    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
-    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
-    assert.are.equal(0, H.wait_exit(pipe, 10), H.output(pipe))
-    assert_every_frame("the player whose keys changed", out, fixture_audio_frames())
-    local sent, received = counts(pipe)
-    assert.is_true(sent >= 10, "KeyUpdates sent: " .. sent)
-    assert.is_true(received >= sent - 1, fmt("the server answered %d of %d", received, sent))
+    rekeyed(srv, "rekey", player, pipe, out, "the server")
   end)
 
   it("luartmp's client answers too, and play.lua gets every frame", function()
@@ -480,14 +488,6 @@ describe("TLS 1.3 KeyUpdate", function()
     local out = H.tmpname("keyupdate-client.flv")
     local player = H.spawn(fmt("%s --tls-ca %s scripts/client/play.lua --timeout 10 rtmps://localhost:%d/live/rekey2 %s",
       q(H.luartmp), q(c.ca), port, q(out)), { name = "play" })
-    assert(H.wait_until(function() return srv.count("play", "rekey2") >= 1 end, 15), srv.log() .. H.output(player))
-    local pub = H.ffmpeg_publish(srv.url("live/rekey2"))
-    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
-    assert.are.equal(0, H.wait_exit(player, 15), H.output(player))
-    assert.are.equal(0, H.wait_exit(pipe, 10), H.output(pipe))
-    assert_every_frame("play.lua whose keys changed", out, fixture_audio_frames())
-    local sent, received = counts(pipe)
-    assert.is_true(sent >= 10, "KeyUpdates sent: " .. sent)
-    assert.is_true(received >= sent - 1, fmt("the client answered %d of %d", received, sent))
+    rekeyed(srv, "rekey2", player, pipe, out, "play.lua")
   end)
 end)
