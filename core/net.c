@@ -103,6 +103,8 @@ struct rtmp_net {
     struct ev_loop *loop;
     ev_prepare      prepare;     /* flushes output and closes connections */
     ev_signal       sigint, sigterm;
+    rtmp_net_term_cb on_term;    /* SIGTERM's handler instead of the shutdown */
+    void           *on_term_ud;
     ev_timer        run_timer;   /* rtmp_net_run's timeout */
     int             stopped;
     unsigned long   next_id;
@@ -1062,7 +1064,7 @@ static void tls_handshake_error(rtmp_conn *c, int e, char *out, size_t len)
         X509 *cert = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
         if (cert)
             X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
-        snprintf(out, len, "TLS handshake: certificate verify failed: %s (certificate %s%s%s)",
+        snprintf(out, len, "TLS handshake: certificate verify failed: %s (certificate %.150s%s%.100s)",
                  X509_verify_cert_error_string(v), subject,
                  v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH ? ", wanted " : "",
                  v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH ? t->name : "");
@@ -1424,6 +1426,7 @@ void rtmp_conn_local(const rtmp_conn *c, char *out, size_t len)
 uint64_t rtmp_conn_bytes_written(const rtmp_conn *c) { return c->written; }
 int rtmp_conn_closing(const rtmp_conn *c) { return c->closing; }
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud) { c->ud = ud; }
+void *rtmp_conn_get_ud(const rtmp_conn *c) { return c->ud; }
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c) { return &c->cfg; }
 
 uint64_t rtmp_conn_bytes_in(const rtmp_conn *c) { return c->nread; }
@@ -1705,6 +1708,11 @@ static void run_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     rtmp_net *n = w->data;
+    if (w->signum == SIGTERM && n->on_term) {
+        rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: handed to the script", w->signum);
+        n->on_term(n, n->on_term_ud);
+        return;
+    }
     rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: shutting down", w->signum);
     rtmp_net_shutdown(n, "shutdown");
     for (rtmp_timer *t = n->timers; t; t = t->next)
@@ -1749,10 +1757,33 @@ void rtmp_net_handle_signals(rtmp_net *n)
     ev_unref(n->loop);
 }
 
-void rtmp_net_shutdown(rtmp_net *n, const char *reason)
+void rtmp_net_on_term(rtmp_net *n, rtmp_net_term_cb cb, void *ud)
+{
+    n->on_term = cb;
+    n->on_term_ud = ud;
+}
+
+void rtmp_net_stop_listening(rtmp_net *n)
 {
     for (rtmp_listener *l = n->listeners; l; l = l->next)
         listener_stop(l); /* their owners still hold them: stopped, not freed */
+}
+
+size_t rtmp_net_conns(rtmp_net *n, rtmp_conn **out, size_t max)
+{
+    size_t count = 0;
+    for (rtmp_conn *c = n->conns; c; c = c->next)
+        if (!c->closing) {
+            if (count < max)
+                out[count] = c;
+            count++;
+        }
+    return count;
+}
+
+void rtmp_net_shutdown(rtmp_net *n, const char *reason)
+{
+    rtmp_net_stop_listening(n);
     for (rtmp_conn *c = n->conns; c; c = c->next)
         rtmp_conn_close(c, reason);
     process_pending(n);
@@ -1812,6 +1843,8 @@ void rtmp_net_stop(rtmp_net *n)
     n->stopped = 1;
     ev_break(n->loop, EVBREAK_ALL);
 }
+
+struct ev_loop *rtmp_net_loop(rtmp_net *n) { return n->loop; }
 
 double rtmp_net_now(rtmp_net *n)
 {

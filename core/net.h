@@ -84,8 +84,24 @@ int rtmp_net_run(rtmp_net *n, double timeout);
 void rtmp_net_stop(rtmp_net *n);
 
 /* Catch SIGINT and SIGTERM: close every listener and connection (reason
- * "shutdown"), stop every timer, and make rtmp_net_run return. */
+ * "shutdown"), stop every timer, and make rtmp_net_run return.  With a
+ * SIGTERM handler set (rtmp_net_on_term), SIGTERM calls it instead and
+ * the loop goes on; SIGINT always shuts down. */
 void rtmp_net_handle_signals(rtmp_net *n);
+
+/* What SIGTERM does once rtmp_net_handle_signals catches it: cb(n, ud)
+ * runs in the loop (a drain: stop accepting, let connections leave)
+ * instead of the shutdown; cb NULL restores the shutdown. */
+typedef void (*rtmp_net_term_cb)(rtmp_net *n, void *ud);
+void rtmp_net_on_term(rtmp_net *n, rtmp_net_term_cb cb, void *ud);
+
+/* Stop accepting: every listener's sockets are closed (their owners still
+ * close the listeners themselves); open connections go on. */
+void rtmp_net_stop_listening(rtmp_net *n);
+
+/* The open connections (not closing), newest first: at most max of them
+ * in out; returns how many there are. */
+size_t rtmp_net_conns(rtmp_net *n, rtmp_conn **out, size_t max);
 
 /* Close everything now: listeners stop accepting (their owners still close
  * them), connections close with reason; timers stay. */
@@ -93,6 +109,12 @@ void rtmp_net_shutdown(rtmp_net *n, const char *reason);
 
 /* Seconds since an arbitrary epoch, as the loop sees it. */
 double rtmp_net_now(rtmp_net *n);
+
+/* The libev loop the net runs on, for what rides the same loop with
+ * sockets of its own (net_curl.c: libcurl's).  Not for anything above
+ * core/. */
+struct ev_loop;
+struct ev_loop *rtmp_net_loop(rtmp_net *n);
 
 /* Listen on addr ("1935", "127.0.0.1:1935", "[::1]:1935", "*:1935"; a bare
  * port listens on IPv4 and IPv6), optionally after "rtmp://", or after
@@ -142,6 +164,7 @@ uint64_t rtmp_conn_bytes_in(const rtmp_conn *c);      /* bytes read from the soc
 int rtmp_conn_tls(const rtmp_conn *c, rtmp_tls_info *info);
 int rtmp_conn_closing(const rtmp_conn *c);
 void rtmp_conn_set_ud(rtmp_conn *c, void *ud);
+void *rtmp_conn_get_ud(const rtmp_conn *c);
 const rtmp_conn_config *rtmp_conn_get_config(const rtmp_conn *c);
 
 /* Every byte the connection holds on the heap now: its own state, the

@@ -8,10 +8,17 @@
  *   rtmp.now() -> seconds             the loop's clock
  *   rtmp.shutdown([reason])           close every server and connection now
  *   rtmp.handle_signals()             SIGINT/SIGTERM close everything and end rtmp.run
+ *   rtmp.on_sigterm(fn | nil)         SIGTERM calls fn() instead (a drain); SIGINT still
+ *                                     closes everything
+ *   rtmp.stop_listening()             every server stops accepting; connections go on
+ *   rtmp.connections() -> { conn, ... }  the open connections, newest first
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "l_conn.h"
 #include "l_loop.h"
+#include "../core/log.h"
 
 #define STATE_KEY "rtmp.state"
 
@@ -55,6 +62,67 @@ static int l_handle_signals(lua_State *L)
     return 0;
 }
 
+#define ON_SIGTERM_KEY "rtmp.on_sigterm"
+
+/* SIGTERM with a handler: fn() under rtmp_l_pcall (an error is logged). */
+static void term_fire(rtmp_net *n, void *ud)
+{
+    (void)n;
+    rtmp_l_state *st = ud;
+    lua_State *L = st->L;
+    if (!L)
+        return;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, ON_SIGTERM_KEY) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    rtmp_l_pcall(L, NULL, 0, "on_sigterm");
+}
+
+/* rtmp.on_sigterm(fn | nil): what SIGTERM does once rtmp.handle_signals
+ * catches it: fn() (the loop goes on), or with nil the shutdown again. */
+static int l_on_sigterm(lua_State *L)
+{
+    rtmp_l_state *st = rtmp_l_state_get(L);
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ON_SIGTERM_KEY);
+    rtmp_net_on_term(st->net, lua_isnil(L, -1) ? NULL : term_fire, st);
+    return 0;
+}
+
+static int l_stop_listening(lua_State *L)
+{
+    rtmp_net_stop_listening(rtmp_l_state_get(L)->net);
+    return 0;
+}
+
+/* rtmp.connections() -> the open connections' boxes, newest first. */
+static int l_connections(lua_State *L)
+{
+    rtmp_net *net = rtmp_l_state_get(L)->net;
+    size_t n = rtmp_net_conns(net, NULL, 0);
+    rtmp_conn **all = n ? malloc(n * sizeof *all) : NULL;
+    if (n && !all)
+        return luaL_error(L, "out of memory");
+    n = rtmp_net_conns(net, all, n);
+    lua_createtable(L, (int)n, 0);
+    lua_Integer k = 0;
+    for (size_t i = 0; i < n; i++) {
+        lconn *lc = rtmp_conn_get_ud(all[i]);
+        if (!lc) /* not the binding's: no box */
+            continue;
+        rtmp_l_conn_push(L, lc);
+        if (lua_isnil(L, -1))
+            lua_pop(L, 1);
+        else
+            lua_rawseti(L, -2, ++k);
+    }
+    free(all);
+    return 1;
+}
+
 /* The state's __gc: the loop goes with the Lua state. */
 static int state_gc(lua_State *L)
 {
@@ -73,6 +141,9 @@ static const luaL_Reg loop_funcs[] = {
     { "now", l_now },
     { "shutdown", l_shutdown },
     { "handle_signals", l_handle_signals },
+    { "on_sigterm", l_on_sigterm },
+    { "stop_listening", l_stop_listening },
+    { "connections", l_connections },
     { NULL, NULL },
 };
 

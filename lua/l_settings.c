@@ -148,12 +148,31 @@ static const rtmp_l_setting settings[] = {
       "a group's late-join cache (rtmp.group{cache = true}) keeps the current GOP while it holds "
       "at most this much payload (default 32 MiB); a joiner's first burst is bounded by it, "
       "not by max_output" },
+    { "drain_to", "--drain-to", "URL", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
+      "SIGTERM drains instead of shutting down (rtmp.drain, docs/DRAIN.md): stop accepting, ask "
+      "every client that can reconnect to reconnect to this rtmp[s]:// URL, close the rest at "
+      "drain_timeout" },
+    { "drain_timeout", "--drain-timeout", "SECONDS", RTMP_L_SET_SECONDS, OTHER, 0, 0, NEVER, NULL, NULL,
+      "how long a drain waits for the connections to leave before it closes them" },
     { "trace", NULL, "PATH", RTMP_L_SET_TRACE, OTHER, 0, 0, 0, NULL, NULL,
       "trace every message, one line each (docs/TRACE.md): true (to the log), a path (appended "
       "to) or an open file" },
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* The defaults of the numbers no core field holds (the others': 0). */
+static const struct { const char *name; double value; } other_defaults[] = {
+    { "drain_timeout", 30 },
+};
+
+static double other_default(const rtmp_l_setting *s)
+{
+    for (size_t i = 0; i < sizeof other_defaults / sizeof other_defaults[0]; i++)
+        if (!strcmp(other_defaults[i].name, s->name))
+            return other_defaults[i].value;
+    return 0;
+}
 
 static const char *const type_names[] = { "seconds", "count", "bytes", "boolean", "choice", "integer",
                                           "table", "trace", "address", "string" };
@@ -529,7 +548,7 @@ static void default_text(const rtmp_l_setting *s, const rtmp_conn_config *d, cha
     } else if (s->type == RTMP_L_SET_CHOICE) {
         snprintf(out, len, "%s", s->choices[0]);
     } else if (s->user != RTMP_L_FOR_CONN) {
-        snprintf(out, len, "0");
+        snprintf(out, len, "%.15g", other_default(s));
     } else {
         double v = get_field(s, d);
         static const char units[] = "KMG";
@@ -596,11 +615,11 @@ static void push_default(lua_State *L, const rtmp_l_setting *s, const rtmp_conn_
 {
     switch (s->type) {
     case RTMP_L_SET_SECONDS:
-        lua_pushnumber(L, get_field(s, d));
+        lua_pushnumber(L, s->user == RTMP_L_FOR_CONN ? get_field(s, d) : other_default(s));
         break;
     case RTMP_L_SET_COUNT:
     case RTMP_L_SET_BYTES:
-        lua_pushinteger(L, s->user == RTMP_L_FOR_CONN ? (lua_Integer)get_field(s, d) : 0);
+        lua_pushinteger(L, s->user == RTMP_L_FOR_CONN ? (lua_Integer)get_field(s, d) : (lua_Integer)other_default(s));
         break;
     case RTMP_L_SET_CHOICE:
         if (s->user == RTMP_L_FOR_CONN)

@@ -1,7 +1,8 @@
 /*
  * luartmp.c: the executable.  A Lua 5.4 interpreter with the rtmp module
  * built in: it runs a script (the live server by default), then the event
- * loop until nothing is left to do or SIGINT/SIGTERM arrives.
+ * loop until nothing is left to do or SIGINT/SIGTERM arrives (SIGTERM
+ * drains instead with --drain-to: lua/rtmp/drain.lua).
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,7 +15,9 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "../core/error.h"
 #include "../core/log.h"
+#include "../core/url.h"
 #include "l_contain.h"
 #include "l_settings.h"
 
@@ -329,6 +332,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* --drain-to: where a drain sends clients must be a URL they can use */
+    lua_getfield(L, -1, "options");
+    if (lua_getfield(L, -1, "drain_to") == LUA_TSTRING) {
+        size_t len;
+        const char *url = lua_tolstring(L, -1, &len);
+        rtmp_url u;
+        int rc = rtmp_url_parse(url, len, &u);
+        if (rc < 0) {
+            fprintf(stderr, "luartmp: bad --drain-to '%s': %s\n", url, rtmp_strerror(rc));
+            lua_close(L);
+            return 2;
+        }
+    }
+    lua_pop(L, 2);
     /* budgets: the hook on this thread, inherited by the script's coroutine */
     lua_getfield(L, -1, "options");
     int budget = lua_getfield(L, -1, "script_instructions") == LUA_TNUMBER && lua_tonumber(L, -1) > 0;

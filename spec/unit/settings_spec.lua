@@ -53,10 +53,11 @@ describe("rtmp.settings", function()
         "send_buffer", "recv_buffer", "max_message", "max_amf_message", "max_chunk_streams", "min_chunk_size",
         "max_chunk_size", "ext_ts_fmt3", "accept_fresh_fmt", "ack_window", "max_amf_depth", "bytes_in_start",
         "plain_handshake", "handshake_seed", "auto", "passthrough", "script_instructions", "on_error",
-        "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ca", "tls.insecure", "tls.sni" }) do
+        "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ca", "tls.insecure", "tls.sni", "drain_to",
+        "drain_timeout" }) do
       assert.is_table(rtmp.settings[name], name)
     end
-    assert.are.equal(36, n)
+    assert.are.equal(38, n)
   end)
 
   it("gives the defaults a session applies", function()
