@@ -48,6 +48,7 @@ void rtmp_l_open_timer(lua_State *L);     /* rtmp.timer (l_timer.c) */
 void rtmp_l_open_url(lua_State *L);       /* rtmp.parse_url (l_url.c) */
 void rtmp_l_open_flv(lua_State *L);       /* rtmp.flv: FLV files (l_flv.c) */
 void rtmp_l_open_mp4(lua_State *L);       /* rtmp.mp4: MP4 files (l_mp4.c) */
+void rtmp_l_open_media(lua_State *L);     /* rtmp.media: the codecs luartmp knows (l_media.c) */
 void rtmp_l_open_pcap(lua_State *L);      /* rtmp.pcap: captured TCP (l_pcap.c) */
 void rtmp_l_open_trace(lua_State *L);     /* rtmp.trace_line (l_trace.c) */
 void rtmp_l_open_digest(lua_State *L);    /* rtmp.sha256 from libcrypto (l_digest.c) */

@@ -59,6 +59,7 @@ int luaopen_rtmp_core(lua_State *L)
     rtmp_l_open_url(L);
     rtmp_l_open_flv(L);
     rtmp_l_open_mp4(L);
+    rtmp_l_open_media(L);
     rtmp_l_open_pcap(L);
     rtmp_l_open_trace(L);
     rtmp_l_open_digest(L);

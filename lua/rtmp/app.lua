@@ -23,6 +23,7 @@
 -- handler one in app.commands, every message type's handler one in
 -- app.messages (the per-message level).  docs/APP.md has it all.
 local rtmp = require "rtmp"
+local caps = require "rtmp.caps"
 
 local _M = {}
 
@@ -40,6 +41,15 @@ _M.defaults = {
     window = 2500000,         -- Window Acknowledgement Size we announce
     peer_bandwidth = 2500000, -- Set Peer Bandwidth we announce (limit type dynamic)
 }
+
+--- app.caps() -> what a server of luartmp announces of Enhanced RTMP in
+--- connect's _result (rtmp.caps.announce's argument): it forwards every
+--- FourCC the media model knows, and capsEx is rtmp.caps's (Multitrack,
+--- ModEx, TimestampNanoOffset; Reconnect once rtmp.caps.reconnect is set).
+--- Each app starts with its own copy as app.caps (false: announce nothing).
+function _M.caps()
+    return { forward = true }
+end
 
 -- ---- names ----
 
@@ -107,9 +117,12 @@ function REPLIES.controls(conn, config)
     conn:set_chunk_size(config.chunk_size)
 end
 
-function REPLIES.result(conn, msg, app, encoding)
-    conn:command(nil, "_result", msg.txn,
-        { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 },
+-- announced: the server's Enhanced RTMP capabilities (caps.announce of
+-- app.caps) when the client announced its own (conn.caps), else nil.
+function REPLIES.result(conn, msg, app, encoding, announced)
+    local props = { fmsVer = "FMS/3,0,1,123", capabilities = 31.0 }
+    for k, v in pairs(announced or {}) do props[k] = v end
+    conn:command(nil, "_result", msg.txn, props,
         status("status", "NetConnection.Connect.Success", "Connection succeeded.", { objectEncoding = encoding }))
 end
 
@@ -376,6 +389,10 @@ local function commands_of(self)
         local obj = msg.args[1]
         local app = _M.split_name(type(obj) == "table" and obj.app or "") or ""
         app = app:gsub("/+$", "")
+        -- what the client announced of Enhanced RTMP (nil: nothing, a legacy client)
+        local problems
+        conn.caps, problems = caps.parse(obj)
+        for i = 1, #problems do conn:log("warn", "connect: Enhanced RTMP capabilities: %s", problems[i]) end
         run(self, "on_connect", conn, function(ok, reason)
             if ok == false then
                 replies.connect_rejected(conn, msg, reason)
@@ -384,7 +401,9 @@ local function commands_of(self)
             conn.app = app
             conn.streams = conn.streams or {} -- stream id -> true (created) or its NetStream
             replies.controls(conn, self.config)
-            replies.result(conn, msg, app, type(obj) == "table" and tonumber(obj.objectEncoding) or 0)
+            -- the server's own capabilities, to a client that announced its own
+            local announced = conn.caps and self.caps and caps.announce(self.caps) or nil
+            replies.result(conn, msg, app, type(obj) == "table" and tonumber(obj.objectEncoding) or 0, announced)
             conn:log("info", "connect app=%s", app)
         end, app, msg)
     end
@@ -552,7 +571,10 @@ end
 --- app.new(t) -> app: t holds the events (on_connect, ...; set or changed
 --- later as fields) and optionally config (chunk_size, window,
 --- peer_bandwidth: _M.defaults fill what it lacks; and rtmp.listen settings
---- for app:listen).  The app has replies,
+--- for app:listen) and caps (the Enhanced RTMP capabilities its _result
+--- states to a client that announced its own; default app.caps()).  After
+--- connect, conn.caps is what the client announced (rtmp.caps.parse; nil
+--- for a legacy client).  The app has replies,
 --- commands and messages (each replaceable), handlers ({ on_message,
 --- on_close } for rtmp.listen) and app:listen(settings).
 function _M.new(t)
@@ -563,6 +585,7 @@ function _M.new(t)
         if config[k] == nil then config[k] = v end
     end
     self.config = config
+    if self.caps == nil then self.caps = _M.caps() end
     self.next_sid = setmetatable({}, { __mode = "k" })  -- conn -> its next stream id
     self.left = setmetatable({}, { __mode = "k" })      -- conn -> { sid -> role before closeStream }
     local replies = {}

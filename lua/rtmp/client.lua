@@ -25,7 +25,7 @@ local unpack, pack = table.unpack, table.pack
 local HANDLER_NAMES = { "on_open", "on_handshake", "on_message", "on_close" }
 -- opts fields that are ours, not connection settings
 local OWN = { app = true, tc_url = true, flash_ver = true, swf_url = true, page_url = true,
-              args = true, properties = true, timeout = true, max_queue = true }
+              args = true, properties = true, timeout = true, max_queue = true, caps = true }
 
 _M.default_timeout = 10
 _M.default_max_queue = 4096
@@ -451,6 +451,8 @@ function _M.connect(url, opts)
     local nc = setmetatable({ txn = 1, pending = {}, close_waiters = {}, streams = {}, url = url,
                               timeout = opts.timeout or _M.default_timeout,
                               max_queue = opts.max_queue or _M.default_max_queue }, NC)
+    -- Enhanced RTMP capabilities for the connect object (rtmp.caps.announce)
+    local announced = opts.caps and require("rtmp.caps").announce(opts.caps) or {}
     local w = {}
     nc.pending[1] = w
     local handlers = {}
@@ -463,6 +465,7 @@ function _M.connect(url, opts)
             flashVer = opts.flash_ver or _M.flash_ver, swfUrl = opts.swf_url, pageUrl = opts.page_url,
             fpad = false, capabilities = 15, audioCodecs = 3191, videoCodecs = 252, videoFunction = 1,
         }
+        for k, v in pairs(announced) do obj[k] = v end
         for k, v in pairs(opts.properties or {}) do obj[k] = v end
         local extra = opts.args or {}
         conn:command(nil, "connect", 1, obj, unpack(extra, 1, extra.n or #extra))
@@ -484,6 +487,8 @@ function _M.connect(url, opts)
         return nil, e
     end
     nc.info = info_of(msg)
+    -- what the server announced of Enhanced RTMP in its properties (nil: nothing)
+    nc.caps = require("rtmp.caps").parse(msg.values and msg.values[3])
     return nc
 end
 

@@ -7,8 +7,9 @@
 -- (to a name ending in .mp4: as fragmented MP4, one track per kind and
 -- track id), timestamps shifted so the file starts at 0. Ends with a
 -- complete file when the stream ends (StreamEOF, unpublish, Play.Stop),
--- the connection closes, SIGINT/SIGTERM arrives, or --duration/--frames
--- is reached.
+-- the connection closes, SIGINT/SIGTERM arrives, --duration/--frames is
+-- reached, or no media came for --idle seconds.  Announces Enhanced RTMP
+-- in connect when writing MP4 or with --enhanced (rtmp.caps).
 -- See docs/CLIENT_SCRIPTS.md.
 
 local rtmp = require "rtmp"
@@ -34,14 +35,18 @@ options:
     { "timeout", "number", arg = "S", help = "give up when connect, createStream or play get no answer\n" ..
                                              "within S seconds (default 10), or when no media comes for\n" ..
                                              "S seconds once playing (default: wait as long as it takes)" },
+    { "idle", "number", arg = "S", help = "end (exit 0) when no media came for S seconds once it\n" ..
+                                          "began: for servers that do not say when a stream ends" },
+    { "enhanced", help = "announce Enhanced RTMP in connect (every FourCC luartmp can\n" ..
+                         "write; implied by an .mp4 output)" },
     { "progress", help = "show the progress line even when stderr is not a terminal" },
   },
   after = [[
 
 A progress line (bytes received, media time, bitrate) is shown on stderr
 when it is a terminal.  Exit status: 0 the stream was written (it ended, a
-limit was reached, or the connection closed after media), 1 failed (the
-reason on stderr), 2 bad usage.
+limit was reached, --idle passed, or the connection closed after media),
+1 failed (the reason on stderr), 2 bad usage.
 ]],
 }
 
@@ -86,10 +91,11 @@ end
 
 -- A name ending in .mp4 gets fragmented MP4 (rtmp.mp4.writer: a fragment
 -- at each keyframe, Enhanced RTMP codecs and multitrack as MP4 tracks).
+local MP4_OUT = out_path ~= "-" and out_path:lower():match("%.mp4$") ~= nil
 local writer, err
 if out_path == "-" then
   writer, err = stdout_writer()
-elseif out_path:lower():match("%.mp4$") then
+elseif MP4_OUT then
   writer, err = rtmp.mp4.writer(out_path)
 else
   writer, err = rtmp.flv.create(out_path)
@@ -105,8 +111,15 @@ local function abort(msg)
   cli.fail(msg)
 end
 
+-- Enhanced RTMP in connect (rtmp.caps): an MP4 can hold every codec the
+-- writer knows (CanDecode: it reads their configuration); an FLV stores
+-- any message as it came (CanForward).  Without, the server may treat
+-- this player as a legacy one (live.config.legacy_players).
+local caps
+if MP4_OUT then caps = { decode = true } elseif o.enhanced then caps = { forward = true } end
+
 local nc
-nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10 })
+nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10, caps = caps })
 if not nc then abort(fmt("%s: %s", pos[1], err)) end
 local ns
 ns, err = nc:create_stream()
@@ -146,9 +159,12 @@ local function write(m, ts)
 end
 
 while true do
-  local msg, rerr = ns:read(o.timeout)
+  -- once media came, --idle ends the stream quietly where --timeout fails
+  local wait, quiet = o.timeout, false
+  if base and o.idle and (not wait or o.idle < wait) then wait, quiet = o.idle, true end
+  local msg, rerr = ns:read(wait)
   if not msg then
-    why = rerr
+    why = (rerr == "timeout" and quiet) and "idle" or rerr
     break
   end
   local t = msg.type
@@ -189,7 +205,7 @@ elseif why == "closed" and not base then
   abort(fmt("%s: connection closed before any media", pos[1]))
 elseif why == "eof" and not base then
   abort(fmt("%s: the stream ended before any media", pos[1]))
-elseif why ~= "eof" and why ~= "closed" and why ~= "duration" and why ~= "frames" then
+elseif why ~= "eof" and why ~= "closed" and why ~= "duration" and why ~= "frames" and why ~= "idle" then
   abort(fmt("%s: %s", pos[1], tostring(why)))
 end
 local cok, cerr = writer:close()

@@ -93,7 +93,8 @@ local reader, err = open_file()
 if not reader then cli.fail(file_error(err)) end
 
 -- An MP4's tracks RTMP cannot carry are said once; the codecs it sends
--- are announced in connect (fourCcList, Enhanced RTMP).
+-- are announced in connect (Enhanced RTMP: fourCcList and the info maps,
+-- CanEncode, and capsEx; rtmp.caps).
 local fourccs = {}
 if MP4 then
   local seen = {}
@@ -123,7 +124,7 @@ end)
 
 local nc
 nc, err = rtmp.connect(target.url, { app = target.app, timeout = o.timeout or 10,
-  flash_ver = "FMLE/3.0 (compatible; luartmp)", properties = MP4 and { fourCcList = fourccs } or nil })
+  flash_ver = "FMLE/3.0 (compatible; luartmp)", caps = MP4 and { encode = fourccs } or nil })
 if not nc then cli.fail(fmt("%s: %s", pos[2], err)) end
 local ns
 ns, err = nc:create_stream()
