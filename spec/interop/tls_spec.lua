@@ -430,6 +430,54 @@ describe("TLS errors", function()
   end)
 end)
 
+describe("a TLS player that stops reading", function()
+  after_each(function() H.cleanup() end)
+
+  it("blocks the server's TLS writes for 3 s (4 KiB socket buffers both ends), then gets every frame", function()
+    local server_script = H.tmpname("slow-tls-server") .. ".lua"
+    H.write_file(server_script, [[
+      local live = require "live"
+      live.start{ send_buffer = 4096 }   -- the server's socket takes 4 KiB at a time
+    ]])
+    local client_script = H.tmpname("slow-tls-client") .. ".lua"
+    H.write_file(client_script, [[
+      local rtmp = require "rtmp"
+      local url, out = ...
+      local nc = assert(rtmp.connect(url, { tls = { insecure = true }, recv_buffer = 4096 }))
+      local ns = assert(nc:create_stream())
+      assert(ns:play("slowtls"))
+      local w = assert(rtmp.flv.create(out))
+      local videos = 0
+      while true do
+        local msg = ns:read()
+        if not msg then break end
+        if msg.type == 8 or msg.type == 9 or msg.type == 18 then assert(w:write(msg)) end
+        if msg.type == 9 then
+          videos = videos + 1
+          if videos == 25 then   -- a second in: stop reading for 3 s
+            nc.conn:pause_reading(true)
+            rtmp.sleep(3)
+            nc.conn:pause_reading(false)
+          end
+        end
+      end
+      w:close()
+      nc:close()
+      print("videos", videos)
+    ]])
+    local srv = T.luartmp_start{ script = server_script }
+    local out = H.tmpname("slow-tls.flv")
+    local player = H.spawn(fmt("%s %s %s %s", q(H.luartmp), q(client_script), q(srv.tls_url("live")), q(out)),
+      { name = "slow-tls-player" })
+    assert(H.wait_until(function() return srv.count("play", "slowtls") >= 1 end, 15), srv.log() .. H.output(player))
+    local pub = H.ffmpeg_publish(srv.url("live/slowtls"))
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 20), H.output(player))
+    assert_every_frame("the player that stopped reading", out, fixture_audio_frames())
+    assert.falsy(srv.log():find("warn conn=%d+ [^\n]* close: write"), srv.log())
+  end)
+end)
+
 describe("TLS 1.3 KeyUpdate", function()
   after_each(function() H.cleanup() end)
 
