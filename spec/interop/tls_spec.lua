@@ -43,15 +43,31 @@ describe("rtmps:// listeners", function()
     assert(H.wait_until(function() return srv.count("play", "both") >= 2 end, 15),
       "the players did not reach play:\n" .. srv.log())
     local pub = H.ffmpeg_publish(srv.tls_url("live/both"))
+    -- a late TLS joiner 3 s in (mid-GOP): the cached GOP goes out as TLS records first
+    assert(H.wait_until(function() return H.now() - pub.started >= 3 end, 10))
+    local late_file = H.tmpname("tls-late.flv")
+    local late = H.ffmpeg_play(srv.tls_url("live/both"), late_file, 4)
+    local late_at = H.now() - pub.started
     assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher: " .. H.output(pub))
     assert.are.equal(0, H.wait_exit(tls_player, 15), "TLS player: " .. H.output(tls_player))
     assert.are.equal(0, H.wait_exit(plain_player, 15), "plain player: " .. H.output(plain_player))
+    assert.are.equal(0, H.wait_exit(late, 15), "late TLS player: " .. H.output(late))
     assert_every_frame("TLS player", tls_file, fixture_audio_frames())
     assert_every_frame("plain player", plain_file, fixture_audio_frames())
+    -- the late joiner starts at a keyframe no later than its join, and has every frame from there
+    -- (whole GOPs: at least those that began after it asked, within a second of its spawn)
+    assert.are.equal("K_", H.first_video_flags(late_file))
+    local gop_s = F.gop / F.fps
+    local late_info = assert(H.probe(late_file))
+    local most = F.frames - math.max(0, math.floor((late_at - 1) / gop_s)) * F.gop
+    local least = F.frames - math.ceil((late_at + 1) / gop_s) * F.gop
+    assert(late_info.video.frames >= least and late_info.video.frames <= most and late_info.video.frames % F.gop == 0,
+      fmt("late TLS joiner at %.1f s: %s frames, want whole GOPs from %d to %d", late_at,
+        tostring(late_info.video.frames), least, most))
     -- the log says what each TLS connection negotiated, and that no plain one has TLS
     local log = srv.log()
     local tls_lines = H.count_plain(log, " TLS: TLSv1.")
-    assert.are.equal(2, tls_lines, log)
+    assert.are.equal(3, tls_lines, log)
     assert.truthy(log:find("SNI localhost", 1, true), log)
     assert.truthy(log:find("listening on 127.0.0.1:" .. srv.tls_port .. " (rtmps: TLS)", 1, true), log)
     assert.are.equal(0, srv.stop())
