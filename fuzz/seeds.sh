@@ -14,6 +14,8 @@
 #   4. ffmpeg writes the mp4 target's seeds: 0.2 s files of every codec
 #      rtmp.mp4 carries, moov first (faststart) so each fits in the 4 KiB
 #      a short run takes, one fragmented, one with two video tracks.
+#   5. openssl s_client talks TLS 1.3 and 1.2 to an rtmps:// listener,
+#      captured; fuzz/seeds_tls.lua cuts the tlsinfo target's seeds.
 set -eu
 out=${1:?usage: fuzz/seeds.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,4 +95,33 @@ mp4 h264-aac-frag $v $a16 -c:v libx264 -preset ultrafast -g 2 -c:a aac -b:a 8k \
     -movflags +frag_keyframe+empty_moov+default_base_moof
 mp4 h264x2 $v -f lavfi -i testsrc=size=16x16:rate=10 -map 0:v -map 1:v -c:v libx264 -preset ultrafast -g 2 \
     -movflags +faststart
+
+# The tlsinfo target's seeds: a real TLS session, openssl s_client (with
+# SNI and ALPN) to an rtmps:// listener of luartmp, captured on loopback.
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
+tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dumpcap -q -i lo -f "tcp port $tport" -w "$work/tls.pcapng" 2>"$work/dumpcap-tls.err" &
+cap=$!; pids="$pids $cap"
+i=0
+until grep -q "Capturing on" "$work/dumpcap-tls.err" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "dumpcap did not start" >&2; exit 1; }
+    sleep 0.1
+done
+"$here/build/luartmp" --listen "rtmps://127.0.0.1:$tport" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
+    "$here/scripts/live.lua" >"$work/server-tls.log" 2>&1 &
+srv=$!; pids="$pids $srv"
+i=0
+until python3 -c "import socket; socket.create_connection(('127.0.0.1',$tport),0.2)" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "luartmp did not listen on rtmps" >&2; exit 1; }
+    sleep 0.1
+done
+for v in -tls1_3 -tls1_2; do
+    printf '\003' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$tport" -servername localhost \
+        -alpn rtmp $v >/dev/null 2>&1 || true
+done
+sleep 0.3
+kill "$srv" "$cap" 2>/dev/null || true
+wait "$cap" 2>/dev/null || true
+"$here/build/luartmp" "$here/fuzz/seeds_tls.lua" "$out" "$work/tls.pcapng" >/dev/null
 touch "$out/.done"

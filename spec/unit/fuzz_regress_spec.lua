@@ -11,7 +11,7 @@ local rtmp = require "rtmp"
 local amf0 = rtmp.amf0
 local pack = string.pack
 
-local TARGETS = { "handshake", "chunk", "amf0", "amf3", "flv", "dispatch", "media" }
+local TARGETS = require "support.fuzz_targets"
 
 local function key(s) return pack(">s2", s) end
 
@@ -47,6 +47,12 @@ local function sample(target)
   end
   if target == "media" then  -- video (byte 0 odd): ModEx, then multitrack ManyTracks avc1 CodedFrames
     return "\1\x97\2\0\1\2\x06\x11avc1\0" .. pack(">I3", 5) .. "\0\0\40ab" .. "\1" .. pack(">I3", 3) .. "\0\0\0"
+  end
+  if target == "mp4" then  -- an ftyp box, then a moov holding only an empty mvhd
+    return pack(">I4c4c4I4c4", 20, "ftyp", "isom", 0, "isom") .. pack(">I4c4I4c4", 16, "moov", 8, "mvhd")
+  end
+  if target == "tlsinfo" then  -- a handshake record whose ClientHello is cut short
+    return "\22\3\1\0\9" .. "\1\0\0\40\3\3" .. ("\0"):rep(3)
   end
   return "\3\1\2\3\4" .. chunks  -- dispatch: after a handshake prefix, in 2 pieces
 end

@@ -3,7 +3,7 @@
 -- (default 10) over its seeds and regression inputs.  A finding fails
 -- the test with the target's report; `make fuzz` runs the long campaigns
 -- (docs/SECURITY.md).
-local TARGETS = { "handshake", "chunk", "amf0", "amf3", "flv", "dispatch", "media" }
+local TARGETS = require "support.fuzz_targets"
 local secs = tonumber(os.getenv("FUZZ_SHORT")) or 10
 
 local function run(cmd)
