@@ -1507,23 +1507,6 @@ static int parse_listen(const char *addr, char *host, size_t hostlen, char *port
     return 0;
 }
 
-int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen)
-{
-    char host[256], port[32], why[400];
-    int any, use_tls;
-    if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
-        return -1;
-    if (use_tls) {
-        SSL_CTX *ctx = tls_server_ctx(tls, why, sizeof why);
-        if (!ctx) {
-            snprintf(err, errlen, "listen %s: %s", addr, why);
-            return -1;
-        }
-        SSL_CTX_free(ctx);
-    }
-    return 0;
-}
-
 static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -1545,6 +1528,55 @@ fail:;
     return -1;
 }
 
+/* Listening sockets for host:port (any: every local address) into fds
+ * (at most MAX_LISTEN_FDS): how many, or -1 with why in err when none
+ * could be made (an address that fails beside one that works is left
+ * out: a host without IPv6). */
+static int listen_fds(const char *addr, const char *host, const char *port, int any, int *fds, char *err,
+                      size_t errlen)
+{
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res;
+    int gai = getaddrinfo(any ? NULL : host, port, &hints, &res);
+    if (gai) {
+        snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(gai));
+        return -1;
+    }
+    int nfds = 0;
+    char firsterr[256] = "", scratch[256];
+    for (struct addrinfo *ai = res; ai && nfds < MAX_LISTEN_FDS; ai = ai->ai_next) {
+        int fd = listen_one(ai, firsterr[0] ? scratch : firsterr, sizeof firsterr);
+        if (fd >= 0)
+            fds[nfds++] = fd;
+    }
+    freeaddrinfo(res);
+    if (nfds == 0) {
+        snprintf(err, errlen, "%s", firsterr[0] ? firsterr : "no address to listen on");
+        return -1;
+    }
+    return nfds;
+}
+
+int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen)
+{
+    char host[256], port[32], why[400];
+    int any, use_tls, fds[MAX_LISTEN_FDS];
+    if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
+        return -1;
+    if (use_tls) {
+        SSL_CTX *ctx = tls_server_ctx(tls, why, sizeof why);
+        if (!ctx) {
+            snprintf(err, errlen, "listen %s: %s", addr, why);
+            return -1;
+        }
+        SSL_CTX_free(ctx);
+    }
+    int nfds = listen_fds(addr, host, port, any, fds, err, errlen); /* can it be bound now? */
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    return nfds < 0 ? -1 : 0;
+}
+
 rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
                                const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
                                char *err, size_t errlen)
@@ -1558,38 +1590,21 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
         snprintf(err, errlen, "listen %s: %s", addr, why);
         return NULL;
     }
-    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res;
-    int gai = getaddrinfo(any ? NULL : host, port, &hints, &res);
-    if (gai) {
-        snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(gai));
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
     rtmp_listener *l = calloc(1, sizeof *l);
-    if (!l) {
-        freeaddrinfo(res);
+    int fds[MAX_LISTEN_FDS], nfds = l ? listen_fds(addr, host, port, any, fds, err, errlen) : -1;
+    if (nfds < 0) {
+        if (!l)
+            snprintf(err, errlen, "out of memory");
         SSL_CTX_free(ctx);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    l->tls_ctx = ctx;
-    char firsterr[256] = "", scratch[256];
-    for (struct addrinfo *ai = res; ai && l->nfds < MAX_LISTEN_FDS; ai = ai->ai_next) {
-        int fd = listen_one(ai, firsterr[0] ? scratch : firsterr, sizeof firsterr);
-        if (fd < 0)
-            continue;
-        ev_io_init(&l->io[l->nfds], accept_cb, fd, EV_READ);
-        l->io[l->nfds].data = l;
-        l->nfds++;
-    }
-    freeaddrinfo(res);
-    if (l->nfds == 0) {
-        snprintf(err, errlen, "%s", firsterr[0] ? firsterr : "no address to listen on");
-        SSL_CTX_free(l->tls_ctx);
         free(l);
         return NULL;
     }
+    l->tls_ctx = ctx;
+    for (int i = 0; i < nfds; i++) {
+        ev_io_init(&l->io[i], accept_cb, fds[i], EV_READ);
+        l->io[i].data = l;
+    }
+    l->nfds = nfds;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(l->io[0].fd, (struct sockaddr *)&ss, &sl) == 0)

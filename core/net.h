@@ -127,10 +127,13 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
                                const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
                                char *err, size_t errlen);
 
-/* The checks rtmp_net_listen makes before it binds: the address's form,
- * and for rtmps:// the certificate and key (loaded, then dropped).  0, or
- * -1 with the message in err.  For a command line to refuse what cannot
- * work before anything runs. */
+/* What rtmp_net_listen would refuse, found now: the address's form, for
+ * rtmps:// the certificate and key (loaded, then dropped), and whether
+ * the address can be bound (listening sockets made, then closed: in use,
+ * not a local address, a port below 1024 without the right).  0, or -1
+ * with the message in err.  For a command line to refuse what cannot
+ * work before anything runs (another process may still take the port
+ * in between). */
 int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen);
 void rtmp_listener_close(rtmp_listener *l);
 /* Local port the listener is bound to (useful with port 0). */

@@ -320,8 +320,9 @@ int main(int argc, char **argv)
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1);
-    /* what cannot listen says so now, not from inside the script: a bad
-     * address, rtmps:// without a certificate and key that load */
+    /* what cannot listen says so now (exit 1, as a script that failed),
+     * not from inside the script: a bad address, rtmps:// without a
+     * certificate and key that load, an address that cannot be bound */
     rtmp_tls_config tls;
     rtmp_l_settings_read_tls(L, 0, &tls);
     for (int k = 0; k < nlisten; k++) {
@@ -329,7 +330,7 @@ int main(int argc, char **argv)
         if (rtmp_net_check_listen(listen[k], &tls, err, sizeof err) < 0) {
             fprintf(stderr, "luartmp: %s\n", err);
             lua_close(L);
-            return 2;
+            return 1;
         }
     }
     /* --drain-to: where a drain sends clients must be a URL they can use */

@@ -379,8 +379,8 @@ describe("TLS errors", function()
     assert.truthy(text:find("insecure\tTLSv1.3\n", 1, true), text)
   end)
 
-  it("a certificate, key or CA file that does not load, an rtmps:// address without them: nil and the reason, "
-    .. "or one line and exit 2 from the command line", function()
+  it("a certificate, key or CA file that does not load, an rtmps:// address without them, an address in use: "
+    .. "nil and the reason, or one line and exit 1 from the command line", function()
     local c = T.certs()
     local rc, text = lua_run([[
       local rtmp = require "rtmp"
@@ -417,7 +417,10 @@ describe("TLS errors", function()
       assert.truthy(text:find(line, 1, true), line .. " in:\n" .. text)
     end
     -- the command line: the live server never starts, one line, no traceback
+    local busy = H.luartmp_start()
     for args, line in pairs({
+      ["--listen 127.0.0.1:" .. busy.port .. " --listen 127.0.0.1:%d"] =
+        "luartmp: listen 127.0.0.1:" .. busy.port .. ": Address already in use\n",
       ["--listen rtmps://127.0.0.1:%d"] = "luartmp: listen rtmps://127.0.0.1:%d: an rtmps:// listener needs a "
         .. "certificate and its key (docs/TLS.md)\n",
       ["--listen rtmps://127.0.0.1:%d --tls-cert /nonexistent.pem --tls-key /nonexistent.key"] =
@@ -428,7 +431,7 @@ describe("TLS errors", function()
       local port = H.free_port()
       local out
       rc, out = H.run(q(H.luartmp) .. " " .. args:format(port) .. " scripts/live.lua", 10)
-      assert.are.equal(2, rc, out)
+      assert.are.equal(1, rc, out)
       assert.are.equal(line:format(port), out)
     end
     -- a file the process may not read (as an unprivileged user, when we are root)
@@ -438,7 +441,7 @@ describe("TLS errors", function()
     rc, text = H.run(fmt("su nobody -s /bin/sh -c %s", q(fmt("%s --listen rtmps://127.0.0.1:%d --tls-cert %s "
       .. "--tls-key %s scripts/live.lua", q(H.luartmp), H.free_port(), q(c.cert), q(private)))), 10)
     if text:find("Permission denied", 1, true) and text:find("TLS key", 1, true) then
-      assert.are.equal(2, rc, text)
+      assert.are.equal(1, rc, text)
       assert.truthy(text:find("TLS key '" .. private .. "': Permission denied\n", 1, true), text)
     else
       pending("nobody cannot run " .. H.luartmp .. " here: " .. text)
