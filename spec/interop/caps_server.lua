@@ -1,0 +1,18 @@
+-- live.lua logging what each connection announced (conn.caps), for
+-- spec/interop/caps_spec.lua.
+local live = require "live"
+local function flags(map)
+  local t = {}
+  for fcc, f in pairs(map) do
+    t[#t + 1] = fcc .. ":" .. (f.decode and "d" or "") .. (f.encode and "e" or "") .. (f.forward and "f" or "")
+  end
+  table.sort(t)
+  return table.concat(t, ",")
+end
+live.hooks.on_connect = function(conn)
+  local c = conn.caps
+  if not c then return conn:log("info", "caps legacy") end
+  conn:log("info", "caps fourccs=%s video=%s audio=%s ex=%d", table.concat(c.fourccs, ","), flags(c.video),
+    flags(c.audio), c.caps_ex_mask)
+end
+live.start()
