@@ -43,4 +43,14 @@ function core.spawn(...) return require("rtmp.client").spawn(...) end
 --- rtmp.sleep(seconds): wait without blocking the loop (inside a coroutine).
 function core.sleep(...) return require("rtmp.client").sleep(...) end
 
+--- rtmp.drain{ to =, timeout = }: stop accepting, ask the clients to
+--- reconnect elsewhere, close the rest at the timeout (rtmp.drain,
+--- lua/rtmp/drain.lua).
+function core.drain(...) return require("rtmp.drain").drain(...) end
+
+-- luartmp --drain-to: SIGTERM drains instead of shutting down
+if core.options.drain_to then
+  core.on_sigterm(function() return require("rtmp.drain").sigterm() end)
+end
+
 return core

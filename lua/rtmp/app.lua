@@ -101,6 +101,19 @@ function _M.on_status(conn, sid, level, code, description, extra)
 end
 local on_status = _M.on_status
 
+--- app.reconnect_request(conn [, { tc_url =, description = }]): Enhanced
+--- RTMP's NetConnection.Connect.ReconnectRequest, an onStatus on stream 0:
+--- the client should reconnect to tc_url (absolute, or relative to its own
+--- tcUrl; none: its own) and go on there.  Sent to any client: whether it
+--- follows is what it announced (conn.caps.caps_ex.reconnect).
+function _M.reconnect_request(conn, t)
+    t = t or {}
+    if type(t) ~= "table" then error("app.reconnect_request: table expected", 2) end
+    if t.tc_url ~= nil and type(t.tc_url) ~= "string" then error("app.reconnect_request: tc_url must be a string", 2) end
+    return conn:command(nil, "onStatus", 0, null, status("status", "NetConnection.Connect.ReconnectRequest",
+        t.description, { tcUrl = t.tc_url }))
+end
+
 local function result(conn, msg, ...)
     return conn:command({ stream = msg.stream }, "_result", msg.txn, ...)
 end

@@ -430,7 +430,7 @@ function H.nginx_start()
 end
 
 --- Start `$LUARTMP --listen 127.0.0.1:PORT --log-level debug SCRIPT ARGS`
---- (opts: script [scripts/live.lua], args {}, log_level, handshake_timeout,
+--- (opts: port [a free one], script [scripts/live.lua], args {}, log_level, handshake_timeout,
 --- idle_timeout, extra {options}, env: a "VAR=value ..." prefix for the
 --- command), logs (stderr) to a file; waits for the
 --- port. Returns { name = "luartmp", port, proc, url(path), log(), stop() }.
@@ -440,7 +440,7 @@ function H.luartmp_start(opts)
   opts = opts or {}
   assert(H.file_size(H.luartmp), "the luartmp executable is missing: " .. H.luartmp ..
     " (run make, or set LUARTMP)")
-  local port = H.free_port()
+  local port = opts.port or H.free_port()
   local cmd = { opts.env or "", q(H.luartmp), "--listen", "127.0.0.1:" .. port,
                 "--log-level", opts.log_level or "debug" }
   if opts.handshake_timeout then
