@@ -154,6 +154,11 @@ static const rtmp_l_setting settings[] = {
       "drain_timeout" },
     { "drain_timeout", "--drain-timeout", "SECONDS", RTMP_L_SET_SECONDS, OTHER, 0, 0, NEVER, NULL, NULL,
       "how long a drain waits for the connections to leave before it closes them" },
+    { "http_timeout", "--http-timeout", "SECONDS", RTMP_L_SET_SECONDS, OTHER, 0, 0.001, NEVER, NULL, NULL,
+      "an outgoing HTTP request (rtmp.http.request, notifications) that has no complete response "
+      "this long fails" },
+    { "http_max_body", "--http-max-body", "BYTES", RTMP_L_SET_BYTES, OTHER, 0, 0, HUGE_BYTES, NULL, NULL,
+      "an outgoing HTTP request whose response body is longer fails" },
     { "trace", NULL, "PATH", RTMP_L_SET_TRACE, OTHER, 0, 0, 0, NULL, NULL,
       "trace every message, one line each (docs/TRACE.md): true (to the log), a path (appended "
       "to) or an open file" },
@@ -164,6 +169,8 @@ static const rtmp_l_setting settings[] = {
 /* The defaults of the numbers no core field holds (the others': 0). */
 static const struct { const char *name; double value; } other_defaults[] = {
     { "drain_timeout", 30 },
+    { "http_timeout", 10 },
+    { "http_max_body", 1 << 20 },
 };
 
 static double other_default(const rtmp_l_setting *s)
@@ -294,6 +301,21 @@ const char *rtmp_l_setting_choice_name(const rtmp_l_setting *s, int value)
         if ((s->values ? s->values[i] : i) == value)
             return s->choices[i];
     return s->choices[0];
+}
+
+double rtmp_l_setting_get(lua_State *L, int idx, const char *name)
+{
+    const rtmp_l_setting *s = rtmp_l_setting_find(name);
+    if (!lua_isnoneornil(L, idx))
+        return rtmp_l_setting_number(L, s, idx);
+    double v = other_default(s);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RTMP_L_OPTIONS_KEY) == LUA_TTABLE) {
+        if (lua_getfield(L, -1, name) != LUA_TNIL)
+            v = rtmp_l_setting_number(L, s, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return v;
 }
 
 /* [-0, +0, e] Setting s of cfg from the value at idx (not nil). */
@@ -547,10 +569,8 @@ static void default_text(const rtmp_l_setting *s, const rtmp_conn_config *d, cha
         snprintf(out, len, "%s", rtmp_l_setting_choice_name(s, (int)get_field(s, d)));
     } else if (s->type == RTMP_L_SET_CHOICE) {
         snprintf(out, len, "%s", s->choices[0]);
-    } else if (s->user != RTMP_L_FOR_CONN) {
-        snprintf(out, len, "%.15g", other_default(s));
     } else {
-        double v = get_field(s, d);
+        double v = s->user == RTMP_L_FOR_CONN ? get_field(s, d) : other_default(s);
         static const char units[] = "KMG";
         int u = -1;
         while (s->type == RTMP_L_SET_BYTES && u < 2 && v >= 1024 && fmod(v, 1024) == 0) {

@@ -93,6 +93,11 @@ void rtmp_l_settings_read_reader(lua_State *L, int t, rtmp_reader_config *cfg);
  * count, bytes), checked against its bounds; raises "<name> must be ...". */
 double rtmp_l_setting_number(lua_State *L, const rtmp_l_setting *s, int idx);
 
+/* [-0, +0, e] Number setting name (one no core field holds: http_timeout,
+ * ...): the value at idx when not nil, else rtmp.options', else its
+ * default; checked against its bounds ("<name> must be ..."). */
+double rtmp_l_setting_get(lua_State *L, int idx, const char *name);
+
 /* [-0, +0, e] The value at idx as one of choice setting s's names: the
  * value it stands for; raises "<name> must be ...". */
 int rtmp_l_setting_choice(lua_State *L, const rtmp_l_setting *s, int idx);

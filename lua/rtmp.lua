@@ -43,6 +43,11 @@ function core.spawn(...) return require("rtmp.client").spawn(...) end
 --- rtmp.sleep(seconds): wait without blocking the loop (inside a coroutine).
 function core.sleep(...) return require("rtmp.client").sleep(...) end
 
+--- rtmp.http.request{ url =, ... } -> response | nil, err, code: an HTTP(S)
+--- request that waits in the calling coroutine (lua/rtmp/http.lua, which
+--- replaces this stub when loaded).
+function core.http.request(...) return require("rtmp.http").request(...) end
+
 --- rtmp.drain{ to =, timeout = }: stop accepting, ask the clients to
 --- reconnect elsewhere, close the rest at the timeout (rtmp.drain,
 --- lua/rtmp/drain.lua).
