@@ -54,14 +54,15 @@ _M.fourccs = ORDER
 
 --- The capsEx luartmp's media path handles, by name: multitrack messages,
 --- ModEx and its TimestampOffsetNano (the media model reads them, the group
---- and the MP4 writer pass or apply them).  Reconnect is added where
---- NetConnection.Connect.ReconnectRequest is followed (caps.reconnect).
+--- and the MP4 writer pass or apply them).  Reconnect is added by
+--- caps.reconnect.
 _M.caps_ex = { "multitrack", "modex", "timestamp_nano_offset" }
 
---- Set to true once this process follows a ReconnectRequest (the client
---- API, rtmp.client) or sends one (the live server's drain): announce()
---- then adds Reconnect to capsEx.  The hook for the ReconnectRequest work.
-_M.reconnect = false
+--- Whether announce() adds Reconnect to capsEx: luartmp sends
+--- NetConnection.Connect.ReconnectRequest (app.reconnect_request, the
+--- drain: docs/DRAIN.md) and its client API follows one.  A script that
+--- does neither may set it to false.
+_M.reconnect = true
 
 local function caps_ex_mask(names)
     local mask = 0

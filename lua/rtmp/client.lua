@@ -844,6 +844,8 @@ function _M.connect(url, opts)
         for k, v in pairs(announced) do obj[k] = v end
         if nc.reconnect then -- it follows NetConnection.Connect.ReconnectRequest
             obj.capsEx = ((math.tointeger(obj.capsEx or 0) or 0) | require("rtmp.caps").CAPS_EX.reconnect) + 0.0
+        elseif obj.capsEx then -- opts.caps announced it, but this connection does not follow one
+            obj.capsEx = ((math.tointeger(obj.capsEx) or 0) & ~require("rtmp.caps").CAPS_EX.reconnect) + 0.0
         end
         for k, v in pairs(opts.properties or {}) do obj[k] = v end
         nc.tc_url = obj.tcUrl

@@ -48,11 +48,10 @@ local function caps_ex(log, what)
   return found[1]
 end
 
--- capsEx as luartmp's clients send it: Multitrack, ModEx and
--- TimestampNanoOffset; beside them only Reconnect, which the client API
--- announces where it follows ReconnectRequest.
+-- capsEx as luartmp's clients send it: Reconnect (the client API follows
+-- ReconnectRequest), Multitrack, ModEx and TimestampNanoOffset.
 local function luartmp_caps_ex(ex)
-  assert.are.equal(2 | 4 | 8, ex & ~1)
+  assert.are.equal(1 | 2 | 4 | 8, ex)
 end
 
 local function wait_log(srv, text, n)
@@ -112,15 +111,20 @@ describe("Enhanced RTMP capabilities in connect", function()
       local nc = assert(rtmp.connect(srv.url("live"), { caps = { decode = true } }))
       local c = nc.caps
       nc:close()
+      -- a connection that does not follow ReconnectRequest does not announce Reconnect
+      nc = assert(rtmp.connect(srv.url("live"), { caps = { encode = { "av01" } }, reconnect = false }))
+      nc:close()
       return c
     end)
+    wait_log(srv, "caps fourccs=av01 ")
+    assert.are.equal(2 | 4 | 8, caps_ex(srv.log(), "fourccs=av01 video=av01:e audio="))
     local caps = require "rtmp.caps"
     assert.same(caps.fourccs, server_caps.fourccs)
     for _, fcc in ipairs(caps.fourccs) do
       local map = caps.luartmp[fcc].kind == "video" and server_caps.video or server_caps.audio
       assert.same({ decode = false, encode = false, forward = true }, map[fcc], fcc)
     end
-    assert.same({ multitrack = true, modex = true, timestamp_nano_offset = true }, server_caps.caps_ex)
+    assert.same({ reconnect = true, multitrack = true, modex = true, timestamp_nano_offset = true }, server_caps.caps_ex)
     -- a legacy client's _result, as received: the properties of a Flash-era server only
     local c = C.connect(srv.url("live"))
     local res = c:find{ name = "_result", txn = 1 }

@@ -44,7 +44,7 @@ describe("rtmp.caps", function()
       local map = kind == "video" and server.videoFourCcInfoMap or server.audioFourCcInfoMap
       assert.are.equal(4, map[fcc], fcc)
     end
-    assert.are.equal(2 | 4 | 8, server.capsEx)   -- Multitrack | ModEx | TimestampNanoOffset
+    assert.are.equal(1 | 2 | 4 | 8, server.capsEx)   -- Reconnect | Multitrack | ModEx | TimestampNanoOffset
     -- a player writing MP4: decode for what rtmp.mp4 writes, nothing else
     local player = wire(caps.announce{ decode = true })
     assert.same(in_mp4, { table.unpack(player.fourCcList, 1, player.fourCcList.n) })
@@ -58,12 +58,12 @@ describe("rtmp.caps", function()
     -- nothing of a kind: its map is left out
     local audio_only = wire(caps.announce{ encode = { "fLaC" } })
     assert.is_nil(audio_only.videoFourCcInfoMap)
-    -- capsEx as asked, and Reconnect once the process follows ReconnectRequest
+    -- capsEx as asked, and without Reconnect for a process that neither sends nor follows ReconnectRequest
     assert.are.equal(2, wire(caps.announce{ forward = true, caps_ex = { "multitrack" } }).capsEx)
-    caps.reconnect = true
-    local with_reconnect = wire(caps.announce{ forward = true }).capsEx
     caps.reconnect = false
-    assert.are.equal(1 | 2 | 4 | 8, with_reconnect)
+    local without = wire(caps.announce{ forward = true }).capsEx
+    caps.reconnect = true
+    assert.are.equal(2 | 4 | 8, without)
   end)
 
   it("says decode for exactly the FourCCs the MP4 writer takes", function()
