@@ -1151,10 +1151,33 @@ static void tls_read(rtmp_conn *c)
     }
 }
 
+/* Readable while reading is paused: whether the peer closed (a FIN with
+ * nothing before it), without taking a byte.  Bytes waiting stop the
+ * watch until reading resumes (the kernel's buffer holds them; a close
+ * behind them is seen then). */
+static void paused_peek(rtmp_conn *c)
+{
+    uint8_t b;
+    ssize_t got = recv(c->fd, &b, 1, MSG_PEEK);
+    if (got == 0) {
+        rtmp_conn_core_peer_closed(c->cc);
+    } else if (got > 0) {
+        ev_io_stop(c->net->loop, &c->rio);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "read: %s", strerror(errno));
+        rtmp_conn_fail(c, reason);
+    }
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     rtmp_conn *c = w->data;
     rtmp_net *n = c->net;
+    if (c->read_paused && (!c->tls || c->tls->open)) {
+        paused_peek(c);
+        return;
+    }
     if (c->tls) {
         tls_read(c);
         return;
@@ -1301,8 +1324,7 @@ void rtmp_conn_pause_reading(rtmp_conn *c, int paused)
         return;
     c->read_paused = paused != 0;
     if (paused) {
-        if (!c->tls || c->tls->open) /* a TLS handshake still reads */
-            ev_io_stop(c->net->loop, &c->rio);
+        /* the read watcher stays, to see the peer close: paused_peek */
     } else if (!c->connecting) {
         ev_io_start(c->net->loop, &c->rio);
         /* decrypted bytes OpenSSL holds: the socket will not announce them */

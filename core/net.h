@@ -209,7 +209,9 @@ size_t rtmp_conn_exempt(const rtmp_conn *c);
 
 /* Stop (paused non-zero) or resume reading from the socket: while paused
  * the kernel's receive buffer fills and the peer's sends stall, as with a
- * reader that stopped reading.  Output and deadlines go on. */
+ * reader that stopped reading.  Output and deadlines go on, and a peer
+ * that closes with nothing unread is seen (closed at once); one that
+ * closes behind unread bytes is seen when reading resumes. */
 void rtmp_conn_pause_reading(rtmp_conn *c, int paused);
 
 /* Close at the next safe point: the close handler runs with reason, and

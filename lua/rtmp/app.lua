@@ -18,7 +18,9 @@
 -- on_stop, on_media, on_data, on_call (any other command) and on_close.
 -- on_connect, on_publish, on_play and on_call decide: `false, reason
 -- [, code]` refuses. Each runs in a coroutine of its own and may wait
--- (rtmp.sleep, a request): the connection's input is held meanwhile.
+-- (rtmp.sleep, rtmp.http.request): the connection's input is held
+-- meanwhile, up to config.hook_timeout seconds (then
+-- config.hook_timeout_verdict decides); a close meanwhile cancels it.
 -- Every reply is a replaceable function in app.replies, every command
 -- handler one in app.commands, every message type's handler one in
 -- app.messages (the per-message level).  docs/APP.md has it all.
@@ -33,13 +35,15 @@ local traceback = debug.traceback
 local pack, unpack = table.pack, table.unpack
 local type, pairs, tonumber, tostring = type, pairs, tonumber, tostring
 local tointeger = math.tointeger
-local resume, create, co_status = coroutine.resume, coroutine.create, coroutine.status
+local resume, create, co_status, co_close = coroutine.resume, coroutine.create, coroutine.status, coroutine.close
 
 --- What connect announces, unless the app's config says otherwise.
 _M.defaults = {
     chunk_size = 4096,        -- our outgoing chunk size, sent after connect
     window = 2500000,         -- Window Acknowledgement Size we announce
     peer_bandwidth = 2500000, -- Set Peer Bandwidth we announce (limit type dynamic)
+    hook_timeout = 5,         -- seconds a deciding event (connect, publish, play, call) may wait; 0: no bound
+    hook_timeout_verdict = "refuse", -- what one that waits longer decides: "refuse" (fail closed) or "allow"
 }
 
 --- app.caps() -> what a server of luartmp announces of Enhanced RTMP in
@@ -212,6 +216,7 @@ REPLIES.seek = ignore
 -- ---- events in coroutines ----
 
 local held = setmetatable({}, { __mode = "k" })  -- conn -> messages held while its event waits
+local waiting = setmetatable({}, { __mode = "k" }) -- conn -> { co, name, timer }: its deciding event that waits
 local App = {}
 App.__index = App
 
@@ -229,6 +234,11 @@ local function release(self, conn)
     held[conn] = nil
     if not q or conn.closed then return end
     if conn.pause_reading then conn:pause_reading(false) end
+    if #q > 0 then
+        local bytes = 0
+        for i = 1, #q do bytes = bytes + q[i].length end
+        conn:log("debug", "%d messages (%d bytes) held while an event waited: handled now", #q, bytes)
+    end
     for i = 1, #q do
         if conn.closed then return end -- a message before closed it: the rest is moot
         local again = held[conn]
@@ -259,28 +269,72 @@ local function finish(self, name, conn, k, r)
     if k then release(self, conn) end
 end
 
+-- The app's hook_timeout and hook_timeout_verdict (config, over _M.defaults).
+local function hook_limits(self)
+    local t, v = self.config.hook_timeout, self.config.hook_timeout_verdict
+    if type(t) ~= "number" or t < 0 then
+        error("app config: hook_timeout must be a number of seconds >= 0 (0: no bound), not " .. tostring(t), 0)
+    end
+    if v ~= "refuse" and v ~= "allow" then
+        error('app config: hook_timeout_verdict must be "refuse" or "allow", not ' .. tostring(v), 0)
+    end
+    return t, v
+end
+
+-- The deciding event `name` of conn, coroutine co, waits: past
+-- hook_timeout it is decided by hook_timeout_verdict, logged, and the
+-- coroutine closed (what it waits on, an HTTP request, is cancelled).
+local function bound(self, name, conn, k, co)
+    local limit, verdict = hook_limits(self)
+    local w = { co = co, name = name }
+    waiting[conn] = w
+    if limit == 0 then return end
+    w.timer = rtmp.timer(limit, function()
+        if waiting[conn] ~= w then return end
+        waiting[conn] = nil
+        local allow = verdict == "allow"
+        conn:log("warn", "%s did not return within %g s: %s (hook_timeout_verdict = %s)", name, limit,
+            allow and "allowed" or "refused", verdict)
+        if co_status(co) == "suspended" then co_close(co) end
+        finish(self, name, conn, k, allow and pack(true)
+            or pack(true, false, name .. " did not decide within " .. limit .. " s"))
+    end)
+end
+
 -- Call event `name` with (conn, ...) in a coroutine, then k(its results).
 -- An event that returns without waiting is an ordinary call: k runs now
 -- and an error is raised here.  One that waits holds conn's input (k ~=
--- nil) until it returns; k then runs unless conn closed meanwhile.
+-- nil: a deciding event) until it returns or hook_timeout decides; k then
+-- runs unless conn closed meanwhile (which cancels the event: on_close).
 local function run(self, name, conn, k, ...)
     local fn = self[name]
     if not fn then
         if k then return k() end
         return
     end
-    local waited = false
-    local co = create(function(...)
+    local waited, co = false, nil
+    co = create(function(...)
         local r = pack(xpcall(fn, traceback, ...))
-        if waited then return finish(self, name, conn, k, r) end
+        if waited then
+            local w = waiting[conn]
+            if k and (not w or w.co ~= co) then return end -- decided by hook_timeout already
+            if w then
+                waiting[conn] = nil
+                if w.timer then w.timer:stop() end
+            end
+            return finish(self, name, conn, k, r)
+        end
         return r
     end)
     local _, r = resume(co, conn, ...)
     if co_status(co) ~= "dead" then
         waited = true
-        if k and not held[conn] then
-            held[conn] = {}
-            if conn.pause_reading then conn:pause_reading(true) end
+        if k then
+            if not held[conn] then
+                held[conn] = {}
+                if conn.pause_reading then conn:pause_reading(true) end
+            end
+            bound(self, name, conn, k, co)
         end
         return
     end
@@ -623,6 +677,17 @@ function _M.new(t)
 
     local function on_close(conn, reason)
         held[conn] = nil
+        -- a deciding event still waiting is cancelled with what it waits on
+        local w = waiting[conn]
+        if w then
+            waiting[conn] = nil
+            if w.timer then w.timer:stop() end
+            if co_status(w.co) == "suspended" then
+                log.info("conn=%s %s cancelled: the connection closed (%s)", tostring(conn.id), w.name,
+                    tostring(reason))
+                co_close(w.co)
+            end
+        end
         local streams = conn.streams
         if streams then
             local sids = {}
