@@ -1007,9 +1007,7 @@ static void tls_ready(rtmp_conn *c)
              t->server ? "no client certificate asked"
                        : t->verify ? "certificate verified" : "certificate NOT verified (insecure)",
              t->ktls_send ? "kTLS send (writev of shared buffers)" : "TLS records of up to 16 KiB (no kTLS send)");
-    ev_io_stop(n->loop, &c->wio);
-    if (c->read_paused)
-        ev_io_stop(n->loop, &c->rio);
+    ev_io_stop(n->loop, &c->wio); /* (paused: the read watcher stays, to see the peer close: paused_peek) */
     if (!c->accepted && !c->cfg.passthrough && rtmp_conn_core_start(c->cc) < 0) {
         rtmp_conn_close(c, "handshake: out of memory");
         return;
