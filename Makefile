@@ -25,7 +25,7 @@ OPT     ?= -O2 -g
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(PKG_CFLAGS) $(CFLAGS) \
              -DLUARTMP_VERSION=\"$(VERSION)\" -DLUARTMP_SHARE=\"$(PREFIX)/share/luartmp\"
-LIBS     = $(PKG_LIBS) -lev -lm
+LIBS     = $(PKG_LIBS) -lev -lhttp_parser -lm
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
@@ -59,7 +59,7 @@ $(BUILD)/luartmp: $(MAIN_OBJ) $(CORE_OBJ) $(LUA_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_LIBS) $(LIBS)
 
 # Benchmarks: tools built from bench/ with the sans-I/O core (no net.c).
-SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o $(BUILD)/obj/core/net_curl.o $(BUILD)/obj/core/group.o,$(CORE_OBJ))
+SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o $(BUILD)/obj/core/net_curl.o $(BUILD)/obj/core/net_http.o $(BUILD)/obj/core/group.o,$(CORE_OBJ))
 LOADER_SRC   := $(wildcard bench/loader*.c)
 
 $(BUILD)/bench/rtmp-loader: $(LOADER_SRC) $(SANS_IO_OBJ) $(wildcard bench/*.h)

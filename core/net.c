@@ -1597,6 +1597,30 @@ int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *er
     return nfds < 0 ? -1 : 0;
 }
 
+int rtmp_net_listen_sockets(const char *addr, int *fds, int max, char *err, size_t errlen)
+{
+    char host[256], port[32];
+    int any, use_tls, all[MAX_LISTEN_FDS];
+    if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
+        return -1;
+    if (use_tls) {
+        snprintf(err, errlen, "listen %s: no TLS here", addr);
+        return -1;
+    }
+    int nfds = listen_fds(addr, host, port, any, all, err, errlen);
+    for (int i = 0; i < nfds; i++)
+        if (i < max)
+            fds[i] = all[i];
+        else
+            close(all[i]);
+    return nfds < 0 ? -1 : nfds < max ? nfds : max;
+}
+
+void rtmp_net_format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+    format_addr(sa, out, len);
+}
+
 rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_config *cfg,
                                const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
                                char *err, size_t errlen)

@@ -136,6 +136,15 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
  * in between). */
 int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen);
 void rtmp_listener_close(rtmp_listener *l);
+
+/* For a sibling of this file that accepts connections of its own
+ * (net_http.c): non-blocking listening sockets for addr in the forms of
+ * rtmp_net_listen without TLS, at most max of them into fds: how many,
+ * or -1 with the message in err.  And a socket address written as
+ * rtmp_conn_peer writes it. */
+struct sockaddr;
+int rtmp_net_listen_sockets(const char *addr, int *fds, int max, char *err, size_t errlen);
+void rtmp_net_format_addr(const struct sockaddr *sa, char *out, size_t len);
 /* Local port the listener is bound to (useful with port 0). */
 int rtmp_listener_port(const rtmp_listener *l);
 

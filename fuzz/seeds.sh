@@ -16,6 +16,8 @@
 #      a short run takes, one fragmented, one with two video tracks.
 #   5. openssl s_client talks TLS 1.3 and 1.2 to an rtmps:// listener,
 #      captured; fuzz/seeds_tls.lua cuts the tlsinfo target's seeds.
+#   6. curl and ffprobe send requests to a socket server that keeps them:
+#      the http target's seeds.
 set -eu
 out=${1:?usage: fuzz/seeds.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -124,4 +126,39 @@ sleep 0.3
 kill "$srv" "$cap" 2>/dev/null || true
 wait "$cap" 2>/dev/null || true
 "$here/build/luartmp" "$here/fuzz/seeds_tls.lua" "$out" "$work/tls.pcapng" >/dev/null
+# The http target's seeds: what curl and ffprobe send, captured by a
+# socket server that answers each request and keeps the bytes.
+mkdir -p "$out/http"
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$hport" "$out/http" <<'PY' &
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(8); srv.settimeout(15)
+for i in range(6):
+    try:
+        c, _ = srv.accept()
+    except socket.timeout:
+        break
+    c.settimeout(0.5); got = b""
+    try:
+        while b"\r\n\r\n" not in got or len(got) < 64:
+            b = c.recv(65536)
+            if not b: break
+            got += b
+    except socket.timeout:
+        pass
+    open("%s/req%d" % (sys.argv[2], i), "wb").write(got)
+    c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); c.close()
+PY
+hsrv=$!; pids="$pids $hsrv"
+sleep 0.3
+hurl="http://127.0.0.1:$hport"
+curl -s "$hurl/api/streams?app=live&name=a%20b" >/dev/null || true
+curl -s -d 'app=live&name=cam&clientid=3' "$hurl/api/drop" >/dev/null || true
+curl -s -H 'Transfer-Encoding: chunked' --data-binary 'chunked body' "$hurl/echo" >/dev/null || true
+curl -s -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$hurl/live/cam.flv" >/dev/null || true
+ffprobe -v quiet -rw_timeout 2000000 "$hurl/live/cam.flv" >/dev/null 2>&1 || true
+curl -s --http1.0 -I "$hurl/metrics" >/dev/null || true
+wait "$hsrv" 2>/dev/null || true
 touch "$out/.done"

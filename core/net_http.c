@@ -1,0 +1,493 @@
+/*
+ * net_http.c: the HTTP server's sockets and watchers (net_http.h).
+ *
+ * A connection reads into its own input buffer (IN_CAP bytes: a read
+ * that finds it full waits until the reader has taken bytes), feeds the
+ * request reader, hands each whole request to the handler and reads no
+ * further until it is answered.  Answers are appended to one output
+ * buffer, written at once; EAGAIN arms the write watcher.  Closing: the
+ * output is written, our side shut (FIN), the peer's leftovers read and
+ * dropped for up to LINGER seconds (so an answer such as 413 is not lost
+ * to a reset), then the socket is closed.  Freed from a zero timer, never
+ * inside the callback that is parsing.
+ */
+#include "net_http.h"
+#include "error.h"
+#include "log.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FDS 8
+#define IN_CAP  (16 * 1024)
+#define LINGER  1.0
+
+struct rtmp_hsrv {
+    rtmp_net         *net;
+    struct ev_loop   *loop;
+    ev_io             io[MAX_FDS];
+    int               nfds;
+    int               port;
+    rtmp_hsrv_config  cfg;
+    rtmp_hsrv_handler h;
+    void             *ud;
+    rtmp_hconn       *conns;
+    size_t            nconns;
+};
+
+struct rtmp_hconn {
+    rtmp_hsrv     *srv;
+    rtmp_hconn    *prev, *next;
+    unsigned long  id;
+    char           peer[64];
+    int            fd;
+    ev_io          rio, wio;
+    ev_timer       tmo;      /* request or idle deadline; the linger's end */
+    ev_timer       reap;     /* a zero timer: free at a safe point */
+    rtmp_httpd    *rd;
+    uint8_t       *in;       /* IN_CAP bytes; in_len unread */
+    size_t         in_len;
+    uint8_t       *out;
+    size_t         out_len, out_off, out_cap;
+    int            waiting;  /* a request is handed out and not answered */
+    int            head;     /* it is a HEAD */
+    int            keep;     /* it allows another request after it */
+    int            closing;  /* close once the output is written */
+    int            lingering;
+    int            freed;    /* the close handler ran */
+    char           reason[96];
+    uint64_t       bytes_in, bytes_out;
+    void          *ud;
+};
+
+static unsigned long next_id = 1;
+
+void rtmp_hsrv_config_default(rtmp_hsrv_config *cfg)
+{
+    rtmp_httpd_limits_default(&cfg->limits);
+    cfg->request_timeout = 10;
+    cfg->idle_timeout = 30;
+    cfg->max_output = 1024 * 1024;
+    cfg->max_conns = 1024;
+}
+
+static void conn_process(rtmp_hconn *c);
+static void conn_flush(rtmp_hconn *c);
+
+/* ---- freeing ---- */
+
+static void conn_free(rtmp_hconn *c)
+{
+    rtmp_hsrv *s = c->srv;
+    ev_io_stop(s->loop, &c->rio);
+    ev_io_stop(s->loop, &c->wio);
+    ev_timer_stop(s->loop, &c->tmo);
+    ev_timer_stop(s->loop, &c->reap);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    rtmp_httpd_free(c->rd);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+/* The close handler, once. */
+static void conn_notify(rtmp_hconn *c)
+{
+    if (c->freed)
+        return;
+    c->freed = 1;
+    rtmp_log(RTMP_LOG_DEBUG, 0, c->peer, "http %lu closed: %s", c->id, c->reason);
+    if (c->srv->h.close)
+        c->srv->h.close(c, c->srv->ud, c->reason);
+}
+
+static void linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_hconn *c = w->data;
+    char junk[4096];
+    ssize_t n = read(c->fd, junk, sizeof junk);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        conn_free(c);
+}
+
+static void linger_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn_free(w->data);
+}
+
+/* The output is written (or dropped): tell the owner, shut our side and
+ * linger. */
+static void conn_finish(rtmp_hconn *c)
+{
+    rtmp_hsrv *s = c->srv;
+    conn_notify(c);
+    ev_io_stop(s->loop, &c->rio);
+    ev_io_stop(s->loop, &c->wio);
+    ev_timer_stop(s->loop, &c->tmo);
+    c->lingering = 1;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        conn_free(c);
+        return;
+    }
+    ev_io_init(&c->rio, linger_read_cb, c->fd, EV_READ);
+    c->rio.data = c;
+    ev_io_start(s->loop, &c->rio);
+    ev_timer_init(&c->tmo, linger_end_cb, LINGER, 0);
+    c->tmo.data = c;
+    ev_timer_start(s->loop, &c->tmo);
+}
+
+static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_hconn *c = w->data;
+    if (!c->lingering && c->out_len == c->out_off)
+        conn_finish(c);
+}
+
+void rtmp_hconn_close(rtmp_hconn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    snprintf(c->reason, sizeof c->reason, "%s", reason);
+    ev_io_stop(c->srv->loop, &c->rio);
+    ev_timer_stop(c->srv->loop, &c->tmo);
+    if (c->out_len == c->out_off)
+        ev_timer_start(c->srv->loop, &c->reap);
+}
+
+/* Drop the output and close now (the peer is gone). */
+static void conn_abort(rtmp_hconn *c, const char *reason)
+{
+    if (!c->closing)
+        snprintf(c->reason, sizeof c->reason, "%s", reason);
+    c->closing = 1;
+    c->out_off = c->out_len;
+    ev_io_stop(c->srv->loop, &c->rio);
+    ev_io_stop(c->srv->loop, &c->wio);
+    ev_timer_stop(c->srv->loop, &c->tmo);
+    ev_timer_start(c->srv->loop, &c->reap);
+}
+
+/* ---- output ---- */
+
+static int out_add(rtmp_hconn *c, const void *p, size_t n)
+{
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (n > c->out_cap - c->out_len) {
+        if (c->out_off) { /* move what is left to the front first */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap - c->out_len < n)
+            cap *= 2;
+        if (cap != c->out_cap) {
+            uint8_t *q = realloc(c->out, cap);
+            if (!q)
+                return RTMP_ERR_NOMEM;
+            c->out = q;
+            c->out_cap = cap;
+        }
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 0;
+}
+
+static void read_on(rtmp_hconn *c)
+{
+    if (!c->closing && !c->waiting && c->out_len - c->out_off <= c->srv->cfg.max_output
+        && c->in_len < IN_CAP)
+        ev_io_start(c->srv->loop, &c->rio);
+    else
+        ev_io_stop(c->srv->loop, &c->rio);
+}
+
+static void conn_flush(rtmp_hconn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ev_io_start(c->srv->loop, &c->wio);
+                read_on(c);
+                return;
+            }
+            conn_abort(c, strerror(errno));
+            return;
+        }
+        c->out_off += (size_t)n;
+        c->bytes_out += (uint64_t)n;
+    }
+    ev_io_stop(c->srv->loop, &c->wio);
+    c->out_off = c->out_len = 0;
+    if (c->closing) {
+        ev_timer_start(c->srv->loop, &c->reap);
+        return;
+    }
+    read_on(c);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_hconn *c = w->data;
+    conn_flush(c);
+    if (!c->closing && !c->waiting && c->in_len)
+        conn_process(c); /* pipelined requests held back by the output bound */
+}
+
+static void arm(rtmp_hconn *c, double after)
+{
+    ev_timer_stop(c->srv->loop, &c->tmo);
+    ev_timer_set(&c->tmo, after, 0);
+    ev_timer_start(c->srv->loop, &c->tmo);
+}
+
+int rtmp_hconn_respond(rtmp_hconn *c, int status, const char *headers, const uint8_t *body, size_t len)
+{
+    if (c->freed || c->closing)
+        return RTMP_ERR_CLOSED;
+    if (!c->waiting)
+        return RTMP_ERR_INVAL;
+    c->waiting = 0;
+    char head[256];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s", status,
+                     rtmp_httpd_reason(status), len, c->keep ? "" : "Connection: close\r\n");
+    if (out_add(c, head, (size_t)n) || (headers && out_add(c, headers, strlen(headers)))
+        || out_add(c, "\r\n", 2) || (!c->head && len && out_add(c, body, len))) {
+        conn_abort(c, "out of memory");
+        return RTMP_ERR_NOMEM;
+    }
+    if (!c->keep) {
+        rtmp_hconn_close(c, "answered (no keep-alive)");
+        conn_flush(c);
+        return 0;
+    }
+    arm(c, c->srv->cfg.idle_timeout);
+    conn_flush(c);
+    if (!c->closing && c->in_len && !ev_is_active(&c->wio))
+        ev_feed_event(c->srv->loop, &c->wio, EV_WRITE); /* read on the next request from the loop */
+    return 0;
+}
+
+/* Answer a refusal of ours (the reader's, a timeout) and close. */
+static void refuse(rtmp_hconn *c, int status, const char *why)
+{
+    rtmp_log(RTMP_LOG_WARN, 0, c->peer, "http %lu: %d %s", c->id, status, why);
+    c->waiting = 1;
+    c->keep = 0;
+    c->head = 0;
+    char body[160];
+    int n = snprintf(body, sizeof body, "%d %s: %s\n", status, rtmp_httpd_reason(status), why);
+    rtmp_hconn_respond(c, status, "Content-Type: text/plain\r\n", (const uint8_t *)body, (size_t)n);
+    snprintf(c->reason, sizeof c->reason, "%d %s", status, why);
+}
+
+/* ---- input ---- */
+
+static int on_request(void *ud, const rtmp_httpd_req *r)
+{
+    rtmp_hconn *c = ud;
+    c->waiting = 1;
+    c->head = !strcmp(r->method, "HEAD");
+    c->keep = r->keep_alive && !r->upgrade;
+    ev_timer_stop(c->srv->loop, &c->tmo);
+    c->srv->h.request(c, c->srv->ud, r);
+    return 1; /* one request at a time */
+}
+
+static void conn_process(rtmp_hconn *c)
+{
+    while (c->in_len && !c->waiting && !c->closing && c->out_len - c->out_off <= c->srv->cfg.max_output) {
+        int was_partial = rtmp_httpd_partial(c->rd);
+        ssize_t n = rtmp_httpd_feed(c->rd, c->in, c->in_len, on_request, c);
+        if (n < 0) {
+            refuse(c, rtmp_httpd_status(c->rd), rtmp_httpd_error(c->rd));
+            return;
+        }
+        if (n == 0) /* an upgrade the handler did not take */
+            break;
+        memmove(c->in, c->in + n, c->in_len - (size_t)n);
+        c->in_len -= (size_t)n;
+        if (!was_partial && rtmp_httpd_partial(c->rd) && !c->waiting)
+            arm(c, c->srv->cfg.request_timeout); /* a request began */
+    }
+    if (!c->closing)
+        read_on(c);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_hconn *c = w->data;
+    ssize_t n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            conn_abort(c, strerror(errno));
+        return;
+    }
+    if (n == 0) {
+        conn_abort(c, rtmp_httpd_partial(c->rd) ? "peer closed in the middle of a request" : "peer closed");
+        return;
+    }
+    c->bytes_in += (uint64_t)n;
+    c->in_len += (size_t)n;
+    conn_process(c);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rtmp_hconn *c = w->data;
+    if (c->waiting)
+        return;
+    if (rtmp_httpd_partial(c->rd) || c->in_len) {
+        char why[64];
+        snprintf(why, sizeof why, "request not whole within %g s", c->srv->cfg.request_timeout);
+        refuse(c, 408, why);
+    } else {
+        rtmp_hconn_close(c, "idle");
+    }
+}
+
+/* ---- accepting ---- */
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    rtmp_hsrv *s = w->data;
+    for (int k = 0; k < 32; k++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                rtmp_log(RTMP_LOG_WARN, 0, NULL, "http accept: %s", strerror(errno));
+            return;
+        }
+        rtmp_hconn *c = calloc(1, sizeof *c);
+        if (c) {
+            c->in = malloc(IN_CAP);
+            c->rd = rtmp_httpd_new(&s->cfg.limits);
+        }
+        if (!c || !c->in || !c->rd) {
+            if (c) {
+                free(c->in);
+                rtmp_httpd_free(c->rd);
+            }
+            free(c);
+            close(fd);
+            rtmp_log(RTMP_LOG_WARN, 0, NULL, "http accept: out of memory");
+            continue;
+        }
+        c->srv = s;
+        c->fd = fd;
+        c->id = next_id++;
+        rtmp_net_format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+        ev_io_init(&c->rio, read_cb, fd, EV_READ);
+        ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+        ev_timer_init(&c->tmo, timeout_cb, 0, 0);
+        ev_timer_init(&c->reap, reap_cb, 0, 0);
+        c->rio.data = c->wio.data = c->tmo.data = c->reap.data = c;
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        if (s->nconns > s->cfg.max_conns) {
+            refuse(c, 503, "too many HTTP connections");
+            continue;
+        }
+        arm(c, s->cfg.idle_timeout);
+        ev_io_start(loop, &c->rio);
+    }
+}
+
+rtmp_hsrv *rtmp_hsrv_listen(rtmp_net *n, const char *addr, const rtmp_hsrv_config *cfg,
+                            const rtmp_hsrv_handler *h, void *ud, char *err, size_t errlen)
+{
+    rtmp_hsrv *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int fds[MAX_FDS];
+    s->nfds = rtmp_net_listen_sockets(addr, fds, MAX_FDS, err, errlen);
+    if (s->nfds < 0) {
+        free(s);
+        return NULL;
+    }
+    s->net = n;
+    s->loop = rtmp_net_loop(n);
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        rtmp_hsrv_config_default(&s->cfg);
+    s->h = *h;
+    s->ud = ud;
+    for (int i = 0; i < s->nfds; i++) {
+        ev_io_init(&s->io[i], accept_cb, fds[i], EV_READ);
+        s->io[i].data = s;
+        ev_io_start(s->loop, &s->io[i]);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        char where[80];
+        getsockname(fds[i], (struct sockaddr *)&ss, &sl);
+        rtmp_net_format_addr((struct sockaddr *)&ss, where, sizeof where);
+        if (i == 0) {
+            const char *colon = strrchr(where, ':');
+            s->port = colon ? atoi(colon + 1) : 0;
+        }
+        rtmp_log(RTMP_LOG_INFO, 0, NULL, "listening on %s (http)", where);
+    }
+    return s;
+}
+
+void rtmp_hsrv_close(rtmp_hsrv *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nfds; i++) {
+        ev_io_stop(s->loop, &s->io[i]);
+        close(s->io[i].fd);
+    }
+    while (s->conns) {
+        rtmp_hconn *c = s->conns;
+        if (!c->closing)
+            snprintf(c->reason, sizeof c->reason, "server closed");
+        conn_notify(c);
+        conn_free(c);
+    }
+    free(s);
+}
+
+int rtmp_hsrv_port(const rtmp_hsrv *s) { return s->port; }
+size_t rtmp_hsrv_conns(const rtmp_hsrv *s) { return s->nconns; }
+unsigned long rtmp_hconn_id(const rtmp_hconn *c) { return c->id; }
+const char *rtmp_hconn_peer(const rtmp_hconn *c) { return c->peer; }
+void rtmp_hconn_set_ud(rtmp_hconn *c, void *ud) { c->ud = ud; }
+void *rtmp_hconn_get_ud(const rtmp_hconn *c) { return c->ud; }
+uint64_t rtmp_hconn_bytes_in(const rtmp_hconn *c) { return c->bytes_in; }
+uint64_t rtmp_hconn_bytes_out(const rtmp_hconn *c) { return c->bytes_out; }
+size_t rtmp_hconn_pending(const rtmp_hconn *c) { return c->out_len - c->out_off; }
+
+size_t rtmp_hconn_memory(const rtmp_hconn *c)
+{
+    return sizeof *c + IN_CAP + c->out_cap + rtmp_httpd_memory(c->rd);
+}

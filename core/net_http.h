@@ -1,0 +1,83 @@
+/*
+ * net_http.h: the HTTP server's connections on the net's loop.  net.c's
+ * sibling (as net_curl.c is for outgoing requests): its listening sockets
+ * come from net.c (rtmp_net_listen_sockets: one address parser), its
+ * watchers ride the same libev loop (rtmp_net_loop), and requests are
+ * read by the one request reader, core/httpd.c.  docs/HTTP.md.
+ *
+ * Per connection: keep-alive; one request is answered before the next
+ * pipelined one is read, and reading stops while more than max_output
+ * bytes of answers wait for the peer (a pipelined flood holds at most
+ * the read buffer and that much output); a request must be whole within
+ * request_timeout of its first byte (else 408 and close); an idle
+ * keep-alive connection closes after idle_timeout.  A request the
+ * reader refuses is answered with its status (400, 413, 431, 501) and
+ * the connection closes; the refusal is logged with the connection's id
+ * and peer.  Output is written at once and the write watcher armed only
+ * on EAGAIN; connections are freed at a safe point.
+ */
+#ifndef RTMP_NET_HTTP_H
+#define RTMP_NET_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpd.h"
+#include "net.h"
+
+typedef struct rtmp_hsrv rtmp_hsrv;
+typedef struct rtmp_hconn rtmp_hconn;
+
+typedef struct rtmp_hsrv_config {
+    rtmp_httpd_limits limits;
+    double request_timeout;  /* seconds from a request's first byte to its end (10) */
+    double idle_timeout;     /* seconds a keep-alive connection may wait idle (30) */
+    size_t max_output;       /* answer bytes waiting before reading stops (1 MiB) */
+    size_t max_conns;        /* open connections; past it new ones get 503 (1024) */
+} rtmp_hsrv_config;
+
+void rtmp_hsrv_config_default(rtmp_hsrv_config *cfg);
+
+typedef struct rtmp_hsrv_handler {
+    /* A whole request.  Answer it with rtmp_hconn_respond, now or later:
+     * nothing more is read from c until it is answered. */
+    void (*request)(rtmp_hconn *c, void *ud, const rtmp_httpd_req *r);
+    /* The connection closes (last call; c is freed after it).  May be NULL. */
+    void (*close)(rtmp_hconn *c, void *ud, const char *reason);
+} rtmp_hsrv_handler;
+
+/* Listen on addr (rtmp_net_listen's forms, without TLS).  NULL and a
+ * message in err on failure. */
+rtmp_hsrv *rtmp_hsrv_listen(rtmp_net *n, const char *addr, const rtmp_hsrv_config *cfg,
+                            const rtmp_hsrv_handler *h, void *ud, char *err, size_t errlen);
+
+/* Stop listening and close every connection (their close handlers run
+ * now, reason "server closed"), then free s. */
+void rtmp_hsrv_close(rtmp_hsrv *s);
+
+int rtmp_hsrv_port(const rtmp_hsrv *s);
+
+/* Open connections. */
+size_t rtmp_hsrv_conns(const rtmp_hsrv *s);
+
+/* Answer the request c waits on: a status line, the header lines
+ * headers ("Name: value\r\n" each, or NULL), Content-Length and, when the
+ * connection is not kept alive, Connection: close, then body (not sent
+ * for HEAD).  0, RTMP_ERR_INVAL (no request waits), RTMP_ERR_CLOSED,
+ * RTMP_ERR_NOMEM. */
+int rtmp_hconn_respond(rtmp_hconn *c, int status, const char *headers, const uint8_t *body, size_t len);
+
+/* Close the connection at a safe point (the output queued is written
+ * first).  Later calls keep the first reason. */
+void rtmp_hconn_close(rtmp_hconn *c, const char *reason);
+
+unsigned long rtmp_hconn_id(const rtmp_hconn *c);   /* 1, 2, ... per process */
+const char *rtmp_hconn_peer(const rtmp_hconn *c);   /* "127.0.0.1:5555" */
+void rtmp_hconn_set_ud(rtmp_hconn *c, void *ud);
+void *rtmp_hconn_get_ud(const rtmp_hconn *c);
+uint64_t rtmp_hconn_bytes_in(const rtmp_hconn *c);
+uint64_t rtmp_hconn_bytes_out(const rtmp_hconn *c);
+size_t rtmp_hconn_pending(const rtmp_hconn *c);     /* output not written yet */
+size_t rtmp_hconn_memory(const rtmp_hconn *c);      /* heap bytes it holds */
+
+#endif
