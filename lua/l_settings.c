@@ -159,6 +159,9 @@ static const rtmp_l_setting settings[] = {
       "this long fails" },
     { "http_max_body", "--http-max-body", "BYTES", RTMP_L_SET_BYTES, OTHER, 0, 0, HUGE_BYTES, NULL, NULL,
       "an outgoing HTTP request whose response body is longer fails" },
+    { "http", "--http", "ADDR", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
+      "live.lua: serve HTTP on ADDR (HOST:PORT): /metrics, /api/streams, /api/clients, /api/drop "
+      "(scripts/http_api.lua, docs/HTTP.md)" },
     { "trace", NULL, "PATH", RTMP_L_SET_TRACE, OTHER, 0, 0, 0, NULL, NULL,
       "trace every message, one line each (docs/TRACE.md): true (to the log), a path (appended "
       "to) or an open file" },

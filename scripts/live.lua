@@ -192,6 +192,7 @@ end
 
 require("record").attach(M) -- publish(name, "record"/"append") to FLV files (config.record_dir)
 require("relay").attach(M)  -- push and pull relays (config.push, config.pull)
+require("http_api").attach(M) -- --http ADDR: /metrics, /api/*, HTTP-FLV (config.http)
 BUILTIN = #watchers.message -- theirs read messages only when configured (record_dir, push)
 
 if ... ~= "live" then -- run as the main script, not required as a module

@@ -1,0 +1,362 @@
+-- http_api.lua: live.lua's HTTP side (docs/HTTP.md): with --http ADDR (or
+-- live.config.http) the live server answers on ADDR
+--   GET /metrics       Prometheus text format (connections, streams,
+--                      publishers, players, bytes, per-stream bitrate and
+--                      players, frames dropped for slow players, hook latency)
+--   GET /api/streams   JSON, nginx-rtmp's stat page as the model
+--   GET /api/clients   JSON, every RTMP connection
+--   GET|POST /api/drop?app=&name=[&clientid=]   disconnect the publisher of
+--                      app/name, or that client of it (nginx-rtmp's control
+--                      module: the body is the number dropped)
+-- Attached by live.lua like record.lua and relay.lua:
+--   require("http_api").attach(live)
+-- and from a script: http_api.routes(live) -> the routes, to add your own
+-- and pass to rtmp.http.listen.
+
+local rtmp = require "rtmp"
+
+local M = {}
+
+local format, concat, sort = string.format, table.concat, table.sort
+local pairs, ipairs, type, tostring, tonumber = pairs, ipairs, type, tostring, tonumber
+
+-- ---- JSON (what the API writes: strings, numbers, booleans, arrays, objects) ----
+
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+                  ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function json(v, out)
+    local t = type(v)
+    if t == "table" then
+        if v[1] ~= nil or next(v) == nil and getmetatable(v) == M.array then
+            out[#out + 1] = "["
+            for i, x in ipairs(v) do
+                if i > 1 then out[#out + 1] = "," end
+                json(x, out)
+            end
+            out[#out + 1] = "]"
+        else
+            local keys = {}
+            for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+            sort(keys)
+            out[#out + 1] = "{"
+            for i, k in ipairs(keys) do
+                if i > 1 then out[#out + 1] = "," end
+                json(k, out)
+                out[#out + 1] = ":"
+                json(v[k], out)
+            end
+            out[#out + 1] = "}"
+        end
+    elseif t == "string" then
+        out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+            return escapes[c] or format("\\u%04x", c:byte())
+        end) .. '"'
+    elseif t == "number" then
+        out[#out + 1] = (v ~= v or v == math.huge or v == -math.huge) and "null"
+            or math.type(v) == "integer" and tostring(v) or format("%.17g", v)
+    elseif t == "boolean" then
+        out[#out + 1] = tostring(v)
+    else
+        out[#out + 1] = "null"
+    end
+    return out
+end
+M.array = {} -- metatable of an empty table written as []
+local function array(t) return setmetatable(t, M.array) end
+function M.json(v) return concat(json(v, {})) end
+
+-- ---- what the API follows ----
+
+local started = rtmp.now()
+local clients = setmetatable({}, { __mode = "k" }) -- conn -> { flashver, swfurl, tcurl, pageurl, since }
+local closed = { bytes_in = 0, bytes_out = 0, dropped = 0, connections = 0 }
+local rates = {} -- stream key -> { t, bytes_in, bytes_out, bw_in, bw_out }
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local hooks = {} -- hook name -> { counts per bucket, sum, count }
+
+local function observe(name, seconds)
+    local h = hooks[name]
+    if not h then
+        h = { sum = 0, count = 0 }
+        for i = 1, #BUCKETS do h[i] = 0 end
+        hooks[name] = h
+    end
+    for i = 1, #BUCKETS do if seconds <= BUCKETS[i] then h[i] = h[i] + 1 end end
+    h.sum, h.count = h.sum + seconds, h.count + 1
+end
+
+local function dropped_of(conn)
+    local q = conn.closed == false and conn:queue()
+    return q and q.dropped or 0
+end
+
+-- The stream's publisher connection (nil for a relay's or none).
+local function publisher_conn(s) return s.publisher and s.publisher.conn end
+
+-- Bytes the stream took in (its publisher's) and sent (its players').
+local function stream_bytes(s)
+    local pc = publisher_conn(s)
+    local bin = pc and pc.bytes_in or 0
+    local bout = 0
+    for conn in pairs(s.viewers) do bout = bout + (conn.bytes_out or 0) end
+    return bin, bout
+end
+
+-- Bitrates from a sample every second.
+local function sample(live)
+    local now = rtmp.now()
+    for key, s in pairs(live.streams) do
+        local bin, bout = stream_bytes(s)
+        local r = rates[key]
+        if r and now > r.t then
+            r.bw_in = math.max(0, (bin - r.bytes_in) * 8 / (now - r.t))
+            r.bw_out = math.max(0, (bout - r.bytes_out) * 8 / (now - r.t))
+        end
+        r = r or { bw_in = 0, bw_out = 0 }
+        r.t, r.bytes_in, r.bytes_out = now, bin, bout
+        rates[key] = r
+    end
+    for key in pairs(rates) do if not live.streams[key] then rates[key] = nil end end
+end
+
+-- ---- the answers ----
+
+local function client_info(live, conn)
+    local c = clients[conn] or {}
+    local role, stream
+    for key, s in pairs(live.streams) do
+        if publisher_conn(s) == conn then role, stream = "publisher", key end
+        if s.viewers[conn] then role, stream = role or "player", stream or key end
+    end
+    return {
+        id = conn.id, addr = conn.peer, flashver = c.flashver, swfurl = c.swfurl, tcurl = c.tcurl,
+        pageurl = c.pageurl, app = conn.app, time = c.since and rtmp.now() - c.since or 0,
+        bytes_in = conn.bytes_in or 0, bytes_out = conn.bytes_out or 0, dropped = dropped_of(conn),
+        publishing = role == "publisher", stream = stream, role = role or "connected",
+    }
+end
+
+-- Codec information from the stream's cached metadata (onMetaData).
+local function codec_info(s)
+    for _, msg in ipairs(s.players:cached()) do
+        local values = msg.type == 18 and msg.values
+        if values then
+            for _, v in ipairs(values) do
+                if type(v) == "table" and (v.width or v.videocodecid or v.audiocodecid) then
+                    return {
+                        video = (v.width or v.videocodecid) and { width = v.width, height = v.height,
+                            frame_rate = v.framerate, codec = v.videocodecid, data_rate = v.videodatarate } or nil,
+                        audio = v.audiocodecid and { codec = v.audiocodecid, sample_rate = v.audiosamplerate,
+                            channels = v.stereo == nil and nil or (v.stereo and 2 or 1),
+                            data_rate = v.audiodatarate } or nil,
+                    }
+                end
+            end
+        end
+    end
+    return nil
+end
+
+function M.streams(live)
+    local list = {}
+    local keys = {}
+    for key in pairs(live.streams) do keys[#keys + 1] = key end
+    sort(keys)
+    for _, key in ipairs(keys) do
+        local s = live.streams[key]
+        local r = rates[key] or { bw_in = 0, bw_out = 0 }
+        local bin, bout = stream_bytes(s)
+        local members = array({})
+        local pc = publisher_conn(s)
+        if pc then members[#members + 1] = client_info(live, pc) end
+        for conn in pairs(s.viewers) do members[#members + 1] = client_info(live, conn) end
+        list[#list + 1] = {
+            app = s.app, name = s.name, time = s.since and rtmp.now() - s.since or 0,
+            bw_in = r.bw_in, bw_out = r.bw_out, bytes_in = bin, bytes_out = bout,
+            nclients = #members, players = s.players:count(), publishing = s.publisher ~= nil,
+            codec = codec_info(s), clients = members,
+        }
+    end
+    return { uptime = rtmp.now() - started, streams = array(list) }
+end
+
+function M.clients(live)
+    local list = {}
+    for _, conn in ipairs(rtmp.connections()) do
+        if conn.role == "server" then list[#list + 1] = client_info(live, conn) end
+    end
+    sort(list, function(a, b) return a.id < b.id end)
+    return { clients = array(list) }
+end
+
+-- Prometheus's text format: a label value escaped.
+local function label(v) return (tostring(v):gsub('[\\"\n]', { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" })) end
+
+function M.metrics(live)
+    local out = {}
+    local function metric(name, kind, help, samples)
+        out[#out + 1] = format("# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+        for _, sm in ipairs(samples) do
+            out[#out + 1] = format("%s%s %s\n", name, sm[2] or "", format("%.17g", sm[1]))
+        end
+    end
+    local conns = 0
+    local bin, bout, dropped = closed.bytes_in, closed.bytes_out, closed.dropped
+    for _, conn in ipairs(rtmp.connections()) do
+        if conn.role == "server" then
+            conns = conns + 1
+            bin, bout, dropped = bin + (conn.bytes_in or 0), bout + (conn.bytes_out or 0), dropped + dropped_of(conn)
+        end
+    end
+    local nstreams, publishers, players = 0, 0, 0
+    local per_players, per_in, per_out, per_dropped = {}, {}, {}, {}
+    local keys = {}
+    for key in pairs(live.streams) do keys[#keys + 1] = key end
+    sort(keys)
+    for _, key in ipairs(keys) do
+        local s = live.streams[key]
+        local l = format('{app="%s",name="%s"}', label(s.app), label(s.name))
+        local r = rates[key] or { bw_in = 0, bw_out = 0 }
+        local sd = 0
+        for conn in pairs(s.viewers) do sd = sd + dropped_of(conn) end
+        nstreams = nstreams + 1
+        if s.publisher then publishers = publishers + 1 end
+        players = players + s.players:count()
+        per_players[#per_players + 1] = { s.players:count(), l }
+        per_in[#per_in + 1] = { r.bw_in / 8, l }
+        per_out[#per_out + 1] = { r.bw_out / 8, l }
+        per_dropped[#per_dropped + 1] = { sd, l }
+    end
+    metric("luartmp_uptime_seconds", "gauge", "Seconds since the live server started.", { { rtmp.now() - started } })
+    metric("luartmp_connections", "gauge", "Open RTMP connections.", { { conns } })
+    metric("luartmp_connections_closed_total", "counter", "RTMP connections closed.", { { closed.connections } })
+    metric("luartmp_streams", "gauge", "Live streams (published or waited for).", { { nstreams } })
+    metric("luartmp_publishers", "gauge", "Streams with a publisher.", { { publishers } })
+    metric("luartmp_players", "gauge", "Players of every stream.", { { players } })
+    metric("luartmp_received_bytes_total", "counter", "Bytes read from RTMP connections.", { { bin } })
+    metric("luartmp_sent_bytes_total", "counter", "Bytes written to RTMP connections.", { { bout } })
+    metric("luartmp_dropped_frames_total", "counter",
+        "Audio and video frames dropped for slow players (their queue over its bound).", { { dropped } })
+    metric("luartmp_stream_players", "gauge", "Players of the stream.", per_players)
+    metric("luartmp_stream_in_bytes_per_second", "gauge", "Bytes per second from the stream's publisher (1 s sample).", per_in)
+    metric("luartmp_stream_out_bytes_per_second", "gauge", "Bytes per second to the stream's players (1 s sample).", per_out)
+    metric("luartmp_stream_dropped_frames", "gauge", "Frames dropped for the stream's slow players now open.",
+        per_dropped)
+    out[#out + 1] = "# HELP luartmp_hook_duration_seconds Time an application hook took to decide "
+        .. "(waits included).\n# TYPE luartmp_hook_duration_seconds histogram\n"
+    local names = {}
+    for name in pairs(hooks) do names[#names + 1] = name end
+    sort(names)
+    for _, name in ipairs(names) do
+        local h = hooks[name]
+        for i, le in ipairs(BUCKETS) do
+            out[#out + 1] = format('luartmp_hook_duration_seconds_bucket{hook="%s",le="%s"} %d\n', name,
+                format("%g", le), h[i])
+        end
+        out[#out + 1] = format('luartmp_hook_duration_seconds_bucket{hook="%s",le="+Inf"} %d\n', name, h.count)
+        out[#out + 1] = format('luartmp_hook_duration_seconds_sum{hook="%s"} %.17g\n', name, h.sum)
+        out[#out + 1] = format('luartmp_hook_duration_seconds_count{hook="%s"} %d\n', name, h.count)
+    end
+    return concat(out)
+end
+
+--- http_api.drop(live, app, name[, clientid]) -> how many connections
+--- were closed: the publisher of app/name, or the client clientid of it
+--- (its publisher or a player).
+function M.drop(live, app_name, name, clientid)
+    local s = live.streams[app_name .. "/" .. name]
+    if not s then return 0 end
+    local victims = {}
+    local pc = publisher_conn(s)
+    if clientid then
+        if pc and pc.id == clientid then victims[1] = pc end
+        for conn in pairs(s.viewers) do if conn.id == clientid then victims[#victims + 1] = conn end end
+    elseif pc then
+        victims[1] = pc
+    end
+    for _, conn in ipairs(victims) do conn:close("dropped through /api/drop") end
+    return #victims
+end
+
+local JSON = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-cache" }
+
+--- http_api.routes(live) -> the routes table for rtmp.http.listen.
+function M.routes(live)
+    return {
+        ["/metrics"] = function() return 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, M.metrics(live) end,
+        ["/api/streams"] = function() return 200, JSON, M.json(M.streams(live)) end,
+        ["/api/clients"] = function() return 200, JSON, M.json(M.clients(live)) end,
+        ["/api/drop"] = function(req)
+            if req.method ~= "GET" and req.method ~= "POST" then return 405, { Allow = "GET, POST" } end
+            local q = req.query
+            if req.method == "POST" and (req.headers["content-type"] or ""):find("x-www-form-urlencoded", 1, true) then
+                for k, v in req.body:gmatch("([^&=]+)=([^&]*)") do q[k] = q[k] or v end
+            end
+            local clientid = q.clientid and tonumber(q.clientid)
+            if not q.app or not q.name or (q.clientid and not clientid) then
+                return 400, { ["Content-Type"] = "text/plain" }, "want app, name and optionally clientid\n"
+            end
+            return 200, { ["Content-Type"] = "text/plain" }, tostring(M.drop(live, q.app, q.name, clientid))
+        end,
+    }
+end
+
+--- http_api.attach(live): follow live's connections and hooks; with
+--- live.config.http or --http ADDR, listen there once live starts.
+function M.attach(live)
+    local server = live.app
+    -- what a client said at connect (nginx-rtmp's stat fields), and when
+    local on_connect = server.on_connect
+    server.on_connect = function(conn, app_name, msg, ...)
+        local obj = msg and msg.args and msg.args[1]
+        if type(obj) == "table" then
+            clients[conn] = { flashver = obj.flashVer, swfurl = obj.swfUrl, tcurl = obj.tcUrl,
+                              pageurl = obj.pageUrl, since = rtmp.now() }
+        else
+            clients[conn] = { since = rtmp.now() }
+        end
+        local t0 = rtmp.now()
+        local r = table.pack(on_connect(conn, app_name, msg, ...))
+        observe("on_connect", rtmp.now() - t0)
+        return table.unpack(r, 1, r.n)
+    end
+    for _, name in ipairs({ "on_publish", "on_play" }) do
+        local fn = server[name]
+        server[name] = function(...)
+            local t0 = rtmp.now()
+            local r = table.pack(fn(...))
+            observe(name, rtmp.now() - t0)
+            return table.unpack(r, 1, r.n)
+        end
+    end
+    local on_close = server.on_close
+    server.on_close = function(conn, reason)
+        closed.connections = closed.connections + 1
+        closed.bytes_in = closed.bytes_in + (conn.bytes_in or 0)
+        closed.bytes_out = closed.bytes_out + (conn.bytes_out or 0)
+        return on_close(conn, reason)
+    end
+    live.watch{
+        publish = function(s) s.since = rtmp.now() end,
+        play = function(s, ns) local c = clients[ns.conn]; if c then c.playing = s.key end end,
+        stop = function(s, ns)
+            closed.dropped = closed.dropped + dropped_of(ns.conn)
+        end,
+    }
+    local start = live.start
+    live.config.http = live.config.http or false
+    live.start = function(opts)
+        local servers = start(opts)
+        local addr = live.config.http or rtmp.options.http
+        if addr then
+            local srv, err = rtmp.http.listen{ listen = addr, routes = M.routes(live) }
+            if not srv then error("--http " .. tostring(addr) .. ": " .. tostring(err), 2) end
+            M.server = srv
+            M.timer = rtmp.timer(1, function() sample(live) end, 1)
+        end
+        return servers
+    end
+end
+
+return M

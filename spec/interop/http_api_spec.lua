@@ -1,0 +1,121 @@
+-- luartmp scripts/live.lua --http ADDR (scripts/http_api.lua, docs/HTTP.md):
+-- while ffmpeg publishes and ffmpeg and rtmpdump play, /metrics passes
+-- promtool check metrics and counts them, /api/streams and /api/clients
+-- describe them as nginx-rtmp's stat page does, /api/drop disconnects a
+-- player and then the publisher.
+local H = require "support.helpers"
+local json = require "dkjson"
+
+local fmt, q = string.format, H.shquote
+
+local function get(url)
+  local rc, out = H.run(fmt("curl -s -m 5 -w '\\n%%{http_code}' %s", q(url)), 10)
+  local body, code = out:match("^(.*)\n(%d+)$")
+  return tonumber(code), body
+end
+
+local function metric(text, name, labels)
+  local pat = "\n" .. name:gsub("_", "_") .. (labels and labels:gsub("[%p]", "%%%0") or "") .. " ([%d%.e+-]+)"
+  return tonumber(("\n" .. text):match(pat))
+end
+
+describe("live.lua --http", function()
+  local srv, base
+  before_each(function()
+    local hport = H.free_port()
+    srv = H.luartmp_start{ extra = { "--http", "127.0.0.1:" .. hport }, log_level = "info" }
+    base = fmt("http://127.0.0.1:%d", hport)
+    assert(H.wait_port(hport, 10), "no HTTP listener")
+  end)
+  after_each(function() H.cleanup() end)
+
+  it("serves metrics, streams and clients of a live stream, and drops a player then the publisher", function()
+    local flv = H.fixture_flv()
+    local pub = H.spawn(fmt("ffmpeg -nostdin -v error -re -stream_loop -1 -i %s -c copy -f flv %s",
+      q(flv), q(srv.url("live/cam"))), { name = "ffmpeg-pub" })
+    assert(H.wait_until(function() return srv.count("publish", "cam") > 0 end, 10), srv.log())
+    local play = H.spawn(fmt("ffmpeg -nostdin -v error -i %s -c copy -f flv -y %s",
+      q(srv.url("live/cam")), q(H.tmpname("play.flv"))), { name = "ffmpeg-play" })
+    local dump = H.spawn(fmt("rtmpdump -q -v -r %s -o %s", q(srv.url("live/cam")), q(H.tmpname("dump.flv"))),
+      { name = "rtmpdump" })
+    assert(H.wait_until(function() return srv.count("play", "cam") >= 2 end, 10), srv.log())
+    H.sleep(2.5) -- bitrates are sampled each second
+
+    local code, text = get(base .. "/metrics")
+    assert.are.equal(200, code)
+    local mf = H.tmpname("metrics.txt")
+    H.write_file(mf, text)
+    local rc, out = H.run("promtool check metrics < " .. q(mf), 20)
+    assert.are.equal(0, rc, out .. "\n" .. text)
+    assert.are.equal(3, metric(text, "luartmp_connections"))
+    assert.are.equal(1, metric(text, "luartmp_streams"))
+    assert.are.equal(1, metric(text, "luartmp_publishers"))
+    assert.are.equal(2, metric(text, "luartmp_players"))
+    assert.are.equal(2, metric(text, "luartmp_stream_players", '{app="live",name="cam"}'))
+    assert.is_true(metric(text, "luartmp_stream_in_bytes_per_second", '{app="live",name="cam"}') > 1000, text)
+    assert.is_true(metric(text, "luartmp_stream_out_bytes_per_second", '{app="live",name="cam"}') > 2000, text)
+    assert.is_true(metric(text, "luartmp_received_bytes_total") > 50000)
+    assert.is_true(metric(text, "luartmp_sent_bytes_total") > 100000)
+    assert.are.equal(0, metric(text, "luartmp_dropped_frames_total"))
+    assert.are.equal(1, metric(text, "luartmp_hook_duration_seconds_count", '{hook="on_publish"}'))
+    assert.are.equal(2, metric(text, "luartmp_hook_duration_seconds_count", '{hook="on_play"}'))
+    assert.are.equal(3, metric(text, "luartmp_hook_duration_seconds_bucket", '{hook="on_connect",le="+Inf"}'))
+
+    local code2, body = get(base .. "/api/streams")
+    assert.are.equal(200, code2)
+    local st = assert(json.decode(body), body)
+    assert.are.equal(1, #st.streams)
+    local s = st.streams[1]
+    assert.are.equal("live", s.app)
+    assert.are.equal("cam", s.name)
+    assert.is_true(s.publishing)
+    assert.are.equal(3, s.nclients)
+    assert.is_true(s.time >= 2)
+    assert.is_true(s.bw_in > 10000 and s.bytes_in > 50000)
+    assert.are.equal(H.FIXTURE.width, s.codec.video.width)
+    assert.are.equal(H.FIXTURE.height, s.codec.video.height)
+    assert.are.equal(7, s.codec.video.codec) -- AVC
+    assert.are.equal(10, s.codec.audio.codec) -- AAC
+    local publisher
+    for _, c in ipairs(s.clients) do if c.publishing then publisher = c end end
+    assert(publisher, body)
+    assert.matches("^127%.0%.0%.1:%d+$", publisher.addr)
+    assert.matches("^FMLE/", publisher.flashver) -- ffmpeg's librtmp-compatible flashVer
+
+    local code3, cbody = get(base .. "/api/clients")
+    assert.are.equal(200, code3)
+    local cl = assert(json.decode(cbody), cbody).clients
+    assert.are.equal(3, #cl)
+    local players = {}
+    for _, c in ipairs(cl) do
+      if c.role == "player" then players[#players + 1] = c end
+      assert.are.equal("live/cam", c.stream)
+      assert.are.equal("live", c.app)
+      assert.are.equal(0, c.dropped)
+    end
+    assert.are.equal(2, #players)
+    local flashvers = players[1].flashver .. " " .. players[2].flashver
+    assert.matches("LNX", flashvers) -- ffmpeg's and rtmpdump's
+
+    -- drop one player by its client id (POST, as nginx-rtmp's control module takes it)
+    local victim = players[1]
+    local rc4, dropped = H.run(fmt("curl -s -m 5 -d 'app=live&name=cam&clientid=%d' %s", victim.id,
+      q(base .. "/api/drop")), 10)
+    assert.are.equal("1", dropped)
+    assert(H.wait_until(function()
+      local _, b = get(base .. "/api/clients")
+      return #json.decode(b).clients == 2
+    end, 5), "the player is still connected")
+    assert.matches("dropped through /api/drop", srv.log())
+    -- then the publisher (GET, no clientid): its ffmpeg ends
+    local code5, n = get(base .. "/api/drop?app=live&name=cam")
+    assert.are.equal(200, code5)
+    assert.are.equal("1", n)
+    assert(H.wait_exit(pub, 10), "the publisher's ffmpeg did not end")
+    local _, m2 = get(base .. "/metrics")
+    assert.are.equal(0, metric(m2, "luartmp_publishers"))
+    assert.are.equal("0", select(2, get(base .. "/api/drop?app=live&name=nobody")))
+    assert.are.equal(400, (get(base .. "/api/drop?app=live")))
+    H.kill(play); H.kill(dump)
+  end)
+end)
