@@ -1,0 +1,101 @@
+-- Bad input on HTTP (docs/HTTP.md), against luartmp scripts/live.lua
+-- --http while ffmpeg publishes the fixture and an ffmpeg player records
+-- it over RTMP: slow headers (408), a 1 MB header (431), a body past the
+-- bound (413), an unknown method (501), a pipelined flood from a peer
+-- that does not read (every request answered once it reads, reading
+-- stopped meanwhile); each logged with the connection id, the server's
+-- memory bounded, and the RTMP player gets every frame.
+local H = require "support.helpers"
+local F = H.FIXTURE
+
+local fmt, q = string.format, H.shquote
+
+local function rss(pid)
+  local s = H.read_file("/proc/" .. pid .. "/status") or ""
+  return tonumber(s:match("VmRSS:%s*(%d+) kB")) * 1024
+end
+
+-- A raw peer (spec/support/http_raw.py) in the background.
+local function raw(port, bytes, opts)
+  opts = opts or {}
+  local inp, out = H.tmpname("raw.in"), H.tmpname("raw.out")
+  H.write_file(inp, bytes)
+  local p = H.spawn(fmt("python3 spec/support/http_raw.py %d %s %s %d %g %g", port, q(inp), q(out),
+    opts.drip or 0, opts.wait or 3, opts.pause or 0), { name = "http-raw" })
+  p.result = function()
+    return H.read_file(out) or "", (H.read_file(out .. ".state") or ""):match("%a+")
+  end
+  return p
+end
+
+local function statuses(s)
+  local list = {}
+  for code in s:gmatch("HTTP/1%.1 (%d%d%d) ") do list[#list + 1] = tonumber(code) end
+  return list
+end
+
+describe("HTTP bad input", function()
+  after_each(function() H.cleanup() end)
+
+  it("gets its 4xx or a close, memory stays bounded, and an RTMP player loses nothing", function()
+    local hport = H.free_port()
+    local srv = H.luartmp_start{ extra = { "--http", "127.0.0.1:" .. hport }, log_level = "info" }
+    assert(H.wait_port(hport, 10), "no HTTP listener")
+    local player_file = H.tmpname("http-bad-player.flv")
+    local player = H.ffmpeg_play(srv.url("live/hb"), player_file, 4)
+    assert(H.wait_until(function() return srv.count("play", "hb") >= 1 end, 10), srv.log())
+    local pub = H.ffmpeg_publish(srv.url("live/hb"))
+    assert(H.wait_until(function() return srv.count("publish", "hb") >= 1 end, 10), srv.log())
+    H.sleep(1)
+    local before = rss(srv.proc.pid)
+
+    local flood_n = 20000
+    local peers = {
+      slow = raw(hport, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " .. string.rep("s", 200) .. "\r\n\r\n",
+        { drip = 1, wait = 3 }),
+      big_header = raw(hport, "GET /metrics HTTP/1.1\r\nX-Big: " .. string.rep("a", 1024 * 1024) .. "\r\n\r\n"),
+      big_body = raw(hport, "POST /api/drop HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n" .. string.rep("b", 1000000)),
+      method = raw(hport, "BREW /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+      flood = raw(hport, string.rep("GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n", flood_n)
+        .. "GET /api/streams HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { pause = 3, wait = 10 }),
+    }
+    -- while the flood's peer does not read, the server holds at most its
+    -- buffers (max_output and the read buffer), not the answers to 20000 requests
+    H.sleep(2)
+    local during = rss(srv.proc.pid)
+    assert.is_true(during - before < 16 * 1024 * 1024,
+      fmt("RSS grew by %d bytes with a pipelined flood unread", during - before))
+
+    for name, p in pairs(peers) do assert(H.wait_exit(p, 30), name .. " did not end") end
+    local function check(name, want)
+      local out, state = peers[name].result()
+      local got = statuses(out)
+      assert.are.same({ want }, got, name .. ": " .. out:sub(1, 200))
+      assert.are.equal("closed", state, name)
+    end
+    check("slow", 408)
+    check("big_header", 431)
+    check("big_body", 413)
+    check("method", 501)
+    local out, state = peers.flood.result()
+    local got = statuses(out)
+    assert.are.equal(flood_n + 1, #got, "every pipelined request answered")
+    for i = 1, #got do if got[i] ~= 200 then error("answer " .. i .. " is " .. got[i]) end end
+    assert.are.equal("closed", state)
+    local log = srv.log()
+    for _, line in ipairs({ "408 request not whole within 10 s", "431 request header", "413 request body over",
+                            "501 unknown method" }) do
+      assert.matches("warn http %d+: " .. line:gsub("%p", "%%%0"), log)
+    end
+    assert.is_true(rss(srv.proc.pid) - before < 16 * 1024 * 1024, "RSS after the bad peers")
+
+    -- Meanwhile the RTMP pair streamed every frame.
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher:\n" .. H.output(pub))
+    assert.are.equal(0, H.wait_exit(player, 15), "player:\n" .. H.output(player))
+    local info = assert(H.probe(player_file))
+    assert.are.equal(F.frames, info.video and info.video.frames, "video frames received by the player")
+    -- and the server still answers
+    local rc, metrics = H.run(fmt("curl -s -m 5 http://127.0.0.1:%d/metrics", hport), 10)
+    assert.matches("\nluartmp_connections ", metrics)
+  end)
+end)
