@@ -6,6 +6,7 @@
 -- stopped meanwhile); each logged with the connection id, the server's
 -- memory bounded, and the RTMP player gets every frame.
 local H = require "support.helpers"
+local R = require "support.http_raw"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
@@ -15,22 +16,11 @@ local function rss(pid)
   return tonumber(s:match("VmRSS:%s*(%d+) kB")) * 1024
 end
 
--- A raw peer (spec/support/http_raw.py) in the background.
-local function raw(port, bytes, opts)
-  opts = opts or {}
-  local inp, out = H.tmpname("raw.in"), H.tmpname("raw.out")
-  H.write_file(inp, bytes)
-  local p = H.spawn(fmt("python3 spec/support/http_raw.py %d %s %s %d %g %g", port, q(inp), q(out),
-    opts.drip or 0, opts.wait or 3, opts.pause or 0), { name = "http-raw" })
-  p.result = function()
-    return H.read_file(out) or "", (H.read_file(out .. ".state") or ""):match("%a+")
-  end
-  return p
-end
+local raw = R.start
 
 local function statuses(s)
   local list = {}
-  for code in s:gmatch("HTTP/1%.1 (%d%d%d) ") do list[#list + 1] = tonumber(code) end
+  for _, r in ipairs(R.responses(s)) do list[#list + 1] = r.status end
   return list
 end
 

@@ -6,6 +6,7 @@
 local H = require "support.helpers"
 local C = require "support.client"
 local rtmp = require "rtmp"
+local R = require "support.http_raw"
 
 local fmt, q = string.format, H.shquote
 
@@ -17,31 +18,15 @@ local function peer(cmd, timeout)
   return H.read_file(p.out) or "", H.exited(p), H.read_file(p.err) or ""
 end
 
--- Send raw bytes with spec/support/http_raw.py; what came back and
--- whether the server closed.
+-- Send raw bytes (spec/support/http_raw.lua) while the loop serves; what
+-- came back and whether the server closed.
 local function raw(port, bytes, drip, wait)
-  local inp, out = H.tmpname("raw.in"), H.tmpname("raw.out")
-  H.write_file(inp, bytes)
-  peer(fmt("python3 spec/support/http_raw.py %d %s %s %d %g", port, q(inp), q(out), drip or 0, wait or 3), 30)
-  return H.read_file(out) or "", (H.read_file(out .. ".state") or ""):match("%a+")
+  local p = R.start(port, bytes, { drip = drip, wait = wait })
+  assert(C.wait_until(function() return H.exited(p) end, 30), "raw peer did not end")
+  return p.result()
 end
 
--- The responses in s: { status, headers = { lower = value }, body } in order.
-local function responses(s)
-  local list, pos = {}, 1
-  while pos <= #s do
-    local head_end = s:find("\r\n\r\n", pos, true)
-    if not head_end then break end
-    local head = s:sub(pos, head_end - 1)
-    local r = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d)")), headers = {} }
-    for k, v in head:gmatch("\r\n([^:\r\n]+): ([^\r\n]*)") do r.headers[k:lower()] = v end
-    local len = tonumber(r.headers["content-length"] or 0)
-    r.body = s:sub(head_end + 4, head_end + 3 + len)
-    list[#list + 1] = r
-    pos = head_end + 4 + len
-  end
-  return list
-end
+local responses = R.responses
 
 describe("rtmp.http.listen", function()
   local srv, seen
