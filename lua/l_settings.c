@@ -159,6 +159,9 @@ static const rtmp_l_setting settings[] = {
       "this long fails" },
     { "http_max_body", "--http-max-body", "BYTES", RTMP_L_SET_BYTES, OTHER, 0, 0, HUGE_BYTES, NULL, NULL,
       "an outgoing HTTP request whose response body is longer fails" },
+    { "notify", "--notify", "EVENT=URL", RTMP_L_SET_STRINGS, OTHER, 0, 0, 0, NULL, NULL,
+      "live.lua: POST nginx-rtmp's notification EVENT (on_connect, on_publish, on_play, on_done, "
+      "on_update, ...) to URL, with its semantics (scripts/notify.lua, docs/NOTIFY.md); repeatable" },
     { "http", "--http", "ADDR", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
       "live.lua: serve HTTP on ADDR (HOST:PORT): /metrics, /api/streams, /api/clients, /api/drop "
       "(scripts/http_api.lua, docs/HTTP.md)" },
@@ -185,7 +188,7 @@ static double other_default(const rtmp_l_setting *s)
 }
 
 static const char *const type_names[] = { "seconds", "count", "bytes", "boolean", "choice", "integer",
-                                          "table", "trace", "address", "string" };
+                                          "table", "trace", "address", "string", "strings" };
 
 const rtmp_l_setting *rtmp_l_settings(size_t *n)
 {
@@ -518,7 +521,7 @@ int rtmp_l_setting_parse(const rtmp_l_setting *s, const char *text, char *w, siz
 {
     int ok = 0;
     double v;
-    if (s->type == RTMP_L_SET_STRING) {
+    if (s->type == RTMP_L_SET_STRING || s->type == RTMP_L_SET_STRINGS) {
         ok = text[0] != '\0';
     } else if (s->type == RTMP_L_SET_CHOICE) {
         for (int i = 0; s->choices[i]; i++)
@@ -548,6 +551,18 @@ void rtmp_l_setting_set(lua_State *L, int t, const rtmp_l_setting *s, const char
         t = lua_gettop(L);
     }
     double v = 0;
+    if (s->type == RTMP_L_SET_STRINGS) { /* one more: appended to the array */
+        if (lua_getfield(L, t, subkey(s)) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, t, subkey(s));
+        }
+        lua_pushstring(L, text);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, dot ? 2 : 1);
+        return;
+    }
     if (s->type == RTMP_L_SET_BOOLEAN)
         lua_pushboolean(L, 1);
     else if (s->type == RTMP_L_SET_CHOICE || s->type == RTMP_L_SET_STRING)
@@ -564,7 +579,7 @@ void rtmp_l_setting_set(lua_State *L, int t, const rtmp_l_setting *s, const char
 /* The default of s as text (a byte count in KiB, MiB or GiB when whole). */
 static void default_text(const rtmp_l_setting *s, const rtmp_conn_config *d, char *out, size_t len)
 {
-    if (s->type == RTMP_L_SET_STRING) {
+    if (s->type == RTMP_L_SET_STRING || s->type == RTMP_L_SET_STRINGS) {
         snprintf(out, len, "none");
     } else if (s->type == RTMP_L_SET_BOOLEAN && s->user != RTMP_L_FOR_CONN) {
         snprintf(out, len, "off");

@@ -44,6 +44,7 @@ enum {
     RTMP_L_SET_TRACE,    /* true, a path or an open file (l_trace.c) */
     RTMP_L_SET_ADDRESS,  /* an address or an array of them (rtmp.listen) */
     RTMP_L_SET_STRING,   /* a string (a file name, a host name) */
+    RTMP_L_SET_STRINGS,  /* strings, repeatable on the command line: an array of them */
 };
 
 /* Who reads a setting. */

@@ -131,6 +131,11 @@ end
 -- ---- the live server's streams ----
 
 local recorders = setmetatable({}, { __mode = "k" }) -- live stream -> its recorder
+local done_fns = {}
+
+--- record.on_done(fn): fn(s, path) each time the recording of live stream s
+--- is closed (notify.lua's on_record_done).
+function M.on_done(fn) done_fns[#done_fns + 1] = fn end
 
 --- A stream s was published with type mode ("live", "record", "append").
 function M.published(live, s, mode)
@@ -167,6 +172,7 @@ function M.unpublished(s)
   if rec then
     recorders[s] = nil
     rec:close()
+    for i = 1, #done_fns do done_fns[i](s, rec.path) end
   end
 end
 

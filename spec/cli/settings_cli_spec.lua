@@ -53,7 +53,7 @@ describe("luartmp command-line settings", function()
           if v >= 1024 and v % 1024 == 0 then v, unit = v // 1024, u end
         end
         default = string.format("%d%s", v, unit)
-      elseif kind == "string" then   -- a file: none unless given
+      elseif kind == "string" or kind == "strings" then   -- a file, URLs: none unless given
         default = "none"
       elseif kind == "boolean" then  -- a flag (--tls-insecure)
         default = default == "true" and "on" or "off"
@@ -62,11 +62,11 @@ describe("luartmp command-line settings", function()
       end
       assert.are.equal(default, shown, cli)
     end
-    assert.are.equal(22, n)
+    assert.are.equal(23, n)
     for _, cli in ipairs({ "--handshake-timeout", "--connect-timeout", "--idle-timeout", "--max-per-address",
         "--linger", "--merge-window", "--script-instructions", "--on-error", "--max-output", "--max-message",
         "--max-queue-bytes", "--max-queue-time", "--max-queue-stall", "--tls-cert", "--tls-key", "--tls-ca",
-        "--tls-insecure", "--drain-to", "--drain-timeout", "--http-timeout", "--http-max-body", "--http" }) do
+        "--tls-insecure", "--drain-to", "--drain-timeout", "--http-timeout", "--http-max-body", "--http", "--notify" }) do
       assert.truthy(help:find("\n  " .. cli .. " ", 1, true), cli)
     end
   end)

@@ -53,14 +53,21 @@ local function start(timeout, verdict, wait, web)
     args = { tostring(timeout), verdict, tostring(wait), web or "" } }
 end
 
--- The first onStatus on stream sid, and when it came (rtmp.now()).
-local function first_status(c, sid, timeout)
-  local m = c:wait(function()
-    for _, x in ipairs(c.msgs) do
-      if x.name == "onStatus" and x.stream == sid then return x end
-    end
-  end, timeout or 10)
-  return m, rtmp.now()
+-- The first onStatus on stream sid.
+local function first_status(c, sid)
+  return c:wait(function() return c:find{ name = "onStatus", stream = sid } end, 10)
+end
+
+-- A client that sends cmd ("publish", "play") of name: the first onStatus
+-- it gets, how long after the command, and the client.
+local function ask(srv, cmd, name)
+  local c = C.connect(srv.url("live"))
+  local sid = c:create_stream()
+  local t0 = rtmp.now()
+  c[cmd](c, sid, name)
+  local m = first_status(c, sid)
+  assert(m, "no onStatus: " .. srv.log())
+  return m, rtmp.now() - t0, c
 end
 
 describe("hook_timeout", function()
@@ -68,14 +75,9 @@ describe("hook_timeout", function()
 
   it("refuses (fail closed, the default) a publish whose hook has not returned, and nothing comes before", function()
     local srv = start(1, "refuse", 3)
-    local c = C.connect(srv.url("live"))
-    local sid = c:create_stream()
-    local t0 = rtmp.now()
-    c:publish(sid, "sleepy")
-    local m, t1 = first_status(c, sid)
-    assert(m, "no onStatus: " .. srv.log())
-    assert.is_true(t1 - t0 >= 0.9, "the decision came after the timeout, not at " .. (t1 - t0))
-    assert.is_true(t1 - t0 < 2.5, "the decision came at the timeout, not at " .. (t1 - t0))
+    local m, took, c = ask(srv, "publish", "sleepy")
+    assert.is_true(took >= 0.9, "the decision came after the timeout, not at " .. took)
+    assert.is_true(took < 2.5, "the decision came at the timeout, not at " .. took)
     assert.are.equal("NetStream.Publish.Denied", m.args[2].code)
     assert.are.equal("on_publish did not decide within 1 s", m.args[2].description)
     assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Publish.Start" })
@@ -90,40 +92,27 @@ describe("hook_timeout", function()
     c:close()
   end)
 
-  it("allows (fail open) with hook_timeout_verdict = allow: Publish.Start at the timeout", function()
-    local srv = start(1, "allow", 3)
-    local c = C.connect(srv.url("live"))
-    local sid = c:create_stream()
-    local t0 = rtmp.now()
-    c:publish(sid, "sleepy")
-    local m, t1 = first_status(c, sid)
-    assert(m, srv.log())
-    assert.are.equal("NetStream.Publish.Start", m.args[2].code)
-    assert.is_true(t1 - t0 >= 0.9 and t1 - t0 < 2.5, "decided at " .. (t1 - t0))
-    assert.truthy(srv.log():find("on_publish did not return within 1 s: allowed (hook_timeout_verdict = allow)",
-      1, true), srv.log())
-    c:close()
-  end)
-
-  it("refuses a play the same way (NetStream.Play.StreamNotFound), no Play.Start before", function()
-    local srv = start(1, "refuse", 3)
-    local c = C.connect(srv.url("live"))
-    local sid = c:create_stream()
-    c:play(sid, "sleepy")
-    local m = first_status(c, sid)
-    assert(m, srv.log())
-    assert.are.equal("NetStream.Play.StreamNotFound", m.args[2].code)
-    assert.are.equal("on_play did not decide within 1 s", m.args[2].description)
-    assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Play.Start" })
-    c:close()
+  it("allows a publish (hook_timeout_verdict = allow) and refuses a play the same way, at the timeout", function()
+    for _, case in ipairs{
+      { "allow", "publish", "NetStream.Publish.Start", nil, "on_publish did not return within 1 s: allowed" },
+      { "refuse", "play", "NetStream.Play.StreamNotFound", "on_play did not decide within 1 s",
+        "on_play did not return within 1 s: refused" },
+    } do
+      local verdict, cmd, code, description, line = table.unpack(case, 1, 5)
+      local srv = start(1, verdict, 3)
+      local m, took, c = ask(srv, cmd, "sleepy")
+      assert.are.equal(code, m.args[2].code)
+      assert.are.equal(description, description and m.args[2].description)
+      assert.is_true(took >= 0.9 and took < 2.5, "decided at " .. took)
+      assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Play.Start" })
+      assert.truthy(srv.log():find(line .. " (hook_timeout_verdict = " .. verdict .. ")", 1, true), srv.log())
+      c:close()
+    end
   end)
 
   it("a hook that returns in time decides as before", function()
     local srv = start(2, "refuse", 0.5)
-    local c = C.connect(srv.url("live"))
-    local sid = c:create_stream()
-    c:publish(sid, "sleepy")
-    local m = first_status(c, sid)
+    local m, _, c = ask(srv, "publish", "sleepy")
     assert.are.equal("NetStream.Publish.Start", m.args[2].code)
     c:wait(function() return false end, 2.2)
     assert.is_nil(srv.log():find("did not return", 1, true), srv.log())

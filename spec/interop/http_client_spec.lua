@@ -192,15 +192,8 @@ describe("rtmp.http.request", function()
     local live = H.luartmp_start{ log_level = "info" }
     H.ffmpeg_publish(live.url("live/loop"))
     assert(H.wait_until(function() return live.count("publish", "loop") > 0 end, 10), live.log())
-    local c = C.connect(live.url("live"))
-    local sid = c:create_stream()
-    c:play(sid, "loop")
-    local function frames()
-      local n = 0
-      for _, m in ipairs(c.msgs) do if m.type == 9 then n = n + 1 end end
-      return n
-    end
-    assert(c:wait(function() return frames() > 10 end, 10), "the player got no video")
+    local c = C.player(live.url("live"), "loop")
+    local function frames() return c:count{ type = 9 } end
     local during, res, err
     rtmp.spawn(function()
       local before = frames()

@@ -61,6 +61,26 @@ function C.connect(url, opts)
   return self
 end
 
+-- How many received messages match `want` (fields, as for find).
+function C:count(want)
+  local n, at = 0, 0
+  while true do
+    local _, i = self:find(want, at)
+    if not i then return n end
+    n, at = n + 1, i
+  end
+end
+
+-- A player of stream `name` at `url` (rtmp://host:port/app) that has
+-- received some video already (frames: how many, default 10).
+function C.player(url, name, frames)
+  local c = C.connect(url)
+  local sid = c:create_stream()
+  c:play(sid, name)
+  assert(c:wait(function() return c:count{ type = 9 } > (frames or 10) end, 10), "the player got no video")
+  return c
+end
+
 -- A command with a fresh transaction id; returns the id.
 function C:call(hdr, name, ...)
   self.txn = self.txn + 1

@@ -388,7 +388,10 @@ end
 --- chunk size 4096), config and logs in a fresh directory. Returns
 --- { name = "nginx-rtmp", port, dir, proc, url(path), log(), stop() }.
 --- stop() sends SIGTERM and returns exit status and the error log.
-function H.nginx_start()
+--- opts: server, live (lists of directives added to the server block and
+--- to application live: notify's on_publish ..., record ...).
+function H.nginx_start(opts)
+  opts = opts or {}
   local port = H.free_port()
   local dir = H.mkdir(H.tmpname("nginx"))
   local pwd = io.popen("pwd")
@@ -408,7 +411,8 @@ function H.nginx_start()
     "  server {",
     fmt("    listen 127.0.0.1:%d;", port),
     "    chunk_size 4096;",
-    "    application live { live on; }",
+    table.concat(opts.server or {}, "\n"),
+    "    application live { live on; " .. table.concat(opts.live or {}, " ") .. " }",
     "  }",
     "}", "" }, "\n"))
   local proc = H.spawn(fmt("nginx -c %s -p %s/", q(conf), q(adir)), { name = "nginx" })

@@ -8,16 +8,17 @@ Location redirects, anything else refuses).
                    [--redirect NAME=LOCATION]... [--refuse-update PREFIX]
 
 Every request is appended to LOG as one JSON line: method, path, query,
-headers (lower-case names), body, and for a form (POST
-application/x-www-form-urlencoded, or a GET's query) its fields in order.
+headers (lower-case names), body, and its fields in order: the query's,
+then an application/x-www-form-urlencoded body's.
 
 Paths:
   /echo                 200, the request as JSON (X-Echo: yes, X-Multi twice)
   /status/NNN           status NNN; ?location=URL adds a Location header
   /slow?delay=S         waits S seconds, then 200 "slow"
   /big?bytes=N          200 with N bytes
-  /notify (any other)   the backend: call=publish/play with name in
-                        --redirect answer 302 Location; with key=KEY (the
+  /notify (any other)   the backend: nginx-rtmp's own relay sessions
+                        (flashver ngx-local-relay) pass; call=publish/play
+                        with name in --redirect answer 302 Location; with key=KEY (the
                         stream's query argument) 200, else 403; an update
                         of a name starting with --refuse-update's prefix 403;
                         everything else 200
@@ -95,10 +96,10 @@ class Handler(BaseHTTPRequestHandler):
         u = urlsplit(self.path)
         query = dict(parse_qsl(u.query, keep_blank_values=True))
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        # the query's fields, then a form body's (as PHP's $_REQUEST has them)
+        fields = parse_qsl(u.query, keep_blank_values=True)
         if ctype == "application/x-www-form-urlencoded":
-            fields = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
-        else:
-            fields = parse_qsl(u.query, keep_blank_values=True)
+            fields += parse_qsl(body.decode("latin-1"), keep_blank_values=True)
         self.record(body, fields)
         if u.path == "/echo":
             echo = {
@@ -124,7 +125,11 @@ class Handler(BaseHTTPRequestHandler):
     def notify(self, f):
         call = f.get("call", "")
         name = f.get("name", "")
-        if call in ("publish", "play") and name in REDIRECTS:
+        if f.get("flashver") == "ngx-local-relay":
+            # nginx-rtmp notifies its own relay sessions too: a backend for
+            # it lets them through
+            self.reply(200, b"relay")
+        elif call in ("publish", "play") and name in REDIRECTS:
             self.reply(302, b"", [("Location", REDIRECTS[name])])
         elif call in ("publish", "play"):
             if KEY is None or f.get("key") == KEY:
