@@ -143,9 +143,13 @@ describe("rtmp.http.request", function()
   end)
 
   it("raises for misuse: outside a coroutine, unknown or mistyped fields, line breaks", function()
-    assert.has_error(function() rtmp.http.request{ url = web.url("/") } end,
-      "rtmp.http.request waits for the response and must run inside a coroutine "
-      .. "(the luartmp main script, rtmp.spawn, an rtmp.app event)")
+    -- a timer's function runs outside any coroutine (as a handler does)
+    local outside
+    rtmp.timer(0, function() outside = table.pack(pcall(rtmp.http.request, { url = web.url("/") })) end)
+    assert(C.wait_until(function() return outside end, 2))
+    assert.is_false(outside[1])
+    assert.are.equal("rtmp.http.request waits for the response and must run inside a coroutine "
+      .. "(the luartmp main script, rtmp.spawn, an rtmp.app event)", outside[2])
     local function err_of(t)
       return run(function()
         local ok, e = pcall(rtmp.http.request, t)
