@@ -258,7 +258,7 @@ describe("rtmp.http.request", function()
       'local app = require "rtmp.app"',
       'app.new{}:listen()',
       'rtmp.spawn(function()',
-      fmt('  rtmp.log.info("request starts")'),
+      '  rtmp.log.info("request starts")',
       fmt('  local res, err = rtmp.http.request{ url = %q, timeout = 60 }', web.url("/slow?delay=30")),
       '  rtmp.log.info("request ended: %s", tostring(res or err))',
       'end)', "" }, "\n"))
