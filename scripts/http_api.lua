@@ -86,8 +86,9 @@ local function observe(name, seconds)
     h.sum, h.count = h.sum + seconds, h.count + 1
 end
 
+-- (a connection of rtmp.replay, a socket-free session, has no queue)
 local function dropped_of(conn)
-    local q = conn.closed == false and conn:queue()
+    local q = conn.closed == false and conn.queue and conn:queue()
     return q and q.dropped or 0
 end
 

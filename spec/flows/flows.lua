@@ -9,7 +9,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13754, sha256 = "12fbd5c541a5289ae01afb8b2a73ed6e0f45ed1647f64937138afd05c8ede4db", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "dfa3c0450a8879d3eb2f5dcd843ba3b899706e9e15a91e29291d3e7b479ca9ac", closed = "peer closed the connection" },
     },
   },
   {
@@ -19,8 +19,8 @@ return {
     script = "scripts/live.lua",
     stderr = "",
     conns = {
-      { id = 1, recorded = 1, bytes = 3748, sha256 = "9afc730cdd3fa255fe1359160d1ae1d603d071434d85e4f9b0ba20450be12144", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 11142, sha256 = "d985987b5f1954327115dc5bf696ee01254eb1c3358404f38157a78f436f3cc9", closed = "peer closed the connection" },
+      { id = 1, recorded = 1, bytes = 3748, sha256 = "92a41e460779a96d2e39430e7a4e65633297e29e2b638629588994c23f110f5d", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 11136, sha256 = "91e8033919984fd302372514fb20fe9e0b2efb31be0df3c524de3e25166d47c8", closed = "peer closed the connection" },
     },
   },
   {
@@ -31,7 +31,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13754, sha256 = "4d436776811e810b3e7cec600c027fb323c8a0213fdd03d5a6285986e85b1e77", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "e1b0ca5ca10a0610967ba5f5a0d1159d8e816d3b592634c3ccaef61eb521d296", closed = "peer closed the connection" },
     },
   },
   {
@@ -43,7 +43,7 @@ return {
     stderr = "",
     conns = {
       { id = 1, recorded = 1, bytes = 3748, sha256 = "a20df65c929dc88b10ba9a985099b2f09d592b6296813886a992fc2d9b0eed86", closed = "peer closed the connection" },
-      { id = 2, recorded = 2, bytes = 13754, sha256 = "f577f6679b6bc3b54b419a1df4d4edb9715f84e3cad448fa7bb476a8879cbe8b", closed = "peer closed the connection" },
+      { id = 2, recorded = 2, bytes = 13754, sha256 = "682d7beda97ef727fc60e0631bcfce5226b70c32cfe658b723c85a284235c8eb", closed = "peer closed the connection" },
       { id = 3, recorded = 3, bytes = 13784, sha256 = "127a06e6e1750341c3d7a9ab51e2c172c900f67280bf6e3208417a70489ad111", closed = "peer closed the connection" },
     },
   },
@@ -58,7 +58,7 @@ return {
     exit = 0,
     stderr = "",
     conns = {
-      { id = 1, recorded = 2, bytes = 3457, sha256 = "59bce32f0f08961fedaaa8c8ea5cd5e418867bfe08effc6f07bdf76f238e2466", closed = "closed by the script" },
+      { id = 1, recorded = 2, bytes = 3474, sha256 = "6e11429d4fbb09163d21b83ee98838aa251cd10100fe4af918949a435e0ed6b5", closed = "closed by the script" },
     },
   },
   {
@@ -71,7 +71,7 @@ return {
     exit = 0,
     stderr = "",
     conns = {
-      { id = 1, recorded = 1, bytes = 11052, sha256 = "bfcebc59fb59e87dc9f29bdc62e0c1293f77cf80fd41294cc5658bf560d72e3a", closed = "closed by the script" },
+      { id = 1, recorded = 1, bytes = 11069, sha256 = "6f614978f0f23913666a7ab02a99c557561b415e6bba635bd0a31454fa85d98f", closed = "closed by the script" },
     },
   },
   {
@@ -84,7 +84,7 @@ return {
     exit = 0,
     stderr = "",
     conns = {
-      { id = 1, recorded = 1, bytes = 3383, sha256 = "66c4e03cc81292e85d506f8d684e6e14299b353654d26234cae60385d14151a4", closed = "peer closed the connection" },
+      { id = 1, recorded = 1, bytes = 3400, sha256 = "a983f8403731b166f3117202ddab83a69372f0e11475e2704117ae5398931059", closed = "peer closed the connection" },
     },
   },
 }
