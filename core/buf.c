@@ -13,7 +13,35 @@ rtmp_buf *rtmp_buf_new(size_t cap)
     b->refs = 1;
     b->len = 0;
     b->cap = cap;
+    b->block = NULL;
     return b;
+}
+
+/* Carved buffers' headers start at this alignment within their block. */
+#define CARVE_ALIGN (_Alignof(rtmp_buf))
+
+rtmp_buf *rtmp_buf_carve(rtmp_buf *block, size_t min)
+{
+    assert(!block->block);
+    size_t off = (block->len + CARVE_ALIGN - 1) & ~(size_t)(CARVE_ALIGN - 1);
+    if (off > block->cap || block->cap - off < sizeof(rtmp_buf) + min)
+        return NULL;
+    rtmp_buf *b = (rtmp_buf *)(void *)(block->data + off);
+    b->refs = 1;
+    b->len = 0;
+    b->cap = block->cap - off - sizeof *b;
+    b->block = rtmp_buf_ref(block);
+    block->len = block->cap;
+    return b;
+}
+
+void rtmp_buf_trim(rtmp_buf *b)
+{
+    if (!b->block)
+        return;
+    assert(b->data + b->cap == b->block->data + b->block->len);
+    b->block->len -= b->cap - b->len;
+    b->cap = b->len;
 }
 
 rtmp_buf *rtmp_buf_ref(rtmp_buf *b)
@@ -25,8 +53,12 @@ rtmp_buf *rtmp_buf_ref(rtmp_buf *b)
 
 void rtmp_buf_unref(rtmp_buf *b)
 {
-    if (b && --b->refs == 0)
-        free(b);
+    if (b && --b->refs == 0) {
+        if (b->block)
+            rtmp_buf_unref(b->block);
+        else
+            free(b);
+    }
 }
 
 uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
@@ -41,6 +73,8 @@ uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
     }
     assert(b->refs == 1);
     if (b->cap - b->len < extra) {
+        if (b->block)
+            return NULL; /* carved: it cannot move */
         size_t cap = b->cap * 2;
         if (cap < b->len + extra)
             cap = b->len + extra;

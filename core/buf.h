@@ -3,6 +3,12 @@
  *
  * A buffer is growable while it has one owner (refs == 1); once shared
  * (one chunked media message queued to many players) it is read-only.
+ *
+ * A buffer may be carved out of a larger one, its block
+ * (rtmp_buf_carve): header and bytes then lie inside the block, which
+ * stays allocated while any buffer carved from it lives.  Many small
+ * buffers of one owner (a group's chunked messages) so cost one
+ * allocation per block, not one each.
  */
 #ifndef RTMP_BUF_H
 #define RTMP_BUF_H
@@ -15,6 +21,8 @@ typedef struct rtmp_buf {
     uint32_t refs;
     size_t   len;   /* bytes used, data[0 .. len) */
     size_t   cap;   /* bytes allocated for data */
+    struct rtmp_buf *block; /* carved: the buffer this one lies in (holding a
+                               reference on it); NULL: allocated on its own */
     uint8_t  data[];
 } rtmp_buf;
 
@@ -24,13 +32,26 @@ rtmp_buf *rtmp_buf_new(size_t cap);
 /* Take one more reference; returns b.  b may be NULL. */
 rtmp_buf *rtmp_buf_ref(rtmp_buf *b);
 
-/* Drop one reference, freeing at zero.  b may be NULL. */
+/* Drop one reference, freeing at zero (a carved buffer: dropping its
+ * reference on its block).  b may be NULL. */
 void rtmp_buf_unref(rtmp_buf *b);
 
 /* Ensure room for extra more bytes in *bp (creating it when *bp is NULL)
  * and return a pointer to data + len, where the caller writes and then
- * adds to len.  *bp must have refs == 1.  NULL on OOM (*bp unchanged). */
+ * adds to len.  *bp must have refs == 1.  NULL on OOM (*bp unchanged);
+ * a carved buffer never moves: NULL when its room is short. */
 uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra);
+
+/* A new buffer (refs 1, len 0) carved out of block's unused room
+ * (block->cap - block->len), all of which becomes its cap; block->len
+ * then counts it, and it holds a reference on block.  NULL when that room
+ * is under min bytes.  block is neither grown nor written while carved
+ * from (its refs count the carved buffers), and is not itself carved. */
+rtmp_buf *rtmp_buf_carve(rtmp_buf *block, size_t min);
+
+/* Give the room b does not use (cap - len) back to its block: b must be
+ * the buffer carved last from it.  Nothing for a buffer of its own. */
+void rtmp_buf_trim(rtmp_buf *b);
 
 /* Append n bytes; 0 or RTMP_ERR_NOMEM. */
 int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n);

@@ -46,7 +46,7 @@
 /* A connection's settings: the session's, its deadlines and bounds, and
  * (read by core/net.c only) its socket's. */
 typedef struct rtmp_conn_config {
-    rtmp_session_config session;
+    /* the fields each read consults first (the deadlines, conn.c) */
     double   handshake_timeout;  /* seconds from the start (accept/connect) to handshake done
                                     (absolute); 0 = none */
     double   connect_timeout;    /* accepted connections: seconds from handshake done until
@@ -60,6 +60,12 @@ typedef struct rtmp_conn_config {
                                     took no byte of output (passthrough: no byte either
                                     way), so bytes trickled without completing a message
                                     do not count; 0 = none */
+    int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
+                                    (handshake_timeout does not apply; idle_timeout does),
+                                    bytes read go to the data handler (the session never
+                                    sees them, so ready and message never run), and
+                                    rtmp_conn_write queues bytes to send */
+    rtmp_session_config session;
     unsigned max_per_address;    /* listeners: connections open at once from one IP
                                     address (over every listener of the loop); a new one
                                     past it is logged and closed at once; 0 = no cap */
@@ -81,11 +87,6 @@ typedef struct rtmp_conn_config {
                                     read and drop the peer's input until the peer closes
                                     too; 0 = close() at once, which drops unwritten output
                                     and answers late input with a reset */
-    int      passthrough;        /* a byte pipe, no RTMP: no handshake is started or awaited
-                                    (handshake_timeout does not apply; idle_timeout does),
-                                    bytes read go to the data handler (the session never
-                                    sees them, so ready and message never run), and
-                                    rtmp_conn_write queues bytes to send */
 } rtmp_conn_config;
 
 /* Defaults: handshake, connect timeouts 10 s, idle 60 s, max_output

@@ -15,6 +15,7 @@
 #define ENTRY_KEYS 4    /* chunkings kept per cached message */
 #define MAX_CONFIGS 32  /* track configurations cached */
 #define MAX_CONFIG_BYTES (1024 * 1024) /* their payloads together at most */
+#define BLOCK_SIZE (64 * 1024) /* chunkings are carved from blocks of this size (carve()) */
 
 typedef struct member {
     rtmp_conn_core *const *conn;
@@ -38,17 +39,20 @@ typedef struct entry {
     chunked      k[ENTRY_KEYS];
 } entry;
 
+/* What every message reads comes first: with many groups, each message
+ * finds its group's lines out of the cache. */
 struct rtmp_group {
     rtmp_group_config cfg;
     member  *m;
     size_t   n, cap;
-    entry    meta;                 /* n == 0: none */
-    entry    conf[MAX_CONFIGS];
-    size_t   nconf;
     entry   *gop;                  /* from the last keyframe */
     size_t   ngop, gop_cap, gop_bytes;
     int      gop_full;             /* past gop_max_bytes: no more until the next keyframe */
     uint32_t last_cs, last_sid;    /* the key a message was last chunked for */
+    rtmp_buf *block;               /* where chunkings are carved from (carve()); NULL: none yet */
+    size_t   nconf;
+    entry    meta;                 /* n == 0: none */
+    entry    conf[MAX_CONFIGS];
 };
 
 rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
@@ -101,6 +105,7 @@ void rtmp_group_free(rtmp_group *g)
         return;
     rtmp_group_clear(g);
     rtmp_group_reset(g);
+    rtmp_buf_unref(g->block);
     free(g->gop);
     free(g->m);
     free(g);
@@ -146,10 +151,67 @@ int rtmp_group_remove(rtmp_group *g, rtmp_conn_core *const *conn)
 
 /* ---- chunkings ---- */
 
+/* A buffer with room for at least min bytes carved from the group's
+ * current block, or else from a new one; NULL when the message should
+ * have a buffer of its own: over half a block, or more than the current
+ * block has left while that is still worth keeping for the smaller ones
+ * to come (so a block's unused tail stays under a sixteenth of it), or
+ * OOM.  A block goes when the last buffer carved from it does (and the
+ * group no longer carves from it). */
+static rtmp_buf *carve(rtmp_group *g, size_t min)
+{
+    if (min > BLOCK_SIZE / 2)
+        return NULL;
+    if (g->block) {
+        rtmp_buf *b = rtmp_buf_carve(g->block, min);
+        if (b || g->block->cap - g->block->len >= BLOCK_SIZE / 16)
+            return b;
+        rtmp_buf_unref(g->block);
+    }
+    g->block = rtmp_buf_new(BLOCK_SIZE);
+    return g->block ? rtmp_buf_carve(g->block, min) : NULL;
+}
+
+/* Chunk a message (rtmp_chunk_write_fmt0) into *out.  A passing one (the
+ * GOP's, or not cached) is carved from the group's blocks (carve()): a
+ * steady stream of messages then costs no allocation, and its chunkings
+ * lie side by side.  A lasting one (metadata, a track's configuration:
+ * kept until replaced, so it would hold its block) or one carve() leaves
+ * out gets a buffer of its own.  0 or a negative RTMP_ERR_* (*out NULL). */
+static int chunk(rtmp_group *g, int lasting, uint32_t cs, const rtmp_msg_hdr *h, const uint8_t *payload,
+                 rtmp_buf **out)
+{
+    /* the chunked bytes are at least the payload */
+    rtmp_buf *b = lasting ? NULL : carve(g, h->length);
+    if (b) {
+        int rc = rtmp_chunk_write_fmt0(cs, h, payload, &b);
+        rtmp_buf_trim(b);
+        if (rc == 0) {
+            *out = b;
+            return 0;
+        }
+        rtmp_buf_unref(b); /* short of room for the chunk headers (or invalid: said again below) */
+    }
+    *out = NULL;
+    int rc = rtmp_chunk_write_fmt0(cs, h, payload, out);
+    if (rc < 0) {
+        rtmp_buf_unref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* Whether e is one of the GOP's entries (else the metadata or a
+ * configuration: lasting). */
+static int in_gop(const rtmp_group *g, const entry *e)
+{
+    return e >= g->gop && e < g->gop + g->ngop;
+}
+
 /* The chunking of e for (cs, sid): a reference to one kept in e, made
  * from e's first one when missing (and kept when there is room).  NULL on
  * OOM.  The caller unrefs. */
-static rtmp_buf *entry_chunked(entry *e, uint32_t cs, uint32_t sid)
+static rtmp_buf *entry_chunked(rtmp_group *g, entry *e, uint32_t cs, uint32_t sid)
 {
     for (int i = 0; i < e->n; i++)
         if (e->k[i].chunk_size == cs && e->k[i].stream_id == sid)
@@ -160,10 +222,7 @@ static rtmp_buf *entry_chunked(entry *e, uint32_t cs, uint32_t sid)
     rtmp_buf *buf = NULL;
     if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) == 0) {
         h.stream_id = sid;
-        if (rtmp_chunk_write_fmt0(cs, &h, p, &buf) < 0) {
-            rtmp_buf_unref(buf);
-            buf = NULL;
-        }
+        chunk(g, !in_gop(g, e), cs, &h, p, &buf);
     }
     free(p);
     if (buf && e->n < ENTRY_KEYS) {
@@ -175,14 +234,15 @@ static rtmp_buf *entry_chunked(entry *e, uint32_t cs, uint32_t sid)
     return buf;
 }
 
-/* Make e hold a message (h as published, the chunking k).  The old
- * contents are dropped. */
-static void entry_set(entry *e, const rtmp_msg_hdr *h, const chunked *k, uint32_t key)
+/* Make e hold a message (h as published, the chunking k), its key
+ * unchanged.  The old contents are dropped, unless e is fresh (a new GOP
+ * slot: nothing of it is read, its lines may be out of the cache). */
+static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked *k)
 {
-    entry_free(e);
+    if (!fresh)
+        entry_free(e);
     e->h = *h;
     e->h.stream_id = 0;
-    e->key = key;
     e->k[0] = *k;
     rtmp_buf_ref(k->buf);
     e->n = 1;
@@ -335,7 +395,7 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq,
         entry *e = cache_at(g, i);
         if (!e)
             continue;
-        rtmp_buf *buf = entry_chunked(e, cs, stream_id);
+        rtmp_buf *buf = entry_chunked(g, e, cs, stream_id);
         if (!buf)
             break;
         rtmp_msg_hdr h = e->h;
@@ -441,6 +501,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         else if (h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO)
             slot = cache_slot(g, &h, &m, prc);
     }
+    int lasting = slot && !in_gop(g, slot);
 
     chunked keys[SEND_KEYS];
     int nkeys = 0, reached = 0;
@@ -464,10 +525,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
             if (keys[k].chunk_size == cs && keys[k].stream_id == h.stream_id)
                 buf = keys[k].buf;
         if (!buf) {
-            if (rtmp_chunk_write_fmt0(cs, &h, payload, &buf) < 0) {
-                rtmp_buf_unref(buf);
+            if (chunk(g, lasting, cs, &h, payload, &buf) < 0)
                 continue;
-            }
             if (nkeys < SEND_KEYS)
                 keys[nkeys++] = (chunked){ cs, h.stream_id, buf };
             else
@@ -487,13 +546,11 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         if (nkeys == 0) {
             h.stream_id = g->last_sid;
             rtmp_buf *buf = NULL;
-            if (rtmp_chunk_write_fmt0(g->last_cs, &h, payload, &buf) >= 0)
+            if (chunk(g, lasting, g->last_cs, &h, payload, &buf) == 0)
                 keys[nkeys++] = (chunked){ g->last_cs, g->last_sid, buf };
-            else
-                rtmp_buf_unref(buf);
         }
         if (nkeys > 0) {
-            entry_set(slot, &h, &keys[0], slot->key);
+            entry_set(slot, !lasting, &h, &keys[0]);
             for (int k = 1; k < nkeys && slot->n < ENTRY_KEYS; k++) {
                 slot->k[slot->n] = keys[k];
                 rtmp_buf_ref(keys[k].buf);
@@ -503,7 +560,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
             g->last_sid = keys[0].stream_id;
         } else if (slot != &g->meta) {
             /* nothing to keep: forget the slot (the GOP's newest, or a configuration) */
-            if (slot >= g->gop && slot < g->gop + g->ngop) {
+            if (!lasting) {
                 g->ngop--;
                 g->gop_bytes -= h.length;
             }

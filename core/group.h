@@ -4,7 +4,11 @@
  *
  * A message is chunked once per (outgoing chunk size, message stream id)
  * among the members, with a fmt 0 first chunk, and a reference to the
- * same bytes is queued to each member (rtmp_session_send_chunked).
+ * same bytes is queued to each member (rtmp_session_send_chunked).  The
+ * chunkings of passing messages (the GOP's, or uncached) are carved side
+ * by side out of 64 KiB blocks (buf.h), so a stream costs one allocation
+ * per block rather than one per message; a block is freed with the last
+ * chunking in it.
  *
  * With a cache (cfg.cache), the group keeps what a player joining late
  * needs to decode, as the same chunked buffers it fanned out:

@@ -158,12 +158,13 @@ static int msg_pushmsg(lua_State *L)
 int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
     lconn *lc = ud;
-    lua_State *L = lc->o.st->L;
     rtmp_group *fg = rtmp_l_forward_find(&lc->fwd, h);
-    if (fg) { /* forwarded: fanned out in C, no Lua message object */
-        rtmp_l_forward_send(fg, h, payload, rtmp_net_now(lc->o.st->net));
+    if (fg) { /* forwarded: fanned out in C, no Lua message object, at the
+               * time of this read (no clock call per message) */
+        rtmp_l_forward_send(fg, h, payload, rtmp_conn_core_now(lc->cc));
         return 0;
     }
+    lua_State *L = lc->o.st->L;
     if (push_handler(L, lc, "on_message") != LUA_TFUNCTION) {
         lua_pop(L, 1);
         return 0;

@@ -23,14 +23,15 @@
 /* A connection as the binding sees it.  refs counts the box (until its
  * __gc), the open connection, and each group membership; freed at 0. */
 typedef struct lconn {
-    rtmp_l_owner   o;       /* o.st, o.c (NULL once closed), o.id, o.peer, containment */
+    /* first what a forwarded message reads, in one cache line */
     rtmp_conn_core *cc;     /* o.c's core connection, NULL once closed (a group's member slot) */
+    rtmp_l_forwards fwd;    /* conn:forward: streams fanned out through groups in C */
+    rtmp_l_owner   o;       /* o.st, o.c (NULL once closed), o.id, o.peer, containment */
     int            boxref;  /* registry ref keeping the box alive while open */
     int            refs;
     int            role;
     rtmp_l_trace  *trace;   /* message trace (l_trace.c), NULL when off */
     rtmp_mediaq   *mq;      /* slow-reader policy state (core/group.c), NULL until used */
-    rtmp_l_forwards fwd;    /* conn:forward: streams fanned out through groups in C */
 } lconn;
 
 /* A new lconn for c (refs 2: the box to come, and the open connection);
