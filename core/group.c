@@ -21,6 +21,7 @@ typedef struct member {
     rtmp_conn_core *const *conn;
     rtmp_mediaq     **mq;
     uint32_t          stream_id;
+    int               legacy;   /* a legacy member (group.h) */
     void             *ud;
 } member;
 
@@ -34,10 +35,19 @@ typedef struct chunked {
  * chunkings, the first one the bytes the fan-out sent. */
 typedef struct entry {
     rtmp_msg_hdr h;
-    uint32_t     key;      /* configurations: type << 16 | packet << 8 | first track id */
+    int          legacy;   /* legacy members get it (decided when it was fanned out) */
     int          n;
     chunked      k[ENTRY_KEYS];
 } entry;
+
+/* What a cached configuration configures: its type and packet kind, and
+ * the (track id, codec) of each of its tracks, as id << 8 | codec,
+ * ascending, each once. */
+typedef struct conf_key {
+    uint8_t  type, packet;
+    unsigned n;
+    uint16_t track[RTMP_MEDIA_MAX_TRACKS];
+} conf_key;
 
 /* What every message reads comes first: with many groups, each message
  * finds its group's lines out of the cache. */
@@ -52,7 +62,8 @@ struct rtmp_group {
     rtmp_buf *block;               /* where chunkings are carved from (carve()); NULL: none yet */
     size_t   nconf;
     entry    meta;                 /* n == 0: none */
-    entry    conf[MAX_CONFIGS];
+    entry    conf[MAX_CONFIGS];    /* in the order they came */
+    conf_key ckey[MAX_CONFIGS];    /* what conf[i] configures */
 };
 
 rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
@@ -250,6 +261,41 @@ static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked 
 
 /* ---- the cache ---- */
 
+/* The key of a configuration message (h, its parsed body m). */
+static void conf_key_of(conf_key *k, const rtmp_msg_hdr *h, const rtmp_media *m)
+{
+    k->type = h->type;
+    k->packet = m->packet;
+    k->n = 0;
+    unsigned n = m->ntracks ? m->ntracks : 1;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t t = m->ntracks ? (uint16_t)(m->track[i].id << 8 | m->track[i].codec) : m->codec;
+        unsigned j = k->n;
+        while (j > 0 && k->track[j - 1] > t)
+            j--;
+        if (j > 0 && k->track[j - 1] == t)
+            continue; /* a track id given twice */
+        memmove(k->track + j + 1, k->track + j, (k->n - j) * sizeof *k->track);
+        k->track[j] = t;
+        k->n++;
+    }
+}
+
+/* Whether b configures again all that a configures. */
+static int conf_covered(const conf_key *a, const conf_key *b)
+{
+    if (a->type != b->type || a->packet != b->packet)
+        return 0;
+    unsigned j = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        while (j < b->n && b->track[j] < a->track[i])
+            j++;
+        if (j == b->n || b->track[j] != a->track[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* The cache's slot for a message, or NULL when it is not cached.  m is
  * the parsed body (rc its parse result). */
 static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media *m, int rc)
@@ -258,26 +304,35 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
         return NULL;
     int config = rtmp_media_is_sequence_header(m) || m->packet == RTMP_MEDIA_METADATA;
     if (config) {
-        uint32_t key = (uint32_t)h->type << 16 | (uint32_t)m->packet << 8 | (m->ntracks ? m->track[0].id : 0);
+        conf_key key;
+        conf_key_of(&key, h, m);
         /* configurations are small (an avcC is under 1 KB): all of them
          * together stay under MAX_CONFIG_BYTES, so a publisher cannot make
          * every joiner's burst 32 x max_message */
         size_t others = 0;
-        entry *same = NULL;
-        for (size_t i = 0; i < g->nconf; i++) {
-            if (g->conf[i].key == key)
-                same = &g->conf[i];
-            else if (g->conf[i].n)
+        for (size_t i = 0; i < g->nconf; i++)
+            if (g->conf[i].n && !conf_covered(&g->ckey[i], &key))
                 others += g->conf[i].h.length;
-        }
         if (others + h->length > MAX_CONFIG_BYTES)
             return NULL;
-        if (same)
-            return same;
+        /* the ones this configures again go; the rest keep their order */
+        size_t kept = 0;
+        for (size_t i = 0; i < g->nconf; i++) {
+            if (conf_covered(&g->ckey[i], &key)) {
+                entry_free(&g->conf[i]);
+                continue;
+            }
+            if (kept != i) {
+                g->conf[kept] = g->conf[i];
+                g->ckey[kept] = g->ckey[i];
+            }
+            kept++;
+        }
+        g->nconf = kept;
         if (g->nconf == MAX_CONFIGS)
             return NULL;
         g->conf[g->nconf].n = 0;
-        g->conf[g->nconf].key = key;
+        g->ckey[g->nconf] = key;
         return &g->conf[g->nconf++];
     }
     if (h->type == RTMP_MSG_VIDEO && rtmp_media_class(m) == RTMP_MEDIA_CLASS_KEY) {
@@ -366,11 +421,13 @@ static int open_ready(rtmp_conn_core *c)
     return c && !rtmp_conn_core_closing(c) && rtmp_session_ready(rtmp_conn_core_session(c));
 }
 
-int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud)
+int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, int legacy,
+                   void *ud)
 {
     for (size_t i = 0; i < g->n; i++)
         if (g->m[i].conn == conn) {
             g->m[i].stream_id = stream_id;
+            g->m[i].legacy = legacy;
             return 1;
         }
     rtmp_conn_core *c = *conn;
@@ -384,7 +441,7 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq,
         g->m = m;
         g->cap = cap;
     }
-    g->m[g->n++] = (member){ conn, mq, stream_id, ud };
+    g->m[g->n++] = (member){ conn, mq, stream_id, legacy, ud };
     if (!g->cfg.cache || !rtmp_session_ready(rtmp_conn_core_session(c)))
         return 0;
     /* the late-join burst: references to the cached chunkings */
@@ -393,7 +450,7 @@ int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq,
     size_t sent = 0;
     for (size_t i = 0; i < CACHE_SLOTS(g); i++) {
         entry *e = cache_at(g, i);
-        if (!e)
+        if (!e || (legacy && !e->legacy))
             continue;
         rtmp_buf *buf = entry_chunked(g, e, cs, stream_id);
         if (!buf)
@@ -484,21 +541,28 @@ static int offer(member *mb, rtmp_conn_core *c, const rtmp_msg_hdr *h, int cls, 
 
 /* ---- fan-out ---- */
 
-static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, double now, int is_meta)
+/* to_legacy: whether legacy members get it (1, 0), or -1: cfg.legacy decides. */
+static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, double now, int is_meta,
+                   int to_legacy)
 {
     rtmp_msg_hdr h = *hin;
     h.fmt = RTMP_FMT_AUTO;
     rtmp_media m;
+    int media = h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO;
     int prc = -1, cls = RTMP_MEDIA_CLASS_KEEP;
-    if (h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO) {
+    if (media) {
         prc = rtmp_media_parse(&m, h.type, payload, h.length);
         cls = rtmp_media_class(&m); /* the same for every member: once per message */
     }
+    /* legacy members get it: decided once per message (the media model
+     * says whether it is audio or video in an enhanced form) */
+    int legacy_ok = to_legacy >= 0 ? to_legacy
+                  : g->cfg.legacy == RTMP_GROUP_LEGACY_ALL || !media || !m.enhanced;
     entry *slot = NULL;
     if (g->cfg.cache) {
         if (is_meta)
             slot = &g->meta;
-        else if (h.type == RTMP_MSG_AUDIO || h.type == RTMP_MSG_VIDEO)
+        else if (media)
             slot = cache_slot(g, &h, &m, prc);
     }
     int lasting = slot && !in_gop(g, slot);
@@ -513,7 +577,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
             continue;
         }
         i++;
-        if (!open_ready(c))
+        if (!open_ready(c) || (mb->legacy && !legacy_ok))
             continue;
         h.stream_id = mb->stream_id;
         if (offer(mb, c, &h, cls, now) <= 0)
@@ -551,6 +615,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         }
         if (nkeys > 0) {
             entry_set(slot, !lasting, &h, &keys[0]);
+            slot->legacy = legacy_ok;
             for (int k = 1; k < nkeys && slot->n < ENTRY_KEYS; k++) {
                 slot->k[slot->n] = keys[k];
                 rtmp_buf_ref(keys[k].buf);
@@ -573,10 +638,15 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
 
 int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
 {
-    return fan_out(g, h, payload, now, 0);
+    return fan_out(g, h, payload, now, 0, -1);
+}
+
+int rtmp_group_send_to(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now, int legacy)
+{
+    return fan_out(g, h, payload, now, 0, legacy);
 }
 
 int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
 {
-    return fan_out(g, h, payload, now, 1);
+    return fan_out(g, h, payload, now, 1, -1);
 }

@@ -15,13 +15,25 @@
  *   - the metadata (rtmp_group_metadata: onMetaData as players get it);
  *   - each track's configuration: sequence headers (legacy AVC/HEVC/AAC,
  *     SequenceStart, MPEG2TSSequenceStart), MultichannelConfig and the
- *     colour Metadata packet, one per (type, packet kind, first track id),
- *     the newest replacing the older, at most 32 of them and 1 MiB of
- *     payload together (past it a configuration is not cached);
+ *     colour Metadata packet: one per (type, packet kind, the set of
+ *     (track id, codec) the message configures), a newer one replacing
+ *     the older ones whose tracks it all configures again, at most 32 of
+ *     them and 1 MiB of payload together (past it a configuration is not
+ *     cached); a joiner gets them in the order they came, so each track's
+ *     newest configuration last;
  *   - the current GOP: the messages from the last video keyframe on,
  *     while they add up to at most cfg.gop_max_bytes of payload (past it
  *     the GOP stops growing until the next keyframe).
  * What a message is comes from media.h, never from a second classifier.
+ *
+ * Two classes of members: capable ones, and legacy ones (players that
+ * announced no Enhanced RTMP FourCC: the caller says which on add).  With
+ * cfg.legacy = RTMP_GROUP_LEGACY_FORM, legacy members get audio and video
+ * only in their legacy form (media.h: not an ExAudioTagHeader or
+ * ExVideoTagHeader, so no FourCC codec, multitrack, ModEx or command
+ * frame of those) and every other message; capable members get all.  The
+ * decision is taken once per message (rtmp_group_send_to lets the caller
+ * take it instead), and each cached message keeps it for late joiners.
  * rtmp_group_add sends a joiner references to these buffers (chunked
  * again only for a (chunk size, stream id) no earlier member used, and
  * then kept for the next joiner), in that order, and exempts them from
@@ -51,11 +63,18 @@
 /* The default GOP bound (live.lua's gop_max_bytes, rtmp.group's). */
 #define RTMP_GROUP_GOP_MAX (32u * 1024 * 1024)
 
+/* What legacy members get (cfg.legacy). */
+enum {
+    RTMP_GROUP_LEGACY_ALL = 0,   /* every message, as capable members */
+    RTMP_GROUP_LEGACY_FORM,      /* audio and video in their legacy form only, and every other message */
+};
+
 typedef struct rtmp_group rtmp_group;
 
 typedef struct rtmp_group_config {
     int    cache;                 /* keep the late-join cache */
     size_t gop_max_bytes;         /* payload bytes of the cached GOP at most */
+    int    legacy;                /* RTMP_GROUP_LEGACY_*: what legacy members get */
     void (*release)(void *ud);    /* a member is dropped (removed, found closed, group freed) */
 } rtmp_group_config;
 
@@ -67,11 +86,14 @@ void rtmp_group_free(rtmp_group *g);
 
 /* Add a member: conn is the owner's slot of the connection (NULL once
  * closed), mq its slot of slow-reader state; media goes out on message
- * stream id stream_id; ud is given to release.  With a cache, the joiner
- * is sent the cache now (see above).  Returns 0 when added, 1 when conn
- * was a member already (its stream id is updated, nothing sent, ud not
- * kept), RTMP_ERR_CLOSED (closed or closing), RTMP_ERR_NOMEM. */
-int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, void *ud);
+ * stream id stream_id; legacy: 1 for a legacy member (see above), else 0;
+ * ud is given to release.  With a cache, the joiner is sent the cache now
+ * (a legacy one what its class may get of it).  Returns 0 when added, 1
+ * when conn was a member already (its stream id and class are updated,
+ * nothing sent, ud not kept), RTMP_ERR_CLOSED (closed or closing),
+ * RTMP_ERR_NOMEM. */
+int rtmp_group_add(rtmp_group *g, rtmp_conn_core *const *conn, rtmp_mediaq **mq, uint32_t stream_id, int legacy,
+                   void *ud);
 
 /* Remove the member whose slot is conn: 1 when it was one, else 0. */
 int rtmp_group_remove(rtmp_group *g, rtmp_conn_core *const *conn);
@@ -95,6 +117,11 @@ void rtmp_group_clear(rtmp_group *g);
  * said above.  now: the clock of the members' owner.  Returns the members
  * reached. */
 int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
+
+/* The same, the caller deciding whether legacy members get the message:
+ * legacy 1 they do, 0 they do not, -1 as cfg.legacy says
+ * (rtmp_group_send).  The cached copy keeps the decision. */
+int rtmp_group_send_to(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now, int legacy);
 
 /* The same for the stream's metadata, which the cache keeps (replacing
  * the older) for joiners. */

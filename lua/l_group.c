@@ -3,9 +3,9 @@
  * connections without copying it per member, and the late-join cache
  * (core/group.h does both; this file is the Lua face).
  *
- *   local g = rtmp.group([{ cache = true, gop_max_bytes = N }])
- *   g:add(conn [, stream_id]), g:remove(conn), g:has(conn), g:count() / #g,
- *   g:members(), g:clear(), g:send(msg [, hdr]) -> members reached,
+ *   local g = rtmp.group([{ cache = true, gop_max_bytes = N, legacy = "all" | "legacy" }])
+ *   g:add(conn [, stream_id [, legacy]]), g:remove(conn), g:has(conn), g:count() / #g,
+ *   g:members(), g:clear(), g:send(msg [, hdr [, legacy]]) -> members reached,
  *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached()
  *
  * A group is Lua-owned; it holds a reference to each member, a
@@ -87,16 +87,30 @@ rtmp_group *rtmp_l_group_check(lua_State *L, int idx)
 }
 
 /* rtmp.group([opts]): opts.cache keeps the late-join cache, bounded by
- * opts.gop_max_bytes (the settings table's row); opts.clock, a function
+ * opts.gop_max_bytes (the settings table's row); opts.legacy is what
+ * legacy members get (core/group.h): "all" (the default) or "legacy"
+ * (audio and video in their legacy form only); opts.clock, a function
  * giving the time in seconds, is the clock the slow-reader policy
  * measures with (the replay's virtual clock; default the loop's). */
 static int l_group(lua_State *L)
 {
-    rtmp_group_config cfg = { 0, RTMP_GROUP_GOP_MAX, release_member };
+    static const char *const legacy_names[] = { "all", "legacy", NULL };
+    rtmp_group_config cfg = { .cache = 0, .gop_max_bytes = RTMP_GROUP_GOP_MAX, .legacy = RTMP_GROUP_LEGACY_ALL,
+                              .release = release_member };
     if (!lua_isnoneornil(L, 1)) {
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_getfield(L, 1, "cache");
         cfg.cache = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (lua_getfield(L, 1, "legacy") != LUA_TNIL) {
+            int i = 0;
+            const char *v = lua_tostring(L, -1);
+            while (v && legacy_names[i] && strcmp(v, legacy_names[i]) != 0)
+                i++;
+            if (!v || !legacy_names[i])
+                return luaL_error(L, "rtmp.group: legacy must be \"all\" or \"legacy\", not %s", luaL_tolstring(L, -1, NULL));
+            cfg.legacy = i == 0 ? RTMP_GROUP_LEGACY_ALL : RTMP_GROUP_LEGACY_FORM;
+        }
         lua_pop(L, 1);
         if (lua_getfield(L, 1, "gop_max_bytes") != LUA_TNIL)
             cfg.gop_max_bytes = (size_t)rtmp_l_setting_number(L, rtmp_l_setting_find("gop_max_bytes"), -1);
@@ -115,14 +129,17 @@ static int l_group(lua_State *L)
     return 1;
 }
 
-/* g:add(conn, stream_id): (re)join with the message stream id media goes
- * out on; a group with a cache sends it to a new member at once. */
+/* g:add(conn [, stream_id [, legacy]]): (re)join with the message stream
+ * id media goes out on, as a legacy member when legacy is true (a player
+ * that announced no Enhanced RTMP FourCC); a group with a cache sends it
+ * to a new member at once. */
 static int group_add(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
     lconn *lc;
     rtmp_l_member *sm = member_at(L, 2, &lc);
     uint32_t sid = (uint32_t)luaL_optinteger(L, 3, 1);
+    int legacy = lua_toboolean(L, 4);
     lmember *m = calloc(1, sizeof *m);
     if (!m)
         return luaL_error(L, "out of memory");
@@ -136,7 +153,7 @@ static int group_add(lua_State *L)
         lua_pushvalue(L, 2);
         m->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    int rc = rtmp_group_add(g, member_slot(sm, lc), sm ? &sm->mq : &lc->mq, sid, m);
+    int rc = rtmp_group_add(g, member_slot(sm, lc), sm ? &sm->mq : &lc->mq, sid, legacy, m);
     if (rc != 0)
         release_member(m); /* a member already, or not added */
     if (rc < 0 && rc != RTMP_ERR_CLOSED)
@@ -210,17 +227,19 @@ static lmsg *send_args(lua_State *L, rtmp_msg_hdr *h)
     return m;
 }
 
-/* g:send(msg [, hdr]) -> members reached.  The message is chunked once
- * per distinct (outgoing chunk size, stream id) among the members, with a
- * fmt 0 first chunk, and the same bytes are queued to each of them,
- * except to members whose slow-reader policy drops it; with a cache,
- * audio and video are cached (core/group.h). */
+/* g:send(msg [, hdr [, legacy]]) -> members reached.  The message is
+ * chunked once per distinct (outgoing chunk size, stream id) among the
+ * members, with a fmt 0 first chunk, and the same bytes are queued to each
+ * of them, except to members whose slow-reader policy drops it, and to
+ * legacy members when legacy is false (nil: the group's legacy policy
+ * decides); with a cache, audio and video are cached (core/group.h). */
 static int group_send(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
     rtmp_msg_hdr h;
     lmsg *m = send_args(L, &h);
-    lua_pushinteger(L, rtmp_group_send(g, &h, m->data, group_now(L, 1)));
+    int legacy = lua_isnoneornil(L, 4) ? -1 : lua_toboolean(L, 4);
+    lua_pushinteger(L, rtmp_group_send_to(g, &h, m->data, group_now(L, 1), legacy));
     return 1;
 }
 

@@ -15,6 +15,7 @@
 
 local rtmp = require "rtmp"
 local app = require "rtmp.app"
+local caps = require "rtmp.caps"
 
 local log, verdict = rtmp.log, app.verdict
 
@@ -26,6 +27,8 @@ local M = {
         push = false,             -- URLs (or function(app, name) -> URLs) to republish each published stream to
         pull = false,             -- URL (or function(app, name) -> URL) to play a stream nobody publishes here from
         relay = {},               -- relay settings: retry_min, retry_max, retry_factor, timeout (see relay.lua)
+        legacy_players = "all",   -- what a player that announced no Enhanced RTMP FourCC gets: "all", or
+                                  -- "legacy" (audio and video in their legacy form only: docs/ENHANCED.md)
         -- and rtmp.app's: chunk_size, window, peer_bandwidth, any rtmp.listen setting
         -- (slow players: max_queue_bytes, max_queue_time, max_queue_stall; docs/SLOW.md)
     },
@@ -33,7 +36,10 @@ local M = {
                     -- return false, "reason" [, status code] to refuse (they may wait: rtmp.sleep, a
                     -- request); on_media(conn, msg, stream): each published audio/video message
                     -- before it is cached and fanned out, false drops it (set it before the
-                    -- publish: without it media bypasses Lua); on_close(conn, reason)
+                    -- publish: without it media bypasses Lua); on_legacy_media(conn, msg, stream):
+                    -- whether players that announced no FourCC get that message too (over
+                    -- config.legacy_players; the same rule: media then goes through Lua);
+                    -- on_close(conn, reason)
     streams = {},   -- "app/name" -> stream: key, app, name, players (a group with the late-join
                     -- cache), viewers (conn -> its NetStream), publisher (a NetStream, or a relay's)
     watchers = { publish = {}, unpublish = {}, message = {}, play = {}, stop = {} },
@@ -69,7 +75,8 @@ local function get_stream(app_name, name)
     local key = app_name .. "/" .. name
     local s = streams[key]
     if not s then
-        local players = rtmp.group{ cache = true, gop_max_bytes = config.gop_max_bytes or nil }
+        local players = rtmp.group{ cache = true, gop_max_bytes = config.gop_max_bytes or nil,
+                                    legacy = config.legacy_players }
         s = { key = key, app = app_name, name = name, players = players, viewers = {} }
         streams[key] = s
     end
@@ -106,7 +113,9 @@ function M.feed(s, msg, conn)
     if t == 8 or t == 9 then
         if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
         if msg.length == 0 then return end -- no codec byte, no frame: nothing to cache or forward
-        s.players:send(msg)
+        local legacy -- nil: the group's policy (config.legacy_players) decides in C
+        if hooks.on_legacy_media then legacy = hooks.on_legacy_media(conn, msg, s) ~= false end
+        s.players:send(msg, nil, legacy)
     elseif (t == 18 or t == 15) and msg.values then
         local meta = app.metadata(msg)
         if meta then s.players:metadata(meta) else s.players:send(msg) end
@@ -140,7 +149,8 @@ function server.on_publish(conn, ns)
     conn:log("info", "publish %s", s.key)
     M.publish(s, ns)
     -- nothing reads each message in Lua: the core fans media out and caches it
-    if not (hooks.on_media or config.record_dir or config.push or #watchers.message > BUILTIN) then
+    if not (hooks.on_media or hooks.on_legacy_media or config.record_dir or config.push
+            or #watchers.message > BUILTIN) then
         ns:forward(s.players)
     end
 end
@@ -155,7 +165,8 @@ function server.on_play(conn, ns)
     s.viewers[conn] = ns
     conn:log("info", "play %s%s", s.key, s.publisher and "" or " (waiting for a publisher)")
     ns:defer(function() -- after the play reply: the group sends its cache on add
-        s.players:add(conn, ns.id)
+        -- a player that announced no FourCC is a legacy one (config.legacy_players)
+        s.players:add(conn, ns.id, caps.legacy(conn.caps))
         emit(watchers.play, s, ns) -- watchers see the player in the group
     end)
 end

@@ -1,5 +1,5 @@
 -- live.lua logging what each connection announced (conn.caps), for
--- spec/interop/caps_spec.lua.
+-- spec/interop/caps_spec.lua and enhanced_live_spec.lua.
 local live = require "live"
 local function flags(map)
   local t = {}
@@ -15,4 +15,8 @@ live.hooks.on_connect = function(conn)
   conn:log("info", "caps fourccs=%s video=%s audio=%s ex=%d", table.concat(c.fourccs, ","), flags(c.video),
     flags(c.audio), c.caps_ex_mask)
 end
-live.start()
+-- arg[1]: live.config.legacy_players; arg[2] "audio": legacy players get audio only (hooks.on_legacy_media)
+if arg[2] == "audio" then
+  live.hooks.on_legacy_media = function(conn, msg) return msg.type == 8 end
+end
+live.start{ legacy_players = arg[1] }

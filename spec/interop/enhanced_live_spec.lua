@@ -1,7 +1,9 @@
--- Enhanced RTMP v2 through live servers (docs/ENHANCED.md): a late joiner
--- of a two-track (ManyTracks) stream gets each track's configuration and
--- the GOP first; node-media-server 4, a second implementation, ingests
--- luartmp's HEVC and AV1 publish and luartmp's player plays them back.
+-- Enhanced RTMP v2 through live servers (docs/ENHANCED.md): players that
+-- announced no FourCC get what live.lua's legacy policy or hook says; a
+-- late joiner of a two-track (ManyTracks) stream gets each track's
+-- configuration and the GOP first; node-media-server 4, a second
+-- implementation, ingests luartmp's HEVC and AV1 publish and luartmp's
+-- player plays them back.
 -- What arrived is checked the only way this machine can (Debian's ffmpeg
 -- 5.1 reads no Enhanced RTMP): written to MP4 by play.lua and compared
 -- with the clip packet by packet (ffprobe's SHA-256 of each), every packet
@@ -49,8 +51,67 @@ local function same_packets(got, want, what, late)
   end
 end
 
+-- An HEVC/AAC MP4 (publish.lua sends the HEVC enhanced, the AAC legacy),
+-- made from two clips without encoding again.
+local function hevc_aac()
+  local out = H.tmpname("hevc-aac.mp4")
+  local rc, o = H.run(fmt("ffmpeg -nostdin -v error -y -i %s -i %s -map 0:v -map 1:a -c copy -f mp4 %s",
+    q((M.clip("hevc-opus"))), q((M.clip("h264-aac"))), q(out)), 60)
+  assert(rc == 0, o)
+  return out
+end
+
+-- The streams of `file` as { kind, codec, frames decoded, packets }.
+local function streams(file)
+  local list = {}
+  for i, st in ipairs(M.streams(file)) do list[i] = { st.kind, st.codec, st.frames, st.packets } end
+  return list
+end
+
+-- live.lua with legacy_players = policy (and, with hook "audio", legacy
+-- players get audio only), a capable player (play.lua to MP4) and a legacy
+-- one (ffmpeg 5.1) from the start, a legacy one joining 1.5 s in, while
+-- publish.lua sends clip (video, then audio) 3 times.  The capable player
+-- gets it all, every packet decoded; the legacy ones its audio alone, the
+-- one from the start every frame, the late one the configuration first
+-- (every packet decodes) and the frames from where it joined.
+local function legacy_run(policy, hook, clip)
+  local want = streams(clip)
+  local srv = H.luartmp_start{ script = "spec/interop/caps_server.lua", args = { policy, hook }, log_level = "info" }
+  local cap, ff, late = H.tmpname("cap.mp4"), H.tmpname("legacy.flv"), H.tmpname("legacy-late.flv")
+  local p_cap = luartmp(PLAY, fmt("%s %s", q(srv.url("live/l")), q(cap)), "play")
+  local p_ff = H.ffmpeg_play(srv.url("live/l"), ff, 5)
+  assert(H.wait_until(function() return srv.count("play", "l") >= 2 end, 10), srv.log())
+  local pub = luartmp(PUBLISH, fmt("--loop 3 %s %s", q(clip), q(srv.url("live/l"))), "publish")
+  H.sleep(1.5)
+  local p_late = H.ffmpeg_play(srv.url("live/l"), late, 5)
+  assert.are.equal(0, H.wait_exit(pub, 30), H.output(pub))
+  assert.are.equal(0, H.wait_exit(p_cap, 20), H.output(p_cap))
+  for _, p in ipairs({ p_ff, p_late }) do assert.is_truthy(H.wait_exit(p, 20), "ffmpeg did not end") end
+  local log = srv.log()
+  assert.are.equal(2, H.count_plain(log, "caps legacy"), log)
+  local video, audio = want[1], want[2]
+  local all = { { "video", video[2], 3 * video[4], 3 * video[4] }, { "audio", audio[2], 3 * audio[4], 3 * audio[4] } }
+  assert.same(all, streams(cap))
+  assert.same({ all[2] }, streams(ff))
+  local got = streams(late)
+  assert.are.equal(1, #got)
+  assert.same({ "audio", audio[2] }, { got[1][1], got[1][2] })
+  assert.are.equal(got[1][4], got[1][3])
+  assert.is_true(got[1][4] > 0 and got[1][4] < 3 * audio[4], tostring(got[1][4]))
+end
+
 describe("Enhanced RTMP v2 through live servers", function()
   after_each(H.cleanup)
+
+  it("legacy_players = \"legacy\": ffmpeg 5.1 gets the legacy AAC of an HEVC/AAC stream, live and late; play.lua to MP4 all", function()
+    -- (the enhanced HEVC would make ffmpeg 5.1 fail: "Video codec (1) is not implemented")
+    legacy_run("legacy", nil, hevc_aac())
+  end)
+
+  it("hooks.on_legacy_media decides per message instead (here: audio only), for live and late legacy players", function()
+    legacy_run("all", "audio", (M.clip("h264-aac")))
+  end)
 
   it("a late joiner of a ManyTracks stream gets both tracks' configuration first and decodes both", function()
     local srv = H.luartmp_start()
