@@ -110,7 +110,8 @@ local on_status = _M.on_status
 --- RTMP's NetConnection.Connect.ReconnectRequest, an onStatus on stream 0:
 --- the client should reconnect to tc_url (absolute, or relative to its own
 --- tcUrl; none: its own) and go on there.  Sent to any client: whether it
---- follows is what it announced (conn.caps.caps_ex.reconnect).
+--- follows is what it announced (conn.caps.caps_ex.reconnect).  A
+--- connection of an app has it as a method: conn:reconnect_request{...}.
 function _M.reconnect_request(conn, t)
     t = t or {}
     if type(t) ~= "table" then error("app.reconnect_request: table expected", 2) end
@@ -461,6 +462,7 @@ local function commands_of(self)
         local problems
         conn.caps, problems = caps.parse(obj)
         for i = 1, #problems do conn:log("warn", "connect: Enhanced RTMP capabilities: %s", problems[i]) end
+        conn.reconnect_request = _M.reconnect_request -- conn:reconnect_request{ tc_url =, description = }
         run(self, "on_connect", conn, function(ok, reason)
             if ok == false then
                 replies.connect_rejected(conn, msg, reason)

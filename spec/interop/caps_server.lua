@@ -19,4 +19,18 @@ end
 if arg[2] == "audio" then
   live.hooks.on_legacy_media = function(conn, msg) return msg.type == 8 end
 end
+-- arg[3] "reconnect": 0.2 s after its connect, each connection is asked to
+-- reconnect elsewhere (conn:reconnect_request, Enhanced RTMP)
+if arg[3] == "reconnect" then
+  local rtmp = require "rtmp"
+  local on_connect = live.hooks.on_connect
+  live.hooks.on_connect = function(conn, ...)
+    rtmp.timer(0.2, function()
+      if not conn.closed then
+        conn:reconnect_request{ tc_url = "rtmp://127.0.0.1:1/other", description = "moving to other" }
+      end
+    end)
+    return on_connect(conn, ...)
+  end
+end
 live.start{ legacy_players = arg[1] }

@@ -136,6 +136,20 @@ describe("Enhanced RTMP capabilities in connect", function()
     wait_log(srv, "caps legacy")
   end)
 
+  it("conn:reconnect_request sends NetConnection.Connect.ReconnectRequest on stream 0 with the tcUrl and description", function()
+    local srv = H.luartmp_start{ script = "spec/interop/caps_server.lua", log_level = "info",
+      args = { "all", "-", "reconnect" } }
+    local c = C.connect(srv.url("live"))
+    local msg = c:wait(function() return c:find{ name = "onStatus" } end, 5)
+    assert.truthy(msg, "no onStatus came")
+    assert.are.equal(0, msg.stream)
+    assert.are.equal(0, msg.txn)
+    local info = msg.args[2]
+    assert.same({ level = "status", code = "NetConnection.Connect.ReconnectRequest", description = "moving to other",
+      tcUrl = "rtmp://127.0.0.1:1/other" }, info)
+    c:close()
+  end)
+
   it("a malformed announcement is warned about with the connection id, and the connect goes on", function()
     local srv = start()
     local ok = in_coroutine(function()
