@@ -203,6 +203,7 @@ end
 
 require("record").attach(M) -- publish(name, "record"/"append") to FLV files (config.record_dir)
 require("relay").attach(M)  -- push and pull relays (config.push, config.pull)
+require("rtmp.drain").adopt(M) -- a publisher moving here (a drain elsewhere) takes over from the pull relay
 require("http_api").attach(M) -- --http ADDR: /metrics, /api/*, HTTP-FLV (config.http)
 require("notify").attach(M) -- nginx-rtmp's notifications (config.notify, --notify EVENT=URL)
 BUILTIN = #watchers.message -- theirs read messages only when configured (record_dir, push)

@@ -2,10 +2,9 @@
 --
 --   luartmp --listen PORT spec/interop/drain_edge.lua [PULL_URL]
 --
--- scripts/live.lua with rtmp.drain.adopt (a publisher that moves here
--- takes its stream over from the pull relay at a keyframe) and, with
+-- scripts/live.lua (whose rtmp.drain.adopt lets a publisher that moves
+-- here take its stream over from the pull relay at a keyframe) and, with
 -- PULL_URL, a pull relay from there (the server being drained).
 local live = require "live"
-require("rtmp.drain").adopt(live)
 if arg[1] then live.config.pull = arg[1] end
 live.start()
