@@ -98,12 +98,18 @@ int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n)
     return 0;
 }
 
+/* Segments a queue starts with, and keeps when it empties: a burst (a
+ * late joiner's cache, one segment per message) grows the array, and the
+ * array goes once the burst is written, so an idle or steady player does
+ * not keep it. */
+#define OUTQ_SEGS 8
+
 int rtmp_outq_push(rtmp_outq *q, rtmp_buf *buf, size_t off, size_t len)
 {
     if (len == 0)
         return 0;
     if (q->count == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 8;
+        size_t cap = q->cap ? q->cap * 2 : OUTQ_SEGS;
         rtmp_seg *s = malloc(cap * sizeof *s);
         if (!s)
             return RTMP_ERR_NOMEM;
@@ -149,6 +155,11 @@ void rtmp_outq_consume(rtmp_outq *q, size_t n)
         rtmp_buf_unref(s->buf);
         q->head = (q->head + 1) % q->cap;
         q->count--;
+    }
+    if (q->count == 0 && q->cap > OUTQ_SEGS) { /* a burst went out */
+        free(q->segs);
+        q->segs = NULL;
+        q->head = q->cap = 0;
     }
 }
 

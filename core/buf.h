@@ -90,7 +90,8 @@ int rtmp_outq_push(rtmp_outq *q, rtmp_buf *buf, size_t off, size_t len);
 /* Fill up to max iovecs from the front of the queue; returns how many. */
 int rtmp_outq_iov(const rtmp_outq *q, struct iovec *iov, int max);
 
-/* Drop n bytes from the front (n <= q->bytes). */
+/* Drop n bytes from the front (n <= q->bytes).  A segment array grown
+ * past its first size by a burst is freed once the queue empties. */
 void rtmp_outq_consume(rtmp_outq *q, size_t n);
 
 /* Release every segment and the segment array. */

@@ -30,8 +30,8 @@ struct rtmp_conn_core {
     uint64_t               written;      /* output the peer took */
     uint64_t               exempt_end;   /* written + pending at rtmp_conn_core_exempt_queued */
     unsigned long          id;           /* rtmp_conn_core_set_label */
-    char                   peer[64];
-    char                   reason[256];
+    const char            *peer;         /* rtmp_conn_core_set_label: the owner's, not copied */
+    char                  *reason;       /* the close's, on the heap (NULL before, or on OOM) */
 };
 
 void rtmp_conn_config_default(rtmp_conn_config *cfg, int role)
@@ -55,7 +55,7 @@ void rtmp_conn_core_close(rtmp_conn_core *cc, const char *reason, int how)
         return;
     cc->closing = 1;
     cc->how = how;
-    snprintf(cc->reason, sizeof cc->reason, "%s", reason ? reason : "closed");
+    cc->reason = strdup(reason ? reason : "closed");
     if (cc->h.closing)
         cc->h.closing(cc->ud);
 }
@@ -133,13 +133,17 @@ void rtmp_conn_core_free(rtmp_conn_core *cc)
     if (!cc)
         return;
     rtmp_session_free(cc->s);
+    free(cc->reason);
     free(cc);
 }
 
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc) { return cc->s; }
 const rtmp_conn_config *rtmp_conn_core_config(const rtmp_conn_core *cc) { return &cc->cfg; }
 int rtmp_conn_core_closing(const rtmp_conn_core *cc) { return cc->closing; }
-const char *rtmp_conn_core_reason(const rtmp_conn_core *cc) { return cc->reason; }
+const char *rtmp_conn_core_reason(const rtmp_conn_core *cc)
+{
+    return cc->reason ? cc->reason : cc->closing ? "closed" : "";
+}
 int rtmp_conn_core_close_how(const rtmp_conn_core *cc) { return cc->how; }
 int rtmp_conn_core_got_connect(const rtmp_conn_core *cc) { return cc->got_connect; }
 double rtmp_conn_core_now(const rtmp_conn_core *cc) { return cc->now; }
@@ -234,11 +238,11 @@ int rtmp_conn_core_tick(rtmp_conn_core *cc, double now)
 void rtmp_conn_core_set_label(rtmp_conn_core *cc, unsigned long id, const char *peer)
 {
     cc->id = id;
-    snprintf(cc->peer, sizeof cc->peer, "%s", peer ? peer : "");
+    cc->peer = peer;
 }
 
 unsigned long rtmp_conn_core_id(const rtmp_conn_core *cc) { return cc->id; }
-const char *rtmp_conn_core_peer(const rtmp_conn_core *cc) { return cc->peer; }
+const char *rtmp_conn_core_peer(const rtmp_conn_core *cc) { return cc->peer ? cc->peer : ""; }
 uint64_t rtmp_conn_core_written(const rtmp_conn_core *cc) { return cc->written; }
 size_t rtmp_conn_core_pending(const rtmp_conn_core *cc) { return rtmp_session_pending(cc->s); }
 

@@ -192,7 +192,8 @@ double rtmp_conn_core_now(const rtmp_conn_core *cc);
  * reader)". */
 
 /* Name the connection in the log lines others write about it (the
- * group's slow-reader lines): its id and peer address. */
+ * group's slow-reader lines): its id and peer address (not copied: the
+ * owner's string, valid while the connection lives). */
 void rtmp_conn_core_set_label(rtmp_conn_core *cc, unsigned long id, const char *peer);
 unsigned long rtmp_conn_core_id(const rtmp_conn_core *cc);
 const char *rtmp_conn_core_peer(const rtmp_conn_core *cc);   /* "" when unnamed */

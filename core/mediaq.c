@@ -72,6 +72,11 @@ int rtmp_mediaq_offer(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls,
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
     }
+    if (q->count == 0 && q->cap > 64) { /* a backlog went out: its ring goes too */
+        free(q->e);
+        q->e = NULL;
+        q->head = q->cap = 0;
+    }
     /* media time: from the oldest unsent message of the same stream */
     q->bytes = pending;
     q->time = 0;
@@ -143,7 +148,7 @@ int rtmp_mediaq_queued(rtmp_mediaq *q, const rtmp_msg_hdr *h, int cls, uint64_t 
     if (q->count == q->cap) {
         if (q->cap >= RTMP_MEDIAQ_MAX_MSGS)
             return 0; /* full: offers count as over the bounds */
-        uint32_t cap = q->cap ? q->cap * 2 : 16;
+        uint32_t cap = q->cap ? q->cap * 2 : 4; /* a player written at once has one or two unsent */
         rtmp_mediaq_entry *e = malloc(cap * sizeof *e);
         if (!e)
             return RTMP_ERR_NOMEM;

@@ -18,8 +18,8 @@
 typedef struct rtmp_l_forwards {
     int n;
     struct {
-        uint32_t    stream_id;
         rtmp_group *g;
+        uint32_t    stream_id;
         int         ref;   /* registry ref keeping the group's box alive */
     } f[RTMP_L_FORWARDS];
 } rtmp_l_forwards;

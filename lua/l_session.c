@@ -229,6 +229,10 @@ static int session_index(lua_State *L)
         lua_pushnumber(L, next);
         return 1;
     }
+    if (!strcmp(k, "memory")) { /* heap bytes the core holds for it (conn.memory's C side) */
+        lua_pushinteger(L, (lua_Integer)rtmp_conn_core_memory(ls->m.cc));
+        return 1;
+    }
     if (!strcmp(k, "bytes_in") || !strcmp(k, "bytes_out")) {
         rtmp_session_info info;
         rtmp_session_get_info(ls->s, &info);

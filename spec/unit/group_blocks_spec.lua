@@ -96,4 +96,21 @@ describe("group chunkings", function()
       end
     end
   end)
+
+  it("leave a late joiner holding what a member from the start holds once its burst is written", function()
+    local g = rtmp.group{ cache = true }
+    local early_recv, early = member()(g, 4096)
+    for i = 1, 150 do -- written as they come, as a player keeping up is
+      g:send(i == 1 and video(true, 3000, i) or audio(200, i))
+      assert.are.equal(1, #early_recv())
+    end
+    -- the joiner gets the 150 cached messages at once, one queued
+    -- reference each, then both get the live ones
+    local late_recv, late = member()(g, 4096)
+    assert.are.equal(150, #late_recv())
+    for i = 151, 160 do g:send(audio(200, i)) end
+    assert.are.equal(10, #early_recv())
+    assert.are.equal(10, #late_recv())
+    assert.is_true(late.memory <= early.memory + 256, late.memory .. " bytes held, a member from the start " .. early.memory)
+  end)
 end)
