@@ -1,6 +1,7 @@
 -- bench/lua_call.lua: what the Lua side costs per command message.
 --
 --   build/luartmp bench/lua_call.lua [N]
+--   build/luartmp bench/lua_call.lua --layer session|session_read|reader [N]
 --
 -- Builds N (default 200000) AMF0 commands
 -- rtmp.amf0.encode("FCPublish", txn, rtmp.null, "key"), each in one fmt 0
@@ -30,11 +31,23 @@ local now = rtmp.now
 local concat = table.concat
 local fmt = string.format
 
+local LAYERS = { "session", "session_read", "reader" }
 local layer, N
-if arg and arg[1] == "--layer" then
-  layer, N = arg[2], tonumber(arg[3])
-else
-  N = tonumber(arg and arg[1])
+do
+  local cmd = require("rtmp.argv").new{
+    prog = "bench/lua_call.lua",
+    usage = "usage: luartmp bench/lua_call.lua [--layer NAME] [N]\n\n"
+      .. "What the Lua side costs per command message, N commands (default 200000).\n\noptions:\n",
+    options = {
+      { "layer", LAYERS, arg = "NAME",
+        help = "measure this layer alone and print its microseconds per message\n(the parent runs each in a fresh process)" },
+    },
+  }
+  local o, pos = cmd:run(arg)
+  if #pos > 1 then cmd:fail("unexpected argument '" .. pos[2] .. "'") end
+  N = pos[1] and tonumber(pos[1])
+  if pos[1] and (not N or N < 1 or N % 1 ~= 0) then cmd:fail("N: a positive integer expected, got '" .. pos[1] .. "'") end
+  layer = o.layer
 end
 N = N or 200000
 local READ = 65536
@@ -117,7 +130,7 @@ local layers = {
 }
 
 if layer then                              -- child: one layer, one number
-  local run = layers[layer] or error("unknown layer " .. tostring(layer))
+  local run = layers[layer]
   print(fmt("%.6f", run((build(N)))))
   return
 end
