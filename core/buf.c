@@ -19,29 +19,58 @@ rtmp_buf *rtmp_buf_new(size_t cap)
 
 /* Carved buffers' headers start at this alignment within their block. */
 #define CARVE_ALIGN (_Alignof(rtmp_buf))
+/* References a carver takes on its block at once. */
+#define CARVE_BATCH 64
 
-rtmp_buf *rtmp_buf_carve(rtmp_buf *block, size_t min)
+int rtmp_carver_start(rtmp_carver *c, size_t cap)
 {
-    assert(!block->block);
-    size_t off = (block->len + CARVE_ALIGN - 1) & ~(size_t)(CARVE_ALIGN - 1);
-    if (off > block->cap || block->cap - off < sizeof(rtmp_buf) + min)
+    rtmp_carver_end(c);
+    rtmp_buf *b = rtmp_buf_new(cap);
+    if (!b)
+        return RTMP_ERR_NOMEM;
+    *c = (rtmp_carver){ b, 0, cap, 0 };
+    return 0;
+}
+
+size_t rtmp_carver_room(const rtmp_carver *c)
+{
+    size_t off = (c->off + CARVE_ALIGN - 1) & ~(size_t)(CARVE_ALIGN - 1);
+    return c->block && off + sizeof(rtmp_buf) <= c->cap ? c->cap - off - sizeof(rtmp_buf) : 0;
+}
+
+rtmp_buf *rtmp_carver_cut(rtmp_carver *c, size_t min)
+{
+    size_t room = rtmp_carver_room(c);
+    if (!c->block || room < min)
         return NULL;
-    rtmp_buf *b = (rtmp_buf *)(void *)(block->data + off);
+    if (c->spare == 0) {
+        c->block->refs += CARVE_BATCH;
+        c->spare = CARVE_BATCH;
+    }
+    c->spare--;
+    rtmp_buf *b = (rtmp_buf *)(void *)(c->block->data + c->cap - room - sizeof(rtmp_buf));
     b->refs = 1;
     b->len = 0;
-    b->cap = block->cap - off - sizeof *b;
-    b->block = rtmp_buf_ref(block);
-    block->len = block->cap;
+    b->cap = room;
+    b->block = c->block;
+    c->off = c->cap;
     return b;
 }
 
-void rtmp_buf_trim(rtmp_buf *b)
+void rtmp_carver_trim(rtmp_carver *c, rtmp_buf *b)
 {
-    if (!b->block)
-        return;
-    assert(b->data + b->cap == b->block->data + b->block->len);
-    b->block->len -= b->cap - b->len;
+    assert(b->block == c->block && b->data + b->cap == c->block->data + c->cap && c->off == c->cap);
+    c->off = (size_t)(b->data - c->block->data) + b->len;
     b->cap = b->len;
+}
+
+void rtmp_carver_end(rtmp_carver *c)
+{
+    if (c->block) {
+        c->block->refs -= c->spare;
+        rtmp_buf_unref(c->block);
+    }
+    *c = (rtmp_carver){ 0 };
 }
 
 rtmp_buf *rtmp_buf_ref(rtmp_buf *b)

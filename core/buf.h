@@ -4,11 +4,11 @@
  * A buffer is growable while it has one owner (refs == 1); once shared
  * (one chunked media message queued to many players) it is read-only.
  *
- * A buffer may be carved out of a larger one, its block
- * (rtmp_buf_carve): header and bytes then lie inside the block, which
- * stays allocated while any buffer carved from it lives.  Many small
- * buffers of one owner (a group's chunked messages) so cost one
- * allocation per block, not one each.
+ * A buffer may be carved out of a larger one, its block (rtmp_carver):
+ * header and bytes then lie inside the block, which stays allocated while
+ * any buffer carved from it lives.  Many small buffers of one owner (a
+ * group's chunked messages) so cost one allocation per block, not one
+ * each.
  */
 #ifndef RTMP_BUF_H
 #define RTMP_BUF_H
@@ -42,16 +42,39 @@ void rtmp_buf_unref(rtmp_buf *b);
  * a carved buffer never moves: NULL when its room is short. */
 uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra);
 
-/* A new buffer (refs 1, len 0) carved out of block's unused room
- * (block->cap - block->len), all of which becomes its cap; block->len
- * then counts it, and it holds a reference on block.  NULL when that room
- * is under min bytes.  block is neither grown nor written while carved
- * from (its refs count the carved buffers), and is not itself carved. */
-rtmp_buf *rtmp_buf_carve(rtmp_buf *block, size_t min);
+/*
+ * Carving: the owner of a block cuts buffers out of it one after another.
+ * The cursor is the carver's, and the references the buffers hold on the
+ * block are taken ahead in batches, so cutting a buffer touches only the
+ * memory it hands out, not the block's header (with many owners, each
+ * block's header is mostly out of the cache).  Invariant: block->refs
+ * counts the carver's own reference, spare more taken ahead, and one per
+ * carved buffer alive.
+ */
+typedef struct rtmp_carver {
+    rtmp_buf *block;   /* NULL: none */
+    size_t    off;     /* where the next buffer's header goes in block->data */
+    size_t    cap;     /* block->cap */
+    uint32_t  spare;   /* references on block taken for buffers to come */
+} rtmp_carver;
 
-/* Give the room b does not use (cap - len) back to its block: b must be
- * the buffer carved last from it.  Nothing for a buffer of its own. */
-void rtmp_buf_trim(rtmp_buf *b);
+/* Carve from a new block of cap bytes from now on (the one before is
+ * released: rtmp_carver_end).  0 or RTMP_ERR_NOMEM (then none). */
+int rtmp_carver_start(rtmp_carver *c, size_t cap);
+
+/* A new buffer (refs 1, len 0) cut from the block, with all the room left
+ * as its cap; NULL when that is under min bytes (or no block). */
+rtmp_buf *rtmp_carver_cut(rtmp_carver *c, size_t min);
+
+/* Give the room b does not use (cap - len) back to the block: b is the
+ * buffer cut last. */
+void rtmp_carver_trim(rtmp_carver *c, rtmp_buf *b);
+
+/* Bytes a buffer cut now could hold. */
+size_t rtmp_carver_room(const rtmp_carver *c);
+
+/* Stop carving: the block goes with the last buffer cut from it. */
+void rtmp_carver_end(rtmp_carver *c);
 
 /* Append n bytes; 0 or RTMP_ERR_NOMEM. */
 int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n);

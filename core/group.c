@@ -59,7 +59,7 @@ struct rtmp_group {
     size_t   ngop, gop_cap, gop_bytes;
     int      gop_full;             /* past gop_max_bytes: no more until the next keyframe */
     uint32_t last_cs, last_sid;    /* the key a message was last chunked for */
-    rtmp_buf *block;               /* where chunkings are carved from (carve()); NULL: none yet */
+    rtmp_carver carver;            /* chunkings are carved from its block (carve()) */
     size_t   nconf;
     entry    meta;                 /* n == 0: none */
     entry    conf[MAX_CONFIGS];    /* in the order they came */
@@ -116,7 +116,7 @@ void rtmp_group_free(rtmp_group *g)
         return;
     rtmp_group_clear(g);
     rtmp_group_reset(g);
-    rtmp_buf_unref(g->block);
+    rtmp_carver_end(&g->carver);
     free(g->gop);
     free(g->m);
     free(g);
@@ -173,14 +173,12 @@ static rtmp_buf *carve(rtmp_group *g, size_t min)
 {
     if (min > BLOCK_SIZE / 2)
         return NULL;
-    if (g->block) {
-        rtmp_buf *b = rtmp_buf_carve(g->block, min);
-        if (b || g->block->cap - g->block->len >= BLOCK_SIZE / 16)
-            return b;
-        rtmp_buf_unref(g->block);
-    }
-    g->block = rtmp_buf_new(BLOCK_SIZE);
-    return g->block ? rtmp_buf_carve(g->block, min) : NULL;
+    rtmp_buf *b = rtmp_carver_cut(&g->carver, min);
+    if (b || rtmp_carver_room(&g->carver) >= BLOCK_SIZE / 16)
+        return b;
+    if (rtmp_carver_start(&g->carver, BLOCK_SIZE) < 0)
+        return NULL;
+    return rtmp_carver_cut(&g->carver, min);
 }
 
 /* Chunk a message (rtmp_chunk_write_fmt0) into *out.  A passing one (the
@@ -196,7 +194,7 @@ static int chunk(rtmp_group *g, int lasting, uint32_t cs, const rtmp_msg_hdr *h,
     rtmp_buf *b = lasting ? NULL : carve(g, h->length);
     if (b) {
         int rc = rtmp_chunk_write_fmt0(cs, h, payload, &b);
-        rtmp_buf_trim(b);
+        rtmp_carver_trim(&g->carver, b);
         if (rc == 0) {
             *out = b;
             return 0;
