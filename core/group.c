@@ -163,18 +163,17 @@ int rtmp_group_remove(rtmp_group *g, rtmp_conn_core *const *conn)
 /* ---- chunkings ---- */
 
 /* A buffer with room for at least min bytes carved from the group's
- * current block, or else from a new one; NULL when the message should
- * have a buffer of its own: over half a block, or more than the current
- * block has left while that is still worth keeping for the smaller ones
- * to come (so a block's unused tail stays under a sixteenth of it), or
- * OOM.  A block goes when the last buffer carved from it does (and the
- * group no longer carves from it). */
+ * current block, or else from a new one (what the old one has left goes
+ * unused: under the message's size, a few KiB of 64); NULL when the
+ * message should have a buffer of its own (over half a block), or on OOM.
+ * A block goes when the last buffer carved from it does (and the group no
+ * longer carves from it). */
 static rtmp_buf *carve(rtmp_group *g, size_t min)
 {
     if (min > BLOCK_SIZE / 2)
         return NULL;
     rtmp_buf *b = rtmp_carver_cut(&g->carver, min);
-    if (b || rtmp_carver_room(&g->carver) >= BLOCK_SIZE / 16)
+    if (b)
         return b;
     if (rtmp_carver_start(&g->carver, BLOCK_SIZE) < 0)
         return NULL;
