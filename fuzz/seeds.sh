@@ -29,6 +29,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Wait until dumpcap (its stderr in $1) captures, or a listener is on port $1.
+wait_capture() {
+    i=0
+    until grep -q "Capturing on" "$1" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || { echo "dumpcap did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+wait_listen() {
+    i=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || { echo "luartmp did not listen on $1" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=160x120:rate=15 \
     -f lavfi -i sine=frequency=440:sample_rate=44100 -t 2 -c:v libx264 -preset veryfast \
@@ -36,19 +52,11 @@ ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=160x120:rate=15 \
 
 dumpcap -q -i lo -f "tcp port $port" -w "$work/cap.pcapng" 2>"$work/dumpcap.err" &
 cap=$!; pids="$pids $cap"
-i=0
-until grep -q "Capturing on" "$work/dumpcap.err" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "dumpcap did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_capture "$work/dumpcap.err"
 
 "$here/build/luartmp" --listen "127.0.0.1:$port" "$here/scripts/live.lua" >"$work/server.log" 2>&1 &
 srv=$!; pids="$pids $srv"
-i=0
-until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "luartmp did not listen" >&2; exit 1; }
-    sleep 0.1
-done
+wait_listen "$port"
 
 ffmpeg -nostdin -v error -rw_timeout 3000000 -i "rtmp://127.0.0.1:$port/live/seed" -c copy -f flv \
     -y "$work/play.flv" >"$work/play.log" 2>&1 &
@@ -105,19 +113,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 \
 tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 dumpcap -q -i lo -f "tcp port $tport" -w "$work/tls.pcapng" 2>"$work/dumpcap-tls.err" &
 cap=$!; pids="$pids $cap"
-i=0
-until grep -q "Capturing on" "$work/dumpcap-tls.err" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "dumpcap did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_capture "$work/dumpcap-tls.err"
 "$here/build/luartmp" --listen "rtmps://127.0.0.1:$tport" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
     "$here/scripts/live.lua" >"$work/server-tls.log" 2>&1 &
 srv=$!; pids="$pids $srv"
-i=0
-until python3 -c "import socket; socket.create_connection(('127.0.0.1',$tport),0.2)" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "luartmp did not listen on rtmps" >&2; exit 1; }
-    sleep 0.1
-done
+wait_listen "$tport"
 for v in -tls1_3 -tls1_2; do
     printf '\003' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$tport" -servername localhost \
         -alpn rtmp $v >/dev/null 2>&1 || true

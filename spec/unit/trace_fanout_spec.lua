@@ -7,6 +7,7 @@
 package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
 local T = require "support.tracelines"
+local member = require "support.member"
 
 local HEAD = 9000  -- RTMP_TRACE_HEAD (core/session.h)
 
@@ -15,18 +16,8 @@ local HEAD = 9000  -- RTMP_TRACE_HEAD (core/session.h)
 -- and returns the member's line and the client's line for it (without the
 -- time, conn and direction) and the message the client received.
 local function fanout()
-  local cli = rtmp.session{ role = "client", plain_handshake = true }
-  local srv = rtmp.session{ role = "server", plain_handshake = true }
-  local got = {}
-  local function pump()
-    for _ = 1, 8 do
-      local a = cli:output()
-      if #a > 0 then assert(srv:feed(a)) end
-      local b = srv:output()
-      if #b > 0 then for _, m in ipairs(assert(cli:feed(b))) do got[#got + 1] = m end end
-    end
-  end
-  pump()
+  local m = member()
+  local srv, cli = m.server, m.client
   local sf, cf = io.tmpfile(), io.tmpfile()
   assert.is_true(srv:trace(true, sf))
   assert.is_true(cli:trace(true, cf))
@@ -39,10 +30,10 @@ local function fanout()
     f:seek("end")
     return assert(line:match("^%d+%.%d+ conn=0 %a+ (.*)$"), line)
   end
+  m.received()
   return function(msg)
     assert.equal(1, group:send(msg))
-    got = {}
-    pump()
+    local got = m.received()
     assert.equal(1, #got)
     return last(sf), last(cf), got[1]
   end
