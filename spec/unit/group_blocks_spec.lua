@@ -8,35 +8,17 @@
 package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
 
--- A server session (the group's member) and the client session reading it:
--- join(group, chunk_size) adds the member and returns receive(), which
--- pumps both and returns the messages the client got since the last call,
--- and the member.
-local function member()
-  local cli = rtmp.session{ role = "client", plain_handshake = true }
-  local srv = rtmp.session{ role = "server", plain_handshake = true }
-  local got = {}
-  local function pump()
-    for _ = 1, 8 do
-      local a = cli:output()
-      if #a > 0 then assert(srv:feed(a)) end
-      local b = srv:output()
-      if #b > 0 then for _, m in ipairs(assert(cli:feed(b))) do got[#got + 1] = m end end
-    end
-  end
-  pump()
-  return function(group, chunk_size)
-    if chunk_size then assert(srv:set_chunk_size(chunk_size)) end
-    pump()
-    got = {}
-    group:add(srv, 1)
-    return function()
-      pump()
-      local out = got
-      got = {}
-      return out
-    end, srv
-  end
+local new_member = require "support.member"
+
+-- A member (support.member) joining group at chunk size chunk_size:
+-- returns receive() (the messages its client decoded since the last call)
+-- and the member's server session.
+local function join(group, chunk_size)
+  local m = new_member()
+  assert(m.server:set_chunk_size(chunk_size))
+  m.received()
+  group:add(m.server, 1)
+  return m.received, m.server
 end
 
 local function video(key, size, ts)
@@ -72,7 +54,7 @@ describe("group chunkings", function()
     local meta = rtmp.message({ type = "data" }, rtmp.amf0.encode("onMetaData", { width = 1280, height = 720 }))
     local vconf = rtmp.message({ type = "video" }, "\x17\0\0\0\0\1\100\0\31\255")
     local aconf = rtmp.message({ type = "audio" }, "\xaf\0\18\16")
-    local live = member()(g, 4096)
+    local live = join(g, 4096)
     g:metadata(meta)
     g:send(vconf)
     g:send(aconf)
@@ -90,7 +72,7 @@ describe("group chunkings", function()
       local cached = { meta, vconf, aconf }
       for _, msg in ipairs(list) do cached[#cached + 1] = msg end
       for _, cs in ipairs{ 4096, 128, 60000 } do
-        local joiner, srv = member()(g, cs)
+        local joiner, srv = join(g, cs)
         assert.are.same(payloads(cached), payloads(joiner()))
         g:remove(srv)
       end
@@ -99,14 +81,14 @@ describe("group chunkings", function()
 
   it("leave a late joiner holding what a member from the start holds once its burst is written", function()
     local g = rtmp.group{ cache = true }
-    local early_recv, early = member()(g, 4096)
+    local early_recv, early = join(g, 4096)
     for i = 1, 150 do -- written as they come, as a player keeping up is
       g:send(i == 1 and video(true, 3000, i) or audio(200, i))
       assert.are.equal(1, #early_recv())
     end
     -- the joiner gets the 150 cached messages at once, one queued
     -- reference each, then both get the live ones
-    local late_recv, late = member()(g, 4096)
+    local late_recv, late = join(g, 4096)
     assert.are.equal(150, #late_recv())
     for i = 151, 160 do g:send(audio(200, i)) end
     assert.are.equal(10, #early_recv())
