@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libev-dev libssl-dev lua-busted lua-dkjson
 ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 gstreamer1.0-plugins-bad gstreamer1.0-libav nginx-light libnginx-mod-rtmp tshark libpcap-dev clang libclang-rt-14-dev
-stunnel4 libcurl4-openssl-dev libhttp-parser-dev prometheus"
+stunnel4 libcurl4-openssl-dev libhttp-parser-dev prometheus chromium redis-server libhiredis-dev haproxy"
 
 missing=""
 for p in $PKGS; do
