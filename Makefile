@@ -16,7 +16,7 @@ BUILD   ?= build
 CC      ?= cc
 PKGS     = lua5.4 libssl libcrypto libpcap libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libssl libcrypto libpcap libcurl 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libssl libcrypto libpcap libcurl hiredis 2>/dev/null)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
 
 WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
@@ -59,7 +59,7 @@ $(BUILD)/luartmp: $(MAIN_OBJ) $(CORE_OBJ) $(LUA_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_LIBS) $(LIBS)
 
 # Benchmarks: tools built from bench/ with the sans-I/O core (no net.c).
-SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o $(BUILD)/obj/core/net_curl.o $(BUILD)/obj/core/net_http.o $(BUILD)/obj/core/group.o,$(CORE_OBJ))
+SANS_IO_OBJ  := $(filter-out $(BUILD)/obj/core/net.o $(BUILD)/obj/core/net_curl.o $(BUILD)/obj/core/net_redis.o $(BUILD)/obj/core/net_http.o $(BUILD)/obj/core/group.o,$(CORE_OBJ))
 LOADER_SRC   := $(wildcard bench/loader*.c)
 
 $(BUILD)/bench/rtmp-loader: $(LOADER_SRC) $(SANS_IO_OBJ) $(wildcard bench/*.h)

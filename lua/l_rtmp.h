@@ -54,6 +54,7 @@ void rtmp_l_open_trace(lua_State *L);     /* rtmp.trace_line (l_trace.c) */
 void rtmp_l_open_digest(lua_State *L);    /* rtmp.sha256 from libcrypto (l_digest.c) */
 void rtmp_l_open_http(lua_State *L);      /* rtmp.http: outgoing HTTP requests (l_http.c) */
 void rtmp_l_open_httpd(lua_State *L);     /* rtmp.http.listen, after rtmp_l_open_http (l_httpd.c) */
+void rtmp_l_open_redis(lua_State *L);     /* rtmp.redis: Redis clients (l_redis.c) */
 
 /* ---- l_util.c ---- */
 

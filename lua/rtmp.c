@@ -65,6 +65,7 @@ int luaopen_rtmp_core(lua_State *L)
     rtmp_l_open_digest(L);
     rtmp_l_open_http(L);
     rtmp_l_open_httpd(L);
+    rtmp_l_open_redis(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
     return 1;

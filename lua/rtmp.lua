@@ -48,6 +48,11 @@ function core.sleep(...) return require("rtmp.client").sleep(...) end
 --- replaces this stub when loaded).
 function core.http.request(...) return require("rtmp.http").request(...) end
 
+--- rtmp.redis.connect(url [, opts]) -> client | nil, err: a Redis client
+--- whose r:command(...) waits in the calling coroutine (lua/rtmp/redis.lua,
+--- which replaces this stub when loaded).
+function core.redis.connect(...) return require("rtmp.redis").connect(...) end
+
 --- rtmp.drain{ to =, timeout = }: stop accepting, ask the clients to
 --- reconnect elsewhere, close the rest at the timeout (rtmp.drain,
 --- lua/rtmp/drain.lua).
