@@ -281,6 +281,77 @@ describe_redis("rtmp.redis", function()
     assert.are.equal("after", srv:cli("GET", "k"))
   end)
 
+  it("logs each attempt (debug) with a growing wait, a lost connection (warn), a regained one (info)", function()
+    local port = H.free_port()
+    local script = H.tmpname("redis_log.lua")
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      local r = assert(rtmp.redis.connect(arg[1], { retry_min = 0.05, retry_max = 0.2, name = "logspec" }))
+      r:on_connect(function(c)
+        io.stdout:write("up ", tostring(c:connected()), " ", tostring(c:command("INCR", "ups")), "\n")
+        io.stdout:flush()
+      end)
+    ]])
+    local p = H.spawn(fmt("%s --log-level debug %s redis://127.0.0.1:%d", H.shquote(H.luartmp),
+      H.shquote(script), port), { name = "luartmp-redis" })
+    local function log() return H.read_file(p.err) or "" end
+    assert(H.wait_until(function() return H.count_plain(log(), "(attempt 6)") > 0 end, 5), log())
+    -- the waits between attempts: 0.05, 0.1, 0.2, then 0.2 (retry_max)
+    local at = {}
+    for hh, mm, ss, n in log():gmatch("(%d%d):(%d%d):(%d%d%.%d%d%d) debug redis logspec: connecting to 127%.0%.0%.1:%d+ %(attempt (%d+)%)") do
+      at[tonumber(n)] = tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+    end
+    for n = 1, 6 do assert(at[n], "attempt " .. n .. " logged:\n" .. log()) end
+    local gaps = {}
+    for n = 2, 6 do gaps[n - 1] = at[n] - at[n - 1] end
+    assert.is_true(gaps[1] >= 0.04 and gaps[1] < 0.15, "first wait " .. gaps[1])
+    assert.is_true(gaps[2] > gaps[1] and gaps[3] > gaps[2], table.concat(gaps, " "))
+    assert.is_true(gaps[4] >= 0.18 and gaps[5] < 0.35, "capped at retry_max: " .. table.concat(gaps, " "))
+    assert.truthy(log():find(fmt("debug redis logspec: connecting to 127.0.0.1:%d failed: Connection refused", port), 1, true), log())
+
+    srv = R.start{ port = port }
+    assert(H.wait_until(function() return (H.read_file(p.out) or ""):find("up true 1\n", 1, true) end, 3), log())
+    assert.truthy(log():find(fmt("info redis logspec: connected to 127.0.0.1:%d", port), 1, true), log())
+    srv:kill()
+    assert(H.wait_until(function()
+      return log():find(fmt("warn redis logspec: connection to 127.0.0.1:%d lost: Server closed the connection", port), 1, true)
+    end, 3), log())
+    srv:restart()
+    assert(H.wait_until(function() return (H.read_file(p.out) or ""):find("up true 1\nup true 1\n", 1, true) end, 3),
+      "on_connect ran again on the fresh server: " .. (H.read_file(p.out) or "") .. log())
+    assert.truthy(log():find(fmt("info redis logspec: connection to 127.0.0.1:%d regained", port), 1, true), log())
+    assert.is_nil(H.exited(p), "still running")
+  end)
+
+  it("closes from inside a reply and from on_connect without harm", function()
+    srv = R.start()
+    -- closed by a coroutine a reply resumed, with other commands in flight
+    local r = assert(connect(srv.url))
+    assert(connected(r))
+    local got = {}
+    rtmp.spawn(function()
+      got.first = r:command("PING")
+      r:close()
+    end)
+    for i = 1, 3 do rtmp.spawn(function() got[i] = table.pack(r:command("INCR", "c")) end) end
+    assert(C.wait_until(function() return got[3] end, 3))
+    assert.are.equal("PONG", got.first)
+    for i = 1, 3 do assert.are.same({ n = 3, nil, "closed", "io" }, got[i]) end
+    -- closed by on_connect, as soon as the connection is up
+    local r2 = assert(connect(srv.url))
+    local ran = false
+    r2:on_connect(function(c) ran = true; c:close() end)
+    assert(C.wait_until(function() return ran end, 3))
+    rtmp.run(0.1)
+    assert.is_false(r2:connected())
+    -- the server saw both clients go, and still serves a new one
+    local r3 = assert(connect(srv.url))
+    assert(connected(r3))
+    assert.are.equal("PONG", run(function() return r3:command("PING") end))
+    local list = srv:cli("CLIENT", "LIST")
+    assert.are.equal(2, select(2, list:gsub("[^\n]+", "")), "r3 and redis-cli only: " .. list)
+  end)
+
   it("refuses a bad URL with nil, err, and misuse with an error", function()
     for url, why in pairs{
       ["http://127.0.0.1:6379"] = "want redis://",
@@ -300,9 +371,13 @@ describe_redis("rtmp.redis", function()
     assert.has_error(function() rtmp.redis.connect("redis://127.0.0.1", { retry_min = 2, retry_max = 1 }) end)
     assert.has_error(function() rtmp.redis.connect("redis://127.0.0.1", { command_timeout = "soon" }) end)
     local r = assert(connect("redis://127.0.0.1:" .. H.free_port()))
-    local ok, err = pcall(r.command, r, "PING")
-    assert.is_false(ok)
-    assert.truthy(err:find("must run inside a coroutine", 1, true), err)
+    -- a timer's function runs outside any coroutine (as a handler does)
+    local outside
+    rtmp.timer(0, function() outside = table.pack(pcall(r.command, r, "PING")) end)
+    assert(C.wait_until(function() return outside end, 2))
+    assert.is_false(outside[1])
+    assert.truthy(outside[2]:find("r:command waits for the reply and must run inside a coroutine", 1, true),
+      outside[2])
     run(function()
       local ok2, err2 = pcall(r.command, r, "SET", "k", {})
       assert.is_false(ok2)
