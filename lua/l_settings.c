@@ -165,6 +165,15 @@ static const rtmp_l_setting settings[] = {
     { "http", "--http", "ADDR", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
       "live.lua: serve HTTP on ADDR (HOST:PORT): /metrics, /api/streams, /api/clients, /api/drop "
       "(scripts/http_api.lua, docs/HTTP.md)" },
+    { "cluster_redis", "--cluster-redis", "URL", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
+      "live.lua: cluster mode, the stream directory in the Redis at URL (redis://HOST:PORT): a "
+      "publish registers app/name -> this node, a play of a stream live elsewhere pulls it from "
+      "there (scripts/cluster.lua, docs/CLUSTER.md)" },
+    { "cluster_node", "--cluster-node", "URL", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
+      "live.lua: cluster mode, this node's address as the other nodes reach it (rtmp://HOST:PORT)" },
+    { "cluster_ttl", "--cluster-ttl", "SECONDS", RTMP_L_SET_SECONDS, OTHER, 0, 0.1, NEVER, NULL, NULL,
+      "live.lua: cluster mode, a directory entry expires this long after its node's last "
+      "heartbeat (every third of it)" },
     { "trace", NULL, "PATH", RTMP_L_SET_TRACE, OTHER, 0, 0, 0, NULL, NULL,
       "trace every message, one line each (docs/TRACE.md): true (to the log), a path (appended "
       "to) or an open file" },
@@ -177,6 +186,7 @@ static const struct { const char *name; double value; } other_defaults[] = {
     { "drain_timeout", 30 },
     { "http_timeout", 10 },
     { "http_max_body", 1 << 20 },
+    { "cluster_ttl", 10 },
 };
 
 static double other_default(const rtmp_l_setting *s)

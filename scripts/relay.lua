@@ -12,6 +12,8 @@
 -- Configured through live.config (see docs/RELAY.md):
 --   push  = { "rtmp://host[:port]/app[/name]", ... }  or function(app, name) -> url or list
 --   pull  = "rtmp://host[:port]/app"                     or function(app, name) -> url or nil
+--           (a function is asked again before each attempt, in the relay's coroutine: it may
+--           wait, e.g. on a directory; nil, why fails that attempt, nil alone ends the pull)
 --   relay = { retry_min = 1, retry_max = 30, retry_factor = 2, timeout = 10, chunk_size = 4096,
 --             tls = { ca =, insecure =, sni = } }
 -- rtmps:// URLs relay over TLS (the tls settings over luartmp's --tls-ca
@@ -26,8 +28,13 @@ local rtmp = require "rtmp"
 local null = rtmp.null
 local log = rtmp.log
 
-local pushes = setmetatable({}, { __mode = "k" }) -- live stream -> its push links
-local pulls = setmetatable({}, { __mode = "k" })   -- live stream -> its pull link
+-- the links of live's streams, kept across reloads (a link's coroutine goes
+-- on); an instance of its own (notify.lua's) is loaded with another name
+local kept = rtmp.keep((... or "relay") .. ".links", function()
+    return { pushes = setmetatable({}, { __mode = "k" }), pulls = setmetatable({}, { __mode = "k" }) }
+end)
+local pushes = kept.pushes -- live stream -> its push links
+local pulls = kept.pulls   -- live stream -> its pull link
 
 local M = {
     defaults = {
@@ -55,15 +62,26 @@ end
 local Link = {}
 Link.__index = Link
 
-local function new_link(live, s, mode, url)
+-- Point link l at url (its upstream from now on); nil, err for a bad URL.
+local function aim(l, url)
     local u, err = rtmp.parse_url(url)
     if not u then return nil, err end
-    local name = (u.path and u.path ~= "") and u.path or s.name
-    local l = setmetatable({ live = live, s = s, mode = mode, url = url, u = u, name = name,
-        attempt = 0, delay = setting(live, "retry_min") }, Link)
-    l.label = string.format("relay %s %s %s %s/%s", mode, s.key, mode == "push" and "->" or "<-",
-        u.tc_url, name)
+    l.url, l.u = url, u
+    l.name = (u.path and u.path ~= "") and u.path or l.s.name
+    l.label = string.format("relay %s %s %s %s/%s", l.mode, l.s.key, l.mode == "push" and "->" or "<-",
+        u.tc_url, l.name)
     return l
+end
+
+-- A link to url, or (a pull) to what resolve() answers before each attempt.
+local function new_link(live, s, mode, url, resolve)
+    local l = setmetatable({ live = live, s = s, mode = mode, resolve = resolve,
+        attempt = 0, delay = setting(live, "retry_min") }, Link)
+    if resolve then
+        l.label = string.format("relay %s %s", mode, s.key)
+        return l
+    end
+    return aim(l, url)
 end
 
 -- Should this link (still) be connected?
@@ -85,6 +103,7 @@ function Link:run()
         self.attempt = self.attempt + 1
         local reason = self:session()
         self:down()
+        if reason == nil then break end
         if not self:wanted() then
             log.info("%s: %s; not retrying (no longer needed)", self.label, reason)
             break
@@ -99,6 +118,18 @@ end
 
 -- One attempt, from connect to the end of the connection; returns why it ended.
 function Link:session()
+    if self.resolve then -- the upstream, asked again: nil, why fails the attempt; nil ends the pull
+        local done, url, why = pcall(self.resolve)
+        if not done then return "pull function: " .. tostring(url) end
+        if not url then
+            if why ~= nil then return tostring(why) end
+            self.stopped = true -- no pull (quietly, as when the first answer is nil)
+            if self.attempt > 1 then log.info("%s: stopped (no upstream)", self.label) end
+            return nil
+        end
+        local ok, err = aim(self, url)
+        if not ok then return "bad URL " .. tostring(url) .. ": " .. tostring(err) end
+    end
     local nc, err = rtmp.connect(self.url, {
         timeout = setting(self.live, "timeout"),
         flash_ver = self.mode == "push" and "FMLE/3.0 (compatible; luartmp relay)" or nil,
@@ -267,11 +298,19 @@ end
 -- A player joined a stream nobody publishes here: pull it, once.
 function M.wanted(live, s)
     if s.publisher or pulls[s] or not live.config.pull then return end
-    local url, name = live.config.pull, nil
-    if type(url) == "function" then url, name = url(s.app, s.name) end
-    if type(url) ~= "string" then return end
-    if name then url = url:gsub("/+$", "") .. "/" .. name end
-    local l, err = new_link(live, s, "pull", url)
+    local url, resolve = live.config.pull, nil
+    if type(url) == "function" then
+        local fn = url
+        resolve = function()
+            local u, name = fn(s.app, s.name)
+            if type(u) ~= "string" then return nil, name end
+            if name then u = u:gsub("/+$", "") .. "/" .. name end
+            return u
+        end
+    elseif type(url) ~= "string" then
+        return
+    end
+    local l, err = new_link(live, s, "pull", url, resolve)
     if not l then
         log.warn("relay pull %s: bad URL %s: %s", s.key, url, tostring(err))
         return
