@@ -12,17 +12,21 @@
 -- the connection goes.  r:command(...) -> reply | nil, err, kind yields
 -- until the reply: kind "redis" for Redis's error reply ("ERR ..."),
 -- "io" for "not connected: ..." (at once while there is no connection, or
--- the connection lost before the reply), "timeout" and "closed".  A coroutine closed while it waits drops its reply.  Outside a
--- coroutine r:command raises.  docs/REDIS.md.
+-- the connection lost before the reply), "timeout" and "closed".  A
+-- coroutine closed while it waits drops its reply (rtmp.await).  Outside
+-- a coroutine r:command raises.  docs/REDIS.md.
 local core = require "rtmp.core"
 local client = require "rtmp.client"
+local await = require "rtmp.await"
 
 local redis = core.redis
 local methods = redis.client -- the clients' method table (l_redis.c)
 local new, send, connected = redis.new, methods.send, methods.connected
-local resume, spawn = client.resume, client.spawn
-local running, yield, isyieldable = coroutine.running, coroutine.yield, coroutine.isyieldable
+local spawn, call = client.spawn, await.call
+local pack, unpack = table.pack, table.unpack
 local type, pcall, error = type, pcall, error
+
+local WAITS = "rtmp.redis: r:command waits for the reply"
 
 -- client -> its on_connect functions
 local handlers = setmetatable({}, { __mode = "k" })
@@ -51,24 +55,12 @@ function redis.connect(url, opts)
   return r, err
 end
 
---- r:command(name, arg...) -> reply | nil, err, kind (inside a coroutine)
+--- r:command(name, arg...) -> reply | nil, err, kind (inside a coroutine;
+--- a coroutine closed while it waits drops the reply)
 function methods:command(...)
-  local co, main = running()
-  if main or not isyieldable() then
-    error("rtmp.redis: r:command waits for the reply and must run inside a coroutine "
-          .. "(the luartmp main script, rtmp.spawn, an rtmp.app event)", 2)
-  end
-  local done, res, err, kind
-  local ok, cmd, err0, kind0 = pcall(send, self, function(v, e, k)
-    done, res, err, kind = true, v, e, k
-    resume(co)
-  end, ...)
-  if not ok then error(cmd, 2) end
-  if not cmd then return nil, err0, kind0 end
-  local _ <close> = cmd -- a coroutine closed while it waits drops the reply
-  while not done do yield() end
-  if kind == nil then return res end
-  return nil, err, kind
+  local args = pack(...)
+  local v, err, kind = call(WAITS, function(done) return send(self, done, unpack(args, 1, args.n)) end)
+  return v, err, kind -- not a tail call: await.call's errors name command's caller
 end
 
 --- r:on_connect(fn) -> r: fn(r) runs in its own coroutine each time the

@@ -11,14 +11,7 @@ local rtmp = require "rtmp"
 local fmt = string.format
 local null = rtmp.redis.null
 
--- Run fn in a coroutine on the loop; wait for it to end (at most timeout
--- seconds); returns what it returned.
-local function run(fn, timeout)
-  local out
-  rtmp.spawn(function() out = table.pack(fn()) end)
-  assert(C.wait_until(function() return out end, timeout or 10), "the coroutine did not end")
-  return table.unpack(out, 1, out.n)
-end
+local run = R.run
 
 local clients = {}
 local function connect(url, opts)
