@@ -345,6 +345,37 @@ describe_redis("rtmp.redis", function()
     assert.are.equal(2, select(2, list:gsub("[^\n]+", "")), "r3 and redis-cli only: " .. list)
   end)
 
+  it("bounds an attempt with connect_timeout and a command with command_timeout on a silent server", function()
+    srv = R.start()
+    srv:pause() -- the kernel still accepts: the handshake's PING gets no answer
+    local r = assert(connect(srv.url, { connect_timeout = 0.3, command_timeout = 0.3, retry_min = 0.05, retry_max = 0.1 }))
+    local v, err, kind
+    assert(C.wait_until(function()
+      v, err, kind = run(function() return r:command("PING") end)
+      return err and err:find("connect_timeout", 1, true)
+    end, 3), err)
+    assert.are.equal(fmt("not connected: 127.0.0.1:%d: no connection within 0.3 s (connect_timeout)", srv.port), err)
+    assert.are.equal("io", kind)
+    srv:resume()
+    assert(connected(r, 3), "connected once the server answers")
+    srv:pause()
+    local t0 = rtmp.now()
+    assert.are.same({ n = 3, nil, "timeout", "io" }, table.pack(run(function() return r:command("GET", "k") end)))
+    assert.is_true(rtmp.now() - t0 < 0.8)
+    assert.is_true(r:connected(), "a silent server is not a lost connection")
+    srv:resume()
+    assert.are.equal("PONG", run(function() return r:command("PING") end))
+  end)
+
+  it("connects over a Unix socket", function()
+    srv = R.start{ unixsocket = true }
+    local r = assert(connect("unix:" .. srv.socket))
+    assert(connected(r))
+    assert.are.equal(srv.socket, r:address())
+    run(function() assert.are.equal("OK", r:command("SET", "via", "unix")) end)
+    assert.are.equal("unix", srv:cli("GET", "via"))
+  end)
+
   it("refuses a bad URL with nil, err, and misuse with an error", function()
     for url, why in pairs{
       ["http://127.0.0.1:6379"] = "want redis://",

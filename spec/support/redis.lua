@@ -11,9 +11,10 @@
 --   srv:restart()                           -- a fresh server on the same port
 --   R.run(function() return r:command("GET", "k") end)   -- in a coroutine on the loop
 --
--- R.start{ port = P, password = "pw", debug = true }: a given port, a
--- password (requirepass), DEBUG allowed from loopback (Redis 7 refuses
--- it by default).
+-- R.start{ port = P, password = "pw", debug = true, unixsocket = true }:
+-- a given port, a password (requirepass), DEBUG allowed from loopback
+-- (Redis 7 refuses it by default), a Unix socket too (srv.socket, its
+-- absolute path).
 local H = require "support.helpers"
 
 local fmt, q = string.format, H.shquote
@@ -43,6 +44,7 @@ local function launch(self)
   }
   if self.password then args[#args + 1] = "--requirepass " .. q(self.password) end
   if self.debug then args[#args + 1] = "--enable-debug-command local" end
+  if self.socket then args[#args + 1] = "--unixsocket " .. q(self.socket) .. " --unixsocketperm 700" end
   self.proc = H.spawn(table.concat(args, " "), { name = "redis-server" })
   local ok, err = H.wait_port(self.port, 10, self.proc)
   assert(ok, err)
@@ -57,6 +59,10 @@ function R.start(opts)
     debug = opts.debug,
   }, R)
   self.dir = H.mkdir(H.tmpname("redis"))
+  if opts.unixsocket then -- an absolute path: unix:/path
+    local cwd = os.getenv("PWD") or io.popen("pwd"):read("l")
+    self.socket = (self.dir:sub(1, 1) == "/" and "" or cwd .. "/") .. self.dir .. "/redis.sock"
+  end
   self.url = fmt("redis://%s127.0.0.1:%d", self.password and (":" .. self.password .. "@") or "", self.port)
   launch(self)
   return self
@@ -71,6 +77,10 @@ function R:cli(...)
   assert(code == 0, "redis-cli failed: " .. out)
   return (out:gsub("\n$", ""))
 end
+
+--- SIGSTOP / SIGCONT: the server alive (its port accepts) but silent.
+function R:pause() H.signal(self.proc, "STOP") end
+function R:resume() H.signal(self.proc, "CONT") end
 
 --- SIGKILL the server and wait until it is gone (and its port free).
 function R:kill()
