@@ -1,0 +1,258 @@
+-- Cluster mode of the live server (scripts/cluster.lua, docs/CLUSTER.md):
+-- three luartmp live nodes started with --cluster-redis and
+-- --cluster-node, Debian's redis-server as the stream directory and
+-- HAProxy (TCP mode, health checks) in front, all on loopback ports the
+-- test picks (spec/support/cluster.lua).  ffmpeg publishes and plays;
+-- the failover players are the in-process test client, which stays
+-- subscribed after NetStream.Play.UnpublishNotify as Flash players do
+-- (ffmpeg ends there).
+--
+-- The media: 5 s of H.264/AAC with one keyframe at its start (a GOP as
+-- long as the clip), so a player or an edge that joins while it plays
+-- gets it whole from the late-join cache: every frame is counted, not
+-- just the ones after the join.
+
+local H = require "support.helpers"
+local CL = require "support.cluster"
+local R = require "support.redis"
+local F = H.FIXTURE
+
+local fmt, q = string.format, H.shquote
+local TAIL_SLACK, AUDIO_SLACK = 2, 4 -- in flight when the publisher leaves (relay_spec.lua's)
+local TTL = 3
+
+-- The clip and its frame counts (ffprobe's), made once per run of this file.
+local media
+local function clip()
+  if media then return media end
+  local path = H.tmpname("cluster-5s.flv")
+  local rc, out = H.run(fmt("ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=%dx%d:rate=%d "
+    .. "-f lavfi -i sine=frequency=440:sample_rate=44100 -t 5 -c:v libx264 -preset veryfast -g 1000 "
+    .. "-pix_fmt yuv420p -c:a aac -b:a 64k -f flv -y %s", F.width, F.height, F.fps, q(path)), 60)
+  assert(rc == 0, "ffmpeg could not make the clip: " .. out)
+  local info = assert(H.probe(path))
+  assert(info.video and info.audio and info.video.frames == 5 * F.fps, "bad clip: " .. info.log)
+  media = { path = path, video = info.video.frames, audio = info.audio.frames }
+  return media
+end
+
+local function publish(url, file, loop)
+  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re %s -i %s -c copy -f flv %s",
+    loop and "-stream_loop -1" or "", q(file), q(url)), { name = "ffmpeg-publish" })
+end
+
+-- A recording's video and audio frames, checked to be the clip whole.
+local function assert_whole(label, file)
+  local m = clip()
+  assert.is_truthy(H.file_size(file), label .. ": no recording at " .. file)
+  local info, err = H.probe(file)
+  assert(info and info.video and info.audio, label .. ": " .. tostring(err or info.log))
+  assert.are.equal(F.video_codec, info.video.codec, label)
+  local v, a = info.video.frames, info.audio.frames
+  assert(v >= m.video - TAIL_SLACK and v <= m.video,
+    fmt("%s: %d video frames, the clip has %d", label, v, m.video))
+  assert(a >= m.audio - AUDIO_SLACK and a <= m.audio,
+    fmt("%s: %d audio frames, the clip has %d", label, a, m.audio))
+end
+
+local function lines(log, pattern)
+  local t = {}
+  for line in log:gmatch("[^\n]+") do if line:find(pattern) then t[#t + 1] = line end end
+  return t
+end
+
+local function logs(nodes)
+  local t = {}
+  for i, n in ipairs(nodes) do t[#t + 1] = fmt("---- node %d (%s):\n%s", i, n.node_url, n.log()) end
+  return table.concat(t, "\n")
+end
+
+describe("cluster", function()
+  after_each(H.cleanup)
+
+  it("registers a publish in Redis and serves it on the other nodes over one upstream per node", function()
+    local m = clip()
+    local redis = R.start()
+    local A, B, C = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local key = CL.key("live/test")
+
+    local pub = publish(A.url("live/test"), m.path)
+    assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. logs{ A })
+    assert.are.equal(A.node_url, CL.get(redis, key))
+    local ttl = CL.pttl(redis, key)
+    assert(ttl > 0 and ttl <= TTL * 1000, "the entry's TTL: " .. tostring(ttl))
+
+    -- two players on B, one on C, while the clip's one GOP plays
+    local outs, players = {}, {}
+    for i, n in ipairs{ B, B, C } do
+      outs[i] = H.tmpname(fmt("cluster-play%d.flv", i))
+      players[i] = H.ffmpeg_play(n.url("live/test"), outs[i])
+    end
+    assert(H.wait_until(function()
+      return A.stream_metric("luartmp_stream_players", "live", "test") == 2
+        and B.stream_metric("luartmp_stream_players", "live", "test") == 2
+    end, 5), "not two edge pulls at A and two players at B:\n" .. logs{ A, B, C })
+    -- B: two players, one upstream; A: one player per edge (their pulls)
+    assert.are.equal(1, B.stream_metric("luartmp_stream_upstreams", "live", "test"))
+    assert.are.equal(1, C.stream_metric("luartmp_stream_upstreams", "live", "test"))
+    assert.are.equal(0, A.stream_metric("luartmp_stream_upstreams", "live", "test"))
+    assert.are.equal(1, #lines(B.log(), "relay pull live/test <%- " .. A.node_url:gsub("%p", "%%%0")
+      .. "/live/test%?luartmp_cluster_pull=1: playing"), B.log())
+    -- the heartbeat renews the entry
+    H.sleep(TTL / 3 + 0.3)
+    assert(CL.pttl(redis, key) > TTL * 1000 * 2 / 3 - 400, "not renewed: " .. tostring(CL.pttl(redis, key)))
+
+    assert.are.equal(0, H.wait_exit(pub, 15), H.output(pub))
+    -- unpublish deletes the entry at once
+    assert(H.wait_until(function() return CL.get(redis, key) == nil end, 2), "the entry outlived its publisher")
+    for i, p in ipairs(players) do
+      assert.are.equal(0, H.wait_exit(p, 15), H.output(p))
+      assert_whole(fmt("player %d", i), outs[i])
+    end
+    -- the last player gone, B's upstream stops
+    assert(H.wait_until(function() return #lines(B.log(), "relay pull live/test.*stopped") == 1 end, 5),
+      "B's pull did not stop:\n" .. B.log())
+    assert(H.wait_until(function() return A.metrics()["luartmp_connections"] == 0 end, 5),
+      "edge pulls still open at A:\n" .. A.log())
+  end)
+
+  it("refuses a publish of a name live on another node (BadName) and never pulls from itself", function()
+    local m = clip()
+    local redis = R.start()
+    local A, B = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local key = CL.key("live/dup")
+    local pub = publish(A.url("live/dup"), m.path, true)
+    assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. A.log())
+
+    local C = require "support.client"
+    local c = C.connect(B.url("live"))
+    c:publish(c:create_stream(), "dup")
+    assert(c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Publish.BadName" } end, 5),
+      "no BadName: " .. table.concat(c:status_codes(), ", ") .. "\n" .. B.log())
+    assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Publish.Start" })
+    assert.are.equal(1, #lines(B.log(), "publish live/dup refused: published on " .. A.node_url:gsub("%p", "%%%0")))
+    assert.are.equal(A.node_url, CL.get(redis, key)) -- still A's
+    c:close()
+
+    -- a play of a node's pull mark where the stream is not published: refused
+    local p = C.connect(B.url("live"))
+    p:play(p:create_stream(), "dup?luartmp_cluster_pull=1")
+    assert(p:wait(function() return p:find{ name = "onStatus", code = "NetStream.Play.StreamNotFound" } end, 5),
+      "a pull's play of a stream B does not publish: " .. table.concat(p:status_codes(), ", "))
+    p:close()
+
+    -- a player on B: one pull from A; when it leaves, the pull stops and A has no player left
+    local out = H.tmpname("cluster-dup-play.flv")
+    local player = H.ffmpeg_play(B.url("live/dup"), out)
+    assert(H.wait_until(function() return A.stream_metric("luartmp_stream_players", "live", "dup") == 1 end, 5),
+      "no pull at A:\n" .. B.log())
+    assert(H.wait_until(function() return (H.file_size(out) or 0) > 20000 end, 10), H.output(player))
+    H.kill(player)
+    assert(H.wait_until(function() return A.stream_metric("luartmp_stream_players", "live", "dup") == 0 end, 5),
+      "B's pull outlived its last player:\n" .. B.log())
+    assert.are.equal(1, #lines(B.log(), "relay pull live/dup.*stopped %(no players left%)"), B.log())
+    H.kill(pub)
+  end)
+
+  it("survives kill -9 of the publisher's node: the publisher lands on another node through HAProxy, "
+    .. "players resume", function()
+    local C = require "support.client"
+    local m = clip()
+    local redis = R.start()
+    local nodes = { CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }) }
+    local lb = CL.haproxy(nodes)
+    local key = CL.key("live/fo")
+    local loop = CL.publish_loop(lb.url("live/fo"), m.path)
+    local origin_url = H.wait_until(function() return CL.get(redis, key) end, 10)
+    assert(origin_url, "no directory entry:\n" .. logs(nodes))
+    local origin, others = nil, {}
+    for _, n in ipairs(nodes) do
+      if n.node_url == origin_url then origin = n else others[#others + 1] = n end
+    end
+    assert(origin, "the entry names no node: " .. origin_url)
+
+    -- a player on each other node; each video message's arrival time
+    local players = {}
+    for i, n in ipairs(others) do
+      local c = C.connect(n.url("live"))
+      c:play(c:create_stream(), "fo")
+      players[i] = { c = c, seen = 0, times = {} }
+    end
+    local function pump()
+      for _, p in ipairs(players) do
+        for j = p.seen + 1, #p.c.msgs do
+          if p.c.msgs[j].type == 9 then p.times[#p.times + 1] = H.now() end
+        end
+        p.seen = #p.c.msgs
+      end
+    end
+    local function videos_after(t)
+      pump()
+      local n = math.huge
+      for _, p in ipairs(players) do
+        local k = 0
+        for _, at in ipairs(p.times) do if at > t then k = k + 1 end end
+        n = math.min(n, k)
+      end
+      return n
+    end
+    assert(C.wait_until(function() return videos_after(0) >= 25 end, 10), "no video on the other nodes:\n"
+      .. logs(nodes))
+
+    local killed = H.now()
+    H.signal(origin.proc, "KILL")
+    H.wait_exit(origin.proc, 5)
+    -- the publisher is back on a surviving node, and the players get video again
+    assert(C.wait_until(function()
+      local v = CL.get(redis, key)
+      return v and v ~= origin_url and videos_after(killed) >= 25
+    end, TTL + 15), "no resume:\n" .. H.output(loop) .. "\n" .. logs(others))
+    local new_origin = CL.get(redis, key)
+    assert.are_not.equal(origin_url, new_origin)
+    for i, p in ipairs(players) do
+      local before, after = 0, nil
+      for _, at in ipairs(p.times) do
+        if at <= killed then before = at elseif not after then after = at end
+      end
+      local gap = after - before
+      print(fmt("cluster failover: player %d on %s: %.2f s without video (kill -9 of %s, ttl %d s)", i,
+        others[i].node_url, gap, origin_url, TTL))
+      -- TTL, then the relay's backoff (1, 2, 4 s) to the new origin
+      assert(gap < TTL + 1 + 2 + 4 + 2, fmt("player %d: a gap of %.2f s", i, gap))
+      assert.is_false(p.c.closed)
+      assert.is_truthy(p.c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" })
+    end
+    for _, p in ipairs(players) do p.c:close() end
+    H.kill(loop)
+  end)
+
+  it("keeps streams flowing while Redis restarts, and the heartbeats rebuild the directory", function()
+    local C = require "support.client"
+    local m = clip()
+    local redis = R.start()
+    local A, B, E = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local key = CL.key("live/rr")
+    local pub = publish(A.url("live/rr"), m.path, true)
+    assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. A.log())
+    local c = C.connect(B.url("live"))
+    c:play(c:create_stream(), "rr")
+    local function videos() return c:count{ type = 9 } end
+    assert(c:wait(function() return videos() >= 25 end, 10), "no video through B:\n" .. B.log())
+
+    redis:kill()
+    local mark = videos()
+    -- Redis gone: B's player goes on over the pull it has
+    assert(c:wait(function() return videos() >= mark + 50 end, 5), "the stream stopped with Redis:\n" .. B.log())
+    redis:restart()
+    assert(c:wait(function() return CL.get(redis, key) == A.node_url end, TTL + 3),
+      "the entry did not come back:\n" .. A.log())
+    assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" })
+    -- a new player on a node that had none pulls through the rebuilt directory
+    local out = H.tmpname("cluster-rr-play.flv")
+    local player = H.ffmpeg_play(E.url("live/rr"), out)
+    assert(H.wait_until(function() return (H.file_size(out) or 0) > 20000 end, 10), H.output(player) .. E.log())
+    H.kill(player)
+    c:close()
+    H.kill(pub)
+  end)
+end)
