@@ -10,11 +10,16 @@
  *   rtmp.handle_signals()             SIGINT/SIGTERM close everything and end rtmp.run
  *   rtmp.on_sigterm(fn | nil)         SIGTERM calls fn() instead (a drain); SIGINT still
  *                                     closes everything
+ *   rtmp.on_sighup(fn | nil)          SIGHUP calls fn() from the loop (luartmp: rtmp.reload,
+ *                                     docs/RELOAD.md); nil: SIGHUP's default again
  *   rtmp.stop_listening()             every server stops accepting; connections go on
  *   rtmp.connections() -> { conn, ... }  the open connections, newest first
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <ev.h>
+#include <signal.h>
 
 #include "l_conn.h"
 #include "l_loop.h"
@@ -92,6 +97,86 @@ static int l_on_sigterm(lua_State *L)
     return 0;
 }
 
+#define ON_SIGHUP_KEY "rtmp.on_sighup"
+#define SIGHUP_BOX_KEY "rtmp.sighup"
+
+/* SIGHUP's watcher, on the net's loop: libev runs its callback from the
+ * loop (never inside a call into Lua), and it does not keep the loop
+ * running (unreferenced while active). */
+typedef struct hup_box {
+    ev_signal       w;
+    struct ev_loop *loop;
+    rtmp_l_state   *st;
+} hup_box;
+
+/* SIGHUP: fn() under rtmp_l_pcall (an error is logged). */
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hup_box *b = w->data;
+    lua_State *L = b->st->L;
+    if (!L)
+        return;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, ON_SIGHUP_KEY) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: handed to the script", w->signum);
+    rtmp_l_pcall(L, NULL, 0, "on_sighup");
+}
+
+static void hup_stop(hup_box *b)
+{
+    if (ev_is_active(&b->w)) {
+        ev_ref(b->loop);
+        ev_signal_stop(b->loop, &b->w);
+    }
+}
+
+static int hup_gc(lua_State *L)
+{
+    hup_stop(lua_touserdata(L, 1));
+    return 0;
+}
+
+/* rtmp.on_sighup(fn | nil): SIGHUP calls fn() from the loop; with nil,
+ * SIGHUP has its default action again (the process ends). */
+static int l_on_sighup(lua_State *L)
+{
+    rtmp_l_state *st = rtmp_l_state_get(L);
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ON_SIGHUP_KEY);
+    hup_box *b;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, SIGHUP_BOX_KEY) == LUA_TUSERDATA) {
+        b = lua_touserdata(L, -1);
+    } else {
+        b = lua_newuserdatauv(L, sizeof *b, 0);
+        memset(b, 0, sizeof *b);
+        b->st = st;
+        b->loop = rtmp_net_loop(st->net);
+        ev_signal_init(&b->w, hup_cb, SIGHUP);
+        b->w.data = b;
+        lua_newtable(L);
+        lua_pushcfunction(L, hup_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, SIGHUP_BOX_KEY);
+    }
+    if (lua_isnil(L, 1)) {
+        hup_stop(b);
+        signal(SIGHUP, SIG_DFL);
+    } else if (!ev_is_active(&b->w)) {
+        ev_signal_start(b->loop, &b->w);
+        ev_unref(b->loop);
+    }
+    return 0;
+}
+
 static int l_stop_listening(lua_State *L)
 {
     rtmp_net_stop_listening(rtmp_l_state_get(L)->net);
@@ -142,6 +227,7 @@ static const luaL_Reg loop_funcs[] = {
     { "shutdown", l_shutdown },
     { "handle_signals", l_handle_signals },
     { "on_sigterm", l_on_sigterm },
+    { "on_sighup", l_on_sighup },
     { "stop_listening", l_stop_listening },
     { "connections", l_connections },
     { NULL, NULL },

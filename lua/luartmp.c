@@ -2,7 +2,8 @@
  * luartmp.c: the executable.  A Lua 5.4 interpreter with the rtmp module
  * built in: it runs a script (the live server by default), then the event
  * loop until nothing is left to do or SIGINT/SIGTERM arrives (SIGTERM
- * drains instead with --drain-to: lua/rtmp/drain.lua).
+ * drains instead with --drain-to: lua/rtmp/drain.lua).  SIGHUP loads the
+ * script again without dropping a connection (lua/rtmp/reload.lua).
  */
 #include <errno.h>
 #include <limits.h>
@@ -36,7 +37,8 @@ static const char usage_head[] =
     "Runs script.lua (default: the live server, scripts/live.lua) with the\n"
     "rtmp module available, then the event loop until nothing is left to do\n"
     "or SIGINT/SIGTERM.  A script given as a bare name (\"live\") is looked up\n"
-    "in the scripts directory.\n"
+    "in the scripts directory.  SIGHUP loads the script again in the running\n"
+    "process, without dropping a connection (docs/RELOAD.md).\n"
     "\n"
     "options:\n"
     "  -l, --listen ADDR            where servers listen: PORT, HOST:PORT or [V6]:PORT,\n"
@@ -354,6 +356,28 @@ int main(int argc, char **argv)
     if (budget || memory.limit)
         rtmp_l_contain_arm(L);
     int rtmp_idx = lua_gettop(L);
+
+    /* rtmp.reload() and SIGHUP run this script again, with its arguments,
+     * in this state (lua/rtmp/reload.lua, docs/RELOAD.md) */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "rtmp.reload");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    lua_getfield(L, -1, "main");
+    lua_pushstring(L, script);
+    int nmain = 1;
+    if (script_idx >= 0)
+        for (int k = script_idx + 1; k < argc; k++, nmain++)
+            lua_pushstring(L, argv[k]);
+    if (lua_pcall(L, nmain, 0, 0) != LUA_OK) {
+        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    lua_pop(L, 1);
 
     /* run the script with its arguments, in a coroutine (registry
      * "rtmp.main"): when it yields, waiting on the network (the client

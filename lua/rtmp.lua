@@ -58,6 +58,12 @@ function core.redis.connect(...) return require("rtmp.redis").connect(...) end
 --- lua/rtmp/drain.lua).
 function core.drain(...) return require("rtmp.drain").drain(...) end
 
+--- rtmp.reload() -> true | nil, err: the main script loaded again in this
+--- process, connections and kept state untouched; rtmp.keep(name [, init])
+--- -> the same table on every load (lua/rtmp/reload.lua, docs/RELOAD.md).
+function core.reload(...) return require("rtmp.reload").reload(...) end
+function core.keep(...) return require("rtmp.reload").keep(...) end
+
 -- luartmp --drain-to: SIGTERM drains instead of shutting down
 if core.options.drain_to then
   core.on_sigterm(function() return require("rtmp.drain").sigterm() end)

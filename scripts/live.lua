@@ -12,10 +12,18 @@
 -- through Lua.  Commands, replies, stream ids and listening are rtmp.app's
 -- (docs/APP.md): live.app, with live.replies and live.commands to replace
 -- one answer.  record.lua and relay.lua follow the streams (live.watch).
+--
+-- rtmp.reload (SIGHUP) runs this file again: the streams, the connections'
+-- tables and the listening servers are kept (rtmp.keep "live"); config,
+-- hooks, watchers and the app's functions are this load's, and the
+-- connections go on with them from their next message (docs/RELOAD.md).
 
 local rtmp = require "rtmp"
 local app = require "rtmp.app"
 local caps = require "rtmp.caps"
+
+-- what outlives a load: the streams and the app's connections and servers
+local kept = rtmp.keep("live", function() return { streams = {}, app = {} } end)
 
 local log, verdict = rtmp.log, app.verdict
 
@@ -40,13 +48,13 @@ local M = {
                     -- whether players that announced no FourCC get that message too (over
                     -- config.legacy_players; the same rule: media then goes through Lua);
                     -- on_close(conn, reason)
-    streams = {},   -- "app/name" -> stream: key, app, name, players (a group with the late-join
+    streams = kept.streams, -- "app/name" -> stream: key, app, name, players (a group with the late-join
                     -- cache), viewers (conn -> its NetStream), publisher (a NetStream, or a relay's)
     watchers = { publish = {}, unpublish = {}, message = {}, play = {}, stop = {} },
 }
 local BUILTIN -- message watchers of record.lua and relay.lua (set once they attach)
 
-local server = app.new{ config = M.config }
+local server = app.new{ config = M.config, state = kept.app }
 M.app, M.replies, M.commands = server, server.replies, server.commands
 local config, hooks, streams, watchers, replies = M.config, M.hooks, M.streams, M.watchers, server.replies
 
@@ -190,7 +198,8 @@ function server.on_close(conn, reason) if hooks.on_close then hooks.on_close(con
 
 --- live.start([opts]) -> servers: listen (live.app:listen) on opts.listen,
 --- an address or a list (default: --listen, else 1935); opts may hold any
---- live.config or rtmp.listen setting.
+--- live.config or rtmp.listen setting.  On a reload, the servers of the
+--- first start (the address and rtmp.listen settings need a restart).
 function M.start(opts)
     opts = opts or {}
     for k, v in pairs(opts) do

@@ -379,19 +379,23 @@ function M.attach(live)
     for k, v in pairs(M.defaults) do
         if config[k] == nil then config[k] = v end
     end
-    local self = setmetatable({
-        live = live, cli = parse_cli(rtmp.options.notify),
-        info = setmetatable({}, { __mode = "k" }),       -- conn -> what its connect said
-        accepted = setmetatable({}, { __mode = "k" }),   -- ns -> true while it publishes or plays
-        publishers = setmetatable({}, { __mode = "k" }), -- live stream -> its publishing ns
-        updates = setmetatable({}, { __mode = "k" }),    -- ns -> its on_update timer and request
-        push = {}, pull = {},                            -- "app/name" -> the URL a redirect gave
-    }, N)
+    -- what follows connections and streams is kept across reloads
+    local kept = rtmp.keep("notify", function()
+        return {
+            info = setmetatable({}, { __mode = "k" }),       -- conn -> what its connect said
+            accepted = setmetatable({}, { __mode = "k" }),   -- ns -> true while it publishes or plays
+            publishers = setmetatable({}, { __mode = "k" }), -- live stream -> its publishing ns
+            updates = setmetatable({}, { __mode = "k" }),    -- ns -> its on_update timer and request
+            push = {}, pull = {},                            -- "app/name" -> the URL a redirect gave
+        }
+    end)
+    local self = setmetatable({ live = live, cli = parse_cli(rtmp.options.notify) }, N)
+    for k, v in pairs(kept) do self[k] = v end
     self:wrap(live.app)
     record.on_done(function(s, path) self:record_done(s, path) end)
     -- the relays of redirects: a second relay.lua whose push and pull are
     -- the URLs the answers gave, over live's other relay settings
-    local relay = assert(loadfile(assert(package.searchpath("relay", package.path))))()
+    local relay = assert(loadfile(assert(package.searchpath("relay", package.path))))("notify.relay")
     local rconfig = setmetatable({
         push = function(a, name) return self.push[a .. "/" .. name] end,
         pull = function(a, name) return self.pull[a .. "/" .. name] end,

@@ -130,8 +130,9 @@ end
 
 -- ---- the live server's streams ----
 
-local recorders = setmetatable({}, { __mode = "k" }) -- live stream -> its recorder
-local done_fns = {}
+-- live stream -> its recorder, kept across reloads (a recording goes on)
+local recorders = rtmp.keep("record", function() return { recorders = setmetatable({}, { __mode = "k" }) } end).recorders
+local done_fns = {} -- this load's: who registers again on a reload
 
 --- record.on_done(fn): fn(s, path) each time the recording of live stream s
 --- is closed (notify.lua's on_record_done).

@@ -28,8 +28,13 @@ local rtmp = require "rtmp"
 local null = rtmp.null
 local log = rtmp.log
 
-local pushes = setmetatable({}, { __mode = "k" }) -- live stream -> its push links
-local pulls = setmetatable({}, { __mode = "k" })   -- live stream -> its pull link
+-- the links of live's streams, kept across reloads (a link's coroutine goes
+-- on); an instance of its own (notify.lua's) is loaded with another name
+local kept = rtmp.keep((... or "relay") .. ".links", function()
+    return { pushes = setmetatable({}, { __mode = "k" }), pulls = setmetatable({}, { __mode = "k" }) }
+end)
+local pushes = kept.pushes -- live stream -> its push links
+local pulls = kept.pulls   -- live stream -> its pull link
 
 local M = {
     defaults = {

@@ -23,9 +23,13 @@
 -- config.hook_timeout_verdict decides); a close meanwhile cancels it.
 -- Every reply is a replaceable function in app.replies, every command
 -- handler one in app.commands, every message type's handler one in
--- app.messages (the per-message level).  docs/APP.md has it all.
+-- app.messages (the per-message level).  An app made with a kept state
+-- (app.new{ state = rtmp.keep(name) }) survives rtmp.reload: each load
+-- makes a new app, and the connections and listening servers go on with
+-- the newest from their next message.  docs/APP.md has it all.
 local rtmp = require "rtmp"
 local caps = require "rtmp.caps"
+local reload = require "rtmp.reload"
 
 local _M = {}
 
@@ -247,7 +251,7 @@ local function release(self, conn)
             for j = i, #q do again[#again + 1] = q[j] end
             return
         end
-        local ok, err = xpcall(self.handlers.on_message, traceback, conn, q[i])
+        local ok, err = xpcall(_M.current(self).handlers.on_message, traceback, conn, q[i])
         if not ok then
             report(conn, "on_message", err)
             return conn:close("script error: " .. tostring(err):match("^[^\n]*"))
@@ -647,6 +651,13 @@ end
 --- for a legacy client).  The app has replies,
 --- commands and messages (each replaceable), handlers ({ on_message,
 --- on_close } for rtmp.listen) and app:listen(settings).
+---
+--- With t.state (a table kept across loads: rtmp.keep), the app's
+--- connection tables are the state's, its listening servers too (a
+--- second app:listen returns them), and the app becomes the state's
+--- current one (state.app) when the load that made it is kept
+--- (rtmp.reload's commit): its servers' connections go on with it from
+--- their next message.
 function _M.new(t)
     if t ~= nil and type(t) ~= "table" then error("app.new: table expected", 2) end
     local self = setmetatable(t or {}, App)
@@ -656,8 +667,12 @@ function _M.new(t)
     end
     self.config = config
     if self.caps == nil then self.caps = _M.caps() end
-    self.next_sid = setmetatable({}, { __mode = "k" })  -- conn -> its next stream id
-    self.left = setmetatable({}, { __mode = "k" })      -- conn -> { sid -> role before closeStream }
+    local state = self.state
+    if state ~= nil and type(state) ~= "table" then error("app.new: state must be a table (rtmp.keep)", 2) end
+    state = state or {}
+    state.next_sid = state.next_sid or setmetatable({}, { __mode = "k" }) -- conn -> its next stream id
+    state.left = state.left or setmetatable({}, { __mode = "k" })         -- conn -> { sid -> role before closeStream }
+    self.next_sid, self.left = state.next_sid, state.left
     local replies = {}
     for k, v in pairs(REPLIES) do replies[k] = v end
     local controls = REPLIES.controls
@@ -707,7 +722,35 @@ function _M.new(t)
         if not ok then report(conn, "on_close", err) end
     end
     self.handlers = { on_message = on_message, on_close = on_close }
+    if self.state then
+        -- what the listening servers call: the state's current app
+        state.handlers = state.handlers or {
+            on_message = function(conn, msg) return state.app.handlers.on_message(conn, msg) end,
+            on_close = function(conn, reason) return state.app.handlers.on_close(conn, reason) end,
+        }
+        reload.commit(function() state.app = self end)
+    end
     return self
+end
+
+--- app.current(a) -> the app that handles a's connections now: with a
+--- kept state, the newest load's (state.app); else a itself.
+function _M.current(a)
+    local state = a.state
+    return state and state.app or a
+end
+
+-- The addresses of a listen, as a list.
+local function addresses(s)
+    local addrs = s.listen or rtmp.options.listen or rtmp.settings.listen.default
+    if type(addrs) ~= "table" then addrs = { addrs } end
+    return addrs
+end
+
+local function addresses_text(addrs)
+    local list = {}
+    for i = 1, #addrs do list[i] = tostring(addrs[i]) end
+    return table.concat(list, " ")
 end
 
 --- app:listen([settings]) -> server, ... (one per address) or nil, err:
@@ -715,6 +758,8 @@ end
 --- (one, or a list; default: config.listen, else --listen, else 1935).
 --- settings: any of rtmp.listen's but on_message and on_close; a setting
 --- it lacks comes from the app's config when set there (not false).
+--- With a kept state that listens already (an earlier load's), the same
+--- servers: an address that changed is logged, it needs a restart.
 function App:listen(settings)
     local s = {}
     for k, v in pairs(settings or {}) do s[k] = v end
@@ -726,10 +771,18 @@ function App:listen(settings)
         local k = name:match("^[^.]*") -- "tls.cert" is read from the table tls
         if s[k] == nil and config[k] then s[k] = config[k] end
     end
-    s.on_message, s.on_close = self.handlers.on_message, self.handlers.on_close
-    local addrs = s.listen or rtmp.options.listen or rtmp.settings.listen.default
-    if type(addrs) ~= "table" then addrs = { addrs } end
+    local addrs = addresses(s)
     if #addrs == 0 then error("app:listen: no address", 2) end
+    local state = self.state
+    if state and state.servers then
+        local was, now = addresses_text(state.addrs), addresses_text(addrs)
+        if was ~= now then
+            log.warn("app:listen: listening on %s; %s needs a restart (a reload keeps the servers)", was, now)
+        end
+        return unpack(state.servers)
+    end
+    local handlers = state and state.handlers or self.handlers
+    s.on_message, s.on_close = handlers.on_message, handlers.on_close
     local servers = {}
     for i = 1, #addrs do
         local one = {}  -- rtmp.listen keeps its table: one each
@@ -742,6 +795,7 @@ function App:listen(settings)
         end
         servers[i] = srv
     end
+    if state then state.servers, state.addrs = servers, addrs end
     return unpack(servers)
 end
 

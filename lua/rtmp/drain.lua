@@ -128,6 +128,10 @@ local function coded(m)
     return p == "coded_frames" or p == "coded_frames_x"
 end
 
+-- live stream -> its handover; here, not in adopt, so a handover under
+-- way goes on when live.lua is loaded again (rtmp.reload) and adopts anew
+local pending = setmetatable({}, { __mode = "k" })
+
 --- drain.adopt(live): a publisher of a stream that a pull relay of live
 --- feeds (scripts/relay.lua: the stream is played from the server the
 --- publisher leaves) takes the stream over without its players seeing an
@@ -144,7 +148,6 @@ function _M.adopt(live)
     local server, hooks, streams = live.app, live.hooks, live.streams
     local orig = { on_publish = server.on_publish, on_media = server.on_media, on_data = server.on_data,
                    on_unpublish = server.on_unpublish, unpublish = live.unpublish, feed = live.feed }
-    local pending = setmetatable({}, { __mode = "k" }) -- live stream -> its handover
 
     -- the relays: no move of their own
     live.watch{ publish = function(_, source)
