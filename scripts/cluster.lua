@@ -35,6 +35,9 @@ local rtmp = require "rtmp"
 local relay = require "relay"
 
 local log = rtmp.log
+-- what outlives a reload (rtmp.keep, docs/RELOAD.md; a plain table without it):
+-- the Redis client, the local publishers' entries, the node whose heartbeat runs
+local kept = rtmp.keep and rtmp.keep("cluster", function() return { owned = {} } end) or { owned = {} }
 local fmt = string.format
 local pairs, type, tostring = pairs, type, tostring
 local pack, unpack = table.pack, table.unpack
@@ -113,11 +116,11 @@ function N:release(key)
     end)
 end
 
--- Our publisher of key lost its entry to node `other`: end it.
+-- Our publisher of key lost its entry to node `other`: end it (its
+-- unpublish then lets our players pull from there).
 function N:lost(key, other)
     local ns = self.owned[key]
     if not ns then return end
-    self.owned[key] = nil
     log.warn("cluster: %s is now published on %s: ending the publisher here", key, other)
     if ns.conn and not ns.conn.closed then
         ns.conn:close("the stream " .. key .. " is published on " .. other .. " now")
@@ -145,9 +148,9 @@ function N:refresh(why)
 end
 
 function N:heartbeat()
-    while not self.stopped do
+    while kept.node == self do
         rtmp.sleep(self.every)
-        if self.stopped then break end
+        if kept.node ~= self then break end -- a reload's node took over
         if self.r:connected() then
             self:refresh("heartbeat")
         elseif not self.down then
@@ -256,14 +259,20 @@ function N:start()
     if self.live.config.pull then
         error("cluster mode pulls through the directory: live.config.pull must stay unset", 0)
     end
-    local redis = rtmp.redis
-    local r, err = redis.connect(url, { name = "cluster" })
-    if not r then error("--cluster-redis " .. tostring(url) .. ": " .. tostring(err), 0) end
+    kept.node = self
+    local r = kept.r -- after a reload: the client of the first load
+    if not r or kept.url ~= url then
+        if r then r:close() end
+        local err
+        r, err = rtmp.redis.connect(url, { name = "cluster" })
+        if not r then error("--cluster-redis " .. tostring(url) .. ": " .. tostring(err), 0) end
+        kept.r, kept.url = r, url
+        r:on_connect(function()
+            log.info("cluster: directory %s connected; node %s", url, kept.node.node)
+            kept.node:refresh("reconnected")
+        end)
+    end
     self.r = r
-    r:on_connect(function()
-        log.info("cluster: directory %s connected; node %s", url, self.node)
-        self:refresh("reconnected")
-    end)
     self.live.config.pull = function(app_name, name) return self:upstream(app_name, name) end
     rtmp.spawn(function() self:heartbeat() end)
     log.info("cluster: node %s, directory %s, ttl %gs, heartbeat %gs", self.node, url, self.ttl, self.every)
@@ -277,7 +286,7 @@ function M.attach(live)
     for k, v in pairs(M.defaults) do
         if config.cluster[k] == nil then config.cluster[k] = v end
     end
-    local self = setmetatable({ live = live, owned = {} }, N) -- owned: "app/name" -> our publisher
+    local self = setmetatable({ live = live, owned = kept.owned }, N) -- owned: "app/name" -> our publisher
     self:wrap(live)
     local start = live.start
     live.start = function(opts)

@@ -154,6 +154,41 @@ describe("cluster", function()
     H.kill(pub)
   end)
 
+  it("with takeover, a publish on another node takes the name: the old node ends its publisher and its "
+    .. "player gets the stream from the new one", function()
+    local C = require "support.client"
+    local m = clip()
+    local redis = R.start()
+    local script = H.tmpname("takeover-node") .. ".lua"
+    H.write_file(script, 'local live = require "live"\nlive.config.takeover = true\nlive.start()\n')
+    local A, B = CL.node(redis, { ttl = TTL, script = script }), CL.node(redis, { ttl = TTL, script = script })
+    local key = CL.key("live/to")
+    local first = publish(A.url("live/to"), m.path, true)
+    assert(H.wait_until(function() return CL.get(redis, key) == A.node_url end, 5), "no entry for A:\n" .. A.log())
+    local c = C.connect(A.url("live"))
+    c:play(c:create_stream(), "to")
+    assert(c:wait(function() return c:count{ type = 9 } >= 10 end, 10), "no video on A:\n" .. A.log())
+
+    local second = publish(B.url("live/to"), m.path, true)
+    assert(H.wait_until(function() return CL.get(redis, key) == B.node_url end, 5), "B did not take it:\n" .. B.log())
+    -- A's next heartbeat finds the entry B's and ends its publisher (ffmpeg exits)
+    assert(H.wait_exit(first, TTL), "A's publisher still runs:\n" .. A.log())
+    assert.are.equal(1, #lines(A.log(), "live/to is now published on " .. B.node_url:gsub("%p", "%%%0")), A.log())
+    -- A's player stays; A pulls the stream from B
+    assert(c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" } end, 5),
+      "A's player was not told the publisher left")
+    local _, at = c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" }
+    assert(c:wait(function()
+      local n = 0
+      for i = at + 1, #c.msgs do if c.msgs[i].type == 9 then n = n + 1 end end
+      return n >= 25
+    end, 10), "no video from B on A:\n" .. A.log())
+    assert.are.equal(1, A.stream_metric("luartmp_stream_upstreams", "live", "to"))
+    assert.are.equal(B.node_url, CL.get(redis, key)) -- A never wrote it back
+    c:close()
+    H.kill(second)
+  end)
+
   it("survives kill -9 of the publisher's node: the publisher lands on another node through HAProxy, "
     .. "players resume", function()
     local C = require "support.client"

@@ -28,7 +28,8 @@ end
 function CL.pttl(redis, key) return tonumber(redis:cli("PTTL", key)) end
 
 --- Start a live node of the cluster (scripts/live.lua) on a free port:
---- opts.ttl (--cluster-ttl), opts.extra (more options). Returns
+--- opts.ttl (--cluster-ttl), opts.extra (more options), opts.script
+--- (instead of scripts/live.lua). Returns
 --- H.luartmp_start's server plus node_url, http (its /metrics address)
 --- and metrics() -> { ["name{labels}"] = value }.
 function CL.node(redis, opts)
@@ -38,7 +39,7 @@ function CL.node(redis, opts)
   local extra = { "--cluster-redis", redis.url, "--cluster-node", node_url, "--http", "127.0.0.1:" .. http }
   if opts.ttl then extra[#extra + 1] = "--cluster-ttl"; extra[#extra + 1] = tostring(opts.ttl) end
   for _, o in ipairs(opts.extra or {}) do extra[#extra + 1] = o end
-  local srv = H.luartmp_start{ port = port, extra = extra, log_level = opts.log_level }
+  local srv = H.luartmp_start{ port = port, extra = extra, log_level = opts.log_level, script = opts.script }
   assert(H.wait_port(http, 10, srv.proc))
   srv.node_url, srv.http = node_url, http
   function srv.metrics()
