@@ -1,0 +1,126 @@
+-- rtmp.reload and rtmp.keep in this process (lua/rtmp/reload.lua,
+-- docs/RELOAD.md): a main script and a module of its own in a temporary
+-- directory, loaded again; a failing load is refused and changes nothing
+-- the running script uses; kept state (a timer) goes on.
+package.cpath = "build/?.so;" .. package.cpath
+local rtmp = require "rtmp"
+local reload = require "rtmp.reload"
+local H = require "support.helpers"
+
+-- The main script: requires its module, counts its runs in a kept table
+-- and makes the module's handler the running one when the load is kept.
+local MAIN = [[
+local rtmp = require "rtmp"
+local mod = require "%s"
+local state = rtmp.keep("%s", function() return { runs = 0 } end)
+state.runs = state.runs + 1
+require("rtmp.reload").commit(function() state.handler = mod.handler end)
+]]
+
+local seq = 0
+-- A fresh directory with main.lua and <name>.lua (source mod), on
+-- package.path; returns the main path, the module's path and name, and the
+-- kept state's name.
+local function scripts(mod)
+  seq = seq + 1
+  local dir = H.mkdir(H.tmpname("reload-unit"))
+  local name, key = "reload_unit_mod" .. seq, "reload_unit" .. seq
+  local main = dir .. "/main.lua"
+  H.write_file(main, MAIN:format(name, key))
+  H.write_file(dir .. "/" .. name .. ".lua", mod)
+  package.path = dir .. "/?.lua;" .. package.path
+  reload.main(main)
+  return main, dir .. "/" .. name .. ".lua", name, key
+end
+
+describe("rtmp.reload", function()
+  teardown(function() rtmp.on_sighup(nil) end) -- reload.main set it
+
+  it("loads the scripts again, and a load that fails leaves the running ones", function()
+    local main, modfile, name, key = scripts('return { handler = function() return "v1" end }')
+    assert.are.same({ true }, { rtmp.reload() })
+    local state = rtmp.keep(key)
+    assert.are.equal(1, state.runs)
+    assert.are.equal("v1", state.handler())
+    local v1 = package.loaded[name]
+
+    -- a run error in the module: refused with its file and line
+    H.write_file(modfile, 'local x = 1\nerror("no database configured")\nreturn {}')
+    local ok, err = rtmp.reload()
+    assert.is_nil(ok)
+    assert.are.equal(modfile .. ":2: no database configured", err)
+    assert.are.equal(1, state.runs, "the main script stopped at its require")
+    assert.are.equal("v1", state.handler(), "the running handler stays")
+    assert.are.equal(v1, package.loaded[name], "package.loaded as it was")
+
+    -- a syntax error: refused before anything runs
+    H.write_file(modfile, 'return { handler = function() return "v2" end')
+    ok, err = rtmp.reload()
+    assert.is_nil(ok)
+    assert.matches("^" .. modfile:gsub("%p", "%%%0") .. ":1: ", err)
+    assert.are.equal(1, state.runs, "nothing ran")
+    assert.are.equal("v1", state.handler())
+
+    -- fixed: the new handler from now on, the kept state the same table
+    H.write_file(modfile, 'return { handler = function() return "v3" end }')
+    assert.is_true(rtmp.reload())
+    assert.are.equal(state, rtmp.keep(key))
+    assert.are.equal(2, state.runs)
+    assert.are.equal("v3", state.handler())
+    assert.are_not.equal(v1, package.loaded[name])
+
+    -- and a main script that fails itself
+    H.write_file(main, H.read_file(main) .. "\nlocal t = nil\nt.x = 1\n")
+    ok, err = rtmp.reload()
+    assert.is_nil(ok)
+    assert.matches("main%.lua:8: attempt to index a nil value", err)
+    assert.are.equal("v3", state.handler())
+  end)
+
+  it("keeps a timer made in a kept table running across loads, once", function()
+    local main = scripts("return { handler = function() end }")
+    H.write_file(main, [[
+local rtmp = require "rtmp"
+local k = rtmp.keep("reload_unit_timer", function()
+  local t = { fired = 0, made = 0 }
+  t.made = t.made + 1
+  t.timer = rtmp.timer(0.01, function() t.fired = t.fired + 1 end, 0.01)
+  return t
+end)
+k.loads = (k.loads or 0) + 1
+]])
+    assert.is_true(rtmp.reload())
+    local k = rtmp.keep("reload_unit_timer")
+    local timer = k.timer
+    rtmp.run(0.1)
+    local before = k.fired
+    assert.is_true(before > 0)
+    assert.is_true(rtmp.reload())
+    assert.is_true(rtmp.reload())
+    rtmp.run(0.1)
+    assert.are.equal(3, k.loads)
+    assert.are.equal(1, k.made, "made once")
+    assert.are.equal(timer, k.timer)
+    assert.is_true(k.timer:active())
+    assert.is_true(k.fired > before, "still firing")
+    k.timer:stop()
+  end)
+
+  it("reloads on SIGHUP, from the loop", function()
+    local main = scripts("return { handler = function() end }")
+    H.write_file(main, 'local k = require("rtmp").keep("reload_unit_hup"); k.loads = (k.loads or 0) + 1\n')
+    local pid = assert(tonumber((H.read_file("/proc/self/stat") or ""):match("^(%d+)")))
+    H.exec("kill -HUP " .. pid)
+    local k = rtmp.keep("reload_unit_hup")
+    assert.is_nil(k.loads, "not inside the signal: in the loop")
+    H.wait_until(function() rtmp.run(0.05); return k.loads == 1 end, 3, 0.01)
+    assert.are.equal(1, k.loads)
+  end)
+
+  it("refuses misuse", function()
+    assert.has_error(function() rtmp.keep(42) end, "rtmp.keep: name must be a string")
+    assert.has_error(function() rtmp.keep("reload_unit_bad", function() return 1 end) end,
+      "rtmp.keep: init must be a table or return one")
+    assert.has_error(function() reload.commit("x") end, "reload.commit: function expected")
+  end)
+end)
