@@ -10,7 +10,7 @@
 --
 -- --quick runs one repeat of a reduced suite (a smoke test of the
 -- machinery); names for --only: fanout, merge, latency, setup, idle,
--- ingest, hook, micro, tls.
+-- ingest, hook, micro, tls, cluster.
 local json = require "dkjson"
 
 local fmt = string.format
@@ -32,7 +32,7 @@ do
       { "quick", help = "one repeat of a reduced suite (a smoke test of the machinery)" },
       { "repeats", "integer", min = 1, arg = "N", help = "runs of each measurement (default 3; 1 with --quick)" },
       { "only", "string", arg = "NAME,...",
-        help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro, tls" },
+        help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro, tls, cluster" },
     },
   }
   local o, pos = cmd:run(arg)
@@ -476,6 +476,13 @@ if want("micro") and read_file(MICRO) then
       { { num(c.session_us_per_msg, 3), num(c.reader_us_per_msg, 3), num(c.c_reader_us_per_msg, 3) } })
     commands[#commands + 1] = { server = "-", server_cmd = "-", loader = LUARTMP .. " bench/lua_call.lua" }
   end
+end
+
+if want("cluster") then -- 1 origin + 3 edges against one node alone (bench/cluster.lua)
+  dofile("bench/cluster.lua"){ opts = opts, SOURCE = SOURCE, LOADER = LOADER, LUARTMP = LUARTMP, tmp = tmp,
+    free_port = free_port, wait_port = wait_port, sh = sh, capture = capture, sleep = sleep, read_file = read_file,
+    stop = stop, section = section, num = num, median = median, log = log, commands = commands,
+    fail = function() failures = failures + 1 end }
 end
 
 -- ---- the report ----
