@@ -68,12 +68,18 @@ function M.json(v) return concat(json(v, {})) end
 
 -- ---- what the API follows ----
 
-local started = rtmp.now()
-local clients = setmetatable({}, { __mode = "k" }) -- conn -> { flashver, swfurl, tcurl, pageurl, since }
-local closed = { bytes_in = 0, bytes_out = 0, dropped = 0, connections = 0 }
-local rates = {} -- stream key -> { t, bytes_in, bytes_out, bw_in, bw_out }
+-- kept across reloads (rtmp.reload): the counters go on, the server stays
+local kept = rtmp.keep("http_api", function()
+    return {
+        started = rtmp.now(),
+        clients = setmetatable({}, { __mode = "k" }), -- conn -> { flashver, swfurl, tcurl, pageurl, since }
+        closed = { bytes_in = 0, bytes_out = 0, dropped = 0, connections = 0 },
+        rates = {}, -- stream key -> { t, bytes_in, bytes_out, bw_in, bw_out }
+        hooks = {}, -- hook name -> { counts per bucket, sum, count }
+    }
+end)
+local started, clients, closed, rates, hooks = kept.started, kept.clients, kept.closed, kept.rates, kept.hooks
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
-local hooks = {} -- hook name -> { counts per bucket, sum, count }
 
 local function observe(name, seconds)
     local h = hooks[name]
@@ -352,12 +358,24 @@ function M.attach(live)
     live.start = function(opts)
         local servers = start(opts)
         local addr = live.config.http or rtmp.options.http
-        if addr then
-            local srv, err = rtmp.http.listen{ listen = addr, routes = M.routes(live) }
+        if addr and kept.server then -- a reload: the same server, this load's routes from its commit
+            if kept.addr ~= addr then
+                rtmp.log.warn("--http: listening on %s; %s needs a restart", tostring(kept.addr), tostring(addr))
+            end
+            local routes = M.routes(live)
+            require("rtmp.reload").commit(function()
+                kept.options.routes = routes
+                kept.timer:stop()
+                kept.timer = rtmp.timer(1, function() sample(live) end, 1)
+            end)
+        elseif addr then
+            local options = { listen = addr, routes = M.routes(live) } -- the server reads routes from it
+            local srv, err = rtmp.http.listen(options)
             if not srv then error("--http " .. tostring(addr) .. ": " .. tostring(err), 2) end
-            M.server = srv
-            M.timer = rtmp.timer(1, function() sample(live) end, 1)
+            kept.server, kept.addr, kept.options = srv, addr, options
+            kept.timer = rtmp.timer(1, function() sample(live) end, 1)
         end
+        M.server, M.timer = kept.server, kept.timer
         return servers
     end
 end
