@@ -8,7 +8,8 @@
 -- first with a syntax error in the script (refused, logged with its file
 -- and line; a new player is still let in by the running on_play), the
 -- second with an on_play that refuses (a new player is refused, and sees
--- why).  The three players get every frame of the publish.
+-- why).  The three players get every frame of the publish, and the HTTP
+-- API (--http) answers on across the reloads with its counters kept.
 
 local H = require "support.helpers"
 local F = H.FIXTURE
@@ -42,6 +43,13 @@ local function probe_player(url)
   return H.wait_exit(p, 15), H.output(p)
 end
 
+-- luartmp_connections_closed_total of the live server's /metrics (--http).
+local function closed_total(base)
+  local rc, out = H.run(fmt("curl -s -m 5 %s/metrics", base), 10)
+  assert(rc == 0, "GET /metrics: " .. out)
+  return tonumber(out:match("\nluartmp_connections_closed_total (%d+)"))
+end
+
 local function assert_between(lo, hi, n, what)
   assert(n and n >= lo and n <= hi, fmt("%s: %s, expected %d..%d", what, tostring(n), lo, hi))
 end
@@ -54,7 +62,9 @@ describe("rtmp.reload on SIGHUP", function()
     local dir = H.mkdir(H.tmpname("reload-script"))
     local script = dir .. "/main.lua"
     H.write_file(script, user_script("v1"))
-    local srv = H.luartmp_start{ script = script, log_level = "info" }
+    local hport = H.free_port()
+    local base = "http://127.0.0.1:" .. hport
+    local srv = H.luartmp_start{ script = script, log_level = "info", extra = { "--http", "127.0.0.1:" .. hport } }
     local url = srv.url("live/test")
     local function reload(want, timeout)
       local before = H.count_plain(srv.log(), want)
@@ -85,6 +95,8 @@ describe("rtmp.reload on SIGHUP", function()
     assert.are.equal(0, rc, "a player after the refused reload is let in; its output:\n" .. out)
     assert.are.equal(v1 + 1, H.count_plain(srv.log(), "on_play v1 test"), "the running on_play decided")
     assert.are.equal(0, H.count_plain(srv.log(), "on_play v2"))
+    local closed = closed_total(base)
+    assert(closed and closed >= 1, "the first new player's connection is counted closed")
 
     -- 2: an on_play that refuses: new players are refused from now on
     H.write_file(script, user_script("v3", 'return false, "closed to new players"'))
@@ -95,6 +107,9 @@ describe("rtmp.reload on SIGHUP", function()
     assert.are_not.equal(0, rc, "a player after the second reload is refused; its output:\n" .. out)
     assert(has(out, "closed to new players"), "ffmpeg says why it was refused:\n" .. out)
     assert.are.equal(1, H.count_plain(srv.log(), "on_play v3 test"), "the new on_play decided")
+    -- the HTTP API goes on (same server, kept counters: one more closed)
+    assert(H.wait_until(function() return closed_total(base) == closed + 1 end, 3),
+      "/metrics after the reload: connections closed " .. tostring(closed_total(base)) .. ", want " .. closed + 1)
 
     -- the publish ends; the three players end (ffmpeg by itself, rtmpdump
     -- and GStreamer once their output is quiet)
