@@ -135,6 +135,18 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* [-0, +1, -] require(name): 0 with its value pushed, or -1 with the
+ * error printed (and pushed) */
+static int require_module(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK)
+        return 0;
+    fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+    return -1;
+}
+
 /* [-0, +0, e] prepend the project's Lua directories to package.path */
 static void set_paths(lua_State *L, const char *root)
 {
@@ -291,10 +303,7 @@ int main(int argc, char **argv)
 
     /* rtmp.options from the command line (in the module's C part: its
      * table is the one require "rtmp" gives) */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "rtmp.core");
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+    if (require_module(L, "rtmp.core") < 0) {
         lua_close(L);
         return 1;
     }
@@ -359,10 +368,7 @@ int main(int argc, char **argv)
 
     /* rtmp.reload() and SIGHUP run this script again, with its arguments,
      * in this state (lua/rtmp/reload.lua, docs/RELOAD.md) */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "rtmp.reload");
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));
+    if (require_module(L, "rtmp.reload") < 0) {
         lua_close(L);
         return 1;
     }
