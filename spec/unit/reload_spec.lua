@@ -117,6 +117,48 @@ k.loads = (k.loads or 0) + 1
     assert.are.equal(1, k.loads)
   end)
 
+  it("hands an open connection's next message to the app of the newest kept load", function()
+    local main = scripts("return {}")
+    local src = [[
+local rtmp = require "rtmp"
+local app = require "rtmp.app"
+local server = app.new{ state = rtmp.keep("reload_unit_app") }
+function server.on_call(conn, msg) return false, "%s" end
+%s
+rtmp.keep("reload_unit_listened").servers = { server:listen{ listen = "%s" } }
+]]
+    H.write_file(main, src:format("v1", "", "127.0.0.1:0"))
+    assert.is_true(rtmp.reload())
+    local listened = rtmp.keep("reload_unit_listened")
+    local srv = listened.servers[1]
+    -- run fn in a coroutine (the client API waits) and the loop until it ends
+    local function client(fn)
+      local r
+      rtmp.spawn(function() r = table.pack(pcall(fn)) end)
+      H.wait_until(function() rtmp.run(0.02); return r end, 10, 0)
+      assert(r and r[1], r and r[2] or "the client did not finish")
+    end
+    local nc
+    local answers = {}
+    local function ask() answers[#answers + 1] = select(2, nc:call("which")) end
+    client(function()
+      nc = assert(rtmp.connect("rtmp://127.0.0.1:" .. srv.port .. "/app"))
+      ask()
+    end)
+    -- another address in the new script: the same server (it needs a restart)
+    H.write_file(main, src:format("v2", "", "127.0.0.1:1"))
+    assert.is_true(rtmp.reload())
+    assert.are.equal(srv, listened.servers[1])
+    client(ask)
+    H.write_file(main, src:format("v3", 'error("not this one")', "127.0.0.1:0"))
+    assert.is_nil(rtmp.reload())
+    client(ask)
+    client(function() nc:close() end)
+    assert.are.same({ "NetConnection.Call.Failed: v1", "NetConnection.Call.Failed: v2",
+                      "NetConnection.Call.Failed: v2" }, answers)
+    srv:close()
+  end)
+
   it("refuses misuse", function()
     assert.has_error(function() rtmp.keep(42) end, "rtmp.keep: name must be a string")
     assert.has_error(function() rtmp.keep("reload_unit_bad", function() return 1 end) end,
