@@ -4,8 +4,10 @@
  */
 #include "group.h"
 #include "error.h"
+#include "flv.h"
 #include "log.h"
 #include "media.h"
+#include "ws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,7 @@ typedef struct entry {
     int          legacy;   /* legacy members get it (decided when it was fanned out) */
     int          n;
     chunked      k[ENTRY_KEYS];
+    rtmp_buf    *flv;      /* its FLV tag (group.h), made when an FLV player first needs it */
 } entry;
 
 /* What a cached configuration configures: its type and packet kind, and
@@ -64,6 +67,8 @@ struct rtmp_group {
     entry    meta;                 /* n == 0: none */
     entry    conf[MAX_CONFIGS];    /* in the order they came */
     conf_key ckey[MAX_CONFIGS];    /* what conf[i] configures */
+    rtmp_flv_player **fp;          /* HTTP-FLV and WS-FLV players */
+    size_t   nfp, fp_cap;
 };
 
 rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
@@ -82,6 +87,8 @@ static void entry_free(entry *e)
     for (int i = 0; i < e->n; i++)
         rtmp_buf_unref(e->k[i].buf);
     e->n = 0;
+    rtmp_buf_unref(e->flv);
+    e->flv = NULL;
 }
 
 void rtmp_group_reset(rtmp_group *g)
@@ -115,8 +122,10 @@ void rtmp_group_free(rtmp_group *g)
     if (!g)
         return;
     rtmp_group_clear(g);
+    rtmp_group_end_flv(g, "stream gone");
     rtmp_group_reset(g);
     rtmp_carver_end(&g->carver);
+    free(g->fp);
     free(g->gop);
     free(g->m);
     free(g);
@@ -254,6 +263,7 @@ static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked 
     e->k[0] = *k;
     rtmp_buf_ref(k->buf);
     e->n = 1;
+    e->flv = NULL;
 }
 
 /* ---- the cache ---- */
@@ -329,6 +339,7 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
         if (g->nconf == MAX_CONFIGS)
             return NULL;
         g->conf[g->nconf].n = 0;
+        g->conf[g->nconf].flv = NULL;
         g->ckey[g->nconf] = key;
         return &g->conf[g->nconf++];
     }
@@ -354,6 +365,7 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
     }
     g->gop_bytes += h->length;
     g->gop[g->ngop].n = 0;
+    g->gop[g->ngop].flv = NULL;
     return &g->gop[g->ngop++];
 }
 
@@ -486,33 +498,18 @@ rtmp_mediaq *rtmp_group_queue(rtmp_mediaq **slot, rtmp_conn_core *c)
     return *slot;
 }
 
-/* Before queuing message h of class cls to member mb: 1 to send it, 0 to
- * drop it, -1 when the connection was closed for staying over its bounds.
- * The bytes measured leave out a late joiner's exempt burst. */
-static int offer(member *mb, rtmp_conn_core *c, const rtmp_msg_hdr *h, int cls, double now)
+/* What an offer that was not the usual case (rc and q->event, from
+ * rtmp_mediaq_offer) means for the member id/peer: 1 send, 0 drop (the
+ * change logged), -1 close it as a stalled slow reader, with reason. */
+static int verdict(rtmp_mediaq *q, int rc, double now, unsigned long id, const char *peer, char *reason,
+                   size_t reason_len)
 {
-    rtmp_mediaq *q = *mb->mq;
-    if (!q) {
-        const rtmp_conn_config *cc = rtmp_conn_core_config(c);
-        if (cc->max_queue_bytes == 0 && cc->max_queue_time <= 0)
-            return 1; /* no policy for this connection */
-        if (!(q = rtmp_group_queue(mb->mq, c)))
-            return 1; /* out of memory: fan out as without a policy */
-    }
-    size_t exempt = rtmp_conn_core_exempt(c);
-    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_core_written(c) + exempt, rtmp_conn_core_pending(c) - exempt, now);
-    if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
-        return 1; /* the usual case */
-    unsigned long id = rtmp_conn_core_id(c);
-    const char *peer = rtmp_conn_core_peer(c);
     if (rc == RTMP_MEDIAQ_STALL) {
-        char reason[256];
-        snprintf(reason, sizeof reason,
+        snprintf(reason, reason_len,
                  "slow reader: over the queue bounds for %.1f s (queue %zu bytes, %.2f s of media;"
                  " bounds %zu bytes, %.2f s; dropped %llu messages, %llu bytes)",
                  now - q->over_since, q->bytes, q->time, q->cfg.max_bytes, q->cfg.max_time,
                  (unsigned long long)q->dropped, (unsigned long long)q->dropped_bytes);
-        rtmp_conn_core_close(c, reason, RTMP_CLOSE_DROP);
         return -1;
     }
     switch (q->event) {
@@ -534,6 +531,266 @@ static int offer(member *mb, rtmp_conn_core *c, const rtmp_msg_hdr *h, int cls, 
         break;
     }
     return rc == RTMP_MEDIAQ_SEND;
+}
+
+/* Before queuing message h of class cls to member mb: 1 to send it, 0 to
+ * drop it, -1 when the connection was closed for staying over its bounds.
+ * The bytes measured leave out a late joiner's exempt burst. */
+static int offer(member *mb, rtmp_conn_core *c, const rtmp_msg_hdr *h, int cls, double now)
+{
+    rtmp_mediaq *q = *mb->mq;
+    if (!q) {
+        const rtmp_conn_config *cc = rtmp_conn_core_config(c);
+        if (cc->max_queue_bytes == 0 && cc->max_queue_time <= 0)
+            return 1; /* no policy for this connection */
+        if (!(q = rtmp_group_queue(mb->mq, c)))
+            return 1; /* out of memory: fan out as without a policy */
+    }
+    size_t exempt = rtmp_conn_core_exempt(c);
+    int rc = rtmp_mediaq_offer(q, h, cls, rtmp_conn_core_written(c) + exempt, rtmp_conn_core_pending(c) - exempt, now);
+    if (rc == RTMP_MEDIAQ_SEND && q->event == RTMP_MEDIAQ_EV_NONE)
+        return 1; /* the usual case */
+    char reason[256];
+    int v = verdict(q, rc, now, rtmp_conn_core_id(c), rtmp_conn_core_peer(c), reason, sizeof reason);
+    if (v < 0)
+        rtmp_conn_core_close(c, reason, RTMP_CLOSE_DROP);
+    return v;
+}
+
+/* ---- HTTP-FLV and WS-FLV players (group.h) ---- */
+
+/* The FLV tag of a message (h as published, its whole payload), after
+ * RTMP_GROUP_WS_ROOM bytes whose end holds the tag's WebSocket frame
+ * header: carved like a chunking unless lasting.  NULL when the message
+ * has no tag (not audio, video or script data, or over a tag's 24-bit
+ * size) or on OOM. */
+static rtmp_buf *flv_tag(rtmp_group *g, int lasting, const rtmp_msg_hdr *h, const uint8_t *payload)
+{
+    if (h->type != RTMP_FLV_AUDIO && h->type != RTMP_FLV_VIDEO && h->type != RTMP_FLV_SCRIPT)
+        return NULL;
+    const uint8_t *p = payload;
+    size_t len = h->length;
+    if (h->type == RTMP_FLV_SCRIPT) { /* a file's script data has no @setDataFrame */
+        size_t skip = rtmp_flv_set_data_frame_len(p, len);
+        p += skip;
+        len -= skip;
+    }
+    if (len > RTMP_FLV_MAX_DATA)
+        return NULL;
+    size_t tag = RTMP_FLV_TAG_HEADER_SIZE + len + RTMP_FLV_BACKPTR_SIZE, total = RTMP_GROUP_WS_ROOM + tag;
+    rtmp_buf *b = lasting ? NULL : carve(g, total);
+    int carved = b != NULL;
+    if (!b && !(b = rtmp_buf_new(total)))
+        return NULL;
+    uint8_t ws[10];
+    size_t wl = rtmp_ws_frame_header(ws, RTMP_WS_BINARY, tag);
+    uint8_t *t = b->data + RTMP_GROUP_WS_ROOM;
+    memcpy(t - wl, ws, wl);
+    rtmp_flv_put_tag(t, h->type, (uint32_t)len, h->timestamp);
+    memcpy(t + RTMP_FLV_TAG_HEADER_SIZE, p, len);
+    rtmp_flv_put_backptr(t + RTMP_FLV_TAG_HEADER_SIZE + len, (uint32_t)len);
+    b->len = total;
+    if (carved)
+        rtmp_carver_trim(&g->carver, b);
+    return b;
+}
+
+/* The tag of cached message e: a reference to the one kept with it, made
+ * from its first chunking when missing.  NULL when it has none, or on
+ * OOM.  The caller unrefs. */
+static rtmp_buf *entry_flv(rtmp_group *g, entry *e)
+{
+    if (e->flv)
+        return rtmp_buf_ref(e->flv);
+    rtmp_msg_hdr h = e->h;
+    h.stream_id = e->k[0].stream_id;
+    uint8_t *p = malloc(h.length ? h.length : 1);
+    if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) == 0)
+        e->flv = flv_tag(g, !in_gop(g, e), &h, p);
+    free(p);
+    return rtmp_buf_ref(e->flv);
+}
+
+/* Queue tag b (a buffer of flv_tag's, or of the FLV header) to p: the
+ * tag, or for a WebSocket player its frame. */
+static int flv_push(rtmp_flv_player *p, rtmp_buf *b)
+{
+    size_t tag = b->len - RTMP_GROUP_WS_ROOM;
+    size_t off = RTMP_GROUP_WS_ROOM - (p->ws ? rtmp_ws_frame_header_len(tag) : 0);
+    return rtmp_outq_push(&p->q, b, off, b->len - off);
+}
+
+/* The FLV header's flags: audio and video as the cached configurations
+ * and GOP have them; both when the cache holds neither yet. */
+static uint8_t flv_flags(const rtmp_group *g)
+{
+    uint8_t f = 0;
+    for (size_t i = 1; i < CACHE_SLOTS(g); i++) {
+        const entry *e = cache_at(g, i);
+        if (e)
+            f |= e->h.type == RTMP_MSG_AUDIO ? RTMP_FLV_FLAG_AUDIO : e->h.type == RTMP_MSG_VIDEO ? RTMP_FLV_FLAG_VIDEO : 0;
+    }
+    return f ? f : RTMP_FLV_FLAG_AUDIO | RTMP_FLV_FLAG_VIDEO;
+}
+
+/* Let go of the i-th player (p->close with how and reason). */
+static void flv_drop(rtmp_group *g, size_t i, const char *reason, int how)
+{
+    rtmp_flv_player *p = g->fp[i];
+    g->fp[i] = g->fp[--g->nfp];
+    p->group = NULL;
+    if (p->close)
+        p->close(p->ud, reason, how);
+}
+
+/* The bytes of p's late-join burst it has not taken yet. */
+static size_t flv_exempt(const rtmp_flv_player *p)
+{
+    if (p->exempt_end <= p->written)
+        return 0;
+    uint64_t e = p->exempt_end - p->written;
+    return e < p->q.bytes ? (size_t)e : p->q.bytes;
+}
+
+int rtmp_group_add_flv(rtmp_group *g, rtmp_flv_player *p)
+{
+    if (g->nfp == g->fp_cap) {
+        size_t cap = g->fp_cap ? g->fp_cap * 2 : 4;
+        rtmp_flv_player **fp = realloc(g->fp, cap * sizeof *fp);
+        if (!fp)
+            return RTMP_ERR_NOMEM;
+        g->fp = fp;
+        g->fp_cap = cap;
+    }
+    /* the FLV header: the player's own 13 bytes (no media in them) */
+    rtmp_buf *start = rtmp_buf_new(RTMP_GROUP_WS_ROOM + RTMP_FLV_START_SIZE);
+    if (!start)
+        return RTMP_ERR_NOMEM;
+    uint8_t ws[10];
+    size_t wl = rtmp_ws_frame_header(ws, RTMP_WS_BINARY, RTMP_FLV_START_SIZE);
+    memcpy(start->data + RTMP_GROUP_WS_ROOM - wl, ws, wl);
+    rtmp_flv_put_start(start->data + RTMP_GROUP_WS_ROOM, flv_flags(g));
+    start->len = RTMP_GROUP_WS_ROOM + RTMP_FLV_START_SIZE;
+    int rc = flv_push(p, start);
+    rtmp_buf_unref(start);
+    if (rc < 0)
+        return rc;
+    rtmp_mediaq_init(&p->mq, &p->policy);
+    size_t sent = 0;
+    for (size_t i = 0; g->cfg.cache && i < CACHE_SLOTS(g); i++) {
+        entry *e = cache_at(g, i);
+        if (!e || (p->legacy && !e->legacy))
+            continue;
+        rtmp_buf *b = entry_flv(g, e);
+        if (b && flv_push(p, b) == 0)
+            sent++;
+        rtmp_buf_unref(b);
+    }
+    p->exempt_end = p->written + p->q.bytes;
+    p->group = g;
+    g->fp[g->nfp++] = p;
+    if (sent)
+        rtmp_log(RTMP_LOG_DEBUG, p->id, p->peer, "late join (FLV): %zu cached messages", sent);
+    if (p->output)
+        p->output(p->ud);
+    return 0;
+}
+
+void rtmp_group_remove_flv(rtmp_flv_player *p)
+{
+    rtmp_group *g = p->group;
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->nfp; i++)
+        if (g->fp[i] == p) {
+            g->fp[i] = g->fp[--g->nfp];
+            break;
+        }
+    p->group = NULL;
+}
+
+size_t rtmp_group_flv_count(const rtmp_group *g)
+{
+    return g->nfp;
+}
+
+size_t rtmp_group_end_flv(rtmp_group *g, const char *reason)
+{
+    size_t n = g->nfp;
+    while (g->nfp)
+        flv_drop(g, g->nfp - 1, reason, RTMP_FLV_END);
+    return n;
+}
+
+void rtmp_flv_player_wrote(rtmp_flv_player *p, size_t n)
+{
+    rtmp_outq_consume(&p->q, n);
+    p->written += n;
+}
+
+void rtmp_flv_player_release(rtmp_flv_player *p)
+{
+    rtmp_group_remove_flv(p);
+    rtmp_outq_clear(&p->q);
+    rtmp_mediaq_free(&p->mq);
+}
+
+/* Fan a message out to the FLV players (after the RTMP members: h, cls
+ * and legacy_ok as they had it); kept: the cache entry that holds it, if
+ * any, which keeps its tag.  The tag is made once, for the first player
+ * that takes it. */
+static void flv_fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, int cls, int legacy_ok,
+                        entry *kept, double now)
+{
+    rtmp_msg_hdr h = *hin;
+    h.stream_id = 1; /* the policy measures media time per stream id: one here */
+    rtmp_buf *tag = NULL;
+    int made = 0;
+    for (size_t i = 0; i < g->nfp;) {
+        rtmp_flv_player *p = g->fp[i];
+        if (p->legacy && !legacy_ok) {
+            i++;
+            continue;
+        }
+        if (p->policy.max_bytes || p->policy.max_time > 0) {
+            size_t exempt = flv_exempt(p);
+            int rc = rtmp_mediaq_offer(&p->mq, &h, cls, p->written + exempt, p->q.bytes - exempt, now);
+            if (rc != RTMP_MEDIAQ_SEND || p->mq.event != RTMP_MEDIAQ_EV_NONE) {
+                char reason[256];
+                int v = verdict(&p->mq, rc, now, p->id, p->peer, reason, sizeof reason);
+                if (v < 0) {
+                    flv_drop(g, i, reason, RTMP_FLV_DROP);
+                    continue;
+                }
+                if (v == 0) {
+                    i++;
+                    continue;
+                }
+            }
+        }
+        if (!made) {
+            made = 1;
+            tag = kept ? entry_flv(g, kept) : flv_tag(g, 0, &h, payload);
+        }
+        if (!tag)
+            break; /* no tag for this message (or OOM): none of them gets it */
+        if (flv_push(p, tag) < 0) {
+            i++;
+            continue;
+        }
+        if (cls != RTMP_MEDIA_CLASS_KEEP && (p->policy.max_bytes || p->policy.max_time > 0))
+            rtmp_mediaq_queued(&p->mq, &h, cls, p->written + p->q.bytes);
+        if (p->max_output && p->q.bytes - flv_exempt(p) > p->max_output) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "output queue over %zu bytes (slow reader)", p->max_output);
+            flv_drop(g, i, reason, RTMP_FLV_DROP);
+            continue;
+        }
+        if (p->output)
+            p->output(p->ud);
+        i++;
+    }
+    rtmp_buf_unref(tag);
 }
 
 /* ---- fan-out ---- */
@@ -630,6 +887,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
     }
     for (int k = 0; k < nkeys; k++)
         rtmp_buf_unref(keys[k].buf);
+    if (g->nfp)
+        flv_fan_out(g, &h, payload, cls, legacy_ok, slot && slot->n ? slot : NULL, now);
     return reached;
 }
 

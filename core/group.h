@@ -145,4 +145,83 @@ size_t rtmp_group_cached_bytes(const rtmp_group *g, size_t *messages);
 int rtmp_group_each_cached(const rtmp_group *g,
                            int (*fn)(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload), void *ud);
 
+/* ---- HTTP-FLV and WebSocket-FLV players ----
+ *
+ * A second encoding of each message, for players that take FLV (an HTTP
+ * response, WebSocket binary frames; core/net_http.c drives them): the
+ * FLV tag (11-byte tag header, the payload, the 4-byte PreviousTagSize;
+ * script data without "@setDataFrame"), made once per message and only
+ * while the group has such a player (a late joiner gets the cached
+ * messages' tags, made then and kept with the cache), carved from the
+ * same blocks as the chunkings and queued by reference to every FLV
+ * player: no copy per player.  The buffer keeps RTMP_GROUP_WS_ROOM bytes
+ * before the tag, where the tag's WebSocket frame header (FIN, binary,
+ * the length; server frames are not masked) is written once: an HTTP
+ * player queues the tag, a WebSocket player the frame header and the tag
+ * (one frame per tag).  Only audio (8), video (9) and script data (18)
+ * have tags; other messages are not sent to FLV players.
+ *
+ * Timestamps are the publisher's, as RTMP members get them.  A joiner
+ * gets the FLV header first (the audio and video flags from the cached
+ * configurations: what the stream has; both when nothing is cached yet),
+ * then the cache, exempt from its bounds, then the live tags, under the
+ * same slow-reader policy (mediaq.h, with the bounds in p->policy) and
+ * output bound (p->max_output) as RTMP members.  The classes (legacy or
+ * capable) are the RTMP members' too.
+ */
+
+/* Bytes before each FLV tag for its WebSocket frame header (2, 4 or 10). */
+#define RTMP_GROUP_WS_ROOM 10
+
+/* How the group ends a player (rtmp_flv_player.close's how). */
+enum {
+    RTMP_FLV_END = 0,   /* the stream ended: write what is queued, then close */
+    RTMP_FLV_DROP = 1,  /* a slow reader: drop what is queued and close */
+};
+
+typedef struct rtmp_flv_player rtmp_flv_player;
+struct rtmp_flv_player {
+    /* The owner's: set before rtmp_group_add_flv, read by the group. */
+    int                ws;          /* WebSocket frames around each tag */
+    int                legacy;      /* a legacy member (see above) */
+    rtmp_mediaq_config policy;      /* the slow-reader bounds (max_queue_*) */
+    size_t             max_output;  /* queued bytes past which it is closed as a slow reader; 0 = none */
+    unsigned long      id;          /* for the log */
+    const char        *peer;
+    void (*output)(void *ud);       /* output was queued: write it (soon) */
+    void (*close)(void *ud, const char *reason, int how); /* the group let go of it (RTMP_FLV_*) */
+    void              *ud;
+    /* Shared: the output, written by the owner from the front
+     * (rtmp_flv_player_wrote); the owner may queue whole WebSocket
+     * control frames of its own between the group's. */
+    rtmp_outq          q;
+    uint64_t           written;     /* bytes the peer took */
+    /* The group's. */
+    rtmp_group        *group;       /* NULL: in no group */
+    rtmp_mediaq        mq;
+    uint64_t           exempt_end;  /* written + queued at the end of the late-join burst */
+};
+
+/* Join p to g (p zeroed but for the owner's fields): queues the FLV header
+ * (in a frame of its own for a WebSocket player) and the cache's tags, and
+ * calls p->output.  0, or RTMP_ERR_NOMEM (p not joined). */
+int rtmp_group_add_flv(rtmp_group *g, rtmp_flv_player *p);
+
+/* p leaves its group, if any (nothing is sent; its queue stays). */
+void rtmp_group_remove_flv(rtmp_flv_player *p);
+
+/* FLV players in g. */
+size_t rtmp_group_flv_count(const rtmp_group *g);
+
+/* End every FLV player of g (p->close with RTMP_FLV_END and reason: the
+ * stream ended); returns how many. */
+size_t rtmp_group_end_flv(rtmp_group *g, const char *reason);
+
+/* The owner wrote n bytes from the front of p->q. */
+void rtmp_flv_player_wrote(rtmp_flv_player *p, size_t n);
+
+/* Release what p holds (it leaves its group first): its queue and its
+ * slow-reader state. */
+void rtmp_flv_player_release(rtmp_flv_player *p);
+
 #endif

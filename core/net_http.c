@@ -10,10 +10,21 @@
  * dropped for up to LINGER seconds (so an answer such as 413 is not lost
  * to a reset), then the socket is closed.  Freed from a zero timer, never
  * inside the callback that is parsing.
+ *
+ * A streaming answer (rtmp_hconn_stream: HTTP-FLV, WS-FLV) makes the
+ * connection an FLV player of a group (group.h): after the response head,
+ * its output is the player's queue of references to the group's shared
+ * tags, written with one sendmsg per loop iteration as net.c writes RTMP
+ * players; the group bounds it (the slow-reader policy).  Input is then
+ * dropped (HTTP-FLV: only the peer's close matters) or read as WebSocket
+ * frames (core/ws.c): ping -> pong, close -> close, a bad frame -> close
+ * 1002 or 1009.  A closing stream whose output the peer does not take
+ * within CLOSE_WAIT is dropped.
  */
 #include "net_http.h"
 #include "error.h"
 #include "log.h"
+#include "ws.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -22,11 +33,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define MAX_FDS 8
 #define IN_CAP  (16 * 1024)
 #define LINGER  1.0
+#define CLOSE_WAIT 5.0  /* seconds a closing stream may take to write what it queued */
+#define STREAM_IOV 64   /* segments per sendmsg */
 
 struct rtmp_hsrv {
     rtmp_net         *net;
@@ -64,7 +78,14 @@ struct rtmp_hconn {
     char           reason[96];
     uint64_t       bytes_in, bytes_out;
     void          *ud;
+    int            ws_req;   /* the request waiting asks for a WebSocket: 1, with a bad key or version: -1 */
+    char           ws_key[32];
+    int            stream;   /* 0; STREAM_HTTP or STREAM_WS: an FLV player (rtmp_hconn_stream) */
+    rtmp_flv_player player;
+    rtmp_ws_reader *ws;      /* STREAM_WS: the client frame reader */
 };
+
+enum { STREAM_HTTP = 1, STREAM_WS = 2 };
 
 static unsigned long next_id = 1;
 
@@ -79,6 +100,12 @@ void rtmp_hsrv_config_default(rtmp_hsrv_config *cfg)
 
 static void conn_process(rtmp_hconn *c);
 static void conn_flush(rtmp_hconn *c);
+
+/* Output queued and not written: the answer buffer and a stream's queue. */
+static size_t pending(const rtmp_hconn *c)
+{
+    return c->out_len - c->out_off + c->player.q.bytes;
+}
 
 /* ---- freeing ---- */
 
@@ -98,6 +125,8 @@ static void conn_free(rtmp_hconn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    rtmp_flv_player_release(&c->player);
+    free(c->ws);
     rtmp_httpd_free(c->rd);
     free(c->in);
     free(c->out);
@@ -154,7 +183,7 @@ static void conn_finish(rtmp_hconn *c)
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     rtmp_hconn *c = w->data;
-    if (!c->lingering && c->out_len == c->out_off)
+    if (!c->lingering && pending(c) == 0)
         conn_finish(c);
 }
 
@@ -166,8 +195,13 @@ void rtmp_hconn_close(rtmp_hconn *c, const char *reason)
     snprintf(c->reason, sizeof c->reason, "%s", reason);
     ev_io_stop(c->srv->loop, &c->rio);
     ev_timer_stop(c->srv->loop, &c->tmo);
-    if (c->out_len == c->out_off)
+    rtmp_group_remove_flv(&c->player); /* nothing more is queued */
+    if (pending(c) == 0) {
         ev_timer_start(c->srv->loop, &c->reap);
+    } else if (c->stream) {
+        ev_timer_set(&c->tmo, CLOSE_WAIT, 0); /* the peer takes what is queued, or it is dropped */
+        ev_timer_start(c->srv->loop, &c->tmo);
+    }
 }
 
 /* Drop the output and close now (the peer is gone). */
@@ -177,6 +211,7 @@ static void conn_abort(rtmp_hconn *c, const char *reason)
         snprintf(c->reason, sizeof c->reason, "%s", reason);
     c->closing = 1;
     c->out_off = c->out_len;
+    rtmp_flv_player_release(&c->player);
     ev_io_stop(c->srv->loop, &c->rio);
     ev_io_stop(c->srv->loop, &c->wio);
     ev_timer_stop(c->srv->loop, &c->tmo);
@@ -213,7 +248,7 @@ static int out_add(rtmp_hconn *c, const void *p, size_t n)
 
 static void read_on(rtmp_hconn *c)
 {
-    if (!c->closing && !c->waiting && c->out_len - c->out_off <= c->srv->cfg.max_output
+    if (!c->closing && !c->waiting && pending(c) <= c->srv->cfg.max_output
         && c->in_len < IN_CAP)
         ev_io_start(c->srv->loop, &c->rio);
     else
@@ -236,6 +271,25 @@ static void conn_flush(rtmp_hconn *c)
             return;
         }
         c->out_off += (size_t)n;
+        c->bytes_out += (uint64_t)n;
+    }
+    /* a stream's queue: references to the group's tags, many per call */
+    while (c->player.q.bytes) {
+        struct iovec iov[STREAM_IOV];
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)rtmp_outq_iov(&c->player.q, iov, STREAM_IOV) };
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ev_io_start(c->srv->loop, &c->wio);
+                read_on(c);
+                return;
+            }
+            conn_abort(c, strerror(errno));
+            return;
+        }
+        rtmp_flv_player_wrote(&c->player, (size_t)n);
         c->bytes_out += (uint64_t)n;
     }
     ev_io_stop(c->srv->loop, &c->wio);
@@ -304,20 +358,50 @@ static void refuse(rtmp_hconn *c, int status, const char *why)
 
 /* ---- input ---- */
 
+/* Whether a request asks for a WebSocket (RFC 6455 4.2.1): GET with
+ * Connection: Upgrade and Upgrade: websocket; then its key and version 13
+ * (else c->ws_req -1: answered 400 or 426 if it is to stream). */
+static void ws_request(rtmp_hconn *c, const rtmp_httpd_req *r)
+{
+    c->ws_req = 0;
+    c->ws_key[0] = '\0';
+    if (!r->upgrade || strcmp(r->method, "GET") != 0)
+        return;
+    int websocket = 0, version = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const rtmp_httpd_header *h = &r->headers[i];
+        if (h->name_len == 7 && !strncasecmp(h->name, "upgrade", 7))
+            websocket = h->value_len == 9 && !strncasecmp(h->value, "websocket", 9);
+        else if (h->name_len == 17 && !strncasecmp(h->name, "sec-websocket-key", 17) && h->value_len < sizeof c->ws_key)
+            snprintf(c->ws_key, sizeof c->ws_key, "%.*s", (int)h->value_len, h->value);
+        else if (h->name_len == 21 && !strncasecmp(h->name, "sec-websocket-version", 21))
+            version = h->value_len == 2 && !strncmp(h->value, "13", 2);
+    }
+    if (websocket)
+        c->ws_req = version && c->ws_key[0] ? 1 : -1;
+}
+
 static int on_request(void *ud, const rtmp_httpd_req *r)
 {
     rtmp_hconn *c = ud;
     c->waiting = 1;
     c->head = !strcmp(r->method, "HEAD");
     c->keep = r->keep_alive && !r->upgrade;
+    ws_request(c, r);
     ev_timer_stop(c->srv->loop, &c->tmo);
     c->srv->h.request(c, c->srv->ud, r);
     return 1; /* one request at a time */
 }
 
+static void stream_input(rtmp_hconn *c);
+
 static void conn_process(rtmp_hconn *c)
 {
-    while (c->in_len && !c->waiting && !c->closing && c->out_len - c->out_off <= c->srv->cfg.max_output) {
+    if (c->stream) {
+        stream_input(c);
+        return;
+    }
+    while (c->in_len && !c->waiting && !c->closing && !c->stream && c->out_len - c->out_off <= c->srv->cfg.max_output) {
         int was_partial = rtmp_httpd_partial(c->rd);
         ssize_t n = rtmp_httpd_feed(c->rd, c->in, c->in_len, on_request, c);
         if (n < 0) {
@@ -356,6 +440,10 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     rtmp_hconn *c = w->data;
+    if (c->closing) { /* a stream's output not taken within CLOSE_WAIT */
+        conn_abort(c, c->reason);
+        return;
+    }
     if (c->waiting)
         return;
     if (rtmp_httpd_partial(c->rd) || c->in_len) {
@@ -365,6 +453,173 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     } else {
         rtmp_hconn_close(c, "idle");
     }
+}
+
+/* ---- streams: FLV players (rtmp_hconn_stream) ---- */
+
+static void player_output(void *ud)
+{
+    rtmp_hconn *c = ud;
+    if (!c->closing && !ev_is_active(&c->wio) && !ev_is_pending(&c->wio))
+        ev_feed_event(c->srv->loop, &c->wio, EV_WRITE); /* written once per loop iteration */
+}
+
+/* Queue a WebSocket control frame of ours (between the group's whole
+ * frames).  0 or RTMP_ERR_NOMEM. */
+static int ws_control(rtmp_hconn *c, unsigned op, const uint8_t *payload, size_t len)
+{
+    rtmp_buf *b = rtmp_buf_new(10 + len);
+    if (!b)
+        return RTMP_ERR_NOMEM;
+    b->len = rtmp_ws_frame_header(b->data, op, len);
+    if (len)
+        memcpy(b->data + b->len, payload, len);
+    b->len += len;
+    int rc = rtmp_outq_push(&c->player.q, b, 0, b->len);
+    rtmp_buf_unref(b);
+    player_output(c);
+    return rc;
+}
+
+/* Close a WebSocket stream with a close frame (code, text) after what is
+ * queued. */
+static void ws_close(rtmp_hconn *c, int code, const char *text)
+{
+    rtmp_group_remove_flv(&c->player); /* the close frame is the last one */
+    uint8_t p[125];
+    size_t n = strlen(text) > sizeof p - 2 ? sizeof p - 2 : strlen(text);
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)code;
+    memcpy(p + 2, text, n);
+    ws_control(c, RTMP_WS_CLOSE, p, n + 2);
+    conn_flush(c);
+    if (!c->closing)
+        rtmp_hconn_close(c, text);
+}
+
+static void player_close(void *ud, const char *reason, int how)
+{
+    rtmp_hconn *c = ud;
+    if (how == RTMP_FLV_DROP) {
+        rtmp_log(RTMP_LOG_WARN, 0, c->peer, "http %lu: %s", c->id, reason);
+        conn_abort(c, reason);
+    } else if (c->stream == STREAM_WS) {
+        ws_close(c, RTMP_WS_NORMAL, reason);
+    } else {
+        rtmp_hconn_close(c, reason);
+        conn_flush(c);
+    }
+}
+
+static int on_ws_frame(void *ud, const rtmp_ws_frame *f)
+{
+    rtmp_hconn *c = ud;
+    if (f->opcode == RTMP_WS_PING) {
+        if (ws_control(c, RTMP_WS_PONG, f->payload, (size_t)f->len) < 0) {
+            conn_abort(c, "out of memory");
+            return 1;
+        }
+    } else if (f->opcode == RTMP_WS_CLOSE) {
+        /* answer with the peer's code (none: none), then close */
+        rtmp_group_remove_flv(&c->player);
+        ws_control(c, RTMP_WS_CLOSE, f->payload, f->len >= 2 ? 2 : 0);
+        rtmp_hconn_close(c, "peer closed the WebSocket");
+        return 1;
+    }
+    return 0; /* pong, and the client's data frames: nothing to do */
+}
+
+/* Input on a stream: HTTP-FLV drops it (only the peer's close matters),
+ * WS-FLV reads it as frames. */
+static void stream_input(rtmp_hconn *c)
+{
+    if (c->stream == STREAM_WS && !c->closing) {
+        ssize_t n = rtmp_ws_feed(c->ws, c->in, c->in_len, on_ws_frame, c);
+        if (n < 0) {
+            int code = rtmp_ws_reader_close_code(c->ws);
+            rtmp_log(RTMP_LOG_WARN, 0, c->peer, "http %lu: WebSocket: %s (close %d)", c->id,
+                     rtmp_ws_reader_error(c->ws), code);
+            c->in_len = 0;
+            ws_close(c, code, rtmp_ws_reader_error(c->ws));
+            return;
+        }
+        memmove(c->in, c->in + n, c->in_len - (size_t)n);
+        c->in_len -= (size_t)n;
+    } else {
+        c->in_len = 0;
+    }
+    if (!c->closing)
+        read_on(c);
+}
+
+int rtmp_hconn_websocket(const rtmp_hconn *c)
+{
+    return c->waiting ? c->ws_req : 0;
+}
+
+int rtmp_hconn_stream(rtmp_hconn *c, const char *headers, rtmp_group *g, const rtmp_hconn_stream_opts *o)
+{
+    if (c->freed || c->closing)
+        return RTMP_ERR_CLOSED;
+    if (!c->waiting || c->stream)
+        return RTMP_ERR_INVAL;
+    if (c->ws_req < 0) {
+        refuse(c, 400, "bad WebSocket handshake (want Sec-WebSocket-Key and Sec-WebSocket-Version: 13)");
+        return RTMP_ERR_INVAL;
+    }
+    if (c->head) /* the head of what a GET would get */
+        return rtmp_hconn_respond(c, 200, headers, NULL, 0);
+    char head[512];
+    int n;
+    if (c->ws_req > 0) {
+        char accept[RTMP_WS_ACCEPT_LEN + 1];
+        if (rtmp_ws_accept(c->ws_key, strlen(c->ws_key), accept) < 0) {
+            refuse(c, 400, "bad Sec-WebSocket-Key (want 16 bytes in base64)");
+            return RTMP_ERR_INVAL;
+        }
+        if (!(c->ws = malloc(sizeof *c->ws))) {
+            conn_abort(c, "out of memory");
+            return RTMP_ERR_NOMEM;
+        }
+        rtmp_ws_reader_init(c->ws, o->max_frame);
+        n = snprintf(head, sizeof head, "HTTP/1.1 101 %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n", rtmp_httpd_reason(101), accept);
+        headers = NULL;
+    } else {
+        /* no length: the body runs until the connection closes */
+        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n");
+    }
+    c->waiting = 0;
+    c->keep = 0;
+    if (out_add(c, head, (size_t)n) || (headers && out_add(c, headers, strlen(headers)))
+        || (c->ws_req == 0 && out_add(c, "Connection: close\r\n\r\n", 21))) {
+        conn_abort(c, "out of memory");
+        return RTMP_ERR_NOMEM;
+    }
+    c->stream = c->ws_req > 0 ? STREAM_WS : STREAM_HTTP;
+    ev_timer_stop(c->srv->loop, &c->tmo); /* no idle deadline: the group bounds a stream */
+    if (o->send_buffer) {
+        int sb = o->send_buffer > 0x7fffffff ? 0x7fffffff : (int)o->send_buffer;
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+    }
+    rtmp_flv_player *p = &c->player;
+    p->ws = c->stream == STREAM_WS;
+    p->legacy = o->legacy;
+    p->policy = o->policy;
+    p->max_output = o->max_output;
+    p->id = c->id;
+    p->peer = c->peer;
+    p->output = player_output;
+    p->close = player_close;
+    p->ud = c;
+    int rc = rtmp_group_add_flv(g, p);
+    if (rc < 0) {
+        conn_abort(c, "out of memory");
+        return rc;
+    }
+    rtmp_log(RTMP_LOG_INFO, 0, c->peer, "http %lu: %s stream", c->id, p->ws ? "WS-FLV" : "HTTP-FLV");
+    conn_flush(c); /* and what came after the request (WebSocket frames) is read from the loop */
+    return 0;
 }
 
 /* ---- accepting ---- */
@@ -485,9 +740,10 @@ void rtmp_hconn_set_ud(rtmp_hconn *c, void *ud) { c->ud = ud; }
 void *rtmp_hconn_get_ud(const rtmp_hconn *c) { return c->ud; }
 uint64_t rtmp_hconn_bytes_in(const rtmp_hconn *c) { return c->bytes_in; }
 uint64_t rtmp_hconn_bytes_out(const rtmp_hconn *c) { return c->bytes_out; }
-size_t rtmp_hconn_pending(const rtmp_hconn *c) { return c->out_len - c->out_off; }
+size_t rtmp_hconn_pending(const rtmp_hconn *c) { return pending(c); }
 
 size_t rtmp_hconn_memory(const rtmp_hconn *c)
 {
-    return sizeof *c + IN_CAP + c->out_cap + rtmp_httpd_memory(c->rd);
+    return sizeof *c + IN_CAP + c->out_cap + rtmp_httpd_memory(c->rd) + (c->ws ? sizeof *c->ws : 0)
+           + c->player.q.cap * sizeof(rtmp_seg);
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "group.h"
 #include "httpd.h"
 #include "net.h"
 
@@ -66,6 +67,31 @@ size_t rtmp_hsrv_conns(const rtmp_hsrv *s);
  * for HEAD).  0, RTMP_ERR_INVAL (no request waits), RTMP_ERR_CLOSED,
  * RTMP_ERR_NOMEM. */
 int rtmp_hconn_respond(rtmp_hconn *c, int status, const char *headers, const uint8_t *body, size_t len);
+
+/* Whether the request c waits on asks for a WebSocket (GET, Connection:
+ * Upgrade, Upgrade: websocket): 1; -1 when it does with a missing key or
+ * a version other than 13; 0 when not. */
+int rtmp_hconn_websocket(const rtmp_hconn *c);
+
+typedef struct rtmp_hconn_stream_opts {
+    int                legacy;       /* a legacy member of the group (group.h) */
+    rtmp_mediaq_config policy;       /* the slow-reader bounds */
+    size_t             max_output;   /* queued bytes past which it is closed as a slow reader; 0 = none */
+    size_t             send_buffer;  /* SO_SNDBUF; 0 = the kernel's autotuning */
+    uint64_t           max_frame;    /* WebSocket: client frame payload bytes accepted (0: 64 KiB) */
+} rtmp_hconn_stream_opts;
+
+/* Answer the request c waits on with g's FLV, as long as g has it
+ * (group.h: the FLV player): when the request asks for a WebSocket, the
+ * handshake (101, Sec-WebSocket-Accept) and then one binary frame per
+ * tag (WS-FLV); else 200 with headers, Connection: close and no length,
+ * the body the FLV stream until the connection closes (HTTP-FLV).  HEAD
+ * gets the head only.  The stream ends when the group ends it (the
+ * rest of the queue is written; WS-FLV then sends close 1000), drops it
+ * (a slow reader: closed at once), or the peer closes.  0,
+ * RTMP_ERR_INVAL (no request waits, or a bad WebSocket handshake:
+ * answered 400 and closed), RTMP_ERR_CLOSED, RTMP_ERR_NOMEM. */
+int rtmp_hconn_stream(rtmp_hconn *c, const char *headers, rtmp_group *g, const rtmp_hconn_stream_opts *o);
 
 /* Close the connection at a safe point (the output queued is written
  * first).  Later calls keep the first reason. */

@@ -6,7 +6,11 @@
  *   local g = rtmp.group([{ cache = true, gop_max_bytes = N, legacy = "all" | "legacy" }])
  *   g:add(conn [, stream_id [, legacy]]), g:remove(conn), g:has(conn), g:count() / #g,
  *   g:members(), g:clear(), g:send(msg [, hdr [, legacy]]) -> members reached,
- *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached()
+ *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached(),
+ *   g:http_players(), g:end_http([reason])
+ *
+ * HTTP-FLV and WS-FLV players (core/group.h) join a group through an HTTP
+ * handler's streamed answer (l_httpd.c); g:count() counts them too.
  *
  * A group is Lua-owned; it holds a reference to each member, a
  * connection's lconn (l_conn.h) or a session (l_session.c, kept alive by
@@ -185,10 +189,27 @@ static int group_has(lua_State *L)
     return 1;
 }
 
+/* g:count() / #g: the open members, FLV players included. */
 static int group_len(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
-    lua_pushinteger(L, (lua_Integer)rtmp_group_count(g));
+    lua_pushinteger(L, (lua_Integer)(rtmp_group_count(g) + rtmp_group_flv_count(g)));
+    return 1;
+}
+
+/* g:http_players() -> the HTTP-FLV and WS-FLV players. */
+static int group_http_players(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)rtmp_group_flv_count(rtmp_l_group_check(L, 1)));
+    return 1;
+}
+
+/* g:end_http([reason]) -> how many: end every HTTP-FLV and WS-FLV
+ * player's response (the stream ended: what is queued is written first). */
+static int group_end_http(lua_State *L)
+{
+    rtmp_group *g = rtmp_l_group_check(L, 1);
+    lua_pushinteger(L, (lua_Integer)rtmp_group_end_flv(g, luaL_optstring(L, 2, "stream ended")));
     return 1;
 }
 
@@ -296,7 +317,8 @@ static const luaL_Reg group_methods[] = {
     { "add", group_add }, { "remove", group_remove }, { "has", group_has },
     { "count", group_len }, { "members", group_members }, { "clear", group_clear },
     { "send", group_send }, { "metadata", group_metadata }, { "reset", group_reset },
-    { "cached", group_cached }, { NULL, NULL },
+    { "cached", group_cached }, { "http_players", group_http_players }, { "end_http", group_end_http },
+    { NULL, NULL },
 };
 
 void rtmp_l_open_group(lua_State *L)

@@ -12,8 +12,17 @@
  *
  * fn(req) -> status, headers, body: req = { method, url, path, query =
  * { name = value (decoded) }, headers = { lower-case name = value }, body,
- * peer, id }; headers = { Name = value } (or nil), body a string (or
- * nil).  A route is a path, matched exactly, or a prefix ending in "*"
+ * peer, id, websocket (true: the request asks for a WebSocket) };
+ * headers = { Name = value } (or nil), body a string (or nil).
+ *
+ * A streamed answer: fn(req) -> 200, headers, group [, opts]: the
+ * connection becomes an FLV player of the rtmp.group (core/group.h: the
+ * group's shared FLV tags, its late-join cache and slow-reader policy):
+ * HTTP-FLV, or WS-FLV when req.websocket (core/net_http.h,
+ * rtmp_hconn_stream).  opts: legacy (a legacy member), max_frame (the
+ * client's WebSocket frames, bytes), and the connection settings
+ * max_queue_bytes, max_queue_time, max_queue_stall, max_output,
+ * send_buffer over rtmp.options.  A route is a path, matched exactly, or a prefix ending in "*"
  * (the longest wins); a request no route and no handler takes gets 404.
  * A handler that raises (logged with its traceback and the connection's
  * id) or returns no status answers 500.  docs/HTTP.md.
@@ -24,8 +33,10 @@
 #include <strings.h>
 
 #include "l_contain.h"
+#include "l_group.h"
 #include "l_loop.h"
 #include "l_rtmp.h"
+#include "l_settings.h"
 #include "../core/error.h"
 #include "../core/log.h"
 #include "../core/net_http.h"
@@ -114,6 +125,8 @@ static void push_req(lua_State *L, rtmp_hconn *c, const rtmp_httpd_req *r)
     lua_setfield(L, -2, "peer");
     lua_pushinteger(L, (lua_Integer)rtmp_hconn_id(c));
     lua_setfield(L, -2, "id");
+    lua_pushboolean(L, rtmp_hconn_websocket(c) != 0);
+    lua_setfield(L, -2, "websocket");
 }
 
 /* [-0, +1, -] the function for path in the options table at t: routes[path],
@@ -174,13 +187,42 @@ static void add_headers(lua_State *L, int idx, luaL_Buffer *b)
     }
 }
 
+/* [-0, +0, e] Stream the group at index 3 to c (a handler's 200, headers
+ * (pushed string at 5), group, opts at 4). */
+static void stream_group(lua_State *L, rtmp_hconn *c)
+{
+    rtmp_group *g = *(rtmp_group **)lua_touserdata(L, 3); /* l_group.h: the box begins with it */
+    if (!g)
+        luaL_error(L, "an HTTP handler streams a group that is finalized");
+    if (lua_tointeger(L, 1) != 200)
+        luaL_error(L, "an HTTP handler streaming a group answers 200, not %d", (int)lua_tointeger(L, 1));
+    int opts = lua_istable(L, 4) ? 4 : 0;
+    if (!opts && !lua_isnil(L, 4))
+        luaL_error(L, "stream options must be a table or nil");
+    rtmp_conn_config cc;
+    rtmp_l_settings_read(L, opts, &cc, RTMP_ROLE_SERVER);
+    rtmp_hconn_stream_opts o = {
+        .policy = { cc.max_queue_bytes, cc.max_queue_time, cc.max_queue_stall },
+        .max_output = cc.max_output,
+        .send_buffer = cc.send_buffer,
+    };
+    if (opts) {
+        lua_getfield(L, opts, "legacy");
+        o.legacy = lua_toboolean(L, -1);
+        if (lua_getfield(L, opts, "max_frame") != LUA_TNIL)
+            o.max_frame = (uint64_t)luaL_checkinteger(L, -1);
+        lua_pop(L, 2);
+    }
+    rtmp_hconn_stream(c, lua_tostring(L, 5), g, &o);
+}
+
 /* fn, req, conn (light): call fn(req) and answer with what it returns
  * (under rtmp_l_pcall). */
 static int dispatch(lua_State *L)
 {
     rtmp_hconn *c = lua_touserdata(L, 3);
     lua_settop(L, 2);
-    lua_call(L, 1, 3);
+    lua_call(L, 1, 4);
     if (!lua_isinteger(L, 1) || lua_tointeger(L, 1) < 100 || lua_tointeger(L, 1) > 999)
         return luaL_error(L, "an HTTP handler returns status (100-999), headers, body; got %s",
                           luaL_typename(L, 1));
@@ -190,12 +232,16 @@ static int dispatch(lua_State *L)
         add_headers(L, 2, &b);
     else if (!lua_isnil(L, 2))
         return luaL_error(L, "response headers must be a table or nil");
-    luaL_pushresult(&b);
+    luaL_pushresult(&b); /* at 5 */
+    if (luaL_testudata(L, 3, RTMP_L_GROUP_MT)) {
+        stream_group(L, c);
+        return 0;
+    }
     size_t len = 0;
     const char *body = NULL;
     if (!lua_isnil(L, 3) && !(body = lua_tolstring(L, 3, &len)))
-        return luaL_error(L, "response body must be a string or nil");
-    rtmp_hconn_respond(c, (int)lua_tointeger(L, 1), lua_tostring(L, 4), (const uint8_t *)body, len);
+        return luaL_error(L, "response body must be a string, a group or nil");
+    rtmp_hconn_respond(c, (int)lua_tointeger(L, 1), lua_tostring(L, 5), (const uint8_t *)body, len);
     return 0;
 }
 

@@ -8,6 +8,10 @@
 --   GET|POST /api/drop?app=&name=[&clientid=]   disconnect the publisher of
 --                      app/name, or that client of it (nginx-rtmp's control
 --                      module: the body is the number dropped)
+--   GET /APP/NAME.flv  HTTP-FLV of the stream (with Upgrade: websocket,
+--                      WS-FLV), from its group: ?enhanced=1 for a player
+--                      that takes Enhanced RTMP's codecs (else a legacy one)
+--   GET /, /www/...    the player page (scripts/www/) and mpegts.js
 -- Attached by live.lua like record.lua and relay.lua:
 --   require("http_api").attach(live)
 -- and from a script: http_api.routes(live) -> the routes, to add your own
@@ -289,6 +293,58 @@ function M.drop(live, app_name, name, clientid)
 end
 
 local JSON = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-cache" }
+local TEXT = { ["Content-Type"] = "text/plain" }
+
+-- ---- HTTP-FLV, WS-FLV and the page ----
+
+local FLV = { ["Content-Type"] = "video/x-flv", ["Cache-Control"] = "no-cache",
+              ["Access-Control-Allow-Origin"] = "*" }
+
+--- http_api.flv(live, req, app, name) -> the answer streaming app/name's
+--- group as FLV (HTTP-FLV, or WS-FLV for a WebSocket request); 404 when
+--- live has no such stream (published, or played and waited for). A
+--- player that joins before the publisher waits for it, as an RTMP one;
+--- the stream's end (unpublish) ends the answer.
+function M.flv(live, req, app_name, name)
+    local s = live.streams[app_name .. "/" .. name]
+    if not s then return 404, TEXT, format("no stream %s/%s\n", app_name, name) end
+    -- the slow-reader settings are live.config's (over rtmp.options), as its RTMP players'
+    return 200, FLV, s.players, setmetatable({ legacy = req.query.enhanced ~= "1" }, { __index = live.config })
+end
+
+-- Where the page and mpegts.js are: scripts/www next to this file, and
+-- mpegts.js from tools/node (tools/deps.sh installs it there).
+local here = (package.searchpath("http_api", package.path) or "scripts/http_api.lua"):match("^(.-)[^/]*$")
+M.www = here .. "www/"
+M.mpegts = { here .. "../tools/node/node_modules/mpegts.js/dist/mpegts.js",
+             "/usr/share/javascript/mpegts.js/mpegts.js", "/usr/share/nodejs/mpegts.js/dist/mpegts.js" }
+local TYPES = { html = "text/html; charset=utf-8", js = "text/javascript", css = "text/css", map = "application/json" }
+
+local function file_answer(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local data = f:read("a")
+    f:close()
+    return 200, { ["Content-Type"] = TYPES[path:match("%.(%w+)$")] or "application/octet-stream",
+                  ["Cache-Control"] = "no-cache" }, data
+end
+
+--- http_api.www_file(path) -> the answer for a file of the page (/www/NAME).
+function M.www_file(path)
+    local rel = path:match("^/www/(.+)$")
+    if not rel or rel:find("..", 1, true) or rel:find("//", 1, true) then return 404, TEXT, "not found\n" end
+    if rel == "mpegts.js" or rel == "mpegts.js.map" then
+        for _, candidate in ipairs(M.mpegts) do
+            local st, h, body = file_answer(rel == "mpegts.js" and candidate or candidate .. ".map")
+            if st then return st, h, body end
+        end
+        return 404, TEXT, "mpegts.js is not installed: run tools/deps.sh (npm ci --prefix tools/node), "
+            .. "or put mpegts.js in one of: " .. concat(M.mpegts, ", ") .. "\n"
+    end
+    local st, h, body = file_answer(M.www .. rel)
+    if st then return st, h, body end
+    return 404, TEXT, "not found\n"
+end
 
 --- http_api.routes(live) -> the routes table for rtmp.http.listen.
 function M.routes(live)
@@ -307,6 +363,13 @@ function M.routes(live)
                 return 400, { ["Content-Type"] = "text/plain" }, "want app, name and optionally clientid\n"
             end
             return 200, { ["Content-Type"] = "text/plain" }, tostring(M.drop(live, q.app, q.name, clientid))
+        end,
+        ["/www/*"] = function(req) return M.www_file(req.path) end,
+        ["/*"] = function(req) -- the page, and /APP/NAME.flv
+            if req.path == "/" or req.path == "/index.html" then return M.www_file("/www/index.html") end
+            local app_name, name = req.path:match("^/(.+)/([^/]+)%.flv$")
+            if app_name then return M.flv(live, req, app_name, name) end
+            return 404, TEXT, "not found\n"
         end,
     }
 end
@@ -352,6 +415,8 @@ function M.attach(live)
         stop = function(s, ns)
             closed.dropped = closed.dropped + dropped_of(ns.conn)
         end,
+        -- HTTP-FLV answers end with the stream (rtmp.replay's groups have no HTTP players)
+        unpublish = function(s) if s.players.end_http then s.players:end_http("unpublished") end end,
     }
     local start = live.start
     live.config.http = live.config.http or false

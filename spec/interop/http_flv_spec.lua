@@ -1,0 +1,104 @@
+-- HTTP-FLV and WS-FLV (docs/HTTP.md) from scripts/live.lua --http, fed
+-- from the stream's group (its shared tags, late-join cache and
+-- slow-reader policy): ffmpeg publishes the fixture; ffmpeg, ffprobe and
+-- a WebSocket client that start before the publish get every frame; a
+-- late HTTP joiner starts at a keyframe and decodes cleanly; a reader
+-- that reads nothing is dropped by the slow-reader policy while an RTMP
+-- player gets every frame.
+local H = require "support.helpers"
+local F = H.FIXTURE
+
+local fmt, q = string.format, H.shquote
+
+--- spec/support/flv_client.py in the background: p.state() -> its
+--- OUT.state line as a table (status, frames, ping, close, reason, end).
+local function flv_client(port, path, out, opts)
+  local p = H.spawn(fmt("python3 spec/support/flv_client.py %d %s %s %s", port, q(path), q(out), opts or ""),
+    { name = "flv-client" })
+  function p.state()
+    local t = {}
+    for k, v in (H.read_file(out .. ".state") or ""):gmatch("(%w+)=(%S*)") do t[k] = tonumber(v) or v end
+    return t
+  end
+  return p
+end
+
+-- ffmpeg's decoder on a file: its complaints (nothing for a clean decode).
+local function decode_errors(file)
+  local _, out = H.run(fmt("ffmpeg -nostdin -v error -i %s -f null -", q(file)), 60)
+  return out
+end
+
+describe("HTTP-FLV and WS-FLV", function()
+  after_each(function() H.cleanup() end)
+
+  it("every frame to readers that came first, a keyframe start to a late one, slow readers dropped", function()
+    local fixture = assert(H.probe(H.fixture_flv()))
+    local hport = H.free_port()
+    -- live.lua with 1 s of media queued at most, 2 s over it before a drop,
+    -- and a 4 KiB SO_SNDBUF, so that the kernel does not soak up the stream
+    local srv = H.luartmp_start{ log_level = "info", extra = { "--http", "127.0.0.1:" .. hport },
+      script = "spec/interop/slow_server.lua", args = { "0", "1", "2", "4096" } }
+    assert(H.wait_port(hport, 10), "no HTTP listener")
+    local hurl = fmt("http://127.0.0.1:%d/live/hf.flv", hport)
+
+    -- nobody publishes or plays it yet: 404
+    local _, code = H.run(fmt("curl -s -o /dev/null -w '%%{http_code}' %s", q(hurl)), 10)
+    assert.are.equal("404", code)
+
+    -- an RTMP player waits for the stream; the HTTP readers join it
+    local rtmp_file, early_file = H.tmpname("hf-rtmp.flv"), H.tmpname("hf-http.flv")
+    local ws_file, late_file, slow_file = H.tmpname("hf-ws.flv"), H.tmpname("hf-late.flv"), H.tmpname("hf-slow.flv")
+    local rtmp_player = H.ffmpeg_play(srv.url("live/hf"), rtmp_file, 6)
+    assert(H.wait_until(function() return srv.count("play", "hf") >= 1 end, 10), srv.log())
+    local early = H.ffmpeg_play(hurl, early_file, 6)
+    local ws = flv_client(hport, "/live/hf.flv", ws_file, "--ping --timeout 30")
+    local slow = flv_client(hport, "/live/hf.flv", slow_file, "--http --stall 12 --timeout 30")
+    local late = flv_client(hport, "/live/hf.flv", late_file, "--http --delay 3.5 --timeout 30")
+    assert(H.wait_until(function() return H.count_plain(srv.log(), "-FLV stream") >= 3 end, 10), srv.log())
+
+    local pub = H.ffmpeg_publish(srv.url("live/hf"))
+    -- ffprobe on the URL, from before the first frame to the stream's end
+    local probed = assert(H.probe(hurl))
+    assert.are.equal(F.frames, probed.video and probed.video.frames, "ffprobe on the URL: video frames")
+    assert.are.equal(fixture.audio.frames, probed.audio and probed.audio.frames, "ffprobe on the URL: audio frames")
+
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher:\n" .. H.output(pub))
+    for name, p in pairs({ rtmp = rtmp_player, early = early, ws = ws, late = late, slow = slow }) do
+      assert(H.wait_exit(p, 30), name .. " did not end")
+    end
+    local log = srv.log()
+
+    -- ffmpeg on the URL from before the publish: every frame
+    local info = assert(H.probe(early_file))
+    assert.are.equal(F.frames, info.video and info.video.frames, "ffmpeg HTTP-FLV: video frames\n" .. H.output(early))
+    assert.are.equal(fixture.audio.frames, info.audio and info.audio.frames, "ffmpeg HTTP-FLV: audio frames")
+    assert.are.equal("", decode_errors(early_file))
+
+    -- the WebSocket client: every frame, its ping answered, the end a close 1000
+    local st = ws.state()
+    assert.are.equal(101, st.status)
+    assert.are.equal("pong", st.ping)
+    assert.are.equal(1000, st.close, "the stream's end closes the WebSocket: " .. H.read_file(ws_file .. ".state"))
+    info = assert(H.probe(ws_file))
+    assert.are.equal(F.frames, info.video and info.video.frames, "WS-FLV: video frames")
+    assert.are.equal(fixture.audio.frames, info.audio and info.audio.frames, "WS-FLV: audio frames")
+
+    -- the late joiner: from a cached keyframe to the end, so whole GOPs
+    assert.are.equal("closed", late.state()["end"])
+    info = assert(H.probe(late_file))
+    local n = info.video and info.video.frames or 0
+    assert.is_true(n >= F.frames - 3 * F.gop and n < F.frames and n % F.gop == 0,
+      fmt("the late joiner decoded %d frames: not whole GOPs from a keyframe", n))
+    assert.matches("^K", H.first_video_flags(late_file))
+    assert.are.equal("", decode_errors(late_file))
+
+    -- the reader that read nothing: dropped by the slow-reader policy
+    assert.matches("warn http %d+: slow reader: over the queue bounds for", log)
+    assert.are.equal("closed", slow.state()["end"])
+
+    -- and the RTMP player got every frame meanwhile
+    info = assert(H.probe(rtmp_file))
+    assert.are.equal(F.frames, info.video and info.video.frames, "RTMP player: video frames")
+  end)
+end)
