@@ -15,6 +15,7 @@
 local H = require "support.helpers"
 local CL = require "support.cluster"
 local R = require "support.redis"
+local C = require "support.client"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
@@ -34,11 +35,6 @@ local function clip()
   assert(info.video and info.audio and info.video.frames == 5 * F.fps, "bad clip: " .. info.log)
   media = { path = path, video = info.video.frames, audio = info.audio.frames }
   return media
-end
-
-local function publish(url, file, loop)
-  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re %s -i %s -c copy -f flv %s",
-    loop and "-stream_loop -1" or "", q(file), q(url)), { name = "ffmpeg-publish" })
 end
 
 -- A recording's video and audio frames, checked to be the clip whole.
@@ -67,34 +63,41 @@ local function logs(nodes)
   return table.concat(t, "\n")
 end
 
+-- redis-server and n nodes on it (--cluster-ttl TTL; opts: CL.node's):
+-- redis, the list of nodes, then each node.
+local function start(n, opts)
+  local redis, nodes = R.start(), {}
+  for i = 1, n do nodes[i] = CL.node(redis, { ttl = TTL, script = opts and opts.script }) end
+  return redis, nodes, table.unpack(nodes)
+end
+
 describe("cluster", function()
   after_each(H.cleanup)
 
   it("registers a publish in Redis and serves it on the other nodes over one upstream per node", function()
     local m = clip()
-    local redis = R.start()
-    local A, B, C = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local redis, nodes, A, B, E = start(3)
     local key = CL.key("live/test")
 
-    local pub = publish(A.url("live/test"), m.path)
+    local pub = H.ffmpeg_publish(A.url("live/test"), m.path)
     assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. logs{ A })
     assert.are.equal(A.node_url, CL.get(redis, key))
     local ttl = CL.pttl(redis, key)
     assert(ttl > 0 and ttl <= TTL * 1000, "the entry's TTL: " .. tostring(ttl))
 
-    -- two players on B, one on C, while the clip's one GOP plays
+    -- two players on B, one on E, while the clip's one GOP plays
     local outs, players = {}, {}
-    for i, n in ipairs{ B, B, C } do
+    for i, n in ipairs{ B, B, E } do
       outs[i] = H.tmpname(fmt("cluster-play%d.flv", i))
       players[i] = H.ffmpeg_play(n.url("live/test"), outs[i])
     end
     assert(H.wait_until(function()
       return A.stream_metric("luartmp_stream_players", "live", "test") == 2
         and B.stream_metric("luartmp_stream_players", "live", "test") == 2
-    end, 5), "not two edge pulls at A and two players at B:\n" .. logs{ A, B, C })
+    end, 5), "not two edge pulls at A and two players at B:\n" .. logs(nodes))
     -- B: two players, one upstream; A: one player per edge (their pulls)
     assert.are.equal(1, B.stream_metric("luartmp_stream_upstreams", "live", "test"))
-    assert.are.equal(1, C.stream_metric("luartmp_stream_upstreams", "live", "test"))
+    assert.are.equal(1, E.stream_metric("luartmp_stream_upstreams", "live", "test"))
     assert.are.equal(0, A.stream_metric("luartmp_stream_upstreams", "live", "test"))
     assert.are.equal(1, #lines(B.log(), "relay pull live/test <%- " .. A.node_url:gsub("%p", "%%%0")
       .. "/live/test%?luartmp_cluster_pull=1: playing"), B.log())
@@ -118,13 +121,11 @@ describe("cluster", function()
 
   it("refuses a publish of a name live on another node (BadName) and never pulls from itself", function()
     local m = clip()
-    local redis = R.start()
-    local A, B = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local redis, nodes, A, B = start(2)
     local key = CL.key("live/dup")
-    local pub = publish(A.url("live/dup"), m.path, true)
+    local pub = CL.publish(A.url("live/dup"), m.path)
     assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. A.log())
 
-    local C = require "support.client"
     local c = C.connect(B.url("live"))
     c:publish(c:create_stream(), "dup")
     assert(c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Publish.BadName" } end, 5),
@@ -156,20 +157,18 @@ describe("cluster", function()
 
   it("with takeover, a publish on another node takes the name: the old node ends its publisher and its "
     .. "player gets the stream from the new one", function()
-    local C = require "support.client"
     local m = clip()
-    local redis = R.start()
     local script = H.tmpname("takeover-node") .. ".lua"
     H.write_file(script, 'local live = require "live"\nlive.config.takeover = true\nlive.start()\n')
-    local A, B = CL.node(redis, { ttl = TTL, script = script }), CL.node(redis, { ttl = TTL, script = script })
+    local redis, nodes, A, B = start(2, { script = script })
     local key = CL.key("live/to")
-    local first = publish(A.url("live/to"), m.path, true)
+    local first = CL.publish(A.url("live/to"), m.path)
     assert(H.wait_until(function() return CL.get(redis, key) == A.node_url end, 5), "no entry for A:\n" .. A.log())
     local c = C.connect(A.url("live"))
     c:play(c:create_stream(), "to")
     assert(c:wait(function() return c:count{ type = 9 } >= 10 end, 10), "no video on A:\n" .. A.log())
 
-    local second = publish(B.url("live/to"), m.path, true)
+    local second = CL.publish(B.url("live/to"), m.path)
     assert(H.wait_until(function() return CL.get(redis, key) == B.node_url end, 5), "B did not take it:\n" .. B.log())
     -- A's next heartbeat finds the entry B's and ends its publisher (ffmpeg exits)
     assert(H.wait_exit(first, TTL), "A's publisher still runs:\n" .. A.log())
@@ -191,13 +190,11 @@ describe("cluster", function()
 
   it("survives kill -9 of the publisher's node: the publisher lands on another node through HAProxy, "
     .. "players resume", function()
-    local C = require "support.client"
     local m = clip()
-    local redis = R.start()
-    local nodes = { CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }) }
+    local redis, nodes = start(3)
     local lb = CL.haproxy(nodes)
     local key = CL.key("live/fo")
-    local loop = CL.publish_loop(lb.url("live/fo"), m.path)
+    local loop = CL.publish(lb.url("live/fo"), m.path, { reconnect = true })
     local origin_url = H.wait_until(function() return CL.get(redis, key) end, 10)
     assert(origin_url, "no directory entry:\n" .. logs(nodes))
     local origin, others = nil, {}
@@ -262,12 +259,10 @@ describe("cluster", function()
   end)
 
   it("keeps streams flowing while Redis restarts, and the heartbeats rebuild the directory", function()
-    local C = require "support.client"
     local m = clip()
-    local redis = R.start()
-    local A, B, E = CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL }), CL.node(redis, { ttl = TTL })
+    local redis, nodes, A, B, E = start(3)
     local key = CL.key("live/rr")
-    local pub = publish(A.url("live/rr"), m.path, true)
+    local pub = CL.publish(A.url("live/rr"), m.path)
     assert(H.wait_until(function() return CL.get(redis, key) end, 5), "no directory entry:\n" .. A.log())
     local c = C.connect(B.url("live"))
     c:play(c:create_stream(), "rr")

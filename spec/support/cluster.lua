@@ -94,23 +94,25 @@ function CL.haproxy(nodes)
   return lb
 end
 
---- Start ffmpeg publishing `file` (looped, in real time) to url again and
---- again: when it exits (its server died, or refused it) it starts over
---- after `pause` seconds, as OBS reconnects. H.kill stops the loop and
---- the ffmpeg it runs.
-function CL.publish_loop(url, file, pause)
-  local script = fmt([[
+--- Start ffmpeg publishing `file` to url, looped, in real time; with
+--- opts.reconnect, again and again: when it exits (its server died, or
+--- refused it) it starts over after opts.pause seconds (0.2), as OBS
+--- reconnects. H.kill stops it (and the ffmpeg the loop runs).
+function CL.publish(url, file, opts)
+  opts = opts or {}
+  local ffmpeg = fmt("ffmpeg -nostdin -hide_banner -v info -re -stream_loop -1 -i %s -c copy -f flv %s", q(file), q(url))
+  if not opts.reconnect then return H.spawn(ffmpeg, { name = "ffmpeg-publish" }) end
+  local path = H.tmpname("publish-loop.sh")
+  H.write_file(path, fmt([[
 trap 'kill $child 2>/dev/null; exit 0' TERM INT
 while :; do
-  ffmpeg -nostdin -hide_banner -v info -re -stream_loop -1 -i %s -c copy -f flv %s &
+  %s &
   child=$!
   wait $child
   echo "ffmpeg exited: $?"
   sleep %s
 done
-]], q(file), q(url), tostring(pause or 0.2))
-  local path = H.tmpname("publish-loop.sh")
-  H.write_file(path, script)
+]], ffmpeg, tostring(opts.pause or 0.2)))
   return H.spawn("sh " .. q(path), { name = "publish-loop" })
 end
 
