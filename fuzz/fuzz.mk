@@ -21,7 +21,7 @@ FUZZ_DIR     := build-fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
                 -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -DLUARTMP_VERSION=\"$(VERSION)\"
-FUZZ_TARGETS ?= handshake chunk amf0 amf3 flv dispatch media mp4 tlsinfo http
+FUZZ_TARGETS ?= handshake chunk amf0 amf3 flv dispatch media mp4 tlsinfo http ws
 FUZZ_TIME    ?= 600
 FUZZ_SHORT   ?= 10
 FUZZ_LIBS     = $(LUA_LIBS) $(LIBS)

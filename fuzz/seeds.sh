@@ -18,6 +18,8 @@
 #      captured; fuzz/seeds_tls.lua cuts the tlsinfo target's seeds.
 #   6. curl and ffprobe send requests to a socket server that keeps them:
 #      the http target's seeds.
+#   7. The ws target's seeds: what a WS-FLV client sends after the
+#      handshake, masked as RFC 6455 wants (python3's standard library).
 set -eu
 out=${1:?usage: fuzz/seeds.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -161,4 +163,28 @@ curl -s -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Versi
 ffprobe -v quiet -rw_timeout 2000000 "$hurl/live/cam.flv" >/dev/null 2>&1 || true
 curl -s --http1.0 -I "$hurl/metrics" >/dev/null || true
 wait "$hsrv" 2>/dev/null || true
+# The ws target's seeds: client frames (ping, pong, binary, fragmented
+# text, close), masked; one unmasked and one too long for the bound.
+mkdir -p "$out/ws"
+python3 - "$out/ws" <<'PY'
+import os, struct, sys
+def frame(op, payload, fin=True, masked=True):
+    n = len(payload); b1 = 0x80 if masked else 0
+    head = bytes([(0x80 if fin else 0) | op])
+    head += bytes([b1 | n]) if n < 126 else bytes([b1 | 126]) + struct.pack(">H", n) if n < 65536 \
+        else bytes([b1 | 127]) + struct.pack(">Q", n)
+    if not masked: return head + payload
+    key = bytes([0x12, 0x34, 0x56, 0x78])
+    return head + key + bytes(c ^ key[i & 3] for i, c in enumerate(payload))
+seeds = {
+    "ping": frame(9, b"luartmp") + frame(10, b""),
+    "binary": frame(2, b"\x00" * 300) + frame(2, b"\x01" * 70000),
+    "fragmented": frame(1, b"hel", fin=False) + frame(0, b"lo", fin=False) + frame(0, b"!"),
+    "close": frame(8, struct.pack(">H", 1000) + b"bye"),
+    "unmasked": frame(2, b"not masked", masked=False),
+    "mixed": frame(9, b"a") + frame(2, b"x" * 130) + frame(8, b""),
+}
+for name, data in seeds.items():
+    open(os.path.join(sys.argv[1], name), "wb").write(data)
+PY
 touch "$out/.done"

@@ -3,10 +3,13 @@
 -- it over RTMP: slow headers (408), a 1 MB header (431), a body past the
 -- bound (413), an unknown method (501), a pipelined flood from a peer
 -- that does not read (every request answered once it reads, reading
--- stopped meanwhile); each logged with the connection id, the server's
--- memory bounded, and the RTMP player gets every frame.
+-- stopped meanwhile), WS-FLV clients that send a frame past the bound
+-- (close 1009) or an unmasked frame (close 1002); each logged with the
+-- connection id, the server's memory bounded, and the RTMP player gets
+-- every frame.
 local H = require "support.helpers"
 local R = require "support.http_raw"
+local flv_client = require "support.flv_client"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
@@ -49,6 +52,9 @@ describe("HTTP bad input", function()
       flood = raw(hport, string.rep("GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n", flood_n)
         .. "GET /api/streams HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { pause = 3, wait = 10 }),
     }
+    local ws_big, ws_unmasked = H.tmpname("ws-big.flv"), H.tmpname("ws-unmasked.flv")
+    peers.ws_big = flv_client(hport, "/live/hb.flv", ws_big, "--send big --after 0.5 --timeout 20")
+    peers.ws_unmasked = flv_client(hport, "/live/hb.flv", ws_unmasked, "--send unmasked --after 0.5 --timeout 20")
     -- while the flood's peer does not read, the server holds at most its
     -- buffers (max_output and the read buffer), not the answers to 20000 requests
     H.sleep(2)
@@ -67,6 +73,16 @@ describe("HTTP bad input", function()
     check("big_header", 431)
     check("big_body", 413)
     check("method", 501)
+    -- the WebSocket peers: closed with their code once they broke the rules
+    for name, want in pairs({ ws_big = { 1009, "client frame of 1048576 bytes, over 65536" },
+                              ws_unmasked = { 1002, "client frame not masked" } }) do
+      local st = peers[name].state()
+      assert.are.equal(101, st.status, name)
+      assert.are.equal(want[1], st.close, name)
+      assert.are.equal((want[2]:gsub(" ", "_")), st.reason, name)
+      assert.are.equal("closed", st["end"], name)
+      assert.matches(fmt("warn http %%d+: WebSocket: %s %%(close %d%%)", (want[2]:gsub("%p", "%%%0")), want[1]), srv.log())
+    end
     local out, state = peers.flood.result()
     local got = statuses(out)
     assert.are.equal(flood_n + 1, #got, "every pipelined request answered")

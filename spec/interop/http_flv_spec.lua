@@ -6,22 +6,10 @@
 -- that reads nothing is dropped by the slow-reader policy while an RTMP
 -- player gets every frame.
 local H = require "support.helpers"
+local flv_client = require "support.flv_client"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
-
---- spec/support/flv_client.py in the background: p.state() -> its
---- OUT.state line as a table (status, frames, ping, close, reason, end).
-local function flv_client(port, path, out, opts)
-  local p = H.spawn(fmt("python3 spec/support/flv_client.py %d %s %s %s", port, q(path), q(out), opts or ""),
-    { name = "flv-client" })
-  function p.state()
-    local t = {}
-    for k, v in (H.read_file(out .. ".state") or ""):gmatch("(%w+)=(%S*)") do t[k] = tonumber(v) or v end
-    return t
-  end
-  return p
-end
 
 -- ffmpeg's decoder on a file: its complaints (nothing for a clean decode).
 local function decode_errors(file)
