@@ -163,7 +163,8 @@ static const rtmp_l_setting settings[] = {
       "live.lua: POST nginx-rtmp's notification EVENT (on_connect, on_publish, on_play, on_done, "
       "on_update, ...) to URL, with its semantics (scripts/notify.lua, docs/NOTIFY.md); repeatable" },
     { "http", "--http", "ADDR", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
-      "live.lua: serve HTTP on ADDR (HOST:PORT): /metrics, /api/streams, /api/clients, /api/drop "
+      "live.lua: serve HTTP on ADDR (HOST:PORT): /metrics, /api/streams, /api/clients, /api/drop, "
+      "each stream as HTTP-FLV and WS-FLV at /APP/NAME.flv, the player page at / "
       "(scripts/http_api.lua, docs/HTTP.md)" },
     { "cluster_redis", "--cluster-redis", "URL", RTMP_L_SET_STRING, OTHER, 0, 0, 0, NULL, NULL,
       "live.lua: cluster mode, the stream directory in the Redis at URL (redis://HOST:PORT): a "
