@@ -257,9 +257,18 @@ static void read_on(rtmp_hconn *c)
 
 static void conn_flush(rtmp_hconn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0) {
+    /* the answer buffer, then a stream's queue (references to the group's
+     * tags): one sendmsg for both */
+    while (pending(c)) {
+        struct iovec iov[1 + STREAM_IOV];
+        size_t head = c->out_len - c->out_off;
+        int n = 0;
+        if (head)
+            iov[n++] = (struct iovec){ c->out + c->out_off, head };
+        n += rtmp_outq_iov(&c->player.q, iov + n, STREAM_IOV);
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -270,27 +279,11 @@ static void conn_flush(rtmp_hconn *c)
             conn_abort(c, strerror(errno));
             return;
         }
-        c->out_off += (size_t)n;
-        c->bytes_out += (uint64_t)n;
-    }
-    /* a stream's queue: references to the group's tags, many per call */
-    while (c->player.q.bytes) {
-        struct iovec iov[STREAM_IOV];
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)rtmp_outq_iov(&c->player.q, iov, STREAM_IOV) };
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                ev_io_start(c->srv->loop, &c->wio);
-                read_on(c);
-                return;
-            }
-            conn_abort(c, strerror(errno));
-            return;
-        }
-        rtmp_flv_player_wrote(&c->player, (size_t)n);
-        c->bytes_out += (uint64_t)n;
+        size_t k = (size_t)w < head ? (size_t)w : head;
+        c->out_off += k;
+        if ((size_t)w > k)
+            rtmp_flv_player_wrote(&c->player, (size_t)w - k);
+        c->bytes_out += (uint64_t)w;
     }
     ev_io_stop(c->srv->loop, &c->wio);
     c->out_off = c->out_len = 0;

@@ -23,19 +23,20 @@
 #include "../core/ws.h"
 
 #define MAX_FRAME 4096
+#define KEPT 1024 /* frames kept per feeding for the comparison (a 4 KiB input has fewer) */
+
+/* The frames one feeding handed out: the first KEPT of them whole. */
+typedef struct frame_copy {
+    unsigned opcode;
+    int      fin;
+    uint64_t len;
+    uint8_t  payload[125];
+} frame_copy;
 
 typedef struct flog {
-    uint64_t h;
-    size_t   n;
+    frame_copy f[KEPT];
+    size_t     n;
 } flog;
-
-static void mix(flog *l, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        l->h = (l->h ^ b[i]) * 1099511628211ULL;
-    l->h = (l->h ^ n) * 1099511628211ULL;
-}
 
 static int on_frame(void *ud, const rtmp_ws_frame *f)
 {
@@ -47,36 +48,37 @@ static int on_frame(void *ud, const rtmp_ws_frame *f)
     if (op >= RTMP_WS_CLOSE) {
         if (!f->fin || f->len > 125 || !f->payload)
             fuzz_fail("control frame fin %d len %llu", f->fin, (unsigned long long)f->len);
-        mix(l, f->payload, (size_t)f->len);
     } else if (f->len > MAX_FRAME || f->payload) {
         fuzz_fail("data frame of %llu bytes", (unsigned long long)f->len);
     }
     uint8_t head[10];
     if (rtmp_ws_frame_header(head, op, f->len) != rtmp_ws_frame_header_len(f->len))
         fuzz_fail("frame header length for %llu", (unsigned long long)f->len);
-    mix(l, &op, sizeof op);
-    mix(l, &f->fin, sizeof f->fin);
-    mix(l, &f->len, sizeof f->len);
+    if (l->n < KEPT) {
+        frame_copy *c = &l->f[l->n];
+        memset(c, 0, sizeof *c);
+        c->opcode = op;
+        c->fin = f->fin;
+        c->len = f->len;
+        if (f->payload)
+            memcpy(c->payload, f->payload, (size_t)f->len);
+    }
     l->n++;
     return 0;
 }
 
-/* Feed whole (seed 0) or in pieces of 1 to 64 bytes drawn from seed.
+/* Feed whole (no g) or in pieces of 1 to 64 bytes drawn from g.
  * Returns the final code and sets *close_code. */
-static int feed(const uint8_t *data, size_t size, uint64_t seed, flog *l, int *close_code)
+static int feed(const uint8_t *data, size_t size, fuzz_rng *g, flog *l, int *close_code)
 {
     rtmp_ws_reader r;
     rtmp_ws_reader_init(&r, MAX_FRAME);
     size_t off = 0;
     int rc = 0;
-    uint64_t s = seed;
     while (off < size) {
-        size_t piece = size - off;
-        if (seed) {
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-            if (piece > 1 + s % 64)
-                piece = (size_t)(1 + s % 64);
-        }
+        size_t piece = size - off, cut = g ? 1 + fuzz_rng_next(g) % 64 : piece;
+        if (piece > cut)
+            piece = cut;
         ssize_t n = rtmp_ws_feed(&r, data + off, piece, on_frame, l);
         if (n < 0) {
             rc = (int)n;
@@ -96,17 +98,23 @@ static int feed(const uint8_t *data, size_t size, uint64_t seed, flog *l, int *c
     return rc;
 }
 
+static flog whole, cut; /* large: not on the stack */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    flog whole = { 1469598103934665603ULL, 0 }, cut = whole;
+    whole.n = cut.n = 0;
     int c1, c2;
-    int rc1 = feed(data, size, 0, &whole, &c1);
-    uint64_t seed = 88172645463325252ULL;
-    for (size_t i = 0; i < size && i < 8; i++)
-        seed = (seed ^ data[i]) * 0x9E3779B97F4A7C15ULL;
-    int rc2 = feed(data, size, seed | 1, &cut, &c2);
-    if (whole.n != cut.n || whole.h != cut.h)
-        fuzz_fail("whole: %zu frames, in pieces: %zu (or they differ)", whole.n, cut.n);
+    int rc1 = feed(data, size, NULL, &whole, &c1);
+    uint64_t seed = 0; /* the cut points: drawn from the input's first bytes */
+    memcpy(&seed, data, size < sizeof seed ? size : sizeof seed);
+    fuzz_rng g;
+    fuzz_rng_seed(&g, seed);
+    int rc2 = feed(data, size, &g, &cut, &c2);
+    if (whole.n != cut.n)
+        fuzz_fail("whole: %zu frames, in pieces: %zu", whole.n, cut.n);
+    for (size_t i = 0; i < whole.n && i < KEPT; i++)
+        if (memcmp(&whole.f[i], &cut.f[i], sizeof whole.f[i]) != 0)
+            fuzz_fail("frame %zu differs whole and in pieces", i);
     if (rc1 != rc2 || c1 != c2)
         fuzz_fail("whole ends %d/%d, in pieces %d/%d", rc1, c1, rc2, c2);
     if (size >= 24) {
