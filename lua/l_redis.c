@@ -5,8 +5,9 @@
  *   local r = rtmp.redis.new(url, opts, on_state)   -> client | nil, err
  *       on_state(r, connected, reason) each time the connection comes
  *       (true) or goes (false, "connection to host:port lost: ...")
- *   local cmd = r:send(fn, "SET", "k", "v")       -> command | nil, err, "io"
- *       fn(reply) or fn(nil, "ERR ...", "redis") or fn(nil, err, "io")
+ *   local cmd = r:send(fn, "SET", "k", "v")       -> command | nil, err, "IO"
+ *       fn(reply) or fn(nil, "ERR ...", "REDIS") or fn(nil, err, code)
+ *       (code: the core's error name, as rtmp.http's: "IO", "TIMEOUT", "CLOSED")
  *   cmd:cancel(), cmd:active()                      (cancel is also __close)
  *   r:connected(), r:address(), r:pending(), r:close()
  *   rtmp.redis.null                                  a nil reply
@@ -90,7 +91,7 @@ typedef struct outcome {
     const redisReply *reply;
 } outcome;
 
-/* fn, outcome: fn(reply), fn(nil, text, "redis") or fn(nil, err, "io")
+/* fn, outcome: fn(reply), fn(nil, text, "REDIS") or fn(nil, err, code)
  * (under rtmp_l_pcall). */
 static int deliver(lua_State *L)
 {
@@ -99,12 +100,12 @@ static int deliver(lua_State *L)
     if (o->rc < 0) {
         lua_pushnil(L);
         lua_pushstring(L, o->err);
-        lua_pushliteral(L, "io");
+        lua_pushstring(L, rtmp_errname(o->rc));
         lua_call(L, 3, 0);
     } else if (o->reply->type == REDIS_REPLY_ERROR) {
         lua_pushnil(L);
         lua_pushlstring(L, o->reply->str, o->reply->len);
-        lua_pushliteral(L, "redis");
+        lua_pushliteral(L, "REDIS");
         lua_call(L, 3, 0);
     } else {
         push_reply(L, o->reply);
@@ -230,7 +231,7 @@ static lclient *check_client(lua_State *L)
     return luaL_checkudata(L, 1, CLIENT_MT);
 }
 
-/* r:send(fn, cmd, arg...) -> command | nil, err, "io" */
+/* r:send(fn, cmd, arg...) -> command | nil, err, "IO" | "CLOSED" */
 static int client_send(lua_State *L)
 {
     lclient *lc = check_client(L);
@@ -241,7 +242,7 @@ static int client_send(lua_State *L)
     if (!lc->r) {
         lua_pushnil(L);
         lua_pushliteral(L, "closed");
-        lua_pushliteral(L, "io");
+        lua_pushstring(L, rtmp_errname(RTMP_ERR_CLOSED));
         return 3;
     }
     const char **argv = lua_newuserdatauv(L, (size_t)argc * (sizeof *argv + sizeof(size_t)), 0);
@@ -265,7 +266,7 @@ static int client_send(lua_State *L)
     if (!q->c) {
         lua_pushnil(L);
         lua_pushstring(L, err);
-        lua_pushliteral(L, "io");
+        lua_pushstring(L, rtmp_errname(RTMP_ERR_IO));
         return 3;
     }
     lua_pushvalue(L, -1);
@@ -299,7 +300,7 @@ static int client_pending(lua_State *L)
     return 1;
 }
 
-/* r:close(): commands in flight end with nil, "closed", "io" now. */
+/* r:close(): commands in flight end with nil, "closed", "CLOSED" now. */
 static int client_close(lua_State *L)
 {
     lclient *lc = check_client(L);

@@ -3,12 +3,12 @@
 --
 --   local await = require "rtmp.await"
 --   return await.call("r:command waits for the reply", function(done)
---     return send(self, done, ...)       -- a handle, or nil, err, kind at once
+--     return send(self, done, ...)       -- a handle, or nil, err, code at once
 --   end)
 --
 -- await.call(what, begin) -> what done(...) got.  begin(done) starts the
 -- operation and returns a handle whose __close cancels it, or nil, err,
--- kind when it failed at once (returned as they are, without waiting);
+-- code when it failed at once (returned as they are, without waiting);
 -- done(...) is called once, from the loop, with the outcome, and resumes
 -- the coroutine.  A coroutine closed while it waits closes the handle
 -- (rtmp.app closes a hook's coroutine when its connection closed or it
@@ -31,12 +31,12 @@ function _M.call(what, begin)
           .. "(the luartmp main script, rtmp.spawn, an rtmp.app event)", 3)
   end
   local out
-  local ok, handle, err, kind = pcall(begin, function(...)
+  local ok, handle, err, code = pcall(begin, function(...)
     out = pack(...)
     resume(co)
   end)
   if not ok then error(handle, 3) end
-  if not handle then return nil, err, kind end
+  if not handle then return nil, err, code end
   local _ <close> = handle
   while not out do yield() end
   return unpack(out, 1, out.n)

@@ -13,33 +13,20 @@
 -- hook whose connection closed, or that ran past hook_timeout) cancels
 -- its request.  Outside a coroutine it raises.  docs/HTTP.md.
 local core = require "rtmp.core"
-local client = require "rtmp.client"
+local await = require "rtmp.await"
 
 local http = core.http
-local start, resume = http.start, client.resume
-local running, yield, isyieldable = coroutine.running, coroutine.yield, coroutine.isyieldable
-local type, pcall, error = type, pcall, error
+local start, call = http.start, await.call
+local type, error = type, error
+
+local WAITS = "rtmp.http.request waits for the response"
 
 function http.request(t)
   if type(t) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(t) .. ")", 2)
   end
-  local co, main = running()
-  if main or not isyieldable() then
-    error("rtmp.http.request waits for the response and must run inside a coroutine "
-          .. "(the luartmp main script, rtmp.spawn, an rtmp.app event)", 2)
-  end
-  local done, res, err, code
-  local ok, req, err0, code0 = pcall(start, t, function(r, e, c)
-    done, res, err, code = true, r, e, c
-    resume(co)
-  end)
-  if not ok then error(req, 2) end
-  if not req then return nil, err0, code0 end
-  local _ <close> = req -- a coroutine closed while it waits cancels the request
-  while not done do yield() end
-  if res then return res end
-  return nil, err, code
+  local res, err, code = call(WAITS, function(done) return start(t, done) end)
+  return res, err, code -- not a tail call: await.call's errors name request's caller
 end
 
 return http

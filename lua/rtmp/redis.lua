@@ -3,16 +3,17 @@
 --
 --   local r = assert(rtmp.redis.connect("redis://127.0.0.1:6379/0", { name = "cluster" }))
 --   r:on_connect(function(r) ... end)            -- in its own coroutine, on every (re)connection
---   local ok, err, kind = r:command("SET", "k", "v", "EX", 10)   -- "OK"
+--   local ok, err, code = r:command("SET", "k", "v", "EX", 10)   -- "OK"
 --   local v = r:command("GET", "missing")        -- rtmp.redis.null
---   local n, err, kind = r:command("INCR", "k")  -- nil, "ERR value is not an integer ...", "redis"
+--   local n, err, code = r:command("INCR", "k")  -- nil, "ERR value is not an integer ...", "REDIS"
 --
 -- rtmp.redis.connect(url [, opts]) -> client | nil, err returns at once;
 -- the client connects in the background and again, with backoff, whenever
--- the connection goes.  r:command(...) -> reply | nil, err, kind yields
--- until the reply: kind "redis" for Redis's error reply ("ERR ..."),
--- "io" for "not connected: ..." (at once while there is no connection, or
--- the connection lost before the reply), "timeout" and "closed".  A
+-- the connection goes.  r:command(...) -> reply | nil, err, code yields
+-- until the reply: code "REDIS" for Redis's error reply ("ERR ..."), else
+-- the core's error name as rtmp.http.request gives it: "IO" for "not
+-- connected: ..." (at once while there is no connection, or the
+-- connection lost before the reply), "TIMEOUT", "CLOSED".  A
 -- coroutine closed while it waits drops its reply (rtmp.await).  Outside
 -- a coroutine r:command raises.  docs/REDIS.md.
 local core = require "rtmp.core"
@@ -55,12 +56,12 @@ function redis.connect(url, opts)
   return r, err
 end
 
---- r:command(name, arg...) -> reply | nil, err, kind (inside a coroutine;
+--- r:command(name, arg...) -> reply | nil, err, code (inside a coroutine;
 --- a coroutine closed while it waits drops the reply)
 function methods:command(...)
   local args = pack(...)
-  local v, err, kind = call(WAITS, function(done) return send(self, done, unpack(args, 1, args.n)) end)
-  return v, err, kind -- not a tail call: await.call's errors name command's caller
+  local v, err, code = call(WAITS, function(done) return send(self, done, unpack(args, 1, args.n)) end)
+  return v, err, code -- not a tail call: await.call's errors name command's caller
 end
 
 --- r:on_connect(fn) -> r: fn(r) runs in its own coroutine each time the

@@ -13,12 +13,7 @@ local fmt, q = string.format, H.shquote
 
 -- Run fn in a coroutine on the loop; wait for it to end (at most timeout
 -- seconds); returns what it returned.
-local function run(fn, timeout)
-  local out
-  rtmp.spawn(function() out = table.pack(fn()) end)
-  assert(C.wait_until(function() return out end, timeout or 10), "the coroutine did not end")
-  return table.unpack(out, 1, out.n)
-end
+local run = C.run
 
 local function request(t, timeout) return run(function() return rtmp.http.request(t) end, timeout) end
 

@@ -11,7 +11,7 @@ local rtmp = require "rtmp"
 local fmt = string.format
 local null = rtmp.redis.null
 
-local run = R.run
+local run = C.run
 
 local clients = {}
 local function connect(url, opts)
@@ -88,11 +88,11 @@ describe_redis("rtmp.redis", function()
         local v, err, kind = r:command("INCR", "word")
         assert.is_nil(v)
         assert.are.equal("ERR value is not an integer or out of range", err)
-        assert.are.equal("redis", kind)
+        assert.are.equal("REDIS", kind)
         v, err, kind = r:command("GET")
         assert.is_nil(v)
         assert.truthy(err:find("^ERR wrong number of arguments"), err)
-        assert.are.equal("redis", kind)
+        assert.are.equal("REDIS", kind)
         v, err, kind = r:command("NOSUCHCOMMAND", "x")
         assert.is_nil(v)
         assert.truthy(err:find("^ERR unknown command"), err)
@@ -142,10 +142,10 @@ describe_redis("rtmp.redis", function()
         local took = rtmp.now() - t0
         assert.is_nil(v)
         assert.are.equal("timeout", err)
-        assert.are.equal("io", kind)
+        assert.are.equal("TIMEOUT", kind)
         assert.is_true(took >= 0.25 and took < 0.8, "took " .. took)
         -- a command behind the sleeping one waits as long, and times out too
-        assert.are.same({ n = 3, nil, "timeout", "io" }, table.pack(r:command("GET", "k")))
+        assert.are.same({ n = 3, nil, "timeout", "TIMEOUT" }, table.pack(r:command("GET", "k")))
         rtmp.sleep(1.1 - (rtmp.now() - t0))
         -- the late "OK" of DEBUG SLEEP (and "kept" of the GET) are not this GET's answer
         assert.are.equal("other", r:command("GET", "k2") == null and "other")
@@ -182,10 +182,10 @@ describe_redis("rtmp.redis", function()
       end
       r:close()
       for i = 1, 3 do
-        assert.are.same({ n = 3, nil, "closed", "io" }, got[i])
+        assert.are.same({ n = 3, nil, "closed", "CLOSED" }, got[i])
       end
       assert.is_false(r:connected())
-      assert.are.same({ n = 3, nil, "closed", "io" }, table.pack(run(function() return r:command("GET", "x") end)))
+      assert.are.same({ n = 3, nil, "closed", "CLOSED" }, table.pack(run(function() return r:command("GET", "x") end)))
       r:close() -- again: nothing
     end)
 
@@ -215,7 +215,7 @@ describe_redis("rtmp.redis", function()
       return err and err:find("WRONGPASS", 1, true)
     end, 3), err)
     assert.is_nil(v)
-    assert.are.equal("io", kind)
+    assert.are.equal("IO", kind)
     assert.truthy(err:find("^not connected: 127.0.0.1:" .. srv.port .. ": WRONGPASS"), err)
     assert.is_false(bad:connected())
     local none = assert(connect(fmt("redis://127.0.0.1:%d", srv.port), { retry_min = 0.05, retry_max = 0.1 }))
@@ -237,7 +237,7 @@ describe_redis("rtmp.redis", function()
     local v, err, kind = run(function() return r:command("GET", "k") end)
     assert.is_true(rtmp.now() - t0 < 0.1)
     assert.is_nil(v)
-    assert.are.equal("io", kind)
+    assert.are.equal("IO", kind)
     assert.are.equal(fmt("not connected: 127.0.0.1:%d: Connection refused", port), err)
     assert.are.equal(0, ups)
 
@@ -253,7 +253,7 @@ describe_redis("rtmp.redis", function()
     srv:kill()
     assert(C.wait_until(function() return inflight end, 3))
     assert.is_nil(inflight[1])
-    assert.are.equal("io", inflight[3])
+    assert.are.equal("IO", inflight[3])
     assert.truthy(inflight[2]:find(fmt("^not connected: connection to 127.0.0.1:%d lost: ", port)), inflight[2])
     assert.is_false(r:connected())
     v, err, kind = run(function() return r:command("GET", "k") end)
@@ -329,7 +329,7 @@ describe_redis("rtmp.redis", function()
     for i = 1, 3 do rtmp.spawn(function() got[i] = table.pack(r:command("INCR", "c")) end) end
     assert(C.wait_until(function() return got[3] end, 3))
     assert.are.equal("PONG", got.first)
-    for i = 1, 3 do assert.are.same({ n = 3, nil, "closed", "io" }, got[i]) end
+    for i = 1, 3 do assert.are.same({ n = 3, nil, "closed", "CLOSED" }, got[i]) end
     -- closed by on_connect, as soon as the connection is up
     local r2 = assert(connect(srv.url))
     local ran = false
@@ -355,12 +355,12 @@ describe_redis("rtmp.redis", function()
       return err and err:find("connect_timeout", 1, true)
     end, 3), err)
     assert.are.equal(fmt("not connected: 127.0.0.1:%d: no connection within 0.3 s (connect_timeout)", srv.port), err)
-    assert.are.equal("io", kind)
+    assert.are.equal("IO", kind)
     srv:resume()
     assert(connected(r, 3), "connected once the server answers")
     srv:pause()
     local t0 = rtmp.now()
-    assert.are.same({ n = 3, nil, "timeout", "io" }, table.pack(run(function() return r:command("GET", "k") end)))
+    assert.are.same({ n = 3, nil, "timeout", "TIMEOUT" }, table.pack(run(function() return r:command("GET", "k") end)))
     assert.is_true(rtmp.now() - t0 < 0.8)
     assert.is_true(r:connected(), "a silent server is not a lost connection")
     srv:resume()

@@ -27,6 +27,16 @@ end
 
 function C:wait(cond, timeout) return C.wait_until(cond, timeout) end
 
+-- Run fn in a coroutine on the loop (rtmp.spawn: where rtmp.http.request,
+-- r:command and rtmp.sleep may wait) until it returns (within `timeout`
+-- seconds, default 10); returns what it returned.
+function C.run(fn, timeout)
+  local out
+  rtmp.spawn(function() out = table.pack(fn()) end)
+  assert(C.wait_until(function() return out end, timeout or 10), "the coroutine did not end")
+  return table.unpack(out, 1, out.n)
+end
+
 -- The first received message (after index `from`) whose fields match `want`.
 function C:find(want, from)
   for i = (from or 0) + 1, #self.msgs do

@@ -9,7 +9,7 @@
 --   srv:cli("GET", "k")                     -- redis-cli's answer, trimmed ("" for a nil)
 --   srv:kill()                              -- SIGKILL, waits for the end
 --   srv:restart()                           -- a fresh server on the same port
---   R.run(function() return r:command("GET", "k") end)   -- in a coroutine on the loop
+--   C.run(function() return r:command("GET", "k") end)   -- support.client: in a coroutine on the loop
 --
 -- R.start{ port = P, password = "pw", debug = true, unixsocket = true }:
 -- a given port, a password (requirepass), DEBUG allowed from loopback
@@ -21,18 +21,6 @@ local fmt, q = string.format, H.shquote
 
 local R = {}
 R.__index = R
-
---- Run fn in a coroutine on the loop (rtmp.spawn), as r:command needs;
---- wait for it to end, at most `timeout` seconds (5); returns what it
---- returned.  (A general helper: its room is spec/support/client.lua.)
-function R.run(fn, timeout)
-  local rtmp = require "rtmp"
-  local C = require "support.client"
-  local out
-  rtmp.spawn(function() out = table.pack(fn()) end)
-  assert(C.wait_until(function() return out end, timeout or 5), "the coroutine did not end")
-  return table.unpack(out, 1, out.n)
-end
 
 --- Whether redis-server is installed (the specs are skipped without it).
 R.available = H.exec("command -v redis-server >/dev/null 2>&1") == 0

@@ -54,10 +54,11 @@ describe("rtmp.settings", function()
         "max_chunk_size", "ext_ts_fmt3", "accept_fresh_fmt", "ack_window", "max_amf_depth", "bytes_in_start",
         "plain_handshake", "handshake_seed", "auto", "passthrough", "script_instructions", "on_error",
         "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ca", "tls.insecure", "tls.sni", "drain_to",
-        "drain_timeout", "http_timeout", "http_max_body", "http", "notify" }) do
+        "drain_timeout", "http_timeout", "http_max_body", "http", "notify", "cluster_redis", "cluster_node",
+        "cluster_ttl" }) do
       assert.is_table(rtmp.settings[name], name)
     end
-    assert.are.equal(42, n)
+    assert.are.equal(45, n)
   end)
 
   it("gives the defaults a session applies", function()
