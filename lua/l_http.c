@@ -145,10 +145,7 @@ static int deliver(lua_State *L)
     const outcome *o = lua_touserdata(L, 2);
     lua_settop(L, 1);
     if (o->rc < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, o->err);
-        lua_pushstring(L, rtmp_errname(o->rc));
-        lua_call(L, 3, 0);
+        lua_call(L, rtmp_l_push_fail(L, o->err, o->rc), 0);
         return 0;
     }
     const rtmp_http_response *res = o->res;
@@ -171,18 +168,9 @@ static void done_cb(rtmp_http_req *r, void *ud, int rc, const char *err, const r
 {
     (void)r;
     lreq *q = ud;
-    lua_State *L = q->st->L;
     q->r = NULL;
-    int ref = q->selfref;
-    q->selfref = LUA_NOREF;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref); /* the box, kept here until the end */
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     outcome o = { rc, err, res };
-    lua_pushcfunction(L, deliver);
-    lua_getiuservalue(L, -2, 1);
-    lua_pushlightuserdata(L, &o);
-    rtmp_l_pcall(L, NULL, 2, "http request callback");
-    lua_pop(L, 1);
+    rtmp_l_settle(q->st->L, &q->selfref, deliver, &o, "http request callback");
 }
 
 /* ---- the request ---- */
@@ -335,10 +323,7 @@ static int req_cancel(lua_State *L)
     if (b->r && b->lh->h)
         rtmp_http_cancel(b->r);
     b->r = NULL;
-    if (b->selfref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, b->selfref);
-        b->selfref = LUA_NOREF;
-    }
+    rtmp_l_release(L, &b->selfref);
     return 0;
 }
 

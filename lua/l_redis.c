@@ -98,10 +98,7 @@ static int deliver(lua_State *L)
     const outcome *o = lua_touserdata(L, 2);
     lua_settop(L, 1);
     if (o->rc < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, o->err);
-        lua_pushstring(L, rtmp_errname(o->rc));
-        lua_call(L, 3, 0);
+        lua_call(L, rtmp_l_push_fail(L, o->err, o->rc), 0);
     } else if (o->reply->type == REDIS_REPLY_ERROR) {
         lua_pushnil(L);
         lua_pushlstring(L, o->reply->str, o->reply->len);
@@ -120,16 +117,8 @@ static void reply_cb(rtmp_redis_cmd *c, void *ud, int rc, const char *err, const
     lclient *lc = q->client;
     lua_State *L = lc->caller ? lc->caller : lc->st->L;
     q->c = NULL;
-    int ref = q->selfref;
-    q->selfref = LUA_NOREF;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref); /* the box, kept here until the end */
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     outcome o = { rc, err, reply };
-    lua_pushcfunction(L, deliver);
-    lua_getiuservalue(L, -2, 1);
-    lua_pushlightuserdata(L, &o);
-    rtmp_l_pcall(L, NULL, 2, "redis reply callback");
-    lua_pop(L, 1);
+    rtmp_l_settle(L, &q->selfref, deliver, &o, "redis reply callback");
 }
 
 static void state_cb(rtmp_redis *r, void *ud, int connected, const char *reason)
@@ -240,10 +229,7 @@ static int client_send(lua_State *L)
     if (argc < 1)
         return luaL_error(L, "rtmp.redis: a command needs its name (\"GET\", \"SET\", ...)");
     if (!lc->r) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        lua_pushstring(L, rtmp_errname(RTMP_ERR_CLOSED));
-        return 3;
+        return rtmp_l_push_fail(L, "closed", RTMP_ERR_CLOSED);
     }
     const char **argv = lua_newuserdatauv(L, (size_t)argc * (sizeof *argv + sizeof(size_t)), 0);
     size_t *lens = (size_t *)(argv + argc);
@@ -264,10 +250,7 @@ static int client_send(lua_State *L)
     char err[800];
     q->c = rtmp_redis_command(lc->r, argc, argv, lens, reply_cb, q, err, sizeof err);
     if (!q->c) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushstring(L, rtmp_errname(RTMP_ERR_IO));
-        return 3;
+        return rtmp_l_push_fail(L, err, RTMP_ERR_IO);
     }
     lua_pushvalue(L, -1);
     q->selfref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -337,10 +320,7 @@ static int cmd_cancel(lua_State *L)
     if (q->c)
         rtmp_redis_cancel(q->c);
     q->c = NULL;
-    if (q->selfref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, q->selfref);
-        q->selfref = LUA_NOREF;
-    }
+    rtmp_l_release(L, &q->selfref);
     return 0;
 }
 

@@ -73,6 +73,22 @@ rtmp_buf *rtmp_l_slot_take(rtmp_buf **slot);
  * range"). */
 uint32_t rtmp_l_opt_u32(lua_State *L, int t, const char *k, uint32_t def);
 
+/* A callback in flight (rtmp.http.start, r:send): its box is a full
+ * userdata whose user value 1 is the function, held by a registry
+ * reference *ref while the operation runs.
+ * rtmp_l_settle: [-0, +0, -] the operation ended: the box leaves the
+ * registry (*ref = LUA_NOREF) and deliver(fn, outcome) runs under
+ * rtmp_l_pcall (what names it in an error's log line); the box stays
+ * alive until deliver returns.  Nothing when *ref holds no box.
+ * rtmp_l_release: [-0, +0, -] let go of the box without calling it
+ * (cancel).
+ * rtmp_l_push_fail: [-0, +3, m] nil, err and the error table's name of
+ * rc ("IO", "TIMEOUT", ...): a failure as the binding's callbacks and
+ * calls report it; returns 3. */
+void rtmp_l_settle(lua_State *L, int *ref, lua_CFunction deliver, void *outcome, const char *what);
+void rtmp_l_release(lua_State *L, int *ref);
+int rtmp_l_push_fail(lua_State *L, const char *err, int rc);
+
 /* ---- l_url.c ---- */
 
 struct rtmp_url;

@@ -1,7 +1,7 @@
 /*
  * l_util.c: what every part of the binding may use (l_rtmp.h): the
- * buffer slot, an integer field of an options table; and rtmp.isatty for
- * command-line scripts.
+ * buffer slot, an integer field of an options table, a callback in
+ * flight; and rtmp.isatty for command-line scripts.
  *
  *   rtmp.isatty(2)          -- is stderr a terminal?
  *   rtmp.isatty("stdout")   -- the same, by name
@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "l_contain.h"
 #include "l_rtmp.h"
+#include "../core/error.h"
 
 #define SLOT_MT "rtmp.bufslot"
 
@@ -88,4 +90,37 @@ void rtmp_l_open_util(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
+}
+
+/* ---- a callback in flight ---- */
+
+void rtmp_l_settle(lua_State *L, int *ref, lua_CFunction deliver, void *outcome, const char *what)
+{
+    int r = *ref;
+    if (r == LUA_NOREF)
+        return;
+    *ref = LUA_NOREF;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r); /* the box, kept here until the end */
+    luaL_unref(L, LUA_REGISTRYINDEX, r);
+    lua_pushcfunction(L, deliver);
+    lua_getiuservalue(L, -2, 1);
+    lua_pushlightuserdata(L, outcome);
+    rtmp_l_pcall(L, NULL, 2, what);
+    lua_pop(L, 1);
+}
+
+void rtmp_l_release(lua_State *L, int *ref)
+{
+    if (*ref == LUA_NOREF)
+        return;
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
+}
+
+int rtmp_l_push_fail(lua_State *L, const char *err, int rc)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, rtmp_errname(rc));
+    return 3;
 }
