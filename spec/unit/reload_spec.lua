@@ -159,6 +159,60 @@ rtmp.keep("reload_unit_listened").servers = { server:listen{ listen = "%s" } }
     srv:close()
   end)
 
+  it("keeps live.lua's recording of a publish going across a reload of live.lua", function()
+    local main = scripts("return {}")
+    local rec = main:match("^(.*)/") .. "/rec"
+    H.write_file(main, ([[
+local live = require "live"
+live.config.record_dir = %q
+require("rtmp").keep("reload_unit_live").port = live.start{ listen = "127.0.0.1:0" }[1].port
+]]):format(rec))
+    -- live.lua and its modules are script modules: <root>/scripts (the project here)
+    local root = rtmp.options.root
+    rtmp.options.root = "."
+    finally(function() rtmp.options.root = root end)
+    assert.is_true(rtmp.reload())
+    local live1 = package.loaded.live
+    local url = "rtmp://127.0.0.1:" .. rtmp.keep("reload_unit_live").port .. "/live"
+    local function client(fn) -- the client API waits: in a coroutine, the loop meanwhile
+      local r
+      rtmp.spawn(function() r = table.pack(pcall(fn)) end)
+      H.wait_until(function() rtmp.run(0.02); return r end, 10, 0)
+      assert(r and r[1], r and r[2] or "the client did not finish")
+    end
+    local nc, ns
+    local function frame(ts, key) return { type = 9, timestamp = ts, payload = (key and "\23" or "\39") .. "\1\0\0\0" .. ("f"):rep(500) } end
+    client(function()
+      nc = assert(rtmp.connect(url))
+      ns = assert(nc:create_stream())
+      assert(ns:publish("cam", "record"))
+      assert(ns:send({ type = 9, timestamp = 0, payload = "\23\0\0\0\0\1\100\0\31\255\225" }))
+      for i = 0, 9 do assert(ns:send(frame(i * 40, i == 0))) end
+      rtmp.sleep(0.1)
+    end)
+    assert.is_true(rtmp.reload())
+    assert.are_not.equal(live1, package.loaded.live, "live.lua was loaded again")
+    client(function()
+      for i = 10, 19 do assert(ns:send(frame(i * 40))) end
+      rtmp.sleep(0.1)
+      ns:close()
+      nc:close()
+      rtmp.sleep(0.1)
+    end)
+    -- one file: the sequence header and the 20 frames, in order
+    local r = assert(rtmp.flv.open(rec .. "/live/cam.flv"))
+    local stamps = {}
+    while true do
+      local m = r:read()
+      if not m then break end
+      if m.type == 9 and not m.sequence_header then stamps[#stamps + 1] = m.timestamp end
+    end
+    local want = {}
+    for i = 0, 19 do want[#want + 1] = i * 40 end
+    assert.are.same(want, stamps)
+    for _, srv in ipairs(rtmp.keep("live").app.servers) do srv:close() end
+  end)
+
   it("refuses misuse", function()
     assert.has_error(function() rtmp.keep(42) end, "rtmp.keep: name must be a string")
     assert.has_error(function() rtmp.keep("reload_unit_bad", function() return 1 end) end,
