@@ -274,6 +274,13 @@ function N:start()
     end
     self.r = r
     self.live.config.pull = function(app_name, name) return self:upstream(app_name, name) end
+    -- the pulls' defaults here: a dead node's entry is gone within ttl, and the encoder that
+    -- comes back is found at the next attempt (retry_max: ttl); the players wait for both
+    local relay_cfg = self.live.config.relay
+    if type(relay_cfg) == "table" then
+        if relay_cfg.retry_max == nil then relay_cfg.retry_max = self.ttl end
+        if relay_cfg.hold == nil then relay_cfg.hold = 2 * self.ttl + relay_cfg.retry_max end
+    end
     rtmp.spawn(function() self:heartbeat() end)
     log.info("cluster: node %s, directory %s, ttl %gs, heartbeat %gs", self.node, url, self.ttl, self.every)
 end
@@ -291,6 +298,7 @@ function M.attach(live)
     local start = live.start
     live.start = function(opts)
         if opts and opts.cluster then config.cluster = opts.cluster end
+        if opts and opts.relay then config.relay = opts.relay end -- before the cluster's defaults
         self:start()
         return start(opts)
     end

@@ -97,16 +97,34 @@ end
 
 --- live.publish(s, source): source feeds s from now on: a publishing
 --- NetStream of live.app, or another (a relay's: any table with conn).
+--- On a held stream (live.hold) it goes on where the held source stopped.
 function M.publish(s, source)
-    s.publisher = source
+    local held = s.held
+    s.publisher, s.held = source, nil
+    if held then -- the players were told nothing: timestamps go on, video from a keyframe, a new cache
+        s.resume = { at = (held.last or 0) + math.floor((rtmp.now() - held.since) * 1000), key = true }
+        s.players:reset()
+    end
     emit(watchers.publish, s, source)
+    if held then return end
     for p, ns in pairs(s.viewers) do replies.publish_notify(p, ns.id, s.name) end
+end
+
+--- live.hold(s, source): source, which feeds s, stops for a while (a pull
+--- relay whose upstream connection dropped: relay.lua): s has no publisher,
+--- its players stay, told nothing, with the cache, until a source feeds it
+--- again (live.publish: that one, or a local publisher) or source
+--- unpublishes it.
+function M.hold(s, source)
+    if s.publisher ~= source then return end
+    s.publisher, s.held = nil, { source = source, since = rtmp.now(), last = s.last }
 end
 
 --- live.unpublish(s, source): source no longer feeds s (nothing if it did not).
 function M.unpublish(s, source)
+    if s.held and s.held.source == source then s.publisher, s.held = source, nil end -- a hold ends
     if s.publisher ~= source then return end
-    s.publisher = nil
+    s.publisher, s.resume = nil, nil
     log.info("unpublish %s", s.key)
     for p, ns in pairs(s.viewers) do replies.unpublish_notify(p, ns.id, s.name) end
     emit(watchers.unpublish, s)
@@ -117,13 +135,22 @@ end
 --- live.feed(s, msg, conn): one message of s's publisher (conn): audio and
 --- video to the cache and the players, data (metadata as players get it) too.
 function M.feed(s, msg, conn)
-    local t = msg.type
+    local t, r, hdr = msg.type, s.resume, nil
+    if r and (t == 8 or t == 9) then -- after a hold: the source's first frame lands at r.at
+        if r.key and t == 9 and (msg.packet or ""):find("^coded_frames") then -- no P-frames before
+            if not msg.keyframe then return end                               -- the first keyframe
+            r.key = nil
+        end
+        r.shift = r.shift or r.at - msg.timestamp -- (data keeps its own: ffmpeg takes metadata at 0)
+        hdr = { timestamp = math.max(0, msg.timestamp + r.shift) % 0x100000000 }
+    end
     if t == 8 or t == 9 then
         if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
         if msg.length == 0 then return end -- no codec byte, no frame: nothing to cache or forward
         local legacy -- nil: the group's policy (config.legacy_players) decides in C
         if hooks.on_legacy_media then legacy = hooks.on_legacy_media(conn, msg, s) ~= false end
-        s.players:send(msg, nil, legacy)
+        s.players:send(msg, hdr, legacy)
+        s.last = hdr and hdr.timestamp or msg.timestamp -- where a hold's next source goes on
     elseif (t == 18 or t == 15) and msg.values then
         local meta = app.metadata(msg)
         if meta then s.players:metadata(meta) else s.players:send(msg) end
@@ -158,7 +185,7 @@ function server.on_publish(conn, ns)
     M.publish(s, ns)
     -- nothing reads each message in Lua: the core fans media out and caches it
     if not (hooks.on_media or hooks.on_legacy_media or config.record_dir or config.push
-            or #watchers.message > BUILTIN) then
+            or #watchers.message > BUILTIN or s.resume) then -- (a held stream's shift is Lua's)
         ns:forward(s.players)
     end
 end

@@ -15,13 +15,16 @@
 --           (a function is asked again before each attempt, in the relay's coroutine: it may
 --           wait, e.g. on a directory; nil, why fails that attempt, nil alone ends the pull)
 --   relay = { retry_min = 1, retry_max = 30, retry_factor = 2, timeout = 10, chunk_size = 4096,
---             tls = { ca =, insecure =, sni = } }
+--             hold = 10, tls = { ca =, insecure =, sni = } }
 -- rtmps:// URLs relay over TLS (the tls settings over luartmp's --tls-ca
 -- and --tls-insecure).
 -- A URL path after the app names the upstream stream; without one the
 -- local name is used.  scripts/live.lua attaches it (relay.attach(live)):
 -- it follows live's streams through live.watch, and a pull feeds one
--- with live.publish, live.feed and live.unpublish.
+-- with live.publish, live.feed and live.unpublish.  A pull whose upstream
+-- connection drops (not an upstream's end of stream: its publisher left)
+-- holds the stream for its players (live.hold) up to `hold` seconds, for
+-- its next attempt or a local publisher to go on with it; then unpublishes.
 
 local rtmp = require "rtmp"
 
@@ -43,6 +46,7 @@ local M = {
         retry_factor = 2,    -- growth of the delay after each failed attempt
         timeout = 10,        -- an attempt that is not publishing/playing after this is a failure (s)
         chunk_size = 4096,   -- our outgoing chunk size towards the upstream
+        hold = 10,           -- a pull's upstream connection dropped: its players wait this long (s)
         tls = nil,           -- rtmps:// upstreams: { ca =, insecure =, sni = } (rtmp.connect's)
     },
 }
@@ -183,11 +187,16 @@ function Link:up()
     self.attempt, self.delay = 0, setting(self.live, "retry_min")
 end
 
--- The session ended: let go of its connection.
+-- The session ended: let go of its connection (a pull still wanted holds
+-- its stream, if it fed it).
 function Link:down()
     local nc = self.nc
     self.ready = false
-    if self.mode == "pull" then self:drop_stream() end
+    if self.mode == "pull" then
+        local hold = setting(self.live, "hold")
+        if self.source and hold > 0 and self:wanted() then self:hold(hold)
+        elseif self.source then self:drop_stream() end -- (a held one waits for its timer)
+    end
     self.nc, self.ns, self.conn = nil, nil, nil
     if nc and not nc.closed then nc:close("relay attempt ended") end
 end
@@ -197,13 +206,31 @@ function Link:take_stream()
     local s = self.s
     if not self.conn or (self.source and s.publisher == self.source) then return end
     if s.publisher then return self:stop("a local publisher took " .. s.key) end
-    self.source = { conn = self.conn, id = self.ns.id, relay = self }
-    self.live.publish(s, self.source)
+    self.source, self.held = { conn = self.conn, id = self.ns.id, relay = self }, nil
+    self.live.publish(s, self.source) -- a held stream goes on (live.hold)
 end
 
+-- Pull: its stream ends here (a held one too).
 function Link:drop_stream()
-    if self.source then self.live.unpublish(self.s, self.source) end
-    self.source = nil
+    local source = self.source or self.held
+    self.source, self.held = nil, nil
+    if source then self.live.unpublish(self.s, source) end
+end
+
+-- Pull: the upstream connection dropped: the players keep the stream
+-- (live.hold) for the next attempt or a local publisher, up to `seconds`.
+function Link:hold(seconds)
+    local s, source = self.s, self.source
+    self.source, self.held = nil, source
+    self.live.hold(s, source)
+    log.info("%s: holding %s for its players up to %gs", self.label, s.key, seconds)
+    rtmp.timer(seconds, function()
+        if self.held == source then self.held = nil end
+        if s.held and s.held.source == source then
+            log.warn("%s: nothing fed %s for %gs: unpublished", self.label, s.key, seconds)
+            self.live.unpublish(s, source)
+        end
+    end)
 end
 
 -- Pull: one message from the upstream into the live server's fan-out.

@@ -36,11 +36,6 @@ local function media_file()
   return media
 end
 
-local function publish(url, file, loop)
-  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -re %s -i %s -c copy -f flv %s",
-    loop and "-stream_loop -1" or "", H.shquote(file), H.shquote(url)), { name = "ffmpeg-publish" })
-end
-
 -- A recording's video and audio frame counts, after checking it decodes as
 -- the fixture's codecs.
 local function recorded(label, file)
@@ -82,6 +77,15 @@ local function doc_script(name)
   error("docs/RELAY.md has no " .. name)
 end
 
+-- An origin (the live server) on port, and ffmpeg publishing file there
+-- in a loop as live/test: the origin's process, the publisher's.
+local function origin_on(port, file)
+  local p = H.spawn(fmt("%s --listen 127.0.0.1:%d --log-level debug scripts/live.lua", H.shquote(H.luartmp), port),
+    { name = "luartmp-origin" })
+  assert(H.wait_port(port, 10, p))
+  return p, H.ffmpeg_publish(fmt("rtmp://127.0.0.1:%d/live/test", port), file, { loop = true })
+end
+
 describe("relays", function()
   after_each(function() H.cleanup() end)
 
@@ -94,7 +98,7 @@ describe("relays", function()
     assert(H.wait_until(function() return ngx.count("play", "test") >= 1 end, 15),
       "the player did not reach nginx:\n" .. ngx.log())
 
-    local pub = publish(srv.url("live/test"), m.path)
+    local pub = H.ffmpeg_publish(srv.url("live/test"), m.path)
     assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
     assert.are.equal(0, H.wait_exit(player, 15), "player exit status:\n" .. H.output(player))
     assert_whole("nginx player", out)
@@ -121,7 +125,7 @@ describe("relays", function()
     assert(H.wait_until(function() return srv.count("play", "test") >= 2 and ngx.count("play", "test") >= 1 end, 15),
       "players or the pull did not start:\n" .. srv.log() .. "\n" .. ngx.log())
 
-    local pub = publish(ngx.url("live/test"), m.path)
+    local pub = H.ffmpeg_publish(ngx.url("live/test"), m.path)
     assert.are.equal(0, H.wait_exit(pub, 20), "publisher exit status:\n" .. H.output(pub))
     for i, p in ipairs(players) do
       assert.are.equal(0, H.wait_exit(p, 15), "player exit status:\n" .. H.output(p))
@@ -147,7 +151,7 @@ describe("relays", function()
     assert(H.wait_until(function() return edge.count("play", "test") >= 2 and origin.count("play", "test") >= 1 end, 15),
       "players or the pull did not start:\n" .. edge.log() .. "\n" .. origin.log())
 
-    local pub = publish(origin.url("live/test"), m.path)
+    local pub = H.ffmpeg_publish(origin.url("live/test"), m.path)
     -- a late joiner 1.5 s in (mid-GOP) is served from the edge's GOP cache:
     -- it starts at a keyframe, the first (0 s) or, at the latest, the second (2 s)
     local d = pub.started + 1.5 - H.now()
@@ -179,11 +183,11 @@ describe("relays", function()
   it("logs an upstream's refusal (NetStream.Publish.BadName) and retries with growing delays", function()
     local m = media_file()
     local up = H.luartmp_start()
-    local direct = publish(up.url("live/test"), m.path, true)
+    local direct = H.ffmpeg_publish(up.url("live/test"), m.path, { loop = true })
     assert(H.wait_until(function() return up.count("publish", "test") == 1 end, 10), up.log())
     local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua",
       args = { "push", up.url("live"), "retry_min=0.2", "retry_max=0.4" } }
-    local pub = publish(srv.url("live/test"), m.path, true)
+    local pub = H.ffmpeg_publish(srv.url("live/test"), m.path, { loop = true })
     assert(H.wait_until(function() return #relay_lines(srv.log(), " retry ") >= 3 end, 10),
       "not three retries:\n" .. srv.log())
     local lines = relay_lines(srv.log(), " retry ")
@@ -199,21 +203,18 @@ describe("relays", function()
     H.kill(direct)
   end)
 
-  it("pulls again after the upstream is killed, for a player that stays, whose stream resumes", function()
+  it("with hold = 0, ends the stream when the upstream is killed and pulls again for a player that stays, "
+    .. "whose stream resumes", function()
     -- The player is the in-process test client: unlike ffmpeg it stays
     -- subscribed after NetStream.Play.UnpublishNotify. Waiting pumps its loop.
+    -- hold = 0: no hold (cluster_spec has the players that the hold keeps).
     local C = require "support.client"
     local m = media_file()
     local up_port = H.free_port()
-    local function start_origin()
-      local p = H.spawn(fmt("%s --listen 127.0.0.1:%d --log-level debug scripts/live.lua",
-        H.shquote(H.luartmp), up_port), { name = "luartmp-origin" })
-      assert(H.wait_port(up_port, 10, p))
-      return p, publish(fmt("rtmp://127.0.0.1:%d/live/test", up_port), m.path, true)
-    end
+    local function start_origin() return origin_on(up_port, m.path) end
     local origin, pub = start_origin()
     local edge = H.luartmp_start{ script = "spec/interop/relay_live.lua",
-      args = { "pull", fmt("rtmp://127.0.0.1:%d/live", up_port), "retry_min=0.3", "retry_max=0.6" } }
+      args = { "pull", fmt("rtmp://127.0.0.1:%d/live", up_port), "retry_min=0.3", "retry_max=0.6", "hold=0" } }
     local c = C.connect(edge.url("live"))
     local sid = c:create_stream()
     c:play(sid, "test")
@@ -254,13 +255,65 @@ describe("relays", function()
     H.kill(pub)
   end)
 
+  it("holds a pulled stream while its upstream is away: ffmpeg and GStreamer players go on when it is back; "
+    .. "past hold the players are told it ended", function()
+    local C = require "support.client"
+    local m = media_file()
+    local up_port = H.free_port()
+    local origin, pub = origin_on(up_port, m.path)
+    local edge = H.luartmp_start{ script = "spec/interop/relay_live.lua",
+      args = { "pull", fmt("rtmp://127.0.0.1:%d/live", up_port), "retry_min=0.3", "retry_max=0.6", "hold=3" } }
+    local f, g = H.ffmpeg_decode(edge.url("live/test"), 10), H.gst_play(edge.url("live/test"))
+    local players = { { name = "ffmpeg", proc = f, tl = H.frame_timeline(function() return H.ffmpeg_frames(f) end) },
+      { name = "GStreamer", proc = g, tl = H.frame_timeline(function() return H.gst_frames(g) end) } }
+    local c = C.connect(edge.url("live"))
+    c:play(c:create_stream(), "test")
+    local function frames_after(mark)
+      local n = math.huge
+      for i, p in ipairs(players) do n = math.min(n, p.tl.sample() - (mark and mark[i] or 0)) end
+      return n
+    end
+    assert(C.wait_until(function() return frames_after() >= 25 end, 15), "no video through the edge:\n" .. edge.log())
+
+    -- the upstream dies and comes back within hold: the players go on
+    local mark = { players[1].tl.sample(), players[2].tl.sample() }
+    local killed = H.now()
+    H.signal(origin, "KILL")
+    H.wait_exit(pub, 5)
+    C.wait_until(function() frames_after() return H.now() > killed + 1 end, 2)
+    origin, pub = origin_on(up_port, m.path)
+    assert(C.wait_until(function() return frames_after(mark) >= 50 end, 10),
+      "the players did not go on:\n" .. edge.log())
+    for _, p in ipairs(players) do
+      assert.is_nil(H.exited(p.proc), p.name .. " exited:\n" .. H.output(p.proc))
+      local gap = p.tl.stall(killed)
+      print(fmt("relay hold: %s: %.2f s without a decoded frame (upstream killed, started again 1 s later)", p.name, gap))
+      assert(gap < 1 + 0.6 + 2, fmt("%s: a gap of %.2f s", p.name, gap))
+    end
+    assert.is_nil(c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" })
+    assert.are.equal(1, #relay_lines(edge.log(), "holding live/test for its players up to 3s"), edge.log())
+
+    -- it dies for longer than hold: then the players are told the stream ended
+    killed = H.now()
+    H.signal(origin, "KILL")
+    assert(C.wait_until(function()
+      return c:find{ name = "onStatus", code = "NetStream.Play.UnpublishNotify" } end, 3 + 2),
+      "no UnpublishNotify after hold:\n" .. edge.log())
+    local after = H.now() - killed
+    assert(after > 3 - 0.3, fmt("UnpublishNotify %.2f s after the kill, before the hold's end", after))
+    assert.are.equal(1, #relay_lines(edge.log(), "nothing fed live/test for 3s: unpublished"), edge.log())
+    assert.is_false(c.closed)
+    c:close()
+    H.kill(pub)
+  end)
+
   it("retries an absent or killed upstream with growing delays and resumes when it is back", function()
     local m = media_file()
     local up_port = H.free_port() -- nothing listens there yet
     local up_url = fmt("rtmp://127.0.0.1:%d/live", up_port)
     local srv = H.luartmp_start{ script = "spec/interop/relay_live.lua",
       args = { "push", up_url, "retry_min=0.2", "retry_max=0.8", "timeout=5" } }
-    local pub = publish(srv.url("live/test"), m.path, true)
+    local pub = H.ffmpeg_publish(srv.url("live/test"), m.path, { loop = true })
 
     -- 1. absent: refused connects, delays 0.2, 0.4, 0.8 then capped at 0.8
     assert(H.wait_until(function() return #relay_lines(srv.log(), " retry ") >= 5 end, 15),

@@ -100,8 +100,8 @@ end
 --- reconnects. H.kill stops it (and the ffmpeg the loop runs).
 function CL.publish(url, file, opts)
   opts = opts or {}
-  local ffmpeg = fmt("ffmpeg -nostdin -hide_banner -v info -re -stream_loop -1 -i %s -c copy -f flv %s", q(file), q(url))
-  if not opts.reconnect then return H.spawn(ffmpeg, { name = "ffmpeg-publish" }) end
+  if not opts.reconnect then return H.ffmpeg_publish(url, file, { loop = true }) end
+  local ffmpeg = H.ffmpeg_publish_cmd(url, file, { loop = true })
   local path = H.tmpname("publish-loop.sh")
   H.write_file(path, fmt([[
 trap 'kill $child 2>/dev/null; exit 0' TERM INT

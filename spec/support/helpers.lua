@@ -483,11 +483,18 @@ end
 -- Peers
 ---------------------------------------------------------------------------
 
---- Start ffmpeg publishing the fixture (or `file`) to `url` (-c copy), in
---- real time (-re), or as fast as it can with opts.fast.
+--- The ffmpeg command line that publishes `file` (default: the fixture)
+--- to `url` (-c copy), in real time (-re), or as fast as it can with
+--- opts.fast; over and over (-stream_loop -1) with opts.loop.
+function H.ffmpeg_publish_cmd(url, file, opts)
+  opts = opts or {}
+  return fmt("ffmpeg -nostdin -hide_banner -v info %s%s-i %s -c copy -f flv %s", opts.fast and "" or "-re ",
+    opts.loop and "-stream_loop -1 " or "", q(file or H.fixture_flv()), q(url))
+end
+
+--- Start ffmpeg publishing (H.ffmpeg_publish_cmd's options).
 function H.ffmpeg_publish(url, file, opts)
-  return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info %s-i %s -c copy -f flv %s",
-    (opts and opts.fast) and "" or "-re ", q(file or H.fixture_flv()), q(url)), { name = "ffmpeg-publish" })
+  return H.spawn(H.ffmpeg_publish_cmd(url, file, opts), { name = "ffmpeg-publish" })
 end
 
 --- Start ffmpeg recording `url` into `out` (-c copy). It ends by itself
@@ -497,6 +504,51 @@ end
 function H.ffmpeg_play(url, out, rw_timeout)
   return H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -rw_timeout %d -i %s -c copy -f flv -y %s",
     math.floor((rw_timeout or 4) * 1e6), q(url), q(out)), { name = "ffmpeg-play" })
+end
+
+--- Start ffmpeg decoding the video of `url` (to -f null), reporting its
+--- decoded frames ten times a second (-progress); count them with
+--- H.ffmpeg_frames(proc). It ends `rw_timeout` seconds (default 4) after
+--- the media stops.
+function H.ffmpeg_decode(url, rw_timeout)
+  local progress = H.tmpname("ffmpeg-progress.txt")
+  local p = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -rw_timeout %d -i %s -map 0:v -f null - " ..
+    "-progress %s -stats_period 0.1", math.floor((rw_timeout or 4) * 1e6), q(url), q(progress)),
+    { name = "ffmpeg-decode" })
+  p.progress = progress
+  return p
+end
+
+--- Video frames a H.ffmpeg_decode process decoded so far (its last report).
+function H.ffmpeg_frames(p)
+  local n = 0
+  for v in (H.read_file(p.progress) or ""):gmatch("frame=(%d+)") do n = tonumber(v) end
+  return n
+end
+
+--- A player's decoded frames over time: tl.sample() (call it often)
+--- notes when count() grew; tl.stall(from) -> the longest time without a
+--- new frame among those that end after `from` (H.now() time): seconds,
+--- the last frame before it and the first after it (nil when no frame came
+--- after `from`); tl.count(), the frames so far.
+function H.frame_timeline(count)
+  local tl, last, times = {}, 0, {}
+  function tl.sample()
+    local n = count()
+    if n > last then last = n; times[#times + 1] = H.now() end
+    return n
+  end
+  function tl.count() return last end
+  function tl.stall(from)
+    local best, a, b = nil, nil, nil
+    for i = 2, #times do
+      if times[i] > from and (not best or times[i] - times[i - 1] > best) then
+        best, a, b = times[i] - times[i - 1], times[i - 1], times[i]
+      end
+    end
+    return best, a, b
+  end
+  return tl
 end
 
 --- Start rtmpdump recording the live stream `url` into `out`.
