@@ -167,9 +167,10 @@ local live = require "live"
 live.config.record_dir = %q
 require("rtmp").keep("reload_unit_live").port = live.start{ listen = "127.0.0.1:0" }[1].port
 ]]):format(rec))
-    -- live.lua and its modules are script modules: <root>/scripts (the project here)
+    -- live.lua and its modules are script modules: <root>/scripts (luartmp
+    -- sets root when busted runs in it, LUARTMP_ASAN; lua5.4 here: the project)
     local root = rtmp.options.root
-    rtmp.options.root = "."
+    rtmp.options.root = root or "."
     finally(function() rtmp.options.root = root end)
     assert.is_true(rtmp.reload())
     local live1 = package.loaded.live
