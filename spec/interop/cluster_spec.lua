@@ -205,31 +205,18 @@ describe("cluster", function()
     -- on each other node an ffmpeg and a GStreamer player, decoding; on the
     -- first the test client too, for what goes on the wire
     local players = {}
-    for _, n in ipairs(others) do
-      local f = H.ffmpeg_decode(n.url("live/fo"), 30)
-      local g = H.gst_play(n.url("live/fo"))
-      players[#players + 1] = { name = "ffmpeg on " .. n.node_url, proc = f,
-        tl = H.frame_timeline(function() return H.ffmpeg_frames(f) end) }
-      players[#players + 1] = { name = "GStreamer on " .. n.node_url, proc = g,
-        tl = H.frame_timeline(function() return H.gst_frames(g) end) }
-    end
+    for _, n in ipairs(others) do H.decoders(n.url("live/fo"), " on " .. n.node_url, players, 30) end
     local c = C.connect(others[1].url("live"))
     c:play(c:create_stream(), "fo")
-    local function frames_after(mark)
-      local n = math.huge
-      for i, p in ipairs(players) do n = math.min(n, p.tl.sample() - (mark and mark[i] or 0)) end
-      return n
-    end
     local function outputs()
       local t = {}
       for _, p in ipairs(players) do t[#t + 1] = "---- " .. p.name .. ":\n" .. H.output(p.proc):sub(-1500) end
       return table.concat(t, "\n")
     end
-    assert(C.wait_until(function() return frames_after() >= 25 and c:count{ type = 9 } >= 25 end, 15),
+    assert(C.wait_until(function() return H.fewest_frames(players) >= 25 and c:count{ type = 9 } >= 25 end, 15),
       "no video on the other nodes:\n" .. outputs() .. "\n" .. logs(nodes))
 
-    local mark = {}
-    for i, p in ipairs(players) do mark[i] = p.tl.sample() end
+    local _, mark = H.fewest_frames(players)
     local seen = #c.msgs
     local killed = H.now()
     H.signal(origin.proc, "KILL")
@@ -237,7 +224,7 @@ describe("cluster", function()
     -- the publisher is back on a surviving node, and every player decodes again
     assert(C.wait_until(function()
       local v = CL.get(redis, key)
-      return v and v ~= origin_url and frames_after(mark) >= 50
+      return v and v ~= origin_url and H.fewest_frames(players, mark) >= 50
     end, TTL + 20), "no resume:\n" .. H.output(loop) .. "\n" .. outputs() .. "\n" .. logs(others))
     local new_origin = CL.get(redis, key)
     assert.are_not.equal(origin_url, new_origin)

@@ -263,26 +263,20 @@ describe("relays", function()
     local origin, pub = origin_on(up_port, m.path)
     local edge = H.luartmp_start{ script = "spec/interop/relay_live.lua",
       args = { "pull", fmt("rtmp://127.0.0.1:%d/live", up_port), "retry_min=0.3", "retry_max=0.6", "hold=3" } }
-    local f, g = H.ffmpeg_decode(edge.url("live/test"), 10), H.gst_play(edge.url("live/test"))
-    local players = { { name = "ffmpeg", proc = f, tl = H.frame_timeline(function() return H.ffmpeg_frames(f) end) },
-      { name = "GStreamer", proc = g, tl = H.frame_timeline(function() return H.gst_frames(g) end) } }
+    local players = H.decoders(edge.url("live/test"), "", nil, 10)
     local c = C.connect(edge.url("live"))
     c:play(c:create_stream(), "test")
-    local function frames_after(mark)
-      local n = math.huge
-      for i, p in ipairs(players) do n = math.min(n, p.tl.sample() - (mark and mark[i] or 0)) end
-      return n
-    end
-    assert(C.wait_until(function() return frames_after() >= 25 end, 15), "no video through the edge:\n" .. edge.log())
+    assert(C.wait_until(function() return H.fewest_frames(players) >= 25 end, 15),
+      "no video through the edge:\n" .. edge.log())
 
     -- the upstream dies and comes back within hold: the players go on
-    local mark = { players[1].tl.sample(), players[2].tl.sample() }
+    local _, mark = H.fewest_frames(players)
     local killed = H.now()
     H.signal(origin, "KILL")
     H.wait_exit(pub, 5)
-    C.wait_until(function() frames_after() return H.now() > killed + 1 end, 2)
+    C.wait_until(function() H.fewest_frames(players) return H.now() > killed + 1 end, 2)
     origin, pub = origin_on(up_port, m.path)
-    assert(C.wait_until(function() return frames_after(mark) >= 50 end, 10),
+    assert(C.wait_until(function() return H.fewest_frames(players, mark) >= 50 end, 10),
       "the players did not go on:\n" .. edge.log())
     for _, p in ipairs(players) do
       assert.is_nil(H.exited(p.proc), p.name .. " exited:\n" .. H.output(p.proc))

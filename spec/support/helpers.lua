@@ -551,6 +551,30 @@ function H.frame_timeline(count)
   return tl
 end
 
+--- Start an ffmpeg (H.ffmpeg_decode, rw_timeout) and a GStreamer
+--- (H.gst_play) player of `url`, each { name (label: "ffmpeg on ..."),
+--- proc, tl (its H.frame_timeline) }, appended to `list` (returned; a new
+--- one without it).
+function H.decoders(url, label, list, rw_timeout)
+  list = list or {}
+  local f, g = H.ffmpeg_decode(url, rw_timeout), H.gst_play(url)
+  list[#list + 1] = { name = "ffmpeg" .. label, proc = f, tl = H.frame_timeline(function() return H.ffmpeg_frames(f) end) }
+  list[#list + 1] = { name = "GStreamer" .. label, proc = g, tl = H.frame_timeline(function() return H.gst_frames(g) end) }
+  return list
+end
+
+--- Sample the timelines of `players` (H.decoders'): the fewest frames one
+--- of them decoded since `since` (the counts of an earlier call), and the
+--- counts now.
+function H.fewest_frames(players, since)
+  local n, counts = math.huge, {}
+  for i, p in ipairs(players) do
+    counts[i] = p.tl.sample()
+    n = math.min(n, counts[i] - (since and since[i] or 0))
+  end
+  return n, counts
+end
+
 --- Start rtmpdump recording the live stream `url` into `out`.
 function H.rtmpdump_play(url, out)
   return H.spawn(fmt("rtmpdump -r %s -v -o %s", q(url), q(out)), { name = "rtmpdump" })
