@@ -133,4 +133,43 @@ describe("rtmp.reload on SIGHUP", function()
     assert.are.equal(1, H.count_plain(srv.log(), "reloaded " .. script))
     assert.are.equal(1, H.count_plain(srv.log(), "reload refused: "))
   end)
+
+  it("a cluster node reloaded while it publishes keeps renewing its directory entry; its players and the "
+    .. "other node's go on", function()
+    local CL = require "support.cluster"
+    local TTL = 2
+    local redis = require("support.redis").start()
+    local A, B = CL.node(redis, { ttl = TTL, log_level = "info" }), CL.node(redis, { ttl = TTL, log_level = "info" })
+    local key = CL.key("live/rl")
+    local pub = H.ffmpeg_publish(A.url("live/rl"), H.fixture_flv())
+    assert(H.wait_until(function() return CL.get(redis, key) == A.node_url end, 5), "no entry for A:\n" .. A.log())
+    local players = H.decoders(A.url("live/rl"), " on A")
+    H.decoders(B.url("live/rl"), " on B (a pull)", players)
+    assert(H.wait_until(function() return H.fewest_frames(players) >= 25 end, 10), "no video:\n" .. B.log())
+
+    local _, mark = H.fewest_frames(players)
+    local at = H.now()
+    H.signal(A.proc, "HUP")
+    assert(H.wait_until(function() H.fewest_frames(players) return has(A.log(), "reloaded ") end, 5),
+      "no reload:\n" .. A.log())
+    -- past a TTL after the reload the entry is still A's, renewed by the new load's heartbeat
+    local lowest, renewed = math.huge, false
+    H.wait_until(function()
+      H.fewest_frames(players)
+      local ttl = CL.pttl(redis, key)
+      if ttl > lowest + 100 then renewed = true end
+      lowest = math.min(lowest, ttl)
+      return H.now() > at + TTL * 1.5
+    end, TTL * 2)
+    assert.are.equal(A.node_url, CL.get(redis, key))
+    assert.is_true(renewed, "the entry's TTL was not renewed after the reload")
+    assert(H.wait_until(function() return H.fewest_frames(players, mark) >= 75 end, 5), "the players stopped")
+    for _, p in ipairs(players) do
+      assert.is_nil(H.exited(p.proc), p.name .. " exited:\n" .. H.output(p.proc))
+      local gap = p.tl.stall(at)
+      assert(gap < 1, fmt("%s: %.2f s without a frame across the reload", p.name, gap))
+    end
+    assert.are.equal(0, H.count_plain(A.log(), "reload refused"), A.log())
+    H.kill(pub)
+  end)
 end)
