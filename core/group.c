@@ -58,17 +58,18 @@ struct rtmp_group {
     rtmp_group_config cfg;
     member  *m;
     size_t   n, cap;
+    size_t   nfp;                  /* HTTP-FLV and WS-FLV players in fp (each message reads it) */
     entry   *gop;                  /* from the last keyframe */
     size_t   ngop, gop_cap, gop_bytes;
     int      gop_full;             /* past gop_max_bytes: no more until the next keyframe */
     uint32_t last_cs, last_sid;    /* the key a message was last chunked for */
     rtmp_carver carver;            /* chunkings are carved from its block (carve()) */
     size_t   nconf;
+    rtmp_flv_player **fp;
+    size_t   fp_cap;
     entry    meta;                 /* n == 0: none */
     entry    conf[MAX_CONFIGS];    /* in the order they came */
     conf_key ckey[MAX_CONFIGS];    /* what conf[i] configures */
-    rtmp_flv_player **fp;          /* HTTP-FLV and WS-FLV players */
-    size_t   nfp, fp_cap;
 };
 
 rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
