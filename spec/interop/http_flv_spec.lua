@@ -7,9 +7,35 @@
 -- player gets every frame.
 local H = require "support.helpers"
 local flv_client = require "support.flv_client"
+local rtmp = require "rtmp"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
+
+-- The audio and video tags of an FLV file read strictly (every
+-- PreviousTagSize checked), as { type, payload } in order, and the
+-- reader's audio/video header flags.
+local function av_tags(path)
+  local r = assert(rtmp.flv.open(path))
+  local list = {}
+  while true do
+    local m, err = r:read()
+    if not m then assert.is_nil(err, path) break end
+    if m.type == 8 or m.type == 9 then list[#list + 1] = { m.type, m.payload } end
+  end
+  local flags = { audio = r.audio, video = r.video }
+  r:close()
+  return list, flags
+end
+
+-- Whether tags a[i ..] equal b[j ..] to their ends, and as many.
+local function same_tail(a, i, b, j)
+  if #a - i ~= #b - j then return false end
+  for k = 0, #a - i do
+    if a[i + k][1] ~= b[j + k][1] or a[i + k][2] ~= b[j + k][2] then return false end
+  end
+  return true
+end
 
 -- ffmpeg's decoder on a file: its complaints (nothing for a clean decode).
 local function decode_errors(file)
@@ -71,6 +97,13 @@ describe("HTTP-FLV and WS-FLV", function()
     info = assert(H.probe(ws_file))
     assert.are.equal(F.frames, info.video and info.video.frames, "WS-FLV: video frames")
     assert.are.equal(fixture.audio.frames, info.audio and info.audio.frames, "WS-FLV: audio frames")
+    -- byte for byte: the server's FLV (the WebSocket payloads) reads strictly and
+    -- holds the fixture's audio and video tags, every one, in order
+    local want = av_tags(H.fixture_flv())
+    local got, flags = av_tags(ws_file)
+    assert.is_true(same_tail(want, 1, got, 1), fmt("WS-FLV: %d audio/video tags, the fixture %d, or they differ",
+      #got, #want))
+    assert.are.same({ audio = true, video = true }, flags)
 
     -- the late joiner: from a cached keyframe to the end, so whole GOPs
     assert.are.equal("closed", late.state()["end"])
@@ -80,6 +113,14 @@ describe("HTTP-FLV and WS-FLV", function()
       fmt("the late joiner decoded %d frames: not whole GOPs from a keyframe", n))
     assert.matches("^K", H.first_video_flags(late_file))
     assert.are.equal("", decode_errors(late_file))
+    -- its tags: the two sequence headers, then the fixture's from a keyframe on
+    local late_tags = av_tags(late_file)
+    local first = late_tags[3]
+    local at
+    for k = 3, #want do if want[k][1] == first[1] and want[k][2] == first[2] then at = k break end end
+    assert(at and first[1] == 9, "the late joiner's first frame is not a video frame of the fixture")
+    assert.is_true(same_tail(want, at, late_tags, 3), "the late joiner's tags from its keyframe on")
+    assert.are.same({ want[1], want[2] }, { late_tags[1], late_tags[2] })
 
     -- the reader that read nothing: dropped by the slow-reader policy
     assert.matches("warn http %d+: slow reader: over the queue bounds for", log)
