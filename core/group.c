@@ -715,6 +715,11 @@ size_t rtmp_group_flv_count(const rtmp_group *g)
     return g->nfp;
 }
 
+const rtmp_flv_player *rtmp_group_flv_player(const rtmp_group *g, size_t i)
+{
+    return i < g->nfp ? g->fp[i] : NULL;
+}
+
 size_t rtmp_group_end_flv(rtmp_group *g, const char *reason)
 {
     size_t n = g->nfp;

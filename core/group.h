@@ -210,8 +210,10 @@ int rtmp_group_add_flv(rtmp_group *g, rtmp_flv_player *p);
 /* p leaves its group, if any (nothing is sent; its queue stays). */
 void rtmp_group_remove_flv(rtmp_flv_player *p);
 
-/* FLV players in g. */
+/* FLV players in g, and the i-th of them (i < the count), for listing
+ * them. */
 size_t rtmp_group_flv_count(const rtmp_group *g);
+const rtmp_flv_player *rtmp_group_flv_player(const rtmp_group *g, size_t i);
 
 /* End every FLV player of g (p->close with RTMP_FLV_END and reason: the
  * stream ended); returns how many. */

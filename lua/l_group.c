@@ -7,7 +7,8 @@
  *   g:add(conn [, stream_id [, legacy]]), g:remove(conn), g:has(conn), g:count() / #g,
  *   g:members(), g:clear(), g:send(msg [, hdr [, legacy]]) -> members reached,
  *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached(),
- *   g:http_players(), g:end_http([reason])
+ *   g:http_players() -> { { id, addr, websocket, legacy, bytes_out, queued, dropped } },
+ *   g:end_http([reason])
  *
  * HTTP-FLV and WS-FLV players (core/group.h) join a group through an HTTP
  * handler's streamed answer (l_httpd.c); g:count() counts them too.
@@ -197,10 +198,33 @@ static int group_len(lua_State *L)
     return 1;
 }
 
-/* g:http_players() -> the HTTP-FLV and WS-FLV players. */
+/* g:http_players() -> array of the HTTP-FLV and WS-FLV players: { id (the
+ * HTTP connection's), addr, websocket, legacy, bytes_out (taken by the
+ * peer), queued (not yet), dropped (frames, by the slow-reader policy) }. */
 static int group_http_players(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)rtmp_group_flv_count(rtmp_l_group_check(L, 1)));
+    rtmp_group *g = rtmp_l_group_check(L, 1);
+    size_t n = rtmp_group_flv_count(g);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const rtmp_flv_player *p = rtmp_group_flv_player(g, i);
+        lua_createtable(L, 0, 7);
+        lua_pushinteger(L, (lua_Integer)p->id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, p->peer);
+        lua_setfield(L, -2, "addr");
+        lua_pushboolean(L, p->ws);
+        lua_setfield(L, -2, "websocket");
+        lua_pushboolean(L, p->legacy);
+        lua_setfield(L, -2, "legacy");
+        lua_pushinteger(L, (lua_Integer)p->written);
+        lua_setfield(L, -2, "bytes_out");
+        lua_pushinteger(L, (lua_Integer)p->q.bytes);
+        lua_setfield(L, -2, "queued");
+        lua_pushinteger(L, (lua_Integer)p->mq.dropped);
+        lua_setfield(L, -2, "dropped");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
     return 1;
 }
 

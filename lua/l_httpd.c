@@ -3,7 +3,7 @@
  *
  *   local srv, err = rtmp.http.listen{
  *     listen = "127.0.0.1:8080",
- *     routes = { ["/metrics"] = fn, ["/www/*"] = fn },  -- and/or
+ *     routes = { ["/metrics"] = fn, ["PREFIX*"] = fn },   -- and/or
  *     handler = fn,                                      -- what no route takes
  *     max_header = 16384, max_body = 65536,              -- 431, 413 past them
  *     request_timeout = 10, idle_timeout = 30,           -- 408; closing idle keep-alive

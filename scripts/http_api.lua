@@ -105,12 +105,18 @@ end
 -- The stream's publisher connection (nil for a relay's or none).
 local function publisher_conn(s) return s.publisher and s.publisher.conn end
 
--- Bytes the stream took in (its publisher's) and sent (its players').
+-- The stream's HTTP-FLV and WS-FLV players (none for rtmp.replay's groups).
+local function http_players(s)
+    return s.players.http_players and s.players:http_players() or {}
+end
+
+-- Bytes the stream took in (its publisher's) and sent (its players', HTTP ones too).
 local function stream_bytes(s)
     local pc = publisher_conn(s)
     local bin = pc and pc.bytes_in or 0
     local bout = 0
     for conn in pairs(s.viewers) do bout = bout + (conn.bytes_out or 0) end
+    for _, p in ipairs(http_players(s)) do bout = bout + p.bytes_out end
     return bin, bout
 end
 
@@ -144,8 +150,15 @@ local function client_info(live, conn)
         id = conn.id, addr = conn.peer, flashver = c.flashver, swfurl = c.swfurl, tcurl = c.tcurl,
         pageurl = c.pageurl, app = conn.app, time = c.since and rtmp.now() - c.since or 0,
         bytes_in = conn.bytes_in or 0, bytes_out = conn.bytes_out or 0, dropped = dropped_of(conn),
-        publishing = role == "publisher", stream = stream, role = role or "connected",
+        publishing = role == "publisher", stream = stream, role = role or "connected", protocol = "rtmp",
     }
+end
+
+-- An HTTP player of stream s as /api lists clients: its id is its HTTP
+-- connection's ("http N" in the log), protocol "http-flv" or "ws-flv".
+local function http_client_info(s, p)
+    return { id = p.id, addr = p.addr, app = s.app, bytes_in = 0, bytes_out = p.bytes_out, dropped = p.dropped,
+             publishing = false, stream = s.key, role = "player", protocol = p.websocket and "ws-flv" or "http-flv" }
 end
 
 -- Codec information from the stream's cached metadata (onMetaData).
@@ -182,6 +195,7 @@ function M.streams(live)
         local pc = publisher_conn(s)
         if pc then members[#members + 1] = client_info(live, pc) end
         for conn in pairs(s.viewers) do members[#members + 1] = client_info(live, conn) end
+        for _, p in ipairs(http_players(s)) do members[#members + 1] = http_client_info(s, p) end
         list[#list + 1] = {
             app = s.app, name = s.name, time = s.since and rtmp.now() - s.since or 0,
             bw_in = r.bw_in, bw_out = r.bw_out, bytes_in = bin, bytes_out = bout,
@@ -198,6 +212,12 @@ function M.clients(live)
         if conn.role == "server" then list[#list + 1] = client_info(live, conn) end
     end
     sort(list, function(a, b) return a.id < b.id end)
+    local http = {}
+    for _, s in pairs(live.streams) do
+        for _, p in ipairs(http_players(s)) do http[#http + 1] = http_client_info(s, p) end
+    end
+    sort(http, function(a, b) return a.id < b.id end)
+    for _, c in ipairs(http) do list[#list + 1] = c end -- after the RTMP ones (ids of their own)
     return { clients = array(list) }
 end
 

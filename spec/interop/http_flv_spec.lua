@@ -8,6 +8,7 @@
 local H = require "support.helpers"
 local flv_client = require "support.flv_client"
 local rtmp = require "rtmp"
+local json = require "dkjson"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
@@ -70,6 +71,15 @@ describe("HTTP-FLV and WS-FLV", function()
     local slow = flv_client(hport, "/live/hf.flv", slow_file, "--http --stall 12 --timeout 30")
     local late = flv_client(hport, "/live/hf.flv", late_file, "--http --delay 3.5 --timeout 30")
     assert(H.wait_until(function() return H.count_plain(srv.log(), "-FLV stream") >= 3 end, 10), srv.log())
+    -- /api/streams lists them with the RTMP player, and counts them
+    local _, body = H.run(fmt("curl -s -m 5 http://127.0.0.1:%d/api/streams", hport), 10)
+    local st = assert(json.decode(body), body).streams[1]
+    assert.are.equal("hf", st.name)
+    assert.are.equal(4, st.players)
+    local protocols = {}
+    for _, c in ipairs(st.clients) do protocols[#protocols + 1] = c.protocol .. ":" .. c.role end
+    table.sort(protocols)
+    assert.are.same({ "http-flv:player", "http-flv:player", "rtmp:player", "ws-flv:player" }, protocols)
 
     local pub = H.ffmpeg_publish(srv.url("live/hf"))
     -- ffprobe on the URL, from before the first frame to the stream's end
