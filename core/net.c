@@ -105,6 +105,9 @@ struct rtmp_net {
     ev_signal       sigint, sigterm;
     rtmp_net_term_cb on_term;    /* SIGTERM's handler instead of the shutdown */
     void           *on_term_ud;
+    ev_signal       sighup;      /* active while on_hup is set (unreferenced) */
+    rtmp_net_term_cb on_hup;
+    void           *on_hup_ud;
     ev_timer        run_timer;   /* rtmp_net_run's timeout */
     int             stopped;
     unsigned long   next_id;
@@ -1807,6 +1810,8 @@ rtmp_net *rtmp_net_new(void)
 
 void rtmp_net_handle_signals(rtmp_net *n)
 {
+    if (ev_is_active(&n->sigint)) /* again (a script, then luartmp): an active watcher is not set again */
+        return;
     ev_signal_init(&n->sigint, signal_cb, SIGINT);
     ev_signal_init(&n->sigterm, signal_cb, SIGTERM);
     n->sigint.data = n->sigterm.data = n;
@@ -1820,6 +1825,38 @@ void rtmp_net_on_term(rtmp_net *n, rtmp_net_term_cb cb, void *ud)
 {
     n->on_term = cb;
     n->on_term_ud = ud;
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    rtmp_net *n = w->data;
+    if (!n->on_hup)
+        return;
+    rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: handed to the script", w->signum);
+    n->on_hup(n, n->on_hup_ud);
+}
+
+static void hup_stop(rtmp_net *n)
+{
+    if (ev_is_active(&n->sighup)) {
+        ev_ref(n->loop);
+        ev_signal_stop(n->loop, &n->sighup);
+    }
+}
+
+void rtmp_net_on_hup(rtmp_net *n, rtmp_net_term_cb cb, void *ud)
+{
+    n->on_hup = cb;
+    n->on_hup_ud = ud;
+    if (!cb) {
+        hup_stop(n);
+        signal(SIGHUP, SIG_DFL);
+    } else if (!ev_is_active(&n->sighup)) {
+        ev_signal_init(&n->sighup, hup_cb, SIGHUP);
+        n->sighup.data = n;
+        ev_signal_start(n->loop, &n->sighup);
+        ev_unref(n->loop); /* a SIGHUP handler alone does not keep the loop running */
+    }
 }
 
 void rtmp_net_stop_listening(rtmp_net *n)
@@ -1866,6 +1903,7 @@ void rtmp_net_free(rtmp_net *n)
         SSL_CTX_free(e->ctx);
         free(e);
     }
+    hup_stop(n);
     if (ev_is_active(&n->sigint)) {
         ev_ref(n->loop);
         ev_ref(n->loop);

@@ -86,7 +86,8 @@ void rtmp_net_stop(rtmp_net *n);
 /* Catch SIGINT and SIGTERM: close every listener and connection (reason
  * "shutdown"), stop every timer, and make rtmp_net_run return.  With a
  * SIGTERM handler set (rtmp_net_on_term), SIGTERM calls it instead and
- * the loop goes on; SIGINT always shuts down. */
+ * the loop goes on; SIGINT always shuts down.  Calling it again does
+ * nothing. */
 void rtmp_net_handle_signals(rtmp_net *n);
 
 /* What SIGTERM does once rtmp_net_handle_signals catches it: cb(n, ud)
@@ -94,6 +95,11 @@ void rtmp_net_handle_signals(rtmp_net *n);
  * instead of the shutdown; cb NULL restores the shutdown. */
 typedef void (*rtmp_net_term_cb)(rtmp_net *n, void *ud);
 void rtmp_net_on_term(rtmp_net *n, rtmp_net_term_cb cb, void *ud);
+
+/* What SIGHUP does: cb(n, ud) runs in the loop, between events (a reload:
+ * docs/RELOAD.md); the watcher does not keep the loop running.  cb NULL
+ * stops catching it: SIGHUP's default action (the process ends) again. */
+void rtmp_net_on_hup(rtmp_net *n, rtmp_net_term_cb cb, void *ud);
 
 /* Stop accepting: every listener's sockets are closed (their owners still
  * close the listeners themselves); open connections go on. */

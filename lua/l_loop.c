@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ev.h>
-#include <signal.h>
-
 #include "l_conn.h"
 #include "l_loop.h"
 #include "../core/log.h"
@@ -92,88 +89,41 @@ static int l_on_sigterm(lua_State *L)
     if (!lua_isnoneornil(L, 1))
         luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
+    int set = !lua_isnil(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, ON_SIGTERM_KEY);
-    rtmp_net_on_term(st->net, lua_isnil(L, -1) ? NULL : term_fire, st);
+    rtmp_net_on_term(st->net, set ? term_fire : NULL, st);
     return 0;
 }
 
 #define ON_SIGHUP_KEY "rtmp.on_sighup"
-#define SIGHUP_BOX_KEY "rtmp.sighup"
 
-/* SIGHUP's watcher, on the net's loop: libev runs its callback from the
- * loop (never inside a call into Lua), and it does not keep the loop
- * running (unreferenced while active). */
-typedef struct hup_box {
-    ev_signal       w;
-    struct ev_loop *loop;
-    rtmp_l_state   *st;
-} hup_box;
-
-/* SIGHUP: fn() under rtmp_l_pcall (an error is logged). */
-static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+/* SIGHUP with a handler: fn() under rtmp_l_pcall (an error is logged). */
+static void hup_fire(rtmp_net *n, void *ud)
 {
-    (void)loop;
-    (void)revents;
-    hup_box *b = w->data;
-    lua_State *L = b->st->L;
+    (void)n;
+    rtmp_l_state *st = ud;
+    lua_State *L = st->L;
     if (!L)
         return;
     if (lua_getfield(L, LUA_REGISTRYINDEX, ON_SIGHUP_KEY) != LUA_TFUNCTION) {
         lua_pop(L, 1);
         return;
     }
-    rtmp_log(RTMP_LOG_INFO, 0, NULL, "signal %d: handed to the script", w->signum);
     rtmp_l_pcall(L, NULL, 0, "on_sighup");
 }
 
-static void hup_stop(hup_box *b)
-{
-    if (ev_is_active(&b->w)) {
-        ev_ref(b->loop);
-        ev_signal_stop(b->loop, &b->w);
-    }
-}
-
-static int hup_gc(lua_State *L)
-{
-    hup_stop(lua_touserdata(L, 1));
-    return 0;
-}
-
-/* rtmp.on_sighup(fn | nil): SIGHUP calls fn() from the loop; with nil,
- * SIGHUP has its default action again (the process ends). */
+/* rtmp.on_sighup(fn | nil): SIGHUP calls fn() from the loop (never inside
+ * a call into Lua); with nil, SIGHUP has its default action again (the
+ * process ends). */
 static int l_on_sighup(lua_State *L)
 {
     rtmp_l_state *st = rtmp_l_state_get(L);
     if (!lua_isnoneornil(L, 1))
         luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
-    lua_pushvalue(L, 1);
+    int set = !lua_isnil(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, ON_SIGHUP_KEY);
-    hup_box *b;
-    if (lua_getfield(L, LUA_REGISTRYINDEX, SIGHUP_BOX_KEY) == LUA_TUSERDATA) {
-        b = lua_touserdata(L, -1);
-    } else {
-        b = lua_newuserdatauv(L, sizeof *b, 0);
-        memset(b, 0, sizeof *b);
-        b->st = st;
-        b->loop = rtmp_net_loop(st->net);
-        ev_signal_init(&b->w, hup_cb, SIGHUP);
-        b->w.data = b;
-        lua_newtable(L);
-        lua_pushcfunction(L, hup_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, SIGHUP_BOX_KEY);
-    }
-    if (lua_isnil(L, 1)) {
-        hup_stop(b);
-        signal(SIGHUP, SIG_DFL);
-    } else if (!ev_is_active(&b->w)) {
-        ev_signal_start(b->loop, &b->w);
-        ev_unref(b->loop);
-    }
+    rtmp_net_on_hup(st->net, set ? hup_fire : NULL, st);
     return 0;
 }
 

@@ -117,6 +117,23 @@ k.loads = (k.loads or 0) + 1
     assert.are.equal(1, k.loads)
   end)
 
+  it("gives SIGHUP its default action back with rtmp.on_sighup(nil): the process ends", function()
+    local script = H.tmpname("hup_nil.lua")
+    H.write_file(script, [[
+local rtmp = require "rtmp"
+rtmp.on_sighup(function() print("caught") end)
+rtmp.on_sighup(nil)
+local pid = assert(tonumber(io.open("/proc/self/stat"):read("l"):match("^(%d+)")))
+os.execute("kill -HUP " .. pid)
+rtmp.run(0.3)
+print("still here")
+]])
+    local code, out = H.run(H.shquote(H.luartmp) .. " " .. H.shquote(script), 10)
+    assert.are.equal(128 + 1, code, out) -- ended by SIGHUP (1)
+    assert.is_nil(out:find("caught", 1, true), out)
+    assert.is_nil(out:find("still here", 1, true), out)
+  end)
+
   it("hands an open connection's next message to the app of the newest kept load", function()
     local main = scripts("return {}")
     local src = [[
