@@ -35,9 +35,9 @@ local rtmp = require "rtmp"
 local relay = require "relay"
 
 local log = rtmp.log
--- what outlives a reload (rtmp.keep, docs/RELOAD.md; a plain table without it):
+-- what outlives a reload (rtmp.keep, docs/RELOAD.md):
 -- the Redis client, the local publishers' entries, the node whose heartbeat runs
-local kept = rtmp.keep and rtmp.keep("cluster", function() return { owned = {} } end) or { owned = {} }
+local kept = rtmp.keep("cluster", function() return { owned = {} } end)
 local fmt = string.format
 local pairs, type, tostring = pairs, type, tostring
 local pack, unpack = table.pack, table.unpack
@@ -259,20 +259,26 @@ function N:start()
     if self.live.config.pull then
         error("cluster mode pulls through the directory: live.config.pull must stay unset", 0)
     end
-    kept.node = self
-    local r = kept.r -- after a reload: the client of the first load
-    if not r or kept.url ~= url then
-        if r then r:close() end
-        local err
-        r, err = rtmp.redis.connect(url, { name = "cluster" })
-        if not r then error("--cluster-redis " .. tostring(url) .. ": " .. tostring(err), 0) end
-        kept.r, kept.url = r, url
-        r:on_connect(function()
-            log.info("cluster: directory %s connected; node %s", url, kept.node.node)
-            kept.node:refresh("reconnected")
-        end)
-    end
-    self.r = r
+    -- this load's node takes the heartbeat over (and the client, when the directory changed)
+    -- only once the load is kept: a reload refused after live.start leaves the running one
+    self.r = kept.r
+    require("rtmp.reload").commit(function()
+        local r = kept.r -- after a reload: the client of the first load
+        if not r or kept.url ~= url then
+            local err
+            r, err = rtmp.redis.connect(url, { name = "cluster" })
+            if not r then error("--cluster-redis " .. tostring(url) .. ": " .. tostring(err), 0) end
+            if kept.r then kept.r:close() end
+            kept.r, kept.url = r, url
+            r:on_connect(function()
+                log.info("cluster: directory %s connected; node %s", url, kept.node.node)
+                kept.node:refresh("reconnected")
+            end)
+        end
+        self.r, kept.node = r, self
+        rtmp.spawn(function() self:heartbeat() end)
+        log.info("cluster: node %s, directory %s, ttl %gs, heartbeat %gs", self.node, url, self.ttl, self.every)
+    end)
     self.live.config.pull = function(app_name, name) return self:upstream(app_name, name) end
     -- the pulls' defaults here: a dead node's entry is gone within ttl, and the encoder that
     -- comes back is found at the next attempt (retry_max: ttl); the players wait for both
@@ -281,8 +287,6 @@ function N:start()
         if relay_cfg.retry_max == nil then relay_cfg.retry_max = self.ttl end
         if relay_cfg.hold == nil then relay_cfg.hold = 2 * self.ttl + relay_cfg.retry_max end
     end
-    rtmp.spawn(function() self:heartbeat() end)
-    log.info("cluster: node %s, directory %s, ttl %gs, heartbeat %gs", self.node, url, self.ttl, self.every)
 end
 
 --- cluster.attach(live): cluster mode for live when live.config.cluster
