@@ -34,6 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <ev.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
@@ -57,6 +62,7 @@ struct rtmp_redis {
     unsigned long        attempts; /* since the last time it was up */
     /* the URL's parts */
     char                 host[256];
+    char                 ip[64];    /* host's address, resolved once by rtmp_redis_new */
     int                  port;
     char                 path[256]; /* unix socket; host unused */
     char                 user[128];
@@ -374,8 +380,14 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_retry(r);
         return;
     }
-    if (!r->path[0])
+    if (!r->path[0]) {
         redisEnableKeepAlive(&ac->c);
+        /* a host that stops answering (no RST) ends the connection once data
+         * waits unacknowledged that long, instead of TCP's ~15 minutes: its
+         * commands time out meanwhile, then the client reconnects */
+        unsigned int ms = (unsigned int)(r->command_timeout * 4000 > 10000 ? r->command_timeout * 4000 : 10000);
+        setsockopt(ac->c.fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    }
     char dbs[16];
     const char *argv[3];
     size_t lens[3];
@@ -453,7 +465,7 @@ static void attempt(rtmp_redis *r)
 {
     r->attempts++;
     LOG(RTMP_LOG_DEBUG, "redis %s: connecting to %s (attempt %lu)", r->name, r->addr, r->attempts);
-    redisAsyncContext *ac = r->path[0] ? redisAsyncConnectUnix(r->path) : redisAsyncConnect(r->host, r->port);
+    redisAsyncContext *ac = r->path[0] ? redisAsyncConnectUnix(r->path) : redisAsyncConnect(r->ip, r->port);
     if (!ac || ac->err) {
         snprintf(r->reason, sizeof r->reason, "%s: %s", r->addr, ac ? ac->errstr : "out of memory");
         LOG(RTMP_LOG_DEBUG, "redis %s: connecting to %s failed: %s", r->name, r->addr,
@@ -513,6 +525,29 @@ int rtmp_redis_check_config(const rtmp_redis_config *cfg, char *err, size_t errl
     return RTMP_ERR_INVAL;
 }
 
+/* The host's address into r->ip, once: hiredis would look the name up
+ * with a blocking getaddrinfo at every attempt, on the loop.  A name is
+ * resolved here, when the client is made (a script's start, usually). */
+static int resolve(rtmp_redis *r, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(r->host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve Redis host '%s': %s", r->host, rc ? gai_strerror(rc) : "no address");
+        return RTMP_ERR_IO;
+    }
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, r->ip, sizeof r->ip, NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve Redis host '%s': %s", r->host, gai_strerror(rc));
+        return RTMP_ERR_IO;
+    }
+    return 0;
+}
+
 rtmp_redis *rtmp_redis_new(rtmp_net *n, const rtmp_redis_config *cfg, rtmp_redis_state_cb state_cb,
                            void *ud, char *err, size_t errlen)
 {
@@ -525,6 +560,10 @@ rtmp_redis *rtmp_redis_new(rtmp_net *n, const rtmp_redis_config *cfg, rtmp_redis
     if (bad || !cfg->url || parse_url(r, cfg->url, err, errlen) < 0) {
         if (bad || !cfg->url)
             snprintf(err, errlen, "%s", bad ? bad : "no Redis URL");
+        free(r);
+        return NULL;
+    }
+    if (!r->path[0] && resolve(r, err, errlen) < 0) {
         free(r);
         return NULL;
     }
@@ -586,9 +625,10 @@ rtmp_redis_cmd *rtmp_redis_command(rtmp_redis *r, int argc, const char **argv, c
         snprintf(err, errlen, "not connected: %s", r->reason);
         return NULL;
     }
+    errno = 0;
     rtmp_redis_cmd *c = cmd_send(r, argc, argv, lens, 0);
     if (!c) {
-        snprintf(err, errlen, "not connected: %s", "the connection is closing");
+        snprintf(err, errlen, "%s", errno == ENOMEM ? "out of memory" : "not connected: the connection is closing");
         return NULL;
     }
     c->cb = cb;

@@ -2,7 +2,9 @@
  * net_redis.h: a Redis client on the net's loop, with hiredis's
  * asynchronous API and its libev adapter: the connection's socket is
  * watched by ev_io watchers on the loop of the RTMP connections
- * (rtmp_net_loop), so a command never blocks the loop.  net.c's sibling,
+ * (rtmp_net_loop), so a command never blocks the loop.  The host name is
+ * resolved once, by rtmp_redis_new (that lookup may block; the attempts
+ * connect to the address it found).  net.c's sibling,
  * like net_curl.c: one of the files with <ev.h>.  docs/REDIS.md.
  *
  * A client connects in the background and keeps connecting: when the
@@ -98,7 +100,8 @@ size_t rtmp_redis_pending(const rtmp_redis *r);
 /* Send a command (argc arguments, argv[i] of lens[i] bytes, binary-safe);
  * it ends with cb(c, ud, ...).  Returns the command, or NULL with a
  * message in err when it cannot be sent now: "not connected: <why>"
- * (connecting, or the last failure's reason; RTMP_ERR_IO), no memory. */
+ * (connecting, or the last failure's reason; RTMP_ERR_IO), or "out of
+ * memory". */
 rtmp_redis_cmd *rtmp_redis_command(rtmp_redis *r, int argc, const char **argv, const size_t *lens,
                                    rtmp_redis_reply_cb cb, void *ud, char *err, size_t errlen);
 

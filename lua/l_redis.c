@@ -247,13 +247,14 @@ static int client_send(lua_State *L)
     luaL_setmetatable(L, CMD_MT);
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    q->selfref = luaL_ref(L, LUA_REGISTRYINDEX); /* before the core holds q: this may raise */
     char err[800];
     q->c = rtmp_redis_command(lc->r, argc, argv, lens, reply_cb, q, err, sizeof err);
     if (!q->c) {
+        rtmp_l_release(L, &q->selfref);
         return rtmp_l_push_fail(L, err, RTMP_ERR_IO);
     }
-    lua_pushvalue(L, -1);
-    q->selfref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
 }
 
