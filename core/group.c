@@ -728,6 +728,16 @@ size_t rtmp_group_end_flv(rtmp_group *g, const char *reason)
     return n;
 }
 
+int rtmp_group_end_flv_id(rtmp_group *g, unsigned long id, const char *reason)
+{
+    for (size_t i = 0; i < g->nfp; i++)
+        if (g->fp[i]->id == id) {
+            flv_drop(g, i, reason, RTMP_FLV_END);
+            return 1;
+        }
+    return 0;
+}
+
 void rtmp_flv_player_wrote(rtmp_flv_player *p, size_t n)
 {
     rtmp_outq_consume(&p->q, n);

@@ -186,7 +186,7 @@ struct rtmp_flv_player {
     int                legacy;      /* a legacy member (see above) */
     rtmp_mediaq_config policy;      /* the slow-reader bounds (max_queue_*) */
     size_t             max_output;  /* queued bytes past which it is closed as a slow reader; 0 = none */
-    unsigned long      id;          /* for the log */
+    unsigned long      id;          /* for the log, and rtmp_group_end_flv_id */
     const char        *peer;
     void (*output)(void *ud);       /* output was queued: write it (soon) */
     void (*close)(void *ud, const char *reason, int how); /* the group let go of it (RTMP_FLV_*) */
@@ -218,6 +218,10 @@ const rtmp_flv_player *rtmp_group_flv_player(const rtmp_group *g, size_t i);
 /* End every FLV player of g (p->close with RTMP_FLV_END and reason: the
  * stream ended); returns how many. */
 size_t rtmp_group_end_flv(rtmp_group *g, const char *reason);
+
+/* End g's FLV player whose id is id, as rtmp_group_end_flv does (the
+ * owner's close with RTMP_FLV_END): 1, or 0 when g has none such. */
+int rtmp_group_end_flv_id(rtmp_group *g, unsigned long id, const char *reason);
 
 /* The owner wrote n bytes from the front of p->q. */
 void rtmp_flv_player_wrote(rtmp_flv_player *p, size_t n);

@@ -1272,7 +1272,7 @@ static rtmp_conn *conn_new(rtmp_net *n, int fd, const rtmp_conn_config *cfg, con
     c->cfg = *cfg;
     c->h = *h;
     c->ud = ud;
-    c->id = ++n->next_id;
+    c->id = rtmp_net_new_id(n);
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
     ev_init(&c->deadline, deadline_cb);
@@ -1942,6 +1942,7 @@ void rtmp_net_stop(rtmp_net *n)
 }
 
 struct ev_loop *rtmp_net_loop(rtmp_net *n) { return n->loop; }
+unsigned long rtmp_net_new_id(rtmp_net *n) { return ++n->next_id; }
 
 double rtmp_net_now(rtmp_net *n)
 {

@@ -122,6 +122,11 @@ double rtmp_net_now(rtmp_net *n);
 struct ev_loop;
 struct ev_loop *rtmp_net_loop(rtmp_net *n);
 
+/* A new connection id: 1, 2, ... per net, one sequence for every
+ * protocol on it (RTMP connections, net_http.c's HTTP ones), so an id
+ * names one connection whatever it speaks. */
+unsigned long rtmp_net_new_id(rtmp_net *n);
+
 /* Listen on addr ("1935", "127.0.0.1:1935", "[::1]:1935", "*:1935"; a bare
  * port listens on IPv4 and IPv6), optionally after "rtmp://", or after
  * "rtmps://" for a TLS listener, which takes tls->cert and tls->key (tls

@@ -87,7 +87,6 @@ struct rtmp_hconn {
 
 enum { STREAM_HTTP = 1, STREAM_WS = 2 };
 
-static unsigned long next_id = 1;
 
 void rtmp_hsrv_config_default(rtmp_hsrv_config *cfg)
 {
@@ -646,7 +645,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->srv = s;
         c->fd = fd;
-        c->id = next_id++;
+        c->id = rtmp_net_new_id(s->net);
         rtmp_net_format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
         ev_io_init(&c->rio, read_cb, fd, EV_READ);
         ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
@@ -733,6 +732,7 @@ void rtmp_hconn_set_ud(rtmp_hconn *c, void *ud) { c->ud = ud; }
 void *rtmp_hconn_get_ud(const rtmp_hconn *c) { return c->ud; }
 uint64_t rtmp_hconn_bytes_in(const rtmp_hconn *c) { return c->bytes_in; }
 uint64_t rtmp_hconn_bytes_out(const rtmp_hconn *c) { return c->bytes_out; }
+uint64_t rtmp_hconn_dropped(const rtmp_hconn *c) { return c->player.mq.dropped; }
 size_t rtmp_hconn_pending(const rtmp_hconn *c) { return pending(c); }
 
 size_t rtmp_hconn_memory(const rtmp_hconn *c)

@@ -97,12 +97,13 @@ int rtmp_hconn_stream(rtmp_hconn *c, const char *headers, rtmp_group *g, const r
  * first).  Later calls keep the first reason. */
 void rtmp_hconn_close(rtmp_hconn *c, const char *reason);
 
-unsigned long rtmp_hconn_id(const rtmp_hconn *c);   /* 1, 2, ... per process */
+unsigned long rtmp_hconn_id(const rtmp_hconn *c);   /* the net's (rtmp_net_new_id: RTMP's sequence) */
 const char *rtmp_hconn_peer(const rtmp_hconn *c);   /* "127.0.0.1:5555" */
 void rtmp_hconn_set_ud(rtmp_hconn *c, void *ud);
 void *rtmp_hconn_get_ud(const rtmp_hconn *c);
 uint64_t rtmp_hconn_bytes_in(const rtmp_hconn *c);
 uint64_t rtmp_hconn_bytes_out(const rtmp_hconn *c);
+uint64_t rtmp_hconn_dropped(const rtmp_hconn *c);   /* frames its stream dropped (slow reader) */
 size_t rtmp_hconn_pending(const rtmp_hconn *c);     /* output not written yet */
 size_t rtmp_hconn_memory(const rtmp_hconn *c);      /* heap bytes it holds */
 

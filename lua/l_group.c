@@ -8,7 +8,7 @@
  *   g:members(), g:clear(), g:send(msg [, hdr [, legacy]]) -> members reached,
  *   g:metadata(msg [, hdr]) -> members reached, g:reset(), g:cached(),
  *   g:http_players() -> { { id, addr, websocket, legacy, bytes_out, queued, dropped } },
- *   g:end_http([reason])
+ *   g:end_http([reason [, id]])
  *
  * HTTP-FLV and WS-FLV players (core/group.h) join a group through an HTTP
  * handler's streamed answer (l_httpd.c); g:count() counts them too.
@@ -228,12 +228,17 @@ static int group_http_players(lua_State *L)
     return 1;
 }
 
-/* g:end_http([reason]) -> how many: end every HTTP-FLV and WS-FLV
- * player's response (the stream ended: what is queued is written first). */
+/* g:end_http([reason [, id]]) -> how many: end every HTTP-FLV and WS-FLV
+ * player's response, or the one whose id is id (the stream ended, or
+ * /api/drop: what is queued is written first). */
 static int group_end_http(lua_State *L)
 {
     rtmp_group *g = rtmp_l_group_check(L, 1);
-    lua_pushinteger(L, (lua_Integer)rtmp_group_end_flv(g, luaL_optstring(L, 2, "stream ended")));
+    const char *reason = luaL_optstring(L, 2, "stream ended");
+    if (lua_isnoneornil(L, 3))
+        lua_pushinteger(L, (lua_Integer)rtmp_group_end_flv(g, reason));
+    else
+        lua_pushinteger(L, rtmp_group_end_flv_id(g, (unsigned long)luaL_checkinteger(L, 3), reason));
     return 1;
 }
 

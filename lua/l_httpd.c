@@ -20,7 +20,10 @@
  * group's shared FLV tags, its late-join cache and slow-reader policy):
  * HTTP-FLV, or WS-FLV when req.websocket (core/net_http.h,
  * rtmp_hconn_stream).  opts: legacy (a legacy member), max_frame (the
- * client's WebSocket frames, bytes), and the connection settings
+ * client's WebSocket frames, bytes), on_close (fn(reason, bytes_out,
+ * dropped), called once when the streamed answer's connection closes:
+ * by the peer, dropped as slow, ended by the group; its bytes written
+ * and frames dropped), and the connection settings
  * max_queue_bytes, max_queue_time, max_queue_stall, max_output,
  * send_buffer over rtmp.options.  A route is a path, matched exactly, or a prefix ending in "*"
  * (the longest wins); a request no route and no handler takes gets 404.
@@ -28,6 +31,7 @@
  * id) or returns no status answers 500.  docs/HTTP.md.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -211,9 +215,15 @@ static void stream_group(lua_State *L, rtmp_hconn *c)
         o.legacy = lua_toboolean(L, -1);
         if (lua_getfield(L, opts, "max_frame") != LUA_TNIL)
             o.max_frame = (uint64_t)luaL_checkinteger(L, -1);
-        lua_pop(L, 2);
+        if (lua_getfield(L, opts, "on_close") != LUA_TNIL && !lua_isfunction(L, -1))
+            luaL_error(L, "stream option on_close must be a function");
+        lua_pop(L, 3);
     }
-    rtmp_hconn_stream(c, lua_tostring(L, 5), g, &o);
+    if (rtmp_hconn_stream(c, lua_tostring(L, 5), g, &o) == 0 && opts
+        && lua_getfield(L, opts, "on_close") == LUA_TFUNCTION) {
+        /* the connection's ud: the registry reference of its on_close (h_close) */
+        rtmp_hconn_set_ud(c, (void *)(intptr_t)luaL_ref(L, LUA_REGISTRYINDEX));
+    }
 }
 
 /* fn, req, conn (light): call fn(req) and answer with what it returns
@@ -279,7 +289,27 @@ static void h_request(rtmp_hconn *c, void *ud, const rtmp_httpd_req *r)
                  rtmp_hconn_id(c), r->method, r->url);
 }
 
-static const rtmp_hsrv_handler hsrv_handler = { h_request, NULL };
+/* A streamed answer's connection closes: its on_close (stream_group),
+ * if any, gets reason, bytes_out, dropped. */
+static void h_close(rtmp_hconn *c, void *ud, const char *reason)
+{
+    lhsrv *srv = ud;
+    lua_State *L = srv->st->L;
+    int ref = (int)(intptr_t)rtmp_hconn_get_ud(c);
+    if (!ref || !L)
+        return;
+    rtmp_hconn_set_ud(c, NULL);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lua_pushstring(L, reason);
+    lua_pushinteger(L, (lua_Integer)rtmp_hconn_bytes_out(c));
+    lua_pushinteger(L, (lua_Integer)rtmp_hconn_dropped(c));
+    char what[64];
+    snprintf(what, sizeof what, "http %lu %s on_close", rtmp_hconn_id(c), rtmp_hconn_peer(c));
+    rtmp_l_pcall(L, NULL, 3, what);
+}
+
+static const rtmp_hsrv_handler hsrv_handler = { h_request, h_close };
 
 /* [-0, +0, e] a number option of t, > 0, else def. */
 static double opt_pos(lua_State *L, int t, const char *k, double def)

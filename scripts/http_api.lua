@@ -4,10 +4,10 @@
 --                      publishers, players, bytes, per-stream bitrate and
 --                      players, frames dropped for slow players, hook latency)
 --   GET /api/streams   JSON, nginx-rtmp's stat page as the model
---   GET /api/clients   JSON, every RTMP connection
+--   GET /api/clients   JSON, every RTMP connection and HTTP-FLV/WS-FLV player
 --   GET|POST /api/drop?app=&name=[&clientid=]   disconnect the publisher of
---                      app/name, or that client of it (nginx-rtmp's control
---                      module: the body is the number dropped)
+--                      app/name, or that client of it, RTMP or HTTP (nginx-rtmp's
+--                      control module: the body is the number dropped)
 --   GET /APP/NAME.flv  HTTP-FLV of the stream (with Upgrade: websocket,
 --                      WS-FLV), from its group: ?enhanced=1 for a player
 --                      that takes Enhanced RTMP's codecs (else a legacy one)
@@ -105,10 +105,8 @@ end
 -- The stream's publisher connection (nil for a relay's or none).
 local function publisher_conn(s) return s.publisher and s.publisher.conn end
 
--- The stream's HTTP-FLV and WS-FLV players (none for rtmp.replay's groups).
-local function http_players(s)
-    return s.players.http_players and s.players:http_players() or {}
-end
+-- The stream's HTTP-FLV and WS-FLV players.
+local function http_players(s) return s.players:http_players() end
 
 -- Bytes the stream took in (its publisher's) and sent (its players', HTTP ones too).
 local function stream_bytes(s)
@@ -211,13 +209,10 @@ function M.clients(live)
     for _, conn in ipairs(rtmp.connections()) do
         if conn.role == "server" then list[#list + 1] = client_info(live, conn) end
     end
-    sort(list, function(a, b) return a.id < b.id end)
-    local http = {}
     for _, s in pairs(live.streams) do
-        for _, p in ipairs(http_players(s)) do http[#http + 1] = http_client_info(s, p) end
+        for _, p in ipairs(http_players(s)) do list[#list + 1] = http_client_info(s, p) end
     end
-    sort(http, function(a, b) return a.id < b.id end)
-    for _, c in ipairs(http) do list[#list + 1] = c end -- after the RTMP ones (ids of their own)
+    sort(list, function(a, b) return a.id < b.id end) -- one id sequence for RTMP and HTTP
     return { clients = array(list) }
 end
 
@@ -251,6 +246,10 @@ function M.metrics(live)
         local r = rates[key] or { bw_in = 0, bw_out = 0 }
         local sd = 0
         for conn in pairs(s.viewers) do sd = sd + dropped_of(conn) end
+        for _, p in ipairs(http_players(s)) do
+            sd = sd + p.dropped
+            bout, dropped = bout + p.bytes_out, dropped + p.dropped
+        end
         nstreams = nstreams + 1
         if s.publisher then publishers = publishers + 1 end
         players = players + s.players:count()
@@ -267,7 +266,8 @@ function M.metrics(live)
     metric("luartmp_publishers", "gauge", "Streams with a publisher.", { { publishers } })
     metric("luartmp_players", "gauge", "Players of every stream.", { { players } })
     metric("luartmp_received_bytes_total", "counter", "Bytes read from RTMP connections.", { { bin } })
-    metric("luartmp_sent_bytes_total", "counter", "Bytes written to RTMP connections.", { { bout } })
+    metric("luartmp_sent_bytes_total", "counter", "Bytes written to RTMP connections and HTTP-FLV and WS-FLV players.",
+        { { bout } })
     metric("luartmp_dropped_frames_total", "counter",
         "Audio and video frames dropped for slow players (their queue over its bound).", { { dropped } })
     metric("luartmp_stream_players", "gauge", "Players of the stream.", per_players)
@@ -296,7 +296,7 @@ end
 
 --- http_api.drop(live, app, name[, clientid]) -> how many connections
 --- were closed: the publisher of app/name, or the client clientid of it
---- (its publisher or a player).
+--- (its publisher or a player: RTMP, HTTP-FLV or WS-FLV, one id sequence).
 function M.drop(live, app_name, name, clientid)
     local s = live.streams[app_name .. "/" .. name]
     if not s then return 0 end
@@ -309,7 +309,8 @@ function M.drop(live, app_name, name, clientid)
         victims[1] = pc
     end
     for _, conn in ipairs(victims) do conn:close("dropped through /api/drop") end
-    return #victims
+    local http = clientid and s.players:end_http("dropped through /api/drop", clientid) or 0
+    return #victims + http
 end
 
 local JSON = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-cache" }
@@ -321,15 +322,24 @@ local FLV = { ["Content-Type"] = "video/x-flv", ["Cache-Control"] = "no-cache",
               ["Access-Control-Allow-Origin"] = "*" }
 
 --- http_api.flv(live, req, app, name) -> the answer streaming app/name's
---- group as FLV (HTTP-FLV, or WS-FLV for a WebSocket request); 404 when
---- live has no such stream (published, or played and waited for). A
---- player that joins before the publisher waits for it, as an RTMP one;
---- the stream's end (unpublish) ends the answer.
+--- group as FLV (HTTP-FLV, or WS-FLV for a WebSocket request). A player
+--- that joins before the publisher waits for it, as an RTMP one (the
+--- stream is made: live.stream); the stream's end (unpublish) ends the
+--- answer, and a stream nobody publishes is forgotten when its last
+--- player leaves. 400 for an app or name no RTMP client could play: empty
+--- segments, ".", "..", control characters, "?".
 function M.flv(live, req, app_name, name)
-    local s = live.streams[app_name .. "/" .. name]
-    if not s then return 404, TEXT, format("no stream %s/%s\n", app_name, name) end
+    for seg in (app_name .. "/" .. name .. "/"):gmatch("([^/]*)/") do
+        if seg == "" or seg == "." or seg == ".." or seg:find("[%c?]") then
+            return 400, TEXT, "bad stream name\n"
+        end
+    end
+    local s = live.stream(app_name, name)
     -- the slow-reader settings are live.config's (over rtmp.options), as its RTMP players'
-    return 200, FLV, s.players, setmetatable({ legacy = req.query.enhanced ~= "1" }, { __index = live.config })
+    return 200, FLV, s.players, setmetatable({ legacy = req.query.enhanced ~= "1", on_close = function(_, bytes, dropped)
+        closed.bytes_out, closed.dropped = closed.bytes_out + bytes, closed.dropped + dropped
+        live.forget_if_unused(s)
+    end }, { __index = live.config })
 end
 
 -- Where the page and mpegts.js are: scripts/www next to this file, and
@@ -436,7 +446,7 @@ function M.attach(live)
             closed.dropped = closed.dropped + dropped_of(ns.conn)
         end,
         -- HTTP-FLV answers end with the stream (rtmp.replay's groups have no HTTP players)
-        unpublish = function(s) if s.players.end_http then s.players:end_http("unpublished") end end,
+        unpublish = function(s) s.players:end_http("unpublished") end,
     }
     local start = live.start
     live.config.http = live.config.http or false

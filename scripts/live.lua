@@ -79,6 +79,9 @@ end
 
 -- ---- streams ----
 
+--- live.stream(app, name) -> the stream app/name, made (with no publisher,
+--- for a player that waits) when live has none; live.forget_if_unused(s)
+--- once a player leaves it.
 local function get_stream(app_name, name)
     local key = app_name .. "/" .. name
     local s = streams[key]
@@ -91,9 +94,11 @@ local function get_stream(app_name, name)
     return s
 end
 
+-- (s may be forgotten already, and its key another stream's: an HTTP player's end)
 local function forget_if_unused(s)
-    if not s.publisher and s.players:count() == 0 then streams[s.key] = nil end
+    if not s.publisher and s.players:count() == 0 and streams[s.key] == s then streams[s.key] = nil end
 end
+M.stream, M.forget_if_unused = get_stream, forget_if_unused
 
 --- live.publish(s, source): source feeds s from now on: a publishing
 --- NetStream of live.app, or another (a relay's: any table with conn).

@@ -531,6 +531,9 @@ function GROUP:metadata(msg, hdr)
 end
 function GROUP:reset() return self.g:reset() end
 function GROUP:cached() return self.g:cached() end
+-- (no HTTP player joins a replay's group: these list and end none)
+function GROUP:http_players() return self.g:http_players() end
+function GROUP:end_http(reason, id) return self.g:end_http(reason, id) end
 
 local SERVER = {}
 SERVER.__index = SERVER

@@ -2,7 +2,9 @@
 -- while ffmpeg publishes and ffmpeg and rtmpdump play, /metrics passes
 -- promtool check metrics and counts them, /api/streams and /api/clients
 -- describe them as nginx-rtmp's stat page does, /api/drop disconnects a
--- player and then the publisher.
+-- player and then the publisher; HTTP-FLV players of names nobody
+-- publishes wait and are forgotten when they leave, share the RTMP ids,
+-- are dropped by id and with their stream, and count in the totals.
 local H = require "support.helpers"
 local json = require "dkjson"
 
@@ -117,5 +119,73 @@ describe("live.lua --http", function()
     assert.are.equal("0", select(2, get(base .. "/api/drop?app=live&name=nobody")))
     assert.are.equal(400, (get(base .. "/api/drop?app=live")))
     H.kill(play); H.kill(dump)
+  end)
+
+  it("HTTP-FLV players: unknown names wait and are forgotten, one id sequence, dropped by id and name, counted", function()
+    local function streams_now() return metric(select(2, get(base .. "/metrics")), "luartmp_streams") end
+    -- 200 players of names nobody publishes: each waits (its stream is made), then closes
+    local urls = {}
+    for i = 1, 200 do urls[i] = q(fmt("%s/live/r%d_%d.flv", base, i, math.random(1e9))) end
+    local many = H.spawn("curl -s -m 3 --parallel --parallel-immediate --parallel-max 200 " .. table.concat(urls, " "),
+      { name = "curl-many" })
+    assert(H.wait_until(function() return (streams_now() or 0) >= 150 end, 10), "the waiting players' streams")
+    assert(H.wait_exit(many, 15), "curl did not end")
+    assert(H.wait_until(function() return streams_now() == 0 end, 5),
+      "live.streams keeps the streams of players that left: " .. tostring(streams_now()))
+    -- a name no RTMP client could play: 400, and no stream made
+    local c1, b1 = get(base .. "/live/%01x.flv")
+    assert.are.equal(400, c1, b1)
+    assert.are.equal(400, (get(base .. "/live/a%3Fb.flv")))
+    assert.are.equal(0, streams_now())
+
+    local pub = H.spawn(fmt("ffmpeg -nostdin -v error -re -stream_loop -1 -i %s -c copy -f flv %s",
+      q(H.fixture_flv()), q(srv.url("live/cam"))), { name = "ffmpeg-pub" })
+    assert(H.wait_until(function() return srv.count("publish", "cam") > 0 end, 10), srv.log())
+    local hurl = base .. "/live/cam.flv"
+    local a_file, b_file = H.tmpname("a.flv"), H.tmpname("b.flv")
+    local a = H.spawn(fmt("curl -s -N -o %s %s", q(a_file), q(hurl)), { name = "curl-a" })
+    assert(H.wait_until(function() return H.count_plain(srv.log(), "HTTP-FLV stream") >= 1 end, 10), srv.log())
+    H.sleep(1)
+
+    -- the totals grow with the HTTP-FLV player, the only player
+    local _, m1 = get(base .. "/metrics")
+    H.sleep(2)
+    local _, m2 = get(base .. "/metrics")
+    local mf = H.tmpname("metrics2.txt")
+    H.write_file(mf, m2)
+    local rc, out = H.run("promtool check metrics < " .. q(mf), 20)
+    assert.are.equal(0, rc, out .. "\n" .. m2)
+    assert.are.equal(1, metric(m2, "luartmp_stream_players", '{app="live",name="cam"}'))
+    local got_in = metric(m2, "luartmp_received_bytes_total") - metric(m1, "luartmp_received_bytes_total")
+    local sent = metric(m2, "luartmp_sent_bytes_total") - metric(m1, "luartmp_sent_bytes_total")
+    assert.is_true(got_in > 10000, "received " .. got_in)
+    assert.is_true(sent > got_in / 2, fmt("sent %d bytes while receiving %d", sent, got_in))
+
+    -- /api/clients: the publisher and the player, ids of one sequence (the
+    -- 200 HTTP connections above took 1..200: the RTMP publisher came after)
+    local function clients()
+      return assert(json.decode(select(2, get(base .. "/api/clients")))).clients
+    end
+    local b = H.spawn(fmt("curl -s -N -o %s %s", q(b_file), q(hurl)), { name = "curl-b" })
+    assert(H.wait_until(function() return #clients() == 3 end, 10), srv.log())
+    local cl = clients()
+    assert.are.same({ "rtmp", "http-flv", "http-flv" }, { cl[1].protocol, cl[2].protocol, cl[3].protocol })
+    assert.is_true(cl[1].id > 200 and cl[2].id > cl[1].id and cl[3].id > cl[2].id,
+      fmt("ids %d %d %d", cl[1].id, cl[2].id, cl[3].id))
+
+    -- drop the first HTTP-FLV player by its id: its response ends, the other's goes on
+    local victim = cl[2].id
+    assert.are.equal("1", select(2, get(fmt("%s/api/drop?app=live&name=cam&clientid=%d", base, victim))))
+    assert(H.wait_exit(a, 5), "the dropped player's response did not end")
+    assert.is_true(H.file_size(a_file) > 10000)
+    assert(H.wait_until(function() return #clients() == 2 end, 5))
+    assert.is_nil(H.exited(b))
+    assert.are_not.equal(victim, clients()[2].id)
+    -- by app and name: the publisher, and with the stream the HTTP player's response
+    assert.are.equal("1", select(2, get(base .. "/api/drop?app=live&name=cam")))
+    assert(H.wait_exit(pub, 10), "the publisher's ffmpeg did not end")
+    assert(H.wait_exit(b, 5), "the HTTP-FLV response did not end with the stream")
+    assert.is_true(H.file_size(b_file) > 0)
+    assert(H.wait_until(function() return streams_now() == 0 end, 5))
   end)
 end)

@@ -1,7 +1,8 @@
 -- HTTP-FLV and WS-FLV (docs/HTTP.md) from scripts/live.lua --http, fed
 -- from the stream's group (its shared tags, late-join cache and
--- slow-reader policy): ffmpeg publishes the fixture; ffmpeg, ffprobe and
--- a WebSocket client that start before the publish get every frame; a
+-- slow-reader policy): ffmpeg publishes the fixture; ffmpeg (before anyone
+-- asked for the name), ffprobe and a WebSocket client that start before
+-- the publish get every frame; a
 -- late HTTP joiner starts at a keyframe and decodes cleanly; a reader
 -- that reads nothing is dropped by the slow-reader policy while an RTMP
 -- player gets every frame.
@@ -57,16 +58,14 @@ describe("HTTP-FLV and WS-FLV", function()
     assert(H.wait_port(hport, 10), "no HTTP listener")
     local hurl = fmt("http://127.0.0.1:%d/live/hf.flv", hport)
 
-    -- nobody publishes or plays it yet: 404
-    local _, code = H.run(fmt("curl -s -o /dev/null -w '%%{http_code}' %s", q(hurl)), 10)
-    assert.are.equal("404", code)
-
-    -- an RTMP player waits for the stream; the HTTP readers join it
+    -- nobody publishes or plays it yet: an HTTP-FLV player waits for it;
+    -- an RTMP player and the other HTTP readers join it
     local rtmp_file, early_file = H.tmpname("hf-rtmp.flv"), H.tmpname("hf-http.flv")
     local ws_file, late_file, slow_file = H.tmpname("hf-ws.flv"), H.tmpname("hf-late.flv"), H.tmpname("hf-slow.flv")
+    local early = H.ffmpeg_play(hurl, early_file, 6)
+    assert(H.wait_until(function() return H.count_plain(srv.log(), "HTTP-FLV stream") >= 1 end, 10), srv.log())
     local rtmp_player = H.ffmpeg_play(srv.url("live/hf"), rtmp_file, 6)
     assert(H.wait_until(function() return srv.count("play", "hf") >= 1 end, 10), srv.log())
-    local early = H.ffmpeg_play(hurl, early_file, 6)
     local ws = flv_client(hport, "/live/hf.flv", ws_file, "--ping --timeout 30")
     local slow = flv_client(hport, "/live/hf.flv", slow_file, "--http --stall 12 --timeout 30")
     local late = flv_client(hport, "/live/hf.flv", late_file, "--http --delay 3.5 --timeout 30")
@@ -139,5 +138,10 @@ describe("HTTP-FLV and WS-FLV", function()
     -- and the RTMP player got every frame meanwhile
     info = assert(H.probe(rtmp_file))
     assert.are.equal(F.frames, info.video and info.video.frames, "RTMP player: video frames")
+
+    -- the frames the slow HTTP reader lost are in the metrics' total (no RTMP player lost any)
+    local _, metrics = H.run(fmt("curl -s -m 5 http://127.0.0.1:%d/metrics", hport), 10)
+    local dropped = tonumber(metrics:match("\nluartmp_dropped_frames_total (%d+)"))
+    assert.is_true(dropped and dropped > 0, metrics)
   end)
 end)
