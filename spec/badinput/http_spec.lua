@@ -58,8 +58,10 @@ describe("HTTP bad input", function()
     -- while the flood's peer does not read, the server holds at most its
     -- buffers (max_output and the read buffer), not the answers to 20000 requests
     H.sleep(2)
+    -- (ASan's quarantine keeps freed memory, ~375 MB here: RSS says nothing
+    -- under it, as in slow_spec and limits_spec)
     local during = rss(srv.proc.pid)
-    assert.is_true(during - before < 16 * 1024 * 1024,
+    assert.is_true(H.asan or during - before < 16 * 1024 * 1024,
       fmt("RSS grew by %d bytes with a pipelined flood unread", during - before))
 
     for name, p in pairs(peers) do assert(H.wait_exit(p, 30), name .. " did not end") end
@@ -93,7 +95,7 @@ describe("HTTP bad input", function()
                             "501 unknown method" }) do
       assert.matches("warn http %d+: " .. line:gsub("%p", "%%%0"), log)
     end
-    assert.is_true(rss(srv.proc.pid) - before < 16 * 1024 * 1024, "RSS after the bad peers")
+    assert.is_true(H.asan or rss(srv.proc.pid) - before < 16 * 1024 * 1024, "RSS after the bad peers")
 
     -- Meanwhile the RTMP pair streamed every frame.
     assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher:\n" .. H.output(pub))
