@@ -786,7 +786,9 @@ static void flv_fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *p
         }
         if (!made) {
             made = 1;
-            tag = kept ? entry_flv(g, kept) : flv_tag(g, 0, &h, payload);
+            if (kept && !kept->flv) /* the cache keeps the tag, made from the payload at hand */
+                kept->flv = flv_tag(g, !in_gop(g, kept), &h, payload);
+            tag = kept ? rtmp_buf_ref(kept->flv) : flv_tag(g, 0, &h, payload);
         }
         if (!tag)
             break; /* no tag for this message (or OOM): none of them gets it */
@@ -828,7 +830,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
      * says whether it is audio or video in an enhanced form) */
     int legacy_ok = to_legacy >= 0 ? to_legacy
                   : g->cfg.legacy == RTMP_GROUP_LEGACY_ALL || !media || !m.enhanced;
-    entry *slot = NULL;
+    entry *slot = NULL, *stored = NULL; /* stored: slot, once it holds this message */
     if (g->cfg.cache) {
         if (is_meta)
             slot = &g->meta;
@@ -885,6 +887,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         }
         if (nkeys > 0) {
             entry_set(slot, !lasting, &h, &keys[0]);
+            stored = slot;
             slot->legacy = legacy_ok;
             for (int k = 1; k < nkeys && slot->n < ENTRY_KEYS; k++) {
                 slot->k[slot->n] = keys[k];
@@ -904,7 +907,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
     for (int k = 0; k < nkeys; k++)
         rtmp_buf_unref(keys[k].buf);
     if (g->nfp)
-        flv_fan_out(g, &h, payload, cls, legacy_ok, slot && slot->n ? slot : NULL, now);
+        flv_fan_out(g, &h, payload, cls, legacy_ok, stored, now);
     return reached;
 }
 

@@ -18,8 +18,9 @@
  * players; the group bounds it (the slow-reader policy).  Input is then
  * dropped (HTTP-FLV: only the peer's close matters) or read as WebSocket
  * frames (core/ws.c): ping -> pong, close -> close, a bad frame -> close
- * 1002 or 1009.  A closing stream whose output the peer does not take
- * within CLOSE_WAIT is dropped.
+ * 1002 or 1009.  A closing connection (a stream, or an answer the peer
+ * stopped reading) whose output the peer does not take within CLOSE_WAIT
+ * is dropped.
  */
 #include "net_http.h"
 #include "error.h"
@@ -81,6 +82,8 @@ struct rtmp_hconn {
     int            ws_req;   /* the request waiting asks for a WebSocket: 1, with a bad key or version: -1 */
     char           ws_key[32];
     int            stream;   /* 0; STREAM_HTTP or STREAM_WS: an FLV player (rtmp_hconn_stream) */
+    int            processing; /* inside conn_process: c->in may still hold the request */
+    int            ws_closing; /* STREAM_WS: our close frame is queued */
     rtmp_flv_player player;
     rtmp_ws_reader *ws;      /* STREAM_WS: the client frame reader */
 };
@@ -99,6 +102,7 @@ void rtmp_hsrv_config_default(rtmp_hsrv_config *cfg)
 
 static void conn_process(rtmp_hconn *c);
 static void conn_flush(rtmp_hconn *c);
+static void ws_close(rtmp_hconn *c, int code, const char *text);
 
 /* Output queued and not written: the answer buffer and a stream's queue. */
 static size_t pending(const rtmp_hconn *c)
@@ -190,6 +194,10 @@ void rtmp_hconn_close(rtmp_hconn *c, const char *reason)
 {
     if (c->closing)
         return;
+    if (c->stream == STREAM_WS && !c->ws_closing) { /* a WebSocket ends with a close frame */
+        ws_close(c, RTMP_WS_GOING_AWAY, reason);
+        return;
+    }
     c->closing = 1;
     snprintf(c->reason, sizeof c->reason, "%s", reason);
     ev_io_stop(c->srv->loop, &c->rio);
@@ -197,7 +205,7 @@ void rtmp_hconn_close(rtmp_hconn *c, const char *reason)
     rtmp_group_remove_flv(&c->player); /* nothing more is queued */
     if (pending(c) == 0) {
         ev_timer_start(c->srv->loop, &c->reap);
-    } else if (c->stream) {
+    } else { /* a stream's queue, or an answer the peer does not read */
         ev_timer_set(&c->tmo, CLOSE_WAIT, 0); /* the peer takes what is queued, or it is dropped */
         ev_timer_start(c->srv->loop, &c->tmo);
     }
@@ -352,14 +360,15 @@ static void refuse(rtmp_hconn *c, int status, const char *why)
 
 /* Whether a request asks for a WebSocket (RFC 6455 4.2.1): GET with
  * Connection: Upgrade and Upgrade: websocket; then its key and version 13
- * (else c->ws_req -1: answered 400 or 426 if it is to stream). */
+ * (else c->ws_req -1, no key: answered 400 if it is to stream; -2, another
+ * version: 426 with the version we speak, RFC 6455 4.4). */
 static void ws_request(rtmp_hconn *c, const rtmp_httpd_req *r)
 {
     c->ws_req = 0;
     c->ws_key[0] = '\0';
     if (!r->upgrade || strcmp(r->method, "GET") != 0)
         return;
-    int websocket = 0, version = 0;
+    int websocket = 0, version = 0, asked = 0;
     for (size_t i = 0; i < r->nheaders; i++) {
         const rtmp_httpd_header *h = &r->headers[i];
         if (h->name_len == 7 && !strncasecmp(h->name, "upgrade", 7))
@@ -367,10 +376,13 @@ static void ws_request(rtmp_hconn *c, const rtmp_httpd_req *r)
         else if (h->name_len == 17 && !strncasecmp(h->name, "sec-websocket-key", 17) && h->value_len < sizeof c->ws_key)
             snprintf(c->ws_key, sizeof c->ws_key, "%.*s", (int)h->value_len, h->value);
         else if (h->name_len == 21 && !strncasecmp(h->name, "sec-websocket-version", 21))
+        {
+            asked = 1;
             version = h->value_len == 2 && !strncmp(h->value, "13", 2);
+        }
     }
     if (websocket)
-        c->ws_req = version && c->ws_key[0] ? 1 : -1;
+        c->ws_req = !c->ws_key[0] || !asked ? -1 : version ? 1 : -2;
 }
 
 static int on_request(void *ud, const rtmp_httpd_req *r)
@@ -393,10 +405,12 @@ static void conn_process(rtmp_hconn *c)
         stream_input(c);
         return;
     }
+    c->processing = 1;
     while (c->in_len && !c->waiting && !c->closing && !c->stream && c->out_len - c->out_off <= c->srv->cfg.max_output) {
         int was_partial = rtmp_httpd_partial(c->rd);
         ssize_t n = rtmp_httpd_feed(c->rd, c->in, c->in_len, on_request, c);
         if (n < 0) {
+            c->processing = 0;
             refuse(c, rtmp_httpd_status(c->rd), rtmp_httpd_error(c->rd));
             return;
         }
@@ -407,7 +421,10 @@ static void conn_process(rtmp_hconn *c)
         if (!was_partial && rtmp_httpd_partial(c->rd) && !c->waiting)
             arm(c, c->srv->cfg.request_timeout); /* a request began */
     }
-    if (!c->closing)
+    c->processing = 0;
+    if (c->stream) /* the handler streamed at once: what came after the request is the stream's input */
+        stream_input(c);
+    else if (!c->closing)
         read_on(c);
 }
 
@@ -432,7 +449,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     rtmp_hconn *c = w->data;
-    if (c->closing) { /* a stream's output not taken within CLOSE_WAIT */
+    if (c->closing) { /* output not taken within CLOSE_WAIT */
         conn_abort(c, c->reason);
         return;
     }
@@ -477,6 +494,7 @@ static int ws_control(rtmp_hconn *c, unsigned op, const uint8_t *payload, size_t
  * queued. */
 static void ws_close(rtmp_hconn *c, int code, const char *text)
 {
+    c->ws_closing = 1;
     rtmp_group_remove_flv(&c->player); /* the close frame is the last one */
     uint8_t p[125];
     size_t n = strlen(text) > sizeof p - 2 ? sizeof p - 2 : strlen(text);
@@ -514,6 +532,7 @@ static int on_ws_frame(void *ud, const rtmp_ws_frame *f)
     } else if (f->opcode == RTMP_WS_CLOSE) {
         /* answer with the peer's code (none: none), then close */
         rtmp_group_remove_flv(&c->player);
+        c->ws_closing = 1;
         ws_control(c, RTMP_WS_CLOSE, f->payload, f->len >= 2 ? 2 : 0);
         rtmp_hconn_close(c, "peer closed the WebSocket");
         return 1;
@@ -555,6 +574,16 @@ int rtmp_hconn_stream(rtmp_hconn *c, const char *headers, rtmp_group *g, const r
         return RTMP_ERR_CLOSED;
     if (!c->waiting || c->stream)
         return RTMP_ERR_INVAL;
+    if (c->ws_req == -2) {
+        static const char why[] = "426 Upgrade Required: WebSocket version 13 only\n";
+        rtmp_log(RTMP_LOG_WARN, 0, c->peer, "http %lu: 426 WebSocket version other than 13", c->id);
+        c->keep = 0;
+        c->head = 0;
+        rtmp_hconn_respond(c, 426, "Content-Type: text/plain\r\nSec-WebSocket-Version: 13\r\n",
+                           (const uint8_t *)why, sizeof why - 1);
+        snprintf(c->reason, sizeof c->reason, "426 WebSocket version");
+        return RTMP_ERR_INVAL;
+    }
     if (c->ws_req < 0) {
         refuse(c, 400, "bad WebSocket handshake (want Sec-WebSocket-Key and Sec-WebSocket-Version: 13)");
         return RTMP_ERR_INVAL;
@@ -610,7 +639,12 @@ int rtmp_hconn_stream(rtmp_hconn *c, const char *headers, rtmp_group *g, const r
         return rc;
     }
     rtmp_log(RTMP_LOG_INFO, 0, c->peer, "http %lu: %s stream", c->id, p->ws ? "WS-FLV" : "HTTP-FLV");
-    conn_flush(c); /* and what came after the request (WebSocket frames) is read from the loop */
+    conn_flush(c);
+    /* what came after the request (WebSocket frames sent with it): read
+     * now, unless conn_process, which called us, still holds the request
+     * in c->in (it reads them once the request is taken out) */
+    if (!c->processing && !c->closing && !c->freed)
+        stream_input(c);
     return 0;
 }
 

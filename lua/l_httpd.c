@@ -213,8 +213,12 @@ static void stream_group(lua_State *L, rtmp_hconn *c)
     if (opts) {
         lua_getfield(L, opts, "legacy");
         o.legacy = lua_toboolean(L, -1);
-        if (lua_getfield(L, opts, "max_frame") != LUA_TNIL)
-            o.max_frame = (uint64_t)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, opts, "max_frame") != LUA_TNIL) {
+            lua_Integer v = luaL_checkinteger(L, -1);
+            if (v < 1)
+                luaL_error(L, "rtmp.http: max_frame must be at least 1 byte, not %I", v);
+            o.max_frame = (uint64_t)v;
+        }
         if (lua_getfield(L, opts, "on_close") != LUA_TNIL && !lua_isfunction(L, -1))
             luaL_error(L, "stream option on_close must be a function");
         lua_pop(L, 3);

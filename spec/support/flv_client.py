@@ -2,12 +2,14 @@
 """An HTTP-FLV / WS-FLV client for the specs, standard library only.
 
     flv_client.py PORT PATH OUT [--http] [--delay S] [--stall S] [--ping]
-                  [--send big|unmasked] [--after S] [--timeout S]
+                  [--early-ping] [--version V] [--send big|unmasked]
+                  [--after S] [--timeout S]
 
 Connects to ws://127.0.0.1:PORT/PATH (RFC 6455 handshake, checking
 Sec-WebSocket-Accept), writes the payload of every binary frame the
 server sends to OUT (the FLV stream), and writes OUT.state: one line
-"status=101 frames=N ping=pong|none close=CODE|none reason=TEXT end=closed|timeout".
+"status=101 frames=N ping=pong|none close=CODE|none reason=TEXT end=closed|timeout
+version=V|none" (version: the answer's Sec-WebSocket-Version).
 
 --http          a plain GET instead (HTTP-FLV): OUT gets the body;
 --delay S       connects S seconds after it starts (a late joiner);
@@ -16,6 +18,9 @@ server sends to OUT (the FLV stream), and writes OUT.state: one line
 
 --ping          sends a masked ping ("luartmp") once the first frame came,
                 and records whether the pong echoed it;
+--early-ping    sends that ping in the same write as the handshake request
+                (before any answer);
+--version V     asks for WebSocket version V (default 13);
 --send big      after --after seconds (default 1), sends the header of a
                 masked binary frame of 1 MiB and then keeps sending its
                 payload while the server reads;
@@ -57,8 +62,11 @@ def main():
     send = args[args.index("--send") + 1] if "--send" in args else None
     after = float(args[args.index("--after") + 1]) if "--after" in args else 1.0
     timeout = float(args[args.index("--timeout") + 1]) if "--timeout" in args else 30.0
+    early = "--early-ping" in args
+    version = args[args.index("--version") + 1].encode() if "--version" in args else b"13"
 
-    state = {"status": 0, "frames": 0, "ping": "none", "close": "none", "reason": "", "end": "timeout"}
+    state = {"status": 0, "frames": 0, "ping": "none", "close": "none", "reason": "", "end": "timeout",
+             "version": "none"}
     if "--delay" in args:
         time.sleep(float(args[args.index("--delay") + 1]))
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -71,7 +79,8 @@ def main():
         s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     else:
         s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                  b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: " + version
+                  + b"\r\n\r\n" + (frame(9, b"luartmp") if early else b""))
     buf = b""
     deadline = time.time() + timeout
     while b"\r\n\r\n" not in buf:
@@ -83,6 +92,7 @@ def main():
     lines = head.decode("latin-1").split("\r\n")
     state["status"] = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
     headers = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+    state["version"] = headers.get("sec-websocket-version", "none")
     want = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
     if state["status"] == 101 and headers.get("sec-websocket-accept") != want:
         state["status"] = -101  # a wrong accept value
@@ -107,7 +117,7 @@ def main():
             st.write("status=%d end=%s\n" % (state["status"], state["end"]))
         return
     start = time.time()
-    sent_ping = sent_bad = False
+    sent_ping, sent_bad = early, False
     big_left = 0
     s.settimeout(0.05)
     while state["status"] == 101 and time.time() < deadline:
@@ -171,7 +181,7 @@ def main():
                     pass
     f.close()
     with open(out + ".state", "w") as st:
-        st.write(" ".join("%s=%s" % (k, state[k]) for k in ("status", "frames", "ping", "close", "reason", "end")) + "\n")
+        st.write(" ".join("%s=%s" % (k, state[k]) for k in ("status", "frames", "ping", "close", "reason", "end", "version")) + "\n")
 
 
 if __name__ == "__main__":
