@@ -5,6 +5,10 @@
 -- test picks (spec/support/cluster.lua).  ffmpeg publishes and plays;
 -- after kill -9 of the publisher's node, ffmpeg and GStreamer players on
 -- the other nodes go on by themselves (their pulls hold the stream).
+-- Tiers: an origin the encoder publishes to and three edges behind
+-- HAProxy (roundrobin), six ffmpeg players through it; /metrics of each
+-- edge shows its two players and one upstream, the origin's one player
+-- per edge (not the six), and every player gets every frame.
 --
 -- The media: 5 s of H.264/AAC with one keyframe at its start (a GOP as
 -- long as the clip), so a player or an edge that joins while it plays
@@ -62,6 +66,13 @@ local function logs(nodes)
   return table.concat(t, "\n")
 end
 
+-- The lines of node's log where its pull of path from origin (a node)
+-- starts playing.
+local function pulls(node, origin, path)
+  return lines(node.log(), "relay pull " .. path .. " <%- " .. origin.node_url:gsub("%p", "%%%0") .. "/"
+    .. path:gsub("%p", "%%%0") .. "%?luartmp_cluster_pull=1: playing")
+end
+
 -- redis-server and n nodes on it (--cluster-ttl TTL; opts: CL.node's):
 -- redis, the list of nodes, then each node.
 local function start(n, opts)
@@ -98,8 +109,7 @@ describe("cluster", function()
     assert.are.equal(1, B.stream_metric("luartmp_stream_upstreams", "live", "test"))
     assert.are.equal(1, E.stream_metric("luartmp_stream_upstreams", "live", "test"))
     assert.are.equal(0, A.stream_metric("luartmp_stream_upstreams", "live", "test"))
-    assert.are.equal(1, #lines(B.log(), "relay pull live/test <%- " .. A.node_url:gsub("%p", "%%%0")
-      .. "/live/test%?luartmp_cluster_pull=1: playing"), B.log())
+    assert.are.equal(1, #pulls(B, A, "live/test"), B.log())
     -- the heartbeat renews the entry
     H.sleep(TTL / 3 + 0.3)
     assert(CL.pttl(redis, key) > TTL * 1000 * 2 / 3 - 400, "not renewed: " .. tostring(CL.pttl(redis, key)))
@@ -116,6 +126,80 @@ describe("cluster", function()
       "B's pull did not stop:\n" .. B.log())
     assert(H.wait_until(function() return A.metrics()["luartmp_connections"] == 0 end, 5),
       "edge pulls still open at A:\n" .. A.log())
+  end)
+
+  it("serves six players spread by HAProxy (roundrobin) over three edges of one origin: each edge's /metrics "
+    .. "shows its players and one upstream, the origin's one player per edge", function()
+    local m = clip()
+    local redis, nodes, O, E1, E2, E3 = start(4)
+    local edges = { E1, E2, E3 }
+    local lb = CL.haproxy(edges, { balance = "roundrobin" }) -- the edges only: the encoder goes to O
+    local key = CL.key("live/tier")
+    local pub = H.ffmpeg_publish(O.url("live/tier"), m.path)
+    assert(H.wait_until(function() return CL.get(redis, key) == O.node_url end, 5), "no entry for O:\n" .. O.log())
+
+    -- six players through HAProxy while the clip's one GOP plays
+    local outs, players = {}, {}
+    for i = 1, 6 do
+      outs[i] = H.tmpname(fmt("cluster-tier-play%d.flv", i))
+      players[i] = H.ffmpeg_play(lb.url("live/tier"), outs[i])
+    end
+    -- /metrics of the four nodes: the stream's players and upstreams on each
+    local L = '{app="live",name="tier"}'
+    local function figures()
+      local o = O.metrics()
+      local f = { players = o["luartmp_stream_players" .. L] or 0, upstreams = o["luartmp_stream_upstreams" .. L] or 0,
+        all_players = o.luartmp_players, connections = o.luartmp_connections, edges = {},
+        total = 0, with = 0, fed = 0, ups = 0 } -- edge players, edges with players, those fed, edge upstreams
+      for i, e in ipairs(edges) do
+        local t = e.metrics()
+        local n, up = t["luartmp_stream_players" .. L] or 0, t["luartmp_stream_upstreams" .. L] or 0
+        f.edges[i] = { players = n, upstreams = up }
+        f.total, f.ups = f.total + n, f.ups + up
+        if n > 0 then f.with = f.with + 1 end
+        if n > 0 and up == 1 then f.fed = f.fed + 1 end
+      end
+      local t = {}
+      for i, e in ipairs(f.edges) do t[i] = fmt("E%d %d players %d upstreams", i, e.players, e.upstreams) end
+      f.text = fmt("origin %d players of the stream (%d in all, %d connections, %d upstreams); %s", f.players,
+        f.all_players, f.connections, f.upstreams, table.concat(t, ", "))
+      return f
+    end
+    local f
+    assert(H.wait_until(function()
+      f = figures()
+      return f.total == 6 and f.fed == f.with and f.players == f.with
+    end, 5, 0.2), "not six players on edges fed by one upstream each: " .. (f and f.text or "") .. "\n" .. logs(nodes))
+    print("cluster tiers: " .. f.text)
+    -- roundrobin: two players on each edge, fed by one upstream from O
+    for _, e in ipairs(f.edges) do
+      assert.are.equal(2, e.players, f.text)
+      assert.are.equal(1, e.upstreams, f.text)
+    end
+    -- O serves the three pulls, not the six players: its players are the
+    -- edges', its connections those and the publisher's
+    assert.are.equal(3, f.players, f.text)
+    assert.are.equal(3, f.all_players, f.text)
+    assert.are.equal(4, f.connections, f.text)
+    assert.are.equal(0, f.upstreams, f.text)
+
+    assert.are.equal(0, H.wait_exit(pub, 15), H.output(pub))
+    for i, p in ipairs(players) do
+      assert.are.equal(0, H.wait_exit(p, 15), H.output(p))
+      assert_whole(fmt("player %d", i), outs[i])
+    end
+    -- in the logs: each edge's two plays and one pull from O; O's three plays
+    for _, e in ipairs(edges) do
+      assert.are.equal(2, e.count("play", "tier"), e.log())
+      assert.are.equal(1, #pulls(e, O, "live/tier"), e.log())
+    end
+    assert.are.equal(3, O.count("play", "tier"), O.log())
+    -- the players gone, the edges' upstreams stop and O has no connection left
+    assert(H.wait_until(function()
+      f = figures()
+      return f.total == 0 and f.ups == 0 and f.connections == 0
+    end, 5, 0.2), "upstreams or connections left: " .. f.text)
+    H.kill(lb.proc)
   end)
 
   it("refuses a publish of a name live on another node (BadName) and never pulls from itself", function()

@@ -9,6 +9,7 @@
 --   local a = CL.node(redis, { ttl = 3 })          -- H.luartmp_start's server + http, node_url, metrics()
 --   CL.get(redis, CL.key("live/cam")), CL.pttl(redis, ...)  -- the directory's entry, its TTL
 --   local lb = CL.haproxy({ a, b, c })             -- { port, url(path), cfg, proc }
+--   CL.haproxy({ a, b, c }, { balance = "roundrobin" })  -- docs/CLUSTER.md's leastconn otherwise
 local H = require "support.helpers"
 
 local CL = {}
@@ -58,8 +59,9 @@ function CL.node(redis, opts)
 end
 
 --- The HAProxy configuration of docs/CLUSTER.md for nodes (a list of
---- { port }) with the frontend on `port`.
-function CL.haproxy_cfg(port, nodes)
+--- { port }) with the frontend on `port`; balance: the backend's
+--- algorithm ("leastconn", the documented one, when nil).
+function CL.haproxy_cfg(port, nodes, balance)
   local lines = {
     "global",
     "  maxconn 1024",
@@ -74,7 +76,7 @@ function CL.haproxy_cfg(port, nodes)
     fmt("  bind 127.0.0.1:%d", port),
     "  default_backend nodes",
     "backend nodes",
-    "  balance leastconn",
+    "  balance " .. (balance or "leastconn"),
     "  option tcp-check",
   }
   for i, n in ipairs(nodes) do
@@ -83,11 +85,12 @@ function CL.haproxy_cfg(port, nodes)
   return table.concat(lines, "\n") .. "\n"
 end
 
---- Start HAProxy in front of nodes. Returns { port, url(path), cfg, proc }.
-function CL.haproxy(nodes)
+--- Start HAProxy in front of nodes; opts.balance: CL.haproxy_cfg's.
+--- Returns { port, url(path), cfg, proc }.
+function CL.haproxy(nodes, opts)
   local lb = { port = H.free_port() }
   lb.cfg = H.tmpname("haproxy.cfg")
-  H.write_file(lb.cfg, CL.haproxy_cfg(lb.port, nodes))
+  H.write_file(lb.cfg, CL.haproxy_cfg(lb.port, nodes, opts and opts.balance))
   lb.proc = H.spawn(fmt("haproxy -f %s -db", q(lb.cfg)), { name = "haproxy" })
   assert(H.wait_port(lb.port, 10, lb.proc))
   function lb.url(path) return fmt("rtmp://127.0.0.1:%d/%s", lb.port, path or "live") end
