@@ -343,8 +343,11 @@ if want("tls") then
   local variant = { name = "luartmp", start = function(port)
     local plain = free_port() -- live.lua's default listener, unused; the loader goes to `port`
     logs[#logs + 1] = fmt("%s/luartmp-%d.log", tmp, plain)
-    return start_luartmp(plain, fmt("--log-level info --listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s",
+    local pid, shown = start_luartmp(plain, fmt("--log-level info --listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s",
       port, cert, key))
+    -- shown as the other commands are: the port the loader uses and the run's files by name
+    shown = shown:gsub("rtmps://127%.0%.0%.1:%d+", "rtmps://127.0.0.1:PORT"):gsub(tmp:gsub("%p", "%%%0"), "TMP")
+    return pid, shown
   end }
   local rows = {}
   for _, n in ipairs(opts.quick and { 100 } or { 100, 1000 }) do
