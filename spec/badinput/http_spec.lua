@@ -14,10 +14,7 @@ local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
 
-local function rss(pid)
-  local s = H.read_file("/proc/" .. pid .. "/status") or ""
-  return tonumber(s:match("VmRSS:%s*(%d+) kB")) * 1024
-end
+local function rss(pid) return H.rss_kb(pid) * 1024 end
 
 local raw = R.start
 

@@ -8,7 +8,7 @@ local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
 
-local TAIL_SLACK = 2 -- frames still in flight when the publisher leaves (as live_spec.lua)
+local TAIL_SLACK = F.tail_slack -- frames still in flight when the publisher leaves (H.FIXTURE)
 
 local function readme_server()
   local readme = assert(H.read_file("README.md"))

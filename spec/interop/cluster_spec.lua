@@ -22,7 +22,7 @@ local C = require "support.client"
 local F = H.FIXTURE
 
 local fmt, q = string.format, H.shquote
-local TAIL_SLACK, AUDIO_SLACK = 2, 4 -- in flight when the publisher leaves (relay_spec.lua's)
+local TAIL_SLACK, AUDIO_SLACK = F.tail_slack, F.audio_slack -- in flight when the publisher leaves (H.FIXTURE)
 local TTL = 3
 
 -- The clip and its frame counts (ffprobe's), made once per run of this file.

@@ -12,15 +12,8 @@ local F = H.FIXTURE
 
 local SERVERS = { "nginx-rtmp", "luartmp" }
 
--- Frames a player may miss at the end of the stream: the last frames are
--- in flight when the publisher closes; a correct server delivers them, but
--- a player that tears down on the unpublish notification may not write
--- the last one or two. More than that is a real loss.
-local TAIL_SLACK = 2
-
--- Audio: 8 s of 44.1 kHz AAC is 346 frames in the fixture; allow the same
--- edge loss measured in time (2 video frames = 80 ms ~ 4 AAC frames).
-local AUDIO_SLACK = 4
+-- Frames a player may miss at the end of the stream (H.FIXTURE says why).
+local TAIL_SLACK, AUDIO_SLACK = F.tail_slack, F.audio_slack
 
 -- Which keyframe a late joiner may start at. It was spawned `elapsed`
 -- seconds after the publisher; the publisher's media clock then stood
@@ -124,7 +117,7 @@ for _, kind in ipairs(SERVERS) do
         local e = early[name]
         local v, a = assert_recording("early " .. name, e.file)
         assert_between(F.frames - TAIL_SLACK, F.frames, v, "early " .. name .. " video frames")
-        assert_between(346 - AUDIO_SLACK, 346, a, "early " .. name .. " audio frames")
+        assert_between(F.audio_frames - AUDIO_SLACK, F.audio_frames, a, "early " .. name .. " audio frames")
       end
       assert_between(F.frames - TAIL_SLACK, F.frames, gst_frames,
         "GStreamer decoded video frames; its output:\n" .. H.output(gst):sub(-2000))

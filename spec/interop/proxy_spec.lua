@@ -21,8 +21,8 @@ local fmt = string.format
 -- The media is a 2 s cut of the fixture; its frame counts are measured.
 -- A player subscribed before the publisher starts gets every frame but
 -- perhaps the last ones in flight when the publisher leaves (as in
--- relay_spec.lua).
-local TAIL_SLACK, AUDIO_SLACK = 2, 4
+-- relay_spec.lua; H.FIXTURE).
+local TAIL_SLACK, AUDIO_SLACK = H.FIXTURE.tail_slack, H.FIXTURE.audio_slack
 local media
 local function media_file()
   if media then return media end

@@ -15,7 +15,7 @@
 local H = require "support.helpers"
 local F = H.FIXTURE
 
-local TAIL_SLACK, AUDIO_SLACK = 2, 4
+local TAIL_SLACK, AUDIO_SLACK = F.tail_slack, F.audio_slack
 
 local fmt = string.format
 

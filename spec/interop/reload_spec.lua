@@ -16,11 +16,9 @@ local F = H.FIXTURE
 
 local fmt = string.format
 
--- Frames a player may miss at the end (live_spec.lua says why): the last
--- ones are in flight when the publisher leaves.
-local TAIL_SLACK = 2
--- The fixture's AAC frames (8 s at 44.1 kHz), and the same edge in time.
-local AUDIO_FRAMES, AUDIO_SLACK = 346, 4
+-- Frames a player may miss at the end (H.FIXTURE says why), and the
+-- fixture's AAC frames.
+local TAIL_SLACK, AUDIO_SLACK, AUDIO_FRAMES = F.tail_slack, F.audio_slack, F.audio_frames
 
 -- The user's script: on_play logs its version, then `decide` (Lua) runs.
 local function user_script(version, decide)

@@ -276,10 +276,7 @@ local function fixture()
   return path
 end
 
-local function rss_kb(pid)
-  local s = H.read_file(fmt("/proc/%d/status", pid)) or ""
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
+local rss_kb = H.rss_kb
 
 local BOUND = { bytes = 256 * 1024, time = 1, stall = 3, send_buffer = 65536 }
 local RSS_LIMIT_KB = 2048 -- "a few MiB" for the issue's scenario, scaled down

@@ -29,12 +29,25 @@ H.valgrind = (os.getenv("LUARTMP") or ""):find("valgrind", 1, true) ~= nil
 H.FIXTURE = {
   seconds = 8, fps = 25, gop = 50, width = 320, height = 240,
   frames = 200,                 -- seconds * fps
+  audio_frames = 346,           -- 8 s of 44.1 kHz AAC
   video_codec = "h264", audio_codec = "aac",
+  -- Frames a player may miss at the end of the stream: the last ones are
+  -- in flight when the publisher closes; a correct server delivers them,
+  -- but a player that tears down on the unpublish notification may not
+  -- write the last one or two. More than that is a real loss. Audio: the
+  -- same edge in time (2 video frames = 80 ms ~ 4 AAC frames).
+  tail_slack = 2, audio_slack = 4,
 }
 
 ---------------------------------------------------------------------------
 -- Small utilities
 ---------------------------------------------------------------------------
+
+--- A process's resident memory in KB (VmRSS), or nil once it is gone.
+function H.rss_kb(pid)
+  local s = H.read_file("/proc/" .. pid .. "/status") or ""
+  return tonumber(s:match("VmRSS:%s*(%d+) kB"))
+end
 
 --- Quote a string for sh: 'it''s' -> 'it'\''s'.
 function H.shquote(s)
