@@ -76,9 +76,7 @@ return 0
 -- A setting of the cluster: live.config.cluster, else the command line.
 local function setting(t, k)
     if t[k] ~= nil and t[k] ~= false then return t[k] end
-    local cli = rtmp.options["cluster_" .. k]
-    if cli ~= nil then return cli end
-    return nil
+    return rtmp.options["cluster_" .. k]
 end
 
 -- ---- one node ----
@@ -91,12 +89,13 @@ local function local_publisher(s)
     return s and s.publisher and not s.publisher.relay and s.publisher or nil
 end
 
-function N:key(app_name, name) return self.prefix .. app_name .. "/" .. name end
+-- The directory's key of "app/name".
+function N:key(stream) return self.prefix .. stream end
 
 -- Claim app/name ("app/name" key) for this node: "ours", or "taken" and
 -- the node holding it, or "down" and why (Redis unreachable).
 function N:claim(key, takeover)
-    local v, err = self.r:command("EVAL", CLAIM, 1, self.prefix .. key, self.node,
+    local v, err = self.r:command("EVAL", CLAIM, 1, self:key(key), self.node,
         tostring(math.floor(self.ttl * 1000 + 0.5)), takeover and "1" or "0")
     if v == "OK" then return "ours" end
     if type(v) == "string" then return "taken", v end
@@ -110,7 +109,7 @@ function N:release(key)
     rtmp.spawn(function()
         rtmp.sleep(0)
         if self.owned[key] then return end
-        local v, err = self.r:command("EVAL", RELEASE, 1, self.prefix .. key, self.node)
+        local v, err = self.r:command("EVAL", RELEASE, 1, self:key(key), self.node)
         if v == nil then log.warn("cluster: could not delete %s%s: %s", self.prefix, key, tostring(err))
         elseif v == 1 then log.info("cluster: %s%s deleted", self.prefix, key) end
     end)
@@ -164,7 +163,7 @@ end
 -- of its stream; nil, why while there is none (the relay retries).
 function N:upstream(app_name, name)
     local key = app_name .. "/" .. name
-    local v, err = self.r:command("GET", self:key(app_name, name))
+    local v, err = self.r:command("GET", self:key(app_name .. "/" .. name))
     if v == nil then return nil, "cluster directory: " .. tostring(err) end
     if type(v) ~= "string" then return nil, key .. " is not in the cluster directory" end
     if v == self.node then return nil, "the cluster directory names this node for " .. key end

@@ -105,16 +105,13 @@ end
 -- The stream's publisher connection (nil for a relay's or none).
 local function publisher_conn(s) return s.publisher and s.publisher.conn end
 
--- The stream's HTTP-FLV and WS-FLV players.
-local function http_players(s) return s.players:http_players() end
-
 -- Bytes the stream took in (its publisher's) and sent (its players', HTTP ones too).
 local function stream_bytes(s)
     local pc = publisher_conn(s)
     local bin = pc and pc.bytes_in or 0
     local bout = 0
     for conn in pairs(s.viewers) do bout = bout + (conn.bytes_out or 0) end
-    for _, p in ipairs(http_players(s)) do bout = bout + p.bytes_out end
+    for _, p in ipairs(s.players:http_players()) do bout = bout + p.bytes_out end
     return bin, bout
 end
 
@@ -193,7 +190,7 @@ function M.streams(live)
         local pc = publisher_conn(s)
         if pc then members[#members + 1] = client_info(live, pc) end
         for conn in pairs(s.viewers) do members[#members + 1] = client_info(live, conn) end
-        for _, p in ipairs(http_players(s)) do members[#members + 1] = http_client_info(s, p) end
+        for _, p in ipairs(s.players:http_players()) do members[#members + 1] = http_client_info(s, p) end
         list[#list + 1] = {
             app = s.app, name = s.name, time = s.since and rtmp.now() - s.since or 0,
             bw_in = r.bw_in, bw_out = r.bw_out, bytes_in = bin, bytes_out = bout,
@@ -210,7 +207,7 @@ function M.clients(live)
         if conn.role == "server" then list[#list + 1] = client_info(live, conn) end
     end
     for _, s in pairs(live.streams) do
-        for _, p in ipairs(http_players(s)) do list[#list + 1] = http_client_info(s, p) end
+        for _, p in ipairs(s.players:http_players()) do list[#list + 1] = http_client_info(s, p) end
     end
     sort(list, function(a, b) return a.id < b.id end) -- one id sequence for RTMP and HTTP
     return { clients = array(list) }
@@ -246,7 +243,7 @@ function M.metrics(live)
         local r = rates[key] or { bw_in = 0, bw_out = 0 }
         local sd = 0
         for conn in pairs(s.viewers) do sd = sd + dropped_of(conn) end
-        for _, p in ipairs(http_players(s)) do
+        for _, p in ipairs(s.players:http_players()) do
             sd = sd + p.dropped
             bout, dropped = bout + p.bytes_out, dropped + p.dropped
         end
