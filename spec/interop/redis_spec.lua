@@ -24,9 +24,7 @@ local function connected(r, timeout)
   return C.wait_until(function() return r:connected() end, timeout or 5)
 end
 
-local describe_redis = R.available and describe or pending
-
-describe_redis("rtmp.redis", function()
+describe("rtmp.redis", function()
   local srv
 
   after_each(function()

@@ -32,8 +32,6 @@ live.start()
 ]], version, decide or "")
 end
 
-local function has(text, needle) return text:find(needle, 1, true) ~= nil end
-
 -- A player that reads one second of url and ends: its exit status and output.
 local function probe_player(url)
   local p = H.spawn(fmt("ffmpeg -nostdin -hide_banner -v info -rw_timeout 4000000 -i %s -t 1 -c copy -f null -",
@@ -79,13 +77,13 @@ describe("rtmp.reload on SIGHUP", function()
     assert(H.wait_until(function() return srv.count("play", "test") >= 3 end, 15),
       "the three players did not all reach play:\n" .. srv.log())
     local pub = H.ffmpeg_publish(url, fixture)
-    assert(H.wait_until(function() return has(srv.log(), "publish live/test") end, 5), srv.log())
+    assert(H.wait_until(function() return H.count_plain(srv.log(), "publish live/test") > 0 end, 5), srv.log())
 
     -- 1: a syntax error: refused with its file and line, nothing loaded
     H.write_file(script, user_script("v2", "local broken = = 1"))
     reload("reload refused: ")
     local log = srv.log()
-    assert(has(log, "reload refused: " .. script .. ":4: unexpected symbol near '='"),
+    assert(H.count_plain(log, "reload refused: " .. script .. ":4: unexpected symbol near '='") > 0,
       "the refusal names the file and line:\n" .. log)
     local v1 = H.count_plain(srv.log(), "on_play v1 test")
     assert.are.equal(3, v1, "the three players passed on_play v1")
@@ -103,7 +101,7 @@ describe("rtmp.reload on SIGHUP", function()
     assert(log:match("reloaded [^\n]* %(modules again: [^\n]*live"), "live.lua was loaded again:\n" .. log)
     rc, out = probe_player(url)
     assert.are_not.equal(0, rc, "a player after the second reload is refused; its output:\n" .. out)
-    assert(has(out, "closed to new players"), "ffmpeg says why it was refused:\n" .. out)
+    assert(H.count_plain(out, "closed to new players") > 0, "ffmpeg says why it was refused:\n" .. out)
     assert.are.equal(1, H.count_plain(srv.log(), "on_play v3 test"), "the new on_play decided")
     -- the HTTP API goes on (same server, kept counters: one more closed)
     assert(H.wait_until(function() return closed_total(base) == closed + 1 end, 3),
@@ -148,7 +146,7 @@ describe("rtmp.reload on SIGHUP", function()
     local _, mark = H.fewest_frames(players)
     local at = H.now()
     H.signal(A.proc, "HUP")
-    assert(H.wait_until(function() H.fewest_frames(players) return has(A.log(), "reloaded ") end, 5),
+    assert(H.wait_until(function() H.fewest_frames(players) return H.count_plain(A.log(), "reloaded ") > 0 end, 5),
       "no reload:\n" .. A.log())
     -- past a TTL after the reload the entry is still A's, renewed by the new load's heartbeat
     local lowest, renewed = math.huge, false

@@ -22,8 +22,6 @@ local fmt, q = string.format, H.shquote
 local R = {}
 R.__index = R
 
---- Whether redis-server is installed (the specs are skipped without it).
-R.available = H.exec("command -v redis-server >/dev/null 2>&1") == 0
 
 local function launch(self)
   local args = {

@@ -6,6 +6,13 @@ package.cpath = "build/?.so;" .. package.cpath
 local rtmp = require "rtmp"
 local reload = require "rtmp.reload"
 local H = require "support.helpers"
+local C = require "support.client"
+
+-- Run fn in a coroutine (the client API waits) and the loop until it ends; its error fails the test.
+local function client(fn)
+  local ok, err = C.run(function() return pcall(fn) end)
+  assert(ok, err)
+end
 
 -- The main script: requires its module, counts its runs in a kept table
 -- and makes the module's handler the running one when the load is kept.
@@ -148,13 +155,6 @@ rtmp.keep("reload_unit_listened").servers = { server:listen{ listen = "%s" } }
     assert.is_true(rtmp.reload())
     local listened = rtmp.keep("reload_unit_listened")
     local srv = listened.servers[1]
-    -- run fn in a coroutine (the client API waits) and the loop until it ends
-    local function client(fn)
-      local r
-      rtmp.spawn(function() r = table.pack(pcall(fn)) end)
-      H.wait_until(function() rtmp.run(0.02); return r end, 10, 0)
-      assert(r and r[1], r and r[2] or "the client did not finish")
-    end
     local nc
     local answers = {}
     local function ask() answers[#answers + 1] = select(2, nc:call("which")) end
@@ -192,12 +192,6 @@ require("rtmp").keep("reload_unit_live").port = live.start{ listen = "127.0.0.1:
     assert.is_true(rtmp.reload())
     local live1 = package.loaded.live
     local url = "rtmp://127.0.0.1:" .. rtmp.keep("reload_unit_live").port .. "/live"
-    local function client(fn) -- the client API waits: in a coroutine, the loop meanwhile
-      local r
-      rtmp.spawn(function() r = table.pack(pcall(fn)) end)
-      H.wait_until(function() rtmp.run(0.02); return r end, 10, 0)
-      assert(r and r[1], r and r[2] or "the client did not finish")
-    end
     local nc, ns
     local function frame(ts, key) return { type = 9, timestamp = ts, payload = (key and "\23" or "\39") .. "\1\0\0\0" .. ("f"):rep(500) } end
     client(function()
