@@ -4,6 +4,7 @@
 //
 //   node spec/support/cdp_page.js DEVTOOLS_PORT PAGE_URL SHOT.png [TIMEOUT_S]
 //   node spec/support/cdp_page.js DEVTOOLS_PORT PAGE_URL --eval EXPR
+//   node spec/support/cdp_page.js DEVTOOLS_PORT PAGE_URL --until EXPR [TIMEOUT_S]
 //
 // Opens PAGE_URL in the browser's first page, waits (up to TIMEOUT_S,
 // default 20) until the page's <video id="player"> has a current time
@@ -12,16 +13,18 @@
 // "t1=S t2=S readyState=N width=N height=N playing=KEY url=URL error=E
 // mse=true|false" (the page's state from window.luartmpPage; mse:
 // whether MSE takes H.264).  With --eval: once the page has loaded,
-// prints "value=" and what EXPR gives as a JSON value.  Exits 1 with the reason on stderr
-// when something fails.
+// prints "value=" and what EXPR gives as a JSON value.  With --until: the
+// same, once EXPR gives something other than null, undefined or false
+// (asked every 250 ms; spec/interop/mp4_browser_spec.lua).  Exits 1 with
+// the reason on stderr when something fails.
 "use strict";
 const path = require("path");
 const fs = require("fs");
 const http = require("http");
 const WebSocket = require(path.join(__dirname, "../../tools/node/node_modules/ws"));
 
-const [port, pageUrl, shot, timeoutArg] = process.argv.slice(2);
-const timeout = (shot === "--eval" ? 20 : Number(timeoutArg || 20)) * 1000;
+const [port, pageUrl, shot, timeoutArg, untilTimeout] = process.argv.slice(2);
+const timeout = (shot === "--eval" ? 20 : Number((shot === "--until" ? untilTimeout : timeoutArg) || 20)) * 1000;
 const started = Date.now();
 
 function fail(why) {
@@ -86,6 +89,16 @@ async function main() {
     await loaded;
     await sleep(300); // the page's scripts ran at load; let their first fetches settle
     process.stdout.write("value=" + JSON.stringify(await evaluate(timeoutArg)) + "\n");
+    process.exit(0);
+  }
+  if (shot === "--until") {
+    await loaded;
+    let value = null;
+    while (value === null || value === undefined || value === false) {
+      await sleep(250);
+      value = await evaluate(timeoutArg);
+    }
+    process.stdout.write("value=" + JSON.stringify(value) + "\n");
     process.exit(0);
   }
   const video = "document.getElementById('player')";

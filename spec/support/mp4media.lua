@@ -1,6 +1,7 @@
 -- spec/support/mp4media.lua: the MP4 test clips (spec/unit/mp4_spec.lua,
--- spec/interop/mp4_spec.lua), made at test time with Debian's ffmpeg 5.1
--- encoders and cached in build/test-tmp: 1 s of testsrc2 at 160x120,
+-- spec/interop/mp4_spec.lua, spec/interop/mp4_browser_spec.lua), made at
+-- test time with Debian's ffmpeg 5.1 encoders and cached in
+-- build/test-tmp: 1 s (3 s for the -3s clips) of testsrc2 at 160x120,
 -- 25 fps, a keyframe every 12 frames, and a 440 Hz sine.  Together the
 -- clips hold every codec rtmp.mp4 reads and writes.
 --
@@ -34,7 +35,8 @@ local AUDIO = {
   mp3 = { "-c:a libmp3lame -b:a 64k", 44100 },
 }
 
---- The clips: name -> { video = ffprobe codec or nil, audio = ..., extra ffmpeg options }.
+--- The clips: name -> { video = ffprobe codec or nil, audio = ..., extra ffmpeg options,
+--- seconds (default M.SECONDS) }.
 M.CLIPS = {
   ["h264-aac"] = { video = "h264", audio = "aac" },
   ["hevc-opus"] = { video = "hevc", audio = "opus" },
@@ -48,6 +50,10 @@ M.CLIPS = {
   ["h264x2"] = { video = "h264", video2 = "h264" },
   -- two video tracks of two codecs (ManyTracksManyCodecs)
   ["h264-hevc"] = { video = "h264", video2 = "hevc" },
+  -- what Chromium decodes in software (mp4_browser_spec), long enough for several fragments
+  ["av1-opus-3s"] = { video = "av1", audio = "opus", seconds = 3 },
+  ["vp9-flac-3s"] = { video = "vp9", audio = "flac", seconds = 3 },
+  ["h264-aac-3s"] = { video = "h264", audio = "aac", seconds = 3 },
 }
 
 local function command(clip, out)
@@ -76,7 +82,7 @@ local function command(clip, out)
     codecs[#codecs + 1] = a[1]
   end
   return fmt("ffmpeg -nostdin -v error -y %s %s -t %d %s %s -f mp4 %s", table.concat(inputs, " "),
-    table.concat(maps, " "), M.SECONDS, table.concat(codecs, " "), clip.extra or "", q(out))
+    table.concat(maps, " "), clip.seconds or M.SECONDS, table.concat(codecs, " "), clip.extra or "", q(out))
 end
 
 --- The path of clip `name` (made once: the name holds a digest of the
@@ -92,6 +98,36 @@ function M.clip(name)
     assert(rc == 0, "ffmpeg could not make " .. name .. ": " .. out)
   end
   return path, clip
+end
+
+--- Start scripts/client/publish.lua sending the MP4 `path` to `url` in
+--- real time (`opts`: more of its options, e.g. "--type record"); returns
+--- the process.
+function M.publish(url, path, opts)
+  return H.spawn(fmt("%s scripts/client/publish.lua %s %s %s", q(H.luartmp), opts or "", q(path), q(url)),
+    { name = "publish" })
+end
+
+--- Wait for publish.lua processes: each ends 0 with nothing on stderr.
+function M.wait_publishers(list)
+  for _, p in ipairs(list) do
+    local rc, out = H.wait_exit(p, 30), H.output(p)
+    assert(rc == 0 and out == "", fmt("%s ended %s: %s", p.cmd, tostring(rc), out))
+  end
+end
+
+--- Start scripts/live.lua recording every stream to
+--- `dir`/APP/NAME.mp4 (record_format "mp4"); returns the server (H.luartmp_start).
+function M.record_server(dir)
+  local script = H.tmpname("record_mp4.lua")
+  H.write_file(script, "local live = require 'live'\nlive.start{ record_dir = arg[1], record_format = 'mp4' }\n")
+  return H.luartmp_start{ script = script, args = { dir } }
+end
+
+--- ffprobe's duration of `file` (the format's, in seconds).
+function M.duration(file)
+  local _, out = H.run("ffprobe -v error -show_entries format=duration -of csv=p=0 " .. q(file), 30)
+  return tonumber(out:match("[%d.]+"))
 end
 
 --- ffprobe's packets of stream `index` of `file`: { dts, pts, size, key, hash (sha256 hex) }.
