@@ -6,21 +6,14 @@
 -- and a screenshot of the player shows the picture, over HTTP-FLV and
 -- over WS-FLV (&ws=1).
 local H = require "support.helpers"
+local C = require "support.chromium"
 
 local fmt, q = string.format, H.shquote
 
-local CHROMIUM = "/usr/bin/chromium"
-local MPEGTS = "tools/node/node_modules/mpegts.js/dist/mpegts.js"
-local WS = "tools/node/node_modules/ws/package.json"
-
--- Why the browser test cannot run here, or nil.
-local function missing()
-  if not H.file_size(CHROMIUM) then return "chromium is not installed (tools/deps.sh installs it)" end
-  if H.exec("command -v node >/dev/null 2>&1") ~= 0 then return "node is not installed" end
-  if not H.file_size(MPEGTS) or not H.file_size(WS) then
-    return "mpegts.js or ws is missing in tools/node (tools/deps.sh: npm ci --prefix tools/node)"
-  end
-end
+-- What the player page needs beyond Chromium, node and ws (C.missing).
+local NEEDS = {
+  ["tools/node/node_modules/mpegts.js/dist/mpegts.js"] = "mpegts.js is missing in tools/node (" .. C.NODE_INSTALL .. ")",
+}
 
 -- lavfi's signalstats of a picture: { YMIN =, YMAX =, YAVG =, SATAVG = ... }.
 local function signalstats(png)
@@ -28,15 +21,6 @@ local function signalstats(png)
   local t = {}
   for k, v in out:gmatch("lavfi%.signalstats%.(%u+)=([%d.]+)") do t[k] = tonumber(v) end
   return t, out
-end
-
--- Start headless Chromium with a DevTools port; returns the port.
-local function start_chromium()
-  local devtools = H.free_port()
-  H.spawn(fmt("%s --headless=new --no-sandbox --disable-gpu --autoplay-policy=no-user-gesture-required " ..
-    "--mute-audio --remote-debugging-port=%d --user-data-dir=%s about:blank", CHROMIUM, devtools,
-    q(H.mkdir(H.tmpname("chromium")))), { name = "chromium" })
-  return devtools
 end
 
 -- Open url in the browser listening on devtools; returns what cdp_page.js
@@ -53,7 +37,7 @@ end
 describe("the player page", function()
   after_each(function() H.cleanup() end)
 
-  local why = missing()
+  local why = C.missing(NEEDS)
   if why then
     pending("in headless Chromium: " .. why)
     return
@@ -69,7 +53,7 @@ describe("the player page", function()
       q(srv.url("live/page"))), { name = "ffmpeg-publish" })
     assert(H.wait_until(function() return srv.count("publish", "page") >= 1 end, 10), srv.log())
 
-    local devtools = start_chromium()
+    local devtools = C.start()
 
     for _, variant in ipairs({ { "", "HTTP-FLV", "http://" }, { "&ws=1", "WS-FLV", "ws://" } }) do
       local page = fmt("http://127.0.0.1:%d/?play=live/page%s", hport, variant[1])
@@ -93,8 +77,9 @@ end)
 
 describe("the player page without mpegts.js", function()
   after_each(function() H.cleanup() end)
-  if missing() then
-    pending("in headless Chromium: " .. missing())
+  local why = C.missing(NEEDS)
+  if why then
+    pending("in headless Chromium: " .. why)
     return
   end
 
@@ -110,7 +95,7 @@ describe("the player page without mpegts.js", function()
     assert.matches("^mpegts.js is not installed: run tools/deps.sh %(npm ci %-%-prefix tools/node%)", js)
     assert.matches("\n404$", js)
     -- in the browser, the page shows the notice
-    local devtools = start_chromium()
+    local devtools = C.start()
     local rc, out = H.run(fmt("node spec/support/cdp_page.js %d %s --eval %s", devtools, q(base .. "/"),
       q("getComputedStyle(document.getElementById('missing')).display")), 40)
     assert.are.equal(0, rc, out)

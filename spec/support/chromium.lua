@@ -16,13 +16,15 @@ local C = {}
 
 C.BIN = "/usr/bin/chromium"
 C.WS = "tools/node/node_modules/ws/package.json"
+--- How to install what tools/node lacks (ws, mpegts.js).
+C.NODE_INSTALL = "tools/deps.sh: npm ci --prefix tools/node"
 
 --- Why the browser specs cannot run here, or nil. `files`: more files
 --- they need, { path = "what to say when it is missing" }.
 function C.missing(files)
   if not H.file_size(C.BIN) then return "chromium is not installed (tools/deps.sh installs it)" end
   if H.exec("command -v node >/dev/null 2>&1") ~= 0 then return "node is not installed" end
-  if not H.file_size(C.WS) then return "ws is missing in tools/node (tools/deps.sh: npm ci --prefix tools/node)" end
+  if not H.file_size(C.WS) then return "ws is missing in tools/node (" .. C.NODE_INSTALL .. ")" end
   for path, why in pairs(files or {}) do
     if not H.file_size(path) then return why end
   end
