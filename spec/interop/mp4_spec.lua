@@ -11,7 +11,7 @@ local M = require "support.mp4media"
 
 local q, fmt = H.shquote, string.format
 
-local PUBLISH, PLAY = "scripts/client/publish.lua", "scripts/client/play.lua"
+local PUBLISH, PLAY = M.PUBLISH, "scripts/client/play.lua"
 
 -- The clips sent, each under its own stream name; opts: publish.lua options.
 local RUNS = {
@@ -19,18 +19,6 @@ local RUNS = {
   { clip = "h264-mp3" }, { clip = "eac3" }, { clip = "h264x2" }, { clip = "h264-hevc" },
   { clip = "h264-aac", name = "h264-aac-enhanced", opts = "--enhanced" },
 }
-
-local function publish(url, path, opts)
-  return H.spawn(fmt("%s %s %s %s %s", q(H.luartmp), PUBLISH, opts or "", q(path), q(url)), { name = "publish" })
-end
-
--- Every publisher ends 0 with nothing on stderr.
-local function wait_publishers(list)
-  for _, p in ipairs(list) do
-    assert.are.equal(0, H.wait_exit(p, 30), H.output(p))
-    assert.are.equal("", H.output(p))
-  end
-end
 
 -- `out` decodes as the clip: the same streams, codec by codec, each with
 -- a decoded frame for every packet of the original.
@@ -61,8 +49,8 @@ describe("MP4 through RTMP", function()
     end
     for _, run in ipairs(RUNS) do wait_log(srv, " play live/" .. run.name) end
     local pubs = {}
-    for i, run in ipairs(RUNS) do pubs[i] = publish(srv.url("live/" .. run.name), (M.clip(run.clip)), run.opts) end
-    wait_publishers(pubs)
+    for i, run in ipairs(RUNS) do pubs[i] = M.publish(srv.url("live/" .. run.name), (M.clip(run.clip)), run.opts) end
+    M.wait_publishers(pubs)
     for i, run in ipairs(RUNS) do
       assert.are.equal(0, H.wait_exit(players[i], 20), H.output(players[i]))
       same_media(outs[i], (M.clip(run.clip)), run.name)
@@ -72,15 +60,13 @@ describe("MP4 through RTMP", function()
 
   it("record.lua with record_format = \"mp4\" records every codec and both tracks of a multitrack stream", function()
     local dir = H.mkdir(H.tmpname("rec"))
-    local script = H.tmpname("record_mp4.lua")
-    H.write_file(script, "local live = require 'live'\nlive.start{ record_dir = arg[1], record_format = 'mp4' }\n")
-    local srv = H.luartmp_start{ script = script, args = { dir } }
+    local srv = M.record_server(dir)
     local pubs = {}
     for i, run in ipairs(RUNS) do
       run.name = run.name or run.clip
-      pubs[i] = publish(srv.url("live/" .. run.name), (M.clip(run.clip)), "--type record " .. (run.opts or ""))
+      pubs[i] = M.publish(srv.url("live/" .. run.name), (M.clip(run.clip)), "--type record " .. (run.opts or ""))
     end
-    wait_publishers(pubs)
+    M.wait_publishers(pubs)
     for _, run in ipairs(RUNS) do wait_log(srv, fmt("record %s/live/%s.mp4 closed", dir, run.name)) end
     for _, run in ipairs(RUNS) do
       same_media(fmt("%s/live/%s.mp4", dir, run.name), (M.clip(run.clip)), "recorded " .. run.name)
@@ -93,12 +79,12 @@ describe("MP4 through RTMP", function()
 
   it("a late play.lua gets both tracks' configurations of a ManyTracksManyCodecs stream first: all it got decodes", function()
     local srv = H.luartmp_start()
-    local pub = publish(srv.url("live/late"), (M.clip("h264-hevc")), "--loop 3")
+    local pub = M.publish(srv.url("live/late"), (M.clip("h264-hevc")), "--loop 3")
     wait_log(srv, " publish live/late")
     H.sleep(1.3)
     local out = H.tmpname("late.mp4")
     local player = H.spawn(fmt("%s %s %s %s", q(H.luartmp), PLAY, q(srv.url("live/late")), q(out)), { name = "play" })
-    wait_publishers({ pub })
+    M.wait_publishers({ pub })
     assert.are.equal(0, H.wait_exit(player, 20), H.output(player))
     local got = M.streams(out)
     assert.same({ { "video", "h264" }, { "video", "hevc" } }, { { got[1].kind, got[1].codec }, { got[2].kind, got[2].codec } })
@@ -113,8 +99,8 @@ describe("MP4 through RTMP", function()
     local out = H.tmpname("from-nginx.flv")
     local player = H.ffmpeg_play(srv.url("live/mp4"), out, 1.5)
     assert(H.wait_until(function() return srv.count("play", "mp4") >= 1 end, 10), srv.log())
-    local p = publish(srv.url("live/mp4"), (M.clip("h264-aac")))
-    wait_publishers({ p })
+    local p = M.publish(srv.url("live/mp4"), (M.clip("h264-aac")))
+    M.wait_publishers({ p })
     assert.is_truthy(H.wait_exit(player, 15), "ffmpeg player did not end")
     same_media(out, (M.clip("h264-aac")), "through nginx-rtmp")
   end)

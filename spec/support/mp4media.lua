@@ -17,6 +17,7 @@ local q, fmt = H.shquote, string.format
 local M = {}
 
 M.FPS, M.SECONDS, M.GOP = 25, 1, 12
+M.PUBLISH = "scripts/client/publish.lua"
 
 local VIDEO = {
   h264 = "-c:v libx264 -preset veryfast -pix_fmt yuv420p",
@@ -104,7 +105,7 @@ end
 --- real time (`opts`: more of its options, e.g. "--type record"); returns
 --- the process.
 function M.publish(url, path, opts)
-  return H.spawn(fmt("%s scripts/client/publish.lua %s %s %s", q(H.luartmp), opts or "", q(path), q(url)),
+  return H.spawn(fmt("%s %s %s %s %s", q(H.luartmp), M.PUBLISH, opts or "", q(path), q(url)),
     { name = "publish" })
 end
 
