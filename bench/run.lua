@@ -6,11 +6,14 @@
 -- the two servers over repeated runs, and writes medians and ratios into
 -- the generated section of docs/BENCHMARKS.md.
 --
---   lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...]
+--   lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...] [--baseline REV]
 --
 -- --quick runs one repeat of a reduced suite (a smoke test of the
 -- machinery); names for --only: fanout, merge, latency, setup, idle,
--- ingest, hook, micro, tls, cluster.
+-- ingest, hook, micro, tls, cluster.  --baseline REV builds luartmp at
+-- git revision REV in a worktree and runs it as a third server in the
+-- fan-out, setup and ingest comparisons: "no slower than before" is then
+-- measured in the same run, on the same machine.
 local json = require "dkjson"
 
 local fmt = string.format
@@ -27,17 +30,19 @@ local opts
 do
   local cmd = require("rtmp.argv").new{
     prog = "bench/run.lua",
-    usage = "usage: lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...]\n",
+    usage = "usage: lua5.4 bench/run.lua [--quick] [--repeats N] [--only NAME,...] [--baseline REV]\n",
     options = {
       { "quick", help = "one repeat of a reduced suite (a smoke test of the machinery)" },
       { "repeats", "integer", min = 1, arg = "N", help = "runs of each measurement (default 3; 1 with --quick)" },
       { "only", "string", arg = "NAME,...",
         help = "only these: fanout, merge, latency, setup, idle, ingest, hook, micro, tls, cluster" },
+      { "baseline", "string", arg = "REV",
+        help = "also run luartmp built at git revision REV in the fan-out, setup and ingest comparisons" },
     },
   }
   local o, pos = cmd:run(arg)
   if pos[1] then cmd:fail("unexpected argument '" .. pos[1] .. "'") end
-  opts = { quick = o.quick or false, repeats = o.repeats or (o.quick and 1 or 3) }
+  opts = { quick = o.quick or false, repeats = o.repeats or (o.quick and 1 or 3), baseline = o.baseline }
   if o.only then
     opts.only = {}
     for name in o.only:gmatch("[^,]+") do opts.only[name] = true end
@@ -143,10 +148,12 @@ local function start_nginx(port)
   return tonumber(pid), "nginx -c nginx.conf  (worker_processes 1, chunk_size 4096, live on)"
 end
 
-local function start_luartmp(port, extra, script)
+-- luartmp's live server (or `script`); root: the tree whose build and
+-- scripts run (default: this one).
+local function start_luartmp(port, extra, script, root)
   script = script or "scripts/live.lua"
-  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; %s --listen 127.0.0.1:%d --log-level error %s %s >%s/luartmp-%d.log 2>&1 & echo $!'",
-    LUARTMP, port, extra or "", script, tmp, port))
+  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; cd %s && exec %s --listen 127.0.0.1:%d --log-level error %s %s >%s/luartmp-%d.log 2>&1 & echo $!'",
+    root or ".", LUARTMP, port, extra or "", script, tmp, port))
   return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level error %s %s", extra or "", script)
 end
 
@@ -154,6 +161,20 @@ local SERVERS = {
   { name = "luartmp", start = function(port) return start_luartmp(port) end },
   { name = "nginx-rtmp", start = start_nginx },
 }
+
+-- --baseline REV: luartmp at REV, built in a worktree, the third server
+local BASELINE -- { rev = short hash, root = its tree }
+if opts.baseline then
+  local rev = capture("git rev-parse --short " .. opts.baseline .. "^{commit}")
+  assert(rev:match("^%x+$"), "--baseline: not a revision: " .. opts.baseline .. " (" .. rev .. ")")
+  local root = tmp .. "/baseline"
+  log("building the baseline luartmp %s in %s", rev, root)
+  assert(sh(fmt("git worktree add --detach %s %s >/dev/null 2>&1", root, rev)) == 0, "--baseline: git worktree add failed")
+  assert(sh(fmt("make -C %s all >%s/baseline-build.log 2>&1", root, tmp)) == 0,
+    "--baseline: the build of " .. rev .. " failed: " .. tmp .. "/baseline-build.log")
+  BASELINE = { rev = rev, root = root }
+  SERVERS[3] = { name = "baseline", start = function(port) return start_luartmp(port, nil, nil, root) end }
+end
 
 local function stop(pid)
   sh(fmt("kill -TERM %d 2>/dev/null", pid))
@@ -196,14 +217,16 @@ local function median(list)
   return (t[m] + t[m + 1]) / 2
 end
 
--- Run `loader_args` on both servers `repeats` times, alternating the
--- order, and return { [server] = { results... } }.
-local function compare(loader_args, starts)
-  local results = { luartmp = {}, ["nginx-rtmp"] = {} }
+-- Run `loader_args` on luartmp and nginx-rtmp (and the baseline, with
+-- `base`) `repeats` times, rotating the order, and return
+-- { [server] = { results... } }.
+local function compare(loader_args, starts, base)
+  local list = { SERVERS[1], SERVERS[2], base and SERVERS[3] or nil }
+  local results = {}
+  for _, s in ipairs(list) do results[s.name] = {} end
   for r = 1, opts.repeats do
-    local order = (r % 2 == 1) and { 1, 2 } or { 2, 1 }
-    for _, i in ipairs(order) do
-      local s = SERVERS[i]
+    for k = 0, #list - 1 do
+      local s = list[(r - 1 + k) % #list + 1]
       local res = run_loader(s, loader_args, starts and starts[s.name])
       if res then table.insert(results[s.name], res) end
     end
@@ -260,6 +283,18 @@ end
 local function want(name) return not opts.only or opts.only[name] end
 
 local WINDOW = opts.quick and 5 or 10
+-- fan-out players join after the publisher's GOP cache has cycled twice
+-- (the source's GOP is 2 s): the RSS growth measured is then the players'
+local WARMUP = 5
+
+-- --baseline: rows of the section comparing this build with the baseline
+local vs_baseline = {}
+local function against(measure, r, path, f, digits)
+  if not BASELINE then return end
+  local now, was, nginx = med(r.luartmp, path, f), med(r.baseline, path, f), med(r["nginx-rtmp"], path, f)
+  vs_baseline[#vs_baseline + 1] = { measure, num(now, digits), num(was, digits), ratio(now, was), ratio(now, nginx),
+    ratio(was, nginx) }
+end
 
 local function cpu_per_gb(res) return res.bytes > 0 and res.cpu_seconds / (res.bytes / 1e9) or nil end
 local function rss_per_player(res)
@@ -270,7 +305,8 @@ local fanout_cache = {}
 local function fanout(n, starts, key)
   key = key or tostring(n)
   if not fanout_cache[key] then
-    fanout_cache[key] = compare(fmt("--flv %s --players %d --duration %d", SOURCE, n, WINDOW), starts)
+    fanout_cache[key] = compare(fmt("--flv %s --players %d --duration %d --warmup %d", SOURCE, n, WINDOW, WARMUP),
+      starts, true)
   end
   return fanout_cache[key]
 end
@@ -284,11 +320,13 @@ if want("fanout") then
     local lr, nr = med(L, "rss_kb", rss_per_player), med(N, "rss_kb", rss_per_player)
     rows[#rows + 1] = { tostring(n), num(lc), num(nc), ratio(lc, nc), num(lr, 1), num(nr, 1), ratio(lr, nr),
       num(med(L, "behind"), 0), num(med(N, "behind"), 0) }
+    against(fmt("fan-out CPU s/GB, N = %d", n), r, "cpu_seconds", cpu_per_gb)
+    against(fmt("fan-out KB RSS per player, N = %d", n), r, "rss_kb", rss_per_player, 1)
   end
   section("Fan-out: one publisher, N players",
     { "N", "luartmp CPU s/GB", "nginx CPU s/GB", "ratio", "luartmp KB RSS/player", "nginx KB RSS/player",
       "ratio", "luartmp behind", "nginx behind" }, rows,
-    "Server CPU-seconds (user+system) per GB delivered to players in the measurement window; RSS growth from before the first player to the end, per player; players behind = lag over 1 s or under 95 % of the messages.")
+    fmt("Server CPU-seconds (user+system) per GB delivered to players in the measurement window; RSS growth from before the first player (%d s after the publish began) to the end, per player; players behind = lag over 1 s or under 95 %% of the messages.", WARMUP))
 end
 
 -- Repeated runs of one server variant.
@@ -326,6 +364,7 @@ if want("latency") then
       local l, x = med(L, "latency_ms." .. p), med(N, "latency_ms." .. p)
       rows[#rows + 1] = { tostring(n), p, num(l, 2), num(x, 2), ratio(l, x) }
     end
+    if n == 1000 then against("latency p99 ms, N = 1000", r, "latency_ms.p99") end
   end
   section("End-to-end latency, publisher write to player read (ms)",
     { "N", "", "luartmp", "nginx-rtmp", "ratio" }, rows)
@@ -349,28 +388,50 @@ if want("tls") then
     shown = shown:gsub("rtmps://127%.0%.0%.1:%d+", "rtmps://127.0.0.1:PORT"):gsub(tmp:gsub("%p", "%%%0"), "TMP")
     return pid, shown
   end }
+  -- What encrypting alone costs: every byte a player gets is encrypted
+  -- once for it, so CPU s/GB over TLS is at least plain's plus 1 / the
+  -- cipher's speed (openssl speed, 16 KiB records, one core).
+  local EVP = { TLS_AES_256_GCM_SHA384 = "aes-256-gcm", TLS_AES_128_GCM_SHA256 = "aes-128-gcm",
+    TLS_CHACHA20_POLY1305_SHA256 = "chacha20-poly1305" }
+  local speeds = {}
+  local function cipher_cost(name) -- s/GB, or nil
+    local evp = EVP[name] or (name or ""):match("AES256%-GCM") and "aes-256-gcm"
+      or (name or ""):match("AES128%-GCM") and "aes-128-gcm" or nil
+    if not evp then return nil end
+    if speeds[evp] == nil then
+      local kb = capture(fmt("openssl speed -seconds 3 -bytes 16384 -evp %s 2>/dev/null | tail -1", evp)):match("([%d.]+)k%s*$")
+      speeds[evp] = kb and 1e9 / (tonumber(kb) * 1000) or false
+      commands[#commands + 1] = { server = "-", server_cmd = "-", loader = fmt("openssl speed -seconds 3 -bytes 16384 -evp %s", evp) }
+    end
+    return speeds[evp] or nil
+  end
   local rows = {}
   for _, n in ipairs(opts.quick and { 100 } or { 100, 1000 }) do
     local r = fanout(n)
-    local T = repeat_runs(variant, fmt("--tls --flv %s --players %d --duration %d", SOURCE, n, WINDOW))
+    local T = repeat_runs(variant, fmt("--tls --flv %s --players %d --duration %d --warmup %d", SOURCE, n, WINDOW, WARMUP))
     local tc = med(T, "cpu_seconds", cpu_per_gb)
     local lc, nc = med(r.luartmp, "cpu_seconds", cpu_per_gb), med(r["nginx-rtmp"], "cpu_seconds", cpu_per_gb)
-    local ktls, records = 0, 0
+    local ktls, records, cipher = 0, 0, nil
     for _, path in ipairs(logs) do
       local text = read_file(path) or ""
       for _ in text:gmatch("output kTLS send") do ktls = ktls + 1 end
       for _ in text:gmatch("output TLS records") do records = records + 1 end
+      cipher = cipher or text:match("TLS: %S+ (%S+),")
     end
     logs = {}
+    local floor = cipher_cost(cipher)
     rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), ratio(tc, nc),
-      fmt("%d of %d", ktls, ktls + records), num(med(T, "behind"), 0) }
+      fmt("%d of %d", ktls, ktls + records), num(med(T, "behind"), 0), cipher or "n/a", num(floor),
+      ratio(floor and lc and lc + floor, lc) }
   end
   section("RTMPS fan-out: one publisher, N players over TLS",
     { "N", "luartmp TLS CPU s/GB", "luartmp plain CPU s/GB", "nginx CPU s/GB (plain)", "TLS/plain", "TLS/nginx",
-      "connections on kTLS send", "TLS behind" }, rows,
+      "connections on kTLS send", "TLS behind", "cipher", "cipher alone s/GB", "lowest TLS/plain it allows" }, rows,
     "The fan-out above over rtmps:// (OpenSSL; the loader's players and publisher speak TLS without verification). "
     .. "nginx-rtmp has no RTMPS: its plain figures. Without kTLS (the kernel's `tls` ULP) output goes as TLS records "
-    .. "of up to 16 KiB, encrypted in user space.")
+    .. "of up to 16 KiB, encrypted in user space. Cipher alone: 1 / `openssl speed` of the negotiated cipher on 16 KiB "
+    .. "records, on one core; every byte a player gets is encrypted once for that player, in user space or in the "
+    .. "kernel, so TLS/plain cannot go below (plain + cipher alone) / plain on this CPU.")
 end
 
 if want("setup") then
@@ -391,11 +452,12 @@ if want("setup") then
   local cycles = opts.quick and 2000 or 100000
   local saved = opts.repeats
   opts.repeats = 1
-  local d = compare(fmt("--flv %s --cycles %d --concurrency 64", SOURCE, cycles))
+  local d = compare(fmt("--flv %s --cycles %d --concurrency 64", SOURCE, cycles), nil, true)
   opts.repeats = saved
   local drift = function(res) return res.rss_kb - res.rss_before_kb end
   local ls, ns = med(d.luartmp, "setups_per_s"), med(d["nginx-rtmp"], "setups_per_s")
   rows[#rows + 1] = { fmt("setups per second, %d cycles 64 at a time", cycles), num(ls, 0), num(ns, 0), ratio(ls, ns) }
+  against(fmt("setups per second, %d cycles 64 at a time", cycles), d, "setups_per_s", nil, 0)
   local ld, nd = med(d.luartmp, "rss_kb", drift), med(d["nginx-rtmp"], "rss_kb", drift)
   rows[#rows + 1] = { fmt("RSS drift over those %d cycles (KB)", cycles), num(ld, 0), num(nd, 0), ratio(ld, nd) }
   section("Connection setup (connect, handshake, connect, createStream, play, first media, close; one publisher streaming)",
@@ -422,13 +484,14 @@ end
 if want("ingest") then
   local rows = {}
   for _, m in ipairs(opts.quick and { 50 } or { 50, 200 }) do
-    local r = compare(fmt("--flv %s --publishers %d --duration %d", SOURCE, m, WINDOW))
+    local r = compare(fmt("--flv %s --publishers %d --duration %d", SOURCE, m, WINDOW), nil, true)
     local L, N = r.luartmp, r["nginx-rtmp"]
     local per = function(res) return res.cpu_seconds / (res.window_s > 0 and res.window_s or 1) * 100 end
     local l, x = med(L, "cpu_seconds", per), med(N, "cpu_seconds", per)
     local lr, nr = med(L, "rss_kb", function(res) return (res.rss_kb - res.rss_before_kb) / m end),
                    med(N, "rss_kb", function(res) return (res.rss_kb - res.rss_before_kb) / m end)
     rows[#rows + 1] = { tostring(m), num(l, 1), num(x, 1), ratio(l, x), num(lr, 0), num(nr, 0), ratio(lr, nr) }
+    against(fmt("ingest CPU %%, M = %d", m), r, "cpu_seconds", per, 1)
   end
   section("Ingest: M publishers, no players",
     { "M", "luartmp CPU %", "nginx CPU %", "ratio", "luartmp KB RSS/publisher", "nginx KB RSS/publisher", "ratio" }, rows)
@@ -486,6 +549,15 @@ if want("cluster") then -- 1 origin + 3 edges against one node alone (bench/clus
     free_port = free_port, wait_port = wait_port, sh = sh, capture = capture, sleep = sleep, read_file = read_file,
     stop = stop, section = section, num = num, median = median, log = log, commands = commands,
     fail = function() failures = failures + 1 end }
+end
+
+if BASELINE then
+  section(fmt("Against luartmp %s, in the same run", BASELINE.rev),
+    { "measure", "luartmp now", "luartmp " .. BASELINE.rev, "now / " .. BASELINE.rev, "now / nginx",
+      BASELINE.rev .. " / nginx" }, vs_baseline,
+    fmt("`--baseline %s`: luartmp built at %s ran as a third server, alternated with the two others in the same "
+      .. "measurements (medians of the same repeats).", opts.baseline, BASELINE.rev))
+  sh(fmt("git worktree remove --force %s >/dev/null 2>&1", BASELINE.root))
 end
 
 -- ---- the report ----
