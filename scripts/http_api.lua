@@ -405,11 +405,14 @@ end
 --- live.config.http or --http ADDR, listen there once live starts.
 function M.attach(live)
     local server = live.app
-    -- what a client said at connect (nginx-rtmp's stat fields), and when
+    -- what a client said at connect (nginx-rtmp's stat fields), and when;
+    -- only while the API is served (a connection from before a reload
+    -- that turned it on is listed without them)
     local on_connect = server.on_connect
     server.on_connect = function(conn, app_name, msg, ...)
         local obj = msg and msg.args and msg.args[1]
-        if type(obj) == "table" then
+        if not kept.server then -- no API: nothing to keep
+        elseif type(obj) == "table" then
             clients[conn] = { flashver = obj.flashVer, swfurl = obj.swfUrl, tcurl = obj.tcUrl,
                               pageurl = obj.pageUrl, since = rtmp.now() }
         else

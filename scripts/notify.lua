@@ -106,6 +106,13 @@ function N:url(event)
     return self.cli[event]
 end
 
+--- notify:enabled() -> whether any event has a URL (live.config.notify
+--- or --notify): without one, nothing is followed per connection.
+function N:enabled()
+    for event in pairs(KNOWN) do if self:url(event) then return true end end
+    return false
+end
+
 -- The fields every notification starts with (nginx-rtmp's
 -- ngx_rtmp_netcall_http_format_session), then `more`.
 function N:session(conn, more)
@@ -249,6 +256,10 @@ function N:wrap(server)
     local on_unpublish, on_stop, on_close = server.on_unpublish, server.on_stop, server.on_close
 
     function server.on_connect(conn, app_name, msg)
+        if not self:enabled() then
+            if on_connect then return on_connect(conn, app_name, msg) end
+            return
+        end
         local obj = type(msg.args[1]) == "table" and msg.args[1] or {}
         local _, query = app.split_name(type(obj.app) == "string" and obj.app or "")
         local i = { app = cut(app_name, MAX_NAME), flashver = cut(obj.flashVer, MAX_FLASHVER),
@@ -273,6 +284,7 @@ function N:wrap(server)
 
     -- publish and play: ask, then rename or relay, then live.lua's own
     local function open(conn, ns, event, inner, more, kind, relays)
+        if not self:enabled() then return inner(conn, ns) end
         self:rename_app(conn, ns)
         ns.notify_name, ns.notify_args = cut(ns.name, MAX_NAME), cut(ns.query, MAX_NAME)
         local url, relay_url = self:url(event), nil

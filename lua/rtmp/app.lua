@@ -363,6 +363,18 @@ end
 local NS = {}
 NS.__index = NS
 
+-- The header ns:send gives conn:send, { stream = sid }: one table per
+-- stream id, shared by every stream with that id (conn:send only reads
+-- it); ids past 64 get their own each time, so the cache stays small.
+local HDRS = {}
+local function hdr_of(sid)
+    local h = HDRS[sid]
+    if h then return h end
+    h = { stream = sid }
+    if math.type(sid) == "integer" and sid >= 0 and sid <= 64 then HDRS[sid] = h end
+    return h
+end
+
 --- ns:send(msg): a message (a received one, or rtmp.message) on this stream.
 --- During on_play, what is sent waits for the play reply's start.
 function NS:send(msg)
@@ -371,7 +383,7 @@ function NS:send(msg)
         q[#q + 1] = msg
         return true
     end
-    return self.conn:send(self.hdr, msg)
+    return self.conn:send(hdr_of(self.id), msg)
 end
 
 --- ns:defer(fn): fn() runs where the play reply lets the media begin
@@ -400,14 +412,14 @@ local function start(ns)
     ns.pending = nil
     for i = 1, #q do
         local x = q[i]
-        if type(x) == "function" then x() else ns.conn:send(ns.hdr, x) end
+        if type(x) == "function" then x() else ns.conn:send(hdr_of(ns.id), x) end
     end
 end
 
 local function new_stream(conn, sid, role, msg)
     local name, query, params = _M.split_name(msg.args[2])
     return setmetatable({ conn = conn, id = sid, role = role, app = conn.app, name = name, query = query,
-        params = params, hdr = { stream = sid } }, NS)
+        params = params }, NS)
 end
 
 -- Leave what conn does on stream id sid (on_unpublish / on_stop with
