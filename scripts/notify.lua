@@ -116,8 +116,8 @@ end
 -- The fields every notification starts with (nginx-rtmp's
 -- ngx_rtmp_netcall_http_format_session), then `more`.
 function N:session(conn, more)
-    local i = self.info[conn] or {}
-    local f = { { "app", i.app or "" }, { "flashver", i.flashver or "" }, { "swfurl", i.swfurl or "" },
+    local i = self.info[conn] or {} -- none: connected while no event had a URL
+    local f = { { "app", i.app or cut(conn.app or "", MAX_NAME) }, { "flashver", i.flashver or "" }, { "swfurl", i.swfurl or "" },
                 { "tcurl", i.tcurl or "" }, { "pageurl", i.pageurl or "" }, { "addr", addr(conn) },
                 { "clientid", tostring(conn.id) } }
     for _, x in ipairs(more) do f[#f + 1] = x end
@@ -284,8 +284,11 @@ function N:wrap(server)
 
     -- publish and play: ask, then rename or relay, then live.lua's own
     local function open(conn, ns, event, inner, more, kind, relays)
-        if not self:enabled() then return inner(conn, ns) end
         self:rename_app(conn, ns)
+        if not self:enabled() then -- nothing to ask; a redirect's relay from before is forgotten
+            relays[ns.app .. "/" .. ns.name] = nil
+            return inner(conn, ns)
+        end
         ns.notify_name, ns.notify_args = cut(ns.name, MAX_NAME), cut(ns.query, MAX_NAME)
         local url, relay_url = self:url(event), nil
         if url then

@@ -364,14 +364,15 @@ local NS = {}
 NS.__index = NS
 
 -- The header ns:send gives conn:send, { stream = sid }: one table per
--- stream id, shared by every stream with that id (conn:send only reads
--- it); ids past 64 get their own each time, so the cache stays small.
+-- stream id up to 64, shared by every stream with that id (conn:send
+-- only reads it); a stream with a higher id keeps its own.
 local HDRS = {}
-local function hdr_of(sid)
-    local h = HDRS[sid]
+local function hdr_of(ns)
+    local sid = ns.id
+    local h = HDRS[sid] or ns.hdr
     if h then return h end
     h = { stream = sid }
-    if math.type(sid) == "integer" and sid >= 0 and sid <= 64 then HDRS[sid] = h end
+    if math.type(sid) == "integer" and sid >= 0 and sid <= 64 then HDRS[sid] = h else ns.hdr = h end
     return h
 end
 
@@ -383,7 +384,7 @@ function NS:send(msg)
         q[#q + 1] = msg
         return true
     end
-    return self.conn:send(hdr_of(self.id), msg)
+    return self.conn:send(hdr_of(self), msg)
 end
 
 --- ns:defer(fn): fn() runs where the play reply lets the media begin
@@ -412,7 +413,7 @@ local function start(ns)
     ns.pending = nil
     for i = 1, #q do
         local x = q[i]
-        if type(x) == "function" then x() else ns.conn:send(hdr_of(ns.id), x) end
+        if type(x) == "function" then x() else ns.conn:send(hdr_of(ns), x) end
     end
 end
 
