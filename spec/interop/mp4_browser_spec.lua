@@ -29,7 +29,12 @@ local CLIPS = { "av1-opus-3s", "vp9-flac-3s", "h264-aac-3s" }
 -- At most three frame intervals.
 local DURATION_SLACK = 3 / M.FPS
 
-local ROOT = io.popen("pwd"):read("l")   -- tools/test.sh runs the specs from the top of the tree
+local ROOT -- tools/test.sh runs the specs from the top of the tree
+do
+  local p = io.popen("pwd")
+  ROOT = p:read("l")
+  p:close()
+end
 
 -- The file:// URL of `path` (absolute, or under the tree), percent-encoded for a query.
 local function file_url(path)

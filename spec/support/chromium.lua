@@ -48,7 +48,8 @@ function C.until_value(devtools, url, expr, timeout)
   local rc, out = H.run(fmt("node spec/support/cdp_page.js %d %s --until %s %d", devtools, q(url), q(expr),
     timeout), timeout + 15)
   assert(rc == 0, "cdp_page.js: " .. out)
-  local text = out:match("^value=(.-)\n?$")
+  -- the value line, wherever node's own warnings (merged in) fall
+  local text = ("\n" .. out):match("\nvalue=([^\n]*)")
   assert(text, "cdp_page.js printed: " .. out)
   return (json.decode(text))
 end
