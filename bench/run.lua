@@ -162,18 +162,24 @@ local SERVERS = {
   { name = "nginx-rtmp", start = start_nginx },
 }
 
--- --baseline REV: luartmp at REV, built in a worktree, the third server
+-- --baseline REV: luartmp at REV (its files from git archive, built in
+-- the run's directory), the third server of the measurements that
+-- compare against it (fanout, latency, setup, ingest)
 local BASELINE -- { rev = short hash, root = its tree }
-if opts.baseline then
+local function want(name) return not opts.only or opts.only[name] end
+if opts.baseline and (want("fanout") or want("latency") or want("setup") or want("ingest")) then
   local rev = capture("git rev-parse --short " .. opts.baseline .. "^{commit}")
   assert(rev:match("^%x+$"), "--baseline: not a revision: " .. opts.baseline .. " (" .. rev .. ")")
   local root = tmp .. "/baseline"
   log("building the baseline luartmp %s in %s", rev, root)
-  assert(sh(fmt("git worktree add --detach %s %s >/dev/null 2>&1", root, rev)) == 0, "--baseline: git worktree add failed")
+  assert(sh(fmt("mkdir -p %s && git archive %s | tar -x -C %s", root, rev, root)) == 0, "--baseline: git archive failed")
   assert(sh(fmt("make -C %s all >%s/baseline-build.log 2>&1", root, tmp)) == 0,
     "--baseline: the build of " .. rev .. " failed: " .. tmp .. "/baseline-build.log")
   BASELINE = { rev = rev, root = root }
-  SERVERS[3] = { name = "baseline", start = function(port) return start_luartmp(port, nil, nil, root) end }
+  SERVERS[3] = { name = "baseline", start = function(port)
+    local pid, shown = start_luartmp(port, nil, nil, root)
+    return pid, shown:gsub("^luartmp", "luartmp@" .. rev)
+  end }
 end
 
 local function stop(pid)
@@ -187,6 +193,7 @@ end
 
 -- Run the loader against a fresh server; returns its JSON result.
 local commands = {}
+local failures = 0 -- loader runs that gave no result
 local function run_loader(server, loader_args, start)
   local port = free_port()
   local pid, server_cmd = (start or server.start)(port)
@@ -267,7 +274,6 @@ end
 -- ---- the suite ----
 
 make_source()
-local failures = 0
 
 local sections = {}
 local function section(title, header, rows, note)
@@ -279,8 +285,6 @@ local function section(title, header, rows, note)
   out[#out + 1] = ""
   sections[#sections + 1] = table.concat(out, "\n")
 end
-
-local function want(name) return not opts.only or opts.only[name] end
 
 local WINDOW = opts.quick and 5 or 10
 -- fan-out players join after the publisher's GOP cache has cycled twice
@@ -346,7 +350,7 @@ if want("merge") then
   local nc = med(nginx, "cpu_seconds", cpu_per_gb)
   for _, w in ipairs(opts.quick and { 0.3 } or { 0.1, 0.3 }) do
     local variant = { name = "luartmp", start = function(port) return start_luartmp(port, fmt("--merge-window %.1f", w)) end }
-    local L = repeat_runs(variant, fmt("--flv %s --players %d --duration %d", SOURCE, n, WINDOW))
+    local L = repeat_runs(variant, fmt("--flv %s --players %d --duration %d --warmup %d", SOURCE, n, WINDOW, WARMUP))
     local lc = med(L, "cpu_seconds", cpu_per_gb)
     rows[#rows + 1] = { tostring(n), fmt("%.0f ms", w * 1000), num(lc), num(nc), ratio(lc, nc),
       num(med(L, "latency_ms.p99"), 1), num(med(L, "behind"), 0) }
@@ -501,7 +505,7 @@ if want("hook") then
   -- luartmp alone, with and without a Lua hook on every published media
   -- message (bench/hook.lua), alternated
   local n = opts.quick and 100 or 1000
-  local args = fmt("--flv %s --players %d --duration %d", SOURCE, n, WINDOW)
+  local args = fmt("--flv %s --players %d --duration %d --warmup %d", SOURCE, n, WINDOW, WARMUP)
   local runs = { plain = {}, hook = {} }
   local variant = {
     plain = { name = "luartmp", start = function(port) return start_luartmp(port) end },
@@ -551,13 +555,13 @@ if want("cluster") then -- 1 origin + 3 edges against one node alone (bench/clus
     fail = function() failures = failures + 1 end }
 end
 
-if BASELINE then
+if BASELINE and #vs_baseline > 0 then
   section(fmt("Against luartmp %s, in the same run", BASELINE.rev),
     { "measure", "luartmp now", "luartmp " .. BASELINE.rev, "now / " .. BASELINE.rev, "now / nginx",
       BASELINE.rev .. " / nginx" }, vs_baseline,
-    fmt("`--baseline %s`: luartmp built at %s ran as a third server, alternated with the two others in the same "
-      .. "measurements (medians of the same repeats).", opts.baseline, BASELINE.rev))
-  sh(fmt("git worktree remove --force %s >/dev/null 2>&1", BASELINE.root))
+    fmt("`--baseline %s`: luartmp built at %s ran as a third server, rotated with the two others in the same "
+      .. "measurements (medians of the same repeats; the setups per second row is one run of each, in the order "
+      .. "luartmp, nginx-rtmp, %s).", opts.baseline, BASELINE.rev, BASELINE.rev))
 end
 
 -- ---- the report ----
