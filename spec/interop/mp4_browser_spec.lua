@@ -29,16 +29,10 @@ local CLIPS = { "av1-opus-3s", "vp9-flac-3s", "h264-aac-3s" }
 -- At most three frame intervals.
 local DURATION_SLACK = 3 / M.FPS
 
-local ROOT -- tools/test.sh runs the specs from the top of the tree
-do
-  local p = io.popen("pwd")
-  ROOT = p:read("l")
-  p:close()
-end
 
 -- The file:// URL of `path` (absolute, or under the tree), percent-encoded for a query.
 local function file_url(path)
-  if path:sub(1, 1) ~= "/" then path = ROOT .. "/" .. path end
+  path = H.abspath(path)
   return ("file://" .. path):gsub("[^%w/._~:-]", function(c) return fmt("%%%02X", c:byte()) end)
 end
 
@@ -102,18 +96,20 @@ describe("MP4 recordings in headless Chromium", function()
       assert.are.equal(want.packets, r.totalVideoFrames, what .. ": decoded frames")
       assert.same({ want.width, want.height }, { r.width, r.height }, what)
       assert.is_true(r.audioBytes > 0, what .. ": no audio decoded")
-      assert.same({ o.audioBytes, o.videoBytes }, { r.audioBytes, r.videoBytes }, what .. ": bytes decoded")
-      -- Chromium's duration is ffprobe's, and the recording's is the original's
+      -- Chromium's duration is ffprobe's
       local d = M.duration(f.path)
       assert.is_true(math.abs(r.duration - d) < 0.002, fmt("%s: duration %s, ffprobe %s", what, r.duration, d))
-      assert.is_true(r.duration >= original.duration - 0.002 and r.duration <= original.duration + DURATION_SLACK,
-        fmt("%s: duration %s, the original's %s", what, r.duration, original.duration))
-      -- the last picture: the test pattern (bright and dark), the original's
+      -- the last picture: the test pattern (bright and dark)
       assert.is_table(r.last, what .. ": the canvas could not be read")
       assert.is_true(math.max(table.unpack(r.last)) - math.min(table.unpack(r.last)) > 100, what)
-      for k, y in ipairs(r.last) do
-        assert.is_true(math.abs(y - o.last[k]) <= 2, fmt("%s: last picture, block %d: %d, the original's %d",
-          what, k, y, o.last[k]))
+      if f.kind ~= "original" then -- what the recording and the played file give, the original's
+        assert.same({ o.audioBytes, o.videoBytes }, { r.audioBytes, r.videoBytes }, what .. ": bytes decoded")
+        assert.is_true(r.duration >= original.duration - 0.002 and r.duration <= original.duration + DURATION_SLACK,
+          fmt("%s: duration %s, the original's %s", what, r.duration, original.duration))
+        for k, y in ipairs(r.last) do
+          assert.is_true(math.abs(y - o.last[k]) <= 2, fmt("%s: last picture, block %d: %d, the original's %d",
+            what, k, y, o.last[k]))
+        end
       end
     end
   end)

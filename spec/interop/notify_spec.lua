@@ -19,15 +19,7 @@ local ALL = { "on_connect", "on_disconnect", "on_publish", "on_play", "on_publis
 local SRV_EVENTS = { on_connect = true, on_disconnect = true } -- nginx-rtmp: server{}, the rest application{}
 local SLACK = 2 -- video frames still in flight when a publisher leaves (relay_spec.lua, live_spec.lua)
 
-local cwd
-local function abs(path)
-  if not cwd then
-    local p = io.popen("pwd")
-    cwd = p:read("l")
-    p:close()
-  end
-  return path:sub(1, 1) == "/" and path or cwd .. "/" .. path
-end
+local abs = H.abspath
 
 -- A 2 s cut of the fixture and its frame counts.
 local short

@@ -49,6 +49,19 @@ function H.rss_kb(pid)
   return tonumber(s:match("VmRSS:%s*(%d+) kB"))
 end
 
+--- `path` made absolute: a relative one is under the current directory
+--- (the top of the tree, where tools/test.sh runs the specs).
+local cwd
+function H.abspath(path)
+  if path:sub(1, 1) == "/" then return path end
+  if not cwd then
+    local p = io.popen("pwd")
+    cwd = p:read("l")
+    p:close()
+  end
+  return cwd .. "/" .. path
+end
+
 --- Quote a string for sh: 'it''s' -> 'it'\''s'.
 function H.shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -407,10 +420,7 @@ function H.nginx_start(opts)
   opts = opts or {}
   local port = H.free_port()
   local dir = H.mkdir(H.tmpname("nginx"))
-  local pwd = io.popen("pwd")
-  local cwd = pwd:read("l")
-  pwd:close()
-  local adir = cwd .. "/" .. dir
+  local adir = H.abspath(dir)
   local conf = adir .. "/nginx.conf"
   H.write_file(conf, table.concat({
     "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;",

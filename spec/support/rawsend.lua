@@ -91,9 +91,7 @@ end
 function R.nginx_start(extra)
   local port = H.free_port()
   local dir = H.mkdir(H.tmpname("nginx-raw"))
-  local pwd = io.popen("pwd")
-  local adir = pwd:read("l") .. "/" .. dir
-  pwd:close()
+  local adir = H.abspath(dir)
   local conf = adir .. "/nginx.conf"
   H.write_file(conf, table.concat({
     "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;",

@@ -46,8 +46,7 @@ function R.start(opts)
   }, R)
   self.dir = H.mkdir(H.tmpname("redis"))
   if opts.unixsocket then -- an absolute path: unix:/path
-    local cwd = os.getenv("PWD") or io.popen("pwd"):read("l")
-    self.socket = (self.dir:sub(1, 1) == "/" and "" or cwd .. "/") .. self.dir .. "/redis.sock"
+    self.socket = H.abspath(self.dir) .. "/redis.sock"
   end
   self.url = fmt("redis://%s127.0.0.1:%d", self.password and (":" .. self.password .. "@") or "", self.port)
   launch(self)
