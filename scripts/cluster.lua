@@ -163,7 +163,7 @@ end
 -- of its stream; nil, why while there is none (the relay retries).
 function N:upstream(app_name, name)
     local key = app_name .. "/" .. name
-    local v, err = self.r:command("GET", self:key(app_name .. "/" .. name))
+    local v, err = self.r:command("GET", self:key(key))
     if v == nil then return nil, "cluster directory: " .. tostring(err) end
     if type(v) ~= "string" then return nil, key .. " is not in the cluster directory" end
     if v == self.node then return nil, "the cluster directory names this node for " .. key end
