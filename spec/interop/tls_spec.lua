@@ -24,6 +24,29 @@ local function assert_every_frame(label, file, audio_frames)
   return info
 end
 
+-- What rtmp2src saved in `file` against the fixture: every video and
+-- audio frame, the same bytes in the same order.  One exception is
+-- GStreamer's, not the server's: rtmp2src (1.22) passes each message to
+-- its streaming thread through a one-message slot, and the cleanup after
+-- StreamEOF ends its network loop empties that slot (gstrtmp2src.c), so
+-- the stream's very last message is saved only when the streaming thread
+-- took it first (about one run in eight; from nginx-rtmp too, see
+-- capture_matrix_spec).  Only that message may be missing.
+local function assert_rtmp2src_frames(label, file)
+  local want, got = H.packets(H.fixture_flv()), H.packets(file)
+  local function of(list, kind)
+    local out = {}
+    for _, p in ipairs(list) do if p.type == kind then out[#out + 1] = p.hash end end
+    return out
+  end
+  assert.are.same(of(want, "video"), of(got, "video"), label .. ": video frames")
+  local want_audio, got_audio = of(want, "audio"), of(got, "audio")
+  if #got_audio == #want_audio - 1 and want[#want].type == "audio" then
+    table.remove(want_audio)   -- the last message of the stream, dropped by rtmp2src at StreamEOF
+  end
+  assert.are.same(want_audio, got_audio, label .. ": audio frames")
+end
+
 local fixture_audio
 -- The fixture's own audio frame count (what every player must get).
 local function fixture_audio_frames()
@@ -130,7 +153,8 @@ describe("GStreamer over rtmps://", function()
     assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "rtmp2sink: " .. H.output(pub))
     assert.are.equal(0, H.wait_exit(gst_player, 15), "rtmp2src: " .. H.output(gst_player))
     assert.are.equal(0, H.wait_exit(ff_player, 15), "ffmpeg: " .. H.output(ff_player))
-    assert_every_frame("rtmp2src", gst_out, fixture_audio_frames())
+    assert_every_frame("rtmp2src", gst_out)
+    assert_rtmp2src_frames("rtmp2src", gst_out)
     assert_every_frame("ffmpeg after rtmp2sink", ff_out, fixture_audio_frames())
     assert.are.equal(3, H.count_plain(srv.log(), "SNI localhost"), srv.log())
   end)

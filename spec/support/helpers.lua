@@ -380,6 +380,15 @@ function H.first_video_flags(file)
   return out:match("packet|flags=(%S+)")
 end
 
+--- The packets of `file` in file order, as { type = "video"|"audio", hash = CRC32 of the data }.
+function H.packets(file)
+  local _, out = H.run("ffprobe -v error -show_data_hash CRC32 -show_entries packet=codec_type,data_hash " ..
+    "-of csv=p=0 " .. q(file), 60)
+  local list = {}
+  for kind, hash in out:gmatch("(%a+),CRC32:(%x+)") do list[#list + 1] = { type = kind, hash = hash } end
+  return list
+end
+
 local fixture
 --- The H.264/AAC FLV fixture (testsrc2 320x240 at 25 fps, 2 s GOP, sine
 --- audio, 8 s), generated with ffmpeg once and cached in build/test-tmp;
