@@ -363,6 +363,14 @@ end
 local NS = {}
 NS.__index = NS
 
+-- A name without a query (most of them): its stream reads query and
+-- params from here, so a player's table keeps to 8 hash slots.  The
+-- empty params are shared, hence read-only.
+NS.query = ""
+NS.params = setmetatable({}, { __newindex = function()
+    error("ns.params: the stream name had no query; this empty table is shared and read-only", 2)
+end })
+
 -- The header ns:send gives conn:send, { stream = sid }: one table per
 -- stream id up to 64, shared by every stream with that id (conn:send
 -- only reads it); a stream with a higher id keeps its own.
@@ -419,8 +427,9 @@ end
 
 local function new_stream(conn, sid, role, msg)
     local name, query, params = _M.split_name(msg.args[2])
-    return setmetatable({ conn = conn, id = sid, role = role, app = conn.app, name = name, query = query,
-        params = params }, NS)
+    local ns = setmetatable({ conn = conn, id = sid, role = role, app = conn.app, name = name }, NS)
+    if query and query ~= "" then ns.query, ns.params = query, params end
+    return ns
 end
 
 -- Leave what conn does on stream id sid (on_unpublish / on_stop with

@@ -20,15 +20,18 @@ local server = app.new{
     if name == "slow" then rtmp.sleep(0.5) end
   end,
   on_publish = function(conn, ns)
-    conn:log("info", "event on_publish %s sid=%d type=%s key=%s x=%s", ns.name, ns.id, ns.type,
-      tostring(ns.params.key), tostring(ns.params.x))
+    conn:log("info", "event on_publish %s sid=%d type=%s key=%s x=%s query=%s", ns.name, ns.id, ns.type,
+      tostring(ns.params.key), tostring(ns.params.x), ns.query)
     if ns.name == "denied" then return false, "not you" end
     if ns.name == "taken" then return false, "taken", "NetStream.Publish.BadName" end
     if ns.name == "slow" then rtmp.sleep(0.5) end
   end,
   on_unpublish = function(conn, ns, reason) conn:log("info", "event on_unpublish %s reason=%s", ns.name, reason) end,
   on_play = function(conn, ns)
-    conn:log("info", "event on_play %s sid=%d start=%s", ns.name, ns.id, tostring(ns.start))
+    -- a name without a query: "" and a shared empty params table, read-only
+    local wrote, why = pcall(function() ns.params.x = 1 end)
+    conn:log("info", "event on_play %s sid=%d start=%s query=%q params=%s wrote=%s (%s)", ns.name, ns.id,
+      tostring(ns.start), ns.query, tostring(next(ns.params)), tostring(wrote), tostring(why))
     if ns.name == "missing" then return false, "missing here" end
     if ns.name == "forbidden" then return false, "not for you", "NetStream.Play.Failed" end
     ns:send(rtmp.message({ type = "data" }, rtmp.amf0.encode("onHello", ns.name)))
@@ -163,11 +166,12 @@ describe("rtmp.app", function()
     assert(H.wait_until(function() return srv.log():find("event on_close", 1, true) end, 5))
     local want = {
       "event on_connect app=live",
-      "event on_publish cam sid=1 type=record key=k1 x=Ab",
+      "event on_publish cam sid=1 type=record key=k1 x=Ab query=key=k1&x=%41b",
       "event on_data cam @setDataFrame",   -- as sent: app.metadata takes @setDataFrame off when asked
       "event on_media cam type=9 len=5",
       "event on_unpublish cam reason=closeStream",
-      "event on_play hello sid=2 start=-2.0",
+      'event on_play hello sid=2 start=-2.0 query="" params=nil wrote=false (',
+      ": ns.params: the stream name had no query; this empty table is shared and read-only)",
       "event on_call sum",
       "event on_call nope",
       "event on_stop hello reason=peer closed the connection",
