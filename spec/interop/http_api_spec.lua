@@ -6,6 +6,7 @@
 -- publishes wait and are forgotten when they leave, share the RTMP ids,
 -- are dropped by id and with their stream, and count in the totals.
 local H = require "support.helpers"
+local C = require "support.client"
 local json = require "dkjson"
 
 local fmt, q = string.format, H.shquote
@@ -187,5 +188,48 @@ describe("live.lua --http", function()
     assert(H.wait_exit(b, 5), "the HTTP-FLV response did not end with the stream")
     assert.is_true(H.file_size(b_file) > 0)
     assert(H.wait_until(function() return streams_now() == 0 end, 5))
+  end)
+end)
+
+describe("live.lua's HTTP API turned on by a reload", function()
+  after_each(function() H.cleanup() end)
+
+  it("lists a connection from before the reload without what its connect said, one from after with it", function()
+    local hport = H.free_port()
+    local base = fmt("http://127.0.0.1:%d", hport)
+    local flag = H.tmpname("http-on")
+    local script = H.tmpname("http-later") .. ".lua"
+    H.write_file(script, [[
+      local live = require "live"
+      local addr, flag = ...
+      local f = io.open(flag)
+      if f then
+        f:close()
+        live.config.http = addr
+      end
+      live.start()
+    ]])
+    local srv = H.luartmp_start{ script = script, log_level = "info", args = { "127.0.0.1:" .. hport, flag } }
+    local a = C.connect(srv.url("live"))
+    assert.are.equal(0, get(base .. "/api/clients"), "an HTTP listener before the reload")
+    H.write_file(flag, "")
+    H.signal(srv.proc, "HUP")
+    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+    assert(H.wait_port(hport, 10), "no HTTP listener after the reload:\n" .. srv.log())
+    local b = C.connect(srv.url("live"))
+    local code, body = get(base .. "/api/clients")
+    assert.are.equal(200, code, body)
+    local by_addr = {} -- the server's peer address of a client is its local address
+    for _, c in ipairs(assert(json.decode(body), body).clients) do by_addr[c.addr] = c end
+    local before, after = by_addr[a.conn.local_addr], by_addr[b.conn.local_addr]
+    assert(before and after, body)
+    assert.are.equal("connected", before.role)
+    assert.are.equal("live", before.app)
+    assert.is_nil(before.flashver)
+    assert.is_nil(before.tcurl)
+    assert.are.equal("LNX 9,0,124,2", after.flashver)
+    assert.matches("^rtmp://127%.0%.0%.1:%d+/live$", after.tcurl)
+    a:close()
+    b:close()
   end)
 end)

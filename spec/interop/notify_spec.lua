@@ -304,6 +304,67 @@ describe("notify", function()
     c:close()
   end)
 
+  it("nothing is sent while no event has a URL; after a reload gives one, a connection from before is "
+    .. "sent with its app and gets no on_disconnect", function()
+    local web = HS.start()
+    local flag = H.tmpname("notify-on")
+    local script = H.tmpname("notify-later") .. ".lua"
+    H.write_file(script, [[
+      local live = require "live"
+      local url, flag = ...
+      local f = io.open(flag)
+      if f then
+        f:close()
+        live.config.notify = { on_connect = url, on_publish = url, on_publish_done = url, on_done = url,
+                               on_disconnect = url }
+      end
+      live.start()
+    ]])
+    local srv = H.luartmp_start{ script = script, log_level = "info", args = { web.url("/notify"), flag } }
+    local function started(c)
+      return c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Publish.Start" } end, 10)
+    end
+    -- no URL: a publish goes through, nothing is sent
+    local a = C.connect(srv.url("live"))
+    a:publish(a:create_stream(), "before")
+    assert(started(a), srv.log())
+    local b = C.connect(srv.url("live"))
+    local bsid = b:create_stream()
+    H.write_file(flag, "")
+    H.signal(srv.proc, "HUP")
+    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+    assert.are.same({}, web.requests())
+    -- b connected before the reload and publishes after it; c connects after it
+    b:publish(bsid, "after")
+    assert(started(b), srv.log())
+    local c = C.connect(srv.url("live"))
+    c:publish(c:create_stream(), "new")
+    assert(started(c), srv.log())
+    a:close()
+    b:close()
+    c:close()
+    assert(H.wait_until(function() return #calls(web, "disconnect") == 1 end, 10), srv.log())
+    H.sleep(0.3)
+    local got = {}
+    for _, r in ipairs(web.requests()) do
+      local f = HS.fields(r)
+      got[#got + 1] = fmt("%s %s app=%s flashver=%s tcurl=%s", f.call, f.name or "-", f.app, f.flashver,
+        f.tcurl and (f.tcurl:gsub(":%d+/", ":PORT/")) or "-")
+    end
+    table.sort(got)
+    local tc = "rtmp://127.0.0.1:PORT/live"
+    assert.are.same(sorted{
+      "connect - app=live flashver=LNX 9,0,124,2 tcurl=" .. tc,
+      "publish after app=live flashver= tcurl=",                 -- connected before: its app, nothing else
+      "publish new app=live flashver=LNX 9,0,124,2 tcurl=" .. tc,
+      "publish_done after app=live flashver= tcurl=",
+      "publish_done new app=live flashver=LNX 9,0,124,2 tcurl=" .. tc,
+      "done after app=live flashver= tcurl=",
+      "done new app=live flashver=LNX 9,0,124,2 tcurl=" .. tc,
+      "disconnect - app=live flashver=LNX 9,0,124,2 tcurl=" .. tc, -- c only: a and b connected before
+    }, got)
+  end)
+
   it("--notify takes EVENT=URL, repeatable; anything else stops luartmp with a clear message", function()
     for _, bad in ipairs{ "bogus=http://127.0.0.1/x", "on_publish", "on_publish=" } do
       local rc, out = H.run(fmt("%s --notify %s scripts/live.lua", q(H.luartmp), q(bad)), 10)
