@@ -197,24 +197,12 @@ describe("live.lua's HTTP API turned on by a reload", function()
   it("lists a connection from before the reload without what its connect said, one from after with it", function()
     local hport = H.free_port()
     local base = fmt("http://127.0.0.1:%d", hport)
-    local flag = H.tmpname("http-on")
-    local script = H.tmpname("http-later") .. ".lua"
-    H.write_file(script, [[
-      local live = require "live"
-      local addr, flag = ...
-      local f = io.open(flag)
-      if f then
-        f:close()
-        live.config.http = addr
-      end
-      live.start()
-    ]])
-    local srv = H.luartmp_start{ script = script, log_level = "info", args = { "127.0.0.1:" .. hport, flag } }
+    local srv = H.live_applied_on_reload("http-later", [[
+      live.config.http = ...
+    ]], { "127.0.0.1:" .. hport })
     local a = C.connect(srv.url("live"))
     assert.are.equal(0, get(base .. "/api/clients"), "an HTTP listener before the reload")
-    H.write_file(flag, "")
-    H.signal(srv.proc, "HUP")
-    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+    srv.apply_by_reload()
     assert(H.wait_port(hport, 10), "no HTTP listener after the reload:\n" .. srv.log())
     local b = C.connect(srv.url("live"))
     local code, body = get(base .. "/api/clients")

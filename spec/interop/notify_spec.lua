@@ -307,20 +307,11 @@ describe("notify", function()
   it("nothing is sent while no event has a URL; after a reload gives one, a connection from before is "
     .. "sent with its app and gets no on_disconnect", function()
     local web = HS.start()
-    local flag = H.tmpname("notify-on")
-    local script = H.tmpname("notify-later") .. ".lua"
-    H.write_file(script, [[
-      local live = require "live"
-      local url, flag = ...
-      local f = io.open(flag)
-      if f then
-        f:close()
-        live.config.notify = { on_connect = url, on_publish = url, on_publish_done = url, on_done = url,
-                               on_disconnect = url }
-      end
-      live.start()
-    ]])
-    local srv = H.luartmp_start{ script = script, log_level = "info", args = { web.url("/notify"), flag } }
+    local srv = H.live_applied_on_reload("notify-later", [[
+      local url = ...
+      live.config.notify = { on_connect = url, on_publish = url, on_publish_done = url, on_done = url,
+                             on_disconnect = url }
+    ]], { web.url("/notify") })
     local function started(c)
       return c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Publish.Start" } end, 10)
     end
@@ -330,9 +321,7 @@ describe("notify", function()
     assert(started(a), srv.log())
     local b = C.connect(srv.url("live"))
     local bsid = b:create_stream()
-    H.write_file(flag, "")
-    H.signal(srv.proc, "HUP")
-    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+    srv.apply_by_reload()
     assert.are.same({}, web.requests())
     -- b connected before the reload and publishes after it; c connects after it
     b:publish(bsid, "after")

@@ -505,6 +505,38 @@ function H.luartmp_start(opts)
   return srv
 end
 
+--- A live server (H.luartmp_start, log level info) whose script runs the
+--- Lua source `apply` (with `live` and the strings of `args` as `...` in
+--- scope) only once srv.apply_by_reload() has made the flag file the
+--- script checks, sent SIGHUP and seen the reload in the log: a setting
+--- turned on by a reload.
+function H.live_applied_on_reload(name, apply, args)
+  local flag = H.tmpname(name .. "-on")
+  local script = H.tmpname(name) .. ".lua"
+  H.write_file(script, fmt([[
+local live = require "live"
+local flag = ...
+local f = io.open(flag)
+if f then
+  f:close()
+  local function apply(live, ...)
+%s
+  end
+  apply(live, select(2, ...))
+end
+live.start()
+]], apply))
+  local list = { flag }
+  for _, a in ipairs(args or {}) do list[#list + 1] = a end
+  local srv = H.luartmp_start{ script = script, log_level = "info", args = list }
+  function srv.apply_by_reload()
+    H.write_file(flag, "")
+    H.signal(srv.proc, "HUP")
+    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+  end
+  return srv
+end
+
 --- Start the server named `kind` ("nginx-rtmp" or "luartmp").
 function H.server_start(kind, opts)
   if kind == "nginx-rtmp" then return H.nginx_start(opts) end
