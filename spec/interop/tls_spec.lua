@@ -25,7 +25,8 @@ local function assert_every_frame(label, file, audio_frames)
 end
 
 -- What rtmp2src saved in `file` against the fixture: every video and
--- audio frame, the same bytes in the same order.  One exception is
+-- audio frame, the same bytes in the same order (per type: flvmux
+-- interleaves the two again).  One exception is
 -- GStreamer's, not the server's: rtmp2src (1.22) passes each message to
 -- its streaming thread through a one-message slot, and the cleanup after
 -- StreamEOF ends its network loop empties that slot (gstrtmp2src.c), so

@@ -382,10 +382,11 @@ end
 
 --- The packets of `file` in file order, as { type = "video"|"audio", hash = CRC32 of the data }.
 function H.packets(file)
-  local _, out = H.run("ffprobe -v error -show_data_hash CRC32 -show_entries packet=codec_type,data_hash " ..
+  local rc, out = H.run("ffprobe -v error -show_data_hash CRC32 -show_entries packet=codec_type,data_hash " ..
     "-of csv=p=0 " .. q(file), 60)
   local list = {}
   for kind, hash in out:gmatch("(%a+),CRC32:(%x+)") do list[#list + 1] = { type = kind, hash = hash } end
+  assert(rc == 0 and #list > 0, "ffprobe found no packets in " .. file .. ": " .. out)
   return list
 end
 
