@@ -29,7 +29,6 @@ local CLIPS = { "av1-opus-3s", "vp9-flac-3s", "h264-aac-3s" }
 -- At most three frame intervals.
 local DURATION_SLACK = 3 / M.FPS
 
-
 -- The file:// URL of `path` (absolute, or under the tree), percent-encoded for a query.
 local function file_url(path)
   path = H.abspath(path)

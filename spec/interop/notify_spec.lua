@@ -315,14 +315,13 @@ describe("notify", function()
     local function started(c)
       return c:wait(function() return c:find{ name = "onStatus", code = "NetStream.Publish.Start" } end, 10)
     end
-    -- no URL: a publish goes through, nothing is sent
+    -- no URL: a publish goes through (and nothing is sent for it: the list below)
     local a = C.connect(srv.url("live"))
     a:publish(a:create_stream(), "before")
     assert(started(a), srv.log())
     local b = C.connect(srv.url("live"))
     local bsid = b:create_stream()
     srv.apply_by_reload()
-    assert.are.same({}, web.requests())
     -- b connected before the reload and publishes after it; c connects after it
     b:publish(bsid, "after")
     assert(started(b), srv.log())

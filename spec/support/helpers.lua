@@ -470,7 +470,7 @@ end
 --- (opts: port [a free one], script [scripts/live.lua], args {}, log_level, handshake_timeout,
 --- idle_timeout, extra {options}, env: a "VAR=value ..." prefix for the
 --- command), logs (stderr) to a file; waits for the
---- port. Returns { name = "luartmp", port, proc, url(path), log(), stop() }.
+--- port. Returns { name = "luartmp", port, proc, url(path), log(), stop(), reload() }.
 --- stop() sends SIGTERM and returns the exit status (0 = graceful) and the
 --- log text.
 function H.luartmp_start(opts)
@@ -502,6 +502,15 @@ function H.luartmp_start(opts)
     local rc = H.kill(proc, 10)
     return rc, srv.log()
   end
+  -- SIGHUP, then wait (up to timeout, default 5 s) for one more `want`
+  -- line (default "reloaded ") in the log.
+  function srv.reload(want, timeout)
+    want = want or "reloaded "
+    local before = H.count_plain(srv.log(), want)
+    H.signal(proc, "HUP")
+    assert(H.wait_until(function() return H.count_plain(srv.log(), want) > before end, timeout or 5),
+      "no '" .. want .. "' after SIGHUP:\n" .. srv.log())
+  end
   srv.alive = function() return not H.exited(proc) end
   return srv
 end
@@ -509,8 +518,8 @@ end
 --- A live server (H.luartmp_start, log level info) whose script runs the
 --- Lua source `apply` (with `live` and the strings of `args` as `...` in
 --- scope) only once srv.apply_by_reload() has made the flag file the
---- script checks, sent SIGHUP and seen the reload in the log: a setting
---- turned on by a reload.
+--- script checks and reloaded it (srv.reload): a setting turned on by a
+--- reload.
 function H.live_applied_on_reload(name, apply, args)
   local flag = H.tmpname(name .. "-on")
   local script = H.tmpname(name) .. ".lua"
@@ -532,8 +541,7 @@ live.start()
   local srv = H.luartmp_start{ script = script, log_level = "info", args = list }
   function srv.apply_by_reload()
     H.write_file(flag, "")
-    H.signal(srv.proc, "HUP")
-    assert(H.wait_until(function() return srv.log():find("reloaded " .. script, 1, true) end, 10), srv.log())
+    srv.reload("reloaded " .. script, 10)
   end
   return srv
 end
