@@ -550,7 +550,15 @@ static SSL_CTX *tls_server_ctx(const rtmp_tls_config *tls, char *err, size_t err
     }
     tls_ctx_common(ctx);
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
+    const char *suites = tls->ciphersuites ? tls->ciphersuites : RTMP_TLS_CIPHERSUITES;
+    const char *ciphers = tls->ciphers ? tls->ciphers : RTMP_TLS_CIPHERS;
+    if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) { /* unknown names are skipped: none known fails */
+        snprintf(err, errlen, "TLS ciphersuites '%s': not one TLS 1.3 suite OpenSSL has", suites);
+        ERR_clear_error();
+    } else if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        snprintf(err, errlen, "TLS ciphers '%s': not one TLS 1.2 cipher OpenSSL has", ciphers);
+        ERR_clear_error();
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
         tls_file_error("TLS certificate", tls->cert, "a PEM certificate", err, errlen);
     } else if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {

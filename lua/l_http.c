@@ -287,10 +287,12 @@ static int l_start(lua_State *L)
         misuse(L, "headers must be a table%s", "");
     }
     q.headers = lines;
-    rtmp_tls_config tls;
+    rtmp_tls_config tls, server; /* the command line's listener settings (--tls-cert...) are not the request's */
+    rtmp_l_settings_read_tls(L, 0, &server);
     rtmp_l_settings_read_tls(L, 1, &tls);
-    if (tls.cert || tls.key || tls.sni)
-        misuse(L, "tls takes ca and insecure here (cert, key and sni are for RTMP)%s", "");
+    if (tls.cert != server.cert || tls.key != server.key || tls.sni != server.sni || tls.ciphers != server.ciphers ||
+        tls.ciphersuites != server.ciphersuites)
+        misuse(L, "tls takes ca and insecure here (cert, key, ciphers, ciphersuites and sni are for RTMP)%s", "");
     q.ca = tls.ca;
     q.insecure = tls.insecure;
 

@@ -41,6 +41,11 @@ static const rtmp_l_setting settings[] = {
       "rtmps:// listeners: the certificate chain (PEM), the server's first" },
     { "tls.key", "--tls-key", "FILE", RTMP_L_SET_STRING, TLS(key), 0, 0, 0, NULL, NULL,
       "rtmps:// listeners: the certificate's private key (PEM)" },
+    { "tls.ciphersuites", "--tls-ciphersuites", "LIST", RTMP_L_SET_STRING, TLS(ciphersuites), 0, 0, 0, NULL, NULL,
+      "rtmps:// listeners: TLS 1.3 suites, the one preferred first (OpenSSL's names, ':' between; "
+      "\"\" = no TLS 1.3)" },
+    { "tls.ciphers", "--tls-ciphers", "LIST", RTMP_L_SET_STRING, TLS(ciphers), 0, 0, 0, NULL, NULL,
+      "rtmps:// listeners: TLS 1.2 ciphers, the one preferred first (OpenSSL's cipher-list syntax)" },
     { "tls.ca", "--tls-ca", "FILE", RTMP_L_SET_STRING, TLS(ca), 0, 0, 0, NULL, NULL,
       "rtmps:// connections: CA certificates (PEM) trusted besides the system store" },
     { "tls.insecure", "--tls-insecure", NULL, RTMP_L_SET_BOOLEAN, TLS(insecure), 0, 0, 0, NULL, NULL,
@@ -189,6 +194,20 @@ static const struct { const char *name; double value; } other_defaults[] = {
     { "http_max_body", 1 << 20 },
     { "cluster_ttl", 10 },
 };
+
+/* The defaults of the strings that have one (the others': none). */
+static const struct { const char *name, *value; } string_defaults[] = {
+    { "tls.ciphersuites", RTMP_TLS_CIPHERSUITES },
+    { "tls.ciphers", RTMP_TLS_CIPHERS },
+};
+
+static const char *string_default(const rtmp_l_setting *s)
+{
+    for (size_t i = 0; i < sizeof string_defaults / sizeof string_defaults[0]; i++)
+        if (!strcmp(string_defaults[i].name, s->name))
+            return string_defaults[i].value;
+    return NULL;
+}
 
 static double other_default(const rtmp_l_setting *s)
 {
@@ -430,7 +449,7 @@ static void apply_tls(lua_State *L, int src, rtmp_tls_config *tls)
     }
     int t = lua_gettop(L);
     if (kind != LUA_TTABLE)
-        luaL_error(L, "tls must be a table { cert =, key =, ca =, sni =, insecure = }, not %s",
+        luaL_error(L, "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure = }, not %s",
                    luaL_tolstring(L, t, NULL));
     lua_pushnil(L);
     while (lua_next(L, t)) { /* a misspelt key is an error, not silence */
@@ -441,7 +460,7 @@ static void apply_tls(lua_State *L, int src, rtmp_tls_config *tls)
             lua_pop(L, 1);
         }
         if (!s)
-            luaL_error(L, "unknown TLS setting '%s' (want cert, key, ca, sni or insecure)",
+            luaL_error(L, "unknown TLS setting '%s' (want cert, key, ciphersuites, ciphers, ca, sni or insecure)",
                        luaL_tolstring(L, -2, NULL));
         if (s->type == RTMP_L_SET_STRING) {
             if (lua_type(L, -1) != LUA_TSTRING)
@@ -591,7 +610,8 @@ void rtmp_l_setting_set(lua_State *L, int t, const rtmp_l_setting *s, const char
 static void default_text(const rtmp_l_setting *s, const rtmp_conn_config *d, char *out, size_t len)
 {
     if (s->type == RTMP_L_SET_STRING || s->type == RTMP_L_SET_STRINGS) {
-        snprintf(out, len, "none");
+        const char *v = string_default(s);
+        snprintf(out, len, "%s", v ? v : "none");
     } else if (s->type == RTMP_L_SET_BOOLEAN && s->user != RTMP_L_FOR_CONN) {
         snprintf(out, len, "off");
     } else if (s->type == RTMP_L_SET_CHOICE && s->user == RTMP_L_FOR_CONN) {
@@ -621,7 +641,7 @@ void rtmp_l_settings_help(FILE *f, int col)
         const rtmp_l_setting *s = &settings[i];
         if (!s->cli)
             continue;
-        char head[96], def[48], text[400];
+        char head[96], def[96], text[480];
         int n = snprintf(head, sizeof head, "  %s%s%s", s->cli, s->arg ? " " : "", s->arg ? s->arg : "");
         default_text(s, &d, def, sizeof def);
         /* "..., this long; 0 = never" reads "... this long (default 60; 0 = never)" */
@@ -643,7 +663,7 @@ void rtmp_l_settings_help(FILE *f, int col)
             size_t room = (size_t)(89 - col), take = strlen(p);
             if (take > room) {
                 take = room;
-                while (take > 0 && p[take] != ' ')
+                while (take > 0 && p[take] != ' ' && p[take - 1] != ':') /* a space, or after a ':' of a list */
                     take--;
                 if (take == 0)
                     take = room;
@@ -693,6 +713,9 @@ static void push_default(lua_State *L, const rtmp_l_setting *s, const rtmp_conn_
         break;
     case RTMP_L_SET_ADDRESS:
         lua_pushliteral(L, RTMP_L_DEFAULT_LISTEN);
+        break;
+    case RTMP_L_SET_STRING:
+        lua_pushstring(L, string_default(s)); /* nil: none */
         break;
     default: /* handshake_seed: none */
         lua_pushnil(L);

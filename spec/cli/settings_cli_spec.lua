@@ -46,15 +46,15 @@ describe("luartmp command-line settings", function()
       -- the option's block: from its line to the next option
       local block = help:match("\n  " .. cli:gsub("%-", "%%-") .. " .-\n  %-")
       assert.is_string(block, cli)
-      local shown = block:gsub("%s+", " "):match("%(default ([^;)]+)")
+      local shown = block:gsub(":%s+", ":"):gsub("%s+", " "):match("%(default ([^;)]+)")
       if kind == "bytes" then
         local v, unit = tonumber(default), ""
         for _, u in ipairs({ "K", "M", "G" }) do
           if v >= 1024 and v % 1024 == 0 then v, unit = v // 1024, u end
         end
         default = string.format("%d%s", v, unit)
-      elseif kind == "string" or kind == "strings" then   -- a file, URLs: none unless given
-        default = "none"
+      elseif kind == "string" or kind == "strings" then   -- a file, URLs: none unless given; TLS ciphers: ours
+        if default == "nil" then default = "none" end
       elseif kind == "boolean" then  -- a flag (--tls-insecure)
         default = default == "true" and "on" or "off"
       elseif kind ~= "choice" then
@@ -62,10 +62,11 @@ describe("luartmp command-line settings", function()
       end
       assert.are.equal(default, shown, cli)
     end
-    assert.are.equal(26, n)
+    assert.are.equal(28, n)
     for _, cli in ipairs({ "--handshake-timeout", "--connect-timeout", "--idle-timeout", "--max-per-address",
         "--linger", "--merge-window", "--script-instructions", "--on-error", "--max-output", "--max-message",
-        "--max-queue-bytes", "--max-queue-time", "--max-queue-stall", "--tls-cert", "--tls-key", "--tls-ca",
+        "--max-queue-bytes", "--max-queue-time", "--max-queue-stall", "--tls-cert", "--tls-key", "--tls-ciphersuites",
+        "--tls-ciphers", "--tls-ca",
         "--tls-insecure", "--drain-to", "--drain-timeout", "--http-timeout", "--http-max-body", "--http", "--notify",
         "--cluster-redis", "--cluster-node", "--cluster-ttl" }) do
       assert.truthy(help:find("\n  " .. cli .. " ", 1, true), cli)

@@ -244,6 +244,23 @@ describe("rtmp.http.request", function()
       assert(res, err)
       assert.are.equal(200, res.status)
     end)
+
+    it("works in a server with rtmps:// listeners: --tls-cert and the rest are theirs, not the request's", function()
+      -- rtmp.options.tls as `luartmp --tls-cert F --tls-key K --tls-ciphersuites S --tls-ca CA` leaves it
+      rtmp.options.tls = { cert = certs.cert, key = certs.key, ciphersuites = "TLS_AES_256_GCM_SHA384",
+                           ca = certs.ca }
+      local ok, res, err = pcall(request, { url = tls_web.url("/echo", "localhost") })
+      local own_ok, own_err = run(function()
+        return pcall(rtmp.http.request, { url = tls_web.url("/echo", "localhost"), tls = { key = certs.cert } })
+      end)
+      rtmp.options.tls = nil
+      assert(ok, res)
+      assert(res, err)
+      assert.are.equal(200, res.status)
+      assert.is_false(own_ok)
+      assert.truthy(tostring(own_err):find("tls takes ca and insecure here", 1, true), own_err)
+      assert.are.equal(1, #tls_web.requests())
+    end)
   end)
 
   it("luartmp: a request in flight at SIGINT is cancelled and the process ends at once", function()

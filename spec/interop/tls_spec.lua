@@ -92,9 +92,45 @@ describe("rtmps:// listeners", function()
     local log = srv.log()
     local tls_lines = H.count_plain(log, " TLS: TLSv1.")
     assert.are.equal(3, tls_lines, log)
+    -- ffmpeg (GnuTLS) offers AES-256-GCM first; the listener's order wins
+    assert.are.equal(3, H.count_plain(log, " TLS: TLSv1.3 TLS_AES_128_GCM_SHA256,"), log)
     assert.truthy(log:find("SNI localhost", 1, true), log)
     assert.truthy(log:find("listening on 127.0.0.1:" .. srv.tls_port .. " (rtmps: TLS)", 1, true), log)
     assert.are.equal(0, srv.stop())
+  end)
+
+  it("choose the cipher, AES-128-GCM first by default, and as --tls-ciphersuites and --tls-ciphers say", function()
+    -- openssl s_client offers OpenSSL's order (AES-256-GCM, ChaCha20, AES-128-GCM), so the server's is seen
+    local function negotiated(srv, ...)
+      local rc, out = H.run(fmt("openssl s_client -connect 127.0.0.1:%d -servername localhost %s </dev/null 2>&1",
+        srv.tls_port, table.concat({ ... }, " ")), 20)
+      assert.are.equal(0, rc, out)
+      return out:match("New, (TLSv[%d.]+), Cipher is (%S+)")
+    end
+    local srv = T.luartmp_start()
+    assert.are.same({ "TLSv1.3", "TLS_AES_128_GCM_SHA256" }, { negotiated(srv) })
+    assert.are.same({ "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256" }, { negotiated(srv, "-tls1_2") })
+    -- the client's order when it alone offers what is left
+    assert.are.same({ "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256" },
+      { negotiated(srv, "-ciphersuites TLS_CHACHA20_POLY1305_SHA256") })
+    local log = srv.log()
+    assert.truthy(log:find(" TLS: TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256, SNI localhost", 1, true), log)
+    local mine = T.luartmp_start{ extra = { "--tls-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+      "--tls-ciphers", "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384" } }
+    assert.are.same({ "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256" }, { negotiated(mine) })
+    assert.are.same({ "TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305" }, { negotiated(mine, "-tls1_2") })
+    -- a suite the listener does not take is not negotiated: the handshake fails
+    local rc, out = H.run(fmt("openssl s_client -connect 127.0.0.1:%d -ciphersuites TLS_AES_128_GCM_SHA256 "
+      .. "-tls1_3 </dev/null 2>&1", mine.tls_port), 20)
+    assert.are_not.equal(0, rc, out)
+    assert.truthy(out:find("handshake failure", 1, true), out)
+    -- and ffmpeg gets the listener's first
+    local pub = H.ffmpeg_publish(mine.tls_url("live/chacha"))
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
+    log = mine.log()
+    assert.truthy(log:find(" TLS: TLSv1.3 TLS_CHACHA20_POLY1305_SHA256, SNI localhost", 1, true), log)
+    assert.are.equal(0, srv.stop())
+    assert.are.equal(0, mine.stop())
   end)
 
   it("present a certificate ffmpeg verifies against the CA, for localhost and for 127.0.0.1", function()
@@ -427,6 +463,8 @@ describe("TLS errors", function()
       try{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = cert } }
       try{ listen = "rtmps://127.0.0.1:0" }
       try{ listen = "rtmps://127.0.0.1:0/live", tls = { cert = cert, key = key } }
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = key, ciphersuites = "TLS_AES_999" } }
+      try{ listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = key, ciphers = "NOTHING-SUCH" } }
       print(select(2, rtmp.connect("rtmps://127.0.0.1:1/live", { tls = { ca = "/nonexistent/ca.pem" } })))
       print(pcall(rtmp.listen, { listen = "rtmps://127.0.0.1:0", tls = { cert = cert, key = key, kye = 1 } }))
       print(pcall(rtmp.listen, { listen = "rtmps://127.0.0.1:0", tls = "yes" }))
@@ -443,9 +481,11 @@ describe("TLS errors", function()
       "listen rtmps://127.0.0.1:0: TLS key '" .. c.cert .. "': not a PEM private key",
       "listen rtmps://127.0.0.1:0: an rtmps:// listener needs a certificate and its key (docs/TLS.md)\n",
       "bad listen address 'rtmps://127.0.0.1:0/live' (want PORT, HOST:PORT or [V6]:PORT; after rtmps:// for TLS)\n",
+      "listen rtmps://127.0.0.1:0: TLS ciphersuites 'TLS_AES_999': not one TLS 1.3 suite OpenSSL has\n",
+      "listen rtmps://127.0.0.1:0: TLS ciphers 'NOTHING-SUCH': not one TLS 1.2 cipher OpenSSL has\n",
       "TLS CA file '/nonexistent/ca.pem': No such file or directory\n",
-      "unknown TLS setting 'kye' (want cert, key, ca, sni or insecure)",
-      "tls must be a table { cert =, key =, ca =, sni =, insecure = }, not yes",
+      "unknown TLS setting 'kye' (want cert, key, ciphersuites, ciphers, ca, sni or insecure)",
+      "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure = }, not yes",
       "tls.cert must be a string, not 5",
       "true\ttrue\n",
     }) do
@@ -460,6 +500,9 @@ describe("TLS errors", function()
         .. "certificate and its key (docs/TLS.md)\n",
       ["--listen rtmps://127.0.0.1:%d --tls-cert /nonexistent.pem --tls-key /nonexistent.key"] =
         "luartmp: listen rtmps://127.0.0.1:%d: TLS certificate '/nonexistent.pem': No such file or directory\n",
+      ["--listen rtmps://127.0.0.1:%d --tls-cert " .. q(c.cert) .. " --tls-key " .. q(c.key)
+        .. " --tls-ciphersuites TLS_AES_999"] =
+        "luartmp: listen rtmps://127.0.0.1:%d: TLS ciphersuites 'TLS_AES_999': not one TLS 1.3 suite OpenSSL has\n",
       ["--listen 127.0.0.1:%d --listen rtmpx://127.0.0.1:1"] =
         "luartmp: bad listen address 'rtmpx://127.0.0.1:1' (want PORT, HOST:PORT or [V6]:PORT; after rtmps:// for TLS)\n",
     }) do

@@ -53,12 +53,13 @@ describe("rtmp.settings", function()
         "send_buffer", "recv_buffer", "max_message", "max_amf_message", "max_chunk_streams", "min_chunk_size",
         "max_chunk_size", "ext_ts_fmt3", "accept_fresh_fmt", "ack_window", "max_amf_depth", "bytes_in_start",
         "plain_handshake", "handshake_seed", "auto", "passthrough", "script_instructions", "on_error",
-        "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ca", "tls.insecure", "tls.sni", "drain_to",
+        "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ciphersuites", "tls.ciphers", "tls.ca", "tls.insecure",
+        "tls.sni", "drain_to",
         "drain_timeout", "http_timeout", "http_max_body", "http", "notify", "cluster_redis", "cluster_node",
         "cluster_ttl" }) do
       assert.is_table(rtmp.settings[name], name)
     end
-    assert.are.equal(45, n)
+    assert.are.equal(47, n)
   end)
 
   it("gives the defaults a session applies", function()
@@ -66,6 +67,10 @@ describe("rtmp.settings", function()
     assert.are.equal(60, d.idle_timeout.default)
     assert.are.equal(10, d.handshake_timeout.default)
     assert.are.equal("1935", d.listen.default)
+    -- a listener's ciphers, AES-128-GCM first; no default certificate
+    assert.truthy(d["tls.ciphersuites"].default:find("^TLS_AES_128_GCM_SHA256:"), d["tls.ciphersuites"].default)
+    assert.truthy(d["tls.ciphers"].default:find("AES128", 1, true), d["tls.ciphers"].default)
+    assert.is_nil(d["tls.cert"].default)
     local s = rtmp.session{ role = "server" }
     assert.are.equal(d.ack_window.default, s.ack_window)
     for name, on in pairs(d.auto.default) do
