@@ -287,12 +287,18 @@ static int l_start(lua_State *L)
         misuse(L, "headers must be a table%s", "");
     }
     q.headers = lines;
-    rtmp_tls_config tls, server; /* the command line's listener settings (--tls-cert...) are not the request's */
-    rtmp_l_settings_read_tls(L, 0, &server);
+    /* the request's own tls table may not hold RTMP's fields; the command
+     * line's (--tls-cert ... of the server's listeners) are not its own */
+    static const char *const rtmp_only[] = { "cert", "key", "ciphersuites", "ciphers", "sni" };
+    if (lua_getfield(L, 1, "tls") == LUA_TTABLE)
+        for (size_t i = 0; i < sizeof rtmp_only / sizeof rtmp_only[0]; i++) {
+            if (lua_getfield(L, -1, rtmp_only[i]) != LUA_TNIL)
+                misuse(L, "tls takes ca and insecure here (%s is for RTMP)", rtmp_only[i]);
+            lua_pop(L, 1);
+        }
+    lua_pop(L, 1);
+    rtmp_tls_config tls;
     rtmp_l_settings_read_tls(L, 1, &tls);
-    if (tls.cert != server.cert || tls.key != server.key || tls.sni != server.sni || tls.ciphers != server.ciphers ||
-        tls.ciphersuites != server.ciphersuites)
-        misuse(L, "tls takes ca and insecure here (cert, key, ciphers, ciphersuites and sni are for RTMP)%s", "");
     q.ca = tls.ca;
     q.insecure = tls.insecure;
 

@@ -552,7 +552,7 @@ int rtmp_l_setting_parse(const rtmp_l_setting *s, const char *text, char *w, siz
     int ok = 0;
     double v;
     if (s->type == RTMP_L_SET_STRING || s->type == RTMP_L_SET_STRINGS) {
-        ok = text[0] != '\0';
+        ok = text[0] != '\0' || string_default(s); /* "" replaces a default ("" ciphersuites: no TLS 1.3) */
     } else if (s->type == RTMP_L_SET_CHOICE) {
         for (int i = 0; s->choices[i]; i++)
             ok |= !strcmp(text, s->choices[i]);
@@ -663,7 +663,8 @@ void rtmp_l_settings_help(FILE *f, int col)
             size_t room = (size_t)(89 - col), take = strlen(p);
             if (take > room) {
                 take = room;
-                while (take > 0 && p[take] != ' ' && p[take - 1] != ':') /* a space, or after a ':' of a list */
+                /* at a space, or after the ':' of a list (not a URL's "rtmp://") */
+                while (take > 0 && p[take] != ' ' && (p[take - 1] != ':' || p[take] == '/'))
                     take--;
                 if (take == 0)
                     take = room;

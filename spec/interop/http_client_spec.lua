@@ -251,14 +251,15 @@ describe("rtmp.http.request", function()
                            ca = certs.ca }
       local ok, res, err = pcall(request, { url = tls_web.url("/echo", "localhost") })
       local own_ok, own_err = run(function()
-        return pcall(rtmp.http.request, { url = tls_web.url("/echo", "localhost"), tls = { key = certs.cert } })
+        -- even the value the command line gave: the request's own tls takes no key
+        return pcall(rtmp.http.request, { url = tls_web.url("/echo", "localhost"), tls = { key = certs.key } })
       end)
       rtmp.options.tls = nil
       assert(ok, res)
       assert(res, err)
       assert.are.equal(200, res.status)
       assert.is_false(own_ok)
-      assert.truthy(tostring(own_err):find("tls takes ca and insecure here", 1, true), own_err)
+      assert.truthy(tostring(own_err):find("tls takes ca and insecure here (key is for RTMP)", 1, true), own_err)
       assert.are.equal(1, #tls_web.requests())
     end)
   end)

@@ -110,6 +110,10 @@ describe("rtmps:// listeners", function()
     local srv = T.luartmp_start()
     assert.are.same({ "TLSv1.3", "TLS_AES_128_GCM_SHA256" }, { negotiated(srv) })
     assert.are.same({ "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256" }, { negotiated(srv, "-tls1_2") })
+    -- the rest of OpenSSL's DEFAULT is still there after it
+    assert.are.same({ "TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305" },
+      { negotiated(srv, "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305") })
+    assert.are.same({ "TLSv1.2", "ECDHE-RSA-AES256-SHA384" }, { negotiated(srv, "-tls1_2 -cipher ECDHE-RSA-AES256-SHA384") })
     -- the client's order when it alone offers what is left
     assert.are.same({ "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256" },
       { negotiated(srv, "-ciphersuites TLS_CHACHA20_POLY1305_SHA256") })
@@ -129,8 +133,12 @@ describe("rtmps:// listeners", function()
     assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), H.output(pub))
     log = mine.log()
     assert.truthy(log:find(" TLS: TLSv1.3 TLS_CHACHA20_POLY1305_SHA256, SNI localhost", 1, true), log)
+    -- "" on the command line: no TLS 1.3 at all
+    local no13 = T.luartmp_start{ extra = { "--tls-ciphersuites", "" } }
+    assert.are.same({ "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256" }, { negotiated(no13) })
     assert.are.equal(0, srv.stop())
     assert.are.equal(0, mine.stop())
+    assert.are.equal(0, no13.stop())
   end)
 
   it("present a certificate ffmpeg verifies against the CA, for localhost and for 127.0.0.1", function()
