@@ -41,8 +41,8 @@ typedef struct rtmp_conn_handler {
 } rtmp_conn_handler;
 
 /* TLS for a listener (cert, key, ciphersuites, ciphers) or an outgoing
- * connection (the rest).  The strings are read during the call that takes the
- * configuration; none is kept. */
+ * connection (the rest).  The strings are read during the call that
+ * takes the configuration; none is kept. */
 typedef struct rtmp_tls_config {
     const char *cert;     /* listeners: the certificate chain, PEM (required) */
     const char *key;      /* listeners: its private key, PEM (required) */
