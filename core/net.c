@@ -552,11 +552,11 @@ static SSL_CTX *tls_server_ctx(const rtmp_tls_config *tls, char *err, size_t err
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     const char *suites = tls->ciphersuites ? tls->ciphersuites : RTMP_TLS_CIPHERSUITES;
     const char *ciphers = tls->ciphers ? tls->ciphers : RTMP_TLS_CIPHERS;
+    if (!*suites) /* no TLS 1.3 suite: no TLS 1.3 (else it is chosen, then fails for want of one) */
+        SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
     if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) { /* unknown names are skipped: none known fails */
         snprintf(err, errlen, "TLS ciphersuites '%s': not one TLS 1.3 suite OpenSSL has", suites);
         ERR_clear_error();
-    } else if (!*suites && SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) { /* else 1.3 with no suite */
-        snprintf(err, errlen, "out of memory");
     } else if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         snprintf(err, errlen, "TLS ciphers '%s': not one TLS 1.2 cipher OpenSSL has", ciphers);
         ERR_clear_error();

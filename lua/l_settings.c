@@ -187,34 +187,36 @@ static const rtmp_l_setting settings[] = {
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
-/* The defaults of the numbers no core field holds (the others': 0). */
-static const struct { const char *name; double value; } other_defaults[] = {
-    { "drain_timeout", 30 },
-    { "http_timeout", 10 },
-    { "http_max_body", 1 << 20 },
-    { "cluster_ttl", 10 },
+/* The defaults no core field holds: numbers (the others': 0) and the
+ * strings that have one (the others': none). */
+static const struct { const char *name; double value; const char *text; } other_defaults[] = {
+    { "drain_timeout", 30, NULL },
+    { "http_timeout", 10, NULL },
+    { "http_max_body", 1 << 20, NULL },
+    { "cluster_ttl", 10, NULL },
+    { "tls.ciphersuites", 0, RTMP_TLS_CIPHERSUITES },
+    { "tls.ciphers", 0, RTMP_TLS_CIPHERS },
 };
 
-/* The defaults of the strings that have one (the others': none). */
-static const struct { const char *name, *value; } string_defaults[] = {
-    { "tls.ciphersuites", RTMP_TLS_CIPHERSUITES },
-    { "tls.ciphers", RTMP_TLS_CIPHERS },
-};
-
-static const char *string_default(const rtmp_l_setting *s)
+/* The index of s in other_defaults, or -1. */
+static int other_default_at(const rtmp_l_setting *s)
 {
-    for (size_t i = 0; i < sizeof string_defaults / sizeof string_defaults[0]; i++)
-        if (!strcmp(string_defaults[i].name, s->name))
-            return string_defaults[i].value;
-    return NULL;
+    for (size_t i = 0; i < sizeof other_defaults / sizeof other_defaults[0]; i++)
+        if (!strcmp(other_defaults[i].name, s->name))
+            return (int)i;
+    return -1;
 }
 
 static double other_default(const rtmp_l_setting *s)
 {
-    for (size_t i = 0; i < sizeof other_defaults / sizeof other_defaults[0]; i++)
-        if (!strcmp(other_defaults[i].name, s->name))
-            return other_defaults[i].value;
-    return 0;
+    int i = other_default_at(s);
+    return i < 0 ? 0 : other_defaults[i].value;
+}
+
+static const char *string_default(const rtmp_l_setting *s)
+{
+    int i = other_default_at(s);
+    return i < 0 ? NULL : other_defaults[i].text;
 }
 
 static const char *const type_names[] = { "seconds", "count", "bytes", "boolean", "choice", "integer",
