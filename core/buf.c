@@ -116,6 +116,20 @@ uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
     return b->data + b->len;
 }
 
+rtmp_buf *rtmp_buf_resize(rtmp_buf *b, size_t cap)
+{
+    if (!b)
+        return rtmp_buf_new(cap);
+    assert(b->refs == 1 && !b->block);
+    rtmp_buf *nb = realloc(b, sizeof *b + cap);
+    if (!nb)
+        return NULL;
+    nb->cap = cap;
+    if (nb->len > cap)
+        nb->len = cap;
+    return nb;
+}
+
 int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n)
 {
     uint8_t *w = rtmp_buf_grow(bp, n);

@@ -76,6 +76,10 @@ size_t rtmp_carver_room(const rtmp_carver *c);
 /* Stop carving: the block goes with the last buffer cut from it. */
 void rtmp_carver_end(rtmp_carver *c);
 
+/* Give b (refs 1, not carved; NULL: a new buffer) room for exactly cap
+ * bytes, keeping its first min(len, cap); NULL on OOM (b unchanged). */
+rtmp_buf *rtmp_buf_resize(rtmp_buf *b, size_t cap);
+
 /* Append n bytes; 0 or RTMP_ERR_NOMEM. */
 int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n);
 

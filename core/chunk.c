@@ -22,6 +22,7 @@
 #define MIN_BUF         256          /* first allocation for a partial message */
 #define SPARE_MAX       (64 * 1024)  /* largest buffer kept for the next message */
 #define GROW_SLACK      (64 * 1024)  /* most a partial message's buffer holds past its bytes */
+#define CARVE_BLOCK     (64 * 1024)  /* buffers made up front are carved from blocks of this size */
 
 static const uint8_t msg_hdr_len[4] = { 11, 7, 3, 0 };
 
@@ -86,14 +87,14 @@ typedef struct rstream {
     uint8_t  ext;        /* last fmt 0-2 header that began a message had
                             an extended timestamp (its value is delta) */
     uint8_t  busy;       /* a message is being reassembled */
-    /* Invariant: busy implies received < length; data[0 .. received) is
-     * the payload so far; data is NULL (cap 0) unless busy, and
-     * cap <= max(MIN_BUF, min(2 * received, received + GROW_SLACK),
-     * SPARE_MAX) capped by length when
-     * it grew here (a reused spare may exceed length, up to SPARE_MAX). */
+    /* Invariant: busy implies received < length; buf->data[0 ..
+     * received) is the payload so far; buf is NULL unless busy, and
+     * buf->cap <= max(MIN_BUF, min(2 * received, received + GROW_SLACK),
+     * SPARE_MAX) capped by length when it grew here (a reused spare may
+     * exceed length, up to SPARE_MAX; a buffer made up front is length,
+     * at most SPARE_MAX: store()). */
     uint32_t received;
-    size_t   cap;
-    uint8_t *data;
+    rtmp_buf *buf;
 } rstream;
 
 enum { R_HEADER, R_PAYLOAD };
@@ -124,8 +125,12 @@ struct rtmp_reader {
 
     /* One payload buffer kept between messages (at most SPARE_MAX), so a
      * steady stream of messages allocates nothing. */
-    uint8_t *spare;
-    size_t   spare_cap;
+    rtmp_buf *spare;
+    rtmp_carver carver;            /* buffers made up front are carved from its block (store()) */
+    uint32_t  ahead;               /* 1 + the index in st of the partial message started
+                                      in the spare or up front (store()), 0: none */
+    uint64_t  fed;                 /* bytes fed so far */
+    rtmp_buf *handing;             /* the buffer of the message being delivered */
 };
 
 rtmp_reader *rtmp_reader_new(const rtmp_reader_config *cfg, rtmp_reader_cb cb, void *ud)
@@ -149,9 +154,10 @@ void rtmp_reader_free(rtmp_reader *r)
     if (!r)
         return;
     for (uint32_t i = 0; i < r->nst; i++)
-        free(r->st[i].data);
+        rtmp_buf_unref(r->st[i].buf);
     free(r->st);
-    free(r->spare);
+    rtmp_buf_unref(r->spare);
+    rtmp_carver_end(&r->carver);
     free(r);
 }
 
@@ -188,6 +194,11 @@ const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r)
     return &r->cfg;
 }
 
+rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r)
+{
+    return r->handing;
+}
+
 size_t rtmp_reader_buffered(const rtmp_reader *r)
 {
     return r->buffered;
@@ -195,7 +206,8 @@ size_t rtmp_reader_buffered(const rtmp_reader *r)
 
 size_t rtmp_reader_memory(const rtmp_reader *r)
 {
-    return sizeof *r + (size_t)r->capst * sizeof *r->st + r->buffered + r->spare_cap;
+    return sizeof *r + (size_t)r->capst * sizeof *r->st + r->buffered + (r->spare ? r->spare->cap : 0)
+         + rtmp_carver_room(&r->carver);
 }
 
 /* Index of csid in r->st, or -1.  The last one used is tried first. */
@@ -210,19 +222,23 @@ static long find_stream(rtmp_reader *r, uint32_t csid)
 }
 
 /* Release s's buffer: kept as the reader's spare when it is the largest
- * one up to SPARE_MAX, freed otherwise. */
+ * one up to SPARE_MAX and nobody took it (rtmp_reader_payload_buf), let
+ * go of otherwise. */
 static void drop_buffer(rtmp_reader *r, rstream *s)
 {
-    r->buffered -= s->cap;
-    if (s->data && s->cap <= SPARE_MAX && s->cap > r->spare_cap) {
-        free(r->spare);
-        r->spare = s->data;
-        r->spare_cap = s->cap;
+    rtmp_buf *b = s->buf;
+    if (!b)
+        return;
+    if (r->ahead == 1 + (uint32_t)(s - r->st))
+        r->ahead = 0;
+    r->buffered -= b->cap;
+    if (b->refs == 1 && !b->block && b->cap <= SPARE_MAX && (!r->spare || b->cap > r->spare->cap)) {
+        rtmp_buf_unref(r->spare);
+        r->spare = b;
     } else {
-        free(s->data);
+        rtmp_buf_unref(b);
     }
-    s->data = NULL;
-    s->cap = 0;
+    s->buf = NULL;
 }
 
 int rtmp_reader_abort(rtmp_reader *r, uint32_t csid)
@@ -250,28 +266,65 @@ static int deliver(rtmp_reader *r, rstream *s, const uint8_t *payload)
     };
     s->busy = 0;
     s->received = 0;
+    if (payload && s->buf && payload == s->buf->data) {
+        s->buf->len = s->length;
+        r->handing = s->buf;
+    }
     int rc = r->cb ? r->cb(r->ud, &h, payload ? payload : empty) : 0;
+    r->handing = NULL;
     drop_buffer(r, s);   /* after the callback: payload may point into it */
     return rc < 0 ? rc : 0;
 }
 
+/* A buffer of exactly len bytes (at most SPARE_MAX), carved from the
+ * reader's block when it is at most half a block (a new block when the
+ * room left is short); NULL on OOM. */
+static rtmp_buf *up_front(rtmp_reader *r, size_t len)
+{
+    if (len > CARVE_BLOCK / 2)
+        return rtmp_buf_new(len);
+    rtmp_buf *b = rtmp_carver_cut(&r->carver, len);
+    if (!b && rtmp_carver_start(&r->carver, CARVE_BLOCK) == 0)
+        b = rtmp_carver_cut(&r->carver, len);
+    if (b) {
+        b->len = len;
+        rtmp_carver_trim(&r->carver, b);
+    }
+    return b;
+}
+
 /* Append n payload bytes to s, growing its buffer geometrically but never
- * past the message length, so memory follows the bytes received. */
+ * past the message length, so memory follows the bytes received.  A
+ * message starts in the spare buffer; without one, a message of at most
+ * SPARE_MAX bytes, when no other is partial and it is at most half of
+ * what the peer sent so far, gets a buffer of its length at once
+ * (up_front()): a steady stream of messages taken by the callback
+ * (rtmp_reader_payload_buf), which leaves no spare, then neither grows
+ * nor copies a buffer, and costs no allocation per message.  Either way
+ * the message holds the reader's one allowance (ahead) until it goes. */
 static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
 {
     size_t need = (size_t)s->received + n;
-    if (!s->data && r->spare) { /* start the message in the spare buffer */
-        s->data = r->spare;
-        s->cap = r->spare_cap;
-        r->buffered += s->cap;
-        r->spare = NULL;
-        r->spare_cap = 0;
+    if (!s->buf && !r->ahead) {
+        if (r->spare) { /* start the message in the spare buffer */
+            s->buf = r->spare;
+            r->spare = NULL;
+        } else if (s->length <= SPARE_MAX && r->buffered == 0 && s->length <= r->fed / 2) {
+            if (!(s->buf = up_front(r, s->length)))
+                return RTMP_ERR_NOMEM;
+        }
+        if (s->buf) {
+            r->ahead = 1 + (uint32_t)(s - r->st);
+            s->buf->len = 0;
+            r->buffered += s->buf->cap;
+        }
     }
-    if (need > s->cap) {
+    size_t have = s->buf ? s->buf->cap : 0;
+    if (need > have) {
         /* doubling, but never more than GROW_SLACK past the bytes that
          * are there: a peer that stalls in a long message costs what it
          * sent plus a constant */
-        size_t cap = s->cap * 2;
+        size_t cap = have * 2;
         if (cap < MIN_BUF)
             cap = MIN_BUF;
         if (cap > need + GROW_SLACK)
@@ -280,14 +333,13 @@ static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
             cap = s->length;
         if (cap < need)
             cap = need;
-        uint8_t *d = realloc(s->data, cap);
-        if (!d)
+        rtmp_buf *b = rtmp_buf_resize(s->buf, cap);
+        if (!b)
             return RTMP_ERR_NOMEM;
-        r->buffered += cap - s->cap;
-        s->data = d;
-        s->cap = cap;
+        r->buffered += cap - have;
+        s->buf = b;
     }
-    memcpy(s->data + s->received, p, n);
+    memcpy(s->buf->data + s->received, p, n);
     s->received += n;
     return 0;
 }
@@ -475,7 +527,7 @@ static ssize_t parse(rtmp_reader *r, const uint8_t *p, size_t n)
             r->left -= take;
             if (r->left == 0) {
                 r->state = R_HEADER;
-                if (s->received == s->length && (rc = deliver(r, s, s->data)) < 0)
+                if (s->received == s->length && (rc = deliver(r, s, s->buf->data)) < 0)
                     return rc;
             }
             continue;
@@ -503,6 +555,7 @@ ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len)
 {
     if (r->error)
         return r->error;
+    r->fed += len;
     ssize_t rc = parse(r, in, len);
     if (rc < 0) {
         r->error = (int)rc;

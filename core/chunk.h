@@ -116,8 +116,9 @@ void rtmp_reader_free(rtmp_reader *r);
  * the callback returned.  The callback must not call feed.  Partial
  * headers and payloads are kept between calls; memory held follows the
  * bytes received (see rtmp_reader_buffered) plus a small constant per
- * chunk stream and one spare buffer of at most 64 KiB, whatever length
- * or chunk size the peer declares. */
+ * chunk stream, one spare buffer of at most 64 KiB and the unused part
+ * of one 64 KiB block (buffers made at once are carved from it),
+ * whatever length or chunk size the peer declares. */
 ssize_t rtmp_reader_feed(rtmp_reader *r, const uint8_t *in, size_t len);
 
 /* Change the incoming chunk size; RTMP_ERR_CHUNK_SIZE when outside the
@@ -139,22 +140,37 @@ const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r);
  * arriving, the rest of that chunk is skipped. */
 int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
 
+/* Within the callback: the buffer holding the payload it was given
+ * (data is the payload, len its length), or NULL when the payload lies
+ * in the input fed (a message in one chunk).  A reference taken on it
+ * (rtmp_buf_ref) keeps the payload past the callback with no copy; the
+ * reader then lets go of that buffer instead of reusing it. */
+rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r);
+
 /* Bytes currently allocated for partial messages (for accounting/tests).
  * A message's buffer grows with the bytes received (geometrically from
  * 256 bytes, never more than 64 KiB past them nor past the declared
  * length) and is released when the message is delivered or aborted, so
  * this is 0 between messages and at most
- * max(256, min(2 * received, received + 64 KiB)) per partial message, except that the
- * reader keeps one released buffer of at most 64 KiB (not counted here
- * while idle) and starts the next message in it: a steady stream of
- * messages then allocates nothing, and a hostile peer can make a reader
- * hold at most 64 KiB more than the bytes it sent. */
+ * max(256, min(2 * received, received + 64 KiB)) per partial message, except
+ * for one message at a time, which may hold up to 64 KiB from its start:
+ * - the reader keeps one released buffer of at most 64 KiB (not counted
+ *   here while idle) and starts the next message in it: a steady stream
+ *   of messages then allocates nothing;
+ * - without one (the callback kept the last buffer:
+ *   rtmp_reader_payload_buf), a message of at most 64 KiB gets a buffer
+ *   of its declared length at once, when no other message is partial and
+ *   the peer has sent at least twice that length so far: a stream of
+ *   messages the callback keeps is then neither grown nor copied.
+ * So a hostile peer can make a reader hold at most 64 KiB more than the
+ * bytes it sent. */
 size_t rtmp_reader_buffered(const rtmp_reader *r);
 
 /* Every byte the reader holds on the heap now (for accounting): the
  * reader itself, its chunk-stream table (capacity, at most the next power
  * of two from 8 past max_chunk_streams, of a few dozen bytes each), the
- * partial messages (rtmp_reader_buffered) and the spare buffer. */
+ * partial messages (rtmp_reader_buffered), the spare buffer and the
+ * room left in the block buffers are carved from. */
 size_t rtmp_reader_memory(const rtmp_reader *r);
 
 typedef struct rtmp_writer rtmp_writer;

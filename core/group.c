@@ -34,12 +34,15 @@ typedef struct chunked {
 } chunked;
 
 /* A cached message: its header as published (stream id 0) and its
- * chunkings, the first one the bytes the fan-out sent. */
+ * chunkings, the first one the bytes the fan-out sent; or, when no member
+ * took it, none and its payload as it came (raw), until a joiner needs a
+ * chunking. */
 typedef struct entry {
     rtmp_msg_hdr h;
     int          legacy;   /* legacy members get it (decided when it was fanned out) */
     int          n;
     chunked      k[ENTRY_KEYS];
+    rtmp_buf    *raw;      /* n == 0: the payload (the reader's buffer: group.h) */
     rtmp_buf    *flv;      /* its FLV tag (group.h), made when an FLV player first needs it */
 } entry;
 
@@ -67,7 +70,7 @@ struct rtmp_group {
     size_t   nconf;
     rtmp_flv_player **fp;
     size_t   fp_cap;
-    entry    meta;                 /* n == 0: none */
+    entry    meta;                 /* none unless holds() */
     entry    conf[MAX_CONFIGS];    /* in the order they came */
     conf_key ckey[MAX_CONFIGS];    /* what conf[i] configures */
 };
@@ -83,11 +86,19 @@ rtmp_group *rtmp_group_new(const rtmp_group_config *cfg)
     return g;
 }
 
+/* Whether e holds a message. */
+static int holds(const entry *e)
+{
+    return e->n > 0 || e->raw;
+}
+
 static void entry_free(entry *e)
 {
     for (int i = 0; i < e->n; i++)
         rtmp_buf_unref(e->k[i].buf);
     e->n = 0;
+    rtmp_buf_unref(e->raw);
+    e->raw = NULL;
     rtmp_buf_unref(e->flv);
     e->flv = NULL;
 }
@@ -226,28 +237,48 @@ static int in_gop(const rtmp_group *g, const entry *e)
     return e >= g->gop && e < g->gop + g->ngop;
 }
 
+/* The payload of e: its raw buffer's bytes, or gathered from its first
+ * chunking into *copy (the caller frees it).  NULL on OOM. */
+static const uint8_t *entry_payload(const entry *e, uint8_t **copy)
+{
+    *copy = NULL;
+    if (e->raw)
+        return e->raw->data;
+    rtmp_msg_hdr h = e->h;
+    h.stream_id = e->k[0].stream_id;
+    uint8_t *p = malloc(h.length ? h.length : 1);
+    if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return *copy = p;
+}
+
 /* The chunking of e for (cs, sid): a reference to one kept in e, made
- * from e's first one when missing (and kept when there is room).  NULL on
- * OOM.  The caller unrefs. */
+ * from e's payload when missing (and kept when there is room: the raw
+ * payload then goes, the chunking holds its bytes).  NULL on OOM.  The
+ * caller unrefs. */
 static rtmp_buf *entry_chunked(rtmp_group *g, entry *e, uint32_t cs, uint32_t sid)
 {
     for (int i = 0; i < e->n; i++)
         if (e->k[i].chunk_size == cs && e->k[i].stream_id == sid)
             return rtmp_buf_ref(e->k[i].buf);
-    rtmp_msg_hdr h = e->h;
-    h.stream_id = e->k[0].stream_id;
-    uint8_t *p = malloc(h.length ? h.length : 1);
+    uint8_t *copy;
+    const uint8_t *p = entry_payload(e, &copy);
     rtmp_buf *buf = NULL;
-    if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) == 0) {
+    if (p) {
+        rtmp_msg_hdr h = e->h;
         h.stream_id = sid;
         chunk(g, !in_gop(g, e), cs, &h, p, &buf);
     }
-    free(p);
+    free(copy);
     if (buf && e->n < ENTRY_KEYS) {
         e->k[e->n].chunk_size = cs;
         e->k[e->n].stream_id = sid;
         e->k[e->n].buf = rtmp_buf_ref(buf);
         e->n++;
+        rtmp_buf_unref(e->raw);
+        e->raw = NULL;
     }
     return buf;
 }
@@ -264,6 +295,19 @@ static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked 
     e->k[0] = *k;
     rtmp_buf_ref(k->buf);
     e->n = 1;
+    e->raw = NULL;
+    e->flv = NULL;
+}
+
+/* The same with no chunking: the payload held by raw (a reference taken). */
+static void entry_set_raw(entry *e, int fresh, const rtmp_msg_hdr *h, rtmp_buf *raw)
+{
+    if (!fresh)
+        entry_free(e);
+    e->h = *h;
+    e->h.stream_id = 0;
+    e->n = 0;
+    e->raw = rtmp_buf_ref(raw);
     e->flv = NULL;
 }
 
@@ -319,7 +363,7 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
          * every joiner's burst 32 x max_message */
         size_t others = 0;
         for (size_t i = 0; i < g->nconf; i++)
-            if (g->conf[i].n && !conf_covered(&g->ckey[i], &key))
+            if (holds(&g->conf[i]) && !conf_covered(&g->ckey[i], &key))
                 others += g->conf[i].h.length;
         if (others + h->length > MAX_CONFIG_BYTES)
             return NULL;
@@ -340,6 +384,7 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
         if (g->nconf == MAX_CONFIGS)
             return NULL;
         g->conf[g->nconf].n = 0;
+        g->conf[g->nconf].raw = NULL;
         g->conf[g->nconf].flv = NULL;
         g->ckey[g->nconf] = key;
         return &g->conf[g->nconf++];
@@ -366,6 +411,7 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
     }
     g->gop_bytes += h->length;
     g->gop[g->ngop].n = 0;
+    g->gop[g->ngop].raw = NULL;
     g->gop[g->ngop].flv = NULL;
     return &g->gop[g->ngop++];
 }
@@ -373,12 +419,12 @@ static entry *cache_slot(rtmp_group *g, const rtmp_msg_hdr *h, const rtmp_media 
 size_t rtmp_group_cached_bytes(const rtmp_group *g, size_t *messages)
 {
     size_t bytes = g->gop_bytes, n = g->ngop;
-    if (g->meta.n) {
+    if (holds(&g->meta)) {
         bytes += g->meta.h.length;
         n++;
     }
     for (size_t i = 0; i < g->nconf; i++)
-        if (g->conf[i].n) {
+        if (holds(&g->conf[i])) {
             bytes += g->conf[i].h.length;
             n++;
         }
@@ -391,10 +437,10 @@ size_t rtmp_group_cached_bytes(const rtmp_group *g, size_t *messages)
 static entry *cache_at(const rtmp_group *g, size_t i)
 {
     if (i == 0)
-        return g->meta.n ? (entry *)&g->meta : NULL;
+        return holds(&g->meta) ? (entry *)&g->meta : NULL;
     i--;
     if (i < g->nconf)
-        return g->conf[i].n ? (entry *)&g->conf[i] : NULL;
+        return holds(&g->conf[i]) ? (entry *)&g->conf[i] : NULL;
     i -= g->nconf;
     return i < g->ngop ? &g->gop[i] : NULL;
 }
@@ -408,16 +454,12 @@ int rtmp_group_each_cached(const rtmp_group *g,
         entry *e = cache_at(g, i);
         if (!e)
             continue;
-        rtmp_msg_hdr h = e->h;
-        h.stream_id = e->k[0].stream_id;
-        uint8_t *p = malloc(h.length ? h.length : 1);
+        uint8_t *copy;
+        const uint8_t *p = entry_payload(e, &copy);
         if (!p)
             return RTMP_ERR_NOMEM;
-        int rc = rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length);
-        h.stream_id = 0;
-        if (rc == 0)
-            rc = fn(ud, &h, p);
-        free(p);
+        int rc = fn(ud, &e->h, p);
+        free(copy);
         if (rc != 0)
             return rc;
     }
@@ -603,12 +645,11 @@ static rtmp_buf *entry_flv(rtmp_group *g, entry *e)
 {
     if (e->flv)
         return rtmp_buf_ref(e->flv);
-    rtmp_msg_hdr h = e->h;
-    h.stream_id = e->k[0].stream_id;
-    uint8_t *p = malloc(h.length ? h.length : 1);
-    if (p && rtmp_chunk_gather_fmt0(e->k[0].chunk_size, &h, e->k[0].buf, 0, p, h.length) == 0)
-        e->flv = flv_tag(g, !in_gop(g, e), &h, p);
-    free(p);
+    uint8_t *copy;
+    const uint8_t *p = entry_payload(e, &copy);
+    if (p)
+        e->flv = flv_tag(g, !in_gop(g, e), &e->h, p);
+    free(copy);
     return rtmp_buf_ref(e->flv);
 }
 
@@ -814,8 +855,8 @@ static void flv_fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *p
 /* ---- fan-out ---- */
 
 /* to_legacy: whether legacy members get it (1, 0), or -1: cfg.legacy decides. */
-static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, double now, int is_meta,
-                   int to_legacy)
+static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, rtmp_buf *held, double now,
+                   int is_meta, int to_legacy)
 {
     rtmp_msg_hdr h = *hin;
     h.fmt = RTMP_FMT_AUTO;
@@ -877,7 +918,15 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         }
         rtmp_buf_unref(uncached);
     }
-    if (slot) {
+    if (slot && nkeys == 0 && held && held->data == payload && held->len == h.length
+        && held->cap - held->len <= held->len / 4 && (!lasting || !held->block)) {
+        /* no member took it: the cache keeps the payload's own buffer, not
+         * a chunked copy (unless the buffer is much larger than it, or a
+         * lasting entry would hold the block it was carved from) */
+        entry_set_raw(slot, !lasting, &h, held);
+        stored = slot;
+        slot->legacy = legacy_ok;
+    } else if (slot) {
         /* the cache keeps the chunking the members got (or one of its own) */
         if (nkeys == 0) {
             h.stream_id = g->last_sid;
@@ -913,15 +962,20 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
 
 int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
 {
-    return fan_out(g, h, payload, now, 0, -1);
+    return fan_out(g, h, payload, NULL, now, 0, -1);
+}
+
+int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now)
+{
+    return fan_out(g, h, payload, held, now, 0, -1);
 }
 
 int rtmp_group_send_to(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now, int legacy)
 {
-    return fan_out(g, h, payload, now, 0, legacy);
+    return fan_out(g, h, payload, NULL, now, 0, legacy);
 }
 
 int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
 {
-    return fan_out(g, h, payload, now, 1, -1);
+    return fan_out(g, h, payload, NULL, now, 1, -1);
 }

@@ -118,6 +118,12 @@ void rtmp_group_clear(rtmp_group *g);
  * reached. */
 int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
 
+/* The same, the payload lying in held (held->data is payload, held->len
+ * h->length; NULL: none, as rtmp_group_send): where the cache would copy
+ * the message, because no member took it, it keeps a reference to held
+ * instead (rtmp_reader_payload_buf hands such a buffer on). */
+int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now);
+
 /* The same, the caller deciding whether legacy members get the message:
  * legacy 1 they do, 0 they do not, -1 as cfg.legacy says
  * (rtmp_group_send).  The cached copy keeps the decision. */

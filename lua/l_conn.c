@@ -161,7 +161,7 @@ int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uin
     rtmp_group *fg = rtmp_l_forward_find(&lc->fwd, h);
     if (fg) { /* forwarded: fanned out in C, no Lua message object, at the
                * time of this read (no clock call per message) */
-        rtmp_l_forward_send(fg, h, payload, rtmp_conn_core_now(lc->cc));
+        rtmp_l_forward_send(fg, lc->cc, h, payload);
         return 0;
     }
     lua_State *L = lc->o.st->L;

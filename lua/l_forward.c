@@ -9,6 +9,7 @@
 #include "l_group.h"
 #include "../core/chunk.h"
 #include "../core/group.h"
+#include "../core/session.h"
 
 /* [-0, +0, v] the group at idx (its box's first field). */
 static rtmp_group *group_at(lua_State *L, int idx)
@@ -53,12 +54,13 @@ rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h
     return NULL;
 }
 
-void rtmp_l_forward_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
+void rtmp_l_forward_send(rtmp_group *g, rtmp_conn_core *cc, const rtmp_msg_hdr *h, const uint8_t *payload)
 {
     rtmp_msg_hdr out = *h;
     out.csid = rtmp_chunk_default_csid(h->type);
+    rtmp_buf *held = rtmp_reader_payload_buf(rtmp_session_reader(rtmp_conn_core_session(cc)));
     if (h->length > 0)
-        rtmp_group_send(g, &out, payload, now);
+        rtmp_group_send_held(g, &out, payload, held, rtmp_conn_core_now(cc));
 }
 
 void rtmp_l_forward_clear(lua_State *L, rtmp_l_forwards *fw)

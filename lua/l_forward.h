@@ -33,9 +33,11 @@ int rtmp_l_forward_method(lua_State *L, rtmp_l_forwards *fw);
  * a forwarded stream. */
 rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h);
 
-/* Fan a forwarded message out through g at time now (the type's default
- * chunk stream; an empty message has nothing to forward). */
-void rtmp_l_forward_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
+/* Fan a message cc read out through g, at the time of that read (the
+ * type's default chunk stream; an empty message has nothing to forward).
+ * Called from cc's message callback: the reader's buffer holding the
+ * payload goes to the cache as it is when no member takes the message. */
+void rtmp_l_forward_send(rtmp_group *g, rtmp_conn_core *cc, const rtmp_msg_hdr *h, const uint8_t *payload);
 
 /* [-0, +0, -] End every forward (L NULL: the Lua state is closing, the
  * references go with it). */

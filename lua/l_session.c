@@ -45,7 +45,7 @@ static int ls_message(void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, u
     lua_State *L = ls->L;
     rtmp_group *fg = rtmp_l_forward_find(&ls->fwd, h);
     if (fg) /* s:forward: fanned out in C, at the time of this feed */
-        rtmp_l_forward_send(fg, h, payload, rtmp_conn_core_now(ls->m.cc));
+        rtmp_l_forward_send(fg, ls->m.cc, h, payload);
     rtmp_l_push_msg(L, h, payload, applied, ls->max_amf_depth);
     lua_Integer i = (lua_Integer)luaL_len(L, ls->out) + 1;
     lua_rawseti(L, ls->out, i);

@@ -93,19 +93,88 @@ describe("late join (core group cache)", function()
       H.shquote(srv.url("live"))), { name = "gop5-pub" })
     assert(H.wait_until(function() return (H.read_file(pub.out) or ""):find("published") end, 20))
     H.sleep(0.5)
+    local function play(n)
+      local players = H.spawn(string.format("%s %s %s play %d", H.luartmp, H.shquote(script),
+        H.shquote(srv.url("live")), n), { name = "gop5-play" })
+      assert.are.equal(0, H.wait_exit(players, 60), H.read_file(players.err))
+      assert.truthy((H.read_file(players.out) or ""):find("played " .. n, 1, true))
+    end
+    -- nobody played while the GOP came, so the cache holds the payloads as
+    -- they were read: the first joiner makes their chunking, once (the
+    -- payloads it replaces are freed as it goes)
     local before = proc_kb(srv.proc.pid, "VmHWM")
+    play(1)
+    local first = proc_kb(srv.proc.pid, "VmHWM") - before
+    assert.is_true(first < 2 * 5 * MiB, "peak memory grew by " .. first .. " bytes for the first joiner")
+    before = proc_kb(srv.proc.pid, "VmHWM")
     local N = 8
-    local players = H.spawn(string.format("%s %s %s play %d", H.luartmp, H.shquote(script),
-      H.shquote(srv.url("live")), N), { name = "gop5-play" })
-    assert.are.equal(0, H.wait_exit(players, 60), H.read_file(players.err))
-    assert.truthy((H.read_file(players.out) or ""):find("played " .. N, 1, true))
+    play(N)
     local grown = proc_kb(srv.proc.pid, "VmHWM") - before
     local joins = late_joins(srv.log())
-    assert.are.equal(N, #joins)
+    assert.are.equal(1 + N, #joins)
     -- the sequence header and the 50 frames of the GOP
     for _, j in ipairs(joins) do assert.are.equal(51, j.messages) end
     -- copies would take N x 5 MiB at the peak; references take next to nothing
     assert.is_true(grown < 5 * MiB, "peak memory grew by " .. grown .. " bytes for " .. N .. " joiners")
+  end)
+
+  it("a joiner gets a GOP nobody played while it came, byte for byte, at every message size", function()
+    -- with no member, the cache keeps the reader's own buffers (no chunked
+    -- copy): messages of one chunk, of a buffer carved at once (up to 32
+    -- KiB), of one allocated at once (up to 64 KiB) and grown (past it)
+    local srv = H.luartmp_start{}
+    local script = H.tmpname("rawgop") .. ".lua"
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      local url = ...
+      local function msg(t, ts, payload) return rtmp.message({ type = t, timestamp = ts }, payload) end
+      local seed = 7
+      local function noise(n) -- bytes no two frames share
+        local t = {}
+        for i = 1, n do seed = (seed * 1103515245 + 12345) % 2147483648; t[i] = string.char(seed >> 16 & 255) end
+        return table.concat(t)
+      end
+      local sent = { { 9, 0, "\23\0\0\0\0" .. noise(40) }, { 9, 0, "\23\1\0\0\0" .. noise(90000) } }
+      local sizes = { 300, 5000, 20000, 33000, 40000, 70000, 150000, 3000, 12000, 60000 }
+      for i, n in ipairs(sizes) do
+        sent[#sent + 1] = { 8, i * 40, "\175\1" .. noise(200 + i) }
+        sent[#sent + 1] = { 9, i * 40, "\39\1\0\0\0" .. noise(n) }
+      end
+      local nc = assert(rtmp.connect(url))
+      local ns = assert(nc:create_stream())
+      assert(ns:publish("raw"))
+      for _, m in ipairs(sent) do assert(ns:send(msg(m[1] == 8 and "audio" or "video", m[2], m[3]))) end
+      rtmp.sleep(0.5)
+      local pc = assert(rtmp.connect(url))
+      local ps = assert(pc:create_stream())
+      assert(ps:play("raw"))
+      local got = {}
+      while #got < #sent do
+        local m = ps:read(5)
+        if not m then break end
+        if m.type == 8 or m.type == 9 then got[#got + 1] = m end
+      end
+      for i, m in ipairs(sent) do
+        local g = got[i]
+        print(string.format("%d %d %s %s", m[1], m[2], rtmp.sha256(m[3]),
+          g and string.format("%d %d %s", g.type, g.timestamp, rtmp.sha256(g.payload)) or "missing"))
+      end
+      pc:close()
+      nc:close()
+    ]])
+    local p = H.spawn(string.format("%s %s %s", H.luartmp, H.shquote(script), H.shquote(srv.url("live"))),
+      { name = "rawgop" })
+    assert.are.equal(0, H.wait_exit(p, 30), H.read_file(p.err))
+    local lines = 0
+    for line in (H.read_file(p.out) or ""):gmatch("[^\n]+") do
+      lines = lines + 1
+      local sent, got = line:match("^(%d+ %d+ %x+) (.*)$")
+      assert.are.equal(sent, got, line)
+    end
+    assert.are.equal(22, lines, H.read_file(p.out))
+    local joins = late_joins(srv.log())
+    assert.are.equal(1, #joins)
+    assert.are.equal(22, joins[1].messages)
   end)
 
   it("an enhanced RTMP joiner gets the metadata and every track's configuration before the GOP, byte for byte", function()
