@@ -64,6 +64,16 @@ void rtmp_carver_trim(rtmp_carver *c, rtmp_buf *b)
     b->cap = b->len;
 }
 
+int rtmp_carver_unwind(rtmp_carver *c, rtmp_buf *b)
+{
+    if (!c->block || b->block != c->block || b->refs != 1
+        || (size_t)(b->data - c->block->data) + b->cap != c->off)
+        return 0;
+    c->off = (size_t)((uint8_t *)b - c->block->data);
+    c->spare++; /* b's reference on the block goes back to the batch */
+    return 1;
+}
+
 void rtmp_carver_end(rtmp_carver *c)
 {
     if (c->block) {

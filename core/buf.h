@@ -73,11 +73,17 @@ void rtmp_carver_trim(rtmp_carver *c, rtmp_buf *b);
 /* Bytes a buffer cut now could hold. */
 size_t rtmp_carver_room(const rtmp_carver *c);
 
+/* Take back b, the buffer cut last, when nothing else holds it (refs 1):
+ * its room returns to the block.  1 when taken back (b is gone), else 0
+ * (b is as it was: the caller unrefs it as usual). */
+int rtmp_carver_unwind(rtmp_carver *c, rtmp_buf *b);
+
 /* Stop carving: the block goes with the last buffer cut from it. */
 void rtmp_carver_end(rtmp_carver *c);
 
 /* Give b (refs 1, not carved; NULL: a new buffer) room for exactly cap
- * bytes, keeping its first min(len, cap); NULL on OOM (b unchanged). */
+ * bytes: its bytes up to the smaller capacity are kept, len is cut to
+ * cap; NULL on OOM (b unchanged). */
 rtmp_buf *rtmp_buf_resize(rtmp_buf *b, size_t cap);
 
 /* Append n bytes; 0 or RTMP_ERR_NOMEM. */

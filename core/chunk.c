@@ -130,7 +130,8 @@ struct rtmp_reader {
     uint32_t  ahead;               /* 1 + the index in st of the partial message started
                                       in the spare or up front (store()), 0: none */
     uint64_t  fed;                 /* bytes fed so far */
-    rtmp_buf *handing;             /* the buffer of the message being delivered */
+    rtmp_buf *delivering;          /* the buffer of the message being delivered */
+    int       kept;                /* the callback kept the last one (rtmp_reader_payload_buf) */
 };
 
 rtmp_reader *rtmp_reader_new(const rtmp_reader_config *cfg, rtmp_reader_cb cb, void *ud)
@@ -196,7 +197,7 @@ const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r)
 
 rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r)
 {
-    return r->handing;
+    return r->delivering;
 }
 
 size_t rtmp_reader_buffered(const rtmp_reader *r)
@@ -222,8 +223,9 @@ static long find_stream(rtmp_reader *r, uint32_t csid)
 }
 
 /* Release s's buffer: kept as the reader's spare when it is the largest
- * one up to SPARE_MAX and nobody took it (rtmp_reader_payload_buf), let
- * go of otherwise. */
+ * one up to SPARE_MAX and nobody took it (rtmp_reader_payload_buf), its
+ * room given back to the block when it was carved and nobody took it
+ * (so a block holds only what was kept), let go of otherwise. */
 static void drop_buffer(rtmp_reader *r, rstream *s)
 {
     rtmp_buf *b = s->buf;
@@ -235,7 +237,7 @@ static void drop_buffer(rtmp_reader *r, rstream *s)
     if (b->refs == 1 && !b->block && b->cap <= SPARE_MAX && (!r->spare || b->cap > r->spare->cap)) {
         rtmp_buf_unref(r->spare);
         r->spare = b;
-    } else {
+    } else if (!b->block || !rtmp_carver_unwind(&r->carver, b)) {
         rtmp_buf_unref(b);
     }
     s->buf = NULL;
@@ -268,17 +270,20 @@ static int deliver(rtmp_reader *r, rstream *s, const uint8_t *payload)
     s->received = 0;
     if (payload && s->buf && payload == s->buf->data) {
         s->buf->len = s->length;
-        r->handing = s->buf;
+        r->delivering = s->buf;
     }
     int rc = r->cb ? r->cb(r->ud, &h, payload ? payload : empty) : 0;
-    r->handing = NULL;
+    if (r->delivering)
+        r->kept = r->delivering->refs > 1;
+    r->delivering = NULL;
     drop_buffer(r, s);   /* after the callback: payload may point into it */
     return rc < 0 ? rc : 0;
 }
 
 /* A buffer of exactly len bytes (at most SPARE_MAX), carved from the
  * reader's block when it is at most half a block (a new block when the
- * room left is short); NULL on OOM. */
+ * room left is short; a carved buffer nobody kept gives its room back:
+ * drop_buffer()), else of its own; NULL on OOM. */
 static rtmp_buf *up_front(rtmp_reader *r, size_t len)
 {
     if (len > CARVE_BLOCK / 2)
@@ -295,13 +300,13 @@ static rtmp_buf *up_front(rtmp_reader *r, size_t len)
 
 /* Append n payload bytes to s, growing its buffer geometrically but never
  * past the message length, so memory follows the bytes received.  A
- * message starts in the spare buffer; without one, a message of at most
+ * message starts in the spare buffer; without one, when the callback
+ * kept the last buffer (rtmp_reader_payload_buf), a message of at most
  * SPARE_MAX bytes, when no other is partial and it is at most half of
  * what the peer sent so far, gets a buffer of its length at once
- * (up_front()): a steady stream of messages taken by the callback
- * (rtmp_reader_payload_buf), which leaves no spare, then neither grows
- * nor copies a buffer, and costs no allocation per message.  Either way
- * the message holds the reader's one allowance (ahead) until it goes. */
+ * (up_front()): a steady stream of messages the callback keeps then
+ * neither grows nor copies a buffer.  Either way the message holds the
+ * reader's one allowance (ahead) until it goes. */
 static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
 {
     size_t need = (size_t)s->received + n;
@@ -309,7 +314,7 @@ static int store(rtmp_reader *r, rstream *s, const uint8_t *p, uint32_t n)
         if (r->spare) { /* start the message in the spare buffer */
             s->buf = r->spare;
             r->spare = NULL;
-        } else if (s->length <= SPARE_MAX && r->buffered == 0 && s->length <= r->fed / 2) {
+        } else if (r->kept && s->length <= SPARE_MAX && r->buffered == 0 && s->length <= r->fed / 2) {
             if (!(s->buf = up_front(r, s->length)))
                 return RTMP_ERR_NOMEM;
         }

@@ -454,12 +454,15 @@ int rtmp_group_each_cached(const rtmp_group *g,
         entry *e = cache_at(g, i);
         if (!e)
             continue;
+        /* fn gets its own copy of the header and a reference on the
+         * payload: what it does to the cache cannot pull them away */
+        rtmp_msg_hdr h = e->h;
+        rtmp_buf *raw = rtmp_buf_ref(e->raw);
         uint8_t *copy;
         const uint8_t *p = entry_payload(e, &copy);
-        if (!p)
-            return RTMP_ERR_NOMEM;
-        int rc = fn(ud, &e->h, p);
+        int rc = p ? fn(ud, &h, p) : RTMP_ERR_NOMEM;
         free(copy);
+        rtmp_buf_unref(raw);
         if (rc != 0)
             return rc;
     }
@@ -639,7 +642,7 @@ static rtmp_buf *flv_tag(rtmp_group *g, int lasting, const rtmp_msg_hdr *h, cons
 }
 
 /* The tag of cached message e: a reference to the one kept with it, made
- * from its first chunking when missing.  NULL when it has none, or on
+ * from its payload when missing.  NULL when it has none, or on
  * OOM.  The caller unrefs. */
 static rtmp_buf *entry_flv(rtmp_group *g, entry *e)
 {
@@ -922,7 +925,10 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
         && held->cap - held->len <= held->len / 4 && (!lasting || !held->block)) {
         /* no member took it: the cache keeps the payload's own buffer, not
          * a chunked copy (unless the buffer is much larger than it, or a
-         * lasting entry would hold the block it was carved from) */
+         * lasting entry would hold the block it was carved from).  A
+         * reader's block holds only what was kept (chunk.c), so the GOP's
+         * memory follows gop_bytes as the chunked copies did, plus at most
+         * a block */
         entry_set_raw(slot, !lasting, &h, held);
         stored = slot;
         slot->legacy = legacy_ok;

@@ -11,7 +11,9 @@
  * chunking in it.
  *
  * With a cache (cfg.cache), the group keeps what a player joining late
- * needs to decode, as the same chunked buffers it fanned out:
+ * needs to decode, as the same chunked buffers it fanned out (or, for a
+ * message no member took, its payload as the publisher's reader kept it:
+ * rtmp_group_send_held):
  *   - the metadata (rtmp_group_metadata: onMetaData as players get it);
  *   - each track's configuration: sequence headers (legacy AVC/HEVC/AAC,
  *     SequenceStart, MPEG2TSSequenceStart), MultichannelConfig and the
@@ -120,8 +122,10 @@ int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload
 
 /* The same, the payload lying in held (held->data is payload, held->len
  * h->length; NULL: none, as rtmp_group_send): where the cache would copy
- * the message, because no member took it, it keeps a reference to held
- * instead (rtmp_reader_payload_buf hands such a buffer on). */
+ * the message because no member took it, it may keep a reference to held
+ * instead (when held is not much larger than the payload, and for the
+ * metadata or a configuration only when held is not carved from a
+ * block).  rtmp_reader_payload_buf hands such a buffer on. */
 int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now);
 
 /* The same, the caller deciding whether legacy members get the message:

@@ -21,6 +21,23 @@ local function proc_kb(pid, field)
   return tonumber(s:match(field .. ":%s+(%d+) kB")) * 1024
 end
 
+-- Run body as a luartmp client script against a fresh live server (url:
+-- its "live" app; msg(type, timestamp, payload) makes a message): the
+-- server and what the script printed.
+local function client(name, body)
+  local srv = H.luartmp_start{}
+  local script = H.tmpname(name) .. ".lua"
+  H.write_file(script, [[
+    local rtmp = require "rtmp"
+    local url = ...
+    local function msg(t, ts, payload) return rtmp.message({ type = t, timestamp = ts }, payload) end
+  ]] .. body)
+  local p = H.spawn(string.format("%s %s %s", H.luartmp, H.shquote(script), H.shquote(srv.url("live"))),
+    { name = name })
+  assert.are.equal(0, H.wait_exit(p, 30), H.read_file(p.err))
+  return srv, H.read_file(p.out) or ""
+end
+
 describe("late join (core group cache)", function()
   after_each(H.cleanup)
 
@@ -122,12 +139,7 @@ describe("late join (core group cache)", function()
     -- with no member, the cache keeps the reader's own buffers (no chunked
     -- copy): messages of one chunk, of a buffer carved at once (up to 32
     -- KiB), of one allocated at once (up to 64 KiB) and grown (past it)
-    local srv = H.luartmp_start{}
-    local script = H.tmpname("rawgop") .. ".lua"
-    H.write_file(script, [[
-      local rtmp = require "rtmp"
-      local url = ...
-      local function msg(t, ts, payload) return rtmp.message({ type = t, timestamp = ts }, payload) end
+    local srv, out = client("rawgop", [[
       local seed = 7
       local function noise(n) -- bytes no two frames share
         local t = {}
@@ -162,28 +174,20 @@ describe("late join (core group cache)", function()
       pc:close()
       nc:close()
     ]])
-    local p = H.spawn(string.format("%s %s %s", H.luartmp, H.shquote(script), H.shquote(srv.url("live"))),
-      { name = "rawgop" })
-    assert.are.equal(0, H.wait_exit(p, 30), H.read_file(p.err))
     local lines = 0
-    for line in (H.read_file(p.out) or ""):gmatch("[^\n]+") do
+    for line in out:gmatch("[^\n]+") do
       lines = lines + 1
       local sent, got = line:match("^(%d+ %d+ %x+) (.*)$")
       assert.are.equal(sent, got, line)
     end
-    assert.are.equal(22, lines, H.read_file(p.out))
+    assert.are.equal(22, lines, out)
     local joins = late_joins(srv.log())
     assert.are.equal(1, #joins)
     assert.are.equal(22, joins[1].messages)
   end)
 
   it("an enhanced RTMP joiner gets the metadata and every track's configuration before the GOP, byte for byte", function()
-    local srv = H.luartmp_start{}
-    local script = H.tmpname("ertmp") .. ".lua"
-    H.write_file(script, [[
-      local rtmp = require "rtmp"
-      local url = ...
-      local function msg(t, ts, payload) return rtmp.message({ type = t, timestamp = ts }, payload) end
+    local _, out = client("ertmp", [[
       local sent = {
         { "audio", 0, "\x90OpusOpusHead\1\2\0\0\128\187\0\0\0\0\0" },                 -- SequenceStart
         { "video", 0, "\x96\x10avc1\0\0\0\5\1\2\3\4\5\1\0\0\3abc" },                  -- Multitrack ManyTracks SequenceStart, tracks 0 and 1
@@ -210,12 +214,9 @@ describe("late join (core group cache)", function()
       pc:close()
       nc:close()
     ]])
-    local p = H.spawn(string.format("%s %s %s", H.luartmp, H.shquote(script), H.shquote(srv.url("live"))),
-      { name = "ertmp" })
-    assert.are.equal(0, H.wait_exit(p, 20), H.read_file(p.err))
     local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
     local got = {}
-    for line in (H.read_file(p.out) or ""):gmatch("[^\n]+") do got[#got + 1] = line end
+    for line in out:gmatch("[^\n]+") do got[#got + 1] = line end
     local want = {
       -- onMetaData { width = 2 }, as players get it (no @setDataFrame)
       "18 0 " .. hex("\2\0\10onMetaData\3\0\5width\0\64\0\0\0\0\0\0\0\0\0\9"),

@@ -416,37 +416,6 @@ describe("chunk reader", function()
       assert.is_true(r2:buffered() <= 256, "buffered " .. r2:buffered())
     end)
 
-    it("gives a message of at most 64 KiB its length at once, one at a time, once the peer sent twice that", function()
-      local r = rtmp.reader{ max_message = 32 * MiB }
-      assert(r:set_chunk_size(0x7FFFFFFF))
-      -- at the start the peer has sent too little: growth follows the bytes
-      assert.same({}, assert(r:feed(h0(6, 0, 40000, 9, 1) .. data(100))))
-      assert.is_true(r:buffered() <= 256, "buffered " .. r:buffered())
-      assert.equal(1, #assert(r:feed(data(40000 - 100))))
-      -- (its 40000-byte buffer is now the spare; a message over 64 KiB, not kept, uses it up)
-      assert.same({}, assert(r:feed(h0(6, 0, 100000, 9, 1) .. data(100))))
-      assert.equal(40000, r:buffered())
-      assert.equal(1, #assert(r:feed(data(100000 - 100))))
-      assert.equal(0, r:buffered())
-      -- no spare, 140 KB sent: a 30000-byte message gets its 30000 bytes at once
-      assert(r:set_chunk_size(1000))
-      assert.same({}, assert(r:feed(h0(6, 0, 30000, 9, 1) .. data(1000))))
-      assert.equal(30000, r:buffered())
-      -- while it is partial, another grows with its bytes
-      assert.same({}, assert(r:feed(h0(7, 0, 50000, 9, 1) .. data(1000))))
-      assert.is_true(r:buffered() <= 30000 + 1000, "buffered " .. r:buffered())
-      local rest = data(49000, 2)
-      assert.equal(1, #assert(r:feed(h3(7) .. chunks("", 7, rest, 1000))))
-      assert.equal(30000, r:buffered())
-      -- and one over 64 KiB never gets its length at once
-      local r2 = rtmp.reader{ max_message = 32 * MiB }
-      assert(r2:set_chunk_size(0x7FFFFFFF))
-      assert(r2:feed(h0(6, 0, 300000, 9, 1) .. data(299999)))
-      assert.equal(1, #assert(r2:feed("x")))
-      assert.same({}, assert(r2:feed(h0(6, 0, 70000, 9, 1) .. data(100))))
-      assert.is_true(r2:buffered() <= 256, "buffered " .. r2:buffered())
-    end)
-
     it("limits the number of chunk streams", function()
       local bytes = h0(3, 0, 1, 8, 1) .. "a" .. h0(4, 0, 1, 8, 1) .. "b" .. h0(5, 0, 1, 8, 1) .. "c"
         .. h2(3, 1) .. "d" .. h0(6, 0, 1, 8, 1) .. "e"
