@@ -100,6 +100,20 @@ void rtmp_buf_unref(rtmp_buf *b)
     }
 }
 
+rtmp_buf *rtmp_buf_resize(rtmp_buf *b, size_t cap)
+{
+    if (!b)
+        return rtmp_buf_new(cap);
+    assert(b->refs == 1 && !b->block);
+    rtmp_buf *nb = realloc(b, sizeof *b + cap);
+    if (!nb)
+        return NULL;
+    nb->cap = cap;
+    if (nb->len > cap)
+        nb->len = cap;
+    return nb;
+}
+
 uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
 {
     rtmp_buf *b = *bp;
@@ -117,27 +131,12 @@ uint8_t *rtmp_buf_grow(rtmp_buf **bp, size_t extra)
         size_t cap = b->cap * 2;
         if (cap < b->len + extra)
             cap = b->len + extra;
-        rtmp_buf *nb = realloc(b, sizeof *b + cap);
+        rtmp_buf *nb = rtmp_buf_resize(b, cap);
         if (!nb)
             return NULL;
-        nb->cap = cap;
         *bp = b = nb;
     }
     return b->data + b->len;
-}
-
-rtmp_buf *rtmp_buf_resize(rtmp_buf *b, size_t cap)
-{
-    if (!b)
-        return rtmp_buf_new(cap);
-    assert(b->refs == 1 && !b->block);
-    rtmp_buf *nb = realloc(b, sizeof *b + cap);
-    if (!nb)
-        return NULL;
-    nb->cap = cap;
-    if (nb->len > cap)
-        nb->len = cap;
-    return nb;
 }
 
 int rtmp_buf_append(rtmp_buf **bp, const void *p, size_t n)

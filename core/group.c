@@ -283,30 +283,21 @@ static rtmp_buf *entry_chunked(rtmp_group *g, entry *e, uint32_t cs, uint32_t si
     return buf;
 }
 
-/* Make e hold a message (h as published, the chunking k), its key
- * unchanged.  The old contents are dropped, unless e is fresh (a new GOP
- * slot: nothing of it is read, its lines may be out of the cache). */
-static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked *k)
-{
-    if (!fresh)
-        entry_free(e);
-    e->h = *h;
-    e->h.stream_id = 0;
-    e->k[0] = *k;
-    rtmp_buf_ref(k->buf);
-    e->n = 1;
-    e->raw = NULL;
-    e->flv = NULL;
-}
-
-/* The same with no chunking: the payload held by raw (a reference taken). */
-static void entry_set_raw(entry *e, int fresh, const rtmp_msg_hdr *h, rtmp_buf *raw)
+/* Make e hold a message (h as published): its chunking k, or (k NULL)
+ * its payload in raw; a reference is taken.  The old contents are
+ * dropped, unless e is fresh (a new GOP slot: nothing of it is read, its
+ * lines may be out of the cache). */
+static void entry_set(entry *e, int fresh, const rtmp_msg_hdr *h, const chunked *k, rtmp_buf *raw)
 {
     if (!fresh)
         entry_free(e);
     e->h = *h;
     e->h.stream_id = 0;
     e->n = 0;
+    if (k) {
+        e->k[e->n++] = *k;
+        rtmp_buf_ref(k->buf);
+    }
     e->raw = rtmp_buf_ref(raw);
     e->flv = NULL;
 }
@@ -929,9 +920,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
          * reader's block holds only what was kept (chunk.c), so the GOP's
          * memory follows gop_bytes as the chunked copies did, plus at most
          * a block */
-        entry_set_raw(slot, !lasting, &h, held);
+        entry_set(slot, !lasting, &h, NULL, held);
         stored = slot;
-        slot->legacy = legacy_ok;
     } else if (slot) {
         /* the cache keeps the chunking the members got (or one of its own) */
         if (nkeys == 0) {
@@ -941,9 +931,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
                 keys[nkeys++] = (chunked){ g->last_cs, g->last_sid, buf };
         }
         if (nkeys > 0) {
-            entry_set(slot, !lasting, &h, &keys[0]);
+            entry_set(slot, !lasting, &h, &keys[0], NULL);
             stored = slot;
-            slot->legacy = legacy_ok;
             for (int k = 1; k < nkeys && slot->n < ENTRY_KEYS; k++) {
                 slot->k[slot->n] = keys[k];
                 rtmp_buf_ref(keys[k].buf);
@@ -959,6 +948,8 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
             }
         }
     }
+    if (stored)
+        stored->legacy = legacy_ok;
     for (int k = 0; k < nkeys; k++)
         rtmp_buf_unref(keys[k].buf);
     if (g->nfp)
