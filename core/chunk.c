@@ -195,6 +195,21 @@ const rtmp_reader_config *rtmp_reader_get_config(const rtmp_reader *r)
     return &r->cfg;
 }
 
+void rtmp_reader_warm(const rtmp_reader *r, rtmp_warm *w)
+{
+    rtmp_warm_add(w, r, sizeof *r);
+    if (r->last < r->nst) {
+        const rstream *s = &r->st[r->last];
+        rtmp_warm_add(w, s, sizeof *s);
+        if (s->busy && s->buf)
+            rtmp_warm_add(w, s->buf->data + s->received, 1);
+    }
+    if (r->spare)
+        rtmp_warm_add(w, r->spare, sizeof *r->spare + 1);
+    else if (r->carver.block)
+        rtmp_warm_add(w, r->carver.block->data + r->carver.off, 1);
+}
+
 rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r)
 {
     return r->delivering;

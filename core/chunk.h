@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "warm.h"
 
 #define RTMP_DEFAULT_CHUNK_SIZE 128
 #define RTMP_MIN_CSID 2
@@ -146,6 +147,11 @@ int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
  * (rtmp_buf_ref) keeps the payload past the callback with no copy; the
  * reader then lets go of that buffer instead of reusing it. */
 rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r);
+
+/* Note what the reader's next input will touch (warm.h): the reader, the
+ * chunk stream it read last and where that stream's next payload bytes
+ * go (its partial message, the spare buffer or the carving block). */
+void rtmp_reader_warm(const rtmp_reader *r, rtmp_warm *w);
 
 /* Bytes currently allocated for partial messages (for accounting/tests).
  * A message's buffer grows with the bytes received (geometrically from

@@ -137,6 +137,12 @@ void rtmp_conn_core_free(rtmp_conn_core *cc)
     free(cc);
 }
 
+void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w)
+{
+    rtmp_warm_add(w, cc, sizeof *cc);
+    rtmp_session_warm(cc->s, w);
+}
+
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc) { return cc->s; }
 const rtmp_conn_config *rtmp_conn_core_config(const rtmp_conn_core *cc) { return &cc->cfg; }
 int rtmp_conn_core_closing(const rtmp_conn_core *cc) { return cc->closing; }

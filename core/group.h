@@ -128,6 +128,11 @@ int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload
  * block).  rtmp_reader_payload_buf hands such a buffer on. */
 int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now);
 
+/* Note what the group's next message will touch (warm.h): the part of
+ * the group every message reads and, with a cache, the entry the next
+ * message is cached in. */
+void rtmp_group_warm(const rtmp_group *g, rtmp_warm *w);
+
 /* The same, the caller deciding whether legacy members get the message:
  * legacy 1 they do, 0 they do not, -1 as cfg.legacy says
  * (rtmp_group_send).  The cached copy keeps the decision. */

@@ -136,6 +136,8 @@ struct rtmp_conn {
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
+    rtmp_warm         warm;             /* what the next read will touch, noted after
+                                           each delivery (warm.h) */
     int               read_paused;      /* rtmp_conn_pause_reading */
     ev_timer          deadline;         /* armed at rtmp_conn_core_next_deadline */
     double            deadline_at;      /* when it fires; 0: not armed */
@@ -984,8 +986,13 @@ static void deliver(rtmp_conn *c, const uint8_t *p, size_t len)
     rtmp_conn_core_feed(c->cc, p, len, now); /* an error closes c */
     if (rtmp_session_pending(c->s))
         rtmp_conn_output(c);
-    if (!c->closing)
-        arm_deadline(c, 0);
+    if (c->closing)
+        return;
+    arm_deadline(c, 0);
+    c->warm.n = 0;
+    if (c->h.warm)
+        c->h.warm(c, c->ud, &c->warm);
+    rtmp_conn_core_warm(c->cc, &c->warm);
 }
 
 /* Whether b is what an RTMP peer sends first (C0, S0), as the handshake
@@ -1184,6 +1191,7 @@ static void paused_peek(rtmp_conn *c)
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     rtmp_conn *c = w->data;
+    rtmp_warm_prefetch(&c->warm); /* the misses then overlap the read */
     rtmp_net *n = c->net;
     if (c->read_paused && (!c->tls || c->tls->open)) {
         paused_peek(c);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "warm.h"
 
 typedef struct rtmp_net rtmp_net;
 typedef struct rtmp_conn rtmp_conn;
@@ -38,6 +39,9 @@ typedef struct rtmp_conn_handler {
     /* Passthrough connections only (cfg.passthrough): the bytes just read,
      * valid until return, instead of feeding the session. */
     void (*data)(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
+    /* Optional: note what the owner's part of the next message will touch
+     * (warm.h), after each read; prefetched before the next one. */
+    void (*warm)(rtmp_conn *c, void *ud, rtmp_warm *w);
 } rtmp_conn_handler;
 
 /* TLS for a listener (cert, key, ciphersuites, ciphers) or an outgoing

@@ -155,6 +155,13 @@ static int msg_pushmsg(lua_State *L)
     return 1;
 }
 
+void rtmp_l_conn_warm(rtmp_conn *c, void *ud, rtmp_warm *w)
+{
+    const lconn *lc = ud;
+    rtmp_warm_add(w, lc, 1); /* its first line: what a forwarded message reads */
+    rtmp_l_forward_warm(&lc->fwd, w);
+}
+
 int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
 {
     lconn *lc = ud;
@@ -401,7 +408,7 @@ static int conn_tostring(lua_State *L)
 static int l_connect(lua_State *L)
 {
     static const rtmp_conn_handler client_handler = { NULL, rtmp_l_conn_ready, rtmp_l_conn_message,
-                                                      rtmp_l_conn_closed, rtmp_l_conn_data };
+                                                      rtmp_l_conn_closed, rtmp_l_conn_data, rtmp_l_conn_warm };
     rtmp_l_state *st = rtmp_l_state_get(L);
     size_t len;
     const char *url = luaL_checklstring(L, 1, &len);

@@ -60,6 +60,8 @@ int rtmp_l_conn_notify(lconn *lc, const char *name);
  * close, the bytes of a passthrough connection. */
 int rtmp_l_conn_ready(rtmp_conn *c, void *ud);
 int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
+/* The handlers' warm: what a forwarded message reads (core/warm.h). */
+void rtmp_l_conn_warm(rtmp_conn *c, void *ud, rtmp_warm *w);
 void rtmp_l_conn_closed(rtmp_conn *c, void *ud, const char *reason);
 void rtmp_l_conn_data(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
 

@@ -54,6 +54,15 @@ rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h
     return NULL;
 }
 
+void rtmp_l_forward_warm(const rtmp_l_forwards *fw, rtmp_warm *w)
+{
+    if (fw->n == 0)
+        return;
+    rtmp_warm_add(w, fw->f, sizeof fw->f[0] * (size_t)fw->n);
+    for (int i = 0; i < fw->n; i++)
+        rtmp_group_warm(fw->f[i].g, w);
+}
+
 void rtmp_l_forward_send(rtmp_group *g, rtmp_conn_core *cc, const rtmp_msg_hdr *h, const uint8_t *payload)
 {
     rtmp_msg_hdr out = *h;

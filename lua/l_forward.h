@@ -33,6 +33,10 @@ int rtmp_l_forward_method(lua_State *L, rtmp_l_forwards *fw);
  * a forwarded stream. */
 rtmp_group *rtmp_l_forward_find(const rtmp_l_forwards *fw, const rtmp_msg_hdr *h);
 
+/* Note what the next forwarded message will touch (core/warm.h): the
+ * forwards and their groups. */
+void rtmp_l_forward_warm(const rtmp_l_forwards *fw, rtmp_warm *w);
+
 /* Fan a message cc read out through g, at the time of that read (the
  * type's default chunk stream; an empty message has nothing to forward).
  * Called from cc's message callback: the reader's buffer holding the

@@ -46,7 +46,7 @@ static void h_open(rtmp_conn *c, void *ud)
 }
 
 static const rtmp_conn_handler server_handler = { h_open, rtmp_l_conn_ready, rtmp_l_conn_message,
-                                                  rtmp_l_conn_closed, rtmp_l_conn_data };
+                                                  rtmp_l_conn_closed, rtmp_l_conn_data, rtmp_l_conn_warm };
 
 /* rtmp.listen{ listen = "ADDR" | {"ADDR", ...}, on_open, on_handshake,
  *              on_message, on_close, <settings> } -> server | nil, err */
