@@ -206,7 +206,7 @@ void rtmp_reader_warm(const rtmp_reader *r, rtmp_warm *w)
     }
     if (r->spare)
         rtmp_warm_add(w, r->spare, sizeof *r->spare + 1);
-    else if (r->carver.block)
+    else if (r->carver.block && r->carver.off < r->carver.cap)
         rtmp_warm_add(w, r->carver.block->data + r->carver.off, 1);
 }
 

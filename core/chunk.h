@@ -149,8 +149,9 @@ int rtmp_reader_abort(rtmp_reader *r, uint32_t csid);
 rtmp_buf *rtmp_reader_payload_buf(const rtmp_reader *r);
 
 /* Note what the reader's next input will touch (warm.h): the reader, the
- * chunk stream it read last and where that stream's next payload bytes
- * go (its partial message, the spare buffer or the carving block). */
+ * chunk stream it read last, where that stream's next payload bytes go
+ * (its partial message), and the spare buffer or else where the next
+ * buffer is carved. */
 void rtmp_reader_warm(const rtmp_reader *r, rtmp_warm *w);
 
 /* Bytes currently allocated for partial messages (for accounting/tests).

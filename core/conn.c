@@ -139,8 +139,8 @@ void rtmp_conn_core_free(rtmp_conn_core *cc)
 
 void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w)
 {
-    rtmp_warm_add(w, cc, sizeof *cc);
     rtmp_session_warm(cc->s, w);
+    rtmp_warm_add(w, cc, sizeof *cc);
 }
 
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc) { return cc->s; }

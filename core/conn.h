@@ -42,6 +42,7 @@
 #include <sys/types.h>
 
 #include "session.h"
+#include "warm.h"
 
 /* A connection's settings: the session's, its deadlines and bounds, and
  * (read by core/net.c only) its socket's. */
@@ -132,11 +133,11 @@ rtmp_conn_core *rtmp_conn_core_new(const rtmp_conn_config *cfg, const rtmp_conn_
 void rtmp_conn_core_free(rtmp_conn_core *cc);
 
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc);
-
-/* Note what the connection's next input will touch (warm.h): the core
- * connection and its session. */
-void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w);
 const rtmp_conn_config *rtmp_conn_core_config(const rtmp_conn_core *cc);
+
+/* Note what the connection's next input will touch (warm.h): its
+ * session's lines (rtmp_session_warm), then the core connection. */
+void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w);
 
 /* Client: queue C0C1 (once connected).  Server: nothing.  0 or
  * RTMP_ERR_NOMEM. */

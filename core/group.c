@@ -67,6 +67,7 @@ struct rtmp_group {
     int      gop_full;             /* past gop_max_bytes: no more until the next keyframe */
     uint32_t last_cs, last_sid;    /* the key a message was last chunked for */
     rtmp_carver carver;            /* chunkings are carved from its block (carve()) */
+    /* (rtmp_group_warm notes the fields above) */
     size_t   nconf;
     rtmp_flv_player **fp;
     size_t   fp_cap;

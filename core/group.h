@@ -61,6 +61,7 @@
 #include "chunk.h"
 #include "mediaq.h"
 #include "conn.h"
+#include "warm.h"
 
 /* The default GOP bound (live.lua's gop_max_bytes, rtmp.group's). */
 #define RTMP_GROUP_GOP_MAX (32u * 1024 * 1024)

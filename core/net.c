@@ -136,8 +136,6 @@ struct rtmp_conn {
     uint8_t           addr_len;         /* accepted: counted in net->addrs under addr */
     uint8_t           addr[16];
     ev_io             rio, wio;
-    rtmp_warm         warm;             /* what the next read will touch, noted after
-                                           each delivery (warm.h) */
     int               read_paused;      /* rtmp_conn_pause_reading */
     ev_timer          deadline;         /* armed at rtmp_conn_core_next_deadline */
     double            deadline_at;      /* when it fires; 0: not armed */
@@ -153,6 +151,8 @@ struct rtmp_conn {
     uint64_t          nread, written;
     int               close_level;      /* log level of the close line: warn for errors */
     char              peer[64];
+    rtmp_warm         warm;             /* what the next read will touch, noted after
+                                           each delivery (warm.h) */
 };
 
 struct rtmp_listener {
@@ -989,10 +989,10 @@ static void deliver(rtmp_conn *c, const uint8_t *p, size_t len)
     if (c->closing)
         return;
     arm_deadline(c, 0);
-    c->warm.n = 0;
+    c->warm.n = 0; /* the core's lines first: the owner's are left out past the bound */
+    rtmp_conn_core_warm(c->cc, &c->warm);
     if (c->h.warm)
         c->h.warm(c, c->ud, &c->warm);
-    rtmp_conn_core_warm(c->cc, &c->warm);
 }
 
 /* Whether b is what an RTMP peer sends first (C0, S0), as the handshake

@@ -39,8 +39,9 @@ typedef struct rtmp_conn_handler {
     /* Passthrough connections only (cfg.passthrough): the bytes just read,
      * valid until return, instead of feeding the session. */
     void (*data)(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
-    /* Optional: note what the owner's part of the next message will touch
-     * (warm.h), after each read; prefetched before the next one. */
+    /* Note what the owner's part of the next message will touch (warm.h):
+     * after each delivery of input that leaves c open (not passthrough),
+     * and prefetched before the next read. */
     void (*warm)(rtmp_conn *c, void *ud, rtmp_warm *w);
 } rtmp_conn_handler;
 

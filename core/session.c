@@ -517,9 +517,9 @@ void rtmp_session_set_observer(rtmp_session *s, rtmp_session_observer fn, void *
 
 void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w)
 {
-    rtmp_warm_add(w, s, sizeof *s);
     if (s->reader)
         rtmp_reader_warm(s->reader, w);
+    rtmp_warm_add(w, s, sizeof *s);
 }
 
 rtmp_reader *rtmp_session_reader(rtmp_session *s)

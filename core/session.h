@@ -18,6 +18,7 @@
 #include "chunk.h"
 #include "control.h"
 #include "handshake.h"
+#include "warm.h"
 
 /* The engine's automatic behaviours, switchable per connection; all but
  * RTMP_AUTO_BANDWIDTH_REPLY are on by default (RTMP_AUTO_DEFAULT).  The
@@ -184,10 +185,10 @@ void rtmp_session_get_info(const rtmp_session *s, rtmp_session_info *info);
 void rtmp_session_set_observer(rtmp_session *s, rtmp_session_observer fn, void *ud);
 
 rtmp_reader *rtmp_session_reader(rtmp_session *s);
-
-/* Note what the session's next input will touch (warm.h): the session
- * and its reader. */
-void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w);
 rtmp_writer *rtmp_session_writer(rtmp_session *s);
+
+/* Note what the session's next input will touch (warm.h): its reader's
+ * lines (rtmp_reader_warm), then the session. */
+void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w);
 
 #endif

@@ -19,27 +19,33 @@
 #define RTMP_WARM_MAX  32   /* cache lines noted per connection */
 #define RTMP_WARM_LINE 64
 
+/* Lines are kept as integers: the memory they name may be freed before
+ * the prefetch. */
 typedef struct rtmp_warm {
-    const void *p[RTMP_WARM_MAX];
-    int         n;
+    int       n;
+    uintptr_t line[RTMP_WARM_MAX];
 } rtmp_warm;
 
-/* Note the cache lines of p[0 .. len), as many as there is room for. */
+/* Note the cache lines of p[0 .. len), as many as there is room for (the
+ * hottest first: past RTMP_WARM_MAX lines, the rest are left out); a line
+ * just noted is not noted again. */
 static inline void rtmp_warm_add(rtmp_warm *w, const void *p, size_t len)
 {
     if (!p || len == 0)
         return;
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(RTMP_WARM_LINE - 1);
     uintptr_t end = (uintptr_t)p + len;
+    if (w->n > 0 && w->line[w->n - 1] == a)
+        a += RTMP_WARM_LINE;
     for (; a < end && w->n < RTMP_WARM_MAX; a += RTMP_WARM_LINE)
-        w->p[w->n++] = (const void *)a;
+        w->line[w->n++] = a;
 }
 
 /* Prefetch every line noted (for writing: most are written). */
 static inline void rtmp_warm_prefetch(const rtmp_warm *w)
 {
     for (int i = 0; i < w->n; i++)
-        __builtin_prefetch(w->p[i], 1, 3);
+        __builtin_prefetch((const void *)w->line[i], 1, 3);
 }
 
 #endif

@@ -158,8 +158,10 @@ static int msg_pushmsg(lua_State *L)
 void rtmp_l_conn_warm(rtmp_conn *c, void *ud, rtmp_warm *w)
 {
     const lconn *lc = ud;
-    rtmp_warm_add(w, lc, 1); /* its first line: what a forwarded message reads */
-    rtmp_l_forward_warm(&lc->fwd, w);
+    if (lc && lc->fwd.n > 0) {
+        rtmp_warm_add(w, lc, 1); /* its first line: what a forwarded message reads */
+        rtmp_l_forward_warm(&lc->fwd, w);
+    }
 }
 
 int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied)
