@@ -963,13 +963,6 @@ int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload
     return fan_out(g, h, payload, NULL, now, 0, -1);
 }
 
-void rtmp_group_warm(const rtmp_group *g, rtmp_warm *w)
-{
-    rtmp_warm_add(w, g, offsetof(rtmp_group, nconf));
-    if (g->cfg.cache && g->ngop < g->gop_cap)
-        rtmp_warm_add(w, &g->gop[g->ngop], sizeof g->gop[0]);
-}
-
 int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now)
 {
     return fan_out(g, h, payload, held, now, 0, -1);
@@ -983,4 +976,11 @@ int rtmp_group_send_to(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payl
 int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now)
 {
     return fan_out(g, h, payload, NULL, now, 1, -1);
+}
+
+void rtmp_group_warm(const rtmp_group *g, rtmp_warm *w)
+{
+    rtmp_warm_add(w, g, offsetof(rtmp_group, nconf));
+    if (g->cfg.cache && !g->gop_full && g->ngop < g->gop_cap)
+        rtmp_warm_add(w, &g->gop[g->ngop], sizeof g->gop[0]);
 }

@@ -129,11 +129,6 @@ int rtmp_group_send(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload
  * block).  rtmp_reader_payload_buf hands such a buffer on. */
 int rtmp_group_send_held(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, rtmp_buf *held, double now);
 
-/* Note what the group's next message will touch (warm.h): the part of
- * the group every message reads and, with a cache, the entry the next
- * message is cached in. */
-void rtmp_group_warm(const rtmp_group *g, rtmp_warm *w);
-
 /* The same, the caller deciding whether legacy members get the message:
  * legacy 1 they do, 0 they do not, -1 as cfg.legacy says
  * (rtmp_group_send).  The cached copy keeps the decision. */
@@ -142,6 +137,11 @@ int rtmp_group_send_to(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payl
 /* The same for the stream's metadata, which the cache keeps (replacing
  * the older) for joiners. */
 int rtmp_group_metadata(rtmp_group *g, const rtmp_msg_hdr *h, const uint8_t *payload, double now);
+
+/* Note what the group's next message will touch (warm.h): the part of
+ * the group every message reads and, with a cache, the entry the next
+ * message is cached in. */
+void rtmp_group_warm(const rtmp_group *g, rtmp_warm *w);
 
 /* The slow-reader state in slot for connection c, made from c's
  * settings (max_queue_bytes, _time, _stall) when the slot is empty; NULL

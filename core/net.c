@@ -1191,8 +1191,8 @@ static void paused_peek(rtmp_conn *c)
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     rtmp_conn *c = w->data;
-    rtmp_warm_prefetch(&c->warm); /* the misses then overlap the read */
     rtmp_net *n = c->net;
+    rtmp_warm_prefetch(&c->warm); /* the misses then overlap the read */
     if (c->read_paused && (!c->tls || c->tls->open)) {
         paused_peek(c);
         return;

@@ -23,7 +23,7 @@
 /* A connection as the binding sees it.  refs counts the box (until its
  * __gc), the open connection, and each group membership; freed at 0. */
 typedef struct lconn {
-    /* first what a forwarded message reads, in one cache line */
+    /* first what a forwarded message reads */
     rtmp_conn_core *cc;     /* o.c's core connection, NULL once closed (a group's member slot) */
     rtmp_l_forwards fwd;    /* conn:forward: streams fanned out through groups in C */
     rtmp_l_owner   o;       /* o.st, o.c (NULL once closed), o.id, o.peer, containment */
@@ -57,12 +57,12 @@ int rtmp_l_conn_notify(lconn *lc, const char *name);
 
 /* The connection events of every connection, for rtmp_conn_handler
  * (l_server.c adds its own open): handshake done, a whole message, the
- * close, the bytes of a passthrough connection. */
+ * close, the bytes of a passthrough connection; what a forwarded message
+ * will touch (core/warm.h). */
 int rtmp_l_conn_ready(rtmp_conn *c, void *ud);
 int rtmp_l_conn_message(rtmp_conn *c, void *ud, const rtmp_msg_hdr *h, const uint8_t *payload, unsigned applied);
-/* The handlers' warm: what a forwarded message reads (core/warm.h). */
-void rtmp_l_conn_warm(rtmp_conn *c, void *ud, rtmp_warm *w);
 void rtmp_l_conn_closed(rtmp_conn *c, void *ud, const char *reason);
 void rtmp_l_conn_data(rtmp_conn *c, void *ud, const uint8_t *p, size_t len);
+void rtmp_l_conn_warm(rtmp_conn *c, void *ud, rtmp_warm *w);
 
 #endif
