@@ -7,6 +7,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "tlsinfo.h"
+#include "tlsrec.h"
 #include "url.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,17 @@ typedef struct rtmp_tls {
                                    which stay queued until written */
     int       inflight_staged;  /* ... from stage (else from the queue's head) */
     uint8_t  *stage;            /* one record: small queued pieces written together */
+    /* TLS 1.3 output sealed by luartmp (tlsrec.h), not by SSL_write */
+    int       openssl_records;  /* asked for SSL_write's records instead */
+    int       own;              /* our records: OpenSSL writes nothing more */
+    int       fd;               /* the socket (SSL_get_fd is a search each time) */
+    int       key_update_asked; /* the peer's KeyUpdate asked for ours */
+    size_t    wsecret_len;      /* our direction's traffic secret, from the key log */
+    uint8_t   wsecret[RTMP_TLSREC_MAX_SECRET];
+    rtmp_tlsrec rec;
+    uint8_t  *out;              /* sealed records: out[out_off .. out_len) still to send */
+    size_t    out_off, out_len;
+    size_t    out_plain;        /* the queued bytes they hold, consumed once all are sent */
     char      sni[256];         /* sent (client) or received (server) */
     char      name[256];        /* client: the name verified (the SNI, or an IP address) */
 } rtmp_tls;
@@ -167,6 +179,7 @@ struct rtmp_listener {
     void             *ud;
     int               port;
     SSL_CTX          *tls_ctx;          /* rtmps:// listeners: their certificate and key */
+    int               tls_openssl_records; /* rtmp_tls_config.openssl_records */
 };
 
 struct rtmp_timer {
@@ -376,11 +389,176 @@ static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t 
     (void)ssl;
 }
 
+/* ---- our own TLS 1.3 records (tlsrec.h) ----
+ *
+ * After a TLS 1.3 handshake without kTLS send, OpenSSL sends one
+ * KeyUpdate of its own (SSL_key_update), so that the next generation of
+ * keys starts at sequence 0, and from then on writes nothing: our records
+ * are sealed here from the secret its key log gave (the update derived
+ * from it) and written to the socket directly.  OpenSSL goes on reading;
+ * a KeyUpdate from the peer that asks for ours is seen by its message
+ * callback and answered with our next write. */
+
+#define OWN_RECORDS 2 /* sealed per batch at most */
+#define OWN_OUT (OWN_RECORDS * (TLS_RECORD + RTMP_TLSREC_OVERHEAD) + 64)
+/* AES-GCM keys are changed after this many records (RFC 8446 5.5: 2^24.5) */
+#define OWN_KEY_RECORDS (1u << 24)
+
+/* Seal our KeyUpdate (RFC 8446 4.6.3: update_not_requested) into t->out,
+ * then take the next keys.  0, or -1 when the cipher failed. */
+static int own_key_update(rtmp_tls *t)
+{
+    uint8_t msg[5] = { 24, 0, 0, 1, 0 }; /* key_update, length 1, update_not_requested */
+    struct iovec v = { msg, sizeof msg };
+    size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_HANDSHAKE, &v, 1, 0, sizeof msg, t->out + t->out_len);
+    if (n == 0 || rtmp_tlsrec_next_key(&t->rec) < 0)
+        return -1;
+    t->out_len += n;
+    t->key_update_asked = 0;
+    return 0;
+}
+
+/* Write from q what the socket of t (on our own records) takes now, as
+ * write_queue.  The records of a batch are sealed from the queue's
+ * buffers; the bytes they hold leave the queue once all are sent. */
+static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
+{
+    int fd = t->fd;
+    if (!t->out && !(t->out = malloc(OWN_OUT))) {
+        snprintf(why, whylen, "write: out of memory");
+        return -1;
+    }
+    for (;;) {
+        while (t->out_off < t->out_len) {
+            ssize_t w = write(fd, t->out + t->out_off, t->out_len - t->out_off);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return 0;
+                snprintf(why, whylen, "write: %s", strerror(errno));
+                t->fatal = 1;
+                return -1;
+            }
+            t->out_off += (size_t)w;
+        }
+        if (t->out_plain) {
+            rtmp_outq_consume(q, t->out_plain);
+            *written += t->out_plain;
+            t->out_plain = 0;
+        }
+        t->out_off = t->out_len = 0;
+        if (t->key_update_asked || t->rec.seq >= OWN_KEY_RECORDS) {
+            if (own_key_update(t) < 0)
+                goto failed;
+            continue;
+        }
+        if (q->bytes == 0)
+            return 1;
+        struct iovec iov[MAX_IOV];
+        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
+        size_t have = 0;
+        for (int i = 0; i < cnt; i++)
+            have += iov[i].iov_len;
+        for (int r = 0; r < OWN_RECORDS && t->out_plain < have; r++) {
+            size_t len = have - t->out_plain < TLS_RECORD ? have - t->out_plain : TLS_RECORD;
+            size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_APPLICATION_DATA, iov, cnt, t->out_plain, len,
+                                        t->out + t->out_len);
+            if (n == 0)
+                goto failed;
+            t->out_len += n;
+            t->out_plain += len;
+        }
+    }
+failed:
+    snprintf(why, whylen, "write: TLS: sealing a record failed");
+    t->fatal = 1;
+    return -1;
+}
+
+/* OpenSSL's message callback, on our own records: a KeyUpdate from the
+ * peer that asks for ours. */
+static void own_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+                       void *arg)
+{
+    const uint8_t *m = buf;
+    if (!write_p && content_type == RTMP_TLS_HANDSHAKE && len == 5 && m[0] == 24 && m[4] == 1)
+        ((rtmp_tls *)arg)->key_update_asked = 1;
+    (void)version;
+    (void)ssl;
+}
+
+/* The key log callback of our contexts: keep the traffic secret of the
+ * direction we write ("SERVER_TRAFFIC_SECRET_0 <client random> <hex>"). */
+static void tls_keylog(const SSL *ssl, const char *line)
+{
+    rtmp_tls *t = SSL_get_app_data(ssl);
+    const char *label = t && t->server ? "SERVER_TRAFFIC_SECRET_0 " : "CLIENT_TRAFFIC_SECRET_0 ";
+    size_t ll = strlen(label);
+    if (!t || strncmp(line, label, ll))
+        return;
+    const char *hex = strchr(line + ll, ' ');
+    size_t n = 0;
+    for (hex = hex ? hex + 1 : ""; hex[0] && hex[1] && n < sizeof t->wsecret; hex += 2) {
+        unsigned v;
+        if (sscanf(hex, "%2x", &v) != 1)
+            break;
+        t->wsecret[n++] = (uint8_t)v;
+    }
+    t->wsecret_len = hex[0] ? 0 : n; /* all of it, or none */
+}
+
+/* At the end of the handshake: our own records, when TLS 1.3 with a suite
+ * tlsrec.h seals, no kTLS send, and not openssl_records.  The KeyUpdate
+ * OpenSSL sends first is the last record it writes.  1: our records; 0:
+ * OpenSSL's (why says why, for the log). */
+static int own_start(rtmp_tls *t, const char **why)
+{
+    const char *suite = SSL_CIPHER_standard_name(SSL_get_current_cipher(t->ssl));
+    int ok = 0;
+    if (t->ktls_send)
+        *why = "kTLS send";
+    else if (t->openssl_records)
+        *why = "asked for (tls.openssl_records)";
+    else if (SSL_version(t->ssl) != TLS1_3_VERSION)
+        *why = "not TLS 1.3";
+    else if (!rtmp_tlsrec_supported(suite))
+        *why = "a suite luartmp does not seal";
+    else if (!t->wsecret_len || rtmp_tlsrec_init(&t->rec, suite, t->wsecret, t->wsecret_len) < 0)
+        *why = "no traffic secret";
+    else {
+        ERR_clear_error();
+        BIO *sink = BIO_new(BIO_s_null());
+        if (!sink || SSL_key_update(t->ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 || SSL_do_handshake(t->ssl) != 1
+            || SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE || rtmp_tlsrec_next_key(&t->rec) < 0) {
+            /* (a KeyUpdate OpenSSL could not send whole now goes out with its next write) */
+            ERR_clear_error();
+            BIO_free(sink);
+            rtmp_tlsrec_free(&t->rec);
+            *why = sink ? "the first key update did not go out at once" : "out of memory";
+        } else {
+            /* what OpenSSL would still write (the answer to a peer's
+             * KeyUpdate, which it sends from SSL_read; an alert) is under
+             * keys the peer no longer has: it goes nowhere, and ours is
+             * sent instead (own_msg_cb, own_write_queue) */
+            SSL_set0_wbio(t->ssl, sink);
+            SSL_set_msg_callback_arg(t->ssl, t);
+            SSL_set_msg_callback(t->ssl, own_msg_cb);
+            t->own = ok = 1;
+        }
+    }
+    OPENSSL_cleanse(t->wsecret, sizeof t->wsecret);
+    t->wsecret_len = 0;
+    return ok;
+}
+
 /* Write from q what the TLS connection t takes now (as write_queue). */
 static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
 {
     if (t->fatal)
         return 1; /* nothing can be sent any more: the close is under way */
+    if (t->own)
+        return own_write_queue(t, q, written, why, whylen);
     if (t->ktls_send) {
         if (SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) { /* answer the peer's first */
             ERR_clear_error();
@@ -394,7 +572,7 @@ static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
                 return -1;
             }
         }
-        return write_queue(SSL_get_fd(t->ssl), q, written, why, whylen);
+        return write_queue(t->fd, q, written, why, whylen);
     }
     struct iovec iov[MAX_IOV];
     while (q->bytes > 0) {
@@ -455,6 +633,10 @@ static void tls_free(rtmp_tls *t)
         return;
     SSL_free(t->ssl);
     free(t->stage);
+    free(t->out);
+    if (t->own)
+        rtmp_tlsrec_free(&t->rec);
+    OPENSSL_cleanse(t->wsecret, sizeof t->wsecret);
     free(t);
 }
 
@@ -463,21 +645,44 @@ static void tls_free(rtmp_tls *t)
 static void tls_close_notify(rtmp_tls *t)
 {
     if (t && t->open && !t->fatal) {
-        ERR_clear_error();
-        SSL_shutdown(t->ssl);
+        if (t->own) { /* after the records sealed, if they went: an alert of our own */
+            int fd = t->fd;
+            while (t->out && t->out_off < t->out_len) {
+                ssize_t w = write(fd, t->out + t->out_off, t->out_len - t->out_off);
+                if (w <= 0)
+                    break;
+                t->out_off += (size_t)w;
+            }
+            uint8_t alert[2] = { 1, 0 }, rec[2 + RTMP_TLSREC_OVERHEAD]; /* warning, close_notify */
+            struct iovec v = { alert, sizeof alert };
+            size_t n = 0;
+            if (t->out_off >= t->out_len)
+                n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_ALERT, &v, 1, 0, sizeof alert, rec);
+            if (n > 0 && write(fd, rec, n) < 0) {
+                /* best effort, as SSL_shutdown's */
+            }
+            SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN);
+        } else {
+            ERR_clear_error();
+            SSL_shutdown(t->ssl);
+        }
         t->fatal = 1; /* nothing more goes through it */
     }
 }
 
 /* A TLS state for the socket fd, from ctx: accepted (server) or
  * connecting.  NULL when out of memory. */
-static rtmp_tls *tls_new(SSL_CTX *ctx, int fd, int server)
+static rtmp_tls *tls_new(SSL_CTX *ctx, int fd, int server, int openssl_records)
 {
     rtmp_tls *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->server = server;
+    t->openssl_records = openssl_records;
+    t->fd = fd;
     t->ssl = SSL_new(ctx);
+    if (t->ssl)
+        SSL_set_app_data(t->ssl, t); /* (tls_keylog) */
     if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
         SSL_free(t->ssl);
         free(t);
@@ -522,6 +727,7 @@ static void tls_ctx_common(SSL_CTX *ctx)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_keylog_callback(ctx, tls_keylog);
 }
 
 /* "<what> '<path>': <why>" for a file OpenSSL did not load: it cannot
@@ -1018,15 +1224,20 @@ static void tls_ready(rtmp_conn *c)
     t->open = 1;
     t->ktls_send = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? 1 : 0;
     t->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) ? 1 : 0;
+    const char *not_own = "";
+    own_start(t, &not_own);
     if (t->server) {
         const char *sn = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
         snprintf(t->sni, sizeof t->sni, "%s", sn ? sn : "");
     }
-    conn_log(c, RTMP_LOG_INFO, "TLS: %s %s, SNI %s, %s, output %s", SSL_get_version(t->ssl),
+    conn_log(c, RTMP_LOG_INFO, "TLS: %s %s, SNI %s, %s, output %s%s%s", SSL_get_version(t->ssl),
              SSL_get_cipher_name(t->ssl), t->sni[0] ? t->sni : "none",
              t->server ? "no client certificate asked"
                        : t->verify ? "certificate verified" : "certificate NOT verified (insecure)",
-             t->ktls_send ? "kTLS send (writev of shared buffers)" : "TLS records of up to 16 KiB (no kTLS send)");
+             t->ktls_send ? "kTLS send (writev of shared buffers)"
+             : t->own ? "TLS records of up to 16 KiB sealed by luartmp (no kTLS send)"
+                      : "TLS records of up to 16 KiB by SSL_write (no kTLS send; not sealed by luartmp: ",
+             t->own || t->ktls_send ? "" : not_own, t->own || t->ktls_send ? "" : ")");
     ev_io_stop(n->loop, &c->wio); /* (paused: the read watcher stays, to see the peer close: paused_peek) */
     if (!c->accepted && !c->cfg.passthrough && rtmp_conn_core_start(c->cc) < 0) {
         rtmp_conn_close(c, "handshake: out of memory");
@@ -1167,6 +1378,8 @@ static void tls_read(rtmp_conn *c)
         rtmp_conn_fail(c, reason);
         break;
     }
+    if (t->key_update_asked && !c->closing) /* our KeyUpdate goes out now, not with the next media */
+        mark_dirty(c);
 }
 
 /* Readable while reading is paused: whether the peer closed (a FIN with
@@ -1426,7 +1639,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         tune_socket(fd, &l->cfg);
         rtmp_tls *t = NULL;
         rtmp_conn *c = NULL;
-        if (!l->tls_ctx || (t = tls_new(l->tls_ctx, fd, 1)) != NULL)
+        if (!l->tls_ctx || (t = tls_new(l->tls_ctx, fd, 1, l->tls_openssl_records)) != NULL)
             c = conn_new(l->net, fd, &l->cfg, &l->h, l->ud);
         if (!c) {
             rtmp_log(RTMP_LOG_ERROR, 0, NULL, "accept: out of memory");
@@ -1485,6 +1698,7 @@ int rtmp_conn_tls(const rtmp_conn *c, rtmp_tls_info *info)
         info->cipher = SSL_get_cipher_name(t->ssl);
         info->ktls_send = t->ktls_send;
         info->ktls_recv = t->ktls_recv;
+        info->own_records = t->own;
         info->peer_verified = !t->server && t->verify && SSL_get_verify_result(t->ssl) == X509_V_OK;
     }
     return 0;
@@ -1494,7 +1708,7 @@ size_t rtmp_conn_memory(const rtmp_conn *c)
 {
     size_t n = sizeof *c + rtmp_conn_core_memory(c->cc) + c->pq.cap * sizeof *c->pq.segs;
     if (c->tls) /* ours; OpenSSL's own buffers (about two records) are not counted */
-        n += sizeof *c->tls + (c->tls->stage ? TLS_RECORD : 0);
+        n += sizeof *c->tls + (c->tls->stage ? TLS_RECORD : 0) + (c->tls->out ? OWN_OUT : 0);
     for (size_t i = 0; i < c->pq.count; i++) /* each a buffer of its own (rtmp_conn_write) */
         n += sizeof(rtmp_buf) + c->pq.segs[(c->pq.head + i) % c->pq.cap].buf->cap;
     return n;
@@ -1665,6 +1879,7 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
         return NULL;
     }
     l->tls_ctx = ctx;
+    l->tls_openssl_records = tls && tls->openssl_records;
     for (int i = 0; i < nfds; i++) {
         ev_io_init(&l->io[i], accept_cb, fds[i], EV_READ);
         l->io[i].data = l;
@@ -1756,7 +1971,7 @@ rtmp_conn *rtmp_net_connect(rtmp_net *n, const char *host, const char *port, con
     ev_now_update(n->loop); /* deadlines count from now, also when called outside the loop */
     rtmp_tls *t = NULL;
     rtmp_conn *c = NULL;
-    if (!ctx || ((t = tls_new(ctx, fd, 0)) != NULL
+    if (!ctx || ((t = tls_new(ctx, fd, 0, tls->openssl_records)) != NULL
                  && tls_client_name(t, tls->sni && *tls->sni ? tls->sni : host, !tls->insecure) == 0))
         c = conn_new(n, fd, cfg, h, ud);
     if (!c) {

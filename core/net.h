@@ -62,6 +62,8 @@ typedef struct rtmp_tls_config {
     const char *ciphersuites; /* listeners: TLS 1.3 suites in preference
                              order ("": no TLS 1.3); NULL: ours,
                              RTMP_TLS_CIPHERSUITES */
+    int         openssl_records; /* TLS 1.3 output through SSL_write's records,
+                             not sealed by luartmp (tlsrec.h) */
 } rtmp_tls_config;
 
 /* A listener's choice of cipher, where the client offers several: ours,
@@ -84,6 +86,8 @@ typedef struct rtmp_tls_info {
     int         ktls_send;     /* the kernel encrypts our output: one writev of
                                   shared buffers per flush, as without TLS */
     int         ktls_recv;     /* the kernel decrypts our input */
+    int         own_records;   /* our output records are sealed by luartmp
+                                  (TLS 1.3 without kTLS send), not SSL_write */
     int         peer_verified; /* client: the server's certificate chain and
                                   name were verified (0 with insecure) */
 } rtmp_tls_info;

@@ -289,7 +289,7 @@ static int l_start(lua_State *L)
     q.headers = lines;
     /* the request's own tls table may not hold RTMP's fields; the command
      * line's (--tls-cert ... of the server's listeners) are not its own */
-    static const char *const rtmp_only[] = { "cert", "key", "ciphersuites", "ciphers", "sni" };
+    static const char *const rtmp_only[] = { "cert", "key", "ciphersuites", "ciphers", "sni", "openssl_records" };
     if (lua_getfield(L, 1, "tls") == LUA_TTABLE)
         for (size_t i = 0; i < sizeof rtmp_only / sizeof rtmp_only[0]; i++) {
             if (lua_getfield(L, -1, rtmp_only[i]) != LUA_TNIL)

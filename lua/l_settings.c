@@ -52,6 +52,9 @@ static const rtmp_l_setting settings[] = {
       "rtmps:// connections: do not verify the server's certificate (tests only)" },
     { "tls.sni", NULL, "NAME", RTMP_L_SET_STRING, TLS(sni), 0, 0, 0, NULL, NULL,
       "rtmps:// connections: the server name sent and verified instead of the URL's host" },
+    { "tls.openssl_records", "--tls-openssl-records", NULL, RTMP_L_SET_BOOLEAN, TLS(openssl_records), 0, 0, 0,
+      NULL, NULL,
+      "rtmps://: TLS 1.3 output as records OpenSSL's SSL_write makes, not sealed by luartmp (docs/TLS.md)" },
     { "handshake_timeout", "--handshake-timeout", "SECONDS", RTMP_L_SET_SECONDS,
       FIELD(handshake_timeout), 0, 0, NEVER, NULL, NULL,
       "close connections that have not completed the handshake this long after connecting" },
@@ -451,7 +454,7 @@ static void apply_tls(lua_State *L, int src, rtmp_tls_config *tls)
     }
     int t = lua_gettop(L);
     if (kind != LUA_TTABLE)
-        luaL_error(L, "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure = }, not %s",
+        luaL_error(L, "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure =, openssl_records = }, not %s",
                    luaL_tolstring(L, t, NULL));
     lua_pushnil(L);
     while (lua_next(L, t)) { /* a misspelt key is an error, not silence */
@@ -462,7 +465,7 @@ static void apply_tls(lua_State *L, int src, rtmp_tls_config *tls)
             lua_pop(L, 1);
         }
         if (!s)
-            luaL_error(L, "unknown TLS setting '%s' (want cert, key, ciphersuites, ciphers, ca, sni or insecure)",
+            luaL_error(L, "unknown TLS setting '%s' (want cert, key, ciphersuites, ciphers, ca, sni, insecure or openssl_records)",
                        luaL_tolstring(L, -2, NULL));
         if (s->type == RTMP_L_SET_STRING) {
             if (lua_type(L, -1) != LUA_TSTRING)

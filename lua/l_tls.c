@@ -11,7 +11,7 @@ int rtmp_l_push_tls(lua_State *L, const rtmp_conn *c)
         lua_pushboolean(L, 0);
         return 1;
     }
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushboolean(L, info.done);
     lua_setfield(L, -2, "handshake");
     lua_pushstring(L, info.sni);
@@ -25,6 +25,8 @@ int rtmp_l_push_tls(lua_State *L, const rtmp_conn *c)
         lua_setfield(L, -2, "ktls_send");
         lua_pushboolean(L, info.ktls_recv);
         lua_setfield(L, -2, "ktls_recv");
+        lua_pushstring(L, info.ktls_send ? "kernel" : info.own_records ? "luartmp" : "openssl");
+        lua_setfield(L, -2, "records");
         lua_pushboolean(L, info.peer_verified);
         lua_setfield(L, -2, "peer_verified");
     }

@@ -8,7 +8,8 @@
 #include "../core/net.h"
 
 /* [-0, +1, m] conn.tls: { version =, cipher =, sni =, ktls_send =,
- * ktls_recv =, peer_verified = } of c (handshake = false and only sni
+ * ktls_recv =, records =, peer_verified = } of c (records: who makes
+ * the output records, "kernel", "luartmp" or "openssl"; handshake = false and only sni
  * while the TLS handshake runs), or false for a plain connection.
  * Returns 1. */
 int rtmp_l_push_tls(lua_State *L, const rtmp_conn *c);

@@ -62,12 +62,12 @@ describe("luartmp command-line settings", function()
       end
       assert.are.equal(default, shown, cli)
     end
-    assert.are.equal(28, n)
+    assert.are.equal(29, n)
     for _, cli in ipairs({ "--handshake-timeout", "--connect-timeout", "--idle-timeout", "--max-per-address",
         "--linger", "--merge-window", "--script-instructions", "--on-error", "--max-output", "--max-message",
         "--max-queue-bytes", "--max-queue-time", "--max-queue-stall", "--tls-cert", "--tls-key", "--tls-ciphersuites",
         "--tls-ciphers", "--tls-ca",
-        "--tls-insecure", "--drain-to", "--drain-timeout", "--http-timeout", "--http-max-body", "--http", "--notify",
+        "--tls-insecure", "--tls-openssl-records", "--drain-to", "--drain-timeout", "--http-timeout", "--http-max-body", "--http", "--notify",
         "--cluster-redis", "--cluster-node", "--cluster-ttl" }) do
       assert.truthy(help:find("\n  " .. cli .. " ", 1, true), cli)
     end

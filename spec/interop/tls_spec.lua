@@ -141,6 +141,45 @@ describe("rtmps:// listeners", function()
     assert.are.equal(0, no13.stop())
   end)
 
+  it("seal TLS 1.3 records themselves for every suite (ffmpeg, GnuTLS, decrypts every frame), and leave them to "
+    .. "OpenSSL with --tls-openssl-records and on TLS 1.2", function()
+    local variants = {
+      { name = "aes128", extra = {}, says = "sealed by luartmp" },
+      { name = "aes256", extra = { "--tls-ciphersuites", "TLS_AES_256_GCM_SHA384" }, says = "sealed by luartmp",
+        cipher = "TLS_AES_256_GCM_SHA384" },
+      { name = "chacha", extra = { "--tls-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256" }, says = "sealed by luartmp",
+        cipher = "TLS_CHACHA20_POLY1305_SHA256" },
+      { name = "openssl", extra = { "--tls-openssl-records" },
+        says = "by SSL_write (no kTLS send; not sealed by luartmp: asked for (tls.openssl_records))" },
+      { name = "tls12", extra = { "--tls-ciphersuites", "" },
+        says = "by SSL_write (no kTLS send; not sealed by luartmp: not TLS 1.3)" },
+    }
+    local ktls = (H.read_file("/proc/sys/net/ipv4/tcp_available_ulp") or ""):find("tls", 1, true)
+    for _, v in ipairs(variants) do -- players first, on every server at once
+      v.srv = T.luartmp_start{ extra = v.extra }
+      v.file = H.tmpname("records-" .. v.name .. ".flv")
+      v.player = H.ffmpeg_play(v.srv.tls_url("live/" .. v.name), v.file, 4)
+    end
+    for _, v in ipairs(variants) do
+      assert(H.wait_until(function() return v.srv.count("play", v.name) >= 1 end, 15), v.srv.log())
+      v.pub = H.ffmpeg_publish(v.srv.tls_url("live/" .. v.name))
+    end
+    for _, v in ipairs(variants) do
+      assert.are.equal(0, H.wait_exit(v.pub, F.seconds + 15), v.name .. " publisher: " .. H.output(v.pub))
+      assert.are.equal(0, H.wait_exit(v.player, 15), v.name .. " player: " .. H.output(v.player))
+      assert_every_frame(v.name .. " player", v.file, fixture_audio_frames())
+      local log = v.srv.log()
+      -- the player and the publisher, each saying who makes its output records (the kernel, where it
+      -- has the tls ULP and OpenSSL takes it, instead of luartmp)
+      local says = H.count_plain(log, "output TLS records of up to 16 KiB " .. v.says)
+      if ktls and v.says == "sealed by luartmp" then says = says + H.count_plain(log, "output kTLS send") end
+      assert.are.equal(2, says, log)
+      if v.cipher then assert.are.equal(2, H.count_plain(log, " TLS: TLSv1.3 " .. v.cipher .. ","), log) end
+      assert.falsy(log:find("warn conn=", 1, true), log)
+      assert.are.equal(0, v.srv.stop())
+    end
+  end)
+
   it("present a certificate ffmpeg verifies against the CA, for localhost and for 127.0.0.1", function()
     local c = T.certs()
     local srv = T.luartmp_start()
@@ -244,7 +283,8 @@ describe("rtmps:// connections", function()
       local tls_url, plain_url, ca = ...
       local nc = assert(rtmp.connect(tls_url, { tls = { ca = ca } }))
       local t = nc.conn.tls
-      print("tls", t.handshake, t.version, t.cipher ~= nil, t.sni, t.peer_verified, t.ktls_send ~= nil)
+      print("tls", t.handshake, t.version, t.cipher ~= nil, t.sni, t.peer_verified, t.ktls_send ~= nil,
+        t.records == (t.ktls_send and "kernel" or "luartmp"))
       print("url", nc.conn.url, nc.conn.tc_url)
       nc:close()
       local plain = assert(rtmp.connect(plain_url))
@@ -268,7 +308,8 @@ describe("rtmps:// connections", function()
     local rc, out = H.run(fmt("%s %s %s %s %s", q(H.luartmp), q(script), q(srv.tls_url("live")), q(srv.url("live")),
       q(c.ca)), 20)
     assert.are.equal(0, rc, out)
-    assert.truthy(out:find("tls\ttrue\tTLSv1.3\ttrue\tlocalhost\ttrue\ttrue\n", 1, true), out)
+    -- records: who makes our output records (luartmp on TLS 1.3, unless the kernel does)
+    assert.truthy(out:find("tls\ttrue\tTLSv1.3\ttrue\tlocalhost\ttrue\ttrue\ttrue\n", 1, true), out)
     -- tcUrl keeps the scheme, as ffmpeg sends it
     assert.truthy(out:find("url\t" .. srv.tls_url("live") .. "\t" .. srv.tls_url("live") .. "\n", 1, true), out)
     assert.truthy(out:find("plain\tfalse\n", 1, true), out)
@@ -492,8 +533,8 @@ describe("TLS errors", function()
       "listen rtmps://127.0.0.1:0: TLS ciphersuites 'TLS_AES_999': not one TLS 1.3 suite OpenSSL has\n",
       "listen rtmps://127.0.0.1:0: TLS ciphers 'NOTHING-SUCH': not one TLS 1.2 cipher OpenSSL has\n",
       "TLS CA file '/nonexistent/ca.pem': No such file or directory\n",
-      "unknown TLS setting 'kye' (want cert, key, ciphersuites, ciphers, ca, sni or insecure)",
-      "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure = }, not yes",
+      "unknown TLS setting 'kye' (want cert, key, ciphersuites, ciphers, ca, sni, insecure or openssl_records)",
+      "tls must be a table { cert =, key =, ciphersuites =, ciphers =, ca =, sni =, insecure =, openssl_records = }, not yes",
       "tls.cert must be a string, not 5",
       "true\ttrue\n",
     }) do
