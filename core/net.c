@@ -60,6 +60,8 @@ typedef struct rtmp_tls {
     int       own;              /* our records: OpenSSL writes nothing more */
     int       fd;               /* the socket (SSL_get_fd is a search each time) */
     int       key_update_asked; /* the peer's KeyUpdate asked for ours */
+    unsigned  tickets;          /* server: session tickets OpenSSL sent (records
+                                   under our first keys before ours) */
     size_t    wsecret_len;      /* our direction's traffic secret, from the key log */
     uint8_t   wsecret[RTMP_TLSREC_MAX_SECRET];
     rtmp_tlsrec rec;
@@ -331,6 +333,19 @@ void rtmp_conn_drop(rtmp_conn *c, const char *reason)
     rtmp_conn_core_close(c->cc, reason, RTMP_CLOSE_DROP);
 }
 
+/* After a write or writev that failed (errno): 1 to try again at once
+ * (interrupted), 0 when the socket is full (wait for EV_WRITE), -1 for an
+ * error, described in why. */
+static int write_failed(char *why, size_t whylen)
+{
+    if (errno == EINTR)
+        return 1;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    snprintf(why, whylen, "write: %s", strerror(errno));
+    return -1;
+}
+
 /* Write from q what the socket fd takes now, counting it in *written.
  * 1: q is empty; 0: the socket is full (wait for EV_WRITE); -1: a write
  * error, described in why. */
@@ -341,12 +356,10 @@ static int write_queue(int fd, rtmp_outq *q, uint64_t *written, char *why, size_
         int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
         ssize_t w = writev(fd, iov, cnt);
         if (w < 0) {
-            if (errno == EINTR)
+            int rc = write_failed(why, whylen);
+            if (rc > 0)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            snprintf(why, whylen, "write: %s", strerror(errno));
-            return -1;
+            return rc;
         }
         rtmp_outq_consume(q, (size_t)w);
         *written += (uint64_t)w;
@@ -357,19 +370,22 @@ static int write_queue(int fd, rtmp_outq *q, uint64_t *written, char *why, size_
 /* ---- TLS ----
  *
  * A TLS connection reads with SSL_read into the shared read buffer, and
- * writes its queue one of two ways:
+ * writes its queue one of three ways:
  *   - kTLS send (the kernel encrypts; OpenSSL's SSL_OP_ENABLE_KTLS, when
  *     the kernel has the tls ULP and the cipher suits it): the same writev
  *     of the queue's shared buffers as a plain connection;
+ *   - TLS 1.3 otherwise: records sealed here from the queue's buffers
+ *     (tlsrec.h; own_write_queue below), unless openssl_records;
  *   - otherwise TLS records of up to TLS_RECORD bytes, one SSL_write_ex
  *     each: a queue piece of a record or more (a video message) is
  *     encrypted from where it lies; smaller pieces (audio, control) are
  *     copied together into the connection's one staging record.  Nothing
  *     leaves the queue before SSL_write took it, and a write that would
  *     block is retried with the same bytes, as OpenSSL requires.
- * TLS 1.3 KeyUpdate: SSL_read answers a request on our next SSL_write;
- * with kTLS send it is sent before the next writev.  Renegotiation is off.
- * The session above sees plaintext only and never knows. */
+ * TLS 1.3 KeyUpdate: OpenSSL answers a request itself when it writes our
+ * records; with kTLS send it is sent before the next writev; with ours we
+ * send it.  Renegotiation is off.  The session above sees plaintext only
+ * and never knows. */
 
 /* The reason of the OpenSSL failure e (SSL_get_error) of ssl in what it
  * was doing ("read", "write", "TLS handshake"), into out. */
@@ -391,13 +407,14 @@ static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t 
 
 /* ---- our own TLS 1.3 records (tlsrec.h) ----
  *
- * After a TLS 1.3 handshake without kTLS send, OpenSSL sends one
- * KeyUpdate of its own (SSL_key_update), so that the next generation of
- * keys starts at sequence 0, and from then on writes nothing: our records
- * are sealed here from the secret its key log gave (the update derived
- * from it) and written to the socket directly.  OpenSSL goes on reading;
- * a KeyUpdate from the peer that asks for ours is seen by its message
- * callback and answered with our next write. */
+ * After a TLS 1.3 handshake without kTLS send, OpenSSL writes nothing
+ * more: our records are sealed here from the traffic secret its key log
+ * gave and written to the socket directly.  Our sequence starts where
+ * OpenSSL's stopped: a client has sent nothing under these keys, a server
+ * only its session tickets, counted as OpenSSL makes them
+ * (tls_ticket_made).  OpenSSL goes on reading; a KeyUpdate from the peer
+ * that asks for ours is seen by its message callback and answered with
+ * our next write. */
 
 #define OWN_RECORDS 2 /* sealed per batch at most */
 #define OWN_OUT (OWN_RECORDS * (TLS_RECORD + RTMP_TLSREC_OVERHEAD) + 64)
@@ -432,13 +449,12 @@ static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
         while (t->out_off < t->out_len) {
             ssize_t w = write(fd, t->out + t->out_off, t->out_len - t->out_off);
             if (w < 0) {
-                if (errno == EINTR)
+                int rc = write_failed(why, whylen);
+                if (rc > 0)
                     continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return 0;
-                snprintf(why, whylen, "write: %s", strerror(errno));
-                t->fatal = 1;
-                return -1;
+                if (rc < 0)
+                    t->fatal = 1;
+                return rc;
             }
             t->out_off += (size_t)w;
         }
@@ -447,6 +463,7 @@ static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
             *written += t->out_plain;
             t->out_plain = 0;
         }
+        /* (out_plain is 0 when the queue sealed from was left behind: linger_start) */
         t->out_off = t->out_len = 0;
         if (t->key_update_asked || t->rec.seq >= OWN_KEY_RECORDS) {
             if (own_key_update(t) < 0)
@@ -508,10 +525,20 @@ static void tls_keylog(const SSL *ssl, const char *line)
     t->wsecret_len = hex[0] ? 0 : n; /* all of it, or none */
 }
 
+/* OpenSSL's session ticket callback (server contexts): one more ticket,
+ * about to be sent under the first application keys.  1: go on. */
+static int tls_ticket_made(SSL *ssl, void *arg)
+{
+    rtmp_tls *t = SSL_get_app_data(ssl);
+    if (t)
+        t->tickets++;
+    (void)arg;
+    return 1;
+}
+
 /* At the end of the handshake: our own records, when TLS 1.3 with a suite
- * tlsrec.h seals, no kTLS send, and not openssl_records.  The KeyUpdate
- * OpenSSL sends first is the last record it writes.  1: our records; 0:
- * OpenSSL's (why says why, for the log). */
+ * tlsrec.h seals, no kTLS send, and not openssl_records.  1: our records;
+ * 0: OpenSSL's (why says why, for the log). */
 static int own_start(rtmp_tls *t, const char **why)
 {
     const char *suite = SSL_CIPHER_standard_name(SSL_get_current_cipher(t->ssl));
@@ -527,23 +554,19 @@ static int own_start(rtmp_tls *t, const char **why)
     else if (!t->wsecret_len || rtmp_tlsrec_init(&t->rec, suite, t->wsecret, t->wsecret_len) < 0)
         *why = "no traffic secret";
     else {
-        ERR_clear_error();
         BIO *sink = BIO_new(BIO_s_null());
-        if (!sink || SSL_key_update(t->ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 || SSL_do_handshake(t->ssl) != 1
-            || SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE || rtmp_tlsrec_next_key(&t->rec) < 0) {
-            /* (a KeyUpdate OpenSSL could not send whole now goes out with its next write) */
-            ERR_clear_error();
-            BIO_free(sink);
+        if (!sink) {
             rtmp_tlsrec_free(&t->rec);
-            *why = sink ? "the first key update did not go out at once" : "out of memory";
+            *why = "out of memory";
         } else {
             /* what OpenSSL would still write (the answer to a peer's
-             * KeyUpdate, which it sends from SSL_read; an alert) is under
-             * keys the peer no longer has: it goes nowhere, and ours is
-             * sent instead (own_msg_cb, own_write_queue) */
+             * KeyUpdate, which OpenSSL 3.0 sends from SSL_read; an alert)
+             * would break our sequence: it goes nowhere, and ours is sent
+             * instead (own_msg_cb, own_write_queue) */
             SSL_set0_wbio(t->ssl, sink);
             SSL_set_msg_callback_arg(t->ssl, t);
             SSL_set_msg_callback(t->ssl, own_msg_cb);
+            t->rec.seq = t->server ? t->tickets : 0;
             t->own = ok = 1;
         }
     }
@@ -661,7 +684,7 @@ static void tls_close_notify(rtmp_tls *t)
             if (n > 0 && write(fd, rec, n) < 0) {
                 /* best effort, as SSL_shutdown's */
             }
-            SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN);
+            SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
         } else {
             ERR_clear_error();
             SSL_shutdown(t->ssl);
@@ -758,6 +781,7 @@ static SSL_CTX *tls_server_ctx(const rtmp_tls_config *tls, char *err, size_t err
     }
     tls_ctx_common(ctx);
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_session_ticket_cb(ctx, tls_ticket_made, NULL, NULL); /* (own_start) */
     const char *suites = tls->ciphersuites ? tls->ciphersuites : RTMP_TLS_CIPHERSUITES;
     const char *ciphers = tls->ciphers ? tls->ciphers : RTMP_TLS_CIPHERS;
     if (!*suites) /* no TLS 1.3 suite: no TLS 1.3 (else it is chosen, then fails for want of one) */
@@ -945,6 +969,8 @@ static void linger_start(rtmp_conn *c)
     if (!c->drop_output && conn_writable(c)) { /* (no plaintext before the TLS handshake) */
         g->q = *q;
         memset(q, 0, sizeof *q);
+    } else if (c->tls) { /* records sealed from the queue left behind: they still go, whole */
+        c->tls->out_plain = 0;
     }
     if (c->tls && c->tls->open && !c->tls->fatal) { /* written through it, then close_notify */
         g->tls = c->tls;

@@ -92,8 +92,12 @@ int rtmp_tlsrec_init(rtmp_tlsrec *r, const char *suite, const uint8_t *secret, s
     r->keylen = s->keylen;
     memcpy(r->secret, secret, len);
     EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, s->cipher, NULL);
+    if (!c) {
+        rtmp_tlsrec_free(r);
+        return RTMP_ERR_INVAL; /* not in this OpenSSL's providers */
+    }
     r->ctx = EVP_CIPHER_CTX_new();
-    int ok = c && r->ctx && EVP_EncryptInit_ex(r->ctx, c, NULL, NULL, NULL) == 1;
+    int ok = r->ctx && EVP_EncryptInit_ex(r->ctx, c, NULL, NULL, NULL) == 1;
     EVP_CIPHER_free(c); /* the context holds its own reference */
     if (!ok || rekey(r) < 0) {
         rtmp_tlsrec_free(r);
@@ -116,6 +120,8 @@ int rtmp_tlsrec_next_key(rtmp_tlsrec *r)
 size_t rtmp_tlsrec_seal(rtmp_tlsrec *r, uint8_t type, const struct iovec *iov, int cnt, size_t off, size_t len,
                         uint8_t *out)
 {
+    if (len > RTMP_TLSREC_MAX_PLAIN)
+        return 0;
     size_t rlen = len + 1 + RTMP_TLSREC_TAG; /* TLSInnerPlaintext's type, the tag */
     /* the record header: opaque_type application_data, legacy version 3.3 */
     out[0] = RTMP_TLS_APPLICATION_DATA;
@@ -153,7 +159,8 @@ size_t rtmp_tlsrec_seal(rtmp_tlsrec *r, uint8_t type, const struct iovec *iov, i
     if (EVP_EncryptFinal_ex(r->ctx, p, &n) != 1)
         return 0;
     p += n;
-    if (EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_GET_TAG, RTMP_TLSREC_TAG, p) != 1)
+    if (p != out + 5 + len + 1 /* (stream ciphers: every byte out as it went in) */
+        || EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_GET_TAG, RTMP_TLSREC_TAG, p) != 1)
         return 0;
     r->seq++;
     return 5 + rlen;

@@ -12,8 +12,9 @@
  * sends, as the kernel does with kTLS.
  *
  * Sans-I/O: the secret comes in (net.c takes it from OpenSSL's key log
- * callback), sealed records come out.  The caller owns the sequence: a
- * record sealed is a record that must be sent, in order; a key update
+ * callback), sealed records come out.  The caller owns the sequence: it
+ * sets seq to the records already sent under these keys; a record sealed
+ * is a record that must be sent, in order; a key update
  * (rtmp_tlsrec_next_key) follows the KeyUpdate record sealed under the
  * key before it.  AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 (the
  * suites TLS 1.3 defines with 12-byte nonces and 16-byte tags); any
@@ -50,8 +51,9 @@ typedef struct rtmp_tlsrec {
 int rtmp_tlsrec_supported(const char *suite);
 
 /* Key r for suite from a traffic secret (secret[0 .. len), the suite's
- * hash length), sequence 0.  0; RTMP_ERR_INVAL for a suite not supported
- * or a secret of the wrong length; RTMP_ERR_NOMEM. */
+ * hash length), sequence 0.  0; RTMP_ERR_INVAL for a suite not supported,
+ * a secret of the wrong length, or a cipher OpenSSL does not provide;
+ * RTMP_ERR_NOMEM. */
 int rtmp_tlsrec_init(rtmp_tlsrec *r, const char *suite, const uint8_t *secret, size_t len);
 
 /* The next generation of keys (RFC 8446 7.2: the secret's "traffic upd"),
@@ -63,15 +65,18 @@ int rtmp_tlsrec_next_key(rtmp_tlsrec *r);
  * what iov[0 .. cnt) holds end to end (len <= RTMP_TLSREC_MAX_PLAIN and
  * within it) into out, which has room for len + RTMP_TLSREC_OVERHEAD.
  * Returns the record's length (len + RTMP_TLSREC_OVERHEAD), or 0 when
- * the cipher failed (nothing usable in out; the sequence did not move). */
+ * len is over RTMP_TLSREC_MAX_PLAIN or past what iov holds, or the cipher
+ * failed (nothing usable in out; the sequence did not move). */
 size_t rtmp_tlsrec_seal(rtmp_tlsrec *r, uint8_t type, const struct iovec *iov, int cnt, size_t off, size_t len,
                         uint8_t *out);
 
 /* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1 with
- * hash md (out_len at most its length).  0, or -1 when the MAC failed. */
+ * hash md.  0; -1 for a label over 32 bytes, out_len over the hash's
+ * length, or a MAC that failed. */
 int rtmp_tlsrec_expand_label(const EVP_MD *md, const uint8_t *secret, size_t slen, const char *label,
                              uint8_t *out, size_t out_len);
 
+/* The cipher context freed and the keys wiped; r may be initialised again. */
 void rtmp_tlsrec_free(rtmp_tlsrec *r);
 
 #endif
