@@ -966,7 +966,10 @@ static void linger_start(rtmp_conn *c)
     if (!g)
         return;
     rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
-    if (!c->drop_output && conn_writable(c)) { /* (no plaintext before the TLS handshake) */
+    /* the queue goes along unless dropped, or it could only go in the clear:
+     * before the TLS handshake, or after TLS failed (c->tls is then left
+     * behind, and the socket would write the queue as it is) */
+    if (!c->drop_output && conn_writable(c) && !(c->tls && c->tls->fatal)) {
         g->q = *q;
         memset(q, 0, sizeof *q);
     } else if (c->tls) { /* records sealed from the queue left behind: they still go, whole */

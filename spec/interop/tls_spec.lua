@@ -483,6 +483,16 @@ describe("TLS errors", function()
     assert.are.equal(0, srv.stop())
   end)
 
+  it("a record no key opens closes the connection, and what was queued for it never goes out in the clear", function()
+    -- C0C1 and the bad record in one write: S0S1S2 is queued when the bad record fails the read
+    local srv = T.luartmp_start()
+    local rc, out = H.run(fmt("python3 spec/support/tls_bad_record.py %d", srv.tls_port), 30)
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("^sealed %d+"), out)
+    assert(H.wait_until(function() return srv.log():find("close: read: TLS: ", 1, true) end, 5), srv.log())
+    assert.are.equal(0, srv.stop())
+  end)
+
   it("a bad certificate: self-signed, expired, for another name; the verify error string is the reason", function()
     local c = T.certs()
     local self_srv = T.luartmp_start{ cert = c.self_signed }
