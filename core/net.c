@@ -526,7 +526,10 @@ static void tls_keylog(const SSL *ssl, const char *line)
 }
 
 /* OpenSSL's session ticket callback (server contexts): one more ticket,
- * about to be sent under the first application keys.  1: go on. */
+ * about to be sent under the first application keys, as one record (no
+ * max_fragment_length: own_start).  OpenSSL 3.0 calls it once per ticket
+ * it builds, stateless or stateful; a ticket key callback that gave up a
+ * ticket would make the count wrong: set none.  1: go on. */
 static int tls_ticket_made(SSL *ssl, void *arg)
 {
     rtmp_tls *t = SSL_get_app_data(ssl);
@@ -551,6 +554,8 @@ static int own_start(rtmp_tls *t, const char **why)
         *why = "not TLS 1.3";
     else if (!rtmp_tlsrec_supported(suite))
         *why = "a suite luartmp does not seal";
+    else if (SSL_SESSION_get_max_fragment_length(SSL_get_session(t->ssl)) != TLSEXT_max_fragment_length_DISABLED)
+        *why = "the peer's max_fragment_length"; /* (records under 16 KiB, and tickets cut into several) */
     else if (!t->wsecret_len || rtmp_tlsrec_init(&t->rec, suite, t->wsecret, t->wsecret_len) < 0)
         *why = "no traffic secret";
     else {
