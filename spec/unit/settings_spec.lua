@@ -54,12 +54,12 @@ describe("rtmp.settings", function()
         "max_chunk_size", "ext_ts_fmt3", "accept_fresh_fmt", "ack_window", "max_amf_depth", "bytes_in_start",
         "plain_handshake", "handshake_seed", "auto", "passthrough", "script_instructions", "on_error",
         "trace", "gop_max_bytes", "tls.cert", "tls.key", "tls.ciphersuites", "tls.ciphers", "tls.ca", "tls.insecure",
-        "tls.sni", "drain_to",
+        "tls.sni", "tls.openssl_records", "drain_to",
         "drain_timeout", "http_timeout", "http_max_body", "http", "notify", "cluster_redis", "cluster_node",
         "cluster_ttl" }) do
       assert.is_table(rtmp.settings[name], name)
     end
-    assert.are.equal(47, n)
+    assert.are.equal(48, n)
   end)
 
   it("gives the defaults a session applies", function()
