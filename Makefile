@@ -4,7 +4,7 @@
 #   make test    install missing Debian packages, build, run every test
 #   make asan    build with ASan/UBSan into build-asan/ and run every test under it
 #                (the busted process and every luartmp the specs start)
-#   make fuzz    long libFuzzer runs (fuzz/fuzz.mk; make fuzz-short: about a minute)
+#   make fuzz    long libFuzzer runs (fuzz/fuzz.mk; make fuzz-short: 10 s per target)
 #   make valgrind  integration specs with every luartmp they start under valgrind
 #   make bench   build the loader and micro-benchmarks, run the suite against nginx-rtmp,
 #                write docs/BENCHMARKS.md (BENCH_ARGS=--quick for a short run)

@@ -3,7 +3,7 @@
 #
 #   make fuzz-build        build build-fuzz/fuzz_<target> for every target
 #   make fuzz-seeds        (re)build the seed corpora in build-fuzz/seeds/
-#   make fuzz-short        about 60 s in all: each target over its seeds
+#   make fuzz-short        FUZZ_SHORT (10) s per target: each over its seeds
 #                          and regression inputs, one line per target;
 #                          exits non-zero on a finding
 #   make fuzz              long runs, one target after the other,

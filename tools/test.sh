@@ -12,10 +12,12 @@
 #   LUARTMP_ASAN=1 run busted inside $LUARTMP itself (an ASan/UBSan build):
 #                  the module is preloaded there, so it runs in an ASan process
 #   BUSTED_ARGS    extra busted options (e.g. "--filter=nginx")
-#   TEST_JOBS      busted processes run at once, each with a share of the
-#                  spec files (default 2; 1 runs them in one process)
+#   TEST_JOBS      workers run at once, each taking the next spec file as
+#                  it becomes free and running busted on it alone (default 3:
+#                  most specs wait on real-time peers, and on 2 cores three
+#                  workers take no longer per file than two)
 #   LUARTMP_TEST_DIR  the run directory the specs write into (default
-#                  build/test-tmp/run-PID-TIME-SHARD)
+#                  build/test-tmp/run-PID-TIME-WORKER)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -63,10 +65,12 @@ else
     runner="lua5.4 /usr/bin/busted"
 fi
 
-# Shards: the spec files are dealt round-robin to TEST_JOBS busted processes
-# that run at the same time (most specs wait on real-time peers), each with
-# its own run directory; their outputs are printed one after the other.
-jobs=${TEST_JOBS:-2}
+# The spec files go longest first, by spec/support/durations.txt (seconds
+# per file, written by an earlier full run into build/test-tmp/durations.txt;
+# files it does not list go first). TEST_JOBS workers each take the next
+# file as they become free and run busted on it alone, so the last files
+# to end are short ones; each file's output is printed whole when it ends.
+jobs=${TEST_JOBS:-3}
 files=$(for d in "$@"; do
     if [ -d "$d" ]; then find "$d" -name '*_spec.lua'; else echo "$d"; fi
 done | sort)
@@ -75,91 +79,103 @@ count=$(printf '%s\n' "$files" | wc -l)
 [ "$count" -lt "$jobs" ] && jobs=$count
 [ "$jobs" -ge 1 ] || jobs=1
 base=build/test-tmp/run-$$-$(date +%s)
+durations=spec/support/durations.txt
+[ -r "$durations" ] || durations=/dev/null
+printf '%s\n' "$files" | awk -v known="$durations" '
+    BEGIN { while ((getline line < known) > 0) { split(line, w, " "); d[w[2]] = w[1] } }
+    { print (($0 in d) ? d[$0] : 1000000), $0 }' |
+    sort -k1,1rn -k2,2 | cut -d' ' -f2- >"$base.queue"
+echo 0 >"$base.next"
 
-# Shard k: busted over its files, output into its log, exit status into
-# $log.rc.
-run_shard() {
-    shard=$(printf '%s\n' "$files" | awk -v j="$jobs" -v k="$1" '(NR - 1) % j == k')
-    log=build/test-tmp/busted-output.$$.$1
-    LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-$base-$1}
-    # each shard takes its ports from its own slice (spec/support/helpers.lua):
-    # shards may draw the same random numbers
-    LUARTMP_TEST_SHARD="$1 $jobs"
-    export LUARTMP_TEST_DIR LUARTMP_TEST_SHARD
-    # shellcheck disable=SC2086
-    $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} $shard >"$log" 2>&1
-    echo $? >"$log.rc"
+# The next spec file of the queue, or nothing when it is empty.
+take() {
+    (
+        flock 9
+        n=$(($(cat "$base.next") + 1))
+        echo "$n" >"$base.next"
+        sed -n "${n}p" "$base.queue"
+    ) 9>"$base.lock"
 }
-k=0
-while [ "$k" -lt "$jobs" ]; do
-    : >build/test-tmp/busted-output.$$.$k
-    k=$((k + 1))
-done
-# Interrupted: stop the shards too (their specs stop what they started).
-trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
-k=1
-while [ "$k" -lt "$jobs" ]; do
-    ( run_shard "$k" ) &
-    k=$((k + 1))
-done
-# shard 0 in the foreground, its lines shown as they come
-( run_shard 0 ) &
-tail -n +1 -f build/test-tmp/busted-output.$$.0 & tail_pid=$!
-wait_shards() {
-    k=0
-    while [ "$k" -lt "$jobs" ]; do
-        while [ ! -e build/test-tmp/busted-output.$$.$k.rc ]; do sleep 0.5; done
-        k=$((k + 1))
+
+# Worker k: busted on one file at a time, each file's output into its own
+# log and, once it ends, onto standard output; "rc seconds file" into
+# $log.rc. Each worker has its own run directory and its own slice of the
+# test ports (spec/support/helpers.lua): workers may draw the same random
+# numbers.
+run_worker() {
+    LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-$base-$1}
+    LUARTMP_TEST_SHARD="$1 $jobs"
+    LUARTMP_TEST_PER_FILE=1   # a file none of whose tests match a filter is no error
+    export LUARTMP_TEST_DIR LUARTMP_TEST_SHARD LUARTMP_TEST_PER_FILE
+    i=0
+    while f=$(take) && [ -n "$f" ]; do
+        i=$((i + 1))
+        log=$base.out.$1.$i
+        t0=$(date +%s)
+        # shellcheck disable=SC2086
+        $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} "$f" >"$log" 2>&1
+        rc=$?
+        echo "$rc $(($(date +%s) - t0)) $f" >"$log.rc"
+        ( flock 9; echo "== $f"; cat "$log" ) 9>"$base.lock"
     done
 }
-wait_shards
-sleep 0.3
-kill "$tail_pid" 2>/dev/null
-wait 2>/dev/null
+# Interrupted: stop the workers too (their specs stop what they started).
+trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
+k=0
+while [ "$k" -lt "$jobs" ]; do
+    run_worker "$k" &
+    k=$((k + 1))
+done
+wait
 
 passed=0 failed=0 skipped=0 any_skipped=
 pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
-k=0
-while [ "$k" -lt "$jobs" ]; do
-    log=build/test-tmp/busted-output.$$.$k
-    [ "$k" -gt 0 ] && cat "$log"
-    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+: >"$base.durations"
+for log in $(ls "$base".out.*.* 2>/dev/null | grep -v '\.rc$'); do
+    read -r rc secs f <"$log.rc" 2>/dev/null || { rc=1 secs=0 f=$log; }
+    echo "$secs $f" >>"$base.durations"
     last=$(tail -n 1 "$log")
     summary=$(grep -E "$pattern" "$log" | tail -n 1)
-    # A sanitizer report from the busted process itself (ASan mode), if any,
-    # or from any process a spec started (their output is in the run directory).
+    # A sanitizer report from the busted process itself (ASan mode).
     sanitizer=$(grep -E -m 1 '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log")
-    dir=${LUARTMP_TEST_DIR:-$base-$k}
-    if [ -z "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ -d "$dir" ]; then
-        reports=$(grep -l -r -E '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
-            --include='*.err' --include='*.out' --include='*.log' "$dir" 2>/dev/null)
-        if [ -n "$reports" ]; then
-            sanitizer="sanitizer reports in: $(echo $reports)"
-            echo "test.sh: $sanitizer" >&2
-        fi
-    fi
     rm -f "$log" "$log.rc"
     if [ -z "$summary" ]; then
-        echo "test.sh: busted ended without a summary (exit status $rc)${sanitizer:+: $sanitizer}" >&2
+        echo "test.sh: $f: busted ended without a summary (exit status $rc)${sanitizer:+: $sanitizer}" >&2
         failed=$((failed + 1))
-    else
-        p=$(printf '%s\n' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
-        f=$(printf '%s\n' "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-        sk=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
-        passed=$((passed + p))
-        failed=$((failed + f))
-        [ -n "$sk" ] && { skipped=$((skipped + sk)); any_skipped=1; }
-        if [ -n "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ "$f" -eq 0 ]; then
-            failed=$((failed + 1))   # a report from a spawned process: not clean
-        elif [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
-            # Something went wrong after the specs ran (a sanitizer report at
-            # exit, a crash, a leaked process writing late): one failure.
-            echo "test.sh: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see the output above" >&2
+        continue
+    fi
+    p=$(printf '%s\n' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
+    fl=$(printf '%s\n' "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+    sk=$(printf '%s\n' "$summary" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
+    passed=$((passed + p))
+    failed=$((failed + fl))
+    [ -n "$sk" ] && { skipped=$((skipped + sk)); any_skipped=1; }
+    if [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$fl" -eq 0 ]; }; then
+        # Something went wrong after the specs ran (a sanitizer report at
+        # exit, a crash, a leaked process writing late): one failure.
+        echo "test.sh: $f: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see its output above" >&2
+        failed=$((failed + 1))
+    fi
+done
+# Under ASan, a report from any process a spec started (their output is in
+# the run directories) is a failure too.
+if [ "$LUARTMP_ASAN" = 1 ]; then
+    k=0
+    while [ "$k" -lt "$jobs" ]; do
+        dir=${LUARTMP_TEST_DIR:-$base-$k}
+        reports=$([ -d "$dir" ] && grep -l -r -E '(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
+            --include='*.err' --include='*.out' --include='*.log' "$dir" 2>/dev/null)
+        if [ -n "$reports" ]; then
+            echo "test.sh: sanitizer reports in: $(echo $reports)" >&2
             failed=$((failed + 1))
         fi
-    fi
-    k=$((k + 1))
-done
+        k=$((k + 1))
+    done
+fi
+# Every file's time, for the next run's order (copy it over
+# spec/support/durations.txt after a full run when the specs changed).
+sort -k2,2 "$base.durations" >build/test-tmp/durations.txt
+rm -f "$base.queue" "$base.next" "$base.lock" "$base.durations"
 if [ $((passed + failed)) -eq 0 ]; then
     failed=1   # nothing ran
 fi
