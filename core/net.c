@@ -421,71 +421,103 @@ static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t 
 /* AES-GCM keys are changed after this many records (RFC 8446 5.5: 2^24.5) */
 #define OWN_KEY_RECORDS (1u << 24)
 
-/* Seal our KeyUpdate (RFC 8446 4.6.3: update_not_requested) into t->out,
- * then take the next keys.  0, or -1 when the cipher failed. */
-static int own_key_update(rtmp_tls *t)
+/* Records are sealed into this buffer, shared by every connection (the
+ * loop is single-threaded), and written at once: it stays in the cache.
+ * Only what a socket did not take is copied into the connection's own
+ * t->out, allocated then. */
+static uint8_t own_batch[OWN_OUT];
+
+/* Write buf[0 .. len) to t's socket as far as it goes, *sent the bytes
+ * that went: 1 all of them, 0 the socket is full, -1 a write error (t is
+ * then fatal), described in why. */
+static int own_send(rtmp_tls *t, const uint8_t *buf, size_t len, size_t *sent, char *why, size_t whylen)
+{
+    size_t off = 0;
+    int rc = 1;
+    while (off < len) {
+        ssize_t w = write(t->fd, buf + off, len - off);
+        if (w >= 0) {
+            off += (size_t)w;
+        } else if ((rc = write_failed(why, whylen)) <= 0) {
+            if (rc < 0)
+                t->fatal = 1;
+            break;
+        }
+        rc = 1;
+    }
+    *sent = off;
+    return rc;
+}
+
+/* Seal our KeyUpdate (RFC 8446 4.6.3: update_not_requested) at out, then
+ * take the next keys: the record's size, or 0 when the cipher failed. */
+static size_t own_key_update(rtmp_tls *t, uint8_t *out)
 {
     uint8_t msg[5] = { 24, 0, 0, 1, 0 }; /* key_update, length 1, update_not_requested */
     struct iovec v = { msg, sizeof msg };
-    size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_HANDSHAKE, &v, 1, 0, sizeof msg, t->out + t->out_len);
+    size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_HANDSHAKE, &v, 1, 0, sizeof msg, out);
     if (n == 0 || rtmp_tlsrec_next_key(&t->rec) < 0)
-        return -1;
-    t->out_len += n;
+        return 0;
     t->key_update_asked = 0;
-    return 0;
+    return n;
 }
 
 /* Write from q what the socket of t (on our own records) takes now, as
- * write_queue.  The records of a batch are sealed from the queue's
- * buffers; the bytes they hold leave the queue once all are sent. */
+ * write_queue.  A batch of records is sealed from the queue's buffers;
+ * the bytes they hold leave the queue once all of it is sent. */
 static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
 {
-    int fd = t->fd;
-    if (!t->out && !(t->out = malloc(OWN_OUT))) {
-        snprintf(why, whylen, "write: out of memory");
-        return -1;
+    size_t sent;
+    int rc;
+    if (t->out_off < t->out_len) { /* what the socket did not take last time */
+        rc = own_send(t, t->out + t->out_off, t->out_len - t->out_off, &sent, why, whylen);
+        t->out_off += sent;
+        if (rc <= 0)
+            return rc;
+        t->out_off = t->out_len = 0;
+        /* (out_plain is 0 when the queue sealed from was left behind: linger_start) */
+        rtmp_outq_consume(q, t->out_plain);
+        *written += t->out_plain;
+        t->out_plain = 0;
     }
     for (;;) {
-        while (t->out_off < t->out_len) {
-            ssize_t w = write(fd, t->out + t->out_off, t->out_len - t->out_off);
-            if (w < 0) {
-                int rc = write_failed(why, whylen);
-                if (rc > 0)
-                    continue;
-                if (rc < 0)
-                    t->fatal = 1;
-                return rc;
-            }
-            t->out_off += (size_t)w;
-        }
-        if (t->out_plain) {
-            rtmp_outq_consume(q, t->out_plain);
-            *written += t->out_plain;
-            t->out_plain = 0;
-        }
-        /* (out_plain is 0 when the queue sealed from was left behind: linger_start) */
-        t->out_off = t->out_len = 0;
+        size_t len = 0, plain = 0;
         if (t->key_update_asked || t->rec.seq >= OWN_KEY_RECORDS) {
-            if (own_key_update(t) < 0)
+            if ((len = own_key_update(t, own_batch)) == 0)
                 goto failed;
-            continue;
         }
-        if (q->bytes == 0)
+        if (q->bytes == 0 && len == 0)
             return 1;
         struct iovec iov[MAX_IOV];
         int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
         size_t have = 0;
         for (int i = 0; i < cnt; i++)
             have += iov[i].iov_len;
-        for (int r = 0; r < OWN_RECORDS && t->out_plain < have; r++) {
-            size_t len = have - t->out_plain < TLS_RECORD ? have - t->out_plain : TLS_RECORD;
-            size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_APPLICATION_DATA, iov, cnt, t->out_plain, len,
-                                        t->out + t->out_len);
+        for (int r = 0; r < OWN_RECORDS && plain < have; r++) {
+            size_t take = have - plain < TLS_RECORD ? have - plain : TLS_RECORD;
+            size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_APPLICATION_DATA, iov, cnt, plain, take, own_batch + len);
             if (n == 0)
                 goto failed;
-            t->out_len += n;
-            t->out_plain += len;
+            len += n;
+            plain += take;
         }
+        rc = own_send(t, own_batch, len, &sent, why, whylen);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) { /* sealed, so it goes later as it is */
+            if (!t->out && !(t->out = malloc(OWN_OUT))) {
+                snprintf(why, whylen, "write: out of memory");
+                t->fatal = 1;
+                return -1;
+            }
+            memcpy(t->out, own_batch + sent, len - sent);
+            t->out_off = 0;
+            t->out_len = len - sent;
+            t->out_plain = plain;
+            return 0;
+        }
+        rtmp_outq_consume(q, plain);
+        *written += plain;
     }
 failed:
     snprintf(why, whylen, "write: TLS: sealing a record failed");
@@ -674,21 +706,18 @@ static void tls_close_notify(rtmp_tls *t)
 {
     if (t && t->open && !t->fatal) {
         if (t->own) { /* after the records sealed, if they went: an alert of our own */
-            int fd = t->fd;
-            while (t->out && t->out_off < t->out_len) {
-                ssize_t w = write(fd, t->out + t->out_off, t->out_len - t->out_off);
-                if (w <= 0)
-                    break;
-                t->out_off += (size_t)w;
+            char why[128];
+            size_t sent;
+            int rc = 1;
+            if (t->out_off < t->out_len) {
+                rc = own_send(t, t->out + t->out_off, t->out_len - t->out_off, &sent, why, sizeof why);
+                t->out_off += sent;
             }
             uint8_t alert[2] = { 1, 0 }, rec[2 + RTMP_TLSREC_OVERHEAD]; /* warning, close_notify */
             struct iovec v = { alert, sizeof alert };
-            size_t n = 0;
-            if (t->out_off >= t->out_len)
-                n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_ALERT, &v, 1, 0, sizeof alert, rec);
-            if (n > 0 && write(fd, rec, n) < 0) {
-                /* best effort, as SSL_shutdown's */
-            }
+            size_t n = rc > 0 ? rtmp_tlsrec_seal(&t->rec, RTMP_TLS_ALERT, &v, 1, 0, sizeof alert, rec) : 0;
+            if (n > 0)
+                own_send(t, rec, n, &sent, why, sizeof why); /* best effort, as SSL_shutdown's */
             SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
         } else {
             ERR_clear_error();
