@@ -421,10 +421,11 @@ static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t 
 /* AES-GCM keys are changed after this many records (RFC 8446 5.5: 2^24.5) */
 #define OWN_KEY_RECORDS (1u << 24)
 
-/* Records are sealed into this buffer, shared by every connection (the
- * loop is single-threaded), and written at once: it stays in the cache.
- * Only what a socket did not take is copied into the connection's own
- * t->out, allocated then. */
+/* Records are sealed into this buffer, shared by every connection, and
+ * written at once: it stays in the cache.  Only what a socket did not
+ * take is copied into the connection's own t->out, allocated then and
+ * kept.  (One loop per process, on one thread: nothing else seals while
+ * a batch is here, and a batch never outlives own_write_queue.) */
 static uint8_t own_batch[OWN_OUT];
 
 /* Write buf[0 .. len) to t's socket as far as it goes, *sent the bytes

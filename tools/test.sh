@@ -51,8 +51,9 @@ for d in "$@"; do
 done
 
 mkdir -p build/test-tmp
-# Older run directories go; the newest few stay for post-mortems.
-ls -dt build/test-tmp/run-* 2>/dev/null | tail -n +7 | xargs -r rm -rf
+# Older run directories go (one per worker); the last few runs' stay for
+# post-mortems.
+ls -dt build/test-tmp/run-* 2>/dev/null | tail -n +10 | xargs -r rm -rf
 
 if [ "$LUARTMP_ASAN" = 1 ]; then
     if [ ! -x "$LUARTMP" ]; then
@@ -78,62 +79,79 @@ done | sort)
 count=$(printf '%s\n' "$files" | wc -l)
 [ "$count" -lt "$jobs" ] && jobs=$count
 [ "$jobs" -ge 1 ] || jobs=1
-base=build/test-tmp/run-$$-$(date +%s)
+stamp=$$-$(date +%s)
+base=build/test-tmp/run-$stamp       # + -K: worker K's run directory
+state=build/test-tmp/queue-$stamp    # the queue, its counter and lock, each file's log
 durations=spec/support/durations.txt
 [ -r "$durations" ] || durations=/dev/null
 printf '%s\n' "$files" | awk -v known="$durations" '
     BEGIN { while ((getline line < known) > 0) { split(line, w, " "); d[w[2]] = w[1] } }
     { print (($0 in d) ? d[$0] : 1000000), $0 }' |
-    sort -k1,1rn -k2,2 | cut -d' ' -f2- >"$base.queue"
-echo 0 >"$base.next"
+    sort -k1,1rn -k2,2 | cut -d' ' -f2- >"$state.queue"
+echo 0 >"$state.next"
 
 # The next spec file of the queue, or nothing when it is empty.
 take() {
     (
         flock 9
-        n=$(($(cat "$base.next") + 1))
-        echo "$n" >"$base.next"
-        sed -n "${n}p" "$base.queue"
-    ) 9>"$base.lock"
+        n=$(($(cat "$state.next") + 1))
+        echo "$n" >"$state.next"
+        sed -n "${n}p" "$state.queue"
+    ) 9>"$state.lock"
 }
 
 # Worker k: busted on one file at a time, each file's output into its own
-# log and, once it ends, onto standard output; "rc seconds file" into
-# $log.rc. Each worker has its own run directory and its own slice of the
-# test ports (spec/support/helpers.lua): workers may draw the same random
-# numbers.
+# log and, once it ends, onto standard output (a line says when it starts);
+# "rc seconds file" into $log.rc. Each worker has its own run directory and
+# its own slice of the test ports (spec/support/helpers.lua): workers may
+# draw the same random numbers. TERM stops the file's busted and what it
+# started (its children), then the worker.
 run_worker() {
     LUARTMP_TEST_DIR=${LUARTMP_TEST_DIR:-$base-$1}
     LUARTMP_TEST_SHARD="$1 $jobs"
     LUARTMP_TEST_PER_FILE=1   # a file none of whose tests match a filter is no error
     export LUARTMP_TEST_DIR LUARTMP_TEST_SHARD LUARTMP_TEST_PER_FILE
+    bpid=
+    trap '[ -n "$bpid" ] && { pkill -TERM -P "$bpid"; kill -TERM "$bpid"; } 2>/dev/null; exit 130' TERM
     i=0
     while f=$(take) && [ -n "$f" ]; do
         i=$((i + 1))
-        log=$base.out.$1.$i
+        log=$state.out.$1.$i
+        ( flock 9; echo "-> $f" ) 9>"$state.lock"
         t0=$(date +%s)
         # shellcheck disable=SC2086
-        $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} "$f" >"$log" 2>&1
+        $runner -o spec/support/summary.lua ${BUSTED_ARGS:-} "$f" >"$log" 2>&1 &
+        bpid=$!
+        wait "$bpid"
         rc=$?
+        bpid=
         echo "$rc $(($(date +%s) - t0)) $f" >"$log.rc"
-        ( flock 9; echo "== $f"; cat "$log" ) 9>"$base.lock"
+        ( flock 9; echo "== $f"; cat "$log" ) 9>"$state.lock"
     done
 }
-# Interrupted: stop the workers too (their specs stop what they started).
-trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
+# Interrupted (INT reaches only this shell: background jobs ignore it):
+# stop the workers, which stop their specs.
+workers=
+trap 'kill -TERM $workers 2>/dev/null; wait; rm -f "$state".*; exit 130' INT TERM
 k=0
 while [ "$k" -lt "$jobs" ]; do
     run_worker "$k" &
+    workers="$workers $!"
     k=$((k + 1))
 done
 wait
 
 passed=0 failed=0 skipped=0 any_skipped=
 pattern='^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$'
-: >"$base.durations"
-for log in $(ls "$base".out.*.* 2>/dev/null | grep -v '\.rc$'); do
-    read -r rc secs f <"$log.rc" 2>/dev/null || { rc=1 secs=0 f=$log; }
-    echo "$secs $f" >>"$base.durations"
+: >"$state.durations"
+ran=0
+for log in $(ls "$state".out.*.* 2>/dev/null | grep -v '\.rc$'); do
+    ran=$((ran + 1))
+    if read -r rc secs f <"$log.rc" 2>/dev/null; then
+        echo "$secs $f" >>"$state.durations"
+    else
+        rc=1 f=$log
+    fi
     last=$(tail -n 1 "$log")
     summary=$(grep -E "$pattern" "$log" | tail -n 1)
     # A sanitizer report from the busted process itself (ASan mode).
@@ -150,7 +168,10 @@ for log in $(ls "$base".out.*.* 2>/dev/null | grep -v '\.rc$'); do
     passed=$((passed + p))
     failed=$((failed + fl))
     [ -n "$sk" ] && { skipped=$((skipped + sk)); any_skipped=1; }
-    if [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$fl" -eq 0 ]; }; then
+    if [ -n "$sanitizer" ] && [ "$LUARTMP_ASAN" = 1 ] && [ "$fl" -eq 0 ]; then
+        echo "test.sh: $f: $sanitizer" >&2
+        failed=$((failed + 1))   # a report from busted's own process: not clean
+    elif [ "$last" != "$summary" ] || { [ "$rc" -ne 0 ] && [ "$fl" -eq 0 ]; }; then
         # Something went wrong after the specs ran (a sanitizer report at
         # exit, a crash, a leaked process writing late): one failure.
         echo "test.sh: $f: busted exited with status $rc after its summary${sanitizer:+: $sanitizer}; see its output above" >&2
@@ -172,12 +193,17 @@ if [ "$LUARTMP_ASAN" = 1 ]; then
         k=$((k + 1))
     done
 fi
-# Every file's time, for the next run's order (copy it over
-# spec/support/durations.txt after a full run when the specs changed).
-sort -k2,2 "$base.durations" >build/test-tmp/durations.txt
-rm -f "$base.queue" "$base.next" "$base.lock" "$base.durations"
+if [ "$ran" -ne "$count" ]; then
+    echo "test.sh: $((count - ran)) of $count spec files did not run" >&2
+    failed=$((failed + count - ran))
+fi
+# The time of every file that ran, for a later run's order (after a full
+# run, copy it over spec/support/durations.txt when the specs changed).
+sort -k2,2 "$state.durations" >build/test-tmp/durations.txt
+rm -f "$state.queue" "$state.next" "$state.lock" "$state.durations"
 if [ $((passed + failed)) -eq 0 ]; then
-    failed=1   # nothing ran
+    echo "test.sh: no test ran: check the spec paths and BUSTED_ARGS" >&2
+    failed=1
 fi
 line="$passed passed, $failed failed"
 [ -n "$any_skipped" ] && line="$line, $skipped skipped"

@@ -11,7 +11,9 @@
 -- Errors (a test that raised, a setup/teardown that failed, a spec file that
 -- does not load) count as failed. A run in which no test ran is an error of
 -- its own: it is reported loudly and counted as one failure, so that a
--- wrong path or a broken pattern can never look like a green run.
+-- wrong path or a broken pattern can never look like a green run. (With
+-- LUARTMP_TEST_PER_FILE set, as tools/test.sh runs busted once per file,
+-- that check is test.sh's, over the whole run.)
 
 local io_write, io_flush = io.write, io.flush
 local string_format = string.format
