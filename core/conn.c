@@ -143,6 +143,19 @@ void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w)
     rtmp_warm_add(w, cc, sizeof *cc);
 }
 
+void rtmp_conn_core_prefetch(const rtmp_conn_core *cc)
+{
+    __builtin_prefetch(cc);                       /* s, closing, the handlers */
+    __builtin_prefetch(&cc->cfg.max_queue_bytes); /* the slow-reader policy */
+    __builtin_prefetch(&cc->written);             /* written, exempt_end */
+}
+
+void rtmp_conn_core_prefetch_next(const rtmp_conn_core *cc)
+{
+    rtmp_session_prefetch(cc->s);
+    __builtin_prefetch(cc->ud, 1); /* the owner's, for its output handler */
+}
+
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc) { return cc->s; }
 const rtmp_conn_config *rtmp_conn_core_config(const rtmp_conn_core *cc) { return &cc->cfg; }
 int rtmp_conn_core_closing(const rtmp_conn_core *cc) { return cc->closing; }

@@ -139,6 +139,13 @@ const rtmp_conn_config *rtmp_conn_core_config(const rtmp_conn_core *cc);
  * session's lines (rtmp_session_warm), then the core connection. */
 void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w);
 
+/* Prefetch the lines of cc a fan-out to it reads (group.c, a few members
+ * ahead); then, once they came (a couple of members later), what they
+ * point to: its session's lines (rtmp_session_prefetch) and its owner's.
+ * Hints: they change nothing. */
+void rtmp_conn_core_prefetch(const rtmp_conn_core *cc);
+void rtmp_conn_core_prefetch_next(const rtmp_conn_core *cc);
+
 /* Client: queue C0C1 (once connected).  Server: nothing.  0 or
  * RTMP_ERR_NOMEM. */
 int rtmp_conn_core_start(rtmp_conn_core *cc);

@@ -849,6 +849,33 @@ static void flv_fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *p
 
 /* ---- fan-out ---- */
 
+/* Prefetch ahead of member i, in three steps so that each reads only what
+ * an earlier step fetched: member i + 8's pointer to its connection,
+ * i + 4's connection and slow-reader queue pointer, i + 2's session, the
+ * connection's owner and the queue.  With hundreds of players each one's state has left the caches
+ * since the last message; fetched one by one, each first touch stalls in
+ * turn.  A member dropped meanwhile only makes a prefetch useless: a slot
+ * stays readable while its member is in the group, and a prefetch never
+ * faults. */
+static void fan_prefetch(const rtmp_group *g, size_t i)
+{
+    if (i + 8 < g->n)
+        __builtin_prefetch(g->m[i + 8].conn);
+    if (i + 4 < g->n) {
+        const rtmp_conn_core *c = *g->m[i + 4].conn;
+        if (c)
+            rtmp_conn_core_prefetch(c);
+        __builtin_prefetch(g->m[i + 4].mq);
+    }
+    if (i + 2 < g->n) {
+        const rtmp_conn_core *c = *g->m[i + 2].conn;
+        if (c)
+            rtmp_conn_core_prefetch_next(c);
+        if (*g->m[i + 2].mq)
+            __builtin_prefetch(*g->m[i + 2].mq);
+    }
+}
+
 /* to_legacy: whether legacy members get it (1, 0), or -1: cfg.legacy decides. */
 static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payload, rtmp_buf *held, double now,
                    int is_meta, int to_legacy)
@@ -884,6 +911,7 @@ static int fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *payloa
             drop(g, i);
             continue;
         }
+        fan_prefetch(g, i);
         i++;
         if (!open_ready(c) || (mb->legacy && !legacy_ok))
             continue;

@@ -515,6 +515,14 @@ void rtmp_session_set_observer(rtmp_session *s, rtmp_session_observer fn, void *
     s->observe_ud = fn ? ud : NULL;
 }
 
+void rtmp_session_prefetch(const rtmp_session *s)
+{
+    __builtin_prefetch(&s->ready, 0);
+    __builtin_prefetch(&s->q, 1);
+    __builtin_prefetch(&s->bytes_out, 1);
+    __builtin_prefetch(&s->observe, 0);
+}
+
 void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w)
 {
     if (s->reader)

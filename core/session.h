@@ -191,4 +191,8 @@ rtmp_writer *rtmp_session_writer(rtmp_session *s);
  * lines (rtmp_reader_warm), then the session. */
 void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w);
 
+/* Prefetch the lines a fan-out to this session reads and writes (its
+ * readiness, output queue and counters; group.c). */
+void rtmp_session_prefetch(const rtmp_session *s);
+
 #endif
