@@ -145,15 +145,18 @@ void rtmp_conn_core_warm(const rtmp_conn_core *cc, rtmp_warm *w)
 
 void rtmp_conn_core_prefetch(const rtmp_conn_core *cc)
 {
-    __builtin_prefetch(cc);                       /* s, closing, the handlers */
-    __builtin_prefetch(&cc->cfg.max_queue_bytes); /* the slow-reader policy */
-    __builtin_prefetch(&cc->written);             /* written, exempt_end */
+    /* the first line (s, ud, usually closing; not always the output
+     * handler, which starts past 64 bytes), the output and queue bounds,
+     * and the counters */
+    __builtin_prefetch(cc);
+    __builtin_prefetch(&cc->cfg.max_queue_bytes);
+    __builtin_prefetch(&cc->written);
 }
 
 void rtmp_conn_core_prefetch_next(const rtmp_conn_core *cc)
 {
     rtmp_session_prefetch(cc->s);
-    __builtin_prefetch(cc->ud, 1); /* the owner's, for its output handler */
+    __builtin_prefetch(cc->ud, 1); /* the owner's (net.c's output handler marks it) */
 }
 
 rtmp_session *rtmp_conn_core_session(rtmp_conn_core *cc) { return cc->s; }

@@ -192,7 +192,7 @@ rtmp_writer *rtmp_session_writer(rtmp_session *s);
 void rtmp_session_warm(const rtmp_session *s, rtmp_warm *w);
 
 /* Prefetch the lines a fan-out to this session reads and writes (its
- * readiness, output queue and counters; group.c). */
+ * readiness, output queue and counters; not its writer; group.c). */
 void rtmp_session_prefetch(const rtmp_session *s);
 
 #endif
