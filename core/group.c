@@ -853,11 +853,11 @@ static void flv_fan_out(rtmp_group *g, const rtmp_msg_hdr *hin, const uint8_t *p
  * an earlier step fetched: member i + 8's pointer to its connection,
  * i + 4's connection and slow-reader queue pointer, i + 2's session, the
  * connection's owner and the queue.  (The first members of a message get
- * nothing: small groups gain little.)  With hundreds of players each one's state has left the caches
- * since the last message; fetched one by one, each first touch stalls in
- * turn.  A member dropped meanwhile only makes a prefetch useless: a slot
- * stays readable while its member is in the group, and a prefetch never
- * faults. */
+ * nothing: small groups gain little.)  With hundreds of players each
+ * one's state has left the caches since the last message; fetched one by
+ * one, each first touch stalls in turn.  A member dropped meanwhile only
+ * makes a prefetch useless: a slot stays readable while its member is in
+ * the group, and a prefetch never faults. */
 static void fan_prefetch(const rtmp_group *g, size_t i)
 {
     if (i + 8 < g->n)
