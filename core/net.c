@@ -435,16 +435,12 @@ static int own_send(rtmp_tls *t, const uint8_t *buf, size_t len, size_t *sent, c
 {
     size_t off = 0;
     int rc = 1;
-    while (off < len) {
+    while (off < len && rc > 0) {
         ssize_t w = write(t->fd, buf + off, len - off);
-        if (w >= 0) {
+        if (w >= 0)
             off += (size_t)w;
-        } else if ((rc = write_failed(why, whylen)) <= 0) {
-            if (rc < 0)
-                t->fatal = 1;
-            break;
-        }
-        rc = 1;
+        else if ((rc = write_failed(why, whylen)) < 0)
+            t->fatal = 1;
     }
     *sent = off;
     return rc;
