@@ -65,6 +65,19 @@ local function publish(url, realtime)
     realtime and "-re" or "", q(fixture()), q(url)), { name = "ffmpeg-publish" })
 end
 
+-- Start a real-time ffmpeg publish of live/`name` to `nginx` and return once
+-- nginx-rtmp has taken the publish and its metadata. A player that comes
+-- sooner joins an idle stream, and nginx-rtmp then sends Play.Start before
+-- Stream Begin: another order than the capture's.
+local function publish_live(nginx, name)
+  local before = nginx.count("publish", name)
+  local p = publish(nginx.url("live/" .. name), true)
+  assert(H.wait_until(function() return nginx.count("publish", name) > before end, 20),
+    "nginx-rtmp never logged the publish of " .. name .. ": " .. H.output(p))
+  H.sleep(0.3)
+  return p
+end
+
 -- Start a generated server script (luartmp --listen PORT --trace=PATH SCRIPT ARGS).
 local function run_server(script, trace, args)
   return H.luartmp_start{ script = script, log_level = "info", args = args or { "--once" },
@@ -161,8 +174,7 @@ describe("capture2lua with real peers #nginx", function()
 
   it("the client side of an ffmpeg player plays from nginx-rtmp", function()
     local cap = C.start(nginx.port)
-    local p = publish(nginx.url("live/c2lplay"), true)
-    H.sleep(0.4)
+    local p = publish_live(nginx, "c2lplay")
     local got = dir .. "/recorded_player.flv"
     local pl = H.ffmpeg_play(nginx.url("live/c2lplay"), got, 2)
     assert.equal(0, H.wait_exit(p, 30), H.output(p))
@@ -190,8 +202,7 @@ describe("capture2lua with real peers #nginx", function()
     assert.truthy(loadfile(script))
     assert.truthy(H.read_file(script):find('send { "command", csid = 8, stream = 1, values = { "play"', 1, true))
 
-    local p2 = publish(nginx.url("live/c2lplay"), true)
-    H.sleep(0.4)
+    local p2 = publish_live(nginx, "c2lplay")
     local saved = dir .. "/flow_client_saved.flv"
     local cl = H.spawn(fmt("%s %s %s --save %s --linger 1.5", q(H.luartmp), q(script),
       q(nginx.url("live")), q(saved)), { name = "flow-client" })
@@ -262,8 +273,7 @@ describe("capture2lua with real peers #nginx", function()
     local text = H.read_file(script)
     assert.truthy(text:find('await { "onStatus", stream = 1', 1, true), text)
     assert.truthy(text:find("receive { audio = %d+, video = %d+ }"), text)
-    local p = publish(nginx.url("live/c2lplay"), true)
-    H.sleep(0.4)
+    local p = publish_live(nginx, "c2lplay")
     local saved = dir .. "/handler_client_saved.flv"
     local cl = H.spawn(fmt("%s %s %s --save %s", q(H.luartmp), q(script), q(nginx.url("live")), q(saved)),
       { name = "flow-client" })
