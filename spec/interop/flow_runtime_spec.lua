@@ -311,7 +311,10 @@ return flow.client {
       local n, video, audio = fixture_tags(2000)
       local player_out = H.tmpname("played.flv")
       local player = H.ffmpeg_play(srv.url("live/pub"), player_out, 3)
-      H.sleep(0.5)
+      -- the player must be there before the first frame: nginx-rtmp keeps no GOP
+      assert.is_true(H.wait_until(function() return srv.count("play", "pub") > 0 end, 10) ~= nil,
+        srv.log())
+      H.sleep(0.2)
       -- sent: the frames and one sequence header each
       local s = script("publisher.lua", fmt(PUBLISHER, H.fixture_flv(), audio + 1, video + 1, "pub", "pub",
         "pub", n, "pub"))
