@@ -66,15 +66,17 @@ local function publish(url, realtime)
 end
 
 -- Start a real-time ffmpeg publish of live/`name` to `nginx` and return once
--- nginx-rtmp has taken the publish and its metadata. A player that comes
--- sooner joins an idle stream, and nginx-rtmp then sends Play.Start before
+-- nginx-rtmp has logged the publish and ffmpeg has sent media (its first
+-- progress line): the stream is then active. A player that comes sooner
+-- joins an idle stream, and nginx-rtmp then sends Play.Start before
 -- Stream Begin: another order than the capture's.
 local function publish_live(nginx, name)
   local before = nginx.count("publish", name)
   local p = publish(nginx.url("live/" .. name), true)
   assert(H.wait_until(function() return nginx.count("publish", name) > before end, 20),
     "nginx-rtmp never logged the publish of " .. name .. ": " .. H.output(p))
-  H.sleep(0.3)
+  assert(H.wait_until(function() return (ffmpeg_frames(H.output(p)) or 0) > 0 end, 20),
+    "ffmpeg sent no frame to " .. name .. ": " .. H.output(p))
   return p
 end
 
@@ -160,8 +162,11 @@ describe("capture2lua with real peers #nginx", function()
     assert.truthy(text:find('values = { "@setDataFrame",%s+"onMetaData",%s+ecma{'), text)
     -- a player waits for the stream, then the generated publisher sends it
     local got = dir .. "/from_flow_client.flv"
+    local plays = nginx.count("play", "c2lpub")
     local pl = H.ffmpeg_play(nginx.url("live/c2lpub"), got, 2)
-    H.sleep(0.5)
+    -- the player must be there before the first frame: nginx-rtmp keeps no GOP
+    assert(H.wait_until(function() return nginx.count("play", "c2lpub") > plays end, 20), nginx.log())
+    H.sleep(0.2)
     local cl = H.spawn(fmt("%s %s %s --linger 0.5", q(H.luartmp), q(script), q(nginx.url("live"))),
       { name = "flow-publisher" })
     assert.equal(0, H.wait_exit(cl, 20), H.output(cl))
