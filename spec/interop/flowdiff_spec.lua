@@ -7,9 +7,20 @@ local C = require "support.capture"
 
 local fmt, q = string.format, H.shquote
 
-local function publish(url)
-  return H.spawn(fmt("ffmpeg -nostdin -v error -re -i %s -c copy -f flv %s", q(H.fixture_flv()), q(url)),
-    { name = "ffmpeg-publish" })
+-- Publish the fixture (8 s) in real time as live/s on `srv` (H.nginx_start
+-- or H.luartmp_start) and return once the server has logged the publish
+-- and `settle` seconds more (1 unless given) have passed: the flow's player
+-- then finds the stream active, whatever the machine's load (a fixed sleep
+-- alone can let ffmpeg come late, and nginx-rtmp answers an idle stream in
+-- another order).
+local function publish(srv, settle)
+  local before = srv.count("publish", "s")
+  local p = H.spawn(fmt("ffmpeg -nostdin -v error -re -i %s -c copy -f flv %s", q(H.fixture_flv()),
+    q(srv.url("live/s"))), { name = "ffmpeg-publish" })
+  assert(H.wait_until(function() return srv.count("publish", "s") > before end, 20),
+    srv.name .. " never logged the publish: " .. H.output(p))
+  H.sleep(settle or 1)
+  return p
 end
 
 local function flowdiff(flow, targets, extra)
@@ -25,8 +36,7 @@ describe("flowdiff.lua", function()
     -- capture ffmpeg playing from nginx-rtmp, turn its client side into a flow
     local ng = H.nginx_start()
     local cap = C.start(ng.port)
-    publish(ng.url("live/s"))
-    H.sleep(1)
+    publish(ng)
     local out = H.tmpname("fd-play.flv")
     local play = H.spawn(fmt("ffmpeg -nostdin -v error -t 1 -i %s -c copy -f flv -y %s", q(ng.url("live/s")), q(out)),
       { name = "ffmpeg-play" })
@@ -42,13 +52,12 @@ describe("flowdiff.lua", function()
   it("prints where nginx-rtmp and ffmpeg -listen answer the flow differently from luartmp", function()
     local ng = H.nginx_start()
     local lr = H.luartmp_start()
-    publish(ng.url("live/s"))
-    publish(lr.url("live/s"))
     local fport = H.free_port()
     H.spawn(fmt("ffmpeg -nostdin -v error -re -i %s -c copy -f flv -listen 1 rtmp://127.0.0.1:%d/live/s",
       q(H.fixture_flv()), fport), { name = "ffmpeg-listen" })
+    publish(ng, 0)   -- the three runs follow each other within the fixture's 8 s
+    publish(lr)
     assert(H.wait_port(fport, 10))
-    H.sleep(1)
     local rc, out = flowdiff(flow, { "luartmp=" .. lr.url("live"), "nginx=" .. ng.url("live"),
       fmt("ffmpeg=rtmp://127.0.0.1:%d/live", fport) })
     assert.are.equal(1, rc, out)
@@ -71,8 +80,7 @@ describe("flowdiff.lua", function()
 
   it("says a server answered as the first one, and exits 0", function()
     local ng = H.nginx_start()
-    publish(ng.url("live/s"))
-    H.sleep(1)
+    publish(ng)
     local rc, out = flowdiff(flow, { "a=" .. ng.url("live"), "b=" .. ng.url("live") })
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("\nb answered as a\n", 1, true), out)
