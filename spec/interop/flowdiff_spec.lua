@@ -15,8 +15,7 @@ local fmt, q = string.format, H.shquote
 -- another order).
 local function publish(srv, settle)
   local before = srv.count("publish", "s")
-  local p = H.spawn(fmt("ffmpeg -nostdin -v error -re -i %s -c copy -f flv %s", q(H.fixture_flv()),
-    q(srv.url("live/s"))), { name = "ffmpeg-publish" })
+  local p = H.ffmpeg_publish(srv.url("live/s"))
   assert(H.wait_until(function() return srv.count("publish", "s") > before end, 20),
     srv.name .. " never logged the publish: " .. H.output(p))
   H.sleep(settle or 1)
