@@ -21,6 +21,7 @@
 local rtmp = require "rtmp"
 local app = require "rtmp.app"
 local caps = require "rtmp.caps"
+local hold = require "hold"
 
 -- what outlives a load: the streams and the app's connections and servers
 local kept = rtmp.keep("live", function() return { streams = {}, app = {} } end)
@@ -69,14 +70,6 @@ end
 
 local function emit(list, ...) for i = 1, #list do list[i](...) end end
 
---- live.each_cached(s, send): send(msg) for what a player needs to start
---- decoding: the group's cache (metadata, each track's configuration, the
---- current GOP from its keyframe), which players get from the group itself.
-function M.each_cached(s, send)
-    local cached = s.players:cached()
-    for i = 1, #cached do send(cached[i]) end
-end
-
 -- ---- streams ----
 
 --- live.stream(app, name) -> the stream app/name, made (with no publisher,
@@ -104,32 +97,23 @@ M.stream, M.forget_if_unused = get_stream, forget_if_unused
 --- NetStream of live.app, or another (a relay's: any table with conn).
 --- On a held stream (live.hold) it goes on where the held source stopped.
 function M.publish(s, source)
-    local held = s.held
-    s.publisher, s.held = source, nil
-    if held then -- the players were told nothing: timestamps go on, video from a keyframe, a new cache
-        s.resume = { at = (held.last or 0) + math.floor((rtmp.now() - held.since) * 1000), key = true }
-        s.players:reset()
-    end
+    local resumed = hold.resume(s) -- (its players were told nothing)
+    s.publisher = source
     emit(watchers.publish, s, source)
-    if held then return end
+    if resumed then return end
     for p, ns in pairs(s.viewers) do replies.publish_notify(p, ns.id, s.name) end
 end
 
 --- live.hold(s, source): source, which feeds s, stops for a while (a pull
---- relay whose upstream connection dropped: relay.lua): s has no publisher,
---- its players stay, told nothing, with the cache, until a source feeds it
---- again (live.publish: that one, or a local publisher) or source
---- unpublishes it.
-function M.hold(s, source)
-    if s.publisher ~= source then return end
-    s.publisher, s.held = nil, { source = source, since = rtmp.now(), last = s.last }
-end
+--- relay whose upstream connection dropped): s's players stay, told
+--- nothing, until a source feeds it again or source unpublishes it (hold.lua).
+M.hold = hold.start
 
 --- live.unpublish(s, source): source no longer feeds s (nothing if it did not).
 function M.unpublish(s, source)
-    if s.held and s.held.source == source then s.publisher, s.held = source, nil end -- a hold ends
+    hold.release(s, source) -- (a hold of it ends)
     if s.publisher ~= source then return end
-    s.publisher, s.resume = nil, nil
+    s.publisher = nil
     log.info("unpublish %s", s.key)
     for p, ns in pairs(s.viewers) do replies.unpublish_notify(p, ns.id, s.name) end
     emit(watchers.unpublish, s)
@@ -140,16 +124,10 @@ end
 --- live.feed(s, msg, conn): one message of s's publisher (conn): audio and
 --- video to the cache and the players, data (metadata as players get it) too.
 function M.feed(s, msg, conn)
-    local t, r, hdr = msg.type, s.resume, nil
-    if r and (t == 8 or t == 9) then -- after a hold: the source's first frame lands at r.at
-        if r.key and t == 9 and (msg.packet or ""):find("^coded_frames") then -- no P-frames before
-            if not msg.keyframe then return end                               -- the first keyframe
-            r.key = nil
-        end
-        r.shift = r.shift or r.at - msg.timestamp -- (data keeps its own: ffmpeg takes metadata at 0)
-        hdr = { timestamp = math.max(0, msg.timestamp + r.shift) % 0x100000000 }
-    end
+    local t = msg.type
     if t == 8 or t == 9 then
+        local hdr = s.resume and hold.stamp(s, msg) -- after a hold: the timestamps go on
+        if hdr == false then return end
         if hooks.on_media and hooks.on_media(conn, msg, s) == false then return end
         if msg.length == 0 then return end -- no codec byte, no frame: nothing to cache or forward
         local legacy -- nil: the group's policy (config.legacy_players) decides in C

@@ -23,8 +23,9 @@
 -- it follows live's streams through live.watch, and a pull feeds one
 -- with live.publish, live.feed and live.unpublish.  A pull whose upstream
 -- connection drops (not an upstream's end of stream: its publisher left)
--- holds the stream for its players (live.hold) up to `hold` seconds, for
--- its next attempt or a local publisher to go on with it; then unpublishes.
+-- holds the stream for its players (live.hold, scripts/hold.lua) up to
+-- `hold` seconds, for its next attempt or a local publisher to go on with
+-- it; then unpublishes.
 
 local rtmp = require "rtmp"
 
@@ -248,7 +249,8 @@ end
 -- Push: what a late player would get (metadata, sequence headers, GOP),
 -- so the upstream can decode from the first message it receives.
 function Link:send_cache()
-    self.live.each_cached(self.s, function(msg) self:forward(msg) end)
+    local cached = self.s.players:cached() -- (the stream's group: live.lua)
+    for i = 1, #cached do self:forward(cached[i]) end
 end
 
 -- Push: one published message. The cached metadata (onMetaData, as players
