@@ -7,16 +7,19 @@
 -- goes on with it: a new cache, video from its first keyframe, and audio
 -- and video shifted so that its first frame lands at the players' last
 -- timestamp plus the time held (docs/RELAY.md, Hold).  live.lua calls
--- these; the stream's fields are s.held (while held) and s.resume (the
--- next source's shift).
+-- these; the stream's fields are s.held (while held: its source, since
+-- when, the last timestamp), s.resume (the next source's shift) and
+-- s.last (live.feed: the last audio or video timestamp sent); relay.lua
+-- reads s.held.source.
 
 local rtmp = require "rtmp"
 
 local M = {}
 
 --- hold.start(s, source) (live.hold): source, which feeds s, stops for a
---- while; until a source feeds s again (live.publish) or source
---- unpublishes it.
+--- while: s is held (no publisher; its players stay, told nothing) until a
+--- source feeds s again (live.publish) or source unpublishes it.  Nothing
+--- if source does not feed s.
 function M.start(s, source)
     if s.publisher ~= source then return end
     s.publisher, s.held = nil, { source = source, since = rtmp.now(), last = s.last }
@@ -34,7 +37,8 @@ function M.resume(s)
 end
 
 --- hold.release(s, source): source unpublishes s: a hold of it ends, with
---- source its publisher again, for live.unpublish to end the stream.
+--- source its publisher again, for live.unpublish to end the stream; and
+--- when source is s's publisher, its shift (s.resume) ends.
 function M.release(s, source)
     if s.held and s.held.source == source then s.publisher, s.held = source, nil end
     if s.publisher == source then s.resume = nil end

@@ -11,7 +11,8 @@
 -- stream (rtmp.group: fan-out, late-join cache, slow players) and what goes
 -- through Lua.  Commands, replies, stream ids and listening are rtmp.app's
 -- (docs/APP.md): live.app, with live.replies and live.commands to replace
--- one answer.  record.lua and relay.lua follow the streams (live.watch).
+-- one answer.  record.lua and relay.lua follow the streams (live.watch);
+-- hold.lua keeps a pull relay's stream while its upstream is away.
 --
 -- rtmp.reload (SIGHUP) runs this file again: the streams, the connections'
 -- tables and the listening servers are kept (rtmp.keep "live"); config,
@@ -105,8 +106,9 @@ function M.publish(s, source)
 end
 
 --- live.hold(s, source): source, which feeds s, stops for a while (a pull
---- relay whose upstream connection dropped): s's players stay, told
---- nothing, until a source feeds it again or source unpublishes it (hold.lua).
+--- relay whose upstream connection dropped): s has no publisher, its
+--- players stay, told nothing, until a source feeds it again (a local
+--- publisher too) or source unpublishes it (hold.lua).
 M.hold = hold.start
 
 --- live.unpublish(s, source): source no longer feeds s (nothing if it did not).
