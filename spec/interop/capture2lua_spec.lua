@@ -73,7 +73,7 @@ end
 local function publish_live(nginx, name)
   local before = nginx.count("publish", name)
   local p = publish(nginx.url("live/" .. name), true)
-  assert(H.wait_until(function() return nginx.count("publish", name) > before end, 20),
+  assert(H.wait_event(nginx, "publish", name, before, 20),
     "nginx-rtmp never logged the publish of " .. name .. ": " .. H.output(p))
   assert(H.wait_until(function() return (ffmpeg_frames(H.output(p)) or 0) > 0 end, 20),
     "ffmpeg sent no frame to " .. name .. ": " .. H.output(p))
@@ -165,7 +165,7 @@ describe("capture2lua with real peers #nginx", function()
     local plays = nginx.count("play", "c2lpub")
     local pl = H.ffmpeg_play(nginx.url("live/c2lpub"), got, 2)
     -- the player must be there before the first frame: nginx-rtmp keeps no GOP
-    assert(H.wait_until(function() return nginx.count("play", "c2lpub") > plays end, 20), nginx.log())
+    assert(H.wait_event(nginx, "play", "c2lpub", plays, 20), nginx.log())
     H.sleep(0.2)
     local cl = H.spawn(fmt("%s %s %s --linger 0.5", q(H.luartmp), q(script), q(nginx.url("live"))),
       { name = "flow-publisher" })

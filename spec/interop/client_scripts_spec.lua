@@ -49,7 +49,7 @@ end
 
 -- Wait until `srv` logged a player (or publisher) of `name`.
 local function wait_event(srv, event, name, n)
-  local ok = H.wait_until(function() return srv.count(event, name) >= (n or 1) end, 10)
+  local ok = H.wait_event(srv, event, name, (n or 1) - 1)
   assert(ok, fmt("%s never logged %s of %s:\n%s", srv.name, event, name, srv.log()))
 end
 

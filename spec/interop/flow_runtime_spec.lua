@@ -312,8 +312,7 @@ return flow.client {
       local player_out = H.tmpname("played.flv")
       local player = H.ffmpeg_play(srv.url("live/pub"), player_out, 3)
       -- the player must be there before the first frame: nginx-rtmp keeps no GOP
-      assert.is_true(H.wait_until(function() return srv.count("play", "pub") > 0 end, 10) ~= nil,
-        srv.log())
+      assert(H.wait_event(srv, "play", "pub", 0, 10), srv.log())
       H.sleep(0.2)
       -- sent: the frames and one sequence header each
       local s = script("publisher.lua", fmt(PUBLISHER, H.fixture_flv(), audio + 1, video + 1, "pub", "pub",

@@ -16,7 +16,7 @@ local fmt, q = string.format, H.shquote
 local function publish(srv, settle)
   local before = srv.count("publish", "s")
   local p = H.ffmpeg_publish(srv.url("live/s"))
-  assert(H.wait_until(function() return srv.count("publish", "s") > before end, 20),
+  assert(H.wait_event(srv, "publish", "s", before, 20),
     srv.name .. " never logged the publish: " .. H.output(p))
   H.sleep(settle or 1)
   return p

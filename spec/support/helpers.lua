@@ -135,6 +135,13 @@ function H.wait_until(fn, timeout, interval)
   end
 end
 
+--- Wait until the log of `srv` (H.luartmp_start, H.nginx_start) shows
+--- more `event`s ("play", "publish") of stream `name` than `before`
+--- (srv.count); true, or nil after `timeout` seconds (default 10).
+function H.wait_event(srv, event, name, before, timeout)
+  return H.wait_until(function() return srv.count(event, name) > before end, timeout or 10)
+end
+
 --- Occurrences of the plain string `needle` in `text`.
 function H.count_plain(text, needle)
   local n, i = 0, 1

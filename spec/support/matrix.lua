@@ -127,12 +127,6 @@ function M.said(p, n)
   return fmt("%s (exit %s): %s\n--- %s:\n%s", p.name, tostring(H.exited(p)), last, p.name, M.tail(text, n))
 end
 
---- Wait until a server's log shows one more `event` ("play", "publish")
---- of stream `name` than `before`; true, or nil on timeout.
-function M.wait_event(srv, event, name, before, timeout)
-  return H.wait_until(function() return srv.count(event, name) > before end, timeout or 10)
-end
-
 ---------------------------------------------------------------------------
 -- capture2lua and the scripts it writes
 ---------------------------------------------------------------------------
