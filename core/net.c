@@ -68,6 +68,9 @@ typedef struct rtmp_tls {
     uint8_t  *out;              /* sealed records: out[out_off .. out_len) still to send */
     size_t    out_off, out_len;
     size_t    out_plain;        /* the queued bytes they hold, consumed once all are sent */
+    const uint8_t *ahead;       /* a batch sealed ahead (own_seal_ahead), ahead_len bytes */
+    size_t    ahead_len;        /*   holding the first ahead_plain of the queue; */
+    size_t    ahead_plain;      /*   sent before anything else in the same process_pending */
     char      sni[256];         /* sent (client) or received (server) */
     char      name[256];        /* client: the name verified (the SNI, or an IP address) */
 } rtmp_tls;
@@ -459,14 +462,79 @@ static size_t own_key_update(rtmp_tls *t, uint8_t *out)
     return n;
 }
 
-/* Write from q what the socket of t (on our own records) takes now, as
- * write_queue.  A batch of records is sealed from the queue's buffers;
- * the bytes they hold leave the queue once all of it is sent. */
-static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
+/* The room own_seal may take for t's next batch from q. */
+static size_t own_seal_room(const rtmp_outq *q)
+{
+    size_t plain = q->bytes < OWN_RECORDS * TLS_RECORD ? q->bytes : OWN_RECORDS * TLS_RECORD;
+    return 5 + RTMP_TLSREC_OVERHEAD /* a KeyUpdate */ + plain + OWN_RECORDS * RTMP_TLSREC_OVERHEAD;
+}
+
+/* Seal t's next batch into out: a KeyUpdate when one is due, then up to
+ * OWN_RECORDS records of what q holds from its start.  The batch's
+ * length (0: nothing to send), *plain the queued bytes it holds; or
+ * SIZE_MAX when the cipher failed.  The records must then be sent, in
+ * order, before any other record of t is sealed. */
+static size_t own_seal(rtmp_tls *t, const rtmp_outq *q, uint8_t *out, size_t *plain)
+{
+    size_t len = 0;
+    *plain = 0;
+    if (t->key_update_asked || t->rec.seq >= OWN_KEY_RECORDS) {
+        if ((len = own_key_update(t, out)) == 0)
+            return SIZE_MAX;
+    }
+    if (q->bytes == 0)
+        return len;
+    struct iovec iov[MAX_IOV];
+    int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
+    size_t have = 0;
+    for (int i = 0; i < cnt; i++)
+        have += iov[i].iov_len;
+    for (int r = 0; r < OWN_RECORDS && *plain < have; r++) {
+        size_t take = have - *plain < TLS_RECORD ? have - *plain : TLS_RECORD;
+        size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_APPLICATION_DATA, iov, cnt, *plain, take, out + len);
+        if (n == 0)
+            return SIZE_MAX;
+        len += n;
+        *plain += take;
+    }
+    return len;
+}
+
+/* Write the sealed batch buf[0 .. len), which holds the first plain bytes
+ * of q: they leave q once all of it is sent; what the socket does not
+ * take waits in t->out.  1, 0 or -1 as own_write_queue. */
+static int own_send_batch(rtmp_tls *t, rtmp_outq *q, const uint8_t *buf, size_t len, size_t plain,
+                          uint64_t *written, char *why, size_t whylen)
 {
     size_t sent;
+    int rc = own_send(t, buf, len, &sent, why, whylen);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) { /* sealed, so it goes later as it is */
+        if (!t->out && !(t->out = malloc(OWN_OUT))) {
+            snprintf(why, whylen, "write: out of memory");
+            t->fatal = 1;
+            return -1;
+        }
+        memcpy(t->out, buf + sent, len - sent);
+        t->out_off = 0;
+        t->out_len = len - sent;
+        t->out_plain = plain;
+        return 0;
+    }
+    rtmp_outq_consume(q, plain);
+    *written += plain;
+    return 1;
+}
+
+/* Write from q what the socket of t (on our own records) takes now, as
+ * write_queue: what was left last time, the batch sealed ahead
+ * (own_seal_ahead), then batch after batch sealed here. */
+static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
+{
     int rc;
     if (t->out_off < t->out_len) { /* what the socket did not take last time */
+        size_t sent;
         rc = own_send(t, t->out + t->out_off, t->out_len - t->out_off, &sent, why, whylen);
         t->out_off += sent;
         if (rc <= 0)
@@ -477,49 +545,24 @@ static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
         *written += t->out_plain;
         t->out_plain = 0;
     }
-    for (;;) {
-        size_t len = 0, plain = 0;
-        if (t->key_update_asked || t->rec.seq >= OWN_KEY_RECORDS) {
-            if ((len = own_key_update(t, own_batch)) == 0)
-                goto failed;
-        }
-        if (q->bytes == 0 && len == 0)
-            return 1;
-        struct iovec iov[MAX_IOV];
-        int cnt = rtmp_outq_iov(q, iov, MAX_IOV);
-        size_t have = 0;
-        for (int i = 0; i < cnt; i++)
-            have += iov[i].iov_len;
-        for (int r = 0; r < OWN_RECORDS && plain < have; r++) {
-            size_t take = have - plain < TLS_RECORD ? have - plain : TLS_RECORD;
-            size_t n = rtmp_tlsrec_seal(&t->rec, RTMP_TLS_APPLICATION_DATA, iov, cnt, plain, take, own_batch + len);
-            if (n == 0)
-                goto failed;
-            len += n;
-            plain += take;
-        }
-        rc = own_send(t, own_batch, len, &sent, why, whylen);
-        if (rc < 0)
+    if (t->ahead_len > 0) {
+        size_t len = t->ahead_len;
+        t->ahead_len = 0;
+        if ((rc = own_send_batch(t, q, t->ahead, len, t->ahead_plain, written, why, whylen)) <= 0)
             return rc;
-        if (rc == 0) { /* sealed, so it goes later as it is */
-            if (!t->out && !(t->out = malloc(OWN_OUT))) {
-                snprintf(why, whylen, "write: out of memory");
-                t->fatal = 1;
-                return -1;
-            }
-            memcpy(t->out, own_batch + sent, len - sent);
-            t->out_off = 0;
-            t->out_len = len - sent;
-            t->out_plain = plain;
-            return 0;
-        }
-        rtmp_outq_consume(q, plain);
-        *written += plain;
     }
-failed:
-    snprintf(why, whylen, "write: TLS: sealing a record failed");
-    t->fatal = 1;
-    return -1;
+    for (;;) {
+        size_t plain, len = own_seal(t, q, own_batch, &plain);
+        if (len == SIZE_MAX) {
+            snprintf(why, whylen, "write: TLS: sealing a record failed");
+            t->fatal = 1;
+            return -1;
+        }
+        if (len == 0)
+            return 1;
+        if ((rc = own_send_batch(t, q, own_batch, len, plain, written, why, whylen)) <= 0)
+            return rc;
+    }
 }
 
 /* OpenSSL's message callback, on our own records: a KeyUpdate from the
@@ -676,6 +719,16 @@ static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
         return -1;
     }
     return 1;
+}
+
+/* Ask the CPU for what sealing t's next records reads (rtmp_tlsrec_prefetch). */
+static void tls_prefetch(const rtmp_tls *t)
+{
+    __builtin_prefetch(&t->own);
+    __builtin_prefetch(&t->rec.seq);
+    __builtin_prefetch(&t->out_len);
+    if (t->own)
+        rtmp_tlsrec_prefetch(&t->rec);
 }
 
 /* Write from q what the connection (plain fd, or t) takes now. */
@@ -883,9 +936,15 @@ static int conn_writable(const rtmp_conn *c)
 }
 
 /* Write as much queued output as the socket takes now. */
+/* The queue c's output is written from. */
+static rtmp_outq *conn_output(rtmp_conn *c)
+{
+    return c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
+}
+
 static void flush(rtmp_conn *c)
 {
-    rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
+    rtmp_outq *q = conn_output(c);
     uint64_t before = c->written;
     char reason[300];
     int rc = out_write(c->fd, c->tls, q, &c->written, reason, sizeof reason);
@@ -1067,10 +1126,59 @@ static void conn_free(rtmp_conn *c)
     free(c);
 }
 
+/* Records are sealed ahead into this buffer for the connections of one
+ * window of the dirty list (own_seal_ahead), then written one connection
+ * after another; what a socket does not take is copied to its t->out. */
+#define OWN_AHEAD 16 /* connections in a window at most */
+static uint8_t own_ahead[128 * 1024];
+
+/* Seal the next batch (own_seal) of each connection on our own TLS
+ * records in the window of the dirty list that begins at c, one after
+ * another into own_ahead, and return the window's length: the list
+ * entries process_pending takes next (at least one).  Their flush sends
+ * these batches first (own_write_queue).  Sealing one record after
+ * another keeps the cipher's code and the buffer in the caches, where a
+ * write's system call between each two would evict them; each
+ * connection's TLS state is asked for one ahead (tls_prefetch).  Nothing
+ * between this and the window's flushes changes the queues sealed from
+ * or the list: no handler runs in process_pending's dirty loop. */
+static int own_seal_ahead(rtmp_conn *c)
+{
+    size_t used = 0;
+    int k = 0;
+    if (!c->tls) /* (a plain connection: no window) */
+        return 1;
+    for (; c && k < OWN_AHEAD; c = c->next_dirty, k++) {
+        if (c->next_dirty && c->next_dirty->tls)
+            tls_prefetch(c->next_dirty->tls);
+        rtmp_tls *t = c->tls;
+        if (!t || !t->own || t->fatal || !conn_writable(c) || t->out_off < t->out_len)
+            continue; /* (its flush seals what it sends, if anything) */
+        rtmp_outq *q = conn_output(c);
+        if (used + own_seal_room(q) > sizeof own_ahead)
+            break;
+        size_t plain, len = own_seal(t, q, own_ahead + used, &plain);
+        if (len == SIZE_MAX) {
+            t->fatal = 1;
+            rtmp_conn_fail(c, "write: TLS: sealing a record failed");
+            continue;
+        }
+        t->ahead = own_ahead + used;
+        t->ahead_len = len;
+        t->ahead_plain = plain;
+        used += len;
+    }
+    return k > 0 ? k : 1;
+}
+
 static void process_pending(rtmp_net *n)
 {
     while (n->dirty || n->closing) {
+        int ahead = 0; /* dirty list entries left in the window sealed ahead */
         while (n->dirty) {
+            if (ahead == 0)
+                ahead = own_seal_ahead(n->dirty);
+            ahead--;
             rtmp_conn *c = n->dirty;
             n->dirty = c->next_dirty;
             c->dirty = 0;

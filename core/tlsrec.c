@@ -5,8 +5,10 @@
 #include "error.h"
 #include "tlsinfo.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -79,6 +81,62 @@ static int rekey(rtmp_tlsrec *r)
     return 0;
 }
 
+/* ---- the cipher state's memory ----
+ *
+ * A TLS fan-out seals a record for each player in turn, every player
+ * with its own keys: by the time a connection's next record is sealed
+ * (about 13 ms later at 100 players and 75 records a second each), its
+ * cipher state (an EVP context of about 200 bytes, the provider's of
+ * about 1 KB: key schedule, GHASH table) is out of the caches, and
+ * waiting for it cost about 0.4 us of the 2.2 a 4 KB record took here
+ * (docs/TLS.md).  The provider's part is reached only through OpenSSL's
+ * private structures; its allocation is where it can be seen. */
+
+static _Thread_local rtmp_tlsrec *tracking; /* the context being made */
+
+static void *track_malloc(size_t n, const char *file, int line)
+{
+    void *p = malloc(n);
+    for (int i = 0; tracking && p && i < RTMP_TLSREC_MEM; i++)
+        if (!tracking->mem[i].p) {
+            tracking->mem[i].p = p;
+            tracking->mem[i].len = n < 4096 ? n : 4096;
+            break;
+        }
+    (void)file;
+    (void)line;
+    return p;
+}
+
+static void *track_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return realloc(p, n);
+}
+
+static void track_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    free(p);
+}
+
+int rtmp_tlsrec_track_memory(void)
+{
+    return CRYPTO_set_mem_functions(track_malloc, track_realloc, track_free);
+}
+
+void rtmp_tlsrec_prefetch(const rtmp_tlsrec *r)
+{
+    for (int i = 0; i < RTMP_TLSREC_MEM && r->mem[i].p; i++) {
+        const char *p = r->mem[i].p, *end = p + r->mem[i].len;
+        for (; p < end; p += 64)
+            __builtin_prefetch(p);
+        __builtin_prefetch(end - 1); /* the last line, when p was not at a line's start */
+    }
+}
+
 int rtmp_tlsrec_init(rtmp_tlsrec *r, const char *suite, const uint8_t *secret, size_t len)
 {
     memset(r, 0, sizeof *r);
@@ -96,8 +154,10 @@ int rtmp_tlsrec_init(rtmp_tlsrec *r, const char *suite, const uint8_t *secret, s
         rtmp_tlsrec_free(r);
         return RTMP_ERR_INVAL; /* not in this OpenSSL's providers */
     }
+    tracking = r; /* (mem[] is zeroed above) */
     r->ctx = EVP_CIPHER_CTX_new();
     int ok = r->ctx && EVP_EncryptInit_ex(r->ctx, c, NULL, NULL, NULL) == 1;
+    tracking = NULL;
     EVP_CIPHER_free(c); /* the context holds its own reference */
     if (!ok || rekey(r) < 0) {
         rtmp_tlsrec_free(r);

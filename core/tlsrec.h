@@ -34,6 +34,7 @@
 /* header + inner content type + tag */
 #define RTMP_TLSREC_OVERHEAD (5 + 1 + RTMP_TLSREC_TAG)
 #define RTMP_TLSREC_MAX_SECRET 64
+#define RTMP_TLSREC_MEM 4              /* the cipher state's allocations noted */
 
 typedef struct rtmp_tlsrec {
     EVP_CIPHER_CTX *ctx;           /* keyed; the nonce is set per record */
@@ -44,7 +45,26 @@ typedef struct rtmp_tlsrec {
     uint8_t         iv[12];
     uint64_t        seq;           /* the next record's sequence number */
     unsigned        generation;    /* key updates so far */
+    /* where OpenSSL put the cipher context's state (the EVP context, the
+     * provider's), seen as it was allocated (rtmp_tlsrec_track_memory);
+     * none when that was not in place */
+    struct { const void *p; size_t len; } mem[RTMP_TLSREC_MEM];
 } rtmp_tlsrec;
+
+/* Have OpenSSL allocate through functions of ours that only pass the
+ * calls on to malloc, realloc and free, and note where rtmp_tlsrec_init's
+ * cipher context is allocated, so that rtmp_tlsrec_prefetch knows it.
+ * OpenSSL takes them only before its first allocation in the process:
+ * call this first thing in main().  1 when in place, else 0 (prefetching
+ * then does nothing).  Not for a module that may be unloaded before
+ * OpenSSL is (the functions must outlive every OpenSSL call). */
+int rtmp_tlsrec_track_memory(void);
+
+/* Ask the CPU for the memory of r's cipher state, for a record sealed
+ * soon: a fan-out seals for one connection after another, and by a
+ * connection's next record its state has left the caches (each prefetch
+ * is a hint; nothing is read). */
+void rtmp_tlsrec_prefetch(const rtmp_tlsrec *r);
 
 /* Whether suite (its IANA name, "TLS_AES_128_GCM_SHA256") is one this
  * file seals. */

@@ -18,6 +18,7 @@
 
 #include "../core/error.h"
 #include "../core/log.h"
+#include "../core/tlsrec.h"
 #include "../core/url.h"
 #include "l_contain.h"
 #include "l_settings.h"
@@ -173,6 +174,8 @@ int main(int argc, char **argv)
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
     const char *listen[16];
     int nlisten = 0, i;
+
+    rtmp_tlsrec_track_memory(); /* before anything makes OpenSSL allocate */
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -183,6 +183,53 @@ describe("rtmps:// listeners", function()
     end
   end)
 
+  it("seal ahead for many TLS players at once (18 on time among plain ones, 4 late with a GOP each): every frame",
+    function()
+    -- records are sealed for up to 16 dirty connections in one go before
+    -- any is written (docs/TLS.md, "The I/O"): 18 TLS players take two
+    -- windows per message, the plain players sit in them, and the late
+    -- joiners' cached GOPs fill the window's buffer sooner
+    local srv = T.luartmp_start()
+    local players = {}
+    for i = 1, 20 do
+      local tls = i % 10 ~= 0 -- 18 TLS, 2 plain
+      local file = H.tmpname(fmt("many-%d.flv", i))
+      local url = tls and srv.tls_url("live/many") or srv.url("live/many")
+      players[i] = { tls = tls, file = file, proc = H.ffmpeg_play(url, file, 4) }
+    end
+    assert(H.wait_until(function() return srv.count("play", "many") >= 20 end, 20),
+      "the players did not reach play:\n" .. srv.log())
+    local pub = H.ffmpeg_publish(srv.tls_url("live/many"))
+    assert(H.wait_until(function() return H.now() - pub.started >= 3 end, 10))
+    local late = {}
+    for i = 1, 4 do
+      local file = H.tmpname(fmt("many-late-%d.flv", i))
+      late[i] = { file = file, proc = H.ffmpeg_play(srv.tls_url("live/many"), file, 4) }
+    end
+    assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher: " .. H.output(pub))
+    for i, p in ipairs(players) do
+      local label = fmt("%s player %d", p.tls and "TLS" or "plain", i)
+      assert.are.equal(0, H.wait_exit(p.proc, 15), label .. ": " .. H.output(p.proc))
+      assert_every_frame(label, p.file, fixture_audio_frames())
+    end
+    for i, p in ipairs(late) do
+      local label = "late TLS player " .. i
+      assert.are.equal(0, H.wait_exit(p.proc, 15), label .. ": " .. H.output(p.proc))
+      local info = assert(H.probe(p.file), label)
+      assert.are.equal("K_", H.first_video_flags(p.file), label)
+      assert(info.video.frames > 0 and info.video.frames % F.gop == 0,
+        fmt("%s: %s video frames, want whole GOPs", label, tostring(info.video.frames)))
+    end
+    local log = srv.log()
+    -- (with the kernel's tls ULP, kTLS send instead of our records)
+    assert.are.equal(23, H.count_plain(log, "output TLS records of up to 16 KiB sealed by luartmp")
+      + H.count_plain(log, "output kTLS send"), log)
+    for line in log:gmatch("[^\n]*warn conn=[^\n]*") do
+      assert.falsy(line:find("TLS", 1, true) or line:find("close: write", 1, true), log)
+    end
+    assert.are.equal(0, srv.stop())
+  end)
+
   it("number their first record after OpenSSL's session tickets: openssl s_client decrypts the RTMP handshake's "
     .. "answer after a full handshake (two tickets) and on a resumed session (one)", function()
     local srv = T.luartmp_start()
