@@ -11,6 +11,7 @@
 #include "url.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -69,8 +70,8 @@ typedef struct rtmp_tls {
     size_t    out_off, out_len;
     size_t    out_plain;        /* the queued bytes they hold, consumed once all are sent */
     const uint8_t *ahead;       /* a batch sealed ahead (own_seal_ahead), ahead_len bytes */
-    size_t    ahead_len;        /*   holding the first ahead_plain of the queue; */
-    size_t    ahead_plain;      /*   sent before anything else in the same process_pending */
+    size_t    ahead_len;        /*   holding the first ahead_plain of the queue; sent by */
+    size_t    ahead_plain;      /*   the flush in the same process_pending (out is empty) */
     char      sni[256];         /* sent (client) or received (server) */
     char      name[256];        /* client: the name verified (the SNI, or an IP address) */
 } rtmp_tls;
@@ -424,12 +425,16 @@ static void tls_error_text(SSL *ssl, int e, const char *what, char *out, size_t 
 /* AES-GCM keys are changed after this many records (RFC 8446 5.5: 2^24.5) */
 #define OWN_KEY_RECORDS (1u << 24)
 
-/* Records are sealed into this buffer, shared by every connection, and
- * written at once: it stays in the cache.  Only what a socket did not
- * take is copied into the connection's own t->out, allocated then and
- * kept.  (One loop per process, on one thread: nothing else seals while
- * a batch is here, and a batch never outlives own_write_queue.) */
+/* Records not sealed ahead (own_seal_ahead: what a queue holds past its
+ * first batch, a connection with records still in t->out) are sealed
+ * into this buffer, shared by every connection, and written at once: it
+ * stays in the cache.  Only what a socket did not take is copied into
+ * the connection's own t->out, allocated then and kept.  (One loop per
+ * process, on one thread: nothing else seals while a batch is here, and
+ * a batch never outlives own_write_queue.) */
 static uint8_t own_batch[OWN_OUT];
+
+#define OWN_SEAL_FAILED "write: TLS: sealing a record failed"
 
 /* Write buf[0 .. len) to t's socket as far as it goes, *sent the bytes
  * that went: 1 all of them, 0 the socket is full, -1 a write error (t is
@@ -462,7 +467,7 @@ static size_t own_key_update(rtmp_tls *t, uint8_t *out)
     return n;
 }
 
-/* The room own_seal may take for t's next batch from q. */
+/* The room own_seal may take for a batch from q. */
 static size_t own_seal_room(const rtmp_outq *q)
 {
     size_t plain = q->bytes < OWN_RECORDS * TLS_RECORD ? q->bytes : OWN_RECORDS * TLS_RECORD;
@@ -535,6 +540,7 @@ static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
     int rc;
     if (t->out_off < t->out_len) { /* what the socket did not take last time */
         size_t sent;
+        assert(t->ahead_len == 0); /* (own_seal_ahead skips such a connection) */
         rc = own_send(t, t->out + t->out_off, t->out_len - t->out_off, &sent, why, whylen);
         t->out_off += sent;
         if (rc <= 0)
@@ -554,7 +560,7 @@ static int own_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
     for (;;) {
         size_t plain, len = own_seal(t, q, own_batch, &plain);
         if (len == SIZE_MAX) {
-            snprintf(why, whylen, "write: TLS: sealing a record failed");
+            snprintf(why, whylen, OWN_SEAL_FAILED);
             t->fatal = 1;
             return -1;
         }
@@ -935,16 +941,16 @@ static int conn_writable(const rtmp_conn *c)
     return !c->connecting && c->fd >= 0 && (!c->tls || c->tls->open);
 }
 
-/* Write as much queued output as the socket takes now. */
 /* The queue c's output is written from. */
-static rtmp_outq *conn_output(rtmp_conn *c)
+static rtmp_outq *conn_queue(rtmp_conn *c)
 {
     return c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
 }
 
+/* Write as much queued output as the socket takes now. */
 static void flush(rtmp_conn *c)
 {
-    rtmp_outq *q = conn_output(c);
+    rtmp_outq *q = conn_queue(c);
     uint64_t before = c->written;
     char reason[300];
     int rc = out_write(c->fd, c->tls, q, &c->written, reason, sizeof reason);
@@ -1055,7 +1061,7 @@ static void linger_start(rtmp_conn *c)
     rtmp_linger *g = calloc(1, sizeof *g);
     if (!g)
         return;
-    rtmp_outq *q = c->cfg.passthrough ? &c->pq : rtmp_session_output(c->s);
+    rtmp_outq *q = conn_queue(c);
     /* the queue goes along unless dropped, or it could only go in the clear:
      * before the TLS handshake, or after TLS failed (c->tls is then left
      * behind, and the socket would write the queue as it is) */
@@ -1154,13 +1160,14 @@ static int own_seal_ahead(rtmp_conn *c)
         rtmp_tls *t = c->tls;
         if (!t || !t->own || t->fatal || !conn_writable(c) || t->out_off < t->out_len)
             continue; /* (its flush seals what it sends, if anything) */
-        rtmp_outq *q = conn_output(c);
+        assert(t->ahead_len == 0); /* (every batch sealed ahead was sent by its flush) */
+        rtmp_outq *q = conn_queue(c);
         if (used + own_seal_room(q) > sizeof own_ahead)
             break;
         size_t plain, len = own_seal(t, q, own_ahead + used, &plain);
-        if (len == SIZE_MAX) {
+        if (len == SIZE_MAX) { /* (its flush then writes nothing: t is fatal) */
             t->fatal = 1;
-            rtmp_conn_fail(c, "write: TLS: sealing a record failed");
+            rtmp_conn_fail(c, OWN_SEAL_FAILED);
             continue;
         }
         t->ahead = own_ahead + used;

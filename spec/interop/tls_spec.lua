@@ -185,10 +185,11 @@ describe("rtmps:// listeners", function()
 
   it("seal ahead for many TLS players at once (18 on time among plain ones, 4 late with a GOP each): every frame",
     function()
-    -- records are sealed for up to 16 dirty connections in one go before
-    -- any is written (docs/TLS.md, "The I/O"): 18 TLS players take two
-    -- windows per message, the plain players sit in them, and the late
-    -- joiners' cached GOPs fill the window's buffer sooner
+    -- records are sealed for a window of up to 16 dirty connections in
+    -- one go before any is written (docs/TLS.md, "The I/O"): 18 TLS
+    -- players are more than a window holds, the plain players are in the
+    -- same dirty list, and the late joiners' cached GOPs fill the window's
+    -- buffer sooner (what the players receive is checked, not the windows)
     local srv = T.luartmp_start()
     local players = {}
     for i = 1, 20 do
