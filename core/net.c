@@ -730,7 +730,6 @@ static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
 /* Ask the CPU for what sealing t's next records reads (rtmp_tlsrec_prefetch). */
 static void tls_prefetch(const rtmp_tls *t)
 {
-    __builtin_prefetch(&t->own);
     __builtin_prefetch(&t->rec.seq);
     __builtin_prefetch(&t->out_len);
     if (t->own)
@@ -1137,11 +1136,13 @@ static void conn_free(rtmp_conn *c)
  * after another; what a socket does not take is copied to its t->out. */
 #define OWN_AHEAD 16 /* connections in a window at most */
 static uint8_t own_ahead[128 * 1024];
+/* (so a window's first connection always fits: own_seal_room <= OWN_OUT) */
+_Static_assert(OWN_OUT <= sizeof own_ahead, "own_ahead holds a whole batch");
 
 /* Seal the next batch (own_seal) of each connection on our own TLS
  * records in the window of the dirty list that begins at c, one after
  * another into own_ahead, and return the window's length: the list
- * entries process_pending takes next (at least one).  Their flush sends
+ * entries process_pending takes next (at least one: the first always fits).  Their flush sends
  * these batches first (own_write_queue).  Sealing one record after
  * another keeps the cipher's code and the buffer in the caches, where a
  * write's system call between each two would evict them; each
@@ -1175,7 +1176,7 @@ static int own_seal_ahead(rtmp_conn *c)
         t->ahead_plain = plain;
         used += len;
     }
-    return k > 0 ? k : 1;
+    return k;
 }
 
 static void process_pending(rtmp_net *n)
