@@ -727,15 +727,6 @@ static int tls_write_queue(rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *w
     return 1;
 }
 
-/* Ask the CPU for what sealing t's next records reads (rtmp_tlsrec_prefetch). */
-static void tls_prefetch(const rtmp_tls *t)
-{
-    __builtin_prefetch(&t->rec.seq);
-    __builtin_prefetch(&t->out_len);
-    if (t->own)
-        rtmp_tlsrec_prefetch(&t->rec);
-}
-
 /* Write from q what the connection (plain fd, or t) takes now. */
 static int out_write(int fd, rtmp_tls *t, rtmp_outq *q, uint64_t *written, char *why, size_t whylen)
 {
@@ -1139,14 +1130,43 @@ static uint8_t own_ahead[128 * 1024];
 /* (so a window's first connection always fits: own_seal_room <= OWN_OUT) */
 _Static_assert(OWN_OUT <= sizeof own_ahead, "own_ahead holds a whole batch");
 
+/* Ask the CPU for what own_seal_ahead reads of the entries after c, each
+ * line a step before it is read.  The list is a chain of pointers, so
+ * every address here comes from lines asked for one step earlier: three
+ * entries ahead, the entry's own lines (fan_out touched only its first
+ * one); two ahead, its TLS state up to the names (rtmp_tls) and its
+ * queue; one ahead, the cipher state (rtmp_tlsrec_prefetch) and the
+ * queue's first segments.  Asked for one entry ahead instead, each of
+ * these misses waited for the one before it (docs/TLS.md, "The I/O"). */
+static void own_prefetch(rtmp_conn *c)
+{
+    rtmp_conn *c1 = c->next_dirty, *c2 = c1 ? c1->next_dirty : NULL, *c3 = c2 ? c2->next_dirty : NULL;
+    if (c3) {
+        __builtin_prefetch(&c3->tls);
+        __builtin_prefetch(&c3->s);
+        __builtin_prefetch(&c3->cfg.passthrough);
+    }
+    if (c2 && c2->tls) {
+        for (size_t off = 0; off < offsetof(rtmp_tls, sni); off += 64)
+            __builtin_prefetch((const char *)c2->tls + off);
+        __builtin_prefetch(conn_queue(c2));
+    }
+    if (c1 && c1->tls && c1->tls->own) {
+        rtmp_tlsrec_prefetch(&c1->tls->rec);
+        const rtmp_outq *q = conn_queue(c1);
+        if (q->count > 0)
+            __builtin_prefetch(&q->segs[q->head]);
+    }
+}
+
 /* Seal the next batch (own_seal) of each connection on our own TLS
  * records in the window of the dirty list that begins at c, one after
  * another into own_ahead, and return the window's length: the list
  * entries process_pending takes next (at least one: the first always fits).  Their flush sends
  * these batches first (own_write_queue).  Sealing one record after
  * another keeps the cipher's code and the buffer in the caches, where a
- * write's system call between each two would evict them; each
- * connection's TLS state is asked for one ahead (tls_prefetch).  Nothing
+ * write's system call between each two would evict them; what the
+ * next entries read is asked for ahead (own_prefetch).  Nothing
  * between this and the window's flushes changes the queues sealed from
  * or the list: no handler runs in process_pending's dirty loop. */
 static int own_seal_ahead(rtmp_conn *c)
@@ -1156,8 +1176,7 @@ static int own_seal_ahead(rtmp_conn *c)
     if (!c->tls) /* (a plain connection: no window) */
         return 1;
     for (; c && k < OWN_AHEAD; c = c->next_dirty, k++) {
-        if (c->next_dirty && c->next_dirty->tls)
-            tls_prefetch(c->next_dirty->tls);
+        own_prefetch(c);
         rtmp_tls *t = c->tls;
         if (!t || !t->own || t->fatal || !conn_writable(c) || t->out_off < t->out_len)
             continue; /* (its flush seals what it sends, if anything) */
