@@ -416,16 +416,27 @@ if want("tls") then
     -- fan-out section's): the machine's speed drifts over minutes, and the
     -- ratio is what this section is for
     local args = fmt("--flv %s --players %d --duration %d --warmup %d", SOURCE, n, WINDOW, WARMUP)
-    local T, P = {}, {}
+    -- Each TLS run is also divided by the plain run next to it: the
+    -- spread of those ratios says how far one run's ratio can be trusted.
+    local T, P, paired = {}, {}, {}
     for k = 1, opts.repeats do
+      local t, p
       for j = 0, 1 do
         if (k + j) % 2 == 0 then
-          T[#T + 1] = run_loader(variant, "--tls " .. args)
+          t = run_loader(variant, "--tls " .. args)
+          T[#T + 1] = t
         else
-          P[#P + 1] = run_loader(SERVERS[1], args)
+          p = run_loader(SERVERS[1], args)
+          P[#P + 1] = p
         end
       end
+      local tg, pg = t and cpu_per_gb(t), p and cpu_per_gb(p)
+      if tg and pg then
+        paired[#paired + 1] = tg / pg
+        log("  pair %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", k, tg, pg, tg / pg)
+      end
     end
+    table.sort(paired)
     local tc = med(T, "cpu_seconds", cpu_per_gb)
     local lc, nc = med(P, "cpu_seconds", cpu_per_gb), med(r["nginx-rtmp"], "cpu_seconds", cpu_per_gb)
     local ktls, records, sealed, cipher = 0, 0, 0, nil
@@ -438,17 +449,20 @@ if want("tls") then
     end
     logs = {}
     local floor = cipher_cost(cipher)
-    rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), ratio(tc, nc),
+    local spread = #paired > 0 and fmt("%s (%.2f-%.2f)", ratio(median(paired), 1), paired[1], paired[#paired]) or "n/a"
+    rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), spread, ratio(tc, nc),
       fmt("%d of %d", ktls, ktls + records), fmt("%d of %d", sealed, ktls + records), num(med(T, "behind"), 0),
       cipher or "n/a", num(floor),
       ratio(floor and lc and lc + floor, lc) }
   end
   section("RTMPS fan-out: one publisher, N players over TLS",
-    { "N", "luartmp TLS CPU s/GB", "luartmp plain CPU s/GB", "nginx CPU s/GB (plain)", "TLS/plain", "TLS/nginx",
+    { "N", "luartmp TLS CPU s/GB", "luartmp plain CPU s/GB", "nginx CPU s/GB (plain)", "TLS/plain",
+      "TLS/plain, run by run: median (range)", "TLS/nginx",
       "connections on kTLS send", "records sealed by luartmp", "TLS behind", "cipher", "cipher alone s/GB",
       "lowest TLS/plain it allows" }, rows,
     "The fan-out above over rtmps:// (OpenSSL; the loader's players and publisher speak TLS without verification), "
-    .. "its runs alternated with as many plain ones (the plain column: theirs). "
+    .. "its runs alternated with as many plain ones (the plain column: theirs; TLS/plain divides the medians, "
+    .. "the column after it each TLS run by the plain run next to it). "
     .. "nginx-rtmp has no RTMPS: its plain figures from the fan-out section. Without kTLS (the kernel's `tls` ULP) "
     .. "output goes as TLS records of up to 16 KiB, encrypted in user space: on TLS 1.3 sealed by luartmp from the "
     .. "shared buffers (docs/TLS.md). Cipher alone: 1 / `openssl speed` of the negotiated cipher on 16 KiB "
