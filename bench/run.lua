@@ -430,7 +430,7 @@ if want("tls") then
           P[#P + 1] = p
         end
       end
-      local tg, pg = t and cpu_per_gb(t), p and cpu_per_gb(p)
+      local tg, pg = t and t.cpu_seconds and cpu_per_gb(t), p and p.cpu_seconds and cpu_per_gb(p)
       if tg and pg then
         paired[#paired + 1] = tg / pg
         log("  pair %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", k, tg, pg, tg / pg)

@@ -1131,32 +1131,32 @@ static uint8_t own_ahead[128 * 1024];
 _Static_assert(OWN_OUT <= sizeof own_ahead, "own_ahead holds a whole batch");
 
 /* Ask the CPU for what own_seal_ahead reads of the entries after c, each
- * line a step before it is read.  The list is a chain of pointers, so
- * every address here comes from lines asked for one step earlier: three
- * entries ahead, the entry's own lines (fan_out touched only its first
- * one); two ahead, its TLS state up to the names (rtmp_tls) and its
- * queue; one ahead, the cipher state (rtmp_tlsrec_prefetch) and the
- * queue's first segments.  Asked for one entry ahead instead, each of
- * these misses waited for the one before it (docs/TLS.md, "The I/O"). */
-static void own_prefetch(rtmp_conn *c)
+ * line a step before it is read, in stages as fan_out's (group.c).  The
+ * list is a chain of pointers, so every address here comes from lines
+ * asked for one step earlier: three entries ahead, the entry's lines
+ * own_seal_ahead reads (mark_dirty wrote only its first); two ahead, its
+ * TLS state up to the names (rtmp_tls) and its queue's lines; one ahead,
+ * its cipher state (rtmp_tlsrec_prefetch).  Asked for one entry ahead
+ * instead, each of these misses waited for the one before it
+ * (docs/TLS.md, "The I/O").  Nothing is written here. */
+static void own_prefetch(const rtmp_conn *c)
 {
-    rtmp_conn *c1 = c->next_dirty, *c2 = c1 ? c1->next_dirty : NULL, *c3 = c2 ? c2->next_dirty : NULL;
+    const rtmp_conn *c1 = c->next_dirty, *c2 = c1 ? c1->next_dirty : NULL, *c3 = c2 ? c2->next_dirty : NULL;
     if (c3) {
+        __builtin_prefetch(c3);
         __builtin_prefetch(&c3->tls);
         __builtin_prefetch(&c3->s);
         __builtin_prefetch(&c3->cfg.passthrough);
     }
     if (c2 && c2->tls) {
-        for (size_t off = 0; off < offsetof(rtmp_tls, sni); off += 64)
-            __builtin_prefetch((const char *)c2->tls + off);
-        __builtin_prefetch(conn_queue(c2));
+        rtmp_prefetch_range(c2->tls, offsetof(rtmp_tls, sni));
+        if (c2->cfg.passthrough)
+            __builtin_prefetch(&c2->pq);
+        else
+            rtmp_session_prefetch(c2->s);
     }
-    if (c1 && c1->tls && c1->tls->own) {
+    if (c1 && c1->tls && c1->tls->own)
         rtmp_tlsrec_prefetch(&c1->tls->rec);
-        const rtmp_outq *q = conn_queue(c1);
-        if (q->count > 0)
-            __builtin_prefetch(&q->segs[q->head]);
-    }
 }
 
 /* Seal the next batch (own_seal) of each connection on our own TLS

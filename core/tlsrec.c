@@ -4,6 +4,7 @@
 #include "tlsrec.h"
 #include "error.h"
 #include "tlsinfo.h"
+#include "warm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,14 +137,9 @@ int rtmp_tlsrec_track_memory(void)
 
 void rtmp_tlsrec_prefetch(const rtmp_tlsrec *r)
 {
-    for (int i = 0; i < RTMP_TLSREC_MEM; i++) {
-        if (!r->mem[i].p)
-            continue;
-        const char *p = r->mem[i].p, *end = p + r->mem[i].len;
-        for (; p < end; p += 64)
-            __builtin_prefetch(p);
-        __builtin_prefetch(end - 1); /* the last line, when p was not at a line's start */
-    }
+    for (int i = 0; i < RTMP_TLSREC_MEM; i++)
+        if (r->mem[i].p)
+            rtmp_prefetch_range(r->mem[i].p, r->mem[i].len);
 }
 
 int rtmp_tlsrec_init(rtmp_tlsrec *r, const char *suite, const uint8_t *secret, size_t len)

@@ -48,4 +48,15 @@ static inline void rtmp_warm_prefetch(const rtmp_warm *w)
         __builtin_prefetch((const void *)w->line[i], 1, 3);
 }
 
+/* Prefetch every line of p[0 .. len) (for reading), now: memory read
+ * soon that was not noted in a rtmp_warm. */
+static inline void rtmp_prefetch_range(const void *p, size_t len)
+{
+    if (len == 0)
+        return;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(RTMP_WARM_LINE - 1);
+    for (uintptr_t end = (uintptr_t)p + len; a < end; a += RTMP_WARM_LINE)
+        __builtin_prefetch((const void *)a);
+}
+
 #endif
