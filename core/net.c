@@ -1134,7 +1134,7 @@ _Static_assert(OWN_OUT <= sizeof own_ahead, "own_ahead holds a whole batch");
  * line a step before it is read, in stages as fan_out's (group.c).  The
  * list is a chain of pointers, so every address here comes from lines
  * asked for one step earlier: three entries ahead, the entry's lines
- * own_seal_ahead reads (mark_dirty wrote only its first); two ahead, its
+ * own_seal_ahead reads (fan_out and mark_dirty touch others); two ahead, its
  * TLS state up to the names (rtmp_tls) and its queue's lines; one ahead,
  * its cipher state (rtmp_tlsrec_prefetch).  Asked for one entry ahead
  * instead, each of these misses waited for the one before it
