@@ -56,6 +56,20 @@ local function assert_no_tls_warning(log)
   end
 end
 
+-- A late joiner spawned late_at s into the publish starts at a keyframe
+-- no later than its join, and has every frame from there: whole GOPs, at
+-- least those that began after it asked, within a second of its spawn.
+local function assert_late_joiner(label, file, late_at)
+  assert.are.equal("K_", H.first_video_flags(file), label)
+  local gop_s = F.gop / F.fps
+  local info = assert(H.probe(file), label)
+  local most = F.frames - math.max(0, math.floor((late_at - 1) / gop_s)) * F.gop
+  local least = F.frames - math.ceil((late_at + 1) / gop_s) * F.gop
+  assert(info.video.frames >= least and info.video.frames <= most and info.video.frames % F.gop == 0,
+    fmt("%s at %.1f s: %s frames, want whole GOPs from %d to %d", label, late_at, tostring(info.video.frames),
+      least, most))
+end
+
 local fixture_audio
 -- The fixture's own audio frame count (what every player must get).
 local function fixture_audio_frames()
@@ -86,16 +100,7 @@ describe("rtmps:// listeners", function()
     assert.are.equal(0, H.wait_exit(late, 15), "late TLS player: " .. H.output(late))
     assert_every_frame("TLS player", tls_file, fixture_audio_frames())
     assert_every_frame("plain player", plain_file, fixture_audio_frames())
-    -- the late joiner starts at a keyframe no later than its join, and has every frame from there
-    -- (whole GOPs: at least those that began after it asked, within a second of its spawn)
-    assert.are.equal("K_", H.first_video_flags(late_file))
-    local gop_s = F.gop / F.fps
-    local late_info = assert(H.probe(late_file))
-    local most = F.frames - math.max(0, math.floor((late_at - 1) / gop_s)) * F.gop
-    local least = F.frames - math.ceil((late_at + 1) / gop_s) * F.gop
-    assert(late_info.video.frames >= least and late_info.video.frames <= most and late_info.video.frames % F.gop == 0,
-      fmt("late TLS joiner at %.1f s: %s frames, want whole GOPs from %d to %d", late_at,
-        tostring(late_info.video.frames), least, most))
+    assert_late_joiner("late TLS joiner", late_file, late_at)
     -- the log says what each TLS connection negotiated, and that no plain one has TLS
     local log = srv.log()
     local tls_lines = H.count_plain(log, " TLS: TLSv1.")
@@ -210,7 +215,7 @@ describe("rtmps:// listeners", function()
     local late = {}
     for i = 1, 4 do
       local file = H.tmpname(fmt("many-late-%d.flv", i))
-      late[i] = { file = file, proc = H.ffmpeg_play(srv.tls_url("live/many"), file, 4) }
+      late[i] = { file = file, proc = H.ffmpeg_play(srv.tls_url("live/many"), file, 4), at = H.now() - pub.started }
     end
     assert.are.equal(0, H.wait_exit(pub, F.seconds + 15), "publisher: " .. H.output(pub))
     for i, p in ipairs(players) do
@@ -221,13 +226,10 @@ describe("rtmps:// listeners", function()
     for i, p in ipairs(late) do
       local label = "late TLS player " .. i
       assert.are.equal(0, H.wait_exit(p.proc, 15), label .. ": " .. H.output(p.proc))
-      local info = assert(H.probe(p.file), label)
-      assert.are.equal("K_", H.first_video_flags(p.file), label)
-      assert(info.video.frames > 0 and info.video.frames % F.gop == 0,
-        fmt("%s: %s video frames, want whole GOPs", label, tostring(info.video.frames)))
+      assert_late_joiner(label, p.file, p.at)
     end
     local log = srv.log()
-    -- (with the kernel's tls ULP, kTLS send instead of our records)
+    -- 22 TLS players and the publisher (with the kernel's tls ULP, kTLS send instead of our records)
     assert.are.equal(23, H.count_plain(log, "output TLS records of up to 16 KiB sealed by luartmp")
       + H.count_plain(log, "output kTLS send"), log)
     assert_no_tls_warning(log)
