@@ -70,7 +70,10 @@ end
 -- waits for both to end and checks the recording: every frame.
 local function start_pair(nginx, play_url, name, pub_url)
   local out = H.tmpname(name .. "-play.flv")
-  local player = H.ffmpeg_play(play_url, out, 1.5)
+  -- (the player's idle limit covers the publisher's start through the
+  -- proxy too: 1.5 s was not always enough with the suite's workers on
+  -- two cores; it also ends the player after the stream ends)
+  local player = H.ffmpeg_play(play_url, out, 4)
   assert(H.wait_until(function() return nginx.count("play", name) >= 1 end, 10),
     "nginx never saw the player:\n" .. nginx.log())
   local job = { pub = publish(pub_url) }
