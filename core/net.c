@@ -2007,10 +2007,12 @@ static int listen_fds(const char *addr, const char *host, const char *port, int 
     return nfds;
 }
 
-int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen)
+/* One address of rtmp_net_check_listen: its sockets stay open in fds
+ * (how many in *nfds), so that the next address is bound beside them. */
+static int check_one(const char *addr, const rtmp_tls_config *tls, int *fds, int *nfds, char *err, size_t errlen)
 {
     char host[256], port[32], why[400];
-    int any, use_tls, fds[MAX_LISTEN_FDS];
+    int any, use_tls;
     if (parse_listen(addr, host, sizeof host, port, sizeof port, &any, &use_tls, err, errlen) < 0)
         return -1;
     if (use_tls) {
@@ -2021,10 +2023,26 @@ int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *er
         }
         SSL_CTX_free(ctx);
     }
-    int nfds = listen_fds(addr, host, port, any, fds, err, errlen); /* can it be bound now? */
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]);
-    return nfds < 0 ? -1 : 0;
+    int n = listen_fds(addr, host, port, any, fds, err, errlen); /* can it be bound now? */
+    if (n < 0)
+        return -1;
+    *nfds = n;
+    return 0;
+}
+
+int rtmp_net_check_listen(const char *const *addrs, int n, const rtmp_tls_config *tls, char *err, size_t errlen)
+{
+    int fds[RTMP_NET_CHECK_MAX][MAX_LISTEN_FDS], nfds[RTMP_NET_CHECK_MAX] = { 0 }, rc = 0, k;
+    if (n > RTMP_NET_CHECK_MAX) {
+        snprintf(err, errlen, "more than %d listen addresses", RTMP_NET_CHECK_MAX);
+        return -1;
+    }
+    for (k = 0; k < n && rc == 0; k++)
+        rc = check_one(addrs[k], tls, fds[k], &nfds[k], err, errlen);
+    while (k-- > 0)
+        for (int i = 0; i < nfds[k]; i++)
+            close(fds[k][i]);
+    return rc;
 }
 
 int rtmp_net_listen_sockets(const char *addr, int *fds, int max, char *err, size_t errlen)

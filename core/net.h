@@ -161,14 +161,17 @@ rtmp_listener *rtmp_net_listen(rtmp_net *n, const char *addr, const rtmp_conn_co
                                const rtmp_tls_config *tls, const rtmp_conn_handler *h, void *ud,
                                char *err, size_t errlen);
 
-/* What rtmp_net_listen would refuse, found now: the address's form, for
- * rtmps:// the certificate and key (loaded, then dropped), and whether
- * the address can be bound (listening sockets made, then closed: in use,
- * not a local address, a port below 1024 without the right).  0, or -1
- * with the message in err.  For a command line to refuse what cannot
- * work before anything runs (another process may still take the port
- * in between). */
-int rtmp_net_check_listen(const char *addr, const rtmp_tls_config *tls, char *err, size_t errlen);
+/* What rtmp_net_listen would refuse for any of n addresses, found now:
+ * each address's form, for rtmps:// the certificate and key (loaded,
+ * then dropped), and whether it can be bound beside the ones before it
+ * (listening sockets made and held until all are checked, then closed:
+ * in use, given twice, not a local address, a port below 1024 without
+ * the right).  0, or -1 with the first failure's message in err.  For a
+ * command line to refuse what cannot work before anything runs (another
+ * process may still take the port in between).  At most
+ * RTMP_NET_CHECK_MAX addresses. */
+#define RTMP_NET_CHECK_MAX 16
+int rtmp_net_check_listen(const char *const *addrs, int n, const rtmp_tls_config *tls, char *err, size_t errlen);
 void rtmp_listener_close(rtmp_listener *l);
 
 /* For a sibling of this file that accepts connections of its own

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
     static rtmp_l_memory memory; /* the allocator's accounting (--script-memory) */
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
-    const char *listen[16];
+    const char *listen[RTMP_NET_CHECK_MAX]; /* --listen, all checked at once */
     int nlisten = 0, i;
 
     rtmp_tlsrec_track_memory(); /* before anything makes OpenSSL allocate */
@@ -336,16 +336,15 @@ int main(int argc, char **argv)
     lua_pop(L, 1);
     /* what cannot listen says so now (exit 1, as a script that failed),
      * not from inside the script: a bad address, rtmps:// without a
-     * certificate and key that load, an address that cannot be bound */
+     * certificate and key that load, an address that cannot be bound
+     * (taken, or the same port given twice) */
     rtmp_tls_config tls;
     rtmp_l_settings_read_tls(L, 0, &tls);
-    for (int k = 0; k < nlisten; k++) {
-        char err[600];
-        if (rtmp_net_check_listen(listen[k], &tls, err, sizeof err) < 0) {
-            fprintf(stderr, "luartmp: %s\n", err);
-            lua_close(L);
-            return 1;
-        }
+    char err[600];
+    if (rtmp_net_check_listen(listen, nlisten, &tls, err, sizeof err) < 0) {
+        fprintf(stderr, "luartmp: %s\n", err);
+        lua_close(L);
+        return 1;
     }
     /* --drain-to: where a drain sends clients must be a URL they can use */
     lua_getfield(L, -1, "options");
