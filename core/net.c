@@ -1957,6 +1957,8 @@ static int parse_listen(const char *addr, char *host, size_t hostlen, char *port
     return 0;
 }
 
+/* A listening socket for one address, or -1 with why in err and the
+ * cause in errno. */
 static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -1970,18 +1972,21 @@ static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
         goto fail;
     return fd;
 fail:;
+    int e = errno;
     char where[80];
     format_addr(ai->ai_addr, where, sizeof where);
-    snprintf(err, errlen, "listen %s: %s", where, strerror(errno));
+    snprintf(err, errlen, "listen %s: %s", where, strerror(e));
     if (fd >= 0)
         close(fd);
+    errno = e;
     return -1;
 }
 
 /* Listening sockets for host:port (any: every local address) into fds
- * (at most MAX_LISTEN_FDS): how many, or -1 with why in err when none
- * could be made (an address that fails beside one that works is left
- * out: a host without IPv6). */
+ * (at most MAX_LISTEN_FDS): how many, or -1 with why in err.  An address
+ * that fails beside one that works is left out (a host without IPv6),
+ * unless it is in use: a port that another socket holds on one of the
+ * addresses fails all of them, rather than serve the others alone. */
 static int listen_fds(const char *addr, const char *host, const char *port, int any, int *fds, char *err,
                       size_t errlen)
 {
@@ -1992,14 +1997,29 @@ static int listen_fds(const char *addr, const char *host, const char *port, int 
         snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(gai));
         return -1;
     }
-    int nfds = 0;
+    int nfds = 0, taken = 0;
     char firsterr[256] = "", scratch[256];
-    for (struct addrinfo *ai = res; ai && nfds < MAX_LISTEN_FDS; ai = ai->ai_next) {
-        int fd = listen_one(ai, firsterr[0] ? scratch : firsterr, sizeof firsterr);
-        if (fd >= 0)
+    const struct addrinfo *bound[MAX_LISTEN_FDS];
+    for (struct addrinfo *ai = res; ai && nfds < MAX_LISTEN_FDS && !taken; ai = ai->ai_next) {
+        int again = 0; /* the resolver may name one address twice (/etc/hosts) */
+        for (int i = 0; i < nfds && !again; i++)
+            again = bound[i]->ai_addrlen == ai->ai_addrlen && !memcmp(bound[i]->ai_addr, ai->ai_addr, ai->ai_addrlen);
+        if (again)
+            continue;
+        int fd = listen_one(ai, scratch, sizeof scratch);
+        if (fd >= 0) {
+            bound[nfds] = ai;
             fds[nfds++] = fd;
+            continue;
+        }
+        taken = errno == EADDRINUSE;
+        if (!firsterr[0] || taken)
+            snprintf(firsterr, sizeof firsterr, "%s", scratch);
     }
     freeaddrinfo(res);
+    if (taken)
+        while (nfds > 0)
+            close(fds[--nfds]);
     if (nfds == 0) {
         snprintf(err, errlen, "%s", firsterr[0] ? firsterr : "no address to listen on");
         return -1;

@@ -172,6 +172,9 @@ int main(int argc, char **argv)
     static rtmp_l_memory memory; /* the allocator's accounting (--script-memory) */
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define LISTEN_MAX STRINGIFY(RTMP_NET_CHECK_MAX)
     const char *listen[RTMP_NET_CHECK_MAX]; /* --listen, all checked at once */
     int nlisten = 0, i;
 
@@ -241,7 +244,7 @@ int main(int argc, char **argv)
             set[nset++].val = val;
         } else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
             if (nlisten == (int)(sizeof listen / sizeof listen[0]))
-                return fail_usage("too many --listen options (at most 16)%s", "");
+                return fail_usage("too many --listen options (at most %s)", LISTEN_MAX);
             listen[nlisten++] = val;
         } else if (strcmp(a, "--log-level") == 0) {
             if (rtmp_log_parse_level(val) < 0)
@@ -337,7 +340,7 @@ int main(int argc, char **argv)
     /* what cannot listen says so now (exit 1, as a script that failed),
      * not from inside the script: a bad address, rtmps:// without a
      * certificate and key that load, an address that cannot be bound
-     * (taken, or the same port given twice) */
+     * (taken, or by an earlier --listen) */
     rtmp_tls_config tls;
     rtmp_l_settings_read_tls(L, 0, &tls);
     char err[600];

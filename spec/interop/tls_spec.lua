@@ -651,6 +651,8 @@ describe("TLS errors", function()
       -- one port for both listeners: each address alone could be bound
       ["--listen 127.0.0.1:%d --listen rtmps://127.0.0.1:%d --tls-cert " .. q(c.cert) .. " --tls-key " .. q(c.key)] =
         "luartmp: listen 127.0.0.1:%d: Address already in use\n",
+      -- a bare port is every address: taken on one (IPv4), it is not served on the others (IPv6) alone
+      ["--listen 127.0.0.1:%d --listen %d"] = "luartmp: listen 0.0.0.0:%d: Address already in use\n",
     }) do
       local port = H.free_port()
       local out
