@@ -412,6 +412,41 @@ if want("tls") then
     end
     return speeds[evp] or nil
   end
+  -- A TLS and a plain server at once, each with its own loader: whatever
+  -- slows the machine (the host under a VM) then slows both, where
+  -- alternated runs meet it one at a time. Four processes share the
+  -- cores, so the CPU figures are not the alternated ones; their ratio is
+  -- what this is for. Returns the two loader results, or nil.
+  local function run_at_once(args)
+    local tport, pport = free_port(), free_port()
+    while pport == tport do pport = free_port() end
+    local tpid, tshown = variant.start(tport)
+    local ppid, pshown = SERVERS[1].start(pport)
+    local res = {}
+    if wait_port(tport, 10) and wait_port(pport, 10) then
+      local cmds, shown = {}, {}
+      for i, s in ipairs({ { "tls", tport, tpid, "--tls " }, { "plain", pport, ppid, "" } }) do
+        local cmd = fmt("%s --url rtmp://127.0.0.1:%d/live/bench --server-pid %d --json %s%s", LOADER, s[2], s[3], s[4], args)
+        cmds[i] = fmt("%s >%s/at-once-%s.json 2>%s/at-once-%s.err", cmd, tmp, s[1], tmp, s[1])
+        shown[i] = cmd:gsub("127%.0%.0%.1:%d+/", "127.0.0.1:PORT/"):gsub("%-%-server%-pid %d+", "--server-pid PID")
+      end
+      log("[at once] %s & %s", cmds[1], cmds[2])
+      commands[#commands + 1] = { server = "both", server_cmd = tshown .. "` and `" .. pshown,
+        loader = shown[1] .. " & " .. shown[2] }
+      sh(fmt("ulimit -n 200000 2>/dev/null; %s & %s & wait", cmds[1], cmds[2]))
+      for _, name in ipairs({ "tls", "plain" }) do
+        res[name] = json.decode((read_file(fmt("%s/at-once-%s.json", tmp, name)) or ""):match("{.*}") or "")
+      end
+    end
+    stop(tpid)
+    stop(ppid)
+    if not (res.tls and res.plain) then
+      log("at-once run unusable: %s / %s", read_file(tmp .. "/at-once-tls.err") or "", read_file(tmp .. "/at-once-plain.err") or "")
+      failures = failures + 1
+      return nil
+    end
+    return res.tls, res.plain
+  end
   local rows = {}
   for _, n in ipairs(opts.quick and { 100 } or { 100, 1000 }) do
     local r = fanout(n)
@@ -444,6 +479,18 @@ if want("tls") then
       end
     end
     table.sort(paired)
+    -- at 100 players also as many pairs at once (1000 players twice over
+    -- would be more than the two loaders can take on this machine)
+    local together = {}
+    for k = 1, n == 100 and opts.tls_pairs or 0 do
+      local t, p = run_at_once(args)
+      local tg, pg = t and t.cpu_seconds and cpu_per_gb(t), p and p.cpu_seconds and cpu_per_gb(p)
+      if tg and pg then
+        together[#together + 1] = tg / pg
+        log("  at once %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", k, tg, pg, tg / pg)
+      end
+    end
+    table.sort(together)
     local tc = med(T, "cpu_seconds", cpu_per_gb)
     local lc, nc = med(P, "cpu_seconds", cpu_per_gb), med(r["nginx-rtmp"], "cpu_seconds", cpu_per_gb)
     local ktls, records, sealed, cipher = 0, 0, 0, nil
@@ -456,21 +503,27 @@ if want("tls") then
     end
     logs = {}
     local floor = cipher_cost(cipher)
-    local spread = #paired > 0 and fmt("%s (%.2f-%.2f)", ratio(median(paired), 1), paired[1], paired[#paired]) or "n/a"
-    rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), spread, ratio(tc, nc),
+    local function spread(list)
+      return #list > 0 and fmt("%s (%.2f-%.2f)", ratio(median(list), 1), list[1], list[#list]) or "-"
+    end
+    rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), spread(paired), spread(together),
+      ratio(tc, nc),
       fmt("%d of %d", ktls, ktls + records), fmt("%d of %d", sealed, ktls + records), num(med(T, "behind"), 0),
       cipher or "n/a", num(floor),
       ratio(floor and lc and lc + floor, lc) }
   end
   section("RTMPS fan-out: one publisher, N players over TLS",
     { "N", "luartmp TLS CPU s/GB", "luartmp plain CPU s/GB", "nginx CPU s/GB (plain)", "TLS/plain",
-      "TLS/plain, run by run: median (range)", "TLS/nginx",
+      "TLS/plain, run by run: median (range)", "TLS/plain, both at once: median (range)", "TLS/nginx",
       "connections on kTLS send", "records sealed by luartmp", "TLS behind", "cipher", "cipher alone s/GB",
       "lowest TLS/plain it allows" }, rows,
     "The fan-out above over rtmps:// (OpenSSL; the loader's players and publisher speak TLS without verification), "
-    .. fmt("its runs alternated with as many plain ones (%d pairs at 100 players, %d at 1000; ", opts.tls_pairs, opts.repeats)
+    .. fmt("its runs alternated with as many plain ones (%s; ", opts.quick and fmt("%d pair", opts.tls_pairs)
+      or fmt("%d pairs at 100 players, %d at 1000", opts.tls_pairs, opts.repeats))
     .. "the plain column: theirs; TLS/plain divides the medians, "
-    .. "the column after it each TLS run by the plain run next to it). "
+    .. "the column after it each TLS run by the plain run next to it; at 100 players as many pairs also ran "
+    .. "both at once, a TLS and a plain server each with its own loader, so that whatever slows the machine "
+    .. "slows both: each pair's TLS figure divided by its plain one). "
     .. "nginx-rtmp has no RTMPS: its plain figures from the fan-out section. Without kTLS (the kernel's `tls` ULP) "
     .. "output goes as TLS records of up to 16 KiB, encrypted in user space: on TLS 1.3 sealed by luartmp from the "
     .. "shared buffers (docs/TLS.md). Cipher alone: 1 / `openssl speed` of the negotiated cipher on 16 KiB "
@@ -616,7 +669,8 @@ local function machine()
       capture("nginx -v"):gsub("nginx version: ", ""),
       capture("dpkg-query -W -f='${Version}' libnginx-mod-rtmp")),
     fmt("- Source: %s", SOURCE_CMD),
-    fmt("- Repeats: %d per measurement, servers alternated, medians shown%s", opts.repeats,
+    fmt("- Repeats: %d per measurement%s, servers alternated, medians shown%s", opts.repeats,
+      want("tls") and fmt(" (RTMPS at 100 players: %d TLS/plain pair%s)", opts.tls_pairs, opts.tls_pairs == 1 and "" or "s") or "",
       opts.quick and " (--quick: a reduced suite)" or ""),
   }, "\n")
 end
