@@ -417,13 +417,19 @@ if want("tls") then
   -- alternated runs meet it one at a time. Four processes share the
   -- cores, so the CPU figures are not the alternated ones; their ratio is
   -- what this is for. Returns the two loader results, or nil.
-  local function run_at_once(args)
-    local tport, pport = free_port(), free_port()
-    while pport == tport do pport = free_port() end
+  local function run_at_once(args, k)
+    -- one server listening before the other's port is picked: no collision
+    local tport = free_port()
     local tpid, tshown = variant.start(tport)
+    local up = wait_port(tport, 10)
+    local pport = free_port()
     local ppid, pshown = SERVERS[1].start(pport)
+    up = up and wait_port(pport, 10)
+    sh(fmt("rm -f %s/at-once-*", tmp))
     local res = {}
-    if wait_port(tport, 10) and wait_port(pport, 10) then
+    if not up then
+      log("at-once run: a server did not listen")
+    else
       local cmds, shown = {}, {}
       for i, s in ipairs({ { "tls", tport, tpid, "--tls " }, { "plain", pport, ppid, "" } }) do
         local cmd = fmt("%s --url rtmp://127.0.0.1:%d/live/bench --server-pid %d --json %s%s", LOADER, s[2], s[3], s[4], args)
@@ -433,7 +439,8 @@ if want("tls") then
       log("[at once] %s & %s", cmds[1], cmds[2])
       commands[#commands + 1] = { server = "both", server_cmd = tshown .. "` and `" .. pshown,
         loader = shown[1] .. " & " .. shown[2] }
-      sh(fmt("ulimit -n 200000 2>/dev/null; %s & %s & wait", cmds[1], cmds[2]))
+      local a, b = k % 2 == 1 and 1 or 2, k % 2 == 1 and 2 or 1 -- which loader starts first, alternated
+      sh(fmt("ulimit -n 200000 2>/dev/null; %s & %s & wait", cmds[a], cmds[b]))
       for _, name in ipairs({ "tls", "plain" }) do
         res[name] = json.decode((read_file(fmt("%s/at-once-%s.json", tmp, name)) or ""):match("{.*}") or "")
       end
@@ -446,6 +453,18 @@ if want("tls") then
       return nil
     end
     return res.tls, res.plain
+  end
+  -- a TLS run's CPU per GB over its plain partner's, into list (and the
+  -- log); a pair without both figures is a failure of the run
+  local function add_ratio(list, label, k, t, p)
+    local tg, pg = t and t.cpu_seconds and cpu_per_gb(t), p and p.cpu_seconds and cpu_per_gb(p)
+    if tg and pg then
+      list[#list + 1] = tg / pg
+      log("  %s %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", label, k, tg, pg, tg / pg)
+    elseif t and p then -- (a run without a result was counted where it failed)
+      log("  %s %d: no CPU per GB from one side (nothing delivered?)", label, k)
+      failures = failures + 1
+    end
   end
   local rows = {}
   for _, n in ipairs(opts.quick and { 100 } or { 100, 1000 }) do
@@ -460,8 +479,12 @@ if want("tls") then
     -- players (where the 1.3x goal of docs/TLS.md is judged) the section
     -- takes --tls-pairs pairs, enough to put the medians within a few
     -- per cent; at 1000 players, --repeats.
-    local T, P, paired = {}, {}, {}
-    for k = 1, n == 100 and opts.tls_pairs or opts.repeats do
+    -- At 100 players each alternated pair is followed by one run both at
+    -- once (1000 players twice over would be more than the two loaders
+    -- can take on this machine), so that both kinds meet the same hours.
+    local T, P, paired, together = {}, {}, {}, {}
+    local pairs_wanted = n == 100 and opts.tls_pairs or opts.repeats
+    for k = 1, pairs_wanted do
       local t, p
       for j = 0, 1 do
         if (k + j) % 2 == 0 then
@@ -472,24 +495,10 @@ if want("tls") then
           P[#P + 1] = p
         end
       end
-      local tg, pg = t and t.cpu_seconds and cpu_per_gb(t), p and p.cpu_seconds and cpu_per_gb(p)
-      if tg and pg then
-        paired[#paired + 1] = tg / pg
-        log("  pair %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", k, tg, pg, tg / pg)
-      end
+      add_ratio(paired, "pair", k, t, p)
+      if n == 100 then add_ratio(together, "at once", k, run_at_once(args, k)) end
     end
     table.sort(paired)
-    -- at 100 players also as many pairs at once (1000 players twice over
-    -- would be more than the two loaders can take on this machine)
-    local together = {}
-    for k = 1, n == 100 and opts.tls_pairs or 0 do
-      local t, p = run_at_once(args)
-      local tg, pg = t and t.cpu_seconds and cpu_per_gb(t), p and p.cpu_seconds and cpu_per_gb(p)
-      if tg and pg then
-        together[#together + 1] = tg / pg
-        log("  at once %d: TLS %.2f, plain %.2f CPU s/GB: %.2fx", k, tg, pg, tg / pg)
-      end
-    end
     table.sort(together)
     local tc = med(T, "cpu_seconds", cpu_per_gb)
     local lc, nc = med(P, "cpu_seconds", cpu_per_gb), med(r["nginx-rtmp"], "cpu_seconds", cpu_per_gb)
@@ -503,8 +512,10 @@ if want("tls") then
     end
     logs = {}
     local floor = cipher_cost(cipher)
-    local function spread(list)
-      return #list > 0 and fmt("%s (%.2f-%.2f)", ratio(median(list), 1), list[1], list[#list]) or "-"
+    local function spread(list) -- "(n of N)" when pairs were lost
+      if #list == 0 then return "-" end
+      return fmt("%s (%.2f-%.2f)%s", ratio(median(list), 1), list[1], list[#list],
+        #list < pairs_wanted and fmt(", %d of %d pairs", #list, pairs_wanted) or "")
     end
     rows[#rows + 1] = { tostring(n), num(tc), num(lc), num(nc), ratio(tc, lc), spread(paired), spread(together),
       ratio(tc, nc),
@@ -518,12 +529,14 @@ if want("tls") then
       "connections on kTLS send", "records sealed by luartmp", "TLS behind", "cipher", "cipher alone s/GB",
       "lowest TLS/plain it allows" }, rows,
     "The fan-out above over rtmps:// (OpenSSL; the loader's players and publisher speak TLS without verification), "
-    .. fmt("its runs alternated with as many plain ones (%s; ", opts.quick and fmt("%d pair", opts.tls_pairs)
+    .. fmt("its runs alternated with as many plain ones (%s; ", opts.quick
+      and fmt("%d pair%s", opts.tls_pairs, opts.tls_pairs == 1 and "" or "s")
       or fmt("%d pairs at 100 players, %d at 1000", opts.tls_pairs, opts.repeats))
     .. "the plain column: theirs; TLS/plain divides the medians, "
-    .. "the column after it each TLS run by the plain run next to it; at 100 players as many pairs also ran "
-    .. "both at once, a TLS and a plain server each with its own loader, so that whatever slows the machine "
-    .. "slows both: each pair's TLS figure divided by its plain one). "
+    .. "the column after it each TLS run by the plain run next to it; at 100 players each pair is followed by "
+    .. "one run both at once, a TLS and a plain server each with its own loader, so that whatever slows the "
+    .. "machine slows both: its TLS figure divided by its plain one; the kTLS and records counts cover every "
+    .. "TLS server of the section). "
     .. "nginx-rtmp has no RTMPS: its plain figures from the fan-out section. Without kTLS (the kernel's `tls` ULP) "
     .. "output goes as TLS records of up to 16 KiB, encrypted in user space: on TLS 1.3 sealed by luartmp from the "
     .. "shared buffers (docs/TLS.md). Cipher alone: 1 / `openssl speed` of the negotiated cipher on 16 KiB "
