@@ -231,6 +231,21 @@ require("notify").attach(M) -- nginx-rtmp's notifications (config.notify, --noti
 BUILTIN = #watchers.message -- theirs read messages only when configured (record_dir, push)
 
 if ... ~= "live" then -- run as the main script, not required as a module
-    M.start()
+    -- A listener that cannot listen now (1935 without --listen, an --http
+    -- address, a port taken since luartmp's check) ends the server with
+    -- one line, as luartmp's own check does; any other error keeps its
+    -- traceback.
+    local ok, err = xpcall(M.start, function(e)
+        local why = type(e) == "string" and e:gsub("^[^%s:]+%.lua:%d+: ", "", 1) -- (where it was raised)
+        if why and why:find("^[^\n]*listen [^\n]+: [^\n]+$") then return { listen = why } end
+        return debug.traceback(e, 2)
+    end)
+    if not ok then
+        if type(err) == "table" and type(err.listen) == "string" then
+            io.stderr:write("luartmp: ", err.listen, "\n")
+            os.exit(1)
+        end
+        error(err, 0)
+    end
 end
 return M

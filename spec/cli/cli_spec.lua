@@ -67,6 +67,12 @@ describe("luartmp command line", function()
     rc, out = run("--listen 127.0.0.1:" .. srv.port .. " scripts/live.lua")
     assert.are.equal(1, rc)
     assert.truthy(out:find("Address already in use", 1, true), out)
+    -- --http on a port taken: checked only when the script listens, and still one line, no traceback
+    rc, out = run("--listen 127.0.0.1:" .. H.free_port() .. " --http 127.0.0.1:" .. srv.port .. " scripts/live.lua")
+    assert.are.equal(1, rc)
+    local line = "luartmp: --http 127.0.0.1:" .. srv.port .. ": listen 127.0.0.1:" .. srv.port .. ": Address already in use\n"
+    assert.truthy(out:sub(-#line) == line, out)
+    assert.falsy(out:find("traceback", 1, true), out)
   end)
 
   it("listens on IPv4 and IPv6 for a bare port, and shuts down on SIGTERM with exit 0", function()
