@@ -197,13 +197,17 @@ end
 -- Run the loader against a fresh server; returns its JSON result.
 local commands = {}
 local failures = 0 -- loader runs that gave no result
+-- The loader's command against the server at port (pid), and the same
+-- as the doc shows it (no port or pid).
+local function loader_cmd(port, pid, loader_args)
+  local cmd = fmt("%s --url rtmp://127.0.0.1:%d/live/bench --server-pid %d --json %s", LOADER, port, pid, loader_args)
+  return cmd, (cmd:gsub("127%.0%.0%.1:%d+/", "127.0.0.1:PORT/"):gsub("%-%-server%-pid %d+", "--server-pid PID"))
+end
 local function run_loader(server, loader_args, start)
   local port = free_port()
   local pid, server_cmd = (start or server.start)(port)
   assert(wait_port(port, 10), server.name .. " did not listen")
-  local url = fmt("rtmp://127.0.0.1:%d/live/bench", port)
-  local cmd = fmt("%s --url %s --server-pid %d --json %s", LOADER, url, pid, loader_args)
-  local shown = cmd:gsub("127%.0%.0%.1:%d+/", "127.0.0.1:PORT/"):gsub("%-%-server%-pid %d+", "--server-pid PID")
+  local cmd, shown = loader_cmd(port, pid, loader_args)
   commands[#commands + 1] = { server = server.name, server_cmd = server_cmd, loader = shown }
   log("[%s] %s", server.name, cmd)
   local out = capture("ulimit -n 200000 2>/dev/null; " .. cmd .. " 2>" .. tmp .. "/loader.err")
@@ -432,9 +436,9 @@ if want("tls") then
     else
       local cmds, shown = {}, {}
       for i, s in ipairs({ { "tls", tport, tpid, "--tls " }, { "plain", pport, ppid, "" } }) do
-        local cmd = fmt("%s --url rtmp://127.0.0.1:%d/live/bench --server-pid %d --json %s%s", LOADER, s[2], s[3], s[4], args)
+        local cmd
+        cmd, shown[i] = loader_cmd(s[2], s[3], s[4] .. args)
         cmds[i] = fmt("%s >%s/at-once-%s.json 2>%s/at-once-%s.err", cmd, tmp, s[1], tmp, s[1])
-        shown[i] = cmd:gsub("127%.0%.0%.1:%d+/", "127.0.0.1:PORT/"):gsub("%-%-server%-pid %d+", "--server-pid PID")
       end
       log("[at once] %s & %s", cmds[1], cmds[2])
       commands[#commands + 1] = { server = "both", server_cmd = tshown .. "` and `" .. pshown,

@@ -91,6 +91,11 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* RTMP_NET_CHECK_MAX as a string, for fail_usage */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define LISTEN_MAX STRINGIFY(RTMP_NET_CHECK_MAX)
+
 static int fail_usage(const char *fmt, const char *arg)
 {
     fprintf(stderr, "luartmp: ");
@@ -172,9 +177,6 @@ int main(int argc, char **argv)
     static rtmp_l_memory memory; /* the allocator's accounting (--script-memory) */
     const char *log_level = NULL;
     const char *trace = NULL;   /* --trace: "" to the log, else a path */
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-#define LISTEN_MAX STRINGIFY(RTMP_NET_CHECK_MAX)
     const char *listen[RTMP_NET_CHECK_MAX]; /* --listen, all checked at once */
     int nlisten = 0, i;
 
