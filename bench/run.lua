@@ -152,12 +152,12 @@ local function start_nginx(port)
 end
 
 -- luartmp's live server (or `script`); root: the tree whose build and
--- scripts run (default: this one).
-local function start_luartmp(port, extra, script, root)
-  script = script or "scripts/live.lua"
-  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; cd %s && exec %s --listen 127.0.0.1:%d --log-level error %s %s >%s/luartmp-%d.log 2>&1 & echo $!'",
-    root or ".", LUARTMP, port, extra or "", script, tmp, port))
-  return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level error %s %s", extra or "", script)
+-- scripts run (default: this one); level: --log-level (default error).
+local function start_luartmp(port, extra, script, root, level)
+  script, level = script or "scripts/live.lua", level or "error"
+  local pid = capture(fmt("sh -c 'ulimit -n 200000 2>/dev/null; cd %s && exec %s --listen 127.0.0.1:%d --log-level %s %s %s >%s/luartmp-%d.log 2>&1 & echo $!'",
+    root or ".", LUARTMP, port, level, extra or "", script, tmp, port))
+  return tonumber(pid), fmt("luartmp --listen 127.0.0.1:PORT --log-level %s %s %s", level, extra or "", script)
 end
 
 local SERVERS = {
@@ -393,8 +393,8 @@ if want("tls") then
   local variant = { name = "luartmp", start = function(port)
     local plain = free_port() -- live.lua's default listener, unused; the loader goes to `port`
     logs[#logs + 1] = fmt("%s/luartmp-%d.log", tmp, plain)
-    local pid, shown = start_luartmp(plain, fmt("--log-level info --listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s",
-      port, cert, key))
+    local pid, shown = start_luartmp(plain, fmt("--listen rtmps://127.0.0.1:%d --tls-cert %s --tls-key %s",
+      port, cert, key), nil, nil, "info")
     -- shown as the other commands are: the port the loader uses and the run's files by name
     shown = shown:gsub("rtmps://127%.0%.0%.1:%d+", "rtmps://127.0.0.1:PORT"):gsub(tmp:gsub("%p", "%%%0"), "TMP")
     return pid, shown
