@@ -141,6 +141,20 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* the message of an rtmp.fail error at idx (lua/rtmp.lua), else NULL */
+static const char *failure_message(lua_State *L, int idx)
+{
+    const char *msg = NULL;
+    idx = lua_absindex(L, idx);
+    if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, "rtmp.failure");
+        if (lua_rawequal(L, -1, -2) && lua_getfield(L, idx, "message") == LUA_TSTRING)
+            msg = lua_tostring(L, -1); /* (kept alive by the error object) */
+        lua_pop(L, lua_gettop(L) - idx);
+    }
+    return msg;
+}
+
 /* [-0, +1, -] require(name): 0 with its value pushed, or -1 with the
  * error printed (and pushed) */
 static int require_module(lua_State *L, const char *name)
@@ -414,6 +428,12 @@ int main(int argc, char **argv)
             lua_pushstring(co, argv[k]);
     status = lua_resume(co, L, nargs, &nres);
     if (status != LUA_OK && status != LUA_YIELD) {
+        const char *failed = failure_message(co, -1); /* rtmp.fail: one line */
+        if (failed) {
+            fprintf(stderr, "luartmp: %s\n", failed);
+            lua_close(L);
+            return 1;
+        }
         const char *msg = lua_tostring(co, -1);
         luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
         fprintf(stderr, "luartmp: %s\n", lua_tostring(L, -1));

@@ -466,7 +466,7 @@ function M.attach(live)
         elseif addr then
             local options = { listen = addr, routes = M.routes(live) } -- the server reads routes from it
             local srv, err = rtmp.http.listen(options)
-            if not srv then error("--http " .. tostring(addr) .. ": " .. tostring(err), 2) end
+            if not srv then rtmp.fail("--http " .. tostring(addr) .. ": " .. tostring(err)) end
             kept.server, kept.addr, kept.options = srv, addr, options
             kept.timer = rtmp.timer(1, function() sample(live) end, 1)
         end

@@ -218,7 +218,7 @@ function M.start(opts)
         if config[k] ~= nil then config[k] = v end
     end
     local servers = { server:listen(opts) }
-    if not servers[1] then error(servers[2], 2) end
+    if not servers[1] then rtmp.fail(servers[2]) end -- (luartmp: one line)
     return servers
 end
 
@@ -232,27 +232,9 @@ BUILTIN = #watchers.message -- theirs read messages only when configured (record
 
 if ... ~= "live" then -- run as the main script, not required as a module
     -- A listener that cannot listen now (1935 without --listen, an --http
-    -- address, a port taken since luartmp's check) ends the server with
-    -- one line, as luartmp's own check does; any other error keeps its
-    -- traceback. On a reload (SIGHUP) every error goes back to the reload,
-    -- which refuses it and keeps the running server.
-    if require("rtmp.reload").loading() then
-        M.start()
-    else
-        local ok, err = xpcall(M.start, function(e)
-            local why = type(e) == "string" and e:gsub("^[^%s:]+%.lua:%d+: ", "", 1) -- (where it was raised)
-            if why and (why:find("^listen %S+: [^\n]+$") or why:find("^%-%-http %S+: [^\n]+$")) then
-                return { listen = why }
-            end
-            return debug.traceback(e, 2)
-        end)
-        if not ok then
-            if type(err) == "table" and type(err.listen) == "string" then
-                io.stderr:write("luartmp: ", err.listen, "\n")
-                os.exit(1)
-            end
-            error(err, 0)
-        end
-    end
+    -- address, a port taken since luartmp's check) fails with rtmp.fail:
+    -- luartmp ends with one line, as its own check does; on a reload
+    -- (SIGHUP) the reload is refused and the running server kept.
+    M.start()
 end
 return M

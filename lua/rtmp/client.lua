@@ -37,9 +37,12 @@ _M.flash_ver = "LNX 9,0,124,2"
 local spawned = setmetatable({}, { __mode = "k" })
 
 -- An error in a coroutine resumed from the loop: the main script's ends
--- the program (luartmp reports it and exits 1); others are logged.
+-- the program (luartmp reports it and exits 1); others are logged.  An
+-- rtmp.fail error is its message alone, without a traceback.
 local function report(co, err)
-    local tb = debug.traceback(co, tostring(err))
+    local failure = debug.getregistry()["rtmp.failure"]
+    local failed = failure ~= nil and getmetatable(err) == failure
+    local tb = failed and err.message or debug.traceback(co, tostring(err))
     if co == debug.getregistry()["rtmp.main"] then
         io.stderr:write("luartmp: ", tb, "\n")
         io.stderr:flush()

@@ -73,6 +73,41 @@ describe("luartmp command line", function()
     local line = "luartmp: --http 127.0.0.1:" .. srv.port .. ": listen 127.0.0.1:" .. srv.port .. ": Address already in use\n"
     assert.truthy(out:sub(-#line) == line, out)
     assert.falsy(out:find("traceback", 1, true), out)
+    -- the same from a quirk profile, which calls live.start() itself
+    rc, out = run("--listen 127.0.0.1:" .. H.free_port() .. " --http 127.0.0.1:" .. srv.port .. " scripts/quirks/fms.lua")
+    assert.are.equal(1, rc)
+    assert.truthy(out:sub(-#line) == line, out)
+    assert.falsy(out:find("traceback", 1, true), out)
+  end)
+
+  it("ends with rtmp.fail's message alone and exit 1, before or after a wait; caught, it reads as the message", function()
+    local script = H.tmpname("fail") .. ".lua"
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      io.stdout:setvbuf("no") -- (in order with stderr)
+      local ok, err = pcall(rtmp.fail, "caught " .. 1)
+      print(ok, tostring(err), err.message, type(err))
+      if arg[1] == "late" then rtmp.sleep(0.02) end
+      rtmp.fail("cannot go on: " .. arg[1])
+      print("not reached")
+    ]])
+    for _, when in ipairs({ "early", "late" }) do
+      local rc, out = run(q(script) .. " " .. when)
+      assert.are.equal(1, rc)
+      assert.are.equal("false\tcaught 1\tcaught 1\ttable\nluartmp: cannot go on: " .. when .. "\n", out)
+    end
+    -- in a spawned coroutine: logged as the message alone, the program goes on
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      rtmp.spawn(function() rtmp.sleep(0.01); rtmp.fail("spawned gave up") end)
+      rtmp.sleep(0.05)
+      print("main goes on")
+    ]])
+    local rc, out = run(q(script))
+    assert.are.equal(0, rc)
+    assert.truthy(out:find("spawned coroutine: spawned gave up", 1, true), out)
+    assert.truthy(out:find("main goes on", 1, true), out)
+    assert.falsy(out:find("traceback", 1, true), out)
   end)
 
   it("listens on IPv4 and IPv6 for a bare port, and shuts down on SIGTERM with exit 0", function()
