@@ -29,7 +29,7 @@
 #include "../core/buf.h"
 
 /* Parts of the module; luaopen_rtmp_core calls each. */
-void rtmp_l_open_util(lua_State *L);      /* rtmp.isatty; the buffer slot (l_util.c) */
+void rtmp_l_open_util(lua_State *L);      /* rtmp.isatty, rtmp.fail; the buffer slot (l_util.c) */
 void rtmp_l_open_log(lua_State *L);       /* rtmp.log (l_log.c) */
 void rtmp_l_open_amf0(lua_State *L);      /* rtmp.amf0, rtmp.null, rtmp.undefined (l_amf0.c) */
 void rtmp_l_open_amf3(lua_State *L);      /* rtmp.amf3, after rtmp_l_open_amf0 (l_amf3.c) */
@@ -88,6 +88,11 @@ uint32_t rtmp_l_opt_u32(lua_State *L, int t, const char *k, uint32_t def);
 void rtmp_l_settle(lua_State *L, int *ref, lua_CFunction deliver, void *outcome, const char *what);
 void rtmp_l_release(lua_State *L, int *ref);
 int rtmp_l_push_fail(lua_State *L, const char *err, int rc);
+
+/* [-0, +0, -] The message of the rtmp.fail error at idx (an error for the
+ * user to read, printed alone), or NULL for any other value.  The string
+ * lives as long as that error value does. */
+const char *rtmp_l_failure(lua_State *L, int idx);
 
 /* ---- l_url.c ---- */
 

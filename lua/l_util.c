@@ -1,10 +1,12 @@
 /*
  * l_util.c: what every part of the binding may use (l_rtmp.h): the
  * buffer slot, an integer field of an options table, a callback in
- * flight; and rtmp.isatty for command-line scripts.
+ * flight; and for scripts rtmp.isatty and rtmp.fail.
  *
  *   rtmp.isatty(2)          -- is stderr a terminal?
  *   rtmp.isatty("stdout")   -- the same, by name
+ *   rtmp.fail("listen 127.0.0.1:1935: Address already in use")
+ *   rtmp.failure(err)       -- its message when err is rtmp.fail's, else nil
  */
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +83,70 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* ---- rtmp.fail: an error for the user to read ---- */
+
+/* Its error value is a table { message = "..." } with this metatable:
+ * tostring and .. give the message, so a script that catches it reads it
+ * as it would a string; luartmp, when nothing caught it, prints the
+ * message alone (rtmp_l_failure). */
+#define FAILURE_MT "rtmp.failure"
+
+const char *rtmp_l_failure(lua_State *L, int idx)
+{
+    const char *msg = NULL;
+    int top = lua_gettop(L);
+    idx = lua_absindex(L, idx);
+    if (lua_istable(L, idx) && lua_checkstack(L, 3) && lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, FAILURE_MT);
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pushliteral(L, "message");
+            if (lua_rawget(L, idx) == LUA_TSTRING)
+                msg = lua_tostring(L, -1); /* held by the error table at idx */
+        }
+    }
+    lua_settop(L, top);
+    return msg;
+}
+
+/* rtmp.fail(message): raise it, as an rtmp.failure.  [-0, +0, v] */
+static int l_fail(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_tostring(L, -1); /* (a number becomes its text) */
+    lua_setfield(L, -2, "message");
+    luaL_setmetatable(L, FAILURE_MT);
+    return lua_error(L);
+}
+
+/* rtmp.failure(err) -> err's message when it is rtmp.fail's, else nil */
+static int l_failure(lua_State *L)
+{
+    const char *msg = rtmp_l_failure(L, 1);
+    if (msg)
+        lua_pushstring(L, msg);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int failure_tostring(lua_State *L)
+{
+    const char *msg = rtmp_l_failure(L, 1);
+    lua_pushstring(L, msg ? msg : "(rtmp.failure without a message)");
+    return 1;
+}
+
+static int failure_concat(lua_State *L)
+{
+    luaL_tolstring(L, 1, NULL);
+    luaL_tolstring(L, 2, NULL);
+    lua_concat(L, 2);
+    return 1;
+}
+
 void rtmp_l_open_util(lua_State *L)
 {
     if (luaL_newmetatable(L, SLOT_MT)) {
@@ -88,8 +154,19 @@ void rtmp_l_open_util(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, FAILURE_MT)) { /* (__name: FAILURE_MT) */
+        lua_pushcfunction(L, failure_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, failure_concat);
+        lua_setfield(L, -2, "__concat");
+    }
+    lua_pop(L, 1);
     lua_pushcfunction(L, l_isatty);
     lua_setfield(L, -2, "isatty");
+    lua_pushcfunction(L, l_fail);
+    lua_setfield(L, -2, "fail");
+    lua_pushcfunction(L, l_failure);
+    lua_setfield(L, -2, "failure");
 }
 
 /* ---- a callback in flight ---- */

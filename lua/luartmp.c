@@ -21,6 +21,7 @@
 #include "../core/tlsrec.h"
 #include "../core/url.h"
 #include "l_contain.h"
+#include "l_rtmp.h" /* rtmp_l_failure */
 #include "l_settings.h"
 
 #ifndef LUARTMP_VERSION
@@ -139,20 +140,6 @@ static int traceback(lua_State *L)
         msg = luaL_tolstring(L, 1, NULL);
     luaL_traceback(L, L, msg, 1);
     return 1;
-}
-
-/* the message of an rtmp.fail error at idx (lua/rtmp.lua), else NULL */
-static const char *failure_message(lua_State *L, int idx)
-{
-    const char *msg = NULL;
-    idx = lua_absindex(L, idx);
-    if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
-        luaL_getmetatable(L, "rtmp.failure");
-        if (lua_rawequal(L, -1, -2) && lua_getfield(L, idx, "message") == LUA_TSTRING)
-            msg = lua_tostring(L, -1); /* (kept alive by the error object) */
-        lua_pop(L, lua_gettop(L) - idx);
-    }
-    return msg;
 }
 
 /* [-0, +1, -] require(name): 0 with its value pushed, or -1 with the
@@ -428,7 +415,7 @@ int main(int argc, char **argv)
             lua_pushstring(co, argv[k]);
     status = lua_resume(co, L, nargs, &nres);
     if (status != LUA_OK && status != LUA_YIELD) {
-        const char *failed = failure_message(co, -1); /* rtmp.fail: one line */
+        const char *failed = rtmp_l_failure(co, -1); /* rtmp.fail: one line */
         if (failed) {
             fprintf(stderr, "luartmp: %s\n", failed);
             lua_close(L);

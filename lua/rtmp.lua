@@ -64,19 +64,6 @@ function core.drain(...) return require("rtmp.drain").drain(...) end
 function core.reload(...) return require("rtmp.reload").reload(...) end
 function core.keep(...) return require("rtmp.reload").keep(...) end
 
--- The error object of rtmp.fail; luartmp finds it in the registry by name.
-local Failure = { __name = "rtmp.failure", __tostring = function(f) return f.message end }
-debug.getregistry()["rtmp.failure"] = Failure
-
---- rtmp.fail(message): raise an error that is the user's to read, not the
---- script's (an address that cannot be listened on, say).  Caught, it
---- reads as message (tostring(err), err.message); not caught in luartmp's
---- main script, luartmp prints `luartmp: message` alone, without a
---- traceback, and exits 1.  On a reload it refuses the reload, as any error.
-function core.fail(message)
-  error(setmetatable({ message = tostring(message) }, Failure), 0)
-end
-
 -- luartmp --drain-to: SIGTERM drains instead of shutting down
 if core.options.drain_to then
   core.on_sigterm(function() return require("rtmp.drain").sigterm() end)

@@ -212,6 +212,8 @@ function server.on_close(conn, reason) if hooks.on_close then hooks.on_close(con
 --- an address or a list (default: --listen, else 1935); opts may hold any
 --- live.config or rtmp.listen setting.  On a reload, the servers of the
 --- first start (the address and rtmp.listen settings need a restart).
+--- An address that cannot be listened on raises rtmp.fail (luartmp: one
+--- line), as does an --http address (http_api.lua).
 function M.start(opts)
     opts = opts or {}
     for k, v in pairs(opts) do

@@ -40,9 +40,7 @@ local spawned = setmetatable({}, { __mode = "k" })
 -- the program (luartmp reports it and exits 1); others are logged.  An
 -- rtmp.fail error is its message alone, without a traceback.
 local function report(co, err)
-    local failure = debug.getregistry()["rtmp.failure"]
-    local failed = failure ~= nil and getmetatable(err) == failure
-    local tb = failed and err.message or debug.traceback(co, tostring(err))
+    local tb = rtmp.failure(err) or debug.traceback(co, tostring(err))
     if co == debug.getregistry()["rtmp.main"] then
         io.stderr:write("luartmp: ", tb, "\n")
         io.stderr:flush()

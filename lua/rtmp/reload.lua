@@ -13,7 +13,8 @@
 -- refuses the reload with nothing run.  A run that fails refuses it too:
 -- package.loaded gets its entries back and what the load registered with
 -- reload.commit is dropped, so the running handlers stay.  A refusal is
--- logged as "reload refused: <file>:<line>: <message>".
+-- logged as "reload refused: <file>:<line>: <message>" (the message alone
+-- for an rtmp.fail error).
 --
 -- State that must outlive a load lives in kept tables (rtmp.keep): the
 -- connections' and streams' tables, the listening servers.  A module

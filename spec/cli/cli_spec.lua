@@ -80,13 +80,14 @@ describe("luartmp command line", function()
     assert.falsy(out:find("traceback", 1, true), out)
   end)
 
-  it("ends with rtmp.fail's message alone and exit 1, before or after a wait; caught, it reads as the message", function()
+  it("ends with rtmp.fail's message alone and exit 1 (early, late, from live.start); caught it reads as the message; a reload it fails is refused", function()
     local script = H.tmpname("fail") .. ".lua"
     H.write_file(script, [[
       local rtmp = require "rtmp"
       io.stdout:setvbuf("no") -- (in order with stderr)
       local ok, err = pcall(rtmp.fail, "caught " .. 1)
-      print(ok, tostring(err), err.message, type(err))
+      print(ok, tostring(err), err.message, type(err), rtmp.failure(err), "read: " .. err)
+      print(rtmp.failure("a string"), rtmp.failure(setmetatable({ message = "m" }, {})), select(2, pcall(rtmp.fail, 42)))
       if arg[1] == "late" then rtmp.sleep(0.02) end
       rtmp.fail("cannot go on: " .. arg[1])
       print("not reached")
@@ -94,7 +95,9 @@ describe("luartmp command line", function()
     for _, when in ipairs({ "early", "late" }) do
       local rc, out = run(q(script) .. " " .. when)
       assert.are.equal(1, rc)
-      assert.are.equal("false\tcaught 1\tcaught 1\ttable\nluartmp: cannot go on: " .. when .. "\n", out)
+      assert.are.equal("false\tcaught 1\tcaught 1\ttable\tcaught 1\tread: caught 1\n"
+        .. "nil\tnil\t42\n"
+        .. "luartmp: cannot go on: " .. when .. "\n", out)
     end
     -- in a spawned coroutine: logged as the message alone, the program goes on
     H.write_file(script, [[
@@ -108,6 +111,28 @@ describe("luartmp command line", function()
     assert.truthy(out:find("spawned coroutine: spawned gave up", 1, true), out)
     assert.truthy(out:find("main goes on", 1, true), out)
     assert.falsy(out:find("traceback", 1, true), out)
+    -- live.start's own: a script listening on a port taken since luartmp's check
+    local srv = H.luartmp_start()
+    H.write_file(script, [[
+      local live = require "live"
+      live.start{ listen = "127.0.0.1:]] .. srv.port .. [[" }
+    ]])
+    rc, out = run(q(script))
+    assert.are.equal(1, rc)
+    assert.are.equal("luartmp: listen 127.0.0.1:" .. srv.port .. ": Address already in use\n", out)
+    -- a reload it fails is refused, with the message, and the process goes on
+    H.write_file(script, [[
+      local rtmp = require "rtmp"
+      io.stdout:setvbuf("no")
+      local loads = rtmp.keep("loads", { n = 0 })
+      loads.n = loads.n + 1
+      if loads.n == 2 then rtmp.fail("second load refused") end
+      if loads.n == 1 then rtmp.timer(0.02, function() print("reload:", rtmp.reload()) end) end
+    ]])
+    rc, out = run(q(script))
+    assert.are.equal(0, rc)
+    assert.truthy(out:find("reload refused: second load refused", 1, true), out)
+    assert.truthy(out:find("reload:\tnil\tsecond load refused\n", 1, true), out)
   end)
 
   it("listens on IPv4 and IPv6 for a bare port, and shuts down on SIGTERM with exit 0", function()
