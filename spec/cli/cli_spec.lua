@@ -111,7 +111,7 @@ describe("luartmp command line", function()
     assert.truthy(out:find("spawned coroutine: spawned gave up", 1, true), out)
     assert.truthy(out:find("main goes on", 1, true), out)
     assert.falsy(out:find("traceback", 1, true), out)
-    -- live.start's own: a script listening on a port taken since luartmp's check
+    -- live.start's own: a script that names a port in use itself (luartmp checks only --listen)
     local srv = H.luartmp_start()
     H.write_file(script, [[
       local live = require "live"
